@@ -1,0 +1,161 @@
+"""Steering plans, schedules and the live target handle.
+
+The attention function (``inference/attention.py``) reads a :class:`TargetSource` at every decode
+step: a fixed target, a :class:`Schedule` (decode step -> region), or a :class:`LiveTarget` that
+another thread (the GUI) changes while tokens stream. Targets are 0-based region indices into the
+run's region list (panel k is index k-1).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import Enum
+
+from gaze_explorer.core.errors import ScheduleError
+from gaze_explorer.core.heads import HeadSet
+
+DEFAULT_STRENGTH = 1e4
+
+
+class SteeringMode(str, Enum):
+    """The paper's bias modes (what gets -strength besides the non-target image tokens)."""
+
+    BOOST_SUPPRESS = "boost_suppress"  # +s target image tokens, -s other image tokens
+    SUPPRESS_IMAGE = "suppress_image"  # -s other image tokens only
+    SUPPRESS_ALL = "suppress_all"  # also -s on the non-image prompt tokens
+    MAX_SUPPRESS_ALL = "max_suppress_all"  # also -s on every generated token
+
+    @classmethod
+    def parse(cls, value: str | SteeringMode) -> SteeringMode:
+        try:
+            return cls(value)
+        except ValueError as exc:
+            names = ", ".join(m.value for m in cls)
+            raise ScheduleError(f"unknown steering mode {value!r}; choose one of {names}") from exc
+
+
+@dataclass(frozen=True)
+class SteeringPlan:
+    """Which heads get the bias, how, and how hard."""
+
+    heads: HeadSet
+    mode: SteeringMode = SteeringMode.BOOST_SUPPRESS
+    strength: float = DEFAULT_STRENGTH
+    decode_only: bool = True
+
+    def to_dict(self) -> dict:
+        return {
+            "head_set": self.heads.name,
+            "heads": [list(h) for h in self.heads.heads],
+            "mode": self.mode.value,
+            "strength": float(self.strength),
+            "decode_only": bool(self.decode_only),
+        }
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A target change that took effect: the token at ``step`` was the first produced under ``to``."""
+
+    step: int
+    previous: int | None
+    to: int | None
+    source: str  # "schedule" | "live"
+
+
+class TargetSource:
+    """Something the generation loop asks for the target at each decode step."""
+
+    def target_at(self, step: int) -> int | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FixedTarget(TargetSource):
+    target: int | None
+
+    def target_at(self, step: int) -> int | None:
+        return self.target
+
+
+@dataclass(frozen=True)
+class Schedule(TargetSource):
+    """Targets in order, switching every ``switch_every`` decode steps (the last one then stays)."""
+
+    targets: tuple[int, ...]
+    switch_every: int
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ScheduleError("a schedule needs at least one target")
+        if self.switch_every < 1:
+            raise ScheduleError(f"switch-every must be at least 1 token, got {self.switch_every}")
+
+    def target_at(self, step: int) -> int | None:
+        return self.targets[min(step // self.switch_every, len(self.targets) - 1)]
+
+    def to_dict(self) -> dict:
+        return {"targets": [t + 1 for t in self.targets], "switch_every": self.switch_every}
+
+
+def parse_schedule(text: str, n_regions: int, switch_every: int) -> Schedule:
+    """Parse a 1-based panel schedule such as ``4,2,1,6,5,3``."""
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
+    if not parts or any(p == "" for p in parts):
+        raise ScheduleError(f"schedule {text!r}: write panel numbers separated by commas, e.g. 4,2,1,6,5,3")
+    targets = []
+    for p in parts:
+        try:
+            k = int(p)
+        except ValueError as exc:
+            raise ScheduleError(f"schedule {text!r}: {p!r} is not a panel number") from exc
+        if not 1 <= k <= n_regions:
+            raise ScheduleError(f"schedule {text!r} names panel {k}, but the image has {n_regions} panel(s)")
+        targets.append(k - 1)
+    return Schedule(tuple(targets), int(switch_every))
+
+
+@dataclass
+class LiveTarget(TargetSource):
+    """A thread-safe target that another thread may change at any time.
+
+    ``set`` is called from the GUI; the generation loop calls ``target_at`` once per decode step,
+    so a change takes effect at the next token.
+    """
+
+    initial: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._value = self.initial
+
+    def set(self, target: int | None) -> None:
+        with self._lock:
+            self._value = target
+
+    def get(self) -> int | None:
+        with self._lock:
+            return self._value
+
+    def target_at(self, step: int) -> int | None:
+        return self.get()
+
+
+class SwitchRecorder:
+    """Records the steps where the target actually changed, as the generation loop sees them."""
+
+    def __init__(self, source: TargetSource, kind: str) -> None:
+        self.source = source
+        self.kind = kind
+        self.switches: list[Switch] = []
+        self._last: int | None = None
+        self._started = False
+
+    def target_for_step(self, step: int) -> int | None:
+        target = self.source.target_at(step)
+        if self._started and target != self._last:
+            self.switches.append(Switch(step, self._last, target, self.kind))
+        self._last = target
+        self._started = True
+        return target

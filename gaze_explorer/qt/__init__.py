@@ -1,0 +1,1 @@
+"""Everything PySide6/pyqtgraph: the main window, one view per module, widgets and workers."""

@@ -1,0 +1,1 @@
+"""One view per module, each built from a Qt-free model that it subscribes to."""

@@ -1,0 +1,1 @@
+"""h5py session files: schema, one background writer thread, and a reader that hands out numpy arrays."""
