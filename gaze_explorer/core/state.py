@@ -1,0 +1,424 @@
+"""The app's Qt-free observable models (psygnal signals): what the views show and edit.
+
+Views take an :class:`AppState` in ``__init__``, subscribe to the signals of the sub-models they
+show, and write back only through the models' setters; they never call each other. Nothing here
+imports Qt, torch or h5py, so the models are tested without a display.
+
+Sub-models:
+- :class:`SessionModel` - image, token grid, regions and the runs of the open session.
+- :class:`StepModel` - the current decode step, shared by every view.
+- :class:`HeadSelectionModel` - per-head scores, the custom picks and the active head set.
+- :class:`TargetModel` - the steering target (panel, box or schedule).
+- :class:`OverlaySettings` - opacity, colormap and normalisation of the attention overlay.
+- :class:`StatusModel` - model/device/dtype/memory/speed and whether a run is streaming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from psygnal import Signal
+
+from gaze_explorer.core.errors import RegionError, ScheduleError
+from gaze_explorer.core.heads import Head, HeadSet, all_heads, random_control_heads, top_k_heads
+from gaze_explorer.core.regions import ImageTokenGrid, Region, box_region
+from gaze_explorer.core.steering import Schedule, Switch, parse_schedule
+
+COLORMAPS = ("inferno", "magma", "viridis", "plasma")
+NORMALISATIONS = ("per_step", "global")
+HEAD_SET_KINDS = ("top", "random", "all", "custom", "file")
+
+
+@dataclass
+class RunData:
+    """One generation run as the app shows it (streamed live, or read back from a session).
+
+    ``rows_at(step)`` returns the captured attention ``[layer, head, key]`` of that step, or None;
+    it lets a run be backed by memory while it streams and by the session reader once reopened.
+    """
+
+    name: str
+    tokens: list[str] = field(default_factory=list)
+    targets: list[int | None] = field(default_factory=list)  # target region per step
+    switches: list[Switch] = field(default_factory=list)
+    status: str = "running"  # running | finished | cancelled | failed
+    params: dict = field(default_factory=dict)
+    run_id: str | None = None
+    prompt_len: int = 0
+    rows_at: Callable[[int], np.ndarray | None] | None = field(default=None, repr=False)
+    trajectory: np.ndarray | None = None  # [step, region] for the active heads, filled by the app
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+
+class SessionModel:
+    """The open session: image (``[H, W, 3]`` uint8), token grid, regions and runs."""
+
+    image_changed = Signal()
+    runs_changed = Signal()
+    run_updated = Signal(int)  # index of a run that got new tokens or a new status
+    shown_runs_changed = Signal()
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.image: np.ndarray | None = None
+        self.image_name: str = ""
+        self.grid: ImageTokenGrid | None = None
+        self.regions: list[Region] = []
+        self.n_panels: int = 0
+        self.runs: list[RunData] = []
+        self.shown: int | None = None  # index of the run on display
+        self.compare: int | None = None  # index of a second run shown under it
+
+    def set_image(
+        self,
+        image: np.ndarray,
+        grid: ImageTokenGrid | None,
+        regions: Sequence[Region],
+        n_panels: int,
+        name: str = "",
+    ) -> None:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be [H, W, 3], got {image.shape}")
+        self.image = image
+        self.grid = grid
+        self.regions = list(regions)
+        self.n_panels = int(n_panels)
+        self.image_name = name
+        self.image_changed.emit()
+
+    def clear_runs(self) -> None:
+        self.runs = []
+        self.shown = None
+        self.compare = None
+        self.runs_changed.emit()
+        self.shown_runs_changed.emit()
+
+    def add_run(self, run: RunData, show: bool = True) -> int:
+        self.runs.append(run)
+        index = len(self.runs) - 1
+        self.runs_changed.emit()
+        if show:
+            self.show_runs(index, self.compare)
+        return index
+
+    def notify_run(self, index: int) -> None:
+        """Tell views that run ``index`` got tokens or a new status (called on the GUI thread)."""
+        self.run_updated.emit(index)
+
+    def show_runs(self, shown: int | None, compare: int | None = None) -> None:
+        for i in (shown, compare):
+            if i is not None and not 0 <= i < len(self.runs):
+                raise IndexError(f"no run {i}; the session has {len(self.runs)}")
+        if compare == shown:
+            compare = None
+        self.shown, self.compare = shown, compare
+        self.shown_runs_changed.emit()
+
+    @property
+    def shown_run(self) -> RunData | None:
+        return None if self.shown is None else self.runs[self.shown]
+
+    @property
+    def compare_run(self) -> RunData | None:
+        return None if self.compare is None else self.runs[self.compare]
+
+    def region_at(self, x: float, y: float) -> int | None:
+        """Index of the panel region whose box holds pixel (x, y), if any."""
+        for i, region in enumerate(self.regions):
+            if region.box is None:
+                continue
+            x0, y0, x1, y1 = region.box
+            if x0 <= x < x1 and y0 <= y < y1:
+                return i
+        return None
+
+
+class StepModel:
+    """The current decode step and how many there are; shared by every view."""
+
+    step_changed = Signal(int)
+    range_changed = Signal(int)
+    playing_changed = Signal(bool)
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.n_steps = 0
+        self.playing = False
+
+    def set_n_steps(self, n: int, follow: bool = False) -> None:
+        """Set the step count; ``follow`` moves to the last step (used while a run streams)."""
+        self.n_steps = max(int(n), 0)
+        self.range_changed.emit(self.n_steps)
+        target = self.n_steps - 1 if follow else min(self.step, max(self.n_steps - 1, 0))
+        self.set_step(target)
+
+    def set_step(self, step: int) -> None:
+        step = int(min(max(step, 0), max(self.n_steps - 1, 0)))
+        if step != self.step:
+            self.step = step
+            self.step_changed.emit(step)
+
+    def move(self, delta: int) -> None:
+        self.set_step(self.step + delta)
+
+    def set_playing(self, playing: bool) -> None:
+        if playing != self.playing:
+            self.playing = playing
+            self.playing_changed.emit(playing)
+
+
+class HeadSelectionModel:
+    """Per-head scores, the custom picks and the active head set used for steering and plots."""
+
+    scores_changed = Signal()
+    custom_changed = Signal()
+    selection_changed = Signal()  # the active head set changed
+
+    def __init__(self, n_layers: int = 0, n_heads: int = 0) -> None:
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.gaze_scores: np.ndarray | None = None  # [layer, head] from discovery
+        self.custom: set[Head] = set()
+        self.kind = "top"
+        self.k = 5
+        self.seed = 0
+        self.file_set: HeadSet | None = None
+        self.active = HeadSet("none", ())
+
+    def set_shape(self, n_layers: int, n_heads: int) -> None:
+        if (n_layers, n_heads) != (self.n_layers, self.n_heads):
+            self.n_layers, self.n_heads = n_layers, n_heads
+            self.gaze_scores = None
+            self.custom = set()
+            self.scores_changed.emit()
+            self.custom_changed.emit()
+        self._recompute()
+
+    def set_gaze_scores(self, scores: np.ndarray | None) -> None:
+        if scores is not None:
+            scores = np.asarray(scores, dtype=np.float64)
+            if scores.shape != (self.n_layers, self.n_heads):
+                self.n_layers, self.n_heads = scores.shape
+                self.custom = set()
+        self.gaze_scores = scores
+        self.scores_changed.emit()
+        self._recompute()
+
+    def toggle(self, head: Head) -> None:
+        head = (int(head[0]), int(head[1]))
+        if not (0 <= head[0] < self.n_layers and 0 <= head[1] < self.n_heads):
+            return
+        self.custom ^= {head}
+        self.custom_changed.emit()
+        if self.kind == "custom":
+            self._recompute()
+
+    def set_custom(self, heads: Sequence[Head]) -> None:
+        self.custom = {
+            (int(ly), int(h)) for ly, h in heads if 0 <= ly < self.n_layers and 0 <= h < self.n_heads
+        }
+        self.custom_changed.emit()
+        if self.kind == "custom":
+            self._recompute()
+
+    def set_kind(self, kind: str, k: int | None = None, seed: int | None = None) -> None:
+        if kind not in HEAD_SET_KINDS:
+            raise ValueError(f"head set kind must be one of {HEAD_SET_KINDS}, got {kind!r}")
+        self.kind = kind
+        if k is not None:
+            self.k = int(k)
+        if seed is not None:
+            self.seed = int(seed)
+        self._recompute()
+
+    def set_file_set(self, heads: HeadSet) -> None:
+        """Use a head list loaded from a file (raises HeadSpecError if out of range)."""
+        if self.n_layers:
+            heads.validate(self.n_layers, self.n_heads)
+        self.file_set = heads
+        self.set_kind("file")
+
+    def _recompute(self) -> None:
+        self.active = self._build()
+        self.selection_changed.emit()
+
+    def _build(self) -> HeadSet:
+        if not self.n_layers:
+            return HeadSet("none", ())
+        total = self.n_layers * self.n_heads
+        k = min(max(self.k, 1), total)
+        if self.kind == "all":
+            return all_heads(self.n_layers, self.n_heads)
+        if self.kind == "custom":
+            return HeadSet("custom", tuple(self.custom))
+        if self.kind == "file":
+            return self.file_set or HeadSet("file", ())
+        if self.gaze_scores is None:
+            return HeadSet(f"{self.kind}-{k} (run discovery first)", ())
+        if self.kind == "top":
+            return top_k_heads(self.gaze_scores, k)
+        top = top_k_heads(self.gaze_scores, k).heads
+        exclude = top if total - len(top) >= k else ()
+        return random_control_heads(self.gaze_scores, k, seed=self.seed, exclude=exclude)
+
+    def mask(self) -> np.ndarray:
+        """Boolean ``[layer, head]`` mask of the active set."""
+        m = np.zeros((self.n_layers, self.n_heads), dtype=bool)
+        for ly, h in self.active.heads:
+            m[ly, h] = True
+        return m
+
+
+class TargetModel:
+    """The steering target: a panel, a drawn box, or a schedule, plus what is live right now."""
+
+    target_changed = Signal()
+
+    def __init__(self) -> None:
+        self.kind = "panel"  # panel | box | schedule
+        self.panel: int = 0  # 0-based region index
+        self.box: tuple[float, float, float, float] | None = None
+        self.schedule_text = ""
+        self.switch_every = 8
+
+    def set_panel(self, index: int) -> None:
+        self.kind, self.panel = "panel", int(index)
+        self.target_changed.emit()
+
+    def set_box(self, box: Sequence[float]) -> None:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        self.kind, self.box = "box", (x0, y0, x1, y1)
+        self.target_changed.emit()
+
+    def set_schedule(self, text: str, switch_every: int) -> None:
+        self.kind, self.schedule_text, self.switch_every = "schedule", text.strip(), int(switch_every)
+        self.target_changed.emit()
+
+    def resolve(
+        self, grid: ImageTokenGrid, panel_regions: Sequence[Region]
+    ) -> tuple[list[Region], int | Schedule]:
+        """The run's region list and its target: a region index, or a schedule over the regions.
+
+        A box target appends a ``box`` region after the panels. Raises RegionError/ScheduleError.
+        """
+        regions = list(panel_regions)
+        if self.kind == "box":
+            if self.box is None:
+                raise RegionError("draw a box on the image first")
+            regions.append(box_region(grid, self.box))
+            return regions, len(regions) - 1
+        if not regions:
+            raise RegionError("the image has no panels; give a panel count, or draw a box target")
+        if self.kind == "schedule":
+            if not self.schedule_text:
+                raise ScheduleError("write a schedule such as 4,2,1,6,5,3")
+            return regions, parse_schedule(self.schedule_text, len(regions), self.switch_every)
+        if not 0 <= self.panel < len(regions):
+            raise ScheduleError(f"panel {self.panel + 1} does not exist; the image has {len(regions)} panel(s)")
+        return regions, self.panel
+
+
+class OverlaySettings:
+    """How the attention overlay is drawn."""
+
+    settings_changed = Signal()
+
+    def __init__(self) -> None:
+        self.opacity = 0.6
+        self.colormap = "inferno"
+        self.normalisation = "per_step"
+
+    def update(self, *, opacity: float | None = None, colormap: str | None = None, normalisation: str | None = None) -> None:
+        if colormap is not None and colormap not in COLORMAPS:
+            raise ValueError(f"colormap must be one of {COLORMAPS}")
+        if normalisation is not None and normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}")
+        if opacity is not None:
+            self.opacity = float(min(max(opacity, 0.0), 1.0))
+        self.colormap = colormap or self.colormap
+        self.normalisation = normalisation or self.normalisation
+        self.settings_changed.emit()
+
+
+class StatusModel:
+    """What the status bar shows, and whether a run is streaming."""
+
+    status_changed = Signal()
+    busy_changed = Signal(bool)
+    message_posted = Signal(str, bool)  # text, is_error
+
+    def __init__(self) -> None:
+        self.model = "no model"
+        self.device = "-"
+        self.dtype = "-"
+        self.memory_mb = 0.0
+        self.tokens_per_s = 0.0
+        self.busy = False
+        self.activity = ""
+
+    def update(self, **fields: object) -> None:
+        for key, value in fields.items():
+            if not hasattr(self, key) or key == "busy":
+                raise AttributeError(f"StatusModel has no field {key!r}")
+            setattr(self, key, value)
+        self.status_changed.emit()
+
+    def set_busy(self, busy: bool) -> None:
+        if busy != self.busy:
+            self.busy = busy
+            self.busy_changed.emit(busy)
+
+    def post(self, text: str, error: bool = False) -> None:
+        """A message for the user (errors become a message box, others a status line)."""
+        self.message_posted.emit(text, error)
+
+    def summary(self) -> str:
+        parts = [self.model, self.device, self.dtype]
+        if self.memory_mb:
+            parts.append(f"{self.memory_mb:.0f} MB")
+        if self.tokens_per_s:
+            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+        if self.activity:
+            parts.append(self.activity)
+        return " · ".join(parts)
+
+
+class AppState:
+    """Every model of the app, in one object handed to each view."""
+
+    def __init__(self) -> None:
+        self.session = SessionModel()
+        self.step = StepModel()
+        self.heads = HeadSelectionModel()
+        self.target = TargetModel()
+        self.overlay = OverlaySettings()
+        self.status = StatusModel()
+        self.grid_score_mode = GridScoreMode()
+
+
+class GridScoreMode:
+    """Which per-head score the layer x head grid shows: gaze, step->target, or step->panel k."""
+
+    mode_changed = Signal()
+
+    def __init__(self) -> None:
+        self.mode = "gaze"  # gaze | target | panel
+        self.panel = 0
+
+    def set_mode(self, mode: str, panel: int | None = None) -> None:
+        if mode not in ("gaze", "target", "panel"):
+            raise ValueError(f"grid score mode must be gaze, target or panel, got {mode!r}")
+        self.mode = mode
+        if panel is not None:
+            self.panel = int(panel)
+        self.mode_changed.emit()
