@@ -48,7 +48,8 @@ class RunData:
     run_id: str | None = None
     prompt_len: int = 0
     rows_at: Callable[[int], np.ndarray | None] | None = field(default=None, repr=False)
-    trajectory: np.ndarray | None = None  # [step, region] for the active heads, filled by the app
+    regions: list[Region] = field(default_factory=list)  # the run's regions (panels, then a box)
+    scheduled: list[int] = field(default_factory=list)  # steps where a schedule switches target
 
     @property
     def n_steps(self) -> int:
@@ -356,6 +357,7 @@ class StatusModel:
     status_changed = Signal()
     busy_changed = Signal(bool)
     message_posted = Signal(str, bool)  # text, is_error
+    progress_changed = Signal(str, int, int)  # task, done, total (total 0 = idle)
 
     def __init__(self) -> None:
         self.model = "no model"
@@ -381,6 +383,9 @@ class StatusModel:
     def post(self, text: str, error: bool = False) -> None:
         """A message for the user (errors become a message box, others a status line)."""
         self.message_posted.emit(text, error)
+
+    def set_progress(self, task: str, done: int, total: int) -> None:
+        self.progress_changed.emit(task, int(done), int(total))
 
     def summary(self) -> str:
         parts = [self.model, self.device, self.dtype]
