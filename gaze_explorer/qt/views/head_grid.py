@@ -1,0 +1,204 @@
+"""Layer x head grid: a per-head score image (gaze score, or the current step's attention mass on
+the target or on one panel), with hover read-out, click-to-toggle and shift-drag rectangle picks.
+
+The active head set is outlined. Picks go to the model's custom set; the model decides what the
+active set is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from gaze_explorer.core.state import AppState
+from gaze_explorer.core.state_data import head_region_mass
+
+
+class _PickViewBox(pg.ViewBox):
+    """A ViewBox whose shift-drag draws a selection rectangle instead of panning."""
+
+    rect_selected = QtCore.Signal(float, float, float, float)  # x0, y0, x1, y1 in data coordinates
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._band = QtWidgets.QGraphicsRectItem()
+        self._band.setPen(pg.mkPen("#E69F00", width=2, style=QtCore.Qt.PenStyle.DashLine))
+        self._band.setZValue(50)
+        self._band.setVisible(False)
+        self.addItem(self._band, ignoreBounds=True)
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        if not ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        a = self.mapSceneToView(ev.buttonDownScenePos())
+        b = self.mapSceneToView(ev.scenePos())
+        rect = QtCore.QRectF(a, b).normalized()
+        self._band.setRect(rect)
+        self._band.setVisible(not ev.isFinish())
+        if ev.isFinish():
+            self.rect_selected.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
+
+
+class HeadGridView(QtWidgets.QWidget):
+    """Per-head scores as a ``[layer, head]`` image (rows = layers, columns = heads)."""
+
+    def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.scores: np.ndarray | None = None  # what the image shows, [layer, head]
+        self.mode_combo = QtWidgets.QComboBox()
+        self.mode_combo.addItem("gaze score (discovery)", "gaze")
+        self.mode_combo.addItem("step → target", "target")
+        self.mode_combo.addItem("step → panel", "panel")
+        self.panel_spin = QtWidgets.QSpinBox()
+        self.panel_spin.setRange(1, 32)
+        self.panel_spin.setPrefix("panel ")
+        self.mode_combo.currentIndexChanged.connect(self._mode_from_ui)
+        self.panel_spin.valueChanged.connect(self._mode_from_ui)
+        self.hover_label = QtWidgets.QLabel("hover a cell")
+        self.hover_label.setMinimumWidth(150)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("score"))
+        row.addWidget(self.mode_combo)
+        row.addWidget(self.panel_spin)
+        row.addStretch(1)
+        row.addWidget(self.hover_label)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.viewbox = _PickViewBox()
+        self.plot = self.graphics.addPlot(viewBox=self.viewbox)
+        self.plot.invertY(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.setLabel("bottom", "head")
+        self.plot.setLabel("left", "layer")
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image_item)
+        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=14)
+        self.colour_bar.setImageItem(self.image_item, insert_in=self.plot)
+        # active set: unfilled squares on the cells; custom picks: small dots
+        self.active_item = pg.ScatterPlotItem(
+            symbol="s", size=0.92, pxMode=False, pen=pg.mkPen("#D55E00", width=3), brush=None
+        )
+        self.custom_item = pg.ScatterPlotItem(symbol="o", size=0.3, pxMode=False, pen=None, brush=pg.mkBrush("w"))
+        for item in (self.active_item, self.custom_item):
+            item.setZValue(10)
+            self.plot.addItem(item)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(row)
+        layout.addWidget(self.graphics, 1)
+
+        self._hover_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        self.viewbox.rect_selected.connect(self._on_rect)
+        self._redraw_timer = QtCore.QTimer(self, singleShot=True, interval=15)
+        self._redraw_timer.timeout.connect(self.refresh)
+        s = state
+        s.heads.scores_changed.connect(self._schedule)
+        s.heads.selection_changed.connect(self._draw_marks)
+        s.heads.custom_changed.connect(self._draw_marks)
+        s.grid_score_mode.mode_changed.connect(self._schedule)
+        s.step.step_changed.connect(self._schedule)
+        s.session.shown_runs_changed.connect(self._schedule)
+        s.session.run_updated.connect(self._schedule)
+        s.target.target_changed.connect(self._schedule)
+        self.refresh()
+
+    def _schedule(self, *_: object) -> None:
+        self._redraw_timer.start()
+
+    def _mode_from_ui(self, *_: object) -> None:
+        mode = self.mode_combo.currentData()
+        self.panel_spin.setEnabled(mode == "panel")
+        self.state.grid_score_mode.set_mode(mode, self.panel_spin.value() - 1)
+
+    def compute_scores(self) -> tuple[np.ndarray | None, str]:
+        """The ``[layer, head]`` scores for the current mode, and a title for them."""
+        s = self.state
+        mode = s.grid_score_mode.mode
+        if mode == "gaze":
+            return s.heads.gaze_scores, "gaze score"
+        run, grid = s.session.shown_run, s.session.grid
+        if run is None or grid is None or run.rows_at is None or run.n_steps == 0:
+            return None, "no run"
+        step = min(s.step.step, run.n_steps - 1)
+        rows = run.rows_at(step)
+        regions = run.regions or s.session.regions
+        if rows is None or not regions:
+            return None, "no captured attention"
+        if mode == "target":
+            index = run.targets[step] if step < len(run.targets) else None
+            if index is None:
+                index = s.target.panel
+            title = "target"
+        else:
+            index = s.grid_score_mode.panel
+            title = f"panel {index + 1}"
+        if not 0 <= index < len(regions):
+            return None, f"{title}: no such region"
+        return head_region_mass(rows, grid, regions[index]), f"step {step} → {regions[index].name}"
+
+    def refresh(self) -> None:
+        scores, title = self.compute_scores()
+        self.scores = scores
+        self.plot.setTitle(title)
+        if scores is None:
+            self.image_item.clear()
+        else:
+            top = float(np.nanmax(scores)) if np.isfinite(scores).any() else 1.0
+            levels = (min(0.0, float(np.nanmin(scores))), top if top > 0 else 1.0)
+            self.image_item.setImage(scores, autoLevels=False, levels=levels)
+            self.image_item.setRect(QtCore.QRectF(-0.5, -0.5, scores.shape[1], scores.shape[0]))
+            self.colour_bar.setLevels(levels)
+            self.plot.setXRange(-0.5, scores.shape[1] - 0.5, padding=0.02)
+            self.plot.setYRange(-0.5, scores.shape[0] - 0.5, padding=0.02)
+        self._draw_marks()
+
+    def _draw_marks(self) -> None:
+        heads = self.state.heads
+        active = np.array(heads.active.heads, dtype=float).reshape(-1, 2)
+        self.active_item.setData(x=active[:, 1], y=active[:, 0])
+        custom = np.array(sorted(heads.custom), dtype=float).reshape(-1, 2)
+        self.custom_item.setData(x=custom[:, 1], y=custom[:, 0])
+
+    def _cell_at(self, scene_pos) -> tuple[int, int] | None:
+        if not self.plot.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.viewbox.mapSceneToView(scene_pos)
+        layer, head = round(p.y()), round(p.x())
+        if 0 <= layer < self.state.heads.n_layers and 0 <= head < self.state.heads.n_heads:
+            return layer, head
+        return None
+
+    def _on_hover(self, args) -> None:
+        cell = self._cell_at(args[0])
+        if cell is None:
+            return
+        layer, head = cell
+        value = "" if self.scores is None else f" = {self.scores[layer, head]:.4g}"
+        self.hover_label.setText(f"L{layer} H{head}{value}")
+
+    def _on_click(self, event) -> None:
+        if event.button() != QtCore.Qt.MouseButton.LeftButton:
+            return
+        cell = self._cell_at(event.scenePos())
+        if cell is not None:
+            self.state.heads.toggle(cell)
+            if self.state.heads.kind != "custom":
+                self.state.heads.set_kind("custom")
+
+    def _on_rect(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        heads = self.state.heads
+        # every cell the rectangle touches (cells span index +- 0.5)
+        h0, h1 = max(math.ceil(x0 - 0.5), 0), min(math.floor(x1 + 0.5), heads.n_heads - 1)
+        l0, l1 = max(math.ceil(y0 - 0.5), 0), min(math.floor(y1 + 0.5), heads.n_layers - 1)
+        picked = {(layer, head) for layer in range(l0, l1 + 1) for head in range(h0, h1 + 1)}
+        if picked:
+            heads.set_custom(sorted(heads.custom | picked))
+            heads.set_kind("custom")
