@@ -73,7 +73,7 @@ def test_click_toggles_and_shift_drag_selects(qtbot, state):
     drag(vp, points, shift)
     qtbot.waitUntil(lambda: len(state.heads.custom) == 6)
     assert state.heads.custom == {(l, h) for l in (1, 2) for h in (0, 1, 2)}  # noqa: E741
-    xs, ys = view.active_item.getData()
+    xs, _ = view.active_item.getData()
     assert len(xs) == 6
     # hover reports layer, head and value
     view._on_hover((view.viewbox.mapViewToScene(QtCore.QPointF(3, 2)),))
