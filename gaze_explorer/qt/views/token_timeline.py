@@ -1,0 +1,257 @@
+"""Token timeline: the generated tokens as chips, a step slider with play/scrub keys, and the
+step x region trajectory ("staircase") of the selected heads with target-switch markers.
+
+A second run (the comparison) is drawn under the first, on the same step axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gaze_explorer.core.state import AppState, RunData
+from gaze_explorer.core.state_data import overlay_heat, region_masses
+
+SCHEDULED_SYMBOL, LIVE_SYMBOL = "t1", "d"  # ▲ scheduled switch, ◆ live switch
+SCHEDULED_COLOUR, LIVE_COLOUR = "#0072B2", "#D55E00"
+CHIP_STYLE = "QLabel {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 1px 4px; }}"
+
+
+class TrajectoryCache:
+    """Per-run, per-head-set ``[step, region]`` trajectory, grown step by step while a run streams."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple, list[np.ndarray]] = {}
+
+    def get(self, state: AppState, run_index: int) -> np.ndarray | None:
+        session = state.session
+        run = session.runs[run_index]
+        regions = run.regions or session.regions
+        if session.grid is None or run.rows_at is None or not regions or not state.heads.active.heads:
+            return None
+        key = (run_index, id(run), state.heads.active.heads, len(regions))
+        done = self._rows.setdefault(key, [])
+        for step in range(len(done), run.n_steps):
+            rows = run.rows_at(step)
+            if rows is None:
+                done.append(np.full(len(regions), np.nan))
+            else:
+                done.append(region_masses(overlay_heat(rows, session.grid, state.heads.active), regions))
+        if not done:
+            return None
+        return np.stack(done[: run.n_steps])  # [step, region]
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+class _RunTrack:
+    """One run's trajectory plot: image, current-step line and switch markers."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        plot.invertY(True)
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=True, y=False)
+        plot.setLabel("left", "region")
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        plot.addItem(self.image_item)
+        self.step_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00BFFF", width=2))
+        plot.addItem(self.step_line)
+        self.scheduled_item = pg.ScatterPlotItem(symbol=SCHEDULED_SYMBOL, size=14, brush=SCHEDULED_COLOUR, pen="w")
+        self.live_item = pg.ScatterPlotItem(symbol=LIVE_SYMBOL, size=14, brush=LIVE_COLOUR, pen="w")
+        for item in (self.scheduled_item, self.live_item):
+            item.setZValue(10)
+            plot.addItem(item)
+        self.data: np.ndarray | None = None  # [region, step] as drawn
+
+
+class TokenTimelineView(QtWidgets.QWidget):
+    """Chips + slider + trajectory heatmaps for the shown run (and the comparison run)."""
+
+    def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.cache = TrajectoryCache()
+        self.chips: list[QtWidgets.QLabel] = []
+        self._chip_run: tuple | None = None
+
+        self.chip_box = QtWidgets.QWidget()
+        self.chip_layout = QtWidgets.QHBoxLayout(self.chip_box)
+        self.chip_layout.setContentsMargins(2, 2, 2, 2)
+        self.chip_layout.setSpacing(3)
+        self.chip_layout.addStretch(1)
+        self.chip_scroll = QtWidgets.QScrollArea()
+        self.chip_scroll.setWidget(self.chip_box)
+        self.chip_scroll.setWidgetResizable(True)
+        self.chip_scroll.setFixedHeight(44)
+        self.chip_scroll.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(state.step.set_step)
+        self.play_button = QtWidgets.QPushButton("▶")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.play_button.toggled.connect(state.step.set_playing)
+        self.step_label = QtWidgets.QLabel("step 0/0")
+        self.step_label.setMinimumWidth(120)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.play_button)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.step_label)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.tracks = [_RunTrack(self.graphics.addPlot(row=0, col=0))]
+        self.tracks.append(_RunTrack(self.graphics.addPlot(row=1, col=0)))
+        self.tracks[1].plot.setXLink(self.tracks[0].plot)
+        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=14)
+        self.colour_bar.setImageItem([t.image_item for t in self.tracks])
+        self.graphics.addItem(self.colour_bar, row=0, col=1, rowspan=2)
+        self.colour_bar.axis.setLabel("attention mass")
+        self.tracks[1].plot.setVisible(False)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.chip_scroll)
+        layout.addLayout(row)
+        layout.addWidget(self.graphics, 1)
+
+        self.play_timer = QtCore.QTimer(self, interval=120)
+        self.play_timer.timeout.connect(self._advance)
+        self._redraw_timer = QtCore.QTimer(self, singleShot=True, interval=30)
+        self._redraw_timer.timeout.connect(self.refresh)
+        s = state
+        s.step.step_changed.connect(self._on_step)
+        s.step.range_changed.connect(self._on_range)
+        s.step.playing_changed.connect(self._on_playing)
+        s.session.shown_runs_changed.connect(self._schedule)
+        s.session.run_updated.connect(self._schedule)
+        s.session.runs_changed.connect(self.cache.clear)
+        s.heads.selection_changed.connect(self._schedule)
+        self._on_range(s.step.n_steps)
+        self.refresh()
+
+    # ---- model -> view -----------------------------------------------------------------------
+    def _schedule(self, *_: object) -> None:
+        self._redraw_timer.start()
+
+    def _on_range(self, n: int) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(n - 1, 0))
+        self.slider.setValue(self.state.step.step)
+        self.slider.blockSignals(False)
+        self._on_step(self.state.step.step)
+
+    def _on_step(self, step: int) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(step)
+        self.slider.blockSignals(False)
+        n = self.state.step.n_steps
+        run = self.state.session.shown_run
+        token = run.tokens[step] if run is not None and step < run.n_steps else ""
+        self.step_label.setText(f"step {step}/{max(n - 1, 0)}  {token!r}")
+        for track in self.tracks:
+            track.step_line.setValue(step)
+        for i, chip in enumerate(self.chips):
+            self._style_chip(chip, i == step)
+        if 0 <= step < len(self.chips):
+            self.chip_scroll.ensureWidgetVisible(self.chips[step], 40, 0)
+
+    def _on_playing(self, playing: bool) -> None:
+        self.play_button.blockSignals(True)
+        self.play_button.setChecked(playing)
+        self.play_button.setText("⏸" if playing else "▶")
+        self.play_button.blockSignals(False)
+        if playing:
+            if self.state.step.step >= self.state.step.n_steps - 1:
+                self.state.step.set_step(0)
+            self.play_timer.start()
+        else:
+            self.play_timer.stop()
+
+    def _advance(self) -> None:
+        if self.state.step.step >= self.state.step.n_steps - 1:
+            self.state.step.set_playing(False)
+        else:
+            self.state.step.move(1)
+
+    @staticmethod
+    def _style_chip(chip: QtWidgets.QLabel, current: bool) -> None:
+        bg, fg = ("#0072B2", "white") if current else ("#E8E8E8", "black")
+        chip.setStyleSheet(CHIP_STYLE.format(bg=bg, fg=fg))
+
+    def _sync_chips(self, run: RunData | None) -> None:
+        tokens = [] if run is None else run.tokens
+        key = (id(run),)
+        if key != self._chip_run:
+            for chip in self.chips:
+                chip.deleteLater()
+            self.chips = []
+            self._chip_run = key
+        for i in range(len(self.chips), len(tokens)):
+            chip = QtWidgets.QLabel(tokens[i].replace("\n", "⏎") or "∅")
+            chip.setToolTip(f"step {i}: {tokens[i]!r}")
+            self._style_chip(chip, i == self.state.step.step)
+            self.chip_layout.insertWidget(self.chip_layout.count() - 1, chip)
+            self.chips.append(chip)
+
+    def refresh(self) -> None:
+        session = self.state.session
+        self._sync_chips(session.shown_run)
+        shown = [(0, session.shown), (1, session.compare)]
+        levels_top = 0.0
+        for t, index in shown:
+            track = self.tracks[t]
+            track.plot.setVisible(index is not None or t == 0)
+            if index is None:
+                track.image_item.clear()
+                track.data = None
+                track.scheduled_item.setData([], [])
+                track.live_item.setData([], [])
+                continue
+            run = session.runs[index]
+            traj = self.cache.get(self.state, index)  # [step, region]
+            regions = run.regions or session.regions
+            track.plot.setTitle(f"{run.name} · {run.status} · {self.state.heads.active.name}")
+            track.plot.getAxis("left").setTicks([[(i, f"P{i + 1}" if r.kind == "panel" else r.name)
+                                                  for i, r in enumerate(regions)]])
+            if traj is None:
+                track.image_item.clear()
+                track.data = None
+            else:
+                track.data = np.nan_to_num(traj.T)  # [region, step]
+                track.image_item.setImage(track.data, autoLevels=False)
+                track.image_item.setRect(QtCore.QRectF(-0.5, -0.5, traj.shape[0], traj.shape[1]))
+                levels_top = max(levels_top, float(track.data.max()))
+            live = [sw.step for sw in run.switches if sw.source == "live"]
+            sched = sorted({sw.step for sw in run.switches if sw.source == "schedule"} | set(run.scheduled))
+            track.live_item.setData(live, [-0.75] * len(live))
+            track.scheduled_item.setData(sched, [-0.75] * len(sched))
+            track.plot.setYRange(-1.1, max(len(regions), 1) - 0.5, padding=0)
+        levels = (0.0, levels_top if levels_top > 0 else 1.0)
+        for track in self.tracks:
+            track.image_item.setLevels(levels)
+        self.colour_bar.setLevels(levels)
+        self.tracks[-1].plot.setLabel("bottom", "decode step")
+        self._on_step(self.state.step.step)
+
+    # ---- view -> model -----------------------------------------------------------------------
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
+        key, step = event.key(), self.state.step
+        big = 10 if event.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier else 1
+        if key == QtCore.Qt.Key.Key_Right:
+            step.move(big)
+        elif key == QtCore.Qt.Key.Key_Left:
+            step.move(-big)
+        elif key == QtCore.Qt.Key.Key_Home:
+            step.set_step(0)
+        elif key == QtCore.Qt.Key.Key_End:
+            step.set_step(step.n_steps - 1)
+        elif key == QtCore.Qt.Key.Key_Space:
+            step.set_playing(not step.playing)
+        else:
+            super().keyPressEvent(event)
