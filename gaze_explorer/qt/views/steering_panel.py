@@ -1,0 +1,236 @@
+"""Steering panel: head set, mode and strength, prompt and decoding options, target, and the
+Generate baseline / Steer / Stop buttons.
+
+Head-set and target choices are written to the models at once; the buttons only announce a
+request (``baseline_requested`` ...), which the main window turns into a worker run.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from gaze_explorer.core.errors import GazeExplorerError
+from gaze_explorer.core.heads import load_head_list
+from gaze_explorer.core.options import GenerationOptions
+from gaze_explorer.core.state import AppState
+from gaze_explorer.core.steering import DEFAULT_STRENGTH, SteeringMode, SteeringPlan
+
+DEFAULT_PROMPT = "What is happening in this panel of the comic strip?"
+
+
+class SteeringPanel(QtWidgets.QWidget):
+    """The steering controls."""
+
+    baseline_requested = QtCore.Signal()
+    steer_requested = QtCore.Signal()
+    stop_requested = QtCore.Signal()
+
+    def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        form = QtWidgets.QFormLayout(self)
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+        # head set
+        self.head_buttons: dict[str, QtWidgets.QRadioButton] = {}
+        self.k_spin = QtWidgets.QSpinBox()
+        self.k_spin.setRange(1, 100000)
+        self.k_spin.setValue(state.heads.k)
+        self.seed_spin = QtWidgets.QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setPrefix("seed ")
+        self.load_heads_button = QtWidgets.QPushButton("Load list…")
+        self.head_group = QtWidgets.QButtonGroup(self)
+        heads_box = QtWidgets.QGridLayout()
+        for i, (kind, label) in enumerate(
+            (("top", "top-K gaze"), ("random", "random control"), ("all", "all heads"), ("custom", "custom picks"), ("file", "from file"))
+        ):
+            b = QtWidgets.QRadioButton(label)
+            self.head_buttons[kind] = b
+            self.head_group.addButton(b)
+            heads_box.addWidget(b, i // 2, (i % 2) * 2)
+        self.head_buttons[state.heads.kind].setChecked(True)
+        heads_box.addWidget(QtWidgets.QLabel("K"), 3, 0)
+        heads_box.addWidget(self.k_spin, 3, 1)
+        heads_box.addWidget(self.seed_spin, 3, 2)
+        heads_box.addWidget(self.load_heads_button, 2, 2)
+        form.addRow("heads", heads_box)
+        self.heads_label = QtWidgets.QLabel("")
+        self.heads_label.setWordWrap(True)
+        form.addRow("", self.heads_label)
+        self.head_group.buttonToggled.connect(self._head_kind_from_ui)
+        self.k_spin.valueChanged.connect(self._head_kind_from_ui)
+        self.seed_spin.valueChanged.connect(self._head_kind_from_ui)
+        self.load_heads_button.clicked.connect(self._load_heads_dialog)
+
+        # mode, strength
+        self.mode_combo = QtWidgets.QComboBox()
+        for m in SteeringMode:
+            self.mode_combo.addItem(m.value)
+        self.strength_spin = QtWidgets.QDoubleSpinBox()
+        self.strength_spin.setDecimals(1)
+        self.strength_spin.setRange(0.0, 1e6)
+        self.strength_spin.setValue(DEFAULT_STRENGTH)
+        self.decode_only = QtWidgets.QCheckBox("decode only")
+        self.decode_only.setChecked(True)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.mode_combo, 1)
+        row.addWidget(QtWidgets.QLabel("strength"))
+        row.addWidget(self.strength_spin)
+        row.addWidget(self.decode_only)
+        form.addRow("mode", row)
+
+        # prompt and decoding
+        self.prompt_edit = QtWidgets.QPlainTextEdit(DEFAULT_PROMPT)
+        self.prompt_edit.setFixedHeight(54)
+        form.addRow("prompt", self.prompt_edit)
+        self.max_tokens = QtWidgets.QSpinBox()
+        self.max_tokens.setRange(1, 4096)
+        self.max_tokens.setValue(24)
+        self.sampling = QtWidgets.QCheckBox("sample")
+        self.temperature = QtWidgets.QDoubleSpinBox()
+        self.temperature.setRange(0.01, 5.0)
+        self.temperature.setValue(1.0)
+        self.temperature.setPrefix("T ")
+        self.rep_penalty = QtWidgets.QDoubleSpinBox()
+        self.rep_penalty.setRange(0.1, 5.0)
+        self.rep_penalty.setSingleStep(0.1)
+        self.rep_penalty.setValue(1.0)
+        self.rep_penalty.setPrefix("rep ")
+        self.no_repeat = QtWidgets.QSpinBox()
+        self.no_repeat.setRange(0, 16)
+        self.no_repeat.setPrefix("no-repeat n ")
+        row = QtWidgets.QHBoxLayout()
+        for w in (QtWidgets.QLabel("max new"), self.max_tokens, self.sampling, self.temperature):
+            row.addWidget(w)
+        form.addRow("decode", row)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.rep_penalty)
+        row.addWidget(self.no_repeat)
+        form.addRow("", row)
+
+        # target
+        self.target_kind = QtWidgets.QComboBox()
+        self.target_kind.addItems(["panel", "box", "schedule"])
+        self.panel_spin = QtWidgets.QSpinBox()
+        self.panel_spin.setRange(1, 32)
+        self.panel_spin.setPrefix("panel ")
+        self.schedule_edit = QtWidgets.QLineEdit()
+        self.schedule_edit.setPlaceholderText("4,2,1,6,5,3")
+        self.every_spin = QtWidgets.QSpinBox()
+        self.every_spin.setRange(1, 10000)
+        self.every_spin.setValue(state.target.switch_every)
+        self.every_spin.setPrefix("every ")
+        row = QtWidgets.QHBoxLayout()
+        for w in (self.target_kind, self.panel_spin, self.schedule_edit, self.every_spin):
+            row.addWidget(w)
+        form.addRow("target", row)
+        self.target_kind.currentTextChanged.connect(self._target_from_ui)
+        self.panel_spin.valueChanged.connect(self._target_from_ui)
+        self.schedule_edit.editingFinished.connect(self._target_from_ui)
+        self.every_spin.valueChanged.connect(self._target_from_ui)
+
+        # buttons
+        self.baseline_button = QtWidgets.QPushButton("Generate baseline")
+        self.steer_button = QtWidgets.QPushButton("Steer")
+        self.steer_button.setToolTip("Ctrl+Enter")
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.setToolTip("Esc")
+        self.stop_button.setEnabled(False)
+        self.baseline_button.clicked.connect(self.baseline_requested)
+        self.steer_button.clicked.connect(self.steer_requested)
+        self.stop_button.clicked.connect(self.stop_requested)
+        row = QtWidgets.QHBoxLayout()
+        for w in (self.baseline_button, self.steer_button, self.stop_button):
+            row.addWidget(w)
+        form.addRow(row)
+
+        state.heads.selection_changed.connect(self._show_heads)
+        state.target.target_changed.connect(self._show_target)
+        state.status.busy_changed.connect(self._on_busy)
+        self._show_heads()
+        self._show_target()
+
+    # ---- view -> model -----------------------------------------------------------------------
+    def _head_kind_from_ui(self, *_: object) -> None:
+        kind = next((k for k, b in self.head_buttons.items() if b.isChecked()), "top")
+        if kind == "file" and self.state.heads.file_set is None:
+            return  # chosen by loading a list
+        self.state.heads.set_kind(kind, k=self.k_spin.value(), seed=self.seed_spin.value())
+
+    def _load_heads_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load head list", "", "Head lists (*.json *.csv)")
+        if path:
+            self.load_head_file(path)
+
+    def load_head_file(self, path: str) -> bool:
+        """Use a JSON/CSV head list as the active set; a bad file posts a clear error instead."""
+        try:
+            self.state.heads.set_file_set(load_head_list(path))
+        except GazeExplorerError as err:
+            self.state.status.post(str(err), error=True)
+            return False
+        return True
+
+    def _target_from_ui(self, *_: object) -> None:
+        kind = self.target_kind.currentText()
+        target = self.state.target
+        if kind == "panel":
+            target.set_panel(self.panel_spin.value() - 1)
+        elif kind == "schedule":
+            target.set_schedule(self.schedule_edit.text(), self.every_spin.value())
+        elif target.box is not None:
+            target.set_box(target.box)
+
+    # ---- model -> view -----------------------------------------------------------------------
+    def _show_heads(self) -> None:
+        heads = self.state.heads
+        self.head_buttons[heads.kind].blockSignals(True)
+        self.head_buttons[heads.kind].setChecked(True)
+        self.head_buttons[heads.kind].blockSignals(False)
+        shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
+        more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
+        self.heads_label.setText(f"{heads.active.name}: {len(heads.active)} head(s) {shown}{more}")
+
+    def _show_target(self) -> None:
+        target = self.state.target
+        widgets = (self.target_kind, self.panel_spin, self.schedule_edit, self.every_spin)
+        for w in widgets:
+            w.blockSignals(True)
+        self.target_kind.setCurrentText(target.kind)
+        self.panel_spin.setValue(target.panel + 1)
+        self.schedule_edit.setText(target.schedule_text)
+        self.every_spin.setValue(target.switch_every)
+        for w in widgets:
+            w.blockSignals(False)
+        self.panel_spin.setVisible(target.kind == "panel")
+        self.schedule_edit.setVisible(target.kind == "schedule")
+        self.every_spin.setVisible(target.kind == "schedule")
+
+    def _on_busy(self, busy: bool) -> None:
+        self.baseline_button.setEnabled(not busy)
+        self.steer_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+
+    # ---- what the controller reads -------------------------------------------------------------
+    def prompt(self) -> str:
+        return self.prompt_edit.toPlainText().strip()
+
+    def generation_options(self) -> GenerationOptions:
+        """The decoding options (raises PromptError for impossible values)."""
+        return GenerationOptions(
+            max_new_tokens=self.max_tokens.value(),
+            do_sample=self.sampling.isChecked(),
+            temperature=self.temperature.value(),
+            repetition_penalty=self.rep_penalty.value(),
+            no_repeat_ngram_size=self.no_repeat.value(),
+        )
+
+    def plan(self) -> SteeringPlan:
+        """The steering plan for the active head set."""
+        return SteeringPlan(
+            heads=self.state.heads.active,
+            mode=SteeringMode.parse(self.mode_combo.currentText()),
+            strength=self.strength_spin.value(),
+            decode_only=self.decode_only.isChecked(),
+        )
