@@ -1,0 +1,81 @@
+"""Session browser: the runs of the open session; pick one to show, or two to compare."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from gaze_explorer.core.state import AppState
+
+STATUS_MARK = {"running": "● ", "finished": "", "cancelled": "✕ cancelled · ", "failed": "⚠ failed · "}
+
+
+class SessionBrowserView(QtWidgets.QWidget):
+    """A list of runs. Selecting one shows it; a second selected run is drawn under it to compare."""
+
+    def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.path_label = QtWidgets.QLabel("no session file")
+        self.path_label.setWordWrap(True)
+        self.list = QtWidgets.QListWidget()
+        self.list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setToolTip("Select a run to show it; Ctrl+click a second run to compare")
+        self.list.itemSelectionChanged.connect(self._selection_from_ui)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.path_label)
+        layout.addWidget(self.list, 1)
+        self._order: list[int] = []  # run indices in the order the user selected them
+        state.session.runs_changed.connect(self.refresh)
+        state.session.run_updated.connect(self._update_item)
+        state.session.shown_runs_changed.connect(self._select_from_model)
+        state.session.image_changed.connect(self._show_path)
+        self.refresh()
+
+    def _label(self, index: int) -> str:
+        run = self.state.session.runs[index]
+        return f"{STATUS_MARK.get(run.status, '')}{run.name} · {run.n_steps} tok · {run.text[:40]!r}"
+
+    def _show_path(self) -> None:
+        self.path_label.setText(self.state.session.path or "no session file")
+
+    def refresh(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        for i in range(len(self.state.session.runs)):
+            self.list.addItem(self._label(i))
+        self.list.blockSignals(False)
+        self._show_path()
+        self._select_from_model()
+
+    def _update_item(self, index: int) -> None:
+        item = self.list.item(index)
+        if item is not None:
+            item.setText(self._label(index))
+
+    def _select_from_model(self) -> None:
+        session = self.state.session
+        self.list.blockSignals(True)
+        self.list.clearSelection()
+        self._order = [i for i in (session.shown, session.compare) if i is not None]
+        for i in self._order:
+            if self.list.item(i) is not None:
+                self.list.item(i).setSelected(True)
+        self.list.blockSignals(False)
+
+    def _selection_from_ui(self) -> None:
+        selected = {self.list.row(item) for item in self.list.selectedItems()}
+        # keep the user's order: the newest pick is shown, the previous one compared
+        self._order = [i for i in self._order if i in selected] + sorted(selected - set(self._order))
+        self._order = self._order[-2:]
+        if not self._order:
+            return
+        shown = self._order[-1]
+        compare = self._order[-2] if len(self._order) == 2 else None
+        self.state.session.show_runs(shown, compare)
+
+    def select_run(self, index: int, add: bool = False) -> None:
+        """Select a run as a click would (``add`` as a Ctrl+click)."""
+        flags = QtCore.QItemSelectionModel.SelectionFlag
+        mode = flags.Select if add else flags.ClearAndSelect
+        self.list.setCurrentRow(index, mode)
