@@ -24,6 +24,10 @@ class InvalidImageError(GazeExplorerError):
     """A file that is not a readable image, or an image we cannot use (too large, animated...)."""
 
 
+class DatasetError(GazeExplorerError):
+    """A strip folder or comics corpus that is missing or does not have the expected layout."""
+
+
 class RegionError(GazeExplorerError):
     """A panel count, box or token set that does not map to any image token."""
 

@@ -1,0 +1,313 @@
+"""Comic strips: loading images safely, composing panels into a strip, and reading strip folders.
+
+- :func:`load_image` opens any user image as RGB, or raises :class:`InvalidImageError` with a
+  message that says what is wrong (missing, empty, truncated, not an image, too large). Animated
+  images (GIF, APNG, WebP) are accepted: their FIRST frame is used. CMYK, 16-bit, palette, grey
+  and alpha images are converted to RGB (alpha is flattened onto white); EXIF rotation is applied.
+- :func:`compose_strip` follows the paper: panels resized to a common height (rounded to a multiple
+  of 32, the Qwen-VL token size), each width rounded to a multiple of 32, pasted left to right,
+  and a white gap painted over each boundary.
+- :func:`load_strip_folder` / :func:`iter_strip_folders` read the authors' layout
+  ``comicN/p1.png .. pN.png`` with optional ``captions.json`` / ``attributes.json``, either in the
+  strip folder (a list, one entry per panel) or at the root (a dict: strip name -> list).
+- :func:`raw_comics_windows` reads the COMICS corpus layout ``<comic_id>/<page>_<panel>.jpg``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+from gaze_explorer.core.errors import DatasetError, InvalidImageError
+
+MAX_SIDE = 16384
+MAX_PIXELS = 16384 * 8192  # beyond this, refuse as a likely decompression bomb
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+@dataclass
+class Strip:
+    """A composed strip: the image, each panel's width in it, and any ground truth per panel."""
+
+    image: Image.Image
+    panel_widths: list[int]
+    captions: list[str] | None = None
+    attributes: list[dict] | None = None
+    name: str = "strip"
+
+    @property
+    def n_panels(self) -> int:
+        return len(self.panel_widths)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16/32-bit grey: scale to 8 bits by the type's range (PIL's own convert clips to 255)
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        if img.mode == "I" and arr.max() <= 255:
+            top = 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open ``path`` as an RGB image, or raise :class:`InvalidImageError` saying why not."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidImageError(f"image {p} does not exist")
+    if p.is_dir():
+        raise InvalidImageError(f"image {p} is a folder, not an image file")
+    if p.stat().st_size == 0:
+        raise InvalidImageError(f"image {p} is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(p)
+            w, h = img.size
+            if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+                raise InvalidImageError(
+                    f"image {p} is {w}x{h} px; the limit is {MAX_SIDE} px a side and "
+                    f"{MAX_PIXELS} px in all (downscale it first)"
+                )
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)  # animated: the first frame is the image we use
+            img.load()
+    except InvalidImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError(f"{p} is not an image PIL can read (png, jpg, webp, bmp, gif...)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImageError(f"image {p} is too large to decode safely ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError(f"image {p} is damaged or truncated ({exc})") from exc
+    # a broken EXIF block is not worth refusing the image for
+    with contextlib.suppress(Exception):
+        img = ImageOps.exif_transpose(img)
+    return _to_rgb(img)
+
+
+def _round_to(value: float, multiple: int) -> int:
+    return max(multiple, round(value / multiple) * multiple)
+
+
+def compose_strip(
+    panels: Sequence[Image.Image | str | Path],
+    height: int = 256,
+    gap: int = 6,
+    multiple: int = 32,
+    *,
+    captions: Sequence[str] | None = None,
+    attributes: Sequence[dict] | None = None,
+    name: str = "strip",
+) -> Strip:
+    """Paste ``panels`` left to right at a common height (the paper's recipe, see module doc)."""
+    if not panels:
+        raise DatasetError("a strip needs at least one panel")
+    if height < 1 or multiple < 1 or gap < 0:
+        raise ValueError("height and multiple must be >= 1 and gap >= 0")
+    images = [p if isinstance(p, Image.Image) else load_image(p) for p in panels]
+    images = [_to_rgb(im) for im in images]
+    h = _round_to(height, multiple)
+    widths = [_round_to(im.width * h / max(im.height, 1), multiple) for im in images]
+    strip = Image.new("RGB", (sum(widths), h), (255, 255, 255))
+    x = 0
+    for im, w in zip(images, widths, strict=True):
+        strip.paste(im.resize((w, h), Image.Resampling.BICUBIC), (x, 0))
+        x += w
+    if gap > 0:
+        draw = ImageDraw.Draw(strip)
+        x = 0
+        for w in widths[:-1]:
+            x += w
+            # the gap is centred on the boundary, so both panels lose the same few columns
+            draw.rectangle([x - gap // 2, 0, x - gap // 2 + gap - 1, h - 1], fill=(255, 255, 255))
+    for what, values in (("captions", captions), ("attributes", attributes)):
+        if values is not None and len(values) != len(images):
+            raise DatasetError(f"strip {name}: {len(values)} {what} for {len(images)} panels")
+    return Strip(
+        strip,
+        widths,
+        None if captions is None else [str(c) for c in captions],
+        None if attributes is None else [dict(a) for a in attributes],
+        name,
+    )
+
+
+def _natural_key(text: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _panel_files(folder: Path) -> dict[int, Path]:
+    out: dict[int, Path] = {}
+    for f in folder.iterdir():
+        m = re.fullmatch(r"p(\d+)", f.stem, flags=re.IGNORECASE)
+        if m and f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+            out.setdefault(int(m.group(1)), f)
+    return out
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from exc
+
+
+def _per_panel(data: object, n: int, source: Path, name: str) -> list | None:
+    """A folder's per-panel list from a list, a ``{"p1": ...}`` dict, or a root dict by strip name."""
+    if isinstance(data, dict) and name in data:
+        data = data[name]
+    if isinstance(data, dict) and all(re.fullmatch(r"p\d+", str(k)) for k in data):
+        data = [data.get(f"p{k + 1}") for k in range(n)]
+    if not isinstance(data, list):
+        return None
+    if len(data) < n:
+        raise DatasetError(f"{source}: {len(data)} entries for strip {name}, which has {n} panels")
+    return list(data[:n])
+
+
+def load_strip_folder(
+    folder: str | Path,
+    n_panels: int | None = None,
+    *,
+    height: int = 256,
+    gap: int = 6,
+    multiple: int = 32,
+    root_captions: object = None,
+    root_attributes: object = None,
+) -> Strip:
+    """Compose the strip in ``folder`` (``p1..pN`` images; ``n_panels`` defaults to all of them)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise DatasetError(f"strip folder {d} does not exist")
+    files = _panel_files(d)
+    n = n_panels or len(files)
+    missing = [k for k in range(1, n + 1) if k not in files]
+    if n == 0 or missing:
+        raise DatasetError(
+            f"strip folder {d} lacks panel image(s) {', '.join(f'p{k}' for k in missing) or 'p1'} "
+            f"(expected p1..p{max(n, 1)} as png/jpg/jpeg/webp/bmp)"
+        )
+    extra = {}
+    for key, root_data in (("captions", root_captions), ("attributes", root_attributes)):
+        local = d / f"{key}.json"
+        data = _read_json(local) if local.exists() else root_data
+        extra[key] = None if data is None else _per_panel(data, n, local, d.name)
+    return compose_strip(
+        [files[k] for k in range(1, n + 1)],
+        height,
+        gap,
+        multiple,
+        captions=extra["captions"],
+        attributes=extra["attributes"],
+        name=d.name,
+    )
+
+
+def strip_folder_names(root: str | Path, n_panels: int = 6) -> list[Path]:
+    """The sub-folders of ``root`` that hold panels p1..p``n_panels``, in natural order."""
+    r = Path(root)
+    if not r.is_dir():
+        raise DatasetError(f"comics folder {r} does not exist")
+    folders = [
+        f
+        for f in sorted(r.iterdir(), key=lambda f: _natural_key(f.name))
+        if f.is_dir() and all(k in _panel_files(f) for k in range(1, n_panels + 1))
+    ]
+    if not folders:
+        raise DatasetError(
+            f"no strip folders under {r}: expected sub-folders like comic1/ holding p1..p{n_panels} images "
+            "(use --use-raw for the COMICS corpus layout <comic>/<page>_<panel>.jpg)"
+        )
+    return folders
+
+
+def iter_strip_folders(
+    root: str | Path, n_panels: int = 6, *, height: int = 256, gap: int = 6, multiple: int = 32
+) -> Iterator[Strip]:
+    """Every strip folder under ``root`` (authors' layout), composed, in natural order."""
+    r = Path(root)
+    folders = strip_folder_names(r, n_panels)
+    root_data = {
+        k: (_read_json(r / f"{k}.json") if (r / f"{k}.json").exists() else None)
+        for k in ("captions", "attributes")
+    }
+    for f in folders:
+        yield load_strip_folder(
+            f,
+            n_panels,
+            height=height,
+            gap=gap,
+            multiple=multiple,
+            root_captions=root_data["captions"],
+            root_attributes=root_data["attributes"],
+        )
+
+
+def _raw_pages(comic: Path) -> dict[int, list[Path]]:
+    pages: dict[int, dict[int, Path]] = {}
+    for f in comic.iterdir():
+        m = re.fullmatch(r"(\d+)_(\d+)", f.stem)
+        if m and f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+            pages.setdefault(int(m.group(1)), {})[int(m.group(2))] = f
+    return {p: [panels[k] for k in sorted(panels)] for p, panels in pages.items()}
+
+
+def raw_comics_windows(
+    root: str | Path,
+    n_panels: int = 6,
+    seed: int = 0,
+    n_strips: int | None = None,
+    *,
+    height: int = 256,
+    gap: int = 6,
+    multiple: int = 32,
+) -> Iterator[Strip]:
+    """Seeded strips from the COMICS layout: per comic, ``n_panels`` consecutive panels of one page.
+
+    Comics are visited in a seeded order; for each, the page is drawn among interior pages (the
+    first and last 5 are skipped when the comic has more than 10) that hold at least ``n_panels``
+    panels, then the window's start on that page. Comics with no such page are skipped.
+    """
+    r = Path(root)
+    if not r.is_dir():
+        raise DatasetError(f"COMICS folder {r} does not exist")
+    comics = sorted((c for c in r.iterdir() if c.is_dir()), key=lambda c: _natural_key(c.name))
+    rng = np.random.default_rng(seed)
+    produced = 0
+    for i in rng.permutation(len(comics)):
+        if n_strips is not None and produced >= n_strips:
+            return
+        comic = comics[int(i)]
+        pages = _raw_pages(comic)
+        numbers = sorted(pages)
+        if len(numbers) > 10:
+            numbers = numbers[5:-5]
+        usable = [p for p in numbers if len(pages[p]) >= n_panels]
+        if not usable:
+            continue
+        page = usable[int(rng.integers(len(usable)))]
+        start = int(rng.integers(len(pages[page]) - n_panels + 1))
+        files = pages[page][start : start + n_panels]
+        yield compose_strip(files, height, gap, multiple, name=f"{comic.name}/p{page}_{start}")
+        produced += 1
+    if produced == 0:
+        raise DatasetError(
+            f"no usable comics under {r}: expected <comic_id>/<page>_<panel>.jpg with at least "
+            f"{n_panels} panels on an interior page"
+        )
