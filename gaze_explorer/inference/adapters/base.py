@@ -1,0 +1,358 @@
+"""The family-adapter interface: how one VLM family builds inputs and maps image tokens to pixels.
+
+An adapter answers three questions for its family and nothing else:
+
+1. how to turn (PIL image, prompt or prompts) into model inputs, without torchvision: the
+   family's ``*ImageProcessorPil`` processes the image, the tokenizer's chat template lays out the
+   text, the single image placeholder is expanded to the right number of image tokens, and a list
+   of prompts becomes one LEFT-padded batch;
+2. where the image tokens are (absolute positions in ``input_ids``), and which pixel box of the
+   ORIGINAL image each one covers (an :class:`~gaze_explorer.core.regions.ImageTokenGrid`);
+3. the few per-family forward details (extra tensors such as Qwen3-VL's ``mm_token_type_ids``,
+   position ids for the prefill and for each decode step, the sub-config name for
+   ``set_attn_implementation``).
+
+Writing a new family: subclass :class:`FamilyAdapter`, set ``family`` and ``model_types``,
+implement ``image_processor_class`` and ``process_image`` (and override the hooks that differ),
+and list the class in the module's ``ADAPTERS`` tuple; add the module name to
+``adapters.ADAPTER_MODULES``.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gaze_explorer.core.errors import InvalidImageError, ModelLoadError, PromptError
+from gaze_explorer.core.regions import ImageTokenGrid
+
+
+@dataclass
+class VisionInputs:
+    """One processed image: its tensors, merged token grid, and pixel boxes.
+
+    ``tensors`` hold ONE image in the family's layout (Qwen: ``pixel_values [patches, dim]`` and
+    ``image_grid_thw [1, 3]``; LLaVA: ``pixel_values [1, 3, H, W]``); ``batch_vision_tensors``
+    repeats them for a batch. ``placeholder`` is the text that replaces the chat template's single
+    image marker (e.g. ``<|image_pad|>`` x n_tokens). ``token_boxes[i]`` is the box of grid cell
+    ``i`` (row-major, ``rows x cols``) in original-image pixels.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    rows: int
+    cols: int
+    token_boxes: np.ndarray  # [rows * cols, 4] (x0, y0, x1, y1), original-image pixels
+    placeholder: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.rows * self.cols
+
+
+@dataclass
+class PreparedInputs:
+    """Model inputs for one image and one or more prompts (one left-padded row per prompt).
+
+    ``tensors`` are the forward kwargs of the prefill (``input_ids [B, T]``, ``attention_mask
+    [B, T]``, the vision tensors, and any family extras); ``grids[b]`` gives row ``b``'s image
+    tokens (positions already include the left padding); ``prompt_len`` is ``T``.
+    ``prompts`` are the user texts; ``info`` is for the adapter's own bookkeeping.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    grids: list[ImageTokenGrid]
+    prompt_len: int
+    prompts: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.tensors["input_ids"].shape[0])
+
+    @property
+    def grid(self) -> ImageTokenGrid:
+        """Row 0's grid (the only one for a single prompt)."""
+        return self.grids[0]
+
+    def to(self, device: torch.device | str) -> PreparedInputs:
+        """The same inputs with every tensor moved to ``device``."""
+        moved = {k: v.to(device) for k, v in self.tensors.items()}
+        return PreparedInputs(moved, self.grids, self.prompt_len, self.prompts, self.info)
+
+
+def uniform_token_boxes(image_width: int, image_height: int, rows: int, cols: int) -> np.ndarray:
+    """Boxes of a ``rows x cols`` grid of equal cells covering the whole image, row-major."""
+    xs = np.linspace(0.0, float(image_width), cols + 1)
+    ys = np.linspace(0.0, float(image_height), rows + 1)
+    x0, y0 = np.meshgrid(xs[:-1], ys[:-1])
+    x1, y1 = np.meshgrid(xs[1:], ys[1:])
+    return np.stack([x0.ravel(), y0.ravel(), x1.ravel(), y1.ravel()], axis=1)  # [rows*cols, 4]
+
+
+def check_image(image: object) -> Image.Image:
+    """An RGB copy of ``image``, or InvalidImageError if it is not a usable PIL image."""
+    if not isinstance(image, Image.Image):
+        raise InvalidImageError(f"expected a PIL image, got {type(image).__name__}")
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImageError(f"the image is empty ({width}x{height} px)")
+    try:
+        return image.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise InvalidImageError(f"cannot read the image's pixels: {exc}") from exc
+
+
+class FamilyAdapter(ABC):
+    """Builds inputs and image-token geometry for one VLM family (see the module docstring)."""
+
+    family: ClassVar[str] = ""
+    model_types: ClassVar[tuple[str, ...]] = ()  # config.model_type values this adapter handles
+    text_config_key: ClassVar[str] = "text_config"  # sub-config given to set_attn_implementation
+    template_image_marker: ClassVar[str | None] = None  # None: the tokenizer's image token
+
+    def __init__(self, config: Any, tokenizer: Any, image_processor: Any) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+
+    # ----- construction -------------------------------------------------------------------
+    @classmethod
+    def matches(cls, config: Any) -> bool:
+        """Whether this adapter handles ``config`` (by ``model_type``)."""
+        return getattr(config, "model_type", None) in cls.model_types
+
+    @classmethod
+    @abstractmethod
+    def image_processor_class(cls) -> type:
+        """The family's torchvision-free ``*ImageProcessorPil`` class."""
+
+    @classmethod
+    def from_parts(cls, config: Any, tokenizer: Any, image_processor: Any = None) -> FamilyAdapter:
+        """An adapter over in-memory parts (tiny test models); default image processor if None."""
+        if image_processor is None:
+            image_processor = cls.default_image_processor(config)
+        return cls(config, tokenizer, image_processor)
+
+    @classmethod
+    def default_image_processor(cls, config: Any) -> Any:
+        """The image processor to use when a checkpoint has none; families may size it from config."""
+        return cls.image_processor_class()()
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, config: Any = None) -> FamilyAdapter:
+        """An adapter for the checkpoint directory ``path`` (config, tokenizer, preprocessor), offline."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        path = Path(path)
+        try:
+            if config is None:
+                config = AutoConfig.from_pretrained(path, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"cannot load the config or tokenizer of {path}: {exc}") from exc
+        if (path / "preprocessor_config.json").is_file():
+            try:
+                image_processor = cls.image_processor_class().from_pretrained(path, local_files_only=True)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ModelLoadError(f"cannot load the image preprocessor config of {path}: {exc}") from exc
+        else:
+            image_processor = cls.default_image_processor(config)
+        return cls(config, tokenizer, image_processor)
+
+    # ----- model geometry -----------------------------------------------------------------
+    @property
+    def text_config(self) -> Any:
+        sub = getattr(self.config, self.text_config_key, None)
+        return sub if sub is not None else self.config.get_text_config()
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.text_config.num_hidden_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.text_config.num_attention_heads)
+
+    @property
+    def n_kv_heads(self) -> int:
+        return int(getattr(self.text_config, "num_key_value_heads", None) or self.n_heads)
+
+    @property
+    def head_dim(self) -> int:
+        hd = getattr(self.text_config, "head_dim", None)
+        return int(hd) if hd else int(self.text_config.hidden_size) // self.n_heads
+
+    @property
+    def max_positions(self) -> int | None:
+        mp = getattr(self.text_config, "max_position_embeddings", None)
+        return int(mp) if mp else None
+
+    @property
+    def image_token_id(self) -> int:
+        tid = getattr(self.config, "image_token_id", None)
+        if tid is None:
+            tid = getattr(self.config, "image_token_index", None)
+        if tid is None:
+            tid = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        return int(tid)
+
+    @property
+    def image_token(self) -> str:
+        tok = getattr(self.tokenizer, "image_token", None)
+        return tok if tok else str(self.tokenizer.convert_ids_to_tokens(int(self.config.image_token_id)))
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        """Every id that ends generation: the tokenizer's and the configs' eos ids."""
+        ids: list[int] = []
+
+        def add(value: Any) -> None:
+            if value is None:
+                return
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if int(v) not in ids:
+                    ids.append(int(v))
+
+        add(getattr(self.tokenizer, "eos_token_id", None))
+        add(getattr(self.text_config, "eos_token_id", None))
+        add(getattr(self.config, "eos_token_id", None))
+        add(getattr(self, "extra_eos_token_ids", None))
+        return tuple(ids)
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = self.eos_token_ids[0] if self.eos_token_ids else 0
+        return int(pad)
+
+    # ----- text -----------------------------------------------------------------------------
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` without special tokens."""
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        """One display string per token id (each token decoded alone, specials kept)."""
+        return [self.tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+
+    def format_prompt(self, prompt: str) -> str:
+        """The chat-templated text of one user turn (image first, then ``prompt``), ready to answer."""
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelLoadError(f"the {self.family} checkpoint's tokenizer has no chat template")
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Ids of already-templated text (the template carries any BOS, so none is added)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def expand_placeholder(self, text: str, vision: VisionInputs) -> str:
+        """Replace the template's single image marker with ``vision.placeholder``."""
+        marker = self.template_image_marker or self.image_token
+        count = text.count(marker)
+        if count != 1:
+            raise PromptError(f"the prompt must hold exactly one image; its template has {count} image markers")
+        return text.replace(marker, vision.placeholder)
+
+    # ----- images ---------------------------------------------------------------------------
+    @abstractmethod
+    def process_image(self, image: Image.Image) -> VisionInputs:
+        """Process one RGB image: tensors, merged token grid and original-pixel token boxes."""
+
+    def batch_vision_tensors(self, vision: VisionInputs, batch_size: int) -> dict[str, torch.Tensor]:
+        """Vision tensors for ``batch_size`` rows that each hold the same image (concat on dim 0)."""
+        if batch_size == 1:
+            return dict(vision.tensors)
+        return {k: torch.cat([v] * batch_size, dim=0) for k, v in vision.tensors.items()}
+
+    def image_token_positions(self, ids: torch.Tensor, vision: VisionInputs) -> np.ndarray:
+        """Positions in one row's ``ids`` of the grid's image tokens, in grid (row-major) order."""
+        pos = torch.nonzero(ids == self.image_token_id).flatten().cpu().numpy().astype(np.int64)
+        if pos.size != vision.n_tokens:
+            raise PromptError(
+                f"found {pos.size} image tokens in the input but the image needs {vision.n_tokens}; "
+                "does the prompt contain an image placeholder of its own?"
+            )
+        return pos
+
+    def extra_tensors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Family-specific forward tensors beside ids, mask and vision tensors (none by default)."""
+        return {}
+
+    # ----- positions (prefill and decode) ----------------------------------------------------
+    def prefill_position_ids(self, prepared: PreparedInputs) -> torch.Tensor | None:
+        """Position ids of the prefill, as ``generate`` computes them: ``cumsum(mask) - 1``."""
+        mask = prepared.tensors["attention_mask"]
+        pos = mask.long().cumsum(-1) - 1
+        return pos.masked_fill(mask == 0, 0)  # [batch, T]
+
+    def decode_position_ids(self, prepared: PreparedInputs, n_past: int) -> torch.Tensor | None:
+        """Position ids of the token fed at padded index ``n_past`` (the cache holds ``n_past``)."""
+        n_real = prepared.tensors["attention_mask"].long().sum(-1, keepdim=True)  # [batch, 1]
+        return n_real + (n_past - prepared.prompt_len)
+
+    def prefill_kwargs(self, model: Any, prepared: PreparedInputs) -> dict[str, Any]:
+        """Forward kwargs of the prefill pass (``model`` is the loaded model, for families that need it)."""
+        kwargs: dict[str, Any] = dict(prepared.tensors)
+        pos = self.prefill_position_ids(prepared)
+        if pos is not None:
+            kwargs["position_ids"] = pos
+        return kwargs
+
+    def decode_kwargs(
+        self, model: Any, prepared: PreparedInputs, token_ids: torch.Tensor, attention_mask: torch.Tensor, n_past: int
+    ) -> dict[str, Any]:
+        """Forward kwargs of one decode step: ``token_ids [B, 1]`` at padded index ``n_past``."""
+        kwargs: dict[str, Any] = {"input_ids": token_ids, "attention_mask": attention_mask}
+        pos = self.decode_position_ids(prepared, n_past)
+        if pos is not None:
+            kwargs["position_ids"] = pos.to(token_ids.device)
+        return kwargs
+
+    # ----- the whole input ------------------------------------------------------------------
+    def build_inputs(self, image: Image.Image, prompts: str | Sequence[str]) -> PreparedInputs:
+        """Inputs for one image and a prompt (or a list of prompts: one left-padded batch)."""
+        rgb = check_image(image)
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not texts:
+            raise PromptError("at least one prompt is needed")
+        for t in texts:
+            if not isinstance(t, str) or not t.strip():
+                raise PromptError("the prompt is empty; type a question or instruction about the image")
+        try:
+            vision = self.process_image(rgb)
+        except (ValueError, OSError, TypeError) as exc:
+            raise InvalidImageError(f"the {self.family} image processor cannot use this image: {exc}") from exc
+        rows_ids = [self.tokenize(self.expand_placeholder(self.format_prompt(t), vision)) for t in texts]
+        length = max(len(r) for r in rows_ids)
+        if self.max_positions is not None and length >= self.max_positions:
+            raise PromptError(
+                f"the prompt with the image is {length} tokens, more than the model's context of {self.max_positions}"
+            )
+        pad = self.pad_token_id
+        input_ids = torch.full((len(texts), length), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(texts), length), dtype=torch.long)
+        for b, ids in enumerate(rows_ids):
+            input_ids[b, length - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[b, length - len(ids) :] = 1
+        width, height = rgb.size
+        grids = [
+            ImageTokenGrid(
+                width, height, vision.rows, vision.cols, vision.token_boxes,
+                self.image_token_positions(input_ids[b], vision),
+            )
+            for b in range(len(texts))
+        ]
+        tensors: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        tensors.update(self.batch_vision_tensors(vision, len(texts)))
+        tensors.update(self.extra_tensors(input_ids, attention_mask))
+        return PreparedInputs(tensors, grids, length, texts, {"vision": vision.info})
