@@ -1,0 +1,264 @@
+"""LLaVA-1.5 and LLaVA-NeXT adapters: CLIP square views, anyres tiles and newline tokens.
+
+LLaVA-1.5 (``llava``)
+    The image is padded to a square with the mean colour (the original LLaVA-1.5 recipe,
+    ``image_aspect_ratio="pad"``), then resized to the CLIP input size; the LM sees the
+    ``g x g`` patch grid (``g = image_size / patch_size``; 24 x 24 = 576 for 336 px). We always pad:
+    the hf processors' default centre crop would drop the outer panels of a comic strip, which is
+    exactly what the tool studies. Rule for the padding: tokens whose cell lies entirely in the
+    padding cover no original pixels, so they are NOT in the grid (they stay in the sequence, and
+    steering treats them as non-image prompt tokens); tokens that straddle the image edge are in
+    the grid with their box clipped to the image. The grid is the band of rows (or columns) that
+    carry the image: still a full ``rows x cols`` row-major grid.
+
+LLaVA-NeXT (``llava_next``)
+    Each image gives a base view (the whole image squashed to one CLIP square, ``g x g`` tokens,
+    first in the sequence), then the high-resolution view: the image resized into the best
+    ``image_grid_pinpoints`` resolution, padded, cut into CLIP tiles, with the padding removed
+    again in feature space ("unpad"), laid out row-major with one ``image_newline`` token after
+    each row. The grid is the high-resolution view without its newline tokens (it covers the
+    image with the finest cells); the base-view tokens are listed in
+    ``PreparedInputs.info["vision"]["global_positions"]`` with their boxes, outside the grid.
+
+Both families use ``vision_feature_select_strategy``: ``default`` drops CLIP's CLS token; ``full``
+keeps it as an extra token before each view's grid (it covers the whole image, so it is left out
+of the grid too).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gaze_explorer.core.errors import ModelLoadError, PromptError
+from gaze_explorer.inference.adapters.base import (
+    FamilyAdapter,
+    PreparedInputs,
+    VisionInputs,
+    uniform_token_boxes,
+)
+
+LLAVA_FALLBACK_TEMPLATE = "USER: <image>\n{prompt} ASSISTANT:"
+MISTRAL_FALLBACK_TEMPLATE = "[INST] <image>\n{prompt} [/INST]"
+
+
+def grid_positions(ids: torch.Tensor, image_token_id: int, vision: VisionInputs) -> np.ndarray:
+    """Positions of a sparse grid: the image placeholders of one row, picked by ``grid_token_index``.
+
+    ``vision.info["n_placeholders"]`` is how many placeholders the image expands to (grid tokens,
+    global-view tokens, CLS and newline tokens together) and ``vision.info["grid_token_index"]``
+    the index, among them in sequence order, of each grid token in row-major grid order.
+    """
+    pos = torch.nonzero(ids == image_token_id).flatten().cpu().numpy().astype(np.int64)
+    expected = int(vision.info["n_placeholders"])
+    if pos.size != expected:
+        raise PromptError(
+            f"found {pos.size} image tokens in the input but the image needs {expected}; "
+            "does the prompt contain an image placeholder of its own?"
+        )
+    return pos[np.asarray(vision.info["grid_token_index"], dtype=np.int64)]
+
+
+def pad_to_square_boxes(width: int, height: int, g: int) -> tuple[int, int, int, int, np.ndarray]:
+    """Grid of a ``g x g`` view of the image padded (centred) to a square.
+
+    Returns ``(r0, c0, rows, cols, boxes)``: the band of cells that hold image pixels and their
+    boxes clipped to the original image, row-major.
+    """
+    side = max(width, height)
+    off_x, off_y = (side - width) // 2, (side - height) // 2  # where pad_to_square pastes the image
+    edges = np.linspace(0.0, float(side), g + 1)
+    xs = np.clip(edges - off_x, 0.0, float(width))
+    ys = np.clip(edges - off_y, 0.0, float(height))
+    keep_c = np.flatnonzero(np.diff(xs) > 0)
+    keep_r = np.flatnonzero(np.diff(ys) > 0)
+    x0, y0 = np.meshgrid(xs[keep_c], ys[keep_r])
+    x1, y1 = np.meshgrid(xs[keep_c + 1], ys[keep_r + 1])
+    boxes = np.stack([x0.ravel(), y0.ravel(), x1.ravel(), y1.ravel()], axis=1)  # [rows*cols, 4]
+    return int(keep_r[0]), int(keep_c[0]), keep_r.size, keep_c.size, boxes
+
+
+class _ClipViewMixin:
+    """What both LLaVA variants share: CLIP geometry, CLS handling, the prompt fallback."""
+
+    config: Any
+    tokenizer: Any
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.config.vision_config.patch_size)
+
+    @property
+    def cls_tokens(self) -> int:
+        """1 when the LM also gets the CLS token of each view (``full`` strategy on a CLS tower)."""
+        strategy = getattr(self.config, "vision_feature_select_strategy", "default")
+        has_cls = getattr(self.config.vision_config, "model_type", "") == "clip_vision_model"
+        return 1 if strategy == "full" and has_cls else 0
+
+    def fallback_template(self) -> str:
+        text_type = getattr(self.config.get_text_config(), "model_type", "")
+        return MISTRAL_FALLBACK_TEMPLATE if text_type == "mistral" else LLAVA_FALLBACK_TEMPLATE
+
+    def format_prompt(self, prompt: str) -> str:
+        """The tokenizer's chat template, or LLaVA's plain layout for checkpoints that keep the
+        template in the processor only (many ``llava-hf`` repositories)."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return super().format_prompt(prompt)  # type: ignore[misc]
+        bos = getattr(self.tokenizer, "bos_token", None) or ""
+        return bos + self.fallback_template().replace("<image>", self.image_token).format(prompt=prompt)  # type: ignore[attr-defined]
+
+    def image_token_positions(self, ids: torch.Tensor, vision: VisionInputs) -> np.ndarray:
+        return grid_positions(ids, self.image_token_id, vision)  # type: ignore[attr-defined]
+
+    def build_inputs(self, image: Image.Image, prompts: Any) -> PreparedInputs:
+        prepared = super().build_inputs(image, prompts)  # type: ignore[misc]
+        info = prepared.info["vision"]
+        if info.get("global_index") is not None:
+            mask = prepared.tensors["input_ids"] == self.image_token_id  # type: ignore[attr-defined]
+            # [batch, n_global]: absolute positions of the tokens outside the grid, per row
+            info["global_positions"] = [
+                torch.nonzero(row).flatten().numpy()[info["global_index"]] for row in mask
+            ]
+        return prepared
+
+
+class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
+    """LLaVA-1.5 (``llava``): one padded square view, ``g x g`` tokens."""
+
+    family = "llava"
+    model_types = ("llava",)
+
+    @classmethod
+    def image_processor_class(cls) -> type:
+        from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+        return LlavaImageProcessorPil
+
+    @classmethod
+    def default_image_processor(cls, config: Any) -> Any:
+        side = int(config.vision_config.image_size)
+        return cls.image_processor_class()(
+            size={"shortest_edge": side}, crop_size={"height": side, "width": side}, do_pad=True
+        )
+
+    def process_image(self, image: Image.Image) -> VisionInputs:
+        out = self.image_processor(images=[image], do_pad=True, return_tensors="pt")
+        pixel_values = out["pixel_values"]  # [1, 3, S, S]
+        g = int(pixel_values.shape[-1]) // self.patch_size
+        width, height = image.size
+        r0, c0, rows, cols, boxes = pad_to_square_boxes(width, height, g)
+        n_placeholders = g * g + self.cls_tokens
+        index = self.cls_tokens + (r0 + np.arange(rows))[:, None] * g + (c0 + np.arange(cols))[None, :]
+        return VisionInputs(
+            tensors={"pixel_values": pixel_values},
+            rows=rows,
+            cols=cols,
+            token_boxes=boxes,
+            placeholder=self.image_token * n_placeholders,
+            info={
+                "view": [g, g],
+                "n_placeholders": n_placeholders,
+                "grid_token_index": index.ravel(),
+                "global_index": np.arange(self.cls_tokens) if self.cls_tokens else None,
+            },
+        )
+
+
+def anyres_geometry(width: int, height: int, crop: int, f: int, pinpoints: list) -> dict[str, Any]:
+    """LLaVA-NeXT's high-resolution view of a ``width x height`` image.
+
+    ``crop`` is the CLIP tile size in pixels, ``f`` the features per tile side. Returns the
+    unpadded feature grid (``rows``, ``cols``) and each feature's box in ORIGINAL pixels.
+    """
+    from transformers.image_processing_utils import select_best_resolution
+
+    best_h, best_w = select_best_resolution((height, width), pinpoints)
+    # the processor: resize (keeping aspect) into the best resolution, pad centred, cut tiles
+    scale_w, scale_h = best_w / width, best_h / height
+    if scale_w < scale_h:
+        new_w, new_h = best_w, min(math.ceil(height * scale_w), best_h)
+    else:
+        new_h, new_w = best_h, min(math.ceil(width * scale_h), best_w)
+    paste_x, paste_y = (best_w - new_w) // 2, (best_h - new_h) // 2
+    # the model: tile features side by side, then drop the padding rows/cols in feature space
+    feat_h, feat_w = (best_h // crop) * f, (best_w // crop) * f
+    r0, c0, rows, cols = 0, 0, feat_h, feat_w
+    if width / height > feat_w / feat_h:
+        pad = (feat_h - int(round(height * (feat_w / width), 7))) // 2
+        r0, rows = pad, feat_h - 2 * pad
+    else:
+        pad = (feat_w - int(round(width * (feat_h / height), 7))) // 2
+        c0, cols = pad, feat_w - 2 * pad
+    cell = crop / f  # canvas pixels per feature
+    xs = np.clip(((c0 + np.arange(cols + 1)) * cell - paste_x) * (width / new_w), 0.0, float(width))
+    ys = np.clip(((r0 + np.arange(rows + 1)) * cell - paste_y) * (height / new_h), 0.0, float(height))
+    x0, y0 = np.meshgrid(xs[:-1], ys[:-1])
+    x1, y1 = np.meshgrid(xs[1:], ys[1:])
+    boxes = np.stack([x0.ravel(), y0.ravel(), x1.ravel(), y1.ravel()], axis=1)  # [rows*cols, 4]
+    return {"rows": rows, "cols": cols, "boxes": boxes, "best_resolution": [best_h, best_w]}
+
+
+class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
+    """LLaVA-NeXT / LLaVA-1.6 (``llava_next``): base view + anyres tiles with newline tokens."""
+
+    family = "llava_next"
+    model_types = ("llava_next",)
+
+    @classmethod
+    def image_processor_class(cls) -> type:
+        from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+        return LlavaNextImageProcessorPil
+
+    @classmethod
+    def default_image_processor(cls, config: Any) -> Any:
+        side = int(config.vision_config.image_size)
+        return cls.image_processor_class()(
+            size={"shortest_edge": side},
+            crop_size={"height": side, "width": side},
+            image_grid_pinpoints=[list(p) for p in config.image_grid_pinpoints],
+        )
+
+    def process_image(self, image: Image.Image) -> VisionInputs:
+        out = self.image_processor(images=[image], return_tensors="pt")
+        pixel_values = out["pixel_values"]  # [1, 1 + n_tiles, 3, S, S]
+        crop = int(pixel_values.shape[-1])
+        if crop != int(self.config.vision_config.image_size):
+            raise ModelLoadError(
+                f"the image processor makes {crop} px tiles but the vision tower takes "
+                f"{self.config.vision_config.image_size} px"
+            )
+        f = crop // self.patch_size
+        width, height = image.size
+        geo = anyres_geometry(width, height, crop, f, [list(p) for p in self.config.image_grid_pinpoints])
+        rows, cols = geo["rows"], geo["cols"]
+        n_base = f * f + self.cls_tokens
+        # high-res view: per tile CLS dropped or kept before the grid is built, so no CLS here
+        n_placeholders = n_base + rows * (cols + 1)
+        index = n_base + np.arange(rows)[:, None] * (cols + 1) + np.arange(cols)[None, :]
+        return VisionInputs(
+            tensors={"pixel_values": pixel_values, "image_sizes": out["image_sizes"]},
+            rows=rows,
+            cols=cols,
+            token_boxes=geo["boxes"],
+            placeholder=self.image_token * n_placeholders,
+            info={
+                "best_resolution": geo["best_resolution"],
+                "n_placeholders": n_placeholders,
+                "grid_token_index": index.ravel(),
+                "global_index": np.arange(n_base),
+                "global_view": [f, f],
+                "global_boxes": np.vstack(
+                    [np.array([[0.0, 0.0, width, height]] * self.cls_tokens).reshape(-1, 4),
+                     uniform_token_boxes(width, height, f, f)]
+                ),
+                "newline_index": n_base + np.arange(rows) * (cols + 1) + cols,
+            },
+        )
+
+
+ADAPTERS = (LlavaAdapter, LlavaNextAdapter)
