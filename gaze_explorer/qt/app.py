@@ -1,0 +1,122 @@
+"""Launch the desktop app: ``python main.py`` or ``gaze-explorer`` with no subcommand.
+
+Parses the app's own options, shows the window at once, and loads the model on a worker, so the
+window appears before torch is imported. ``--screenshot`` renders the window (offscreen when no
+display is available), saves a PNG and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from gaze_explorer.qt.controller import DEMO_COMICS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gaze-explorer", description="Find, inspect and steer the gaze heads of VLMs.")
+    p.add_argument("--model", default="demo", help="'demo' (bundled), a local folder, or a cached Hugging Face id")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    p.add_argument("--session", help="open this session file (no model is loaded)")
+    p.add_argument("--image", help="open this image instead of the demo strip")
+    p.add_argument("--panels", type=int, default=None, help="how many side-by-side panels the image has (0 = none)")
+    p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+    p.add_argument("--step", type=int, default=None, help="the decode step to show")
+    return p
+
+
+def _demo_strip():
+    """The first held-out demo strip, or None when the demo comics are not there."""
+    from gaze_explorer.core.errors import GazeExplorerError
+    from gaze_explorer.core.strips import iter_strip_folders
+
+    try:
+        return next(iter(iter_strip_folders(DEMO_COMICS)), None)
+    except GazeExplorerError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
+    from gaze_explorer.qt.main_window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("gaze-explorer")
+    window = MainWindow()
+    window.show()
+    ok = True
+    if args.session:
+        ok = window.open_session(args.session)
+    else:
+        setup_image(window, args)
+        window.controller.load_model(args.model, device=args.device, dtype=args.dtype)
+    if args.step is not None:
+        window.state.step.set_step(args.step)
+    if args.screenshot:
+        return take_screenshot(app, window, Path(args.screenshot), wait_for_model=not args.session) if ok else 1
+    code = app.exec()
+    return int(code)
+
+
+def setup_image(window, args) -> None:
+    """Show ``--image`` (with ``--panels``) or the first demo strip."""
+    if args.image:
+        window.controller.open_image(args.image, args.panels or 0)
+        return
+    strip = _demo_strip()
+    if strip is not None:
+        n = strip.n_panels if args.panels is None else args.panels
+        widths = strip.panel_widths if n == strip.n_panels else None
+        window.controller.set_image(strip.image, n, f"demo strip {strip.name}", widths)
+
+
+def take_screenshot(app, window, path: Path, wait_for_model: bool = True, timeout_s: float = 60.0) -> int:
+    """Wait for start-up work to settle and the window to paint, then save it as a PNG."""
+    import time
+
+    from PySide6 import QtCore
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        if not (wait_for_model and window.controller.workers):
+            break
+        time.sleep(0.02)
+    for _ in range(10):  # let coalesced redraws run and the window paint
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.03)
+    window.repaint()
+    pixmap = window.grab()
+    saved = pixmap.save(str(path), "PNG")
+    window.close()
+    if not saved:
+        print(f"gaze-explorer: could not write screenshot {path}", file=sys.stderr)
+        return 1
+    print(f"screenshot saved to {path}")
+    return 0
+
+
+
+
+def run(args: argparse.Namespace | list[str] | None = None) -> int:
+    """Entry point for the CLI: ``args`` is an argv list, or a namespace with the app's options."""
+    if isinstance(args, argparse.Namespace):
+        argv: list[str] = []
+        for action in build_parser()._actions:
+            value = getattr(args, action.dest, None)
+            if action.option_strings and value is not None and action.dest != "help":
+                argv += [action.option_strings[0], str(value)]
+        return main(argv)
+    return main(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

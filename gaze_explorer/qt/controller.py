@@ -1,0 +1,346 @@
+"""The app's controller: turns user requests (load a model or image, generate, steer, stop, switch
+live, discover) into worker runs, and worker events into model updates.
+
+It owns the loaded model, the live target and the session file being written; views never see
+any of them. torch, transformers and h5py are imported lazily, inside the actions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6 import QtCore
+
+from gaze_explorer.core.errors import GazeExplorerError, ModelLoadError, PromptError
+from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.state import AppState, RunData
+from gaze_explorer.core.steering import LiveTarget, Schedule
+from gaze_explorer.qt.session_io import SessionRecorder
+from gaze_explorer.qt.workers import Worker
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+DEMO_COMICS = RESOURCES / "demo_comics"
+
+
+class AppController(QtCore.QObject):
+    """Runs the app's long work on workers and keeps the models up to date."""
+
+    model_loaded = QtCore.Signal()
+    run_finished = QtCore.Signal(int)  # index of the run in the session model
+    discovery_finished = QtCore.Signal()
+
+    def __init__(self, state: AppState, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.loaded = None  # inference.loading.LoadedModel
+        self.pil_image: Image.Image | None = None
+        self.panel_widths: list[int] | None = None
+        self.workers: list[Worker] = []
+        self.live: LiveTarget | None = None
+        self.recorder = SessionRecorder(state)
+        self._run_index: int | None = None
+        self.panel_matrices: np.ndarray | None = None  # [layer, head, N, N] from the last discovery
+        self._handles: dict = {}  # run index -> session_io.RunHandle
+        self._t0 = 0.0
+        state.target.target_changed.connect(self._on_target_changed)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _fail(self, message: str) -> None:
+        self.state.status.post(message, error=True)
+
+    def _start(self, worker: Worker) -> Worker:
+        self.workers.append(worker)
+        worker.done.connect(lambda: self._forget(worker))
+        worker.errored.connect(lambda msg, _user: self._fail(msg))
+        worker.start()
+        return worker
+
+    def _forget(self, worker: Worker) -> None:
+        worker.wait(5)
+        if worker in self.workers:
+            self.workers.remove(worker)
+        if not any(w.name.startswith(("generate", "discover")) for w in self.workers):
+            self.state.status.set_busy(False)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel and join every worker; close the session file."""
+        for w in list(self.workers):
+            w.cancel()
+        for w in list(self.workers):
+            w.wait(timeout)
+        self.recorder.close()
+
+    @property
+    def busy(self) -> bool:
+        return any(w.is_running() for w in self.workers)
+
+    # ---- model ---------------------------------------------------------------------------------
+    def load_model(self, spec: str, device: str = "auto", dtype: str = "auto") -> Worker:
+        """Load a model on a worker; a bad spec posts a clear error and keeps the app usable."""
+        self.state.status.update(activity=f"loading {spec}…")
+
+        def stream(cancel: threading.Event):
+            from gaze_explorer.inference.loading import load_model
+
+            try:
+                yield load_model(spec, device=device, dtype=dtype)
+            except GazeExplorerError:
+                raise
+            except (OSError, ValueError, KeyError, RuntimeError) as err:
+                raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
+
+        worker = Worker("load-model", stream, classify=lambda _item: "finished")
+        worker.finished.connect(self._on_model_loaded)
+        worker.errored.connect(lambda *_: self.state.status.update(activity="no model loaded"))
+        return self._start(worker)
+
+    def _on_model_loaded(self, loaded: object) -> None:
+        self.loaded = loaded
+        info = loaded.describe() if hasattr(loaded, "describe") else {}
+        memory = 0.0
+        with contextlib.suppress(AttributeError):
+            memory = sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2**20
+        self.state.status.update(
+            model=str(info.get("model_id", getattr(loaded, "model_id", "model"))),
+            device=str(getattr(loaded, "device", "-")),
+            dtype=str(getattr(loaded, "dtype", "-")).replace("torch.", ""),
+            memory_mb=memory,
+            activity="ready",
+        )
+        self.state.heads.set_shape(loaded.n_layers, loaded.n_heads)
+        if self.pil_image is not None:
+            self._rebuild_grid()
+        self.model_loaded.emit()
+
+    # ---- image ---------------------------------------------------------------------------------
+    def set_image(self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None) -> None:
+        """Show a new image with ``n_panels`` side-by-side panels (0 = none). Starts a new session."""
+        self.pil_image = image.convert("RGB")
+        self.panel_widths = widths
+        self.recorder.close()
+        self.state.session.path = None
+        self.state.session.clear_runs()
+        self.state.step.set_n_steps(0)
+        self._rebuild_grid(n_panels, name)
+
+    def open_image(self, path: str, n_panels: int | None = None) -> bool:
+        """Load an image file; an unreadable file posts a clear error and changes nothing."""
+        from gaze_explorer.core.strips import load_image
+
+        try:
+            image = load_image(path)
+        except GazeExplorerError as err:
+            self._fail(str(err))
+            return False
+        panels = self.state.session.n_panels if n_panels is None else n_panels
+        self.set_image(image, panels, Path(path).name)
+        return True
+
+    def set_panel_count(self, n_panels: int) -> None:
+        if self.pil_image is not None:
+            self.panel_widths = None
+            self._rebuild_grid(n_panels, self.state.session.image_name)
+
+    def _rebuild_grid(self, n_panels: int | None = None, name: str | None = None) -> None:
+        session = self.state.session
+        n_panels = session.n_panels if n_panels is None else n_panels
+        name = session.image_name if name is None else name
+        grid, regions = None, []
+        if self.loaded is not None:
+            grid = self.loaded.adapter.build_inputs(self.pil_image, ["image"]).grids[0]
+            if n_panels:
+                try:
+                    regions = panel_regions(grid, n_panels, self.panel_widths)
+                except GazeExplorerError as err:
+                    self._fail(str(err))
+                    n_panels = 0
+        session.set_image(np.asarray(self.pil_image), grid, regions, n_panels, name=name)
+
+    # ---- generation ----------------------------------------------------------------------------
+    def generate(self, prompt: str, options, plan=None) -> Worker | None:
+        """Start a baseline (``plan`` None) or steered run; bad input posts a message instead."""
+        state = self.state
+        if self.busy:
+            self._fail("a run is already in progress; press Stop first")
+            return None
+        if self.loaded is None:
+            self._fail("no model is loaded (Model → Load model…)")
+            return None
+        if self.pil_image is None or state.session.grid is None:
+            self._fail("open an image first")
+            return None
+        try:
+            if not prompt:
+                raise PromptError("the prompt is empty; type a question about the image")
+            grid = state.session.grid
+            panels = list(state.session.regions)
+            if plan is None:
+                regions, source = panels, None
+            else:
+                if not plan.heads.heads:
+                    raise GazeExplorerError("the head set is empty: run discovery, or pick heads in the grid")
+                plan.heads.validate(self.loaded.n_layers, self.loaded.n_heads)
+                regions, target = state.target.resolve(grid, panels)
+                source = target if isinstance(target, Schedule) else LiveTarget(target)
+        except GazeExplorerError as err:
+            self._fail(str(err))
+            return None
+        self.live = source if isinstance(source, LiveTarget) else None
+        name = "baseline" if plan is None else f"steered {plan.heads.name} → {self._target_label(source, regions)}"
+        rows: list[np.ndarray | None] = []
+        run = RunData(
+            name,
+            params={"prompt": prompt, "options": options.to_dict(), "plan": None if plan is None else plan.to_dict()},
+            rows_at=lambda s: rows[s] if 0 <= s < len(rows) else None,
+            regions=regions,
+        )
+        if isinstance(source, Schedule):
+            run.scheduled = list(range(source.switch_every, source.switch_every * len(source.targets), source.switch_every))
+            run.params["schedule"] = source.to_dict()
+        run._rows = rows  # type: ignore[attr-defined]  # the live buffer, appended on the GUI thread
+        index = state.session.add_run(run)
+        self._run_index = index
+        state.step.set_n_steps(0)
+        run_handle = self._handles[index] = self.recorder.begin(run, self.pil_image, grid, regions, self.loaded, source, plan, options)
+        loaded, image = self.loaded, self.pil_image
+
+        def stream(cancel: threading.Event):
+            from gaze_explorer.inference.generation import generate_stream
+
+            yield from generate_stream(
+                loaded, image, prompt, regions=regions, plan=plan, target=source, options=options, cancel=cancel
+            )
+
+        worker = Worker("generate", stream, on_item=lambda ev: self.recorder.write(run_handle, ev))
+        worker.progress.connect(lambda ev: self._on_prefill(index, ev))
+        worker.token.connect(lambda ev: self._on_token(index, ev))
+        worker.finished.connect(lambda ev: self._on_finished(index, ev))
+        worker.errored.connect(lambda msg, _u: self._on_failed(index, msg))
+        state.status.set_busy(True)
+        self._t0 = time.perf_counter()
+        return self._start(worker)
+
+    @staticmethod
+    def _target_label(source, regions) -> str:
+        if isinstance(source, Schedule):
+            return "schedule " + ",".join(str(t + 1) for t in source.targets)
+        return regions[source.get()].name if source is not None and source.get() is not None else "none"
+
+    def _on_prefill(self, index: int, event: object) -> None:
+        run = self.state.session.runs[index]
+        run.prompt_len = int(getattr(event, "prompt_len", 0))
+
+    def _on_token(self, index: int, event) -> None:
+        run = self.state.session.runs[index]
+        run.tokens.append(event.text)
+        run.targets.append(event.target)
+        run._rows.append(event.rows)  # type: ignore[attr-defined]
+        if event.switch is not None:
+            run.switches.append(event.switch)
+        elapsed = time.perf_counter() - self._t0
+        self.state.status.update(tokens_per_s=run.n_steps / elapsed if elapsed > 0 else 0.0)
+        self.state.session.notify_run(index)
+        if self.state.session.shown == index:
+            self.state.step.set_n_steps(run.n_steps, follow=True)
+
+    def _on_finished(self, index: int, event) -> None:
+        run = self.state.session.runs[index]
+        run.status = str(getattr(event, "status", "finished"))
+        switches = list(getattr(event, "switches", []) or [])
+        if switches:
+            run.switches = switches
+        self._handles.pop(index, None)
+        self.live = None
+        self.state.session.notify_run(index)
+        if run.status == "cancelled":
+            self.state.status.post(f"stopped: kept {run.n_steps} token(s) of '{run.name}', marked cancelled")
+        self.run_finished.emit(index)
+
+    def _on_failed(self, index: int, message: str) -> None:
+        run = self.state.session.runs[index]
+        run.status = "failed"
+        handle = self._handles.pop(index, None)
+        if handle is not None:
+            self.recorder.end_handle(handle, "failed", message)
+        self.live = None
+        self.state.session.notify_run(index)
+        self.run_finished.emit(index)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            if w.name in ("generate", "discover"):
+                w.cancel()
+
+    def _on_target_changed(self) -> None:
+        """While a run streams, a new panel target switches it live at the next token."""
+        target, live = self.state.target, self.live
+        if live is None or target.kind != "panel" or self._run_index is None:
+            return
+        regions = self.state.session.runs[self._run_index].regions
+        if 0 <= target.panel < len(regions):
+            live.set(target.panel)
+            self.state.status.post(f"switching to {regions[target.panel].name} at the next token")
+        else:
+            self._fail(f"panel {target.panel + 1} does not exist; the image has {len(regions)} panel(s)")
+
+    # ---- discovery -----------------------------------------------------------------------------
+    def discover(self, source: str, folder: str = "") -> Worker | None:
+        """Run discovery on the demo comics, a folder in the authors' layout, or the current strip."""
+        if self.busy:
+            self._fail("a run is already in progress; press Stop first")
+            return None
+        if self.loaded is None:
+            self._fail("no model is loaded (Model → Load model…)")
+            return None
+        from gaze_explorer.core.strips import Strip, strip_folder_names
+
+        try:
+            if source == "current":
+                regions = [r for r in self.state.session.regions if r.kind == "panel"]
+                if self.pil_image is None or len(regions) < 2:
+                    raise GazeExplorerError("discovery on the current image needs a strip of at least 2 panels")
+                widths = [int(r.box[2] - r.box[0]) for r in regions]
+                strips = [Strip(self.pil_image, widths, name=self.state.session.image_name)]
+                total = 1
+            else:
+                root = DEMO_COMICS if source == "demo" else Path(folder)
+                n_panels = self.state.session.n_panels or 6
+                total = len(strip_folder_names(root, n_panels))
+                strips = None
+        except GazeExplorerError as err:
+            self._fail(str(err))
+            return None
+        loaded = self.loaded
+
+        def stream(cancel: threading.Event):
+            from gaze_explorer.core.strips import iter_strip_folders
+            from gaze_explorer.inference.discovery import discover
+
+            items = strips if strips is not None else iter_strip_folders(root, n_panels)
+            yield from discover(loaded, items, cancel=cancel)
+
+        worker = Worker("discover", stream)
+        self.state.status.set_progress("discovery", 0, total)
+        worker.progress.connect(lambda p: self.state.status.set_progress("discovery", getattr(p, "done", 0), total))
+        worker.finished.connect(self._on_discovered)
+        worker.errored.connect(lambda *_: self.state.status.set_progress("discovery", 0, 0))
+        self.state.status.set_busy(True)
+        return self._start(worker)
+
+    def _on_discovered(self, result) -> None:
+        self.state.status.set_progress("discovery", 0, 0)
+        if result is None or not hasattr(result, "scores"):
+            self.state.status.post("discovery cancelled; the grid is unchanged")
+            return
+        self.state.heads.set_gaze_scores(np.asarray(result.scores))
+        self.panel_matrices = getattr(result, "matrices", None)
+        self.state.heads.set_kind(self.state.heads.kind if self.state.heads.kind != "file" else "top")
+        self.recorder.write_discovery(result)
+        self.state.grid_score_mode.set_mode("gaze")
+        self.state.status.post(f"discovery done on {result.n_strips} strip(s)")
+        self.discovery_finished.emit()

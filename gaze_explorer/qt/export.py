@@ -1,0 +1,300 @@
+"""Publication figures (PNG, SVG, PDF) built with pyqtgraph, plus head-list and run-JSON exports.
+
+Figure builders take plain numpy data, so the app (live state) and the CLI's ``export`` command
+(a ``SessionReader``) share them. Every figure has a title, axis labels and a colour bar on a fixed
+scale. The ``export_*`` functions at the bottom are the headless entry points for the CLI: they
+create an offscreen QApplication if none exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gaze_explorer.core.errors import GazeExplorerError
+from gaze_explorer.core.heads import HeadSet, save_head_list
+from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.core.state_data import grid_corners, overlay_heat, region_masses
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def ensure_app():
+    """The running QApplication, or a new offscreen one (for headless exports)."""
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = QtWidgets.QApplication([])
+    return app
+
+
+def _figure(title: str, size: tuple[int, int]):
+    import pyqtgraph as pg
+
+    ensure_app()
+    fig = pg.GraphicsLayoutWidget()
+    fig.setBackground("w")
+    fig.resize(*size)
+    fig.addLabel(title, row=0, col=0, colspan=2, size="12pt", color="k")
+    return fig
+
+
+def _style_axes(plot, bottom: str, left: str) -> None:
+    for name, text in (("bottom", bottom), ("left", left)):
+        axis = plot.getAxis(name)
+        axis.setLabel(text, color="k")
+        axis.setPen("k")
+        axis.setTextPen("k")
+
+
+def _colour_bar(fig, plot, items, cmap: str, levels: tuple[float, float], label: str) -> None:
+    import pyqtgraph as pg
+
+    bar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(cmap), interactive=False, width=14)
+    bar.setImageItem(items)
+    bar.setLevels(levels)
+    bar.axis.setLabel(label, color="k")
+    bar.axis.setTextPen("k")
+    fig.addItem(bar, row=1, col=1)
+
+
+def grid_figure(scores: np.ndarray, title: str, active: HeadSet | None = None, label: str = "gaze score"):
+    """The ``[layer, head]`` score grid (viridis), active heads outlined."""
+    import pyqtgraph as pg
+    from PySide6 import QtCore
+
+    scores = np.asarray(scores, dtype=np.float64)
+    fig = _figure(title, (620, 520))
+    plot = fig.addPlot(row=1, col=0)
+    plot.invertY(True)
+    img = pg.ImageItem(scores, axisOrder="row-major")
+    img.setRect(QtCore.QRectF(-0.5, -0.5, scores.shape[1], scores.shape[0]))
+    plot.addItem(img)
+    levels = (min(0.0, float(scores.min())), float(scores.max()) or 1.0)
+    img.setLevels(levels)
+    _colour_bar(fig, plot, img, "viridis", levels, label)
+    if active is not None and active.heads:
+        arr = np.asarray(active.heads, dtype=float)
+        plot.addItem(pg.ScatterPlotItem(arr[:, 1], arr[:, 0], symbol="s", size=0.92, pxMode=False,
+                                        pen=pg.mkPen("#D55E00", width=2), brush=None))
+    _style_axes(plot, "head", "layer")
+    return fig
+
+
+def trajectory_figure(traj: np.ndarray, title: str, region_names: Sequence[str], tokens: Sequence[str] = (),
+                      switches: Sequence[tuple[int, str]] = ()):
+    """The step x region staircase (inferno), with switch markers (▲ scheduled, ◆ live)."""
+    import pyqtgraph as pg
+    from PySide6 import QtCore
+
+    data = np.nan_to_num(np.asarray(traj, dtype=np.float64)).T  # [region, step]
+    fig = _figure(title, (max(700, 14 * data.shape[1] + 200), 120 + 34 * data.shape[0]))
+    plot = fig.addPlot(row=1, col=0)
+    plot.invertY(True)
+    img = pg.ImageItem(data, axisOrder="row-major")
+    img.setRect(QtCore.QRectF(-0.5, -0.5, data.shape[1], data.shape[0]))
+    plot.addItem(img)
+    levels = (0.0, float(data.max()) or 1.0)
+    img.setLevels(levels)
+    _colour_bar(fig, plot, img, "inferno", levels, "attention mass")
+    for kind, symbol, colour in (("schedule", "t1", "#0072B2"), ("live", "d", "#D55E00")):
+        xs = [s for s, k in switches if k == kind]
+        if xs:
+            plot.addItem(pg.ScatterPlotItem(xs, [-0.8] * len(xs), symbol=symbol, size=12, brush=colour, pen="w"))
+    plot.getAxis("left").setTicks([[(i, n) for i, n in enumerate(region_names)]])
+    if tokens:
+        every = max(1, len(tokens) // 40)
+        plot.getAxis("bottom").setTicks([[(i, t.strip() or "␣") for i, t in enumerate(tokens) if i % every == 0], []])
+    plot.setYRange(-1.2, data.shape[0] - 0.5, padding=0)
+    _style_axes(plot, "decode step (token)", "region")
+    return fig
+
+
+def overlay_figure(image: np.ndarray, grid: ImageTokenGrid, heat: np.ndarray, regions: Sequence[Region],
+                   title: str, colormap: str = "inferno", opacity: float = 0.6,
+                   levels: tuple[float, float] | None = None):
+    """The image with the heat drawn on each token's pixel box and panel frames."""
+    import pyqtgraph as pg
+    from PySide6 import QtCore, QtWidgets
+
+    h, w = image.shape[:2]
+    fig = _figure(title, (min(1400, w + 200), min(900, h + 160)))
+    plot = fig.addPlot(row=1, col=0)
+    plot.invertY(True)
+    plot.setAspectLocked(True)
+    img = pg.ImageItem(np.asarray(image), axisOrder="row-major", levels=(0, 255))
+    img.setRect(QtCore.QRectF(0, 0, w, h))
+    plot.addItem(img)
+    levels = levels or (0.0, float(heat.max()) or 1.0)
+    x, y = grid_corners(grid)
+    mesh = pg.PColorMeshItem(x, y, heat, colorMap=pg.colormap.get(colormap), levels=levels, enableAutoLevels=False)
+    mesh.setOpacity(opacity)
+    plot.addItem(mesh)
+    for i, r in enumerate(rg for rg in regions if rg.box is not None):
+        x0, y0, x1, y1 = r.box
+        frame = QtWidgets.QGraphicsRectItem(x0, y0, x1 - x0, y1 - y0)
+        frame.setPen(pg.mkPen("w", width=2))
+        plot.addItem(frame)
+        text = pg.TextItem(f"P{i + 1}" if r.kind == "panel" else r.name, color="w", anchor=(0, 0))
+        text.setPos(x0 + 2, y0 + 2)
+        plot.addItem(text)
+    _colour_bar(fig, plot, mesh, colormap, levels, "attention")
+    _style_axes(plot, "x (image pixels)", "y (image pixels)")
+    return fig
+
+
+def matrix_figure(matrix: np.ndarray, title: str):
+    """A head's N x N queried-panel x attended-panel matrix."""
+    import pyqtgraph as pg
+    from PySide6 import QtCore
+
+    m = np.asarray(matrix, dtype=np.float64)
+    n = m.shape[0]
+    fig = _figure(title, (560, 500))
+    plot = fig.addPlot(row=1, col=0)
+    plot.invertY(True)
+    plot.setAspectLocked(True)
+    img = pg.ImageItem(m, axisOrder="row-major")
+    img.setRect(QtCore.QRectF(0.5, 0.5, n, n))
+    plot.addItem(img)
+    levels = (0.0, float(m.max()) or 1.0)
+    img.setLevels(levels)
+    _colour_bar(fig, plot, img, "inferno", levels, "attention mass")
+    ticks = [[(k + 1, str(k + 1)) for k in range(n)]]
+    plot.getAxis("bottom").setTicks(ticks)
+    plot.getAxis("left").setTicks(ticks)
+    _style_axes(plot, "attended panel", "queried panel")
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a figure as PNG, SVG or PDF according to the suffix."""
+    import pyqtgraph.exporters as pge
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        raise GazeExplorerError(f"cannot export a figure to {p.name}: use .png, .svg or .pdf")
+    if not p.parent.exists():
+        raise GazeExplorerError(f"folder {p.parent} does not exist")
+    # lay the figure out without putting a window on screen
+    fig.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    fig.show()
+    QtWidgets.QApplication.processEvents()
+    scene = fig.scene()
+    if suffix == ".png":
+        exporter = pge.ImageExporter(scene)
+        exporter.parameters()["width"] = max(int(scene.sceneRect().width() * 2), 800)
+        exporter.parameters()["antialias"] = True
+        exporter.export(str(p))
+    elif suffix == ".svg":
+        pge.SVGExporter(scene).export(str(p))
+    else:
+        rect = scene.sceneRect()
+        writer = QtGui.QPdfWriter(str(p))
+        writer.setPageSize(QtGui.QPageSize(QtCore.QSizeF(rect.width(), rect.height()), QtGui.QPageSize.Unit.Point))
+        writer.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
+        writer.setResolution(72)
+        painter = QtGui.QPainter(writer)
+        try:
+            scene.render(painter, QtCore.QRectF(0, 0, rect.width(), rect.height()), rect)
+        finally:
+            painter.end()
+    if not p.exists() or p.stat().st_size == 0:
+        raise GazeExplorerError(f"writing {p} failed")
+    return p
+
+
+def run_record(run, trajectory: np.ndarray | None, region_names: Sequence[str], heads: HeadSet) -> dict:
+    """A run's tokens, trajectory and parameters as a JSON-ready dict."""
+    return {
+        "name": run.name,
+        "status": run.status,
+        "tokens": list(run.tokens),
+        "text": "".join(run.tokens),
+        "targets": [None if t is None else int(t) for t in run.targets],
+        "switches": [{"step": s.step, "previous": s.previous, "to": s.to, "source": s.source} for s in run.switches],
+        "parameters": run.params,
+        "trajectory": {
+            "heads": [list(h) for h in heads.heads],
+            "regions": list(region_names),
+            "values": None if trajectory is None else np.where(np.isnan(trajectory), None, trajectory).tolist(),
+        },
+    }
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(p)
+    return p
+
+
+def write_head_list(path: str | Path, heads: HeadSet, scores: np.ndarray | None = None) -> Path:
+    """JSON (the authors' list of ``{layer, head, score}``) or CSV, by suffix."""
+    if not heads.heads:
+        raise GazeExplorerError("the head set is empty; nothing to export")
+    return save_head_list(path, heads, scores)
+
+
+# ---- headless entry points (the CLI's ``export`` command) -------------------------------------------
+def _heads_or_top(reader, heads: HeadSet | None, k: int = 10) -> HeadSet:
+    from gaze_explorer.core.heads import top_k_heads
+
+    if heads is not None:
+        return heads
+    scores = reader.gaze_scores()
+    if scores is None:
+        raise GazeExplorerError("the session has no gaze scores; pass a head set or run discovery first")
+    return top_k_heads(np.asarray(scores), min(k, np.asarray(scores).size))
+
+
+def export_grid(reader, out: str | Path, *, heads: HeadSet | None = None) -> Path:
+    """The session's gaze-score grid as a figure."""
+    scores = reader.gaze_scores()
+    if scores is None:
+        raise GazeExplorerError("the session has no gaze scores (run discovery first)")
+    model = reader.meta.get("model_id", "model")
+    return save_figure(grid_figure(np.asarray(scores), f"Gaze scores · {model}", heads), out)
+
+
+def export_overlay(reader, out: str | Path, *, run: str, step: int, heads: HeadSet | None = None,
+                   colormap: str = "inferno") -> Path:
+    """The image with the heads' attention at ``step`` of ``run``."""
+    heads = _heads_or_top(reader, heads)
+    rows = reader.step_rows(run, step)
+    heat = overlay_heat(rows, reader.grid, heads)
+    title = f"{reader.meta.get('model_id', 'model')} · run {run} · step {step} · {heads.name} ({len(heads)} heads)"
+    return save_figure(overlay_figure(np.asarray(reader.image), reader.grid, heat, reader.regions, title, colormap), out)
+
+
+def export_timeline(reader, out: str | Path, *, run: str, heads: HeadSet | None = None) -> Path:
+    """A run's step x region trajectory with its tokens and switch markers."""
+    heads = _heads_or_top(reader, heads)
+    tokens = list(reader.tokens(run))
+    regions = [r for r in reader.regions if r.kind == "panel"] or list(reader.regions)
+    traj = np.array([region_masses(overlay_heat(reader.step_rows(run, s), reader.grid, heads), regions)
+                     for s in range(len(tokens))]).reshape(len(tokens), len(regions))
+    info = reader.run_info(run)
+    switches = [(s.step, s.source) for s in getattr(info, "switches", [])]
+    title = f"Trajectory · run {run} · {heads.name} ({len(heads)} heads)"
+    return save_figure(trajectory_figure(traj, title, [f"P{i + 1}" for i in range(len(regions))], tokens, switches), out)
+
+
+def export_panel_matrix(reader, out: str | Path, *, layer: int, head: int) -> Path:
+    """One head's N x N queried x attended panel matrix from discovery."""
+    matrices = reader.panel_matrices()
+    if matrices is None:
+        raise GazeExplorerError("the session has no panel matrices (run discovery first)")
+    m = np.asarray(matrices)
+    if not (0 <= layer < m.shape[0] and 0 <= head < m.shape[1]):
+        raise GazeExplorerError(f"L{layer}H{head} is out of range for {m.shape[0]} layers x {m.shape[1]} heads")
+    return save_figure(matrix_figure(m[layer, head], f"Panel matrix · L{layer}H{head}"), out)
