@@ -1,0 +1,407 @@
+"""The session reader: opens a session read-only and hands out numpy arrays, never h5py objects.
+
+It reads runs that are still being written (SWMR; call :meth:`SessionReader.refresh` to see new
+steps and runs) and runs whose writer was killed (reported as ``unfinished``; every counted step
+is complete). Step rows are read one chunk at a time and kept in a small LRU cache, so scrubbing
+back and forth does not touch the disk again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from gaze_explorer.core.errors import SessionFileError
+from gaze_explorer.core.heads import Head, HeadSet
+from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.core.steering import Switch
+from gaze_explorer.storage import handles
+from gaze_explorer.storage.schema import (
+    DERIVED_GROUP,
+    NO_TARGET,
+    RUNS_GROUP,
+    STATUS_CODES,
+    SWITCH_SOURCES,
+    UNFINISHED,
+)
+from gaze_explorer.storage.validate import as_int, as_json, as_str, validate_run, validate_session
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run's parameters and progress, as stored."""
+
+    run_id: str
+    name: str
+    status: str  # running | finished | cancelled | failed | unfinished (writer gone mid-run)
+    n_steps: int
+    prompt: str
+    prompt_len: int
+    n_layers: int
+    n_heads: int
+    max_keys: int
+    prefill_mode: str
+    capture_decode: bool
+    options: dict | None
+    plan: dict | None
+    schedule: dict | None
+    target: object
+    switches: tuple[Switch, ...]
+    reason: str
+    created: str
+    regions: tuple[Region, ...] | None  # the run's own regions, if they differ from the session's
+
+
+def _optional_int(value: int) -> int | None:
+    return None if value == NO_TARGET else int(value)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SessionReader:
+    """Read a session file. ``run`` arguments are a run id (``run_000``) or an index into ``runs()``."""
+
+    def __init__(self, path: str | os.PathLike, cache_steps: int = 32) -> None:
+        self.path = Path(path)
+        self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._cache_steps = max(0, int(cache_steps))
+        self._file: h5py.File | None = None
+        self._state = handles.path_state(self.path)
+        with self._state.lock:
+            f = handles.open_for_reading(self.path)
+            try:
+                validate_session(f, self.path)
+                self._load_header(f)
+            except SessionFileError:
+                f.close()
+                raise
+            except (KeyError, ValueError, TypeError, OSError) as exc:
+                f.close()
+                raise SessionFileError(f"{self.path} is damaged: {exc}") from exc
+            self._file = f
+            self._state.readers.add(self)
+
+    # ---- file handle ---------------------------------------------------------------------
+    def _drop_handle(self) -> None:
+        """Close the handle (the writer needs it gone); the next access reopens it."""
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+
+    @contextlib.contextmanager
+    def _access(self) -> Iterator[h5py.File]:
+        with self._state.lock:
+            if self._file is None:
+                self._file = handles.open_for_reading(self.path)
+            try:
+                yield self._file
+            except (KeyError, OSError, ValueError) as exc:
+                raise SessionFileError(f"cannot read {self.path}: {exc}") from exc
+
+    def _ds(self, f: h5py.File, name: str) -> h5py.Dataset:
+        """A dataset, refreshed so that a run still being written shows its new steps."""
+        d = f[name]
+        if not isinstance(d, h5py.Dataset):
+            raise SessionFileError(f"{self.path}: {name} should be a dataset")
+        if f.swmr_mode:
+            with contextlib.suppress(Exception):
+                d.refresh()
+        return d
+
+    def refresh(self) -> None:
+        """See runs and steps added since the file was opened (reopens the handle)."""
+        with self._state.lock:
+            self._drop_handle()
+
+    def close(self) -> None:
+        with self._state.lock:
+            self._drop_handle()
+            self._state.readers.discard(self)
+        self._cache.clear()
+
+    def __enter__(self) -> SessionReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- session -------------------------------------------------------------------------
+    def _load_header(self, f: h5py.File) -> None:
+        p = self.path
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        meta = {k: v for k, v in attrs.items() if k != "meta_json"}
+        meta["model"] = as_json(attrs.get("meta_json", "{}"), "the 'meta_json' attribute", p)
+        self.meta: dict = meta
+        self.image: np.ndarray = np.asarray(f["image"][()])  # [H, W, 3] uint8
+        g = f["grid"]
+        self.grid = ImageTokenGrid(
+            *(
+                as_int(g.attrs[k], f"grid attribute {k!r}", p)
+                for k in ("image_width", "image_height", "rows", "cols")
+            ),
+            np.asarray(g["token_boxes"][()]),
+            np.asarray(g["positions"][()]),
+        )
+        regions = as_json(f["regions"].attrs.get("regions_json", "[]"), "the regions", p)
+        self.regions: list[Region] = [Region.from_dict(r) for r in regions]
+
+    def run_ids(self) -> list[str]:
+        with self._access() as f:
+            return sorted(f[RUNS_GROUP].keys())
+
+    def runs(self) -> list[RunInfo]:
+        """Every run in the file, in the order they were begun."""
+        return [self.run_info(r) for r in self.run_ids()]
+
+    def _run_id(self, run: str | int) -> str:
+        ids = self.run_ids()
+        if isinstance(run, (int, np.integer)):
+            if not -len(ids) <= run < len(ids):
+                raise SessionFileError(f"{self.path} has {len(ids)} run(s); there is no run {run}")
+            return ids[run]
+        if run not in ids:
+            raise SessionFileError(f"{self.path} has no run {run!r} (it has {', '.join(ids) or 'none'})")
+        return run
+
+    def _group(self, f: h5py.File, run_id: str) -> h5py.Group:
+        g = f[RUNS_GROUP][run_id]
+        validate_run(g, self.path)
+        return g
+
+    def _n_steps(self, f: h5py.File, run_id: str) -> int:
+        g = f[RUNS_GROUP][run_id]
+        counted = int(self._ds(f, f"{g.name}/n_steps")[0])
+        # the counter is written last, so it never exceeds the stored steps; clamp defensively
+        return min(counted, self._ds(f, f"{g.name}/token_ids").shape[0])
+
+    def run_info(self, run: str | int) -> RunInfo:
+        """The stored parameters, status and progress of one run."""
+        run_id = self._run_id(run)
+        p = self.path
+        with self._access() as f:
+            g = self._group(f, run_id)
+            a = g.attrs
+            code = int(self._ds(f, f"{g.name}/status")[0])
+            status = STATUS_CODES.get(code)
+            if status is None:
+                raise SessionFileError(f"{p}: run {run_id} has an unknown status code {code}")
+            if status == "running" and not self._writer_alive(a):
+                status = UNFINISHED
+            raw_reason = bytes(self._ds(f, f"{g.name}/reason")[()])
+            reason = raw_reason.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+            switches = tuple(
+                Switch(
+                    int(s[0]),
+                    _optional_int(s[1]),
+                    _optional_int(s[2]),
+                    SWITCH_SOURCES[s[3]] if 0 <= s[3] < len(SWITCH_SOURCES) else "unknown",
+                )
+                for s in np.asarray(self._ds(f, f"{g.name}/switches")[()])
+            )
+            regions = as_json(a.get("regions_json", "null"), "run attribute 'regions_json'", p)
+            return RunInfo(
+                run_id=run_id,
+                name=as_str(a["name"], "run name", p),
+                status=status,
+                n_steps=self._n_steps(f, run_id),
+                prompt=as_str(a["prompt"], "run prompt", p),
+                prompt_len=as_int(a["prompt_len"], "prompt_len", p),
+                n_layers=as_int(a["n_layers"], "n_layers", p),
+                n_heads=as_int(a["n_heads"], "n_heads", p),
+                max_keys=as_int(a["max_keys"], "max_keys", p),
+                prefill_mode=as_str(a["prefill_mode"], "prefill_mode", p),
+                capture_decode="attention" in g and "decode" in g["attention"],
+                options=as_json(a["options_json"], "options_json", p),
+                plan=as_json(a["plan_json"], "plan_json", p),
+                schedule=as_json(a["schedule_json"], "schedule_json", p),
+                target=as_json(a.get("target_json", "null"), "target_json", p),
+                switches=switches,
+                reason=reason,
+                created=as_str(a.get("created", ""), "created", p),
+                regions=None if regions is None else tuple(Region.from_dict(r) for r in regions),
+            )
+
+    def _writer_alive(self, attrs) -> bool:
+        pid = int(attrs.get("writer_pid", -1))
+        host = attrs.get("writer_host", "")
+        if pid == os.getpid():
+            return handles.has_writer(self.path)
+        return host == socket.gethostname() and pid > 0 and _pid_alive(pid)
+
+    # ---- tokens --------------------------------------------------------------------------
+    def tokens(self, run: str | int) -> list[str]:
+        """The generated token strings of the complete steps (UTF-8, any script)."""
+        run_id = self._run_id(run)
+        with self._access() as f:
+            name = f"{RUNS_GROUP}/{run_id}"
+            n = self._n_steps(f, run_id)
+            if n == 0:
+                return []
+            ends = np.asarray(self._ds(f, f"{name}/token_text_end")[:n])
+            data = bytes(np.asarray(self._ds(f, f"{name}/token_text")[: int(ends[-1])]))
+        starts = np.concatenate([[0], ends[:-1]])
+        return [
+            data[int(s) : int(e)].decode("utf-8", errors="replace") for s, e in zip(starts, ends, strict=True)
+        ]
+
+    def token_ids(self, run: str | int) -> np.ndarray:
+        run_id = self._run_id(run)
+        with self._access() as f:
+            n = self._n_steps(f, run_id)
+            return np.asarray(self._ds(f, f"{RUNS_GROUP}/{run_id}/token_ids")[:n])
+
+    def targets(self, run: str | int) -> list[int | None]:
+        """The steering target region of each step (None where none)."""
+        run_id = self._run_id(run)
+        with self._access() as f:
+            n = self._n_steps(f, run_id)
+            return [_optional_int(t) for t in self._ds(f, f"{RUNS_GROUP}/{run_id}/targets")[:n]]
+
+    def prompt_tokens(self, run: str | int) -> tuple[np.ndarray, list[str]]:
+        """The prompt's token ids and strings (empty if no prefill was written)."""
+        run_id = self._run_id(run)
+        with self._access() as f:
+            g = f[RUNS_GROUP][run_id]
+            if "prompt_token_ids" not in g:
+                return np.zeros(0, dtype=np.int64), []
+            ids = np.asarray(g["prompt_token_ids"][()])
+            strings = [
+                s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in g["prompt_token_strings"][()]
+            ]
+            return ids, strings
+
+    # ---- attention -----------------------------------------------------------------------
+    def step_rows(self, run: str | int, step: int) -> np.ndarray:
+        """Attention of decode step ``step``: ``[layer, head, key]`` float32, its valid keys only."""
+        run_id = self._run_id(run)
+        key = (run_id, int(step))
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached.copy()
+        with self._access() as f:
+            n = self._n_steps(f, run_id)
+            if not 0 <= step < n:
+                raise SessionFileError(f"run {run_id} has {n} complete step(s); there is no step {step}")
+            att = self._attention_group(f, run_id)
+            n_keys = int(self._ds(f, f"{att.name}/valid_keys")[step])
+            rows = np.asarray(self._ds(f, f"{att.name}/decode")[step, :, :, :n_keys], dtype=np.float32)
+        if self._cache_steps:
+            self._cache[key] = rows
+            while len(self._cache) > self._cache_steps:
+                self._cache.popitem(last=False)
+        return rows.copy()
+
+    def _attention_group(self, f: h5py.File, run_id: str) -> h5py.Group:
+        g = f[RUNS_GROUP][run_id]
+        if "attention" not in g or "decode" not in g["attention"]:
+            raise SessionFileError(f"run {run_id} was generated without attention capture")
+        return g["attention"]
+
+    def head_rows(self, run: str | int, layer: int, head: int) -> np.ndarray:
+        """One head's rows over all complete steps: ``[step, key]`` float32, zero beyond each step's
+        valid keys (step ``s`` has ``prompt_len + s`` keys)."""
+        run_id = self._run_id(run)
+        with self._access() as f:
+            n = self._n_steps(f, run_id)
+            att = self._attention_group(f, run_id)
+            d = self._ds(f, f"{att.name}/decode")
+            if not (0 <= layer < d.shape[1] and 0 <= head < d.shape[2]):
+                raise SessionFileError(
+                    f"no head L{layer}H{head} in a model of {d.shape[1]}x{d.shape[2]} heads"
+                )
+            width = int(np.max(self._ds(f, f"{att.name}/valid_keys")[:n], initial=0))
+            return np.asarray(d[:n, layer, head, :width], dtype=np.float32)
+
+    def prefill_rows(self, run: str | int) -> np.ndarray | None:
+        """The captured prefill ``[layer, head, query, key]`` (one query for 'last'), or None."""
+        run_id = self._run_id(run)
+        with self._access() as f:
+            g = f[RUNS_GROUP][run_id]
+            if "attention" not in g or "prefill" not in g["attention"]:
+                return None
+            return np.asarray(g["attention"]["prefill"][()], dtype=np.float32)
+
+    def _head_index(self, heads: HeadSet | Iterable[Head] | None, n_layers: int, n_heads: int):
+        if heads is None:
+            return np.s_[:, :]
+        pairs = heads.heads if isinstance(heads, HeadSet) else tuple(heads)
+        if not pairs:
+            raise SessionFileError("the head set is empty")
+        layers = np.array([int(layer) for layer, _ in pairs])
+        hs = np.array([int(h) for _, h in pairs])
+        if layers.min() < 0 or layers.max() >= n_layers or hs.min() < 0 or hs.max() >= n_heads:
+            raise SessionFileError(
+                f"a head is out of range for this run's {n_layers} layers x {n_heads} heads"
+            )
+        return layers, hs
+
+    def _regions_of(self, info: RunInfo) -> list[Region]:
+        return list(info.regions) if info.regions else self.regions
+
+    def image_attention(self, run: str | int, step: int, heads=None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over ``heads`` (all if None) of step ``step``'s attention on each image token
+        ``[n_image_tokens]``, and its sum over each region's tokens ``[n_regions]`` (not renormalised)."""
+        info = self.run_info(run)
+        rows = self.step_rows(info.run_id, step)  # [layer, head, key]
+        index = self._head_index(heads, info.n_layers, info.n_heads)
+        selected = rows[index].reshape(-1, rows.shape[-1])  # [n_heads_selected, key]
+        per_token = selected[:, self.grid.positions].mean(axis=0)  # [n_image_tokens]
+        regions = self._regions_of(info)
+        per_region = np.array([per_token[r.token_indices].sum() for r in regions], dtype=np.float32)
+        return per_token.astype(np.float32), per_region
+
+    def trajectory(self, run: str | int, heads=None, block: int = 16) -> np.ndarray:
+        """``[step, region]``: at each complete step, the mean over ``heads`` of the attention summed
+        over each region's image tokens (the "staircase"). Reads ``block`` steps at a time."""
+        info = self.run_info(run)
+        regions = self._regions_of(info)
+        index = self._head_index(heads, info.n_layers, info.n_heads)
+        positions = [r.positions(self.grid) for r in regions]
+        out = np.zeros((info.n_steps, len(regions)), dtype=np.float32)
+        with self._access() as f:
+            att = self._attention_group(f, info.run_id)
+            d = self._ds(f, f"{att.name}/decode")
+            width = int(self.grid.positions.max()) + 1  # image tokens come before any generated key
+            for start in range(0, info.n_steps, block):
+                stop = min(start + block, info.n_steps)
+                chunk = np.asarray(d[start:stop, :, :, :width], dtype=np.float32)  # [step, layer, head, key]
+                sel = chunk[(slice(None), *index)] if heads is not None else chunk
+                sel = sel.reshape(stop - start, -1, width)  # [step, heads_selected, key]
+                for j, pos in enumerate(positions):
+                    out[start:stop, j] = sel[:, :, pos].sum(axis=2).mean(axis=1)
+        return out
+
+    # ---- derived arrays ------------------------------------------------------------------
+    def derived(self, name: str, run: str | int | None = None) -> np.ndarray | None:
+        """A derived array written by ``SessionWriter.write_derived``, or None if absent."""
+        with self._access() as f:
+            parent = f if run is None else f[RUNS_GROUP][self._run_id(run)]
+            if DERIVED_GROUP not in parent or name not in parent[DERIVED_GROUP]:
+                return None
+            return np.asarray(parent[DERIVED_GROUP][name][()])
+
+    def gaze_scores(self) -> np.ndarray | None:
+        """Gaze scores ``[layer, head]`` if discovery stored them."""
+        return self.derived("gaze_scores")
+
+    def panel_matrices(self) -> np.ndarray | None:
+        """Per-head queried x attended panel matrices ``[layer, head, N, N]`` if stored."""
+        return self.derived("panel_matrices")

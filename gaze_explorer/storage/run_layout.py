@@ -1,0 +1,329 @@
+"""The writer thread's file operations: session header, run groups, steps, prefill, derived arrays.
+
+Only the writer thread calls :class:`FileOps`. It tracks whether the file is in SWMR mode and
+switches it as each operation needs: structure changes (new groups, datasets, attributes) in
+normal mode, step appends in SWMR mode. The layout is documented in ``docs/session_schema.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import gaze_explorer
+from gaze_explorer.core.errors import SessionFileError
+from gaze_explorer.core.regions import ImageTokenGrid
+from gaze_explorer.storage import handles
+from gaze_explorer.storage.schema import (
+    ATTENTION_DTYPE,
+    DERIVED_GROUP,
+    FORMAT_NAME,
+    NO_TARGET,
+    REASON_BYTES,
+    RUNS_GROUP,
+    SCHEMA_VERSION,
+    STATUS_BY_NAME,
+    STATUS_RUNNING,
+    SWITCH_SOURCES,
+    compression_kwargs,
+    dumps,
+)
+from gaze_explorer.storage.validate import validate_session
+
+_STR = h5py.string_dtype("utf-8")
+_META_KEYS = ("model_id", "revision", "family", "dtype", "device")
+
+
+@dataclass
+class RunSpec:
+    """Everything ``begin_run`` knows about a run (becomes the run group's attributes)."""
+
+    run_id: str
+    name: str
+    prompt: str
+    options: object
+    plan: object
+    schedule: object
+    target: object
+    n_layers: int
+    n_heads: int
+    max_keys: int
+    prompt_len: int
+    prefill_mode: str
+    capture_decode: bool = True
+    regions: list | None = None
+
+
+@dataclass
+class _ThreadRun:
+    spec: RunSpec
+    tokens: list[str] = field(default_factory=list)
+    text_bytes: int = 0
+    ended: bool = False
+
+
+def _none_to_int(value) -> int:
+    return NO_TARGET if value is None else int(value)
+
+
+class FileOps:
+    """The open h5py file and the writes the thread makes to it."""
+
+    def __init__(self, path: Path, file: h5py.File, compression: str, state) -> None:
+        self.path = path
+        self.file = file
+        self.compression = compression
+        self.state = state
+        self.swmr = False
+        self.runs: dict[str, _ThreadRun] = {}
+        self.n_existing_runs = len(file[RUNS_GROUP])
+
+    @classmethod
+    def open(cls, path: Path, meta, image, grid, regions, compression, state) -> FileOps:
+        """Create a new session file with its header, or open an existing one to add runs."""
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be [H, W, 3] uint8, got {image.shape} {image.dtype}")
+        create = not path.exists()
+        f = handles.open_for_writing(path, create=create)
+        try:
+            if create:
+                _write_header(f, meta, image, grid, regions)
+                f.flush()
+            else:
+                validate_session(f, path)
+                if f["image"].shape != image.shape or not np.array_equal(f["image"][()], image):
+                    raise SessionFileError(
+                        f"{path} holds a different image; a session holds one image, so start a new session"
+                    )
+        except BaseException:
+            f.close()
+            raise
+        return cls(path, f, compression, state)
+
+    # ---- mode switches -------------------------------------------------------------------
+    def _structure_mode(self) -> None:
+        """Normal (non-SWMR) mode, in which groups, datasets and attributes can be added."""
+        if not self.swmr:
+            return
+        with self.state.lock:
+            handles.drop_reader_handles(self.state)
+            self.file.flush()
+            self.file.close()
+            self.file = handles.open_for_writing(self.path, create=False)
+            self.swmr = False
+
+    def _swmr_mode(self) -> None:
+        if self.swmr:
+            return
+        with self.state.lock:
+            handles.drop_reader_handles(self.state)
+            self.file.flush()
+            self.file.swmr_mode = True
+            self.swmr = True
+
+    # ---- operations ----------------------------------------------------------------------
+    def begin_run(self, spec: RunSpec) -> None:
+        self._structure_mode()
+        g = self.file[RUNS_GROUP].create_group(spec.run_id)
+        a = g.attrs
+        a["name"] = spec.name
+        a["prompt"] = spec.prompt
+        a["options_json"] = dumps(spec.options)
+        a["plan_json"] = dumps(spec.plan)
+        a["schedule_json"] = dumps(spec.schedule)
+        a["target_json"] = dumps(spec.target)
+        a["regions_json"] = dumps(spec.regions)
+        a["n_layers"] = spec.n_layers
+        a["n_heads"] = spec.n_heads
+        a["max_keys"] = spec.max_keys
+        a["prompt_len"] = spec.prompt_len
+        a["prefill_mode"] = spec.prefill_mode
+        a["capture_decode"] = spec.capture_decode
+        a["compression"] = self.compression
+        a["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        a["writer_pid"] = os.getpid()
+        a["writer_host"] = socket.gethostname()
+        a["status"] = "running"
+        g.create_dataset("status", data=np.array([STATUS_RUNNING], dtype=np.int8))
+        g.create_dataset("n_steps", data=np.zeros(1, dtype=np.int64))
+        g.create_dataset("reason", data=np.zeros(REASON_BYTES, dtype=np.uint8))
+        for name, dtype, chunk in (
+            ("token_ids", np.int64, 256),
+            ("targets", np.int32, 256),
+            ("token_text", np.uint8, 4096),
+            ("token_text_end", np.int64, 256),
+        ):
+            g.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(chunk,), dtype=dtype)
+        g.create_dataset("switches", shape=(0, 4), maxshape=(None, 4), chunks=(64, 4), dtype=np.int64)
+        if spec.capture_decode:
+            L, H, K = spec.n_layers, spec.n_heads, spec.max_keys
+            att = g.create_group("attention")
+            att.create_dataset(
+                "decode",
+                shape=(0, L, H, K),
+                maxshape=(None, L, H, K),
+                chunks=(1, L, H, K),  # one chunk per step: scrubbing reads exactly one chunk
+                dtype=ATTENTION_DTYPE,
+                **compression_kwargs(self.compression),
+            )
+            att.create_dataset("valid_keys", shape=(0,), maxshape=(None,), chunks=(256,), dtype=np.int32)
+        self.file.flush()
+        self.runs[spec.run_id] = _ThreadRun(spec)
+
+    def write_prefill(self, run_id: str, rows, token_ids: np.ndarray, token_strings: list[str]) -> None:
+        self._structure_mode()
+        g = self.file[RUNS_GROUP][run_id]
+        g.create_dataset("prompt_token_ids", data=token_ids)
+        g.create_dataset("prompt_token_strings", data=np.array(token_strings, dtype=object), dtype=_STR)
+        if rows is not None:
+            rows = np.asarray(rows, dtype=ATTENTION_DTYPE)  # [layer, head, query, key]
+            att = g.require_group("attention")
+            d = att.create_dataset(
+                "prefill",
+                data=rows,
+                chunks=(1, 1, *rows.shape[2:]),
+                **compression_kwargs(self.compression),
+            )
+            d.attrs["mode"] = g.attrs["prefill_mode"]
+        self.file.flush()
+
+    def write_step(self, run_id, step, token_id, text, target, rows, switch) -> None:
+        """Append one decode step; flush; then count it in ``n_steps``; flush again."""
+        run = self.runs[run_id]
+        self._swmr_mode()
+        g = self.file[RUNS_GROUP][run_id]
+        n = step + 1
+        if run.spec.capture_decode:
+            att = g["attention"]
+            decode = att["decode"]
+            spec = run.spec
+            padded = np.zeros((spec.n_layers, spec.n_heads, spec.max_keys), dtype=ATTENTION_DTYPE)
+            n_keys = 0
+            if rows is not None:
+                n_keys = rows.shape[2]
+                padded[:, :, :n_keys] = rows  # [layer, head, key], zero padded to max_keys
+            decode.resize(n, axis=0)
+            decode[step] = padded
+            valid = att["valid_keys"]
+            valid.resize(n, axis=0)
+            valid[step] = n_keys
+        _append(g["token_ids"], np.array([token_id], dtype=np.int64))
+        _append(g["targets"], np.array([_none_to_int(target)], dtype=np.int32))
+        encoded = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        _append(g["token_text"], encoded)
+        run.text_bytes += encoded.size
+        _append(g["token_text_end"], np.array([run.text_bytes], dtype=np.int64))
+        run.tokens.append(text)
+        if switch is not None:
+            _append(g["switches"], _switch_rows([switch]))
+        self.file.flush()
+        g["n_steps"][0] = n  # only now is the step complete for readers and after a crash
+        self.file.flush()
+
+    def end_run(self, run_id: str, status: str, switches: list, reason: str) -> None:
+        run = self.runs[run_id]
+        g = self.file[RUNS_GROUP][run_id]
+        # first the SWMR-safe datasets, so the end survives even a kill in the step below
+        rows = _switch_rows(switches)
+        sw = g["switches"]
+        sw.resize(rows.shape[0], axis=0)
+        if rows.shape[0]:
+            sw[:] = rows
+        raw = reason.encode("utf-8")[: REASON_BYTES - 4]
+        buf = np.zeros(REASON_BYTES, dtype=np.uint8)
+        buf[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        g["reason"][:] = buf
+        g["status"][0] = STATUS_BY_NAME[status]
+        self.file.flush()
+        run.ended = True
+        # then, in normal mode, the conveniences for h5dump users: token strings and attributes
+        self._structure_mode()
+        g = self.file[RUNS_GROUP][run_id]
+        g.create_dataset("token_strings", data=np.array(run.tokens, dtype=object), dtype=_STR)
+        g.attrs["status"] = status
+        g.attrs["reason"] = reason
+        g.attrs["ended"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.file.flush()
+
+    def write_derived(self, name: str, array: np.ndarray, attrs: dict, run: str | None) -> None:
+        self._structure_mode()
+        parent = self.file[RUNS_GROUP][run] if run is not None else self.file
+        group = parent.require_group(DERIVED_GROUP)
+        if name in group:
+            del group[name]
+        d = group.create_dataset(name, data=array)
+        for key, value in attrs.items():
+            d.attrs[key] = value if isinstance(value, (int, float, str, np.ndarray)) else dumps(value)
+        self.file.flush()
+
+    def close(self, unended_status: str) -> None:
+        """Mark runs that were never ended, then close the file (clears HDF5's open flags)."""
+        for run_id, run in self.runs.items():
+            if not run.ended:
+                self.end_run(run_id, unended_status, [], "the writer was closed before the run ended")
+        with self.state.lock:
+            handles.drop_reader_handles(self.state)
+            self.file.close()
+
+    def abort(self) -> None:
+        """After a write failure: best-effort mark open runs failed, flush and close."""
+        try:
+            for run_id, run in self.runs.items():
+                if not run.ended:
+                    self.file[RUNS_GROUP][run_id]["status"][0] = STATUS_BY_NAME["failed"]
+            self.file.flush()
+        except Exception:  # the disk may still be full; the counted steps are intact anyway
+            pass
+        try:
+            with self.state.lock:
+                handles.drop_reader_handles(self.state)
+                self.file.close()
+        except Exception:
+            pass
+
+
+def _append(dataset: h5py.Dataset, values: np.ndarray) -> None:
+    start = dataset.shape[0]
+    dataset.resize(start + values.shape[0], axis=0)
+    dataset[start:] = values
+
+
+def _switch_rows(switches) -> np.ndarray:
+    """Switches as ``[n, 4]`` int64 rows: step, previous, to (-1 = none), source (0 schedule, 1 live)."""
+    out = np.zeros((len(switches), 4), dtype=np.int64)
+    for i, s in enumerate(switches):
+        source = SWITCH_SOURCES.index(s.source) if s.source in SWITCH_SOURCES else len(SWITCH_SOURCES)
+        out[i] = (int(s.step), _none_to_int(s.previous), _none_to_int(s.to), source)
+    return out
+
+
+def _write_header(f: h5py.File, meta: dict, image: np.ndarray, grid: ImageTokenGrid, regions) -> None:
+    meta = dict(meta or {})
+    a = f.attrs
+    a["format"] = FORMAT_NAME
+    a["schema_version"] = SCHEMA_VERSION
+    a["app_version"] = gaze_explorer.__version__
+    a["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for key in _META_KEYS:
+        a[key] = "" if meta.get(key) is None else str(meta[key])
+    a["meta_json"] = dumps(meta)
+    f.create_dataset("image", data=image, compression="gzip", compression_opts=1)
+    g = f.create_group("grid")
+    for key in ("image_width", "image_height", "rows", "cols"):
+        g.attrs[key] = int(getattr(grid, key))
+    g.create_dataset("token_boxes", data=grid.token_boxes)  # [n_image_tokens, 4] x0 y0 x1 y1 px
+    g.create_dataset("positions", data=grid.positions)  # [n_image_tokens] sequence positions
+    region_dicts = []
+    for r in regions:
+        d = r.to_dict()
+        d["positions"] = [int(p) for p in r.positions(grid)]
+        region_dicts.append(d)
+    f.create_group("regions").attrs["regions_json"] = dumps(region_dicts)
+    f.create_group(RUNS_GROUP)

@@ -1,0 +1,356 @@
+"""The session writer: one background thread owns the h5py file; producers hand it plain arrays.
+
+Generation calls ``append_step`` and goes on; the step waits in a bounded queue and is written by
+the thread named ``gaze-explorer-session-writer``. A full queue blocks the producer (back-pressure)
+instead of growing memory. Every step is flushed twice: once after its rows, token and switch, and
+once after the run's ``n_steps`` counter, so a killed process leaves a file whose complete steps
+are exactly those counted.
+
+SWMR: a run's datasets are created with the file in normal mode, then SWMR writing starts at the
+first step, so readers (in this or another process) can follow the run. Adding a later run, the
+prefill or a derived array needs normal mode again, which in HDF5 means closing and reopening the
+file; :mod:`gaze_explorer.storage.handles` keeps same-process readers out of the way meanwhile.
+
+The thread's file operations are in :class:`~gaze_explorer.storage.run_layout.FileOps`; this module
+is the threading, queueing and error handling around them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gaze_explorer.core.errors import DiskSpaceError, GazeExplorerError, SessionFileError
+from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.storage import handles
+from gaze_explorer.storage.run_layout import FileOps, RunSpec
+from gaze_explorer.storage.schema import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
+    STATUS_BY_NAME,
+    check_disk_space,
+    estimate_run_bytes,
+    human_bytes,
+    run_key,
+)
+
+THREAD_NAME = "gaze-explorer-session-writer"
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@dataclass
+class _ProducerRun:
+    """What the producer side checks before queueing a step (shapes and step order)."""
+
+    spec: RunSpec
+    next_step: int = 0
+    ended: bool = False
+
+
+def _to_json_value(value):
+    """Plain JSON for options / plan / schedule / target arguments (objects with ``to_dict``)."""
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "target"):  # FixedTarget
+        return {"fixed": value.target}
+    return repr(value)
+
+
+class SessionWriter:
+    """Creates a session file (or appends runs to one) from a single background thread.
+
+    ``meta`` is the model description (``LoadedModel.describe()``): ``model_id``, ``revision``,
+    ``family``, ``dtype``, ``device`` and anything else (kept as JSON). ``image`` is ``[H, W, 3]``
+    uint8. Errors of the thread (a full disk) come back as ``DiskSpaceError`` / ``SessionFileError``
+    from the producer's next call.
+
+    Test seam: a subclass may override ``_write_step`` (called on the writer thread with the
+    ``FileOps`` and the step's values) to inject a write failure.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        meta: dict,
+        image: np.ndarray,
+        grid: ImageTokenGrid,
+        regions: Sequence[Region],
+        queue_size: int = 16,
+        compression: str = DEFAULT_COMPRESSION,
+    ) -> None:
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._state = handles.claim_writer(self.path, self)
+        try:
+            self._ops = FileOps.open(self.path, meta, image, grid, regions, compression, self._state)
+        except BaseException:
+            handles.release_writer(self.path, self)
+            raise
+        self._runs: dict[str, _ProducerRun] = {}
+        self._next_index = self._ops.n_existing_runs
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._error: GazeExplorerError | None = None
+        self._needed_bytes = 0
+        self._closed = False
+        self.last_run_id: str | None = None  # set by record()
+        self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    # ---- producer side -------------------------------------------------------------------
+    def begin_run(
+        self,
+        name: str,
+        *,
+        prompt: str,
+        options=None,
+        plan=None,
+        schedule=None,
+        target=None,
+        n_layers: int,
+        n_heads: int,
+        max_keys: int,
+        prompt_len: int,
+        prefill_mode: str = "last",
+        capture_decode: bool = True,
+        regions: Sequence[Region] | None = None,
+    ) -> str:
+        """Check the free disk space against the run's estimated size, then queue its creation.
+
+        ``max_keys`` is ``prompt_len + max_new_tokens``: decode rows are padded to it.
+        """
+        self._raise_if_failed()
+        if max_keys <= prompt_len:
+            raise ValueError(f"max_keys ({max_keys}) must exceed prompt_len ({prompt_len})")
+        needed = estimate_run_bytes(
+            n_layers, n_heads, prompt_len, max_keys - prompt_len, prefill_mode, None, capture_decode
+        )
+        check_disk_space(self.path, needed)
+        with self._lock:
+            run_id = run_key(self._next_index)
+            self._next_index += 1
+            spec = RunSpec(
+                run_id=run_id,
+                name=str(name),
+                prompt=str(prompt),
+                options=_to_json_value(options),
+                plan=_to_json_value(plan),
+                schedule=_to_json_value(schedule),
+                target=_to_json_value(target),
+                n_layers=int(n_layers),
+                n_heads=int(n_heads),
+                max_keys=int(max_keys),
+                prompt_len=int(prompt_len),
+                prefill_mode=str(prefill_mode),
+                capture_decode=bool(capture_decode),
+                regions=None if regions is None else [r.to_dict() for r in regions],
+            )
+            self._runs[run_id] = _ProducerRun(spec)
+            self._needed_bytes = needed
+        self._submit(("begin", spec))
+        return run_id
+
+    def write_prefill(self, run_id: str, rows, token_ids, token_strings) -> None:
+        """Store the prompt's token ids and strings and its captured rows ``[layer, head, query, key]``."""
+        run = self._run(run_id)
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        strings = [str(s) for s in token_strings]
+        if rows is not None:
+            rows = np.asarray(rows)
+            spec = run.spec
+            if rows.ndim != 4 or rows.shape[:2] != (spec.n_layers, spec.n_heads):
+                raise ValueError(
+                    f"prefill rows must be [layer, head, query, key] with {spec.n_layers} layers and "
+                    f"{spec.n_heads} heads, got {rows.shape}"
+                )
+        self._submit(("prefill", run_id, rows, ids, strings))
+
+    def append_step(self, run_id: str, event) -> None:
+        """Queue one decode step (a ``TokenEvent``: step, token_id, text, target, rows, switch)."""
+        run = self._run(run_id)
+        step = int(event.step)
+        if step != run.next_step:
+            raise ValueError(f"{run_id}: expected step {run.next_step}, got {step}")
+        rows = getattr(event, "rows", None)
+        if rows is not None:
+            rows = np.asarray(rows)  # [layer, head, key]
+            spec = run.spec
+            if rows.ndim != 3 or rows.shape[:2] != (spec.n_layers, spec.n_heads):
+                raise ValueError(f"step rows must be [layer, head, key], got {rows.shape}")
+            if rows.shape[2] > spec.max_keys:
+                raise ValueError(f"step {step} has {rows.shape[2]} keys, more than max_keys {spec.max_keys}")
+        switch = getattr(event, "switch", None)
+        item = (
+            "step",
+            run_id,
+            step,
+            int(event.token_id),
+            str(event.text),
+            getattr(event, "target", None),
+            rows,
+            switch,
+        )
+        self._submit(item)
+        run.next_step += 1
+
+    def end_run(self, run_id: str, status: str, switches=(), reason: str = "") -> None:
+        """Mark the run finished / cancelled / failed and store the switches that happened."""
+        if status not in STATUS_BY_NAME or status == "running":
+            raise ValueError(f"status must be finished, cancelled or failed, got {status!r}")
+        run = self._run(run_id)
+        run.ended = True
+        self._submit(("end", run_id, status, list(switches), str(reason)))
+
+    def write_derived(self, name: str, array, attrs: dict | None = None, run: str | None = None) -> None:
+        """Store a derived array (gaze scores ``[layer, head]``, panel matrices, a trajectory) under
+        ``/derived/<name>``, or ``/runs/<run>/derived/<name>``; an existing one is replaced."""
+        self._raise_if_failed()
+        if not name or "/" in name:
+            raise ValueError(f"derived array name must be a plain name, got {name!r}")
+        if run is not None:
+            self._run(run, allow_ended=True)
+        self._submit(("derived", str(name), np.asarray(array), dict(attrs or {}), run))
+
+    def wait(self) -> None:
+        """Block until every queued item has been written (or the thread failed)."""
+        while self._thread.is_alive() and self._queue.unfinished_tasks:
+            self._raise_if_failed()
+            threading.Event().wait(0.01)
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        """Finish the queue, mark runs never ended as cancelled, close the file, stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._thread.is_alive():
+                self._submit(("close",), checked=False)
+            self._thread.join()
+        finally:
+            handles.release_writer(self.path, self)
+        self._raise_if_failed()
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def failed(self) -> GazeExplorerError | None:
+        return self._error
+
+    def _run(self, run_id: str, allow_ended: bool = False) -> _ProducerRun:
+        self._raise_if_failed()
+        if self._closed:
+            raise SessionFileError(f"the writer of {self.path} is closed")
+        run = self._runs.get(run_id)
+        if run is None:
+            raise ValueError(f"no run {run_id!r} was begun by this writer")
+        if run.ended and not allow_ended:
+            raise ValueError(f"run {run_id} has already ended")
+        return run
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _submit(self, item: tuple, checked: bool = True) -> None:
+        """Put an item on the bounded queue; block while it is full (back-pressure)."""
+        while True:
+            if checked:
+                self._raise_if_failed()
+            if not self._thread.is_alive():
+                self._raise_if_failed()
+                if checked:
+                    raise SessionFileError(f"the writer of {self.path} has stopped")
+                return
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    # ---- writer thread -------------------------------------------------------------------
+    def _loop(self) -> None:
+        ops = self._ops
+        try:
+            while True:
+                item = self._queue.get()
+                try:
+                    kind = item[0]
+                    if kind == "close":
+                        ops.close(unended_status="cancelled")
+                        return
+                    if kind == "begin":
+                        ops.begin_run(item[1])
+                    elif kind == "prefill":
+                        ops.write_prefill(*item[1:])
+                    elif kind == "step":
+                        self._write_step(ops, *item[1:])
+                    elif kind == "end":
+                        ops.end_run(*item[1:])
+                    elif kind == "derived":
+                        ops.write_derived(*item[1:])
+                finally:
+                    self._queue.task_done()
+        except BaseException as exc:
+            self._error = self._translate(exc)
+            ops.abort()
+            self._drain()
+
+    def _write_step(self, ops: FileOps, run_id, step, token_id, text, target, rows, switch) -> None:
+        ops.write_step(run_id, step, token_id, text, target, rows, switch)
+
+    def _drain(self) -> None:
+        """After a failure: empty the queue so no producer stays blocked on it."""
+        while True:
+            try:
+                self._queue.get_nowait()
+                self._queue.task_done()
+            except queue.Empty:
+                return
+
+    def _translate(self, exc: BaseException) -> GazeExplorerError:
+        if isinstance(exc, GazeExplorerError):
+            return exc
+        text = str(exc)
+        full = (isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS) or "No space left" in text
+        if full:
+            try:
+                free = human_bytes(check_free(self.path))
+            except OSError:
+                free = "unknown"
+            err: GazeExplorerError = DiskSpaceError(
+                f"writing {self.path} failed because the disk is full ({text}). The run needed about "
+                f"{human_bytes(self._needed_bytes)}; {free} is free now. Steps written before the "
+                "failure are kept and the file stays readable."
+            )
+        else:
+            err = SessionFileError(f"writing {self.path} failed: {type(exc).__name__}: {text}")
+        err.__cause__ = exc
+        return err
+
+
+def check_free(path: Path) -> int:
+    """Free bytes on the disk holding ``path``."""
+    import shutil
+
+    from gaze_explorer.storage.schema import existing_dir
+
+    return shutil.disk_usage(existing_dir(path)).free
