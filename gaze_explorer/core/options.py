@@ -39,11 +39,14 @@ class CaptureSpec:
     ``decode``: every decode step's row over all keys, for all layers x heads.
     ``prefill``: ``none``, ``last`` (the last prompt row), or ``full`` (the T x T matrix).
     ``prefill_queries``: explicit prompt positions to capture instead (overrides ``prefill``).
+    ``value_norms``: also record ``||v||`` per layer, head and prompt key at prefill (for the
+    value-norm-weighted trajectory).
     """
 
     decode: bool = True
     prefill: str = "last"
     prefill_queries: tuple[int, ...] | None = None
+    value_norms: bool = False
 
     def __post_init__(self) -> None:
         if self.prefill not in PREFILL_MODES:
