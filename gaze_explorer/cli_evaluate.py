@@ -1,0 +1,108 @@
+"""``gaze-explorer evaluate``: run a protocol, print the table, write the JSON (also on Ctrl-C)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gaze_explorer.cli_commands import DEMO_SWITCH_EVERY, _progress, gaze_scores, is_demo, load, load_strips
+from gaze_explorer.core.errors import DatasetError, GazeExplorerError
+from gaze_explorer.core.evaluation_report import format_table, write_json
+from gaze_explorer.core.judges import AttributeJudge, CaptionJudge
+from gaze_explorer.core.steering import SteeringMode
+
+
+def _boxes(path: str | None, strips) -> list | None:
+    """Per-strip boxes from ``{"strip name": [[x0,y0,x1,y1], ...]}``; None means one per panel."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read boxes file {path}: {exc}") from exc
+    missing = [s.name for s in strips if s.name not in data]
+    if missing:
+        raise DatasetError(f"boxes file {path} has no boxes for strip(s) {', '.join(missing[:5])}")
+    return [data[s.name] for s in strips]
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from gaze_explorer.inference.evaluation import (
+        EvalConfig,
+        Evaluation,
+        HeadConditions,
+        default_top_k,
+        shard,
+    )
+
+    limit = args.max_strips if args.max_strips is not None else args.n_strips
+    all_strips = load_strips(args, limit)  # before the model: a bad folder fails fast
+    strips = shard(all_strips, args.shard)
+    if not strips:
+        raise DatasetError(f"shard {args.shard} of {len(all_strips)} strips is empty")
+    judge = {"auto": None, "attributes": AttributeJudge(), "captions": CaptionJudge()}[args.judge]
+    need = {"attributes": "attributes", "captions": "captions"}.get(args.judge)
+    if need and not all(getattr(s, need) for s in strips):
+        raise DatasetError(f"--judge {args.judge} needs {need}.json for every strip")
+    loaded = load(args)
+    top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
+    # every shard discovers on the same (unsharded) strips, so all shards steer the same heads
+    scores = gaze_scores(args, loaded, lambda: all_strips)
+    if top_k > scores.size // 2:
+        raise GazeExplorerError(
+            f"--top-k {top_k} leaves too few heads for a random control ({scores.size} heads)"
+        )
+    switch_every = args.switch_every or (DEMO_SWITCH_EVERY if is_demo(args) else 50)
+    config = EvalConfig(
+        protocol=args.protocol,
+        top_k=top_k,
+        prompt=args.prompt,
+        mode=SteeringMode.parse(args.mode),
+        strength=args.strength,
+        max_new_tokens=args.max_new_tokens,
+        switch_every=switch_every,
+        seed=args.seed,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        conditions=tuple(args.conditions),
+    )
+    evaluation = Evaluation(
+        loaded,
+        strips,
+        HeadConditions.from_scores(scores, top_k, seed=args.seed),
+        config,
+        boxes=_boxes(getattr(args, "boxes", None), strips),
+        judge=judge,
+        model_name=args.model,
+    )
+    bar = None
+    interrupted = False
+    try:
+        for progress in evaluation.run():
+            if bar is None:
+                bar = _progress(progress.total, f"evaluate {args.protocol}")
+            bar.n = progress.done
+            bar.set_postfix_str(progress.message[-30:], refresh=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        evaluation.cancelled = True
+    finally:
+        if bar is not None:
+            bar.close()
+    report = evaluation.report()
+    report["settings"]["shard"] = args.shard
+    report["settings"]["n_strips_total"] = len(all_strips)
+    if args.json:
+        write_json(args.json, report)
+    print(format_table(report))
+    if args.json:
+        print(f"results: {args.json}", file=sys.stderr)
+    if interrupted:
+        print(
+            f"interrupted after {len(evaluation.generations)} generations; partial results kept",
+            file=sys.stderr,
+        )
+        return 130
+    return 0

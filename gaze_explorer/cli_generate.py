@@ -1,0 +1,115 @@
+"""``gaze-explorer generate``: one (optionally steered) generation about one image, tokens printed
+as they stream, optionally recorded as a run in a session file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+import numpy as np
+
+from gaze_explorer.cli_commands import DEMO_SWITCH_EVERY, _heads_for, is_demo, load
+from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+from gaze_explorer.core.regions import box_region, panel_regions
+from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
+from gaze_explorer.core.strips import load_image
+
+
+def generate(args: argparse.Namespace) -> int:
+    """Run the generation; returns the exit code (130 when interrupted, the partial run kept)."""
+    from gaze_explorer.inference.generation import FinishedEvent, PrefillEvent, TokenEvent, generate_stream
+
+    image = load_image(args.image)
+    loaded = load(args)
+    grid = loaded.adapter.build_inputs(image, args.prompt).grids[0]
+    regions = [box_region(grid, args.box)] if args.box is not None else panel_regions(grid, args.panels or 1)
+
+    plan = target = None
+    if args.heads is not None:
+        plan = SteeringPlan(_heads_for(args, loaded), SteeringMode.parse(args.mode), args.strength)
+        if args.schedule is not None:
+            every = args.switch_every or (DEMO_SWITCH_EVERY if is_demo(args) else 50)
+            target = Schedule(tuple(p - 1 for p in args.schedule), every)
+        else:
+            target = FixedTarget((args.target or 1) - 1)
+    options = GenerationOptions(
+        max_new_tokens=args.max_new_tokens or 64,
+        seed=args.seed,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+    )
+    capture = CaptureSpec() if args.session else CaptureSpec(decode=False, prefill="none")
+    if plan is not None:
+        print(
+            f"steering {len(plan.heads)} heads ({plan.heads.name}), {plan.mode.value} at {plan.strength:g}",
+            file=sys.stderr,
+        )
+
+    cancel = threading.Event()
+    writer = run_id = None
+    if args.session:
+        from gaze_explorer.storage.writer import SessionWriter
+
+        writer = SessionWriter(
+            args.session, meta=loaded.describe(), image=np.asarray(image), grid=grid, regions=regions
+        )
+    ids: list[int] = []
+    shown = ""
+    switches = []
+    status, reason = "cancelled", "interrupted"
+    try:
+        stream = generate_stream(
+            loaded, image, args.prompt, regions=regions, plan=plan, target=target,
+            options=options, capture=capture, cancel=cancel,
+        )  # fmt: skip
+        for event in stream:
+            if isinstance(event, PrefillEvent) and writer is not None:
+                run_id = writer.begin_run(
+                    "steered" if plan else "baseline",
+                    prompt=args.prompt,
+                    options=options.to_dict(),
+                    plan=None if plan is None else plan.to_dict(),
+                    schedule=target.to_dict() if isinstance(target, Schedule) else None,
+                    target=None if not isinstance(target, FixedTarget) else target.target,
+                    n_layers=loaded.n_layers,
+                    n_heads=loaded.n_heads,
+                    max_keys=event.prompt_len + options.max_new_tokens,
+                    prompt_len=event.prompt_len,
+                    prefill_mode=capture.prefill,
+                    regions=regions,
+                )
+                writer.write_prefill(run_id, event.rows, event.token_ids, event.token_strings)
+            elif isinstance(event, TokenEvent):
+                ids.append(int(event.token_id))
+                text = loaded.adapter.decode(ids)
+                # print only the new suffix: decoding token by token would lose word spacing
+                if text.startswith(shown):
+                    sys.stdout.write(text[len(shown) :])
+                else:
+                    sys.stdout.write(("\n" if shown else "") + text)
+                sys.stdout.flush()
+                shown = text
+                if event.switch is not None:
+                    switches.append(event.switch)
+                if writer is not None and run_id is not None:
+                    writer.append_step(run_id, event)
+            elif isinstance(event, FinishedEvent):
+                status, reason, switches = event.status, event.reason, list(event.switches)
+        print()
+    finally:
+        if writer is not None:
+            if run_id is not None:
+                writer.end_run(run_id, status, switches, reason)
+            writer.close()
+            print(f"session: {args.session} ({status}, {len(ids)} tokens)", file=sys.stderr)
+    if status == "failed":
+        from gaze_explorer.core.errors import GazeExplorerError
+
+        raise GazeExplorerError(f"generation failed: {reason}")
+    for s in switches:
+        print(
+            f"switch at step {s.step}: panel {None if s.previous is None else s.previous + 1} -> {s.to + 1}",
+            file=sys.stderr,
+        )
+    return 0
