@@ -19,6 +19,7 @@ from gaze_explorer.core.errors import GazeExplorerError
 from gaze_explorer.core.heads import HeadSet, save_head_list
 from gaze_explorer.core.regions import ImageTokenGrid, Region
 from gaze_explorer.core.state_data import grid_corners, overlay_heat, region_masses
+from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -51,6 +52,7 @@ def _style_axes(plot, bottom: str, left: str) -> None:
         axis.setLabel(text, color="k")
         axis.setPen("k")
         axis.setTextPen("k")
+        plain_axis(axis)
 
 
 def _colour_bar(fig, plot, items, cmap: str, levels: tuple[float, float], label: str) -> None:
@@ -61,6 +63,7 @@ def _colour_bar(fig, plot, items, cmap: str, levels: tuple[float, float], label:
     bar.setLevels(levels)
     bar.axis.setLabel(label, color="k")
     bar.axis.setTextPen("k")
+    plain_axis(bar.axis)
     fig.addItem(bar, row=1, col=1)
 
 
@@ -79,10 +82,14 @@ def grid_figure(scores: np.ndarray, title: str, active: HeadSet | None = None, l
     levels = (min(0.0, float(scores.min())), float(scores.max()) or 1.0)
     img.setLevels(levels)
     _colour_bar(fig, plot, img, "viridis", levels, label)
-    if active is not None and active.heads:
-        arr = np.asarray(active.heads, dtype=float)
-        plot.addItem(pg.ScatterPlotItem(arr[:, 1], arr[:, 0], symbol="s", size=0.92, pxMode=False,
-                                        pen=pg.mkPen("#D55E00", width=2), brush=None))
+    from PySide6 import QtWidgets
+
+    for layer, head in active.heads if active is not None else ():
+        box = QtWidgets.QGraphicsRectItem(head - 0.45, layer - 0.45, 0.9, 0.9)
+        box.setPen(pg.mkPen("#D55E00", width=3))
+        plot.addItem(box)
+    plot.setXRange(-0.5, scores.shape[1] - 0.5, padding=0.01)
+    plot.setYRange(-0.5, scores.shape[0] - 0.5, padding=0.01)
     _style_axes(plot, "head", "layer")
     return fig
 
@@ -169,6 +176,7 @@ def matrix_figure(matrix: np.ndarray, title: str):
     ticks = [[(k + 1, str(k + 1)) for k in range(n)]]
     plot.getAxis("bottom").setTicks(ticks)
     plot.getAxis("left").setTicks(ticks)
+    plot.setRange(xRange=(0.5, n + 0.5), yRange=(0.5, n + 0.5), padding=0.01)
     _style_axes(plot, "attended panel", "queried panel")
     return fig
 
@@ -189,21 +197,32 @@ def save_figure(fig, path: str | Path) -> Path:
     fig.show()
     QtWidgets.QApplication.processEvents()
     scene = fig.scene()
+    # the layout's own rectangle: the scene rect can grow far past it while items lay out
+    rect = fig.ci.sceneBoundingRect()
     if suffix == ".png":
-        exporter = pge.ImageExporter(scene)
-        exporter.parameters()["width"] = max(int(scene.sceneRect().width() * 2), 800)
+        exporter = pge.ImageExporter(fig.ci)
+        exporter.parameters()["width"] = max(int(rect.width() * 2), 800)
         exporter.parameters()["antialias"] = True
         exporter.export(str(p))
-    elif suffix == ".svg":
-        pge.SVGExporter(scene).export(str(p))
     else:
-        rect = scene.sceneRect()
-        writer = QtGui.QPdfWriter(str(p))
-        writer.setPageSize(QtGui.QPageSize(QtCore.QSizeF(rect.width(), rect.height()), QtGui.QPageSize.Unit.Point))
-        writer.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
-        writer.setResolution(72)
-        painter = QtGui.QPainter(writer)
+        # vector output through Qt's own paint devices (pyqtgraph's SVG exporter trips on some
+        # paths that Qt 6 writes); text stays text, so titles and labels are searchable
+        if suffix == ".svg":
+            from PySide6.QtSvg import QSvgGenerator
+
+            device = QSvgGenerator()
+            device.setFileName(str(p))
+            device.setSize(rect.size().toSize())
+            device.setViewBox(QtCore.QRectF(0, 0, rect.width(), rect.height()))
+            device.setTitle(p.stem)
+        else:
+            device = QtGui.QPdfWriter(str(p))
+            device.setPageSize(QtGui.QPageSize(QtCore.QSizeF(rect.width(), rect.height()), QtGui.QPageSize.Unit.Point))
+            device.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
+            device.setResolution(72)
+        painter = QtGui.QPainter(device)
         try:
+            painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
             scene.render(painter, QtCore.QRectF(0, 0, rect.width(), rect.height()), rect)
         finally:
             painter.end()

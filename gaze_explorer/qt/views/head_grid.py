@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 
 from gaze_explorer.core.state import AppState
 from gaze_explorer.core.state_data import head_region_mass
+from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 
 class _PickViewBox(pg.ViewBox):
@@ -75,12 +76,15 @@ class HeadGridView(QtWidgets.QWidget):
         self.plot = self.graphics.addPlot(viewBox=self.viewbox)
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
+        for axis in ("bottom", "left"):
+            plain_axis(self.plot.getAxis(axis))
         self.plot.setLabel("bottom", "head")
         self.plot.setLabel("left", "layer")
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image_item)
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=14)
         self.colour_bar.setImageItem(self.image_item, insert_in=self.plot)
+        plain_axis(self.colour_bar.axis)
         # active set: unfilled squares on the cells; custom picks: small dots
         self.active_item = pg.ScatterPlotItem(
             symbol="s", size=0.92, pxMode=False, pen=pg.mkPen("#D55E00", width=3), brush=None

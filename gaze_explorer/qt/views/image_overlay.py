@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.state import COLORMAPS, AppState, RunData
 from gaze_explorer.core.state_data import grid_corners, overlay_heat
+from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 # Okabe-Ito: colour-blind-safe panel colours
 PANEL_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
@@ -104,6 +105,8 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "x (image pixels)")
         self.plot.setLabel("left", "y (image pixels)")
         self.plot.setMenuEnabled(False)
+        for axis in ("bottom", "left"):
+            plain_axis(self.plot.getAxis(axis))
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image_item)
         self.heat_item = pg.PColorMeshItem(colorMap=pg.colormap.get(self.state.overlay.colormap), enableAutoLevels=False)
@@ -114,6 +117,7 @@ class ImageOverlayView(QtWidgets.QWidget):
             values=(0.0, 1.0), colorMap=pg.colormap.get(self.state.overlay.colormap), interactive=False, width=14
         )
         self.colour_bar.setImageItem(self.heat_item, insert_in=self.plot)
+        plain_axis(self.colour_bar.axis)
         self.colour_bar.axis.setLabel("attention")
         self.panel_items: list[pg.GraphicsObject] = []
         self.target_item = QtWidgets.QGraphicsRectItem()

@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.state_data import overlay_heat, region_masses
+from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 SCHEDULED_SYMBOL, LIVE_SYMBOL = "t1", "d"  # ▲ scheduled switch, ◆ live switch
 SCHEDULED_COLOUR, LIVE_COLOUR = "#0072B2", "#D55E00"
@@ -55,6 +56,8 @@ class _RunTrack:
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=True, y=False)
         plot.setLabel("left", "region")
+        for axis in ("bottom", "left"):
+            plain_axis(plot.getAxis(axis))
         self.image_item = pg.ImageItem(axisOrder="row-major")
         plot.addItem(self.image_item)
         self.step_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00BFFF", width=2))
@@ -111,6 +114,7 @@ class TokenTimelineView(QtWidgets.QWidget):
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=14)
         self.colour_bar.setImageItem([t.image_item for t in self.tracks])
         self.graphics.addItem(self.colour_bar, row=0, col=1, rowspan=2)
+        plain_axis(self.colour_bar.axis)
         self.colour_bar.axis.setLabel("attention mass")
         self.tracks[1].plot.setVisible(False)
 
