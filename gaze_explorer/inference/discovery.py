@@ -1,0 +1,136 @@
+"""Gaze-head discovery: which heads look at the panel that the question names.
+
+For each strip of N panels we ask "what is happening in the k-th panel" for every k, as ONE
+left-padded batch of N prompts, and capture only the last prompt row of every layer and head (no
+decoding). Summing that row over each panel's image tokens gives the ``[layer, head, N, N]``
+queried x attended matrix; the gaze score is its diagonal mean over panels and strips
+(``core/scoring.py``). Progress is yielded per strip; a cancel stops after the strip in hand and
+yields a partial result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from gaze_explorer.core.errors import RegionError
+from gaze_explorer.core.heads import ranking
+from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.scoring import gaze_scores, mean_matrices, panel_matrix
+from gaze_explorer.inference.attention import ForwardRequest, attention_control
+from gaze_explorer.inference.loading import LoadedModel
+
+PAPER_PROMPT = (
+    "Look carefully at this {n_word}-panel comic strip. What is happening in the {ordinal} panel "
+    "from the left? Answer briefly."
+)
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                "eleven", "twelve")  # fmt: skip
+
+
+def ordinal(k: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def number_word(n: int) -> str:
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
+def panel_prompt(template: str, k: int, n: int) -> str:
+    """The question about panel ``k`` (1-based) of ``n``; the template may use {ordinal},
+    {n_word}, {k} and {n}."""
+    return template.format(ordinal=ordinal(k), n_word=number_word(n), k=k, n=n)
+
+
+@dataclass
+class DiscoveryProgress:
+    done: int  # strips finished
+    total: int
+    strip_name: str = ""
+
+
+@dataclass
+class DiscoveryResult:
+    scores: np.ndarray  # [layer, head] gaze score
+    matrices: np.ndarray  # [layer, head, N, N] mean over strips (queried x attended)
+    ranking: list[dict]  # authors' format, best first
+    n_strips: int
+    n_panels: int
+    strip_matrices: np.ndarray | None = None  # [strip, layer, head, N, N]
+    cancelled: bool = False
+
+
+def strip_matrix(loaded: LoadedModel, strip: Any, template: str = PAPER_PROMPT) -> np.ndarray:
+    """The ``[layer, head, N, N]`` queried x attended matrix of one strip (one batched forward)."""
+    widths = list(getattr(strip, "panel_widths", None) or [])
+    n = len(widths)
+    if n < 1:
+        raise RegionError(f"strip {getattr(strip, 'name', '')!r} has no panel widths")
+    prompts = [panel_prompt(template, k, n) for k in range(1, n + 1)]
+    prepared = loaded.prepare(strip.image, prompts)
+    model, adapter = loaded.model, loaded.adapter
+    with torch.inference_mode(), attention_control(loaded) as ctl:
+        ctl.set_request(ForwardRequest(capture_rows="last"))
+        model(**adapter.prefill_kwargs(model, prepared), use_cache=False, logits_to_keep=1)
+        rows = ctl.take_rows()  # [layer, batch, head, 1, key]
+    rows_np = rows[:, :, :, 0].float().cpu().numpy().transpose(1, 0, 2, 3)  # [query, layer, head, key]
+    positions = []
+    for grid in prepared.grids:
+        regions = panel_regions(grid, n, widths)
+        positions.append([r.positions(grid) for r in regions])
+    return panel_matrix(rows_np, positions)
+
+
+def discover(
+    loaded: LoadedModel,
+    strips: Iterable[Any],
+    *,
+    prompt_template: str = PAPER_PROMPT,
+    cancel: threading.Event | None = None,
+) -> Iterator[DiscoveryProgress | DiscoveryResult]:
+    """Score every head on ``strips`` (objects with ``.image`` and ``.panel_widths``).
+
+    Yields a DiscoveryProgress after each strip and finally a DiscoveryResult (partial, with
+    ``cancelled=True``, when ``cancel`` is set mid-way; none if cancelled before the first strip
+    finished). All strips must have the same panel count.
+    """
+    strips = list(strips)
+    if not strips:
+        raise RegionError("discovery needs at least one strip")
+    counts = {len(getattr(s, "panel_widths", None) or []) for s in strips}
+    if len(counts) != 1 or 0 in counts:
+        raise RegionError(f"every strip needs the same, non-zero number of panels; got {sorted(counts)}")
+    n_panels = counts.pop()
+    return _discover(loaded, strips, n_panels, prompt_template, cancel)
+
+
+def _discover(loaded, strips, n_panels, template, cancel):
+    mats: list[np.ndarray] = []
+    cancelled = False
+    yield DiscoveryProgress(0, len(strips))
+    for i, strip in enumerate(strips):
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            break
+        mats.append(strip_matrix(loaded, strip, template))
+        yield DiscoveryProgress(i + 1, len(strips), str(getattr(strip, "name", "") or f"strip {i + 1}"))
+    if not mats:
+        return  # cancelled before the first strip finished: nothing to report
+    stacked = np.stack(mats).astype(np.float32)  # [strip, layer, head, N, N]
+    scores = gaze_scores(stacked)
+    yield DiscoveryResult(
+        scores=scores,
+        matrices=mean_matrices(stacked).astype(np.float32),
+        ranking=ranking(scores),
+        n_strips=len(mats),
+        n_panels=n_panels,
+        strip_matrices=stacked,
+        cancelled=cancelled,
+    )
