@@ -63,6 +63,18 @@ def grid_positions(ids: torch.Tensor, image_token_id: int, vision: VisionInputs)
     return pos[np.asarray(vision.info["grid_token_index"], dtype=np.int64)]
 
 
+def attach_global_positions(prepared: PreparedInputs, image_token_id: int) -> PreparedInputs:
+    """Record, per batch row, the absolute positions of the image tokens kept out of the grid
+    (global views, CLS) as ``info["vision"]["global_positions"]``, in ``global_index`` order."""
+    info = prepared.info["vision"]
+    if info.get("global_index") is not None:
+        mask = prepared.tensors["input_ids"] == image_token_id  # [batch, T]
+        info["global_positions"] = [
+            torch.nonzero(row).flatten().numpy()[np.asarray(info["global_index"])] for row in mask
+        ]
+    return prepared
+
+
 def pad_to_square_boxes(width: int, height: int, g: int) -> tuple[int, int, int, int, np.ndarray]:
     """Grid of a ``g x g`` view of the image padded (centred) to a square.
 
@@ -116,14 +128,7 @@ class _ClipViewMixin:
 
     def build_inputs(self, image: Image.Image, prompts: Any) -> PreparedInputs:
         prepared = super().build_inputs(image, prompts)  # type: ignore[misc]
-        info = prepared.info["vision"]
-        if info.get("global_index") is not None:
-            mask = prepared.tensors["input_ids"] == self.image_token_id  # type: ignore[attr-defined]
-            # [batch, n_global]: absolute positions of the tokens outside the grid, per row
-            info["global_positions"] = [
-                torch.nonzero(row).flatten().numpy()[info["global_index"]] for row in mask
-            ]
-        return prepared
+        return attach_global_positions(prepared, self.image_token_id)  # type: ignore[attr-defined]
 
 
 class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
@@ -253,8 +258,10 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
                 "global_index": np.arange(n_base),
                 "global_view": [f, f],
                 "global_boxes": np.vstack(
-                    [np.array([[0.0, 0.0, width, height]] * self.cls_tokens).reshape(-1, 4),
-                     uniform_token_boxes(width, height, f, f)]
+                    [
+                        np.array([[0.0, 0.0, width, height]] * self.cls_tokens).reshape(-1, 4),
+                        uniform_token_boxes(width, height, f, f),
+                    ]
                 ),
                 "newline_index": n_base + np.arange(rows) * (cols + 1) + cols,
             },

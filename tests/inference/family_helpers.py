@@ -1,0 +1,204 @@
+"""Shared pieces of the per-family adapter tests: a tiny offline word-level tokenizer with a
+family's special tokens, a 6-panel test strip, and the checks every family runs (grid covers the
+image, panels partition the image tokens, logits under the registered function match SDPA).
+
+Nothing here is downloaded: tokenizers are built from a word list, models from tiny configs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from gaze_explorer.core.regions import ImageTokenGrid, panel_regions
+
+WORDS = [
+    "describe", "the", "panel", "panels", "image", "what", "is", "in", "a", "an", "of", "and", "to",
+    "cat", "dog", "red", "blue", "green", "sun", "moon", "tree", "house", "car", "bird", "one", "two",
+    "three", "four", "five", "six", "first", "second", "third", "fourth", "fifth", "sixth", "user",
+    "assistant", "model", "system", "story", "comic", "strip", "User", "Assistant", ".", ",", ":", "?", "!",
+]  # fmt: skip
+
+
+def word_tokenizer(
+    special_tokens: list[str],
+    *,
+    pad: str,
+    eos: str,
+    chat_template: str,
+    bos: str | None = None,
+    extra_words: list[str] | None = None,
+    **named: str,
+) -> PreTrainedTokenizerFast:
+    """A WordLevel tokenizer over a small English vocabulary plus a family's special tokens.
+
+    Specials are added tokens (matched before word splitting), so chat-template markers and image
+    placeholders each become exactly one id, as in the real tokenizers; a newline is a token.
+    ``named`` sets extra special-token attributes (e.g. ``image_token="<image>"``).
+    """
+    specials = list(dict.fromkeys([pad, eos, *([bos] if bos else []), *special_tokens, *named.values()]))
+    words = ["<unk>", *specials, "\n", *WORDS, *(extra_words or [])]
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\n"), behavior="isolated"),
+            pre_tokenizers.Split(Regex(r"[ \t\r\f\v]+"), behavior="removed"),
+            pre_tokenizers.Punctuation(behavior="isolated"),
+        ]
+    )
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=pad,
+        eos_token=eos,
+        bos_token=bos,
+        unk_token="<unk>",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        extra_special_tokens=dict(named),
+    )
+    fast.chat_template = chat_template
+    return fast
+
+
+def strip_image(width: int, height: int, n_panels: int = 6, seed: int = 0) -> Image.Image:
+    """A synthetic comic strip: ``n_panels`` side-by-side panels of distinct colours."""
+    rng = np.random.default_rng(seed)
+    arr = np.zeros((height, width, 3), dtype=np.uint8)
+    edges = np.linspace(0, width, n_panels + 1).round().astype(int)
+    for k in range(n_panels):
+        arr[:, edges[k] : edges[k + 1]] = rng.integers(30, 226, size=3)
+        arr[:, edges[k] : edges[k] + 2] = 255  # gutter
+    arr += rng.integers(0, 20, size=arr.shape, dtype=np.uint8)
+    return Image.fromarray(arr)
+
+
+def assert_grid_covers_image(grid: ImageTokenGrid, width: int, height: int) -> None:
+    """Token boxes lie inside the image, do not overlap, and tile its whole area."""
+    assert (grid.image_width, grid.image_height) == (width, height)
+    b = grid.token_boxes
+    assert np.all(b[:, 0] >= -1e-6) and np.all(b[:, 1] >= -1e-6)
+    assert np.all(b[:, 2] <= width + 1e-6) and np.all(b[:, 3] <= height + 1e-6)
+    assert np.all(b[:, 2] > b[:, 0]) and np.all(b[:, 3] > b[:, 1]), "every grid token must cover some pixels"
+    area = float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sum())
+    assert abs(area - width * height) <= 1e-6 * width * height, f"boxes cover {area} px of {width * height}"
+    # row-major: x grows along a row, y grows down the rows
+    cx = grid.centres[:, 0].reshape(grid.rows, grid.cols)
+    cy = grid.centres[:, 1].reshape(grid.rows, grid.cols)
+    assert np.all(np.diff(cx, axis=1) > 0) and np.all(np.diff(cy, axis=0) > 0)
+
+
+def assert_panels_partition(grid: ImageTokenGrid, n_panels: int = 6) -> None:
+    """The panels' token sets are disjoint, non-empty and together hold every image token."""
+    regions = panel_regions(grid, n_panels)
+    seen = np.concatenate([r.token_indices for r in regions])
+    assert all(r.token_indices.size > 0 for r in regions)
+    assert np.array_equal(np.sort(seen), np.arange(grid.n_tokens))
+    # each panel's box is left of the next one's
+    assert all(regions[k].box[2] <= regions[k + 1].box[0] + 1e-6 for k in range(n_panels - 1))
+
+
+def assert_positions_hold_image_tokens(
+    grid: ImageTokenGrid, input_ids: torch.Tensor, image_token_id: int
+) -> None:
+    """Every grid position carries the image placeholder id, and no position repeats."""
+    ids = input_ids.reshape(-1)
+    assert np.unique(grid.positions).size == grid.n_tokens
+    assert torch.all(ids[torch.as_tensor(grid.positions)] == image_token_id)
+
+
+def check_parity_and_steering(
+    model, adapter, prepared, *, target: int = 2, head: tuple[int, int] = (1, 1)
+) -> None:
+    """Both checks below, in order."""
+    check_parity(model, adapter, prepared)
+    check_decode_steering(model, adapter, prepared, target=target, head=head)
+
+
+def check_parity(model, adapter, prepared) -> None:
+    """Prefill logits under ``attention_control`` (no steering, no capture) equal stock SDPA logits
+    (max abs diff <= 1e-5 in fp32) on every real position; the vision tower keeps its attention."""
+    from gaze_explorer.inference.attention import ForwardRequest, attention_control
+
+    assert model.config.get_text_config()._attn_implementation == "sdpa"
+    vision_impl = _vision_impl(model)
+    with torch.no_grad():
+        reference = model(**adapter.prefill_kwargs(model, prepared)).logits.float()  # [batch, T, vocab]
+        with attention_control(model, text_config_key=adapter.text_config_key) as control:
+            assert _vision_impl(model) == vision_impl  # only the language model is switched
+            assert model.config.get_text_config()._attn_implementation == "gaze_explorer"
+            control.set_request(ForwardRequest())
+            logits = model(**adapter.prefill_kwargs(model, prepared)).logits.float()
+            assert control.calls >= adapter.n_layers
+    assert model.config.get_text_config()._attn_implementation == "sdpa"
+    valid = prepared.tensors["attention_mask"].bool()  # [batch, T]
+    diff = (logits - reference).abs()[valid].max().item()
+    assert diff <= 1e-5, f"logits differ from SDPA by {diff:g}"
+
+
+def check_decode_steering(
+    model, adapter, prepared, *, target: int = 2, head: tuple[int, int] = (1, 1)
+) -> None:
+    """Prefill (last row captured), then one decode step with ``head`` steered (boost_suppress,
+    strength 1e4) to panel ``target``: every captured row sums to 1 over the real keys (0 on left
+    padding), and the steered head puts >= 0.99 of its image attention on the target panel."""
+    from transformers import DynamicCache
+
+    from gaze_explorer.core.heads import HeadSet
+    from gaze_explorer.inference.attention import ForwardRequest, attention_control
+
+    with torch.no_grad(), attention_control(model, plan_heads=HeadSet("steered", (head,)),
+                           text_config_key=adapter.text_config_key) as control:  # fmt: skip
+        cache = DynamicCache(config=model.config.get_text_config())
+        control.set_request(ForwardRequest(capture_rows="last"))
+        out = model(**adapter.prefill_kwargs(model, prepared), past_key_values=cache, use_cache=True)
+        prefill_rows = control.take_rows()  # [layer, batch, head, 1, T]
+        assert prefill_rows is not None and prefill_rows.shape[:3] == (
+            adapter.n_layers,
+            prepared.batch_size,
+            adapter.n_heads,
+        )
+        _assert_rows_are_distributions(prefill_rows[:, :, :, 0], prepared.tensors["attention_mask"])
+
+        batch, t = prepared.tensors["input_ids"].shape
+        next_ids = out.logits[:, -1].argmax(-1, keepdim=True)  # [batch, 1]
+        mask = torch.cat([prepared.tensors["attention_mask"], torch.ones(batch, 1, dtype=torch.long)], dim=1)
+        bias = torch.zeros(batch, t + 1)  # [batch, keys]
+        for b, grid in enumerate(prepared.grids):
+            panel = panel_regions(grid, 6)[target].positions(grid)
+            bias[b, torch.as_tensor(grid.positions)] = -1e4
+            bias[b, torch.as_tensor(panel)] = 1e4
+        control.set_request(ForwardRequest(capture_rows="last", bias=bias))
+        step = adapter.decode_kwargs(model, prepared, next_ids, mask, t)
+        model(**step, past_key_values=cache, use_cache=True)
+        rows = control.take_rows()[:, :, :, 0]  # [layer, batch, head, T+1]
+    _assert_rows_are_distributions(rows, mask)
+    layer, h = head
+    for b, grid in enumerate(prepared.grids):
+        row = rows[layer, b, h].double().numpy()
+        panel = panel_regions(grid, 6)[target].positions(grid)
+        image_mass = row[grid.positions].sum()
+        assert row[panel].sum() / image_mass >= 0.99
+        assert row[panel].sum() >= 0.99  # boost_suppress: the target outweighs the text too
+        unsteered = rows[layer, b, (h + 1) % adapter.n_heads].double().numpy()
+        assert unsteered[panel].sum() < 0.9
+
+
+def _assert_rows_are_distributions(rows: torch.Tensor, attention_mask: torch.Tensor) -> None:
+    """``rows [layer, batch, head, key]`` sum to 1 over real keys and are 0 on padding keys."""
+    keys = attention_mask.shape[1]
+    assert rows.shape[-1] == keys
+    real = attention_mask.bool()[None, :, None, :].expand_as(rows)  # [layer, batch, head, key]
+    assert torch.allclose(rows.double().sum(-1), torch.ones(rows.shape[:-1], dtype=torch.float64), atol=1e-4)
+    padding = rows[~real]
+    assert padding.numel() == 0 or padding.abs().max().item() <= 1e-6
+
+
+def _vision_impl(model) -> str | None:
+    vision = getattr(model.config, "vision_config", None)
+    return None if vision is None else vision._attn_implementation

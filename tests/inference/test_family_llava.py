@@ -1,0 +1,184 @@
+"""LLaVA-1.5 and LLaVA-NeXT adapters on tiny random-initialised models (CLIP + Llama, offline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from family_helpers import (
+    assert_grid_covers_image,
+    assert_panels_partition,
+    assert_positions_hold_image_tokens,
+    check_parity_and_steering,
+    strip_image,
+    word_tokenizer,
+)
+
+from gaze_explorer.core.errors import PromptError
+from gaze_explorer.inference.adapters import adapter_for
+from gaze_explorer.inference.adapters.llava import LlavaAdapter, LlavaNextAdapter, anyres_geometry
+
+TEMPLATE = (
+    "{{ bos_token }}{%- for m in messages -%}{{ m['role'] | upper }}: "
+    "{%- for p in m['content'] -%}{%- if p['type'] == 'image' -%}<image>\n"
+    "{%- else -%}{{ p['text'] }}{%- endif -%}{%- endfor -%} {%- endfor -%}"
+    "{%- if add_generation_prompt -%} ASSISTANT:{%- endif -%}"
+)
+PINPOINTS = [[28, 56], [56, 28], [56, 56], [28, 84], [28, 112], [28, 168]]
+
+
+def _tokenizer(template: str | None = TEMPLATE):
+    tok = word_tokenizer(
+        ["<image>"],
+        pad="<pad>",
+        eos="</s>",
+        bos="<s>",
+        chat_template=template or "",
+        extra_words=["USER", "ASSISTANT"],
+        image_token="<image>",
+    )
+    if template is None:
+        tok.chat_template = None
+    return tok
+
+
+def _configs(tok, image_size: int):
+    vision = dict(
+        model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, image_size=image_size, patch_size=7, projection_dim=32,
+    )  # fmt: skip
+    text = dict(
+        model_type="llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    return vision, text
+
+
+def tiny_llava(template: str | None = TEMPLATE):
+    """LLaVA-1.5 layout: 56 px CLIP (8 x 8 patches of 7 px), CLS dropped, Llama LM."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    tok = _tokenizer(template)
+    vision, text = _configs(tok, 56)
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(0)
+    return LlavaForConditionalGeneration(config).eval(), LlavaAdapter.from_parts(config, tok)
+
+
+def tiny_llava_next():
+    """LLaVA-NeXT layout: 28 px CLIP tiles (4 x 4 features), wide pinpoints for a strip."""
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
+
+    tok = _tokenizer()
+    vision, text = _configs(tok, 28)
+    config = LlavaNextConfig(
+        vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=PINPOINTS, vision_feature_layer=-1, vision_feature_select_strategy="default",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return LlavaNextForConditionalGeneration(config).eval(), LlavaNextAdapter.from_parts(config, tok)
+
+
+@pytest.fixture(scope="module")
+def llava():
+    return tiny_llava()
+
+
+@pytest.fixture(scope="module")
+def llava_next():
+    return tiny_llava_next()
+
+
+def test_llava_registry_finds_adapters(llava, llava_next):
+    assert adapter_for(llava[0].config) is LlavaAdapter
+    assert adapter_for(llava_next[0].config) is LlavaNextAdapter
+
+
+def test_llava_padded_strip_grid_is_the_band_that_holds_the_image(llava):
+    model, adapter = llava
+    prepared = adapter.build_inputs(strip_image(336, 56), "describe the third panel .")
+    grid = prepared.grid
+    # 336 x 56 padded to 336 x 336: of the 8 x 8 cells only the middle rows hold pixels (140..196)
+    assert (grid.rows, grid.cols) == (2, 8)
+    assert_grid_covers_image(grid, 336, 56)
+    assert_panels_partition(grid, 6)
+    ids = prepared.tensors["input_ids"]
+    assert_positions_hold_image_tokens(grid, ids, model.config.image_token_id)
+    all_image = torch.nonzero(ids[0] == model.config.image_token_id).flatten().numpy()
+    assert all_image.size == 64  # every CLIP cell is still in the sequence
+    assert np.array_equal(grid.positions, all_image[np.r_[24:32, 32:40]])
+    # the straddling rows are clipped to the image: 140..168 -> 0..28, 168..196 -> 28..56
+    assert np.allclose(np.unique(grid.token_boxes[:, [1, 3]]), [0.0, 28.0, 56.0])
+
+
+def test_llava_tall_image_keeps_a_band_of_columns(llava):
+    _, adapter = llava
+    grid = adapter.build_inputs(strip_image(50, 300, n_panels=1), "describe the image .").grid
+    assert grid.rows == 8 and grid.cols < 8
+    assert_grid_covers_image(grid, 50, 300)
+
+
+def test_llava_without_chat_template_uses_llava_layout():
+    _, adapter = tiny_llava(template=None)
+    prepared = adapter.build_inputs(strip_image(336, 56), "describe the panel .")
+    text = adapter.tokenizer.decode(prepared.tensors["input_ids"][0], skip_special_tokens=False)
+    assert text.startswith("<s>USER :") or text.startswith("<s> USER :")
+    assert text.rstrip().endswith("ASSISTANT :")
+    with pytest.raises(PromptError, match="image"):
+        adapter.build_inputs(strip_image(336, 56), "describe <image> twice")
+
+
+def test_llava_next_geometry_unpads_the_strip():
+    # 300 x 60 goes into the 28 x 168 pinpoint (1 x 6 tiles): resized to 140 x 28, pasted at x=14;
+    # features 4 x 24, of which 2 columns each side are padding
+    geo = anyres_geometry(300, 60, crop=28, f=4, pinpoints=PINPOINTS)
+    assert geo["best_resolution"] == [28, 168]
+    assert (geo["rows"], geo["cols"]) == (4, 20)
+    assert np.allclose(geo["boxes"][0], [0.0, 0.0, 15.0, 15.0])
+    assert np.allclose(geo["boxes"][-1], [285.0, 45.0, 300.0, 60.0])
+
+
+def test_llava_next_grid_skips_base_view_and_newlines(llava_next):
+    model, adapter = llava_next
+    prepared = adapter.build_inputs(
+        strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
+    )
+    grid = prepared.grids[1]
+    assert (grid.rows, grid.cols) == (4, 20)
+    assert_grid_covers_image(grid, 300, 60)
+    assert_panels_partition(grid, 6)
+    ids = prepared.tensors["input_ids"]
+    assert_positions_hold_image_tokens(grid, ids[1:], model.config.image_token_id)
+    all_image = torch.nonzero(ids[1] == model.config.image_token_id).flatten().numpy()
+    assert all_image.size == 16 + 4 * 21  # base view, then 4 rows of 20 features + a newline each
+    newline = set(all_image[16 + np.arange(4) * 21 + 20])
+    base = set(all_image[:16])
+    assert not (set(grid.positions) & (newline | base))
+    assert set(grid.positions) | newline | base == set(all_image)
+    globals_ = prepared.info["vision"]["global_positions"]
+    assert np.array_equal(globals_[1], all_image[:16])
+    pad = int((prepared.tensors["attention_mask"][0] == 0).sum())
+    assert np.array_equal(prepared.grids[0].positions, grid.positions + pad)
+
+
+def test_llava_parity_capture_and_steering(llava):
+    model, adapter = llava
+    prepared = adapter.build_inputs(
+        strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
+    )
+    check_parity_and_steering(model, adapter, prepared)
+
+
+def test_llava_next_parity_capture_and_steering(llava_next):
+    model, adapter = llava_next
+    prepared = adapter.build_inputs(
+        strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
+    )
+    check_parity_and_steering(model, adapter, prepared)
