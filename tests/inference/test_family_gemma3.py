@@ -131,3 +131,19 @@ def test_gemma3_decode_capture_and_steering_past_sliding_window(gemma3):
     )
     assert prepared.prompt_len > model.config.text_config.sliding_window
     check_decode_steering(model, adapter, prepared)  # steers layer 1 (global attention)
+
+
+def test_gemma3_inputs_match_the_stock_processor(gemma3):
+    """Our torchvision-free layout gives exactly what transformers' Gemma3Processor gives."""
+    from transformers import Gemma3Processor
+
+    _, adapter = gemma3
+    image = strip_image(300, 60)
+    processor = Gemma3Processor(
+        image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, image_seq_length=64
+    )
+    text = adapter.format_prompt("describe the panel .")
+    stock = processor(images=image, text=text, return_tensors="pt", add_special_tokens=False)
+    ours = adapter.build_inputs(image, "describe the panel .").tensors
+    for key in ("input_ids", "pixel_values", "token_type_ids"):
+        assert torch.equal(stock[key], ours[key]), key

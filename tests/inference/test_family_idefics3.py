@@ -130,3 +130,19 @@ def test_smolvlm_parity_capture_and_steering():
     prepared = adapter.build_inputs(strip_image(300, 60), "describe the third panel .")
     assert_panels_partition(prepared.grid, 6)
     check_parity_and_steering(model, adapter, prepared)
+
+
+def test_idefics3_inputs_match_the_stock_processor(idefics3):
+    """Our layout (tile tags, newlines, global view) is exactly Idefics3Processor's."""
+    from transformers import Idefics3Processor
+
+    _, adapter = idefics3
+    image = strip_image(300, 60)
+    processor = Idefics3Processor(
+        image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, image_seq_len=16
+    )
+    text = adapter.format_prompt("describe the panel .")
+    stock = processor(images=[image], text=text, return_tensors="pt", add_special_tokens=False)
+    ours = adapter.build_inputs(image, "describe the panel .").tensors
+    for key in ("input_ids", "pixel_values", "pixel_attention_mask"):
+        assert torch.equal(stock[key], ours[key]), key

@@ -182,3 +182,23 @@ def test_llava_next_parity_capture_and_steering(llava_next):
         strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
     )
     check_parity_and_steering(model, adapter, prepared)
+
+
+def test_llava_inputs_match_the_stock_processors(llava, llava_next):
+    """Our layouts equal LlavaProcessor's (with pad-to-square) and LlavaNextProcessor's."""
+    from transformers import LlavaNextProcessor, LlavaProcessor
+
+    image = strip_image(300, 60)
+    for (_, adapter), processor_cls, extra in (
+        (llava, LlavaProcessor, {"do_pad": True}),
+        (llava_next, LlavaNextProcessor, {}),
+    ):
+        processor = processor_cls(
+            image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, patch_size=7,
+            vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        )  # fmt: skip
+        text = adapter.format_prompt("describe the panel .")
+        stock = processor(images=image, text=text, return_tensors="pt", add_special_tokens=False, **extra)
+        ours = adapter.build_inputs(image, "describe the panel .").tensors
+        for key in ("input_ids", "pixel_values", *(["image_sizes"] if extra == {} else [])):
+            assert torch.equal(stock[key], ours[key]), (processor_cls.__name__, key)
