@@ -190,7 +190,6 @@ class AppController(QtCore.QObject):
         except GazeExplorerError as err:
             self._fail(str(err))
             return None
-        self.live = source if isinstance(source, LiveTarget) else None
         name = "baseline" if plan is None else f"steered {plan.heads.name} → {self._target_label(source, regions)}"
         rows: list[np.ndarray | None] = []
         run = RunData(
@@ -203,20 +202,26 @@ class AppController(QtCore.QObject):
             run.scheduled = list(range(source.switch_every, source.switch_every * len(source.targets), source.switch_every))
             run.params["schedule"] = source.to_dict()
         run._rows = rows  # type: ignore[attr-defined]  # the live buffer, appended on the GUI thread
+        loaded, image = self.loaded, self.pil_image
+        cancel = threading.Event()
+        from gaze_explorer.inference.generation import generate_stream
+
+        try:  # validates the input now, on this thread; the tokens come on the worker
+            stream = generate_stream(
+                loaded, image, prompt, regions=regions, plan=plan, target=source, options=options, cancel=cancel
+            )
+        except GazeExplorerError as err:
+            self._fail(str(err))
+            return None
+        self.live = source if isinstance(source, LiveTarget) else None
         index = state.session.add_run(run)
         self._run_index = index
         state.step.set_n_steps(0)
-        run_handle = self._handles[index] = self.recorder.begin(run, self.pil_image, grid, regions, self.loaded, source, plan, options)
-        loaded, image = self.loaded, self.pil_image
+        run_handle = self._handles[index] = self.recorder.begin(run, image, grid, regions, loaded, source, plan, options)
 
-        def stream(cancel: threading.Event):
-            from gaze_explorer.inference.generation import generate_stream
-
-            yield from generate_stream(
-                loaded, image, prompt, regions=regions, plan=plan, target=source, options=options, cancel=cancel
-            )
-
-        worker = Worker("generate", stream, on_item=lambda ev: self.recorder.write(run_handle, ev))
+        worker = Worker(
+            "generate", lambda _cancel: stream, on_item=lambda ev: self.recorder.write(run_handle, ev), cancel_event=cancel
+        )
         worker.progress.connect(lambda ev: self._on_prefill(index, ev))
         worker.token.connect(lambda ev: self._on_token(index, ev))
         worker.finished.connect(lambda ev: self._on_finished(index, ev))
@@ -254,7 +259,12 @@ class AppController(QtCore.QObject):
         switches = list(getattr(event, "switches", []) or [])
         if switches:
             run.switches = switches
-        self._handles.pop(index, None)
+        handle = self._handles.pop(index, None)
+        if handle is not None:
+            try:
+                self.recorder.attach_reader(handle)
+            except GazeExplorerError as err:
+                self._fail(f"the run is shown from memory; its session file could not be read: {err}")
         self.live = None
         self.state.session.notify_run(index)
         if run.status == "cancelled":

@@ -38,7 +38,7 @@ class SessionRecorder:
         self.directory = Path(directory) if directory is not None else Path.cwd() / "sessions"
         self.writer = None
         self.enabled = True
-        self._lock = threading.Lock()
+        self._reader = None  # a SessionReader on the file being written, for finished runs
 
     def _ensure_writer(self, image, grid, regions, loaded) -> None:
         if self.writer is not None or not self.enabled:
@@ -49,7 +49,7 @@ class SessionRecorder:
         stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H%M%S_%f")
         path = self.directory / f"{stamp}.h5"
         meta = loaded.describe() if hasattr(loaded, "describe") else {}
-        self.writer = SessionWriter(path, meta=meta, image=image, grid=grid, regions=regions)
+        self.writer = SessionWriter(path, meta=meta, image=np.asarray(image), grid=grid, regions=regions)
         self.state.session.path = str(path)
 
     def begin(self, run: RunData, image, grid, regions, loaded, source, plan, options) -> RunHandle:
@@ -61,6 +61,7 @@ class SessionRecorder:
             self.state.status.post(f"this run is not being saved: {err}", error=True)
             self.enabled = False
         schedule = source if isinstance(source, Schedule) else None
+        own_regions = None if [r.name for r in regions] == [r.name for r in panels] else list(regions)
         target = source.get() if isinstance(source, LiveTarget) else None
         kwargs = dict(
             prompt=run.params.get("prompt", ""),
@@ -73,6 +74,7 @@ class SessionRecorder:
             max_keys=None,
             prompt_len=None,
             prefill_mode="last",
+            regions=own_regions,
         )
         return RunHandle(run, kwargs)
 
@@ -107,6 +109,24 @@ class SessionRecorder:
                 return
             self.writer.end_run(handle.run_id, status, list(handle.run.switches), reason)
             handle.ended = True
+
+    def attach_reader(self, handle: RunHandle) -> bool:
+        """Back a finished run by the session file (what was stored, float16) and free its buffer.
+
+        The overlay and trajectory then show exactly what a reopened session shows.
+        """
+        if self.writer is None or handle.run_id is None:
+            return False
+        from gaze_explorer.storage import SessionReader
+
+        self.writer.wait()
+        if self._reader is None or str(self._reader.path) != str(self.writer.path):
+            self._reader = SessionReader(self.writer.path)
+        reader, run_id, n = self._reader, handle.run_id, handle.run.n_steps
+        reader.refresh()
+        handle.run.rows_at = lambda s: reader.step_rows(run_id, s) if 0 <= s < n else None
+        handle.run._rows = []  # type: ignore[attr-defined]
+        return True
 
     def write_discovery(self, result) -> None:
         if self.writer is None:
@@ -144,8 +164,8 @@ def open_session(path: str | Path, state: AppState):
     image = np.asarray(reader.image)
     regions = list(reader.regions)
     n_panels = sum(1 for r in regions if r.kind == "panel")
-    meta = dict(reader.meta)
-    n_layers, n_heads = int(meta.get("n_layers", 0)), int(meta.get("n_heads", 0))
+    model_meta = dict(reader.meta.get("model") or {})
+    n_layers, n_heads = int(model_meta.get("n_layers", 0)), int(model_meta.get("n_heads", 0))
     session.clear_runs()
     session.path = str(p)
     session.set_image(image, reader.grid, [r for r in regions if r.kind == "panel"], n_panels, name=p.name)
@@ -162,7 +182,12 @@ def open_session(path: str | Path, state: AppState):
     if session.runs:
         session.show_runs(len(session.runs) - 1)
         state.step.set_n_steps(session.runs[-1].n_steps)
-    state.status.update(model=str(meta.get("model_id", "session")), activity=f"session {p.name}")
+    state.status.update(
+        model=str(model_meta.get("model_id", "session")),
+        device=str(model_meta.get("device", "-")),
+        dtype=str(model_meta.get("dtype", "-")),
+        activity=f"session {p.name} (no model loaded)",
+    )
     return reader
 
 
@@ -171,19 +196,18 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     run_id = info.run_id
     tokens = list(reader.tokens(run_id))
     regions = [r for r in session_regions if r.kind == "panel"]
-    extra = getattr(info, "regions", None)
-    if extra:
-        regions = list(extra)
-    targets = list(getattr(info, "targets", []) or [])
+    if info.regions:
+        regions = list(info.regions)
+    targets = list(info.targets)
     return RunData(
         name=info.name,
         tokens=tokens,
         targets=targets,
-        switches=list(getattr(info, "switches", []) or []),
+        switches=list(info.switches),
         status=str(info.status),
-        params=dict(getattr(info, "params", {}) or {}),
+        params=dict(info.params),
         run_id=run_id,
-        prompt_len=int(getattr(info, "prompt_len", 0)),
+        prompt_len=int(info.prompt_len),
         rows_at=lambda s: reader.step_rows(run_id, s) if 0 <= s < len(tokens) else None,
         regions=regions,
     )

@@ -52,10 +52,11 @@ class Worker(QtCore.QObject):
         classify: Classifier = classify_by_name,
         on_item: Callable[[object], None] | None = None,
         parent: QtCore.QObject | None = None,
+        cancel_event: threading.Event | None = None,
     ) -> None:
         super().__init__(parent)
         self.name = name
-        self.cancel_event = threading.Event()
+        self.cancel_event = cancel_event or threading.Event()
         self._make_stream = make_stream
         self._classify = classify
         self._on_item = on_item  # called on the worker thread first (e.g. to write the session)
