@@ -140,3 +140,44 @@ def test_bad_inputs_get_clear_messages_and_lose_nothing(qtbot, window, tmp_path)
     qtbot.waitUntil(lambda: not window.controller.workers, timeout=10000)
     assert "does not exist" in window.messages[-1][0] and window.controller.loaded is loaded
     assert window.isVisible()
+
+
+def test_open_session_restores_everything_without_a_model(qtbot, window, tmp_path):
+    from gaze_explorer.core.state_data import overlay_heat
+    from gaze_explorer.qt.app import main
+
+    s = window.state
+    _run(qtbot, window, steer=False, max_new=8)
+    s.heads.set_custom([(0, 1), (1, 2)])
+    s.heads.set_kind("custom")
+    s.target.set_panel(4)
+    steered = _run(qtbot, window, steer=True, max_new=8)
+    path = s.session.path
+    window.controller.recorder.close()
+
+    other = MainWindow()
+    qtbot.addWidget(other)
+    assert other.open_session(path)
+    o = other.state
+    assert other.controller.loaded is None
+    assert np.array_equal(o.session.image, np.asarray(strip_image()))
+    assert [r.name for r in o.session.runs] == ["baseline", steered.name]
+    assert o.session.runs[1].tokens == steered.tokens and o.session.shown == 1
+    assert o.heads.n_layers == 2 and o.step.n_steps == 8
+    # pick two runs to compare, then look at a step with some heads
+    other.session_view.select_run(0)
+    other.session_view.select_run(1, add=True)
+    assert (o.session.shown, o.session.compare) == (1, 0)
+    o.heads.set_custom([(1, 2)])
+    o.heads.set_kind("custom")
+    o.step.set_step(3)
+    expected, _ = other.reader.image_attention(o.session.runs[1].run_id, 3, o.heads.active)
+    qtbot.waitUntil(lambda: other.overlay_view.heat_item.isVisible())
+    assert np.allclose(other.overlay_view.heat_item.z.reshape(-1), expected)
+    assert np.allclose(overlay_heat(o.session.runs[1].rows_at(3), o.session.grid, o.heads.active).reshape(-1), expected)
+    qtbot.waitUntil(lambda: other.timeline_view.tracks[1].data is not None)
+    # the headless screenshot option on the same file
+    shot = tmp_path / "shot.png"
+    assert main(["--screenshot", str(shot), "--session", path, "--step", "2"]) == 0
+    assert shot.stat().st_size > 10_000
+    assert main(["--screenshot", str(tmp_path / "x.png"), "--session", str(tmp_path / "nope.h5")]) == 1
