@@ -202,3 +202,37 @@ def _assert_rows_are_distributions(rows: torch.Tensor, attention_mask: torch.Ten
 def _vision_impl(model) -> str | None:
     vision = getattr(model.config, "vision_config", None)
     return None if vision is None else vision._attn_implementation
+
+
+def check_generate_stream(model, adapter, image, *, target: int = 4, head: tuple[int, int] = (1, 0)) -> None:
+    """The project's generation loop runs on this family: 4 greedy tokens steered to panel
+    ``target`` (boost_suppress on one head, decode-only), a captured row per step whose steered
+    head puts >= 0.99 of its image attention on the target panel from step 1 on."""
+    from gaze_explorer.core.heads import HeadSet
+    from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+    from gaze_explorer.core.steering import SteeringPlan
+    from gaze_explorer.inference.generation import FinishedEvent, PrefillEvent, TokenEvent, generate_stream
+    from gaze_explorer.inference.loading import loaded_from_parts
+
+    loaded = loaded_from_parts(model, adapter)
+    grid = adapter.build_inputs(image, "describe the fifth panel .").grid
+    regions = panel_regions(grid, 6)
+    events = list(
+        generate_stream(
+            loaded, image, "describe the fifth panel .", regions=regions,
+            plan=SteeringPlan(HeadSet("one", (head,))), target=target,
+            options=GenerationOptions(max_new_tokens=4), capture=CaptureSpec(decode=True, prefill="none"),
+        )
+    )  # fmt: skip
+    assert isinstance(events[0], PrefillEvent) and isinstance(events[-1], FinishedEvent)
+    assert events[-1].status == "finished", events[-1].reason
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert tokens and [e.step for e in tokens] == list(range(len(tokens)))
+    prompt_len = events[0].prompt_len
+    panel = regions[target].positions(grid)
+    for e in tokens:
+        assert e.rows.shape == (adapter.n_layers, adapter.n_heads, prompt_len + e.step)
+        assert np.allclose(e.rows.sum(-1), 1.0, atol=1e-4)
+        row = e.rows[head].astype(np.float64)
+        if e.step >= 1:  # step 0 comes from the unsteered prefill (decode-only steering)
+            assert row[panel].sum() / row[grid.positions].sum() >= 0.99

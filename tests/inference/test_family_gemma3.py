@@ -10,6 +10,7 @@ from family_helpers import (
     assert_panels_partition,
     assert_positions_hold_image_tokens,
     check_decode_steering,
+    check_generate_stream,
     check_parity,
     strip_image,
     word_tokenizer,
@@ -109,8 +110,14 @@ def test_gemma3_parity_with_sliding_window_and_bidirectional_image(gemma3):
     check_parity(model, adapter, prepared)
 
 
-def test_gemma3_decode_capture_and_steering_within_window():
-    model, adapter = tiny_gemma3(sliding_window=512)
+@pytest.fixture(scope="module")
+def gemma3_wide():
+    """The same tiny Gemma 3 with a window longer than the prompt (the window never cuts)."""
+    return tiny_gemma3(sliding_window=512)
+
+
+def test_gemma3_decode_capture_and_steering_within_window(gemma3_wide):
+    model, adapter = gemma3_wide
     prepared = adapter.build_inputs(
         strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
     )
@@ -131,6 +138,7 @@ def test_gemma3_decode_capture_and_steering_past_sliding_window(gemma3):
     )
     assert prepared.prompt_len > model.config.text_config.sliding_window
     check_decode_steering(model, adapter, prepared)  # steers layer 1 (global attention)
+    check_generate_stream(model, adapter, strip_image(300, 60))
 
 
 def test_gemma3_inputs_match_the_stock_processor(gemma3):
@@ -147,3 +155,8 @@ def test_gemma3_inputs_match_the_stock_processor(gemma3):
     ours = adapter.build_inputs(image, "describe the panel .").tensors
     for key in ("input_ids", "pixel_values", "token_type_ids"):
         assert torch.equal(stock[key], ours[key]), key
+
+
+def test_gemma3_generate_stream_steers_to_a_panel(gemma3_wide):
+    model, adapter = gemma3_wide
+    check_generate_stream(model, adapter, strip_image(300, 60))

@@ -9,6 +9,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_generate_stream,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
@@ -146,3 +147,8 @@ def test_idefics3_inputs_match_the_stock_processor(idefics3):
     ours = adapter.build_inputs(image, "describe the panel .").tensors
     for key in ("input_ids", "pixel_values", "pixel_attention_mask"):
         assert torch.equal(stock[key], ours[key]), key
+
+
+def test_idefics3_generate_stream_steers_to_a_panel(idefics3):
+    model, adapter = idefics3
+    check_generate_stream(model, adapter, strip_image(300, 60))

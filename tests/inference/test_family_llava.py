@@ -9,6 +9,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_generate_stream,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
@@ -202,3 +203,8 @@ def test_llava_inputs_match_the_stock_processors(llava, llava_next):
         ours = adapter.build_inputs(image, "describe the panel .").tensors
         for key in ("input_ids", "pixel_values", *(["image_sizes"] if extra == {} else [])):
             assert torch.equal(stock[key], ours[key]), (processor_cls.__name__, key)
+
+
+def test_llava_next_generate_stream_steers_to_a_panel(llava_next):
+    model, adapter = llava_next
+    check_generate_stream(model, adapter, strip_image(300, 60))

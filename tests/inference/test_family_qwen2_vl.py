@@ -10,6 +10,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_generate_stream,
     check_parity_and_steering,
     strip_image,
 )
@@ -123,3 +124,8 @@ def test_qwen2_5_vl_parity_capture_and_steering():
     assert (prepared.grid.rows, prepared.grid.cols) == (2, 12)
     assert_panels_partition(prepared.grid, 6)
     check_parity_and_steering(model, adapter, prepared)
+
+
+def test_qwen2_vl_generate_stream_steers_to_a_panel(qwen2_vl):
+    model, adapter = qwen2_vl
+    check_generate_stream(model, adapter, strip_image(336, 60))
