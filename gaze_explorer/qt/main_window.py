@@ -46,10 +46,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("Token timeline", self.timeline_view, Dock.BottomDockWidgetArea)
         self._dock("Discovery", self.discovery_view, Dock.LeftDockWidgetArea)
         self._dock("Session runs", self.session_view, Dock.LeftDockWidgetArea)
-        self.resizeDocks([self.docks["Layer × head grid"], self.docks["Steering"]], [420, 420], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["Discovery"]], [250], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Layer × head grid"]], [470], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Token timeline"]], [300], QtCore.Qt.Orientation.Vertical)
+        self._sized = False
 
         self.status_label = QtWidgets.QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
@@ -213,6 +210,17 @@ class MainWindow(QtWidgets.QMainWindow):
         from gaze_explorer.qt.export_dialogs import export_run_dialog
 
         export_run_dialog(self)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._sized:  # dock sizes only stick once the window has its size
+            self._sized = True
+            d = self.docks
+            self.resizeDocks([d["Discovery"], d["Session runs"]], [150, 300], QtCore.Qt.Orientation.Vertical)
+            self.resizeDocks([d["Layer × head grid"], d["Steering"]], [330, 400], QtCore.Qt.Orientation.Vertical)
+            self.resizeDocks([d["Discovery"]], [240], QtCore.Qt.Orientation.Horizontal)
+            self.resizeDocks([d["Layer × head grid"]], [480], QtCore.Qt.Orientation.Horizontal)
+            self.resizeDocks([d["Token timeline"]], [max(330, self.height() // 3)], QtCore.Qt.Orientation.Vertical)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.controller.shutdown()

@@ -127,6 +127,8 @@ class HeadGridView(QtWidgets.QWidget):
         s = self.state
         mode = s.grid_score_mode.mode
         if mode == "gaze":
+            if s.heads.gaze_scores is None:
+                return None, "gaze score: run discovery first"
             return s.heads.gaze_scores, "gaze score"
         run, grid = s.session.shown_run, s.session.grid
         if run is None or grid is None or run.rows_at is None or run.n_steps == 0:
@@ -152,8 +154,12 @@ class HeadGridView(QtWidgets.QWidget):
         scores, title = self.compute_scores()
         self.scores = scores
         self.plot.setTitle(title)
+        n_layers, n_heads = self.state.heads.n_layers, self.state.heads.n_heads
         if scores is None:
             self.image_item.clear()
+            if n_layers:
+                self.plot.setXRange(-0.5, n_heads - 0.5, padding=0.02)
+                self.plot.setYRange(-0.5, n_layers - 0.5, padding=0.02)
         else:
             top = float(np.nanmax(scores)) if np.isfinite(scores).any() else 1.0
             levels = (min(0.0, float(np.nanmin(scores))), top if top > 0 else 1.0)

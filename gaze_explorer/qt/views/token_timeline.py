@@ -79,6 +79,7 @@ class TokenTimelineView(QtWidgets.QWidget):
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.cache = TrajectoryCache()
         self.chips: list[QtWidgets.QLabel] = []
+        self._x_extent = -1
         self._chip_run: tuple | None = None
 
         self.chip_box = QtWidgets.QWidget()
@@ -117,6 +118,7 @@ class TokenTimelineView(QtWidgets.QWidget):
         plain_axis(self.colour_bar.axis)
         self.colour_bar.axis.setLabel("attention mass")
         self.tracks[1].plot.setVisible(False)
+        self.graphics.setMinimumHeight(210)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -220,7 +222,7 @@ class TokenTimelineView(QtWidgets.QWidget):
             run = session.runs[index]
             traj = self.cache.get(self.state, index)  # [step, region]
             regions = run.regions or session.regions
-            track.plot.setTitle(f"{run.name} · {run.status} · {self.state.heads.active.name}")
+            track.plot.setTitle(f"{run.name} · {run.status} · {self.state.heads.active.name}", size="9pt")
             track.plot.getAxis("left").setTicks([[(i, f"P{i + 1}" if r.kind == "panel" else r.name)
                                                   for i, r in enumerate(regions)]])
             if traj is None:
@@ -237,6 +239,12 @@ class TokenTimelineView(QtWidgets.QWidget):
             track.scheduled_item.setData(sched, [-0.75] * len(sched))
             track.plot.setYRange(-1.1, max(len(regions), 1) - 0.5, padding=0)
         levels = (0.0, levels_top if levels_top > 0 else 1.0)
+        n_max = max((session.runs[i].n_steps for _, i in shown if i is not None), default=0)
+        if n_max != self._x_extent:  # follow a growing run; keep the user's zoom otherwise
+            self._x_extent = n_max
+            self.tracks[0].plot.setXRange(-0.5, max(n_max, 1) - 0.5, padding=0.01)
+        compare = session.compare is not None
+        self.tracks[0].plot.getAxis("bottom").setStyle(showValues=not compare)
         for track in self.tracks:
             track.image_item.setLevels(levels)
         self.colour_bar.setLevels(levels)
