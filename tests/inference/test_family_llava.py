@@ -17,7 +17,12 @@ from family_helpers import (
 
 from gaze_explorer.core.errors import PromptError
 from gaze_explorer.inference.adapters import adapter_for
-from gaze_explorer.inference.adapters.llava import LlavaAdapter, LlavaNextAdapter, anyres_geometry
+from gaze_explorer.inference.adapters.llava import (
+    LlavaAdapter,
+    LlavaNextAdapter,
+    LlavaOnevisionAdapter,
+    anyres_geometry,
+)
 
 TEMPLATE = (
     "{{ bos_token }}{%- for m in messages -%}{{ m['role'] | upper }}: "
@@ -208,3 +213,76 @@ def test_llava_inputs_match_the_stock_processors(llava, llava_next):
 def test_llava_next_generate_stream_steers_to_a_panel(llava_next):
     model, adapter = llava_next
     check_generate_stream(model, adapter, strip_image(300, 60))
+
+
+def tiny_llava_onevision():
+    """LLaVA-OneVision layout: 28 px SigLIP tiles (4 x 4, no CLS), Qwen2 LM, anyres_max_2."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    tok = _tokenizer()
+    _, text = _configs(tok, 28)
+    text["model_type"] = "qwen2"
+    vision = dict(
+        model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, image_size=28, patch_size=7, vision_use_head=False,
+    )  # fmt: skip
+    config = LlavaOnevisionConfig(
+        vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=PINPOINTS, vision_feature_layer=-1, vision_feature_select_strategy="full",
+        vision_aspect_ratio="anyres_max_2",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return LlavaOnevisionForConditionalGeneration(config).eval(), LlavaOnevisionAdapter.from_parts(
+        config, tok
+    )
+
+
+@pytest.fixture(scope="module")
+def llava_onevision():
+    return tiny_llava_onevision()
+
+
+def test_llava_onevision_geometry_shrinks_large_grids():
+    # 4 x 20 unpadded features hold 5 tiles' worth; anyres_max_2 shrinks by sqrt(80 / 32)
+    geo = anyres_geometry(300, 60, crop=28, f=4, pinpoints=PINPOINTS, max_patches=2)
+    assert (geo["rows"], geo["cols"]) == (2, 12)
+    assert np.allclose(geo["boxes"][0], [0.0, 0.0, 25.0, 30.0])
+    assert anyres_geometry(300, 60, crop=28, f=4, pinpoints=PINPOINTS, max_patches=9)["cols"] == 20
+
+
+def test_llava_onevision_grid_parity_and_steering(llava_onevision):
+    model, adapter = llava_onevision
+    assert adapter_for(model.config) is LlavaOnevisionAdapter
+    prepared = adapter.build_inputs(
+        strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
+    )
+    grid = prepared.grids[1]
+    assert (grid.rows, grid.cols) == (2, 12)
+    assert_grid_covers_image(grid, 300, 60)
+    assert_panels_partition(grid, 6)
+    all_image = (
+        torch.nonzero(prepared.tensors["input_ids"][1] == model.config.image_token_id).flatten().numpy()
+    )
+    assert all_image.size == 16 + 2 * 13  # base view (no CLS), then 2 rows of 12 + a newline each
+    assert_positions_hold_image_tokens(grid, prepared.tensors["input_ids"][1:], model.config.image_token_id)
+    check_parity_and_steering(model, adapter, prepared)
+
+
+def test_llava_onevision_token_count_matches_the_stock_processor(llava_onevision):
+    """Same count as LlavaOnevisionProcessor's formula (its constructor needs the torchvision-backed
+    video processor, so only its counting method is used here)."""
+    from transformers import LlavaOnevisionProcessor
+
+    model, adapter = llava_onevision
+    stock = LlavaOnevisionProcessor.__new__(LlavaOnevisionProcessor)
+    stock.image_processor, stock.num_image_tokens, stock.vision_aspect_ratio = (
+        adapter.image_processor,
+        16,
+        "anyres_max_2",
+    )
+    for width, height in ((300, 60), (60, 300), (200, 90)):
+        prepared = adapter.build_inputs(strip_image(width, height, n_panels=1), "describe .")
+        assert_grid_covers_image(prepared.grid, width, height)
+        ids = prepared.tensors["input_ids"]
+        n_ours = int((ids == model.config.image_token_id).sum())
+        assert n_ours == stock._get_number_of_features(height, width, 28, 28), (width, height)

@@ -20,7 +20,12 @@ LLaVA-NeXT (``llava_next``)
     image with the finest cells); the base-view tokens are listed in
     ``PreparedInputs.info["vision"]["global_positions"]`` with their boxes, outside the grid.
 
-Both families use ``vision_feature_select_strategy``: ``default`` drops CLIP's CLS token; ``full``
+LLaVA-OneVision (``llava_onevision``)
+    NeXT's layout on a SigLIP tower (no CLS). When the unpadded feature grid holds more than
+    about ``anyres_max_N`` tiles' worth of features, the model shrinks it bilinearly; each cell of
+    the shrunk grid then covers an equal share of the unpadded area (its box in the grid).
+
+All variants use ``vision_feature_select_strategy``: ``default`` drops CLIP's CLS token; ``full``
 keeps it as an extra token before each view's grid (it covers the whole image, so it is left out
 of the grid too).
 """
@@ -44,6 +49,7 @@ from gaze_explorer.inference.adapters.base import (
 
 LLAVA_FALLBACK_TEMPLATE = "USER: <image>\n{prompt} ASSISTANT:"
 MISTRAL_FALLBACK_TEMPLATE = "[INST] <image>\n{prompt} [/INST]"
+QWEN_FALLBACK_TEMPLATE = "<|im_start|>user\n<image>\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
 
 
 def grid_positions(ids: torch.Tensor, image_token_id: int, vision: VisionInputs) -> np.ndarray:
@@ -113,6 +119,8 @@ class _ClipViewMixin:
 
     def fallback_template(self) -> str:
         text_type = getattr(self.config.get_text_config(), "model_type", "")
+        if text_type == "qwen2":
+            return QWEN_FALLBACK_TEMPLATE
         return MISTRAL_FALLBACK_TEMPLATE if text_type == "mistral" else LLAVA_FALLBACK_TEMPLATE
 
     def format_prompt(self, prompt: str) -> str:
@@ -173,11 +181,15 @@ class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
         )
 
 
-def anyres_geometry(width: int, height: int, crop: int, f: int, pinpoints: list) -> dict[str, Any]:
-    """LLaVA-NeXT's high-resolution view of a ``width x height`` image.
+def anyres_geometry(
+    width: int, height: int, crop: int, f: int, pinpoints: list, max_patches: int | None = None
+) -> dict[str, Any]:
+    """LLaVA-NeXT's (and OneVision's) high-resolution view of a ``width x height`` image.
 
-    ``crop`` is the CLIP tile size in pixels, ``f`` the features per tile side. Returns the
-    unpadded feature grid (``rows``, ``cols``) and each feature's box in ORIGINAL pixels.
+    ``crop`` is the tile size in pixels, ``f`` the features per tile side. ``max_patches`` is
+    OneVision's ``anyres_max_N``: a feature grid larger than ~N tiles is bilinearly shrunk, and
+    each shrunk cell then stands for an equal share of the unpadded area. Returns the final
+    feature grid (``rows``, ``cols``) and each feature's box in ORIGINAL pixels.
     """
     from transformers.image_processing_utils import select_best_resolution
 
@@ -198,13 +210,21 @@ def anyres_geometry(width: int, height: int, crop: int, f: int, pinpoints: list)
     else:
         pad = (feat_w - int(round(width * (feat_h / height), 7))) // 2
         c0, cols = pad, feat_w - 2 * pad
+    out_rows, out_cols = rows, cols
+    if max_patches is not None:
+        ratio = math.sqrt(rows * cols / (max_patches * f * f))
+        if ratio > 1.1:  # the model's threshold for shrinking
+            out_rows, out_cols = int(rows // ratio), int(cols // ratio)
     cell = crop / f  # canvas pixels per feature
-    xs = np.clip(((c0 + np.arange(cols + 1)) * cell - paste_x) * (width / new_w), 0.0, float(width))
-    ys = np.clip(((r0 + np.arange(rows + 1)) * cell - paste_y) * (height / new_h), 0.0, float(height))
+    # canvas edges of the (possibly shrunk) grid over the unpadded area, then back to the original
+    cx = np.linspace(c0 * cell, (c0 + cols) * cell, out_cols + 1)
+    cy = np.linspace(r0 * cell, (r0 + rows) * cell, out_rows + 1)
+    xs = np.clip((cx - paste_x) * (width / new_w), 0.0, float(width))
+    ys = np.clip((cy - paste_y) * (height / new_h), 0.0, float(height))
     x0, y0 = np.meshgrid(xs[:-1], ys[:-1])
     x1, y1 = np.meshgrid(xs[1:], ys[1:])
     boxes = np.stack([x0.ravel(), y0.ravel(), x1.ravel(), y1.ravel()], axis=1)  # [rows*cols, 4]
-    return {"rows": rows, "cols": cols, "boxes": boxes, "best_resolution": [best_h, best_w]}
+    return {"rows": out_rows, "cols": out_cols, "boxes": boxes, "best_resolution": [best_h, best_w]}
 
 
 class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
@@ -228,6 +248,10 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
             image_grid_pinpoints=[list(p) for p in config.image_grid_pinpoints],
         )
 
+    def max_patches(self) -> int | None:
+        """OneVision's ``anyres_max_N`` limit (None: LLaVA-NeXT never shrinks)."""
+        return None
+
     def process_image(self, image: Image.Image) -> VisionInputs:
         out = self.image_processor(images=[image], return_tensors="pt")
         pixel_values = out["pixel_values"]  # [1, 1 + n_tiles, 3, S, S]
@@ -239,7 +263,8 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
             )
         f = crop // self.patch_size
         width, height = image.size
-        geo = anyres_geometry(width, height, crop, f, [list(p) for p in self.config.image_grid_pinpoints])
+        pinpoints = [list(p) for p in self.config.image_grid_pinpoints]
+        geo = anyres_geometry(width, height, crop, f, pinpoints, self.max_patches())
         rows, cols = geo["rows"], geo["cols"]
         n_base = f * f + self.cls_tokens
         # high-res view: per tile CLS dropped or kept before the grid is built, so no CLS here
@@ -268,4 +293,34 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
         )
 
 
-ADAPTERS = (LlavaAdapter, LlavaNextAdapter)
+class LlavaOnevisionAdapter(LlavaNextAdapter):
+    """LLaVA-OneVision (``llava_onevision``): NeXT's layout on SigLIP (no CLS), with the
+    high-resolution grid shrunk to about ``anyres_max_N`` tiles' worth of features."""
+
+    family = "llava_onevision"
+    model_types = ("llava_onevision",)
+
+    @classmethod
+    def image_processor_class(cls) -> type:
+        from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+            LlavaOnevisionImageProcessorPil,
+        )
+
+        return LlavaOnevisionImageProcessorPil
+
+    @classmethod
+    def default_image_processor(cls, config: Any) -> Any:
+        side = int(config.vision_config.image_size)
+        return cls.image_processor_class()(
+            size={"height": side, "width": side},
+            image_grid_pinpoints=[list(p) for p in config.image_grid_pinpoints],
+        )
+
+    def max_patches(self) -> int | None:
+        aspect = str(getattr(self.config, "vision_aspect_ratio", "anyres_max_9"))
+        if not aspect.startswith("anyres_max_"):
+            raise ModelLoadError(f"unsupported LLaVA-OneVision vision_aspect_ratio {aspect!r}")
+        return int(aspect.removeprefix("anyres_max_"))
+
+
+ADAPTERS = (LlavaAdapter, LlavaNextAdapter, LlavaOnevisionAdapter)
