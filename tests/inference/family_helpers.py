@@ -78,15 +78,27 @@ def strip_image(width: int, height: int, n_panels: int = 6, seed: int = 0) -> Im
     return Image.fromarray(arr)
 
 
-def assert_grid_covers_image(grid: ImageTokenGrid, width: int, height: int) -> None:
-    """Token boxes lie inside the image, do not overlap, and tile its whole area."""
+def assert_grid_covers_image(grid: ImageTokenGrid, width: int, height: int, *, margin: float = 0.0) -> None:
+    """Token boxes lie inside the image, do not overlap, and tile its whole area.
+
+    ``margin`` > 0 allows the tiled rectangle to stop short of each image edge by less than
+    ``margin`` cells (LLaVA-NeXT's feature-space unpadding can drop a partly-filled edge column).
+    """
     assert (grid.image_width, grid.image_height) == (width, height)
     b = grid.token_boxes
+    if margin > 0:
+        x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+        cell_w, cell_h = (x1 - x0) / grid.cols, (y1 - y0) / grid.rows
+        assert x0 < margin * cell_w and width - x1 < margin * cell_w
+        assert y0 < margin * cell_h and height - y1 < margin * cell_h
+        covered = (x1 - x0) * (y1 - y0)
+    else:
+        covered = float(width * height)
     assert np.all(b[:, 0] >= -1e-6) and np.all(b[:, 1] >= -1e-6)
     assert np.all(b[:, 2] <= width + 1e-6) and np.all(b[:, 3] <= height + 1e-6)
     assert np.all(b[:, 2] > b[:, 0]) and np.all(b[:, 3] > b[:, 1]), "every grid token must cover some pixels"
     area = float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sum())
-    assert abs(area - width * height) <= 1e-6 * width * height, f"boxes cover {area} px of {width * height}"
+    assert abs(area - covered) <= 1e-6 * width * height, f"boxes cover {area} px of {covered}"
     # row-major: x grows along a row, y grows down the rows
     cx = grid.centres[:, 0].reshape(grid.rows, grid.cols)
     cy = grid.centres[:, 1].reshape(grid.rows, grid.cols)

@@ -282,7 +282,9 @@ def test_llava_onevision_token_count_matches_the_stock_processor(llava_onevision
     )
     for width, height in ((300, 60), (60, 300), (200, 90)):
         prepared = adapter.build_inputs(strip_image(width, height, n_panels=1), "describe .")
-        assert_grid_covers_image(prepared.grid, width, height)
+        # NeXT/OneVision unpad in feature space with int(round(...)): a partly-filled edge
+        # column can be dropped, leaving a sliver (< 1 cell) seen only by the base view
+        assert_grid_covers_image(prepared.grid, width, height, margin=1.0)
         ids = prepared.tensors["input_ids"]
         n_ours = int((ids == model.config.image_token_id).sum())
         assert n_ours == stock._get_number_of_features(height, width, 28, 28), (width, height)

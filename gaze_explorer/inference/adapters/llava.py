@@ -19,6 +19,10 @@ LLaVA-NeXT (``llava_next``)
     each row. The grid is the high-resolution view without its newline tokens (it covers the
     image with the finest cells); the base-view tokens are listed in
     ``PreparedInputs.info["vision"]["global_positions"]`` with their boxes, outside the grid.
+    The model unpads with ``int(round(...))`` in feature units, so for some aspect ratios it drops
+    a partly-filled edge column (or row) of features: the grid's boxes then stop short of that
+    image edge by less than one cell (that sliver is seen only by the base view). Boxes are kept
+    honest rather than stretched over it.
 
 LLaVA-OneVision (``llava_onevision``)
     NeXT's layout on a SigLIP tower (no CLS). When the unpadded feature grid holds more than
