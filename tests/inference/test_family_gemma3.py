@@ -160,3 +160,22 @@ def test_gemma3_inputs_match_the_stock_processor(gemma3):
 def test_gemma3_generate_stream_steers_to_a_panel(gemma3_wide):
     model, adapter = gemma3_wide
     check_generate_stream(model, adapter, strip_image(300, 60))
+
+
+def test_gemma3_published_geometry_on_a_real_size_strip(gemma3):
+    """Gemma 3's 896 px SigLIP (64 x 64 patches of 14 px) pooled to 16 x 16 = 256 soft tokens."""
+    from transformers import Gemma3Config
+
+    model, adapter = gemma3
+    config = Gemma3Config(
+        text_config=model.config.text_config.to_dict(),
+        vision_config=dict(image_size=896, patch_size=14, vision_use_head=False),
+        mm_tokens_per_image=256, boi_token_index=model.config.boi_token_index,
+        eoi_token_index=model.config.eoi_token_index, image_token_index=model.config.image_token_index,
+    )  # fmt: skip
+    published = Gemma3Adapter.from_parts(config, adapter.tokenizer)
+    prepared = published.build_inputs(strip_image(1566, 256), "describe the panels .")
+    assert prepared.tensors["pixel_values"].shape[-2:] == (896, 896)
+    assert (prepared.grid.rows, prepared.grid.cols) == (16, 16)
+    assert_grid_covers_image(prepared.grid, 1566, 256)
+    assert_panels_partition(prepared.grid, 6)

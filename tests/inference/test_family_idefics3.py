@@ -152,3 +152,28 @@ def test_idefics3_inputs_match_the_stock_processor(idefics3):
 def test_idefics3_generate_stream_steers_to_a_panel(idefics3):
     model, adapter = idefics3
     check_generate_stream(model, adapter, strip_image(300, 60))
+
+
+@pytest.mark.parametrize(
+    ("family", "vision", "scale", "expected"),
+    [
+        # Idefics3-8B: 364 px tiles of 14 px patches, shuffle 2 -> 13 x 13 per tile; 1456 px long side
+        ("idefics3", {"image_size": 364, "patch_size": 14}, 2, (13, 52)),
+        # SmolVLM-256M: 512 px tiles of 16 px patches, shuffle 4 -> 8 x 8 per tile; 2048 px long side
+        ("smolvlm", {"image_size": 512, "patch_size": 16}, 4, (8, 32)),
+    ],
+)
+def test_idefics3_published_geometry_on_a_real_size_strip(idefics3, family, vision, scale, expected):
+    from transformers import Idefics3Config, SmolVLMConfig
+
+    model, adapter = idefics3
+    config_cls, adapter_cls = (
+        (Idefics3Config, Idefics3Adapter) if family == "idefics3" else (SmolVLMConfig, SmolVLMAdapter)
+    )
+    config = config_cls(vision_config=vision, scale_factor=scale, image_token_id=model.config.image_token_id)
+    published = adapter_cls.from_parts(config, adapter.tokenizer)
+    prepared = published.build_inputs(strip_image(1566, 256), "describe the panels .")
+    assert prepared.info["vision"]["tiles"] == [1, 4]
+    assert (prepared.grid.rows, prepared.grid.cols) == expected
+    assert_grid_covers_image(prepared.grid, 1566, 256)
+    assert_panels_partition(prepared.grid, 6)

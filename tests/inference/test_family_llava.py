@@ -288,3 +288,29 @@ def test_llava_onevision_token_count_matches_the_stock_processor(llava_onevision
         ids = prepared.tensors["input_ids"]
         n_ours = int((ids == model.config.image_token_id).sum())
         assert n_ours == stock._get_number_of_features(height, width, 28, 28), (width, height)
+
+
+@pytest.mark.parametrize(
+    ("adapter_cls", "expected"),
+    [
+        # 336 px CLIP, 24 x 24 cells of 65.25 px on the 1566 px square; the strip sits at y 655..911
+        (LlavaAdapter, (4, 24)),
+        # 336 x 1008 pinpoint: 3 tiles of 24 x 24 features; 11.8 rows of image -> unpad keeps 12
+        (LlavaNextAdapter, (12, 72)),
+        # 384 x 1920 pinpoint (wastes less than 2304): 5 SigLIP tiles of 27 x 27; 22 rows + 1 kept
+        (LlavaOnevisionAdapter, (23, 135)),
+    ],
+)
+def test_llava_published_geometry_on_a_real_size_strip(llava, adapter_cls, expected):
+    """The published configs' geometry (transformers' defaults are the released checkpoints')."""
+    from transformers import LlavaConfig, LlavaNextConfig, LlavaOnevisionConfig
+
+    config_cls = {LlavaAdapter: LlavaConfig, LlavaNextAdapter: LlavaNextConfig,
+                  LlavaOnevisionAdapter: LlavaOnevisionConfig}[adapter_cls]  # fmt: skip
+    _, adapter = llava
+    config = config_cls(image_token_index=adapter.image_token_id)
+    published = adapter_cls.from_parts(config, adapter.tokenizer)
+    prepared = published.build_inputs(strip_image(1566, 256), "describe the panels .")
+    assert (prepared.grid.rows, prepared.grid.cols) == expected
+    assert_grid_covers_image(prepared.grid, 1566, 256, margin=1.0)
+    assert_panels_partition(prepared.grid, 6)

@@ -129,3 +129,13 @@ def test_qwen2_5_vl_parity_capture_and_steering():
 def test_qwen2_vl_generate_stream_steers_to_a_panel(qwen2_vl):
     model, adapter = qwen2_vl
     check_generate_stream(model, adapter, strip_image(336, 60))
+
+
+def test_qwen2_vl_published_preprocessing_on_a_real_size_strip(qwen2_vl):
+    """Qwen2-VL's default pixel budget on a 6-panel 1566 x 256 strip: 252 x 1568 px, 9 x 56 tokens."""
+    model, adapter = qwen2_vl
+    published = Qwen2VLAdapter.from_parts(model.config, adapter.tokenizer)
+    prepared = published.build_inputs(strip_image(1566, 256), "describe the panels .")
+    assert (prepared.grid.rows, prepared.grid.cols) == (9, 56)
+    assert_grid_covers_image(prepared.grid, 1566, 256)
+    assert_panels_partition(prepared.grid, 6)
