@@ -248,3 +248,27 @@ def check_generate_stream(model, adapter, image, *, target: int = 4, head: tuple
         row = e.rows[head].astype(np.float64)
         if e.step >= 1:  # step 0 comes from the unsteered prefill (decode-only steering)
             assert row[panel].sum() / row[grid.positions].sum() >= 0.99
+
+
+def check_checkpoint_round_trip(model, adapter, tmp_path, image) -> None:
+    """Save the tiny model as a checkpoint directory (safetensors, tokenizer, preprocessor) and
+    load it with ``load_model``: same family, same inputs, same logits."""
+    from gaze_explorer.inference.loading import load_model
+
+    model.save_pretrained(tmp_path)
+    adapter.tokenizer.save_pretrained(tmp_path)
+    adapter.image_processor.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path, device="cpu", dtype="float32")
+    assert type(loaded.adapter) is type(adapter) and loaded.family == adapter.family
+    ours = adapter.build_inputs(image, "describe the third panel .")
+    theirs = loaded.prepare(image, "describe the third panel .")
+    assert set(ours.tensors) == set(theirs.tensors)
+    for key, value in ours.tensors.items():
+        assert torch.equal(value, theirs.tensors[key]), key
+    assert np.array_equal(ours.grid.positions, theirs.grid.positions)
+    assert np.allclose(ours.grid.token_boxes, theirs.grid.token_boxes)
+    assert loaded.adapter.eos_token_ids == adapter.eos_token_ids
+    with torch.no_grad():
+        a = model(**adapter.prefill_kwargs(model, ours)).logits
+        b = loaded.model(**loaded.adapter.prefill_kwargs(loaded.model, theirs)).logits
+    assert torch.allclose(a, b, atol=1e-6)

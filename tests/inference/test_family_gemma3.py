@@ -9,6 +9,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_checkpoint_round_trip,
     check_decode_steering,
     check_generate_stream,
     check_parity,
@@ -179,3 +180,8 @@ def test_gemma3_published_geometry_on_a_real_size_strip(gemma3):
     assert (prepared.grid.rows, prepared.grid.cols) == (16, 16)
     assert_grid_covers_image(prepared.grid, 1566, 256)
     assert_panels_partition(prepared.grid, 6)
+
+
+def test_gemma3_checkpoint_round_trip(gemma3, tmp_path):
+    model, adapter = gemma3
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60))

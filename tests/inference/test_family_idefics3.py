@@ -9,6 +9,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_checkpoint_round_trip,
     check_generate_stream,
     check_parity_and_steering,
     strip_image,
@@ -177,3 +178,8 @@ def test_idefics3_published_geometry_on_a_real_size_strip(idefics3, family, visi
     assert (prepared.grid.rows, prepared.grid.cols) == expected
     assert_grid_covers_image(prepared.grid, 1566, 256)
     assert_panels_partition(prepared.grid, 6)
+
+
+def test_idefics3_checkpoint_round_trip(idefics3, tmp_path):
+    model, adapter = idefics3
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60))

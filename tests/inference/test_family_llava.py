@@ -9,6 +9,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_checkpoint_round_trip,
     check_generate_stream,
     check_parity_and_steering,
     strip_image,
@@ -314,3 +315,10 @@ def test_llava_published_geometry_on_a_real_size_strip(llava, adapter_cls, expec
     assert (prepared.grid.rows, prepared.grid.cols) == expected
     assert_grid_covers_image(prepared.grid, 1566, 256, margin=1.0)
     assert_panels_partition(prepared.grid, 6)
+
+
+def test_llava_checkpoint_without_tokenizer_template_round_trip(tmp_path):
+    """Many llava-hf checkpoints keep the chat template in the processor only: the saved tokenizer
+    has none, and the adapter falls back to LLaVA's own layout after loading."""
+    model, adapter = tiny_llava(template=None)
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))

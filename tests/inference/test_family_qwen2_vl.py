@@ -10,6 +10,7 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
+    check_checkpoint_round_trip,
     check_generate_stream,
     check_parity_and_steering,
     strip_image,
@@ -139,3 +140,8 @@ def test_qwen2_vl_published_preprocessing_on_a_real_size_strip(qwen2_vl):
     assert (prepared.grid.rows, prepared.grid.cols) == (9, 56)
     assert_grid_covers_image(prepared.grid, 1566, 256)
     assert_panels_partition(prepared.grid, 6)
+
+
+def test_qwen2_vl_checkpoint_round_trip(qwen2_vl, tmp_path):
+    model, adapter = qwen2_vl
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 60))
