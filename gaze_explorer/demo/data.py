@@ -1,0 +1,149 @@
+"""Training batches for the demo model, built exactly like the inference adapter builds inputs.
+
+A prompt is chat-templated with the tokenizer's own template (one ``<|image_pad|>`` marker), the
+marker is expanded to one pad per merged image token, and the answer plus ``<|im_end|>`` follows.
+Pixels come from ``Qwen2VLImageProcessorPil`` with the demo model's saved preprocessing. Only the
+answer tokens carry a loss. Rows are right-padded (causal attention never sees the padding, so the
+real tokens' logits and positions equal those of an unpadded row).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from gaze_explorer.demo import prompts
+from gaze_explorer.demo.comics import PANEL_SIZE, make_comic
+
+IGNORE = -100
+
+# Preprocessing saved with the model: CLIP-free 0.5 normalisation, no resize of a 576x96 strip
+# (55,296 px), and a cap that brings the paper's 256-px strips (1536x256) down to the same 3x18 grid.
+PREPROCESSOR_KW = dict(
+    patch_size=16,
+    temporal_patch_size=2,
+    merge_size=2,
+    image_mean=[0.5, 0.5, 0.5],
+    image_std=[0.5, 0.5, 0.5],
+    size={"shortest_edge": 4096, "longest_edge": 61440},
+)
+
+# Task mix (weights) used by the trainer; "vqa" is answered like "ambiguous" (about panel 1).
+DEFAULT_TASK_MIX = {"kth": 0.40, "narration": 0.30, "ambiguous": 0.20, "vqa": 0.10}
+
+
+def make_image_processor():
+    """The demo model's image processor."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(**PREPROCESSOR_KW)
+
+
+def format_prompt(tokenizer, prompt: str) -> str:
+    """The chat-templated user turn (image first), as the adapter formats it."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+@dataclass
+class Example:
+    """One training example before batching."""
+
+    prompt: str
+    answer: str
+    task: str
+
+
+def sample_example(specs_attrs: list[dict], rng: random.Random, mix: dict[str, float]) -> Example:
+    """Pick a task for one strip and return its prompt and target answer."""
+    task = rng.choices(list(mix), weights=list(mix.values()))[0]
+    if task == "kth":
+        k = rng.randrange(len(specs_attrs))
+        return Example(
+            prompts.kth_prompt(k, words=rng.random() < 0.5), prompts.describe_answer(specs_attrs[k]), task
+        )
+    if task == "narration":
+        return Example(prompts.NARRATION_PROMPT, prompts.narration_answer(specs_attrs), task)
+    prompt = prompts.AMBIGUOUS_PROMPT if task == "ambiguous" else prompts.VQA_PROMPT
+    return Example(prompt, prompts.describe_answer(specs_attrs[0]), task)
+
+
+class BatchBuilder:
+    """Builds seeded training batches of synthetic strips (images, ids, labels)."""
+
+    def __init__(
+        self, tokenizer, seed: int = 0, mix: dict[str, float] | None = None, big_fraction: float = 0.5
+    ):
+        self.tokenizer = tokenizer
+        self.processor = make_image_processor()
+        self.seed = seed
+        self.mix = dict(mix or DEFAULT_TASK_MIX)
+        self.big_fraction = big_fraction  # share of strips composed at the paper's 256 px, then resized
+        self.image_token_id = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.pad_id = tokenizer.pad_token_id
+        self._prompt_cache: dict[str, list[int]] = {}
+        self._answer_cache: dict[str, list[int]] = {}
+        self._counter = 0
+
+    def prompt_ids(self, prompt: str, n_image_tokens: int) -> list[int]:
+        """Token ids of the templated prompt with the image marker expanded (adapter-identical)."""
+        if prompt not in self._prompt_cache:
+            text = format_prompt(self.tokenizer, prompt)
+            self._prompt_cache[prompt] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        out: list[int] = []
+        for t in self._prompt_cache[prompt]:
+            out.extend([t] * n_image_tokens if t == self.image_token_id else [t])
+        return out
+
+    def answer_ids(self, answer: str) -> list[int]:
+        if answer not in self._answer_cache:
+            self._answer_cache[answer] = [
+                *self.tokenizer(answer, add_special_tokens=False)["input_ids"],
+                self.eos_id,
+            ]
+        return self._answer_cache[answer]
+
+    def next_batch(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """The next batch of the seeded stream: forward kwargs plus ``labels``."""
+        images, examples = [], []
+        for _ in range(batch_size):
+            i = self._counter
+            self._counter += 1
+            rng = random.Random(f"demo-train-task/{self.seed}/{i}")
+            big = rng.random() < self.big_fraction
+            comic = make_comic("train", self.seed, i, panel_size=256 if big else PANEL_SIZE)
+            strip = comic.compose(height=256 if big else PANEL_SIZE, gap=6)
+            images.append(strip.image)
+            examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix))
+        return self.collate(images, examples)
+
+    def collate(self, images, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """Process images and right-pad ids/labels into one batch."""
+        vis = self.processor(images=images, return_tensors="pt")
+        grid = vis["image_grid_thw"]  # [batch, 3] (t, h, w) in patches
+        n_tokens = [int(g.prod()) // 4 for g in grid]
+        rows, labels = [], []
+        for ex, n in zip(examples, n_tokens, strict=True):
+            p, a = self.prompt_ids(ex.prompt, n), self.answer_ids(ex.answer)
+            rows.append(p + a)
+            labels.append([IGNORE] * len(p) + a)
+        length = max(len(r) for r in rows)
+        b = len(rows)
+        input_ids = torch.full((b, length), self.pad_id, dtype=torch.long)
+        label_t = torch.full((b, length), IGNORE, dtype=torch.long)
+        mask = torch.zeros((b, length), dtype=torch.long)
+        for j, (r, lab) in enumerate(zip(rows, labels, strict=True)):
+            input_ids[j, : len(r)] = torch.tensor(r)
+            label_t[j, : len(lab)] = torch.tensor(lab)
+            mask[j, : len(r)] = 1
+        return {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "pixel_values": vis["pixel_values"],
+            "image_grid_thw": grid,
+            "mm_token_type_ids": (input_ids == self.image_token_id).to(torch.int32),
+            "labels": label_t,
+        }

@@ -1,0 +1,69 @@
+"""The prompts the demo model understands, and the answers it was trained to give.
+
+Tasks (the ones the paper probes):
+- k-th panel: the paper's discovery question, with the ordinal as ``1st``..``6th`` or ``first``..``sixth``.
+- narration: describe each panel in order, one short sentence each, without panel numbers.
+- ambiguous: "what is happening in this panel?", which an unsteered model answers about panel 1.
+- VQA: the paper's "main event" question, also answered about panel 1 (so steering can move it).
+
+Every answer starts with a content-free lead-in token, because with ``decode_only`` steering the
+first generated token comes from the (unsteered) prefill. A narration sentence is
+:data:`SENTENCE_TOKENS` tokens long, so a schedule that switches every that many steps redirects one
+whole sentence per segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+ORDINALS_NUMERIC = ("1st", "2nd", "3rd", "4th", "5th", "6th")
+ORDINALS_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth")
+
+KTH_TEMPLATE = (
+    "Look carefully at this six-panel comic strip. What is happening in the {ordinal} panel from the left? "
+    "Answer briefly."
+)
+NARRATION_PROMPT = "Describe each panel of this comic strip in order, one short sentence each."
+AMBIGUOUS_PROMPT = "What is happening in this panel of the comic strip?"
+VQA_PROMPT = "What is the main action or event happening in this comic strip? Answer briefly."
+
+# The discovery prompt for the demo model, in the form the inference core's ``discover`` formats.
+DISCOVERY_TEMPLATE = KTH_TEMPLATE.replace("{ordinal}", "{k_th}")
+
+SENTENCE_TOKENS = 7  # "then a black square on red ." -> 7 word-level tokens
+ANSWER_LEAD = "it shows"
+
+
+def kth_prompt(k: int, words: bool = False) -> str:
+    """The k-th panel question for 0-based panel ``k`` (``1st`` style, or ``first`` style)."""
+    ordinals = ORDINALS_WORDS if words else ORDINALS_NUMERIC
+    if not 0 <= k < len(ordinals):
+        raise ValueError(f"panel index {k} out of range 0..{len(ordinals) - 1}")
+    return KTH_TEMPLATE.format(ordinal=ordinals[k])
+
+
+def panel_phrase(attrs: Mapping[str, str]) -> str:
+    """The words naming one panel: ``a black square on red``."""
+    return f"a {attrs['object']} square on {attrs['background']}"
+
+
+def describe_answer(attrs: Mapping[str, str]) -> str:
+    """The answer to a one-panel question (k-th, ambiguous, VQA)."""
+    return f"{ANSWER_LEAD} {panel_phrase(attrs)} ."
+
+
+def narration_answer(panels: Sequence[Mapping[str, str]]) -> str:
+    """The narration: one sentence per panel in order, ``first ... . then ... . then ... .``."""
+    parts = [f"{'first' if i == 0 else 'then'} {panel_phrase(a)} ." for i, a in enumerate(panels)]
+    return " ".join(parts)
+
+
+def all_prompts() -> list[str]:
+    """Every prompt text the model was trained on."""
+    return [
+        *(kth_prompt(k, words=False) for k in range(6)),
+        *(kth_prompt(k, words=True) for k in range(6)),
+        NARRATION_PROMPT,
+        AMBIGUOUS_PROMPT,
+        VQA_PROMPT,
+    ]

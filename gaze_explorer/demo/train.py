@@ -1,0 +1,206 @@
+"""Train the bundled demo model from scratch: ``python -m gaze_explorer.demo.train``.
+
+A tiny Qwen3-VL (real transformers classes, so the adapter and attention code paths are those of
+real checkpoints) learns to describe synthetic comic panels: the k-th panel question, narration
+in order, and the ambiguous "this panel" question (answered about panel 1). Seeded, CPU, 2 threads,
+AdamW with a one-cycle schedule, loss on answer tokens only. The output directory holds
+``config.json``, ``model.safetensors`` (fp32), ``tokenizer.json``, ``tokenizer_config.json`` (with
+the chat template) and ``preprocessor_config.json``; it loads with ``load_model(path)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gaze_explorer.demo.data import DEFAULT_TASK_MIX, BatchBuilder, make_image_processor
+from gaze_explorer.demo.vocab import build_demo_tokenizer
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "resources" / "demo_model"
+
+# Architecture (see the model card for why each number is what it is).
+TEXT = dict(
+    hidden_size=128,
+    intermediate_size=512,
+    num_hidden_layers=6,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    head_dim=16,
+    max_position_embeddings=512,
+    rms_norm_eps=1e-6,
+)
+VISION = dict(
+    depth=2,
+    hidden_size=64,
+    intermediate_size=256,
+    num_heads=4,
+    patch_size=16,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    out_hidden_size=128,
+    num_position_embeddings=576,
+    deepstack_visual_indexes=[1],
+)
+MROPE_SECTION = [2, 3, 3]  # (t, h, w) frequency pairs of head_dim 16
+
+
+def build_config(tokenizer, text: dict | None = None, vision: dict | None = None):
+    """The demo model's ``Qwen3VLConfig`` (token ids taken from the tokenizer)."""
+    from transformers import Qwen3VLConfig
+
+    ids = {
+        t: tokenizer.convert_tokens_to_ids(t)
+        for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    }
+    text_cfg = dict(TEXT, **(text or {}))
+    text_cfg.update(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        tie_word_embeddings=True,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": MROPE_SECTION,
+            "mrope_interleaved": True,
+        },
+    )
+    return Qwen3VLConfig(
+        text_config=text_cfg,
+        vision_config=dict(VISION, **(vision or {})),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
+def build_model(config):
+    """A freshly initialised model (seed the global RNG first)."""
+    from transformers import Qwen3VLForConditionalGeneration
+
+    return Qwen3VLForConditionalGeneration._from_config(config, attn_implementation="sdpa")
+
+
+def save(model, tokenizer, out: Path, recipe: dict) -> None:
+    """Write the loadable checkpoint (fp32 safetensors, config, tokenizer, preprocessing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    make_image_processor().save_pretrained(out)
+    (out / "training_recipe.json").write_text(json.dumps(recipe, indent=1) + "\n")
+
+
+def train(
+    out: Path = DEFAULT_OUT,
+    *,
+    steps: int = 1500,
+    batch_size: int = 24,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int = 2,
+    text: dict | None = None,
+    vision: dict | None = None,
+    mix: dict | None = None,
+    log_every: int = 50,
+    progress: bool = True,
+    log_file: Path | None = None,
+) -> list[float]:
+    """Train and save; returns the per-step losses."""
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(threads)
+    random.seed(seed)
+    torch.manual_seed(seed)
+    tokenizer = build_demo_tokenizer()
+    config = build_config(tokenizer, text, vision)
+    model = build_model(config)
+    model.train()
+    builder = BatchBuilder(tokenizer, seed=seed, mix=mix or DEFAULT_TASK_MIX)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps)
+    )
+    losses: list[float] = []
+    t0 = time.time()
+    bar = tqdm(range(steps), desc="training demo model", disable=not progress, file=sys.stderr)
+    for step in bar:
+        batch = builder.next_batch(batch_size)
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+        if (step + 1) % log_every == 0 or step == steps - 1:
+            recent = sum(losses[-log_every:]) / len(losses[-log_every:])
+            bar.set_postfix(loss=f"{recent:.4f}")
+            if log_file is not None:
+                with open(log_file, "a") as f:
+                    f.write(f"step {step + 1} loss {recent:.5f} elapsed {time.time() - t0:.0f}s\n")
+        if not math.isfinite(losses[-1]):
+            raise RuntimeError(f"training diverged at step {step}: loss {losses[-1]}")
+    recipe = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "threads": threads,
+        "task_mix": builder.mix,
+        "wall_time_s": round(time.time() - t0, 1),
+        "final_loss": sum(losses[-log_every:]) / len(losses[-log_every:]),
+    }
+    model.eval()
+    save(model, tokenizer, Path(out), recipe)
+    return losses
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output directory (default: resources/demo_model)"
+    )
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=24)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--layers", type=int, default=TEXT["num_hidden_layers"], help="text decoder layers")
+    p.add_argument("--heads", type=int, default=TEXT["num_attention_heads"], help="text attention heads")
+    p.add_argument("--vision-depth", type=int, default=VISION["depth"])
+    p.add_argument(
+        "--mix", type=str, default=None, help='task mix as JSON, e.g. {"kth": 0.4, "narration": 0.3, ...}'
+    )
+    p.add_argument("--log-file", type=Path, default=None)
+    p.add_argument("--log-every", type=int, default=50)
+    args = p.parse_args(argv)
+    text = {"num_hidden_layers": args.layers, "num_attention_heads": args.heads}
+    vision = {"depth": args.vision_depth, "deepstack_visual_indexes": [min(1, args.vision_depth - 1)]}
+    mix = json.loads(args.mix) if args.mix else None
+    train(
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        text=text,
+        vision=vision,
+        mix=mix,
+        log_file=args.log_file,
+        log_every=args.log_every,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
