@@ -100,6 +100,7 @@ def test_idefics3_strip_tiles_form_the_grid(idefics3):
     assert adapter.tokenizer.convert_ids_to_tokens(int(ids[0, tile2_first - 1])) == "<row_1_col_3>"
     assert np.array_equal(info["global_positions"][0], all_image[64:])
     assert not set(info["global_positions"][0]) & set(grid.positions)
+    assert np.array_equal(info["non_grid_positions"][0], all_image[64:])
     pad = int((prepared.tensors["attention_mask"][0] == 0).sum())
     assert np.array_equal(grid.positions, prepared.grids[1].positions + pad)
 
@@ -117,6 +118,7 @@ def test_idefics3_small_image_is_one_global_view(idefics3):
     assert (prepared.grid.rows, prepared.grid.cols) == (4, 4)
     assert_grid_covers_image(prepared.grid, 50, 40)
     assert "global_positions" not in prepared.info["vision"]
+    assert prepared.info["vision"]["non_grid_positions"][0].size == 0
 
 
 def test_idefics3_parity_capture_and_steering(idefics3):

@@ -121,6 +121,8 @@ def test_llava_padded_strip_grid_is_the_band_that_holds_the_image(llava):
     all_image = torch.nonzero(ids[0] == model.config.image_token_id).flatten().numpy()
     assert all_image.size == 64  # every CLIP cell is still in the sequence
     assert np.array_equal(grid.positions, all_image[np.r_[24:32, 32:40]])
+    # the 48 all-padding cells are image tokens outside the grid, listed for steering
+    assert np.array_equal(prepared.info["vision"]["non_grid_positions"][0], all_image[np.r_[0:24, 40:64]])
     # the straddling rows are clipped to the image: 140..168 -> 0..28, 168..196 -> 28..56
     assert np.allclose(np.unique(grid.token_boxes[:, [1, 3]]), [0.0, 28.0, 56.0])
 
@@ -169,6 +171,7 @@ def test_llava_next_grid_skips_base_view_and_newlines(llava_next):
     base = set(all_image[:16])
     assert not (set(grid.positions) & (newline | base))
     assert set(grid.positions) | newline | base == set(all_image)
+    assert set(prepared.info["vision"]["non_grid_positions"][1]) == newline | base
     globals_ = prepared.info["vision"]["global_positions"]
     assert np.array_equal(globals_[1], all_image[:16])
     pad = int((prepared.tensors["attention_mask"][0] == 0).sum())

@@ -14,7 +14,8 @@ ORIGINAL image (cells are uniform because both resizes stretch the whole image).
 positions are therefore not monotonic (tile by tile in the sequence, row by row in the grid). The
 global view's tokens cover the same image at a coarser scale; they are NOT in the grid (regions,
 panels and boxes use the tile tokens) and are listed in
-``PreparedInputs.info["vision"]["global_positions"]`` with ``global_boxes``. When the image is no
+``PreparedInputs.info["vision"]["global_positions"]`` with ``global_boxes`` (and, like every token
+outside the grid, in ``non_grid_positions``, which steering should suppress). When the image is no
 larger than one tile the processor does not split it, and the grid is the single global view.
 """
 
@@ -32,7 +33,7 @@ from gaze_explorer.inference.adapters.base import (
     VisionInputs,
     uniform_token_boxes,
 )
-from gaze_explorer.inference.adapters.llava import attach_global_positions, grid_positions
+from gaze_explorer.inference.adapters.llava import attach_extra_positions, grid_positions
 
 FAKE_TOKEN = "<fake_token_around_image>"
 GLOBAL_TAG = "<global-img>"
@@ -132,7 +133,7 @@ class Idefics3Adapter(FamilyAdapter):
         return grid_positions(ids, self.image_token_id, vision)
 
     def build_inputs(self, image: Image.Image, prompts: Any) -> PreparedInputs:
-        return attach_global_positions(super().build_inputs(image, prompts), self.image_token_id)
+        return attach_extra_positions(super().build_inputs(image, prompts), self.image_token_id)
 
 
 class SmolVLMAdapter(Idefics3Adapter):

@@ -6,8 +6,9 @@ LLaVA-1.5 (``llava``)
     ``g x g`` patch grid (``g = image_size / patch_size``; 24 x 24 = 576 for 336 px). We always pad:
     the hf processors' default centre crop would drop the outer panels of a comic strip, which is
     exactly what the tool studies. Rule for the padding: tokens whose cell lies entirely in the
-    padding cover no original pixels, so they are NOT in the grid (they stay in the sequence, and
-    steering treats them as non-image prompt tokens); tokens that straddle the image edge are in
+    padding cover no original pixels, so they are NOT in the grid (they stay in the sequence and
+    are listed in ``info["vision"]["non_grid_positions"]``, for steering to suppress as "other
+    image tokens"); tokens that straddle the image edge are in
     the grid with their box clipped to the image. The grid is the band of rows (or columns) that
     carry the image: still a full ``rows x cols`` row-major grid.
 
@@ -73,15 +74,23 @@ def grid_positions(ids: torch.Tensor, image_token_id: int, vision: VisionInputs)
     return pos[np.asarray(vision.info["grid_token_index"], dtype=np.int64)]
 
 
-def attach_global_positions(prepared: PreparedInputs, image_token_id: int) -> PreparedInputs:
-    """Record, per batch row, the absolute positions of the image tokens kept out of the grid
-    (global views, CLS) as ``info["vision"]["global_positions"]``, in ``global_index`` order."""
+def attach_extra_positions(prepared: PreparedInputs, image_token_id: int) -> PreparedInputs:
+    """Record, per batch row, where the image tokens kept OUT of the grid are.
+
+    ``info["vision"]["non_grid_positions"][b]``: every image placeholder of row ``b`` that is not a
+    grid token (global/base views, CLS, newline tokens, all-padding cells), sorted. Steering
+    should treat them as "other image tokens" (suppressed), never as text.
+    ``info["vision"]["global_positions"][b]``: the global view's tokens in ``global_index`` order
+    (row-major, boxes in ``global_boxes``), when the family has one.
+    """
     info = prepared.info["vision"]
+    mask = prepared.tensors["input_ids"] == image_token_id  # [batch, T]
+    rows = [torch.nonzero(row).flatten().cpu().numpy() for row in mask]
+    info["non_grid_positions"] = [
+        np.setdiff1d(pos, grid.positions) for pos, grid in zip(rows, prepared.grids, strict=True)
+    ]
     if info.get("global_index") is not None:
-        mask = prepared.tensors["input_ids"] == image_token_id  # [batch, T]
-        info["global_positions"] = [
-            torch.nonzero(row).flatten().numpy()[np.asarray(info["global_index"])] for row in mask
-        ]
+        info["global_positions"] = [pos[np.asarray(info["global_index"])] for pos in rows]
     return prepared
 
 
@@ -140,7 +149,7 @@ class _ClipViewMixin:
 
     def build_inputs(self, image: Image.Image, prompts: Any) -> PreparedInputs:
         prepared = super().build_inputs(image, prompts)  # type: ignore[misc]
-        return attach_global_positions(prepared, self.image_token_id)  # type: ignore[attr-defined]
+        return attach_extra_positions(prepared, self.image_token_id)  # type: ignore[attr-defined]
 
 
 class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
