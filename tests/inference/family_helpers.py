@@ -250,13 +250,27 @@ def check_generate_stream(model, adapter, image, *, target: int = 4, head: tuple
             assert row[panel].sum() / row[grid.positions].sum() >= 0.99
 
 
-def check_checkpoint_round_trip(model, adapter, tmp_path, image) -> None:
+def check_checkpoint_round_trip(model, adapter, tmp_path, image, *, legacy_template: bool = False) -> None:
     """Save the tiny model as a checkpoint directory (safetensors, tokenizer, preprocessor) and
-    load it with ``load_model``: same family, same inputs, same logits."""
+    load it with ``load_model``: same family, same inputs, same logits.
+
+    ``legacy_template``: save the tokenizer WITHOUT its chat template and put the template in a
+    processor-style ``chat_template.json`` instead (older llava-hf / SmolVLM snapshots).
+    """
+    import copy
+    import json
+
     from gaze_explorer.inference.loading import load_model
 
     model.save_pretrained(tmp_path)
-    adapter.tokenizer.save_pretrained(tmp_path)
+    tokenizer = adapter.tokenizer
+    if legacy_template:
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.chat_template = None
+        (tmp_path / "chat_template.json").write_text(
+            json.dumps({"chat_template": adapter.tokenizer.chat_template})
+        )
+    tokenizer.save_pretrained(tmp_path)
     adapter.image_processor.save_pretrained(tmp_path)
     loaded = load_model(tmp_path, device="cpu", dtype="float32")
     assert type(loaded.adapter) is type(adapter) and loaded.family == adapter.family

@@ -185,3 +185,8 @@ def test_idefics3_published_geometry_on_a_real_size_strip(idefics3, family, visi
 def test_idefics3_checkpoint_round_trip(idefics3, tmp_path):
     model, adapter = idefics3
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60))
+
+
+def test_smolvlm_checkpoint_with_legacy_processor_template_round_trip(tmp_path):
+    model, adapter = tiny_idefics3("smolvlm")
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60), legacy_template=True)

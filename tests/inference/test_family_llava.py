@@ -325,3 +325,9 @@ def test_llava_checkpoint_without_tokenizer_template_round_trip(tmp_path):
     has none, and the adapter falls back to LLaVA's own layout after loading."""
     model, adapter = tiny_llava(template=None)
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
+
+
+def test_llava_checkpoint_with_legacy_processor_template_round_trip(llava_next, tmp_path):
+    """A template kept only in the processor's chat_template.json is adopted by the tokenizer."""
+    model, adapter = llava_next
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60), legacy_template=True)

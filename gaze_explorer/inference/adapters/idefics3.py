@@ -21,6 +21,7 @@ larger than one tile the processor does not split it, and the grid is the single
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,11 @@ from gaze_explorer.inference.adapters.base import (
     VisionInputs,
     uniform_token_boxes,
 )
-from gaze_explorer.inference.adapters.llava import attach_extra_positions, grid_positions
+from gaze_explorer.inference.adapters.llava import (
+    adopt_legacy_chat_template,
+    attach_extra_positions,
+    grid_positions,
+)
 
 FAKE_TOKEN = "<fake_token_around_image>"
 GLOBAL_TAG = "<global-img>"
@@ -54,6 +59,13 @@ class Idefics3Adapter(FamilyAdapter):
 
     family = "idefics3"
     model_types = ("idefics3",)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, config: Any = None) -> FamilyAdapter:
+        """As the base class, and adopt a legacy processor-only ``chat_template.json``."""
+        adapter = super().from_pretrained(path, config)
+        adopt_legacy_chat_template(adapter.tokenizer, path)
+        return adapter
 
     @classmethod
     def image_processor_class(cls) -> type:
