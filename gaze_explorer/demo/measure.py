@@ -1,147 +1,212 @@
-"""TEMPORARY recipe-iteration measurements for the demo model (greedy accuracy, gaze scores, steering).
+"""Measure the demo model with the project's own code: the figures of its model card.
 
-Used only while the inference core's ``generate_stream`` / ``discover`` are not in the tree; the
-model card's figures come from the project's evaluation code. Run:
-``python -m gaze_explorer.demo.measure MODEL_DIR``.
+- description accuracy: unsteered k-th panel answers, each attribute matched as a whole word;
+  narration order: sentence i of the unsteered narration names panel i's attributes;
+- discovery (:func:`gaze_explorer.inference.discovery.discover`, the paper's prompt): gaze scores,
+  their histogram, and the top heads' N x N matrices;
+- steering (:class:`gaze_explorer.inference.evaluation.Evaluation`, ``static`` protocol with the
+  ambiguous question): gaze / random / all heads and the unsteered baseline, K = 10% of heads;
+- dynamic narration (``dynamic`` protocol): deranged schedules switching every sentence, Spearman.
+
+``python -m gaze_explorer.demo.measure [MODEL] [--strips N] [--json out.json]`` prints a Markdown
+block for the model card.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
+from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from gaze_explorer.core.heads import all_heads, random_control_heads, top_k_heads
-from gaze_explorer.core.judges import AttributeJudge, PanelTruth
+from gaze_explorer.core.judges import words
 from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.strips import Strip
 from gaze_explorer.demo import prompts
-from gaze_explorer.demo.comics import generate_strips
-from gaze_explorer.inference.attention import ForwardRequest, attention_control
-from gaze_explorer.inference.loading import load_model
+
+N_PANELS = 6
 
 
-def _panel_positions(prepared, n_panels=6):
-    out = []
-    for grid in prepared.grids:
-        regs = panel_regions(grid, n_panels)
-        out.append([torch.as_tensor(grid.positions[r.token_indices]) for r in regs])
-    return out  # [batch][panel] -> positions
+def generate_text(loaded, strip: Strip, prompt: str, max_new_tokens: int) -> str:
+    """Unsteered greedy answer through the project's generation stream."""
+    from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+    from gaze_explorer.inference.generation import FinishedEvent, TokenEvent, generate_stream
+
+    grid = loaded.prepare(strip.image, prompt).grids[0]
+    regions = panel_regions(grid, strip.n_panels, strip.panel_widths)
+    ids: list[int] = []
+    for ev in generate_stream(
+        loaded, strip.image, prompt, regions=regions,
+        options=GenerationOptions(max_new_tokens=max_new_tokens),
+        capture=CaptureSpec(decode=False, prefill="none"),
+    ):  # fmt: skip
+        if isinstance(ev, TokenEvent):
+            ids.append(int(ev.token_id))
+        elif isinstance(ev, FinishedEvent) and ev.status != "finished":
+            raise RuntimeError(f"generation {ev.status}: {ev.reason}")
+    return loaded.adapter.decode(ids)
 
 
-@torch.no_grad()
-def greedy(loaded, image, prompt_list, max_new, heads=None, targets=None, strength=1e4, capture=False):
-    """Greedy decode a batch of prompts on one image; optional decode-only boost_suppress steering."""
-    model, adapter = loaded.model, loaded.adapter
-    prepared = loaded.prepare(image, prompt_list)
-    pos = _panel_positions(prepared)
-    b, t = prepared.tensors["input_ids"].shape
-    bias = None
-    if heads is not None:
-        bias = torch.zeros(b, t + max_new)
-        for i in range(b):
-            for k, p in enumerate(pos[i]):
-                bias[i, p] = strength if k == targets[i] else -strength
-    with attention_control(loaded, plan_heads=heads) as ctl:
-        ctl.set_request(ForwardRequest(capture_rows="last" if capture else None))
-        out = model(**adapter.prefill_kwargs(model, prepared), use_cache=True)
-        rows = ctl.take_rows() if capture else None  # [layer, batch, head, 1, key]
-        past = out.past_key_values
-        mask = prepared.tensors["attention_mask"]
-        tok = out.logits[:, -1].argmax(-1, keepdim=True)
-        gen = [tok]
-        done = tok[:, 0] == adapter.eos_token_ids[0]
-        for step in range(1, max_new):
-            n_past = t + step - 1
-            mask = torch.cat([mask, torch.ones(b, 1, dtype=mask.dtype)], dim=1)
-            req = ForwardRequest(bias=None if bias is None else bias[:, : n_past + 1])
-            ctl.set_request(req)
-            kw = adapter.decode_kwargs(model, prepared, tok, mask, n_past)
-            out = model(**kw, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            tok = out.logits[:, -1].argmax(-1, keepdim=True)
-            gen.append(tok)
-            done = done | (tok[:, 0] == adapter.eos_token_ids[0])
-            if bool(done.all()):
-                break
-    ids = torch.cat(gen, dim=1)
-    texts = []
-    for row in ids.tolist():
-        if adapter.eos_token_ids[0] in row:
-            row = row[: row.index(adapter.eos_token_ids[0])]
-        texts.append(adapter.decode(row))
-    return texts, rows, pos
+def names_panel(text: str, attrs: dict) -> dict[str, bool]:
+    """Which of the panel's attributes the text names (whole words)."""
+    w = set(words(text))
+    return {name: value in w for name, value in attrs.items()}
 
 
-def measure(model_dir, n_strips=20, k_frac=0.1, seed=123, quick=False):
-    torch.set_num_threads(1)
-    loaded = load_model(model_dir)
-    strips = generate_strips(n_strips, seed=seed, split="measure")
-    nl, nh = loaded.n_layers, loaded.n_heads
-    res = {}
-    # description accuracy + discovery
-    acc = {"object": 0, "background": 0}
-    n = 0
-    mats = np.zeros((nl, nh, 6, 6))
-    narr_ok = 0
+def description_accuracy(loaded, strips: Sequence[Strip]) -> dict:
+    """Per-attribute accuracy on k-th panel questions, and narration order accuracy."""
+    hits: dict[str, list[bool]] = {}
+    sentence_ok, strip_ok, examples = [], [], []
     for s in strips:
-        texts, rows, pos = greedy(
-            loaded, s.image, [prompts.kth_prompt(k) for k in range(6)], 10, capture=True
+        for k in range(s.n_panels):
+            text = generate_text(loaded, s, prompts.kth_prompt(k), 12)
+            for name, ok in names_panel(text, s.attributes[k]).items():
+                hits.setdefault(name, []).append(ok)
+        narration = generate_text(
+            loaded, s, prompts.NARRATION_PROMPT, prompts.SENTENCE_TOKENS * s.n_panels + 2
         )
-        for k, txt in enumerate(texts):
-            w = txt.split()
-            for a in acc:
-                acc[a] += s.attributes[k][a] in w
-            n += 1
-        r = rows[:, :, :, 0].float()  # [layer, batch(=query panel), head, key]
-        for q in range(6):
-            for k in range(6):
-                mats[:, :, q, k] += r[:, q, :, pos[q][k]].sum(-1).numpy()
-        if not quick:
-            (nt,), _, _ = greedy(loaded, s.image, [prompts.NARRATION_PROMPT], 45)
-            narr_ok += nt == prompts.narration_answer(s.attributes)
-    mats /= len(strips)
-    scores = np.einsum("lhkk->lh", mats) / 6
-    res["acc"] = {a: v / n for a, v in acc.items()}
-    res["narration_exact"] = narr_ok / len(strips)
-    flat = np.sort(scores.ravel())[::-1]
-    res["top_scores"] = [round(float(x), 3) for x in flat[:8]]
-    res["median"] = round(float(np.median(flat)), 3)
+        sentences = [x for x in narration.split(".") if x.strip()]
+        ok = [
+            i < len(sentences) and all(names_panel(sentences[i], s.attributes[i]).values())
+            for i in range(s.n_panels)
+        ]
+        sentence_ok += ok
+        strip_ok.append(all(ok) and len(sentences) == s.n_panels)
+        if len(examples) < 2:
+            examples.append(narration)
+    return {
+        "attribute_accuracy": {k: float(np.mean(v)) for k, v in hits.items()},
+        "narration_sentence_accuracy": float(np.mean(sentence_ok)),
+        "narration_order_accuracy": float(np.mean(strip_ok)),
+        "narration_examples": examples,
+    }
+
+
+def run_discovery(loaded, strips: Sequence[Strip]):
+    """The project's discovery on ``strips`` (paper prompt); returns the DiscoveryResult."""
+    from gaze_explorer.inference.discovery import DiscoveryResult, discover
+
+    result = None
+    for item in discover(loaded, strips):
+        if isinstance(item, DiscoveryResult):
+            result = item
+    return result
+
+
+def evaluate(
+    loaded, strips: Sequence[Strip], scores: np.ndarray, protocol: str, k: int, seed: int = 0
+) -> dict:
+    """The project's evaluation (static with the ambiguous question, or dynamic narration)."""
+    from gaze_explorer.inference.evaluation import EvalConfig, Evaluation, HeadConditions
+
+    if protocol == "static":
+        cfg = EvalConfig(
+            protocol="static", top_k=k, prompt=prompts.AMBIGUOUS_PROMPT, max_new_tokens=12, seed=seed
+        )
+    else:
+        cfg = EvalConfig(
+            protocol="dynamic", top_k=k, prompt=prompts.NARRATION_PROMPT,
+            switch_every=prompts.SENTENCE_TOKENS, seed=seed,
+        )  # fmt: skip
+    heads = HeadConditions.from_scores(scores, k, seed=seed)
+    return Evaluation(loaded, strips, heads, cfg, model_name="demo").run_to_end()
+
+
+def histogram_text(scores: np.ndarray, bins: int = 10) -> str:
+    """A text histogram of the gaze scores."""
+    flat = np.asarray(scores).ravel()
+    counts, edges = np.histogram(flat, bins=bins)
+    lines = [f"{edges[i]:.3f}-{edges[i + 1]:.3f} | {'#' * int(c)} {int(c)}" for i, c in enumerate(counts)]
+    return "\n".join(lines)
+
+
+def matrix_text(m: np.ndarray) -> str:
+    rows = ["queried\\attended " + " ".join(f"  p{j + 1}" for j in range(m.shape[1]))]
+    rows += [f"p{i + 1}               " + " ".join(f"{v:.2f}" for v in m[i]) for i in range(m.shape[0])]
+    return "\n".join(rows)
+
+
+def measure(model: str = "demo", n_strips: int = 24, seed: int = 0) -> dict:
+    """All the model card's figures on the first ``n_strips`` shipped held-out strips."""
+    from gaze_explorer.demo.comics import load_heldout_strips
+    from gaze_explorer.inference.evaluation import default_top_k
+    from gaze_explorer.inference.loading import load_model
+
+    loaded = load_model(model, num_threads=2)
+    strips = load_heldout_strips(n=n_strips)
+    out: dict = {"n_strips": len(strips)}
+    out["description"] = description_accuracy(loaded, strips)
+    disc = run_discovery(loaded, strips)
+    scores = disc.scores
+    k = default_top_k(loaded.n_layers, loaded.n_heads, demo=True)
     order = np.argsort(-scores.ravel())
-    res["top_heads"] = [f"L{i // nh}H{i % nh}" for i in order[:8]]
-    k = max(1, round(k_frac * nl * nh))
-    gaze = top_k_heads(scores, k)
-    rand = random_control_heads(scores, k, seed=0)
-    conds = {"gaze": gaze, "random": rand, "all": all_heads(nl, nh), "none": None}
-    judge = AttributeJudge()
-    for name, hs in conds.items():
-        hits = 0.0
-        tot = 0
-        for s in strips[: (min(8, n_strips) if quick else n_strips)]:
-            truth = PanelTruth(attributes=s.attributes)
-            targets = list(range(6))
-            texts, _, _ = greedy(
-                loaded, s.image, [prompts.AMBIGUOUS_PROMPT] * 6, 10, heads=hs, targets=targets
-            )
-            for tgt, txt in zip(targets, texts, strict=True):
-                hits += judge.judge(txt, truth).credit(tgt)
-                tot += 1
-        res[f"steer_{name}"] = round(hits / tot, 3)
-    res["k"] = k
-    return res
+    nh = loaded.n_heads
+    out["discovery"] = {
+        "top": [
+            {"layer": int(i // nh), "head": int(i % nh), "score": round(float(scores.ravel()[i]), 4)}
+            for i in order[:8]
+        ],
+        "median": round(float(np.median(scores)), 4),
+        "kth_score": round(float(scores.ravel()[order[k - 1]]), 4),
+        "next_score": round(float(scores.ravel()[order[k]]), 4),
+        "histogram": histogram_text(scores),
+        "top_matrices": {
+            f"L{int(i // nh)}H{int(i % nh)}": disc.matrices[i // nh, i % nh].round(3).tolist()
+            for i in order[:3]
+        },
+    }
+    out["k"] = k
+    static = evaluate(loaded, strips, scores, "static", k, seed)
+    out["steering"] = {c: v["accuracy"] for c, v in static["conditions"].items()}
+    out["steering_degenerate"] = {c: v["degenerate_rate"] for c, v in static["conditions"].items()}
+    dyn = evaluate(loaded, strips, scores, "dynamic", k, seed)
+    out["dynamic"] = {c: v["spearman"]["mean"] for c, v in dyn["conditions"].items()}
+    out["dynamic_segment_accuracy"] = {c: v.get("accuracy") for c, v in dyn["conditions"].items()}
+    out["scores"] = scores.round(4).tolist()
+    return out
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("model_dir")
-    p.add_argument("--strips", type=int, default=20)
-    p.add_argument("--quick", action="store_true")
-    a = p.parse_args()
-    random.seed(0)
-    print(json.dumps(measure(a.model_dir, a.strips, quick=a.quick), indent=1))
+def markdown(res: dict) -> str:
+    """The measured figures as a Markdown block."""
+    d, disc = res["description"], res["discovery"]
+    lines = [
+        f"Held-out strips: {res['n_strips']} (x 6 panels). K = {res['k']} heads.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        *(f"| {name} accuracy (k-th panel) | {v:.3f} |" for name, v in d["attribute_accuracy"].items()),
+        f"| narration sentences naming the right panel | {d['narration_sentence_accuracy']:.3f} |",
+        f"| narrations fully in order | {d['narration_order_accuracy']:.3f} |",
+        f"| gaze score: top / K-th / (K+1)-th / median | {disc['top'][0]['score']:.3f} / {disc['kth_score']:.3f}"
+        f" / {disc['next_score']:.3f} / {disc['median']:.3f} |",
+        *(f"| steering ({c}) | {v:.3f} |" for c, v in res["steering"].items()),
+        *(f"| dynamic Spearman ({c}) | {v:.3f} |" for c, v in res["dynamic"].items() if v is not None),
+        "",
+        "Top heads: " + ", ".join(f"L{h['layer']}H{h['head']} {h['score']:.3f}" for h in disc["top"]),
+        "",
+        "```",
+        disc["histogram"],
+        "```",
+    ]
+    for name, m in disc["top_matrices"].items():
+        lines += ["", f"{name} (queried x attended):", "```", matrix_text(np.asarray(m)), "```"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Measure the demo model (model-card figures).")
+    p.add_argument("model", nargs="?", default="demo")
+    p.add_argument("--strips", type=int, default=24)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    res = measure(args.model, args.strips)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+    print(markdown(res))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

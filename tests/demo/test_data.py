@@ -1,0 +1,63 @@
+"""Training batches are token-for-token what the Qwen3-VL adapter builds for the same inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gaze_explorer.demo import prompts
+from gaze_explorer.demo.comics import generate_strips
+from gaze_explorer.demo.data import IGNORE, BatchBuilder, Example, make_image_processor
+from gaze_explorer.demo.train import build_config
+from gaze_explorer.demo.vocab import build_demo_tokenizer
+from gaze_explorer.inference.adapters.qwen3_vl import Qwen3VLAdapter
+
+
+@pytest.fixture(scope="module")
+def parts():
+    tokenizer = build_demo_tokenizer()
+    return tokenizer, BatchBuilder(tokenizer, seed=0), build_config(tokenizer)
+
+
+@pytest.mark.parametrize("height", [96, 256])
+def test_batch_matches_adapter_inputs(parts, height):
+    tokenizer, builder, config = parts
+    adapter = Qwen3VLAdapter.from_parts(config, tokenizer, make_image_processor())
+    (strip,) = generate_strips(1, seed=3, height=height)
+    asked = [
+        prompts.kth_prompt(2),
+        prompts.kth_prompt(4, words=True),
+        prompts.NARRATION_PROMPT,
+        prompts.AMBIGUOUS_PROMPT,
+    ]
+    answer = prompts.describe_answer(strip.attributes[0])
+    batch = builder.collate([strip.image] * len(asked), [Example(p, answer, "t") for p in asked])
+    for row, prompt in enumerate(asked):
+        ref = adapter.build_inputs(strip.image, prompt)
+        ref_ids = ref.tensors["input_ids"][0]
+        n = ref_ids.numel()
+        assert torch.equal(batch["input_ids"][row, :n], ref_ids)
+        assert torch.equal(batch["mm_token_type_ids"][row, :n], ref.tensors["mm_token_type_ids"][0])
+        assert (batch["labels"][row, :n] == IGNORE).all()  # no loss on the prompt
+        # the answer (and <|im_end|>) follows right after the prompt and carries the loss
+        ans = batch["labels"][row, n:][batch["labels"][row, n:] != IGNORE]
+        expected = [
+            *tokenizer(answer, add_special_tokens=False)["input_ids"],
+            tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        ]
+        assert ans.tolist() == expected
+        assert ref.grid.rows == 3 and ref.grid.cols == 18  # 3x3 LM tokens per panel
+    grid = ref.tensors["image_grid_thw"]
+    assert torch.equal(batch["image_grid_thw"][:1], grid)
+    per_image = int(grid[0].prod())
+    assert torch.equal(batch["pixel_values"][:per_image], ref.tensors["pixel_values"])
+
+
+def test_answers_tokenize_without_unknown_words(parts):
+    tokenizer, _, _ = parts
+    (strip,) = generate_strips(1, seed=9)
+    texts = [prompts.narration_answer(strip.attributes), *prompts.all_prompts()]
+    for t in texts:
+        assert tokenizer.unk_token_id not in tokenizer(t)["input_ids"], t
+    sentence = tokenizer("then " + prompts.panel_phrase(strip.attributes[1]) + " .")["input_ids"]
+    assert len(sentence) == prompts.SENTENCE_TOKENS
