@@ -62,8 +62,8 @@ def _configs(tok, image_size: int):
     return vision, text
 
 
-def tiny_llava(template: str | None = TEMPLATE):
-    """LLaVA-1.5 layout: 56 px CLIP (8 x 8 patches of 7 px), CLS dropped, Llama LM."""
+def tiny_llava(template: str | None = TEMPLATE, strategy: str = "default"):
+    """LLaVA-1.5 layout: 56 px CLIP (8 x 8 patches of 7 px), CLS dropped (or kept: "full"), Llama LM."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
     tok = _tokenizer(template)
@@ -73,7 +73,7 @@ def tiny_llava(template: str | None = TEMPLATE):
         text_config=text,
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=strategy,
     )
     torch.manual_seed(0)
     return LlavaForConditionalGeneration(config).eval(), LlavaAdapter.from_parts(config, tok)
@@ -331,3 +331,16 @@ def test_llava_checkpoint_with_legacy_processor_template_round_trip(llava_next, 
     """A template kept only in the processor's chat_template.json is adopted by the tokenizer."""
     model, adapter = llava_next
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60), legacy_template=True)
+
+
+def test_llava_full_strategy_keeps_cls_outside_the_grid():
+    model, adapter = tiny_llava(strategy="full")
+    prepared = adapter.build_inputs(
+        strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
+    )
+    ids = prepared.tensors["input_ids"]
+    all_image = torch.nonzero(ids[0] == model.config.image_token_id).flatten().numpy()
+    assert all_image.size == 1 + 64  # CLS, then the 8 x 8 patch grid
+    assert np.array_equal(prepared.info["vision"]["global_positions"][0], all_image[:1])
+    assert np.array_equal(prepared.grid.positions, all_image[1 + np.r_[24:40]])
+    check_parity_and_steering(model, adapter, prepared)

@@ -1,4 +1,4 @@
-"""LLaVA-1.5 and LLaVA-NeXT adapters: CLIP square views, anyres tiles and newline tokens.
+"""LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision adapters: square views, anyres tiles, newline tokens.
 
 LLaVA-1.5 (``llava``)
     The image is padded to a square with the mean colour (the original LLaVA-1.5 recipe,
@@ -30,9 +30,14 @@ LLaVA-OneVision (``llava_onevision``)
     about ``anyres_max_N`` tiles' worth of features, the model shrinks it bilinearly; each cell of
     the shrunk grid then covers an equal share of the unpadded area (its box in the grid).
 
-All variants use ``vision_feature_select_strategy``: ``default`` drops CLIP's CLS token; ``full``
-keeps it as an extra token before each view's grid (it covers the whole image, so it is left out
-of the grid too).
+``vision_feature_select_strategy``: ``default`` drops CLIP's CLS token. LLaVA-1.5 with ``full``
+on a CLIP tower keeps the CLS as an extra token before the grid (it covers the whole image, so it
+is left out of the grid). NeXT/OneVision checkpoints use ``default`` (CLIP) or a SigLIP tower
+without CLS; a CLS kept in their tiles is refused (the model itself cannot lay those out).
+
+The shared helpers here (``grid_positions``, ``attach_extra_positions``,
+``adopt_legacy_chat_template``) serve every family whose grid is a subset of its image tokens
+(Idefics3/SmolVLM too).
 """
 
 from __future__ import annotations
@@ -136,7 +141,8 @@ def pad_to_square_boxes(width: int, height: int, g: int) -> tuple[int, int, int,
 
 
 class _ClipViewMixin:
-    """What both LLaVA variants share: CLIP geometry, CLS handling, the prompt fallback."""
+    """What the LLaVA variants share: patch geometry, CLS handling, sparse-grid positions, the
+    prompt fallback and the legacy chat template."""
 
     config: Any
     tokenizer: Any
@@ -218,6 +224,7 @@ class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
                 "n_placeholders": n_placeholders,
                 "grid_token_index": index.ravel(),
                 "global_index": np.arange(self.cls_tokens) if self.cls_tokens else None,
+                "global_boxes": np.array([[0.0, 0.0, width, height]]) if self.cls_tokens else None,
             },
         )
 
@@ -302,13 +309,16 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
                 f"the image processor makes {crop} px tiles but the vision tower takes "
                 f"{self.config.vision_config.image_size} px"
             )
+        if self.cls_tokens:
+            raise ModelLoadError(
+                f"{self.family} with vision_feature_select_strategy='full' on a CLS vision tower is not supported"
+            )
         f = crop // self.patch_size
         width, height = image.size
         pinpoints = [list(p) for p in self.config.image_grid_pinpoints]
         geo = anyres_geometry(width, height, crop, f, pinpoints, self.max_patches())
         rows, cols = geo["rows"], geo["cols"]
-        n_base = f * f + self.cls_tokens
-        # high-res view: per tile CLS dropped or kept before the grid is built, so no CLS here
+        n_base = f * f
         n_placeholders = n_base + rows * (cols + 1)
         index = n_base + np.arange(rows)[:, None] * (cols + 1) + np.arange(cols)[None, :]
         return VisionInputs(
@@ -323,12 +333,7 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
                 "grid_token_index": index.ravel(),
                 "global_index": np.arange(n_base),
                 "global_view": [f, f],
-                "global_boxes": np.vstack(
-                    [
-                        np.array([[0.0, 0.0, width, height]] * self.cls_tokens).reshape(-1, 4),
-                        uniform_token_boxes(width, height, f, f),
-                    ]
-                ),
+                "global_boxes": uniform_token_boxes(width, height, f, f),
                 "newline_index": n_base + np.arange(rows) * (cols + 1) + cols,
             },
         )
