@@ -11,6 +11,7 @@ from family_helpers import (
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
     check_generate_stream,
+    check_parity,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
@@ -344,3 +345,23 @@ def test_llava_full_strategy_keeps_cls_outside_the_grid():
     assert np.array_equal(prepared.info["vision"]["global_positions"][0], all_image[:1])
     assert np.array_equal(prepared.grid.positions, all_image[1 + np.r_[24:40]])
     check_parity_and_steering(model, adapter, prepared)
+
+
+def test_llava_next_extreme_aspect_falls_back_to_the_base_view(llava_next):
+    """3000 x 20 px: unpadding leaves no high-res feature, so the base view is the grid."""
+    from transformers import LlavaNextProcessor
+
+    model, adapter = llava_next
+    image = strip_image(3000, 20)
+    prepared = adapter.build_inputs(image, "describe the panel .")
+    assert (prepared.grid.rows, prepared.grid.cols) == (4, 4)
+    assert_grid_covers_image(prepared.grid, 3000, 20)
+    assert_panels_partition(prepared.grid, 4)
+    stock = LlavaNextProcessor(
+        image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, patch_size=7,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1,
+    )  # fmt: skip
+    expected = stock(images=image, text=adapter.format_prompt("describe the panel ."), return_tensors="pt",
+                     add_special_tokens=False)["input_ids"]  # fmt: skip
+    assert torch.equal(expected, prepared.tensors["input_ids"])
+    check_parity(model, adapter, prepared)

@@ -23,7 +23,8 @@ LLaVA-NeXT (``llava_next``)
     The model unpads with ``int(round(...))`` in feature units, so for some aspect ratios it drops
     a partly-filled edge column (or row) of features: the grid's boxes then stop short of that
     image edge by less than one cell (that sliver is seen only by the base view). Boxes are kept
-    honest rather than stretched over it.
+    honest rather than stretched over it. For extreme aspect ratios (e.g. 3000 x 20 px) unpadding
+    leaves no high-res feature at all; the base view is then the grid.
 
 LLaVA-OneVision (``llava_onevision``)
     NeXT's layout on a SigLIP tower (no CLS). When the unpadded feature grid holds more than
@@ -317,25 +318,35 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
         width, height = image.size
         pinpoints = [list(p) for p in self.config.image_grid_pinpoints]
         geo = anyres_geometry(width, height, crop, f, pinpoints, self.max_patches())
-        rows, cols = geo["rows"], geo["cols"]
         n_base = f * f
-        n_placeholders = n_base + rows * (cols + 1)
-        index = n_base + np.arange(rows)[:, None] * (cols + 1) + np.arange(cols)[None, :]
+        # the model packs: base view, then each high-res row followed by a newline token
+        n_placeholders = n_base + geo["rows"] * (geo["cols"] + 1)
+        info: dict[str, Any] = {
+            "best_resolution": geo["best_resolution"],
+            "n_placeholders": n_placeholders,
+            "global_view": [f, f],
+            "global_boxes": uniform_token_boxes(width, height, f, f),
+            "newline_index": n_base + np.arange(geo["rows"]) * (geo["cols"] + 1) + geo["cols"],
+        }
+        if geo["rows"] > 0 and geo["cols"] > 0:
+            rows, cols, boxes = geo["rows"], geo["cols"], geo["boxes"]
+            info["grid_token_index"] = (
+                n_base + np.arange(rows)[:, None] * (cols + 1) + np.arange(cols)[None, :]
+            ).ravel()
+            info["global_index"] = np.arange(n_base)
+        else:
+            # an extreme aspect ratio leaves no high-res feature after unpadding: the base view,
+            # which still covers the whole image, is the grid
+            rows, cols, boxes = f, f, info["global_boxes"]
+            info["grid_token_index"] = np.arange(n_base)
+            info["global_index"] = None
         return VisionInputs(
             tensors={"pixel_values": pixel_values, "image_sizes": out["image_sizes"]},
             rows=rows,
             cols=cols,
-            token_boxes=geo["boxes"],
+            token_boxes=boxes,
             placeholder=self.image_token * n_placeholders,
-            info={
-                "best_resolution": geo["best_resolution"],
-                "n_placeholders": n_placeholders,
-                "grid_token_index": index.ravel(),
-                "global_index": np.arange(n_base),
-                "global_view": [f, f],
-                "global_boxes": uniform_token_boxes(width, height, f, f),
-                "newline_index": n_base + np.arange(rows) * (cols + 1) + cols,
-            },
+            info=info,
         )
 
 
