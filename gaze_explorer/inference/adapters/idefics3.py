@@ -15,8 +15,9 @@ positions are therefore not monotonic (tile by tile in the sequence, row by row 
 global view's tokens cover the same image at a coarser scale; they are NOT in the grid (regions,
 panels and boxes use the tile tokens) and are listed in
 ``PreparedInputs.info["vision"]["global_positions"]`` with ``global_boxes`` (and, like every token
-outside the grid, in ``non_grid_positions``, which steering should suppress). When the image is no
-larger than one tile the processor does not split it, and the grid is the single global view.
+outside the grid, in ``non_grid_positions``, which steering should suppress). When splitting is
+off (``do_image_splitting=False``) or the resized image fits in one tile, there is only the global
+view, and it is the grid.
 """
 
 from __future__ import annotations
