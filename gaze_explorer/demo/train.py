@@ -140,7 +140,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if (step + 1) % log_every == 0 or step == steps - 1:
             recent = sum(losses[-log_every:]) / len(losses[-log_every:])
             bar.set_postfix(loss=f"{recent:.4f}")
