@@ -39,7 +39,12 @@ OBJECTS: dict[str, tuple[int, int, int]] = {
     "brown": (115, 65, 25),
     "cyan": (55, 225, 235),
 }
-ATTRIBUTE_NAMES = ("object", "background")
+ATTRIBUTE_NAMES = ("object", "background")  # the judged attributes
+# A third, unjudged property: the square's size. Answers name it first, so the model must look at
+# the asked panel already at the last prompt token (where discovery measures gaze), while the
+# judged colour words come after it (where decode-only steering acts).
+SIZES = ("small", "big")
+SIZE_RANGES = {"small": (0.26, 0.32), "big": (0.56, 0.64)}
 N_PANELS = 6
 PANEL_SIZE = 96  # px: 3x3 LM tokens per panel for Qwen3-VL (patch 16, merge 2)
 COLOUR_JITTER = 12  # per channel, so the model learns colour names rather than exact pixels
@@ -51,6 +56,7 @@ class PanelSpec:
 
     object: str
     background: str
+    size_word: str  # "small" or "big": read before the colours, so answers start by looking
     size: float  # square side as a fraction of the panel side
     dx: float  # centre offset as a fraction of the panel side
     dy: float
@@ -60,8 +66,13 @@ class PanelSpec:
         return {"object": self.object, "background": self.background}
 
     @property
+    def answer_attributes(self) -> dict[str, str]:
+        """The attributes plus the unjudged size word (what an answer names)."""
+        return {**self.attributes, "size": self.size_word}
+
+    @property
     def caption(self) -> str:
-        return f"a {self.object} square on {self.background}"
+        return f"a {self.size_word} {self.object} square on {self.background}"
 
 
 def _jitter(rgb: tuple[int, int, int], rng: random.Random) -> tuple[int, int, int]:
@@ -72,10 +83,14 @@ def sample_panel_specs(rng: random.Random, n_panels: int = N_PANELS) -> list[Pan
     """``n_panels`` panel specs with no (object, background) pair repeated within the strip."""
     pairs = [(o, b) for o in OBJECTS for b in BACKGROUNDS]
     chosen = rng.sample(pairs, n_panels)
-    return [
-        PanelSpec(o, b, rng.uniform(0.42, 0.58), rng.uniform(-0.06, 0.06), rng.uniform(-0.06, 0.06))
-        for o, b in chosen
-    ]
+    specs = []
+    for o, b in chosen:
+        word = rng.choice(SIZES)
+        lo, hi = SIZE_RANGES[word]
+        specs.append(
+            PanelSpec(o, b, word, rng.uniform(lo, hi), rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05))
+        )
+    return specs
 
 
 def draw_panel(spec: PanelSpec, size: int, rng: random.Random) -> Image.Image:

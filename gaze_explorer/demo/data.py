@@ -31,7 +31,7 @@ PREPROCESSOR_KW = dict(
 )
 
 # Task mix (weights) used by the trainer; "vqa" is answered like "ambiguous" (about panel 1).
-DEFAULT_TASK_MIX = {"kth": 0.40, "narration": 0.30, "ambiguous": 0.20, "vqa": 0.10}
+DEFAULT_TASK_MIX = {"kth": 0.45, "narration": 0.25, "ambiguous": 0.20, "vqa": 0.10}
 
 
 def make_image_processor():
@@ -117,7 +117,7 @@ class BatchBuilder:
             comic = make_comic("train", self.seed, i, panel_size=256 if big else PANEL_SIZE)
             strip = comic.compose(height=256 if big else PANEL_SIZE, gap=6)
             images.append(strip.image)
-            examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix))
+            examples.append(sample_example([s.answer_attributes for s in comic.specs], rng, self.mix))
         return self.collate(images, examples)
 
     def collate(self, images, examples: list[Example]) -> dict[str, torch.Tensor]:

@@ -6,8 +6,10 @@ Tasks (the ones the paper probes):
 - ambiguous: "what is happening in this panel?", which an unsteered model answers about panel 1.
 - VQA: the paper's "main event" question, also answered about panel 1 (so steering can move it).
 
-Every answer starts with a content-free lead-in token, because with ``decode_only`` steering the
-first generated token comes from the (unsteered) prefill. A narration sentence is
+An answer names the square's size first ("big"/"small", not a judged attribute), then the judged
+colours: discovery reads the last prompt token, which must already look at the asked panel to
+predict the size; with ``decode_only`` steering that first token comes from the unsteered prefill,
+and the colour words come after it, under steering. A narration sentence is
 :data:`SENTENCE_TOKENS` tokens long, so a schedule that switches every that many steps redirects one
 whole sentence per segment.
 """
@@ -30,8 +32,7 @@ VQA_PROMPT = "What is the main action or event happening in this comic strip? An
 # The discovery prompt for the demo model, in the form the inference core's ``discover`` formats.
 DISCOVERY_TEMPLATE = KTH_TEMPLATE.replace("{ordinal}", "{k_th}")
 
-SENTENCE_TOKENS = 7  # "then a black square on red ." -> 7 word-level tokens
-ANSWER_LEAD = "it shows"
+SENTENCE_TOKENS = 7  # "then big black square on red ." -> 7 word-level tokens
 
 
 def kth_prompt(k: int, words: bool = False) -> str:
@@ -43,13 +44,13 @@ def kth_prompt(k: int, words: bool = False) -> str:
 
 
 def panel_phrase(attrs: Mapping[str, str]) -> str:
-    """The words naming one panel: ``a black square on red``."""
-    return f"a {attrs['object']} square on {attrs['background']}"
+    """The words naming one panel: ``big black square on red``."""
+    return f"{attrs['size']} {attrs['object']} square on {attrs['background']}"
 
 
 def describe_answer(attrs: Mapping[str, str]) -> str:
     """The answer to a one-panel question (k-th, ambiguous, VQA)."""
-    return f"{ANSWER_LEAD} {panel_phrase(attrs)} ."
+    return f"{panel_phrase(attrs)} ."
 
 
 def narration_answer(panels: Sequence[Mapping[str, str]]) -> str:
