@@ -133,7 +133,7 @@ def measure(model: str = "demo", n_strips: int = 24, seed: int = 0) -> dict:
     from gaze_explorer.inference.evaluation import default_top_k
     from gaze_explorer.inference.loading import load_model
 
-    loaded = load_model(model, num_threads=2)
+    loaded = load_model(model, num_threads=1)
     strips = load_heldout_strips(n=n_strips)
     out: dict = {"n_strips": len(strips)}
     out["description"] = description_accuracy(loaded, strips)

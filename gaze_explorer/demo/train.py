@@ -106,7 +106,7 @@ def train(
     batch_size: int = 24,
     lr: float = 1e-3,
     seed: int = 0,
-    threads: int = 2,
+    threads: int = 1,
     text: dict | None = None,
     vision: dict | None = None,
     mix: dict | None = None,
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=24)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible, fast enough)")
     p.add_argument("--layers", type=int, default=TEXT["num_hidden_layers"], help="text decoder layers")
     p.add_argument("--heads", type=int, default=TEXT["num_attention_heads"], help="text attention heads")
     p.add_argument("--vision-depth", type=int, default=VISION["depth"])
