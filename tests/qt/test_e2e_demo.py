@@ -1,0 +1,99 @@
+"""End to end on the bundled demo model: discovery, baseline, steer to panel 4, scrub, live
+switch, export a figure and a head list and read both back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui
+
+from gaze_explorer.qt.app import _demo_strip
+from gaze_explorer.qt.controller import RESOURCES
+from gaze_explorer.qt.main_window import MainWindow
+
+pytestmark = pytest.mark.skipif(not (RESOURCES / "demo_model" / "config.json").exists(), reason="no demo model")
+
+
+def _wait(qtbot, win, timeout=60000):
+    qtbot.waitUntil(lambda: not win.controller.workers, timeout=timeout)
+
+
+def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path):
+    from gaze_explorer.core.heads import load_head_list
+    from gaze_explorer.inference.loading import load_model
+    from gaze_explorer.qt.export_dialogs import export_current_figure, export_current_heads
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.controller.recorder.directory = tmp_path / "sessions"
+    win.controller._on_model_loaded(load_model("demo"))
+    strip = _demo_strip()
+    win.controller.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
+    win.show()
+    s = win.state
+    win.controller.discover("demo")
+    _wait(qtbot, win)
+    assert s.heads.gaze_scores is not None
+    qtbot.waitUntil(lambda: win.grid_view.image_item.image is not None)  # redraws are coalesced
+    assert np.array_equal(win.grid_view.image_item.image, s.heads.gaze_scores)
+    win.steering_panel.max_tokens.setValue(12)
+    win.steering_panel.no_repeat.setValue(3)
+    win.generate_baseline()
+    _wait(qtbot, win)
+    s.heads.set_kind("top", k=5)
+    s.target.set_panel(3)
+    win.steer()
+    _wait(qtbot, win)
+    run = s.session.runs[-1]
+    assert run.status == "finished" and run.targets[1:] == [3] * (run.n_steps - 1)
+    assert run.text != s.session.runs[-2].text  # steering changed the answer
+    # scrub: the overlay equals the reader's attention for that step and heads
+    from gaze_explorer.storage import SessionReader
+
+    s.step.set_step(3)
+    reader = SessionReader(s.session.path)
+    expected, _ = reader.image_attention(run.run_id, 3, s.heads.active)
+    qtbot.waitUntil(lambda: np.allclose(win.overlay_view.heat_item.z.reshape(-1), expected))
+    # live switch mid-generation
+    win.steering_panel.max_tokens.setValue(60)
+    win.steer()
+    qtbot.waitUntil(lambda: s.session.runs[-1].n_steps >= 3, timeout=30000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_2)
+    _wait(qtbot, win)
+    live = s.session.runs[-1]
+    assert [sw.source for sw in live.switches] == ["live"]
+    qtbot.waitUntil(lambda: list(win.timeline_view.tracks[0].live_item.getData()[0]) == [live.switches[0].step])
+    # exports, read back
+    fig = export_current_figure(win, "grid", tmp_path / "grid.png")
+    assert not QtGui.QImage(str(fig)).isNull()
+    heads = export_current_heads(win, "active", tmp_path / "heads.json")
+    assert load_head_list(heads).heads == s.heads.active.heads
+    assert len(json.loads(heads.read_text())) == 5
+    win.controller.shutdown()
+
+
+@pytest.mark.xfail(strict=True, reason="the demo model being retrained does not yet name the steered panel's "
+                   "colours under top-5 steering (answers 'black square on orange' for gray on red)")
+def test_demo_steered_answer_names_panel_4(qtbot, tmp_path):
+    from gaze_explorer.inference.loading import load_model
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.controller.recorder.directory = tmp_path / "sessions"
+    win.controller._on_model_loaded(load_model("demo"))
+    strip = _demo_strip()
+    win.controller.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
+    win.controller.discover("demo")
+    _wait(qtbot, win)
+    s = win.state
+    s.heads.set_kind("top", k=5)
+    s.target.set_panel(3)
+    win.steering_panel.max_tokens.setValue(12)
+    win.steering_panel.no_repeat.setValue(3)
+    win.steer()
+    _wait(qtbot, win)
+    text = s.session.runs[-1].text.lower()
+    win.controller.shutdown()
+    assert strip.attributes[3]["background"] in text and strip.attributes[3]["object"] in text, text
