@@ -77,7 +77,7 @@ class AttentionControl:
         """Captured rows of the last forward, stacked ``[layer, batch, head, row, key]``; clears them."""
         if not self.rows:
             return None
-        out = torch.stack([self.rows[layer] for layer in sorted(self.rows)])
+        out = _stack_left_padded([self.rows[layer] for layer in sorted(self.rows)])
         self.rows = {}
         return out
 
@@ -85,9 +85,16 @@ class AttentionControl:
         """Recorded value norms ``[layer, batch, head, key]``; clears them."""
         if not self.value_norms:
             return None
-        out = torch.stack([self.value_norms[layer] for layer in sorted(self.value_norms)])
+        out = _stack_left_padded([self.value_norms[layer] for layer in sorted(self.value_norms)])
         self.value_norms = {}
         return out
+
+
+def _stack_left_padded(per_layer: list[torch.Tensor]) -> torch.Tensor:
+    """Stack per-layer tensors whose last (key) axis may differ: sliding-window layers see only the
+    last keys, so they are left-padded with zeros to the longest layer."""
+    n_keys = max(t.shape[-1] for t in per_layer)
+    return torch.stack([torch.nn.functional.pad(t, (n_keys - t.shape[-1], 0)) for t in per_layer])
 
 
 def register() -> None:
@@ -155,7 +162,8 @@ def gaze_attention_forward(
     scale = scaling if scaling is not None else dim**-0.5
     add = _additive_mask(attention_mask, q_len, k_len, query.device)  # [b|1, 1, q, k]
     if steer is not None:
-        bias = req.bias[:, :k_len].to(query.device, torch.float32)  # [batch, k]
+        # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
+        bias = req.bias[:, -k_len:].to(query.device, torch.float32)  # [batch, k]
         head_mask = steer.to(query.device, torch.float32)  # [head]
         add = add + bias[:, None, None, :] * head_mask[None, :, None, None]  # [batch, head, q, k]
     k_full = repeat_kv(key, n_rep).float()  # [batch, head, k, dim]

@@ -200,6 +200,9 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
     prompt_len = prepared.prompt_len
     prompt_ids = [int(i) for i in prepared.tensors["input_ids"][0].tolist()]
     prompt_mask = prepared.tensors["attention_mask"][0].cpu().numpy().astype(bool)
+    # image tokens kept out of the grid (global views, CLS, newlines) are "other image tokens" too
+    extra = (prepared.info or {}).get("vision", {}).get("non_grid_positions")
+    image_positions = grid.positions if extra is None else np.union1d(grid.positions, np.asarray(extra[0]))
     recorder = SwitchRecorder(source, kind)
     procs = _logits_processors(options)
     gen = torch.Generator(device="cpu").manual_seed(int(options.seed))
@@ -213,7 +216,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
         if not 0 <= tgt < len(regions):
             raise ScheduleError(f"target region {tgt + 1} does not exist (the run has {len(regions)})")
         target_pos = regions[tgt].positions(grid)
-        return build_bias(plan.mode, plan.strength, n_keys, prompt_len, grid.positions, target_pos, prompt_mask)[None]
+        return build_bias(plan.mode, plan.strength, n_keys, prompt_len, image_positions, target_pos, prompt_mask)[None]
 
     def to_numpy(rows: torch.Tensor | None) -> np.ndarray | None:
         # [layer, batch, head, row, key] -> batch 0 -> [layer, head, row, key]

@@ -125,13 +125,6 @@ def test_gemma3_decode_capture_and_steering_within_window(gemma3_wide):
     check_decode_steering(model, adapter, prepared)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attention.py: a sliding-window layer's decode cache holds only the LAST keys, so its "
-    "captured rows are shorter than the full-attention layers' (take_rows cannot stack them) and "
-    "req.bias[:, :k_len] aligns the bias with the FIRST keys; fix: bias[:, -k_len:] and left-pad "
-    "rows to the longest layer in take_rows (see the adapters engineer's report)",
-)
 def test_gemma3_decode_capture_and_steering_past_sliding_window(gemma3):
     model, adapter = gemma3
     prepared = adapter.build_inputs(
