@@ -96,13 +96,15 @@ def open_for_reading(path: Path) -> h5py.File:
         raise SessionFileError(f"{path} is a folder, not a session file")
     if not h5py.is_hdf5(path):
         raise SessionFileError(f"{path} is not an HDF5 file, so it cannot be a gaze-explorer session")
-    errors = []
-    for swmr in (True, False):
-        try:
-            return h5py.File(path, "r", libver="latest", swmr=swmr, locking=False)
-        except OSError as exc:  # e.g. an older file format (no SWMR), a truncated file
-            errors.append(str(exc))
-    detail = errors[-1]
-    if "truncated" in " ".join(errors):
+    # Plain read-only first: it refuses a truncated file at once, where a SWMR reader would retry
+    # its metadata reads for minutes. SWMR only for a file that a writer holds (or left) open.
+    try:
+        return h5py.File(path, "r", libver="latest", locking=False)
+    except OSError as exc:
+        detail = str(exc)
+    if "truncated" in detail:
         raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
-    raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}")
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+    except OSError as exc:
+        raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}; {exc}") from exc

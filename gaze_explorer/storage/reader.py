@@ -58,6 +58,19 @@ class RunInfo:
     reason: str
     created: str
     regions: tuple[Region, ...] | None  # the run's own regions, if they differ from the session's
+    targets: tuple[int | None, ...] = ()  # the target region of each complete step
+
+    @property
+    def params(self) -> dict:
+        """The run's parameters in one dict (prompt, generation options, steering plan, schedule)."""
+        return {
+            "prompt": self.prompt,
+            "options": self.options,
+            "plan": self.plan,
+            "schedule": self.schedule,
+            "target": self.target,
+            "prefill_mode": self.prefill_mode,
+        }
 
 
 def _optional_int(value: int) -> int | None:
@@ -216,11 +229,13 @@ class SessionReader:
                 for s in np.asarray(self._ds(f, f"{g.name}/switches")[()])
             )
             regions = as_json(a.get("regions_json", "null"), "run attribute 'regions_json'", p)
+            n_steps = self._n_steps(f, run_id)
+            targets = tuple(_optional_int(t) for t in self._ds(f, f"{g.name}/targets")[:n_steps])
             return RunInfo(
                 run_id=run_id,
                 name=as_str(a["name"], "run name", p),
                 status=status,
-                n_steps=self._n_steps(f, run_id),
+                n_steps=n_steps,
                 prompt=as_str(a["prompt"], "run prompt", p),
                 prompt_len=as_int(a["prompt_len"], "prompt_len", p),
                 n_layers=as_int(a["n_layers"], "n_layers", p),
@@ -236,6 +251,7 @@ class SessionReader:
                 reason=reason,
                 created=as_str(a.get("created", ""), "created", p),
                 regions=None if regions is None else tuple(Region.from_dict(r) for r in regions),
+                targets=targets,
             )
 
     def _writer_alive(self, attrs) -> bool:
