@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -97,14 +98,19 @@ def open_for_reading(path: Path) -> h5py.File:
     if not h5py.is_hdf5(path):
         raise SessionFileError(f"{path} is not an HDF5 file, so it cannot be a gaze-explorer session")
     # Plain read-only first: it refuses a truncated file at once, where a SWMR reader would retry
-    # its metadata reads for minutes. SWMR only for a file that a writer holds (or left) open.
-    try:
-        return h5py.File(path, "r", libver="latest", locking=False)
-    except OSError as exc:
-        detail = str(exc)
-    if "truncated" in detail:
-        raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
-    try:
-        return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
-    except OSError as exc:
-        raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}; {exc}") from exc
+    # its metadata reads for minutes. SWMR only for a file that a writer holds (or left) open. A
+    # writer adding a run holds the file in normal mode for a moment: retry for a few seconds.
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            return h5py.File(path, "r", libver="latest", locking=False)
+        except OSError as exc:
+            detail = str(exc)
+        if "truncated" in detail:
+            raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
+        try:
+            return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+        except OSError as exc:
+            if "not already open for SWMR" not in str(exc) or time.monotonic() > deadline:
+                raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}; {exc}") from exc
+        time.sleep(0.02)

@@ -1,0 +1,29 @@
+"""Child process of the crash and SWMR tests: records a synthetic run slowly into a session."""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import storage_synthetic as synthetic
+
+from gaze_explorer.storage import SessionWriter, record_events
+
+path, n_steps = sys.argv[1], int(sys.argv[2])
+grid = synthetic.make_grid()
+w = SessionWriter(
+    path, meta=synthetic.META, image=synthetic.make_image(), grid=grid, regions=synthetic.make_regions(grid)
+)
+for event in record_events(
+    synthetic.events(n_steps),
+    w,
+    name="r",
+    prompt="p",
+    n_layers=synthetic.N_LAYERS,
+    n_heads=synthetic.N_HEADS,
+    max_new_tokens=n_steps,
+):
+    if hasattr(event, "step"):
+        print(event.step, flush=True)
+        time.sleep(0.02)
+w.close()
