@@ -1,0 +1,35 @@
+"""Child process of the model crash test: a real greedy generation with full capture, recorded
+into a session, one step printed per token so the parent can SIGKILL it at a chosen moment."""
+
+import sys
+
+import numpy as np
+from PIL import Image
+
+from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.inference.generation import generate_stream
+from gaze_explorer.inference.loading import load_model
+from gaze_explorer.storage import SessionWriter, record_events
+
+model_dir, session_path, n_steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+loaded = load_model(model_dir, device="cpu", dtype="float32", num_threads=1)
+rng = np.random.default_rng(0)
+image = Image.fromarray(rng.integers(0, 255, (64, 384, 3), dtype=np.uint8))
+prompt = "what is in the panel ?"
+grid = loaded.adapter.build_inputs(image, prompt).grids[0]
+regions = panel_regions(grid, 6)
+writer = SessionWriter(
+    session_path, meta=loaded.describe(), image=np.asarray(image), grid=grid, regions=regions
+)
+options = GenerationOptions(max_new_tokens=n_steps)
+stream = generate_stream(
+    loaded, image, prompt, regions=regions, options=options, capture=CaptureSpec(decode=True, prefill="last")
+)
+for event in record_events(
+    stream, writer, name="crash", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
+    max_new_tokens=n_steps, options=options, regions=regions,
+):  # fmt: skip
+    if hasattr(event, "step"):
+        print(event.step, flush=True)
+writer.close()
