@@ -40,20 +40,11 @@ OBJECTS: dict[str, tuple[int, int, int]] = {
     "cyan": (55, 225, 235),
 }
 ATTRIBUTE_NAMES = ("object", "background")  # the judged attributes
-# An unjudged "mood" word that depends on BOTH colours (warm or cool background x light or dark
-# object). Answers name it first, so the last prompt token (where discovery measures gaze) must
-# already read the asked panel's colours with the same heads that later name them, while the
+# A third, unjudged property: the square's size. Answers name it first, so the model must look at
+# the asked panel already at the last prompt token (where discovery measures gaze), while the
 # judged colour words come after it (where decode-only steering acts).
-WARM_BACKGROUNDS = frozenset({"red", "yellow", "orange"})
-LIGHT_OBJECTS = frozenset({"white", "pink", "cyan"})
-MOODS = {(True, True): "sunny", (True, False): "dusky", (False, True): "frosty", (False, False): "stormy"}
-
-
-def mood_word(obj: str, background: str) -> str:
-    """The panel's mood: sunny / dusky (warm background) or frosty / stormy (cool background)."""
-    return MOODS[(background in WARM_BACKGROUNDS, obj in LIGHT_OBJECTS)]
-
-
+SIZES = ("small", "big")
+SIZE_RANGES = {"small": (0.26, 0.32), "big": (0.56, 0.64)}
 N_PANELS = 6
 PANEL_SIZE = 96  # px: 3x3 LM tokens per panel for Qwen3-VL (patch 16, merge 2)
 COLOUR_JITTER = 12  # per channel, so the model learns colour names rather than exact pixels
@@ -65,6 +56,7 @@ class PanelSpec:
 
     object: str
     background: str
+    size_word: str  # "small" or "big": read before the colours, so answers start by looking
     size: float  # square side as a fraction of the panel side
     dx: float  # centre offset as a fraction of the panel side
     dy: float
@@ -75,12 +67,12 @@ class PanelSpec:
 
     @property
     def answer_attributes(self) -> dict[str, str]:
-        """The attributes plus the unjudged mood word (what an answer names)."""
-        return {**self.attributes, "mood": mood_word(self.object, self.background)}
+        """The attributes plus the unjudged size word (what an answer names)."""
+        return {**self.attributes, "size": self.size_word}
 
     @property
     def caption(self) -> str:
-        return f"a {self.object} square on {self.background}"
+        return f"a {self.size_word} {self.object} square on {self.background}"
 
 
 def _jitter(rgb: tuple[int, int, int], rng: random.Random) -> tuple[int, int, int]:
@@ -93,8 +85,10 @@ def sample_panel_specs(rng: random.Random, n_panels: int = N_PANELS) -> list[Pan
     chosen = rng.sample(pairs, n_panels)
     specs = []
     for o, b in chosen:
+        word = rng.choice(SIZES)
+        lo, hi = SIZE_RANGES[word]
         specs.append(
-            PanelSpec(o, b, rng.uniform(0.34, 0.62), rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05))
+            PanelSpec(o, b, word, rng.uniform(lo, hi), rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05))
         )
     return specs
 

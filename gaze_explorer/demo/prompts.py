@@ -6,10 +6,10 @@ Tasks (the ones the paper probes):
 - ambiguous: "what is happening in this panel?", which an unsteered model answers about panel 1.
 - VQA: the paper's "main event" question, also answered about panel 1 (so steering can move it).
 
-An answer names the panel's mood first (sunny/dusky/frosty/stormy: a function of both colours, not
-a judged attribute), then the judged colours: discovery reads the last prompt token, which must
-already read the asked panel's colours to predict the mood; with ``decode_only`` steering that
-first token comes from the unsteered prefill, and the colour words come after it, under steering. A narration sentence is
+An answer names the square's size first ("big"/"small", not a judged attribute), then the judged
+colours: discovery reads the last prompt token, which must already look at the asked panel to
+predict the size; with ``decode_only`` steering that first token comes from the unsteered prefill,
+and the colour words come after it, under steering. A narration sentence is
 :data:`SENTENCE_TOKENS` tokens long, so a schedule that switches every that many steps redirects one
 whole sentence per segment.
 """
@@ -33,7 +33,7 @@ VQA_PROMPT = "What is the main action or event happening in this comic strip? An
 # for six panels it is exactly the k-th question above (the paper's prompt), so the default works.
 DISCOVERY_TEMPLATE = KTH_TEMPLATE.replace("six-panel", "{n_word}-panel")
 
-SENTENCE_TOKENS = 7  # "then dusky black square on red ." -> 7 word-level tokens
+SENTENCE_TOKENS = 7  # "then big black square on red ." -> 7 word-level tokens
 
 
 def kth_prompt(k: int, words: bool = False) -> str:
@@ -45,8 +45,8 @@ def kth_prompt(k: int, words: bool = False) -> str:
 
 
 def panel_phrase(attrs: Mapping[str, str]) -> str:
-    """The words naming one panel: ``dusky black square on red``."""
-    return f"{attrs['mood']} {attrs['object']} square on {attrs['background']}"
+    """The words naming one panel: ``big black square on red``."""
+    return f"{attrs['size']} {attrs['object']} square on {attrs['background']}"
 
 
 def describe_answer(attrs: Mapping[str, str]) -> str:

@@ -2,10 +2,10 @@
 
 A tiny Qwen3-VL (real transformers classes, so the adapter and attention code paths are those of
 real checkpoints) learns to describe synthetic comic panels: the k-th panel question, narration
-in order, and the ambiguous "this panel" question (answered about panel 1). Seeded, CPU, 2 threads,
+in order, and the ambiguous "this panel" question (answered about panel 1). Seeded, CPU, 1 thread,
 AdamW with a one-cycle schedule, loss on answer tokens only. The output directory holds
-``config.json``, ``model.safetensors`` (fp32), ``tokenizer.json``, ``tokenizer_config.json`` (with
-the chat template) and ``preprocessor_config.json``; it loads with ``load_model(path)``.
+``config.json``, ``model.safetensors`` (fp32), ``tokenizer.json``, ``tokenizer_config.json``,
+``chat_template.jinja`` and ``preprocessor_config.json``; it loads with ``load_model(path)``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def save(model, tokenizer, out: Path, recipe: dict) -> None:
 def train(
     out: Path = DEFAULT_OUT,
     *,
-    steps: int = 1500,
+    steps: int = 1000,
     batch_size: int = 24,
     lr: float = 1e-3,
     seed: int = 0,
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="output directory (default: resources/demo_model)"
     )
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=24)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

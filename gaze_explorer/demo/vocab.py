@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from gaze_explorer.demo.comics import BACKGROUNDS, MOODS, OBJECTS
+from gaze_explorer.demo.comics import BACKGROUNDS, OBJECTS, SIZES
 from gaze_explorer.demo.prompts import all_prompts, narration_answer
 
 _WORDS = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
@@ -18,13 +18,13 @@ _WORDS = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 def demo_words() -> list[str]:
     """The words (and punctuation marks) of every prompt and answer, in a fixed order."""
     panels = [
-        {"object": o, "background": b, "mood": "sunny"} for o, b in zip(OBJECTS, BACKGROUNDS, strict=True)
+        {"object": o, "background": b, "size": SIZES[0]} for o, b in zip(OBJECTS, BACKGROUNDS, strict=True)
     ]
     texts = [*all_prompts(), narration_answer(panels)]
     words: list[str] = []
     for t in texts:
         words.extend(_WORDS.findall(t.lower()))
-    return [*words, *OBJECTS, *BACKGROUNDS, *MOODS.values()]
+    return [*words, *OBJECTS, *BACKGROUNDS, *SIZES]
 
 
 def build_demo_tokenizer():
