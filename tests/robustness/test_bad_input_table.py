@@ -1,0 +1,326 @@
+"""The bad-input table: every input a user provides, each refused with one of our clear errors, and
+nothing lost (the input file, and any session file involved, are byte-identical afterwards).
+
+Each case is a row of ``CASES``: (id, builder, expected error, message regex). A builder writes the
+bad input under ``tmp_path`` and returns ``(action, protected_files)``. docs/robustness.md lists the
+table and its counts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+from robust_helpers import DEMO_MODEL, digest, read_all, write_session
+
+from gaze_explorer.core.errors import (
+    GazeExplorerError,
+    HeadSpecError,
+    InvalidImageError,
+    ModelLoadError,
+    PromptError,
+    RegionError,
+    ScheduleError,
+    SchemaVersionError,
+    SessionFileError,
+    UnsupportedFamilyError,
+)
+from gaze_explorer.core.heads import load_head_list
+from gaze_explorer.core.regions import ImageTokenGrid, box_region, validate_box
+from gaze_explorer.core.steering import parse_schedule
+from gaze_explorer.core.strips import load_image
+
+
+# ----- images --------------------------------------------------------------------------------
+def _png(tmp_path, name="img.png", size=(64, 32), mode="RGB"):
+    p = tmp_path / name
+    Image.new(mode, size, 128).save(p)
+    return p
+
+
+def img_truncated(tmp_path):
+    good = _png(tmp_path, "full.png", (256, 256))
+    Image.effect_noise((256, 256), 40).convert("RGB").save(good)
+    p = tmp_path / "truncated.png"
+    p.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    return (lambda: load_image(p)), [p]
+
+
+def img_empty(tmp_path):
+    p = tmp_path / "empty.png"
+    p.write_bytes(b"")
+    return (lambda: load_image(p)), [p]
+
+
+def img_not_an_image(tmp_path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("this is a text file with an image suffix\n")
+    return (lambda: load_image(p)), [p]
+
+
+def img_20000_wide(tmp_path):
+    p = _png(tmp_path, "wide.png", (20_000, 4), "L")
+    return (lambda: load_image(p)), [p]
+
+
+def img_missing(tmp_path):
+    return (lambda: load_image(tmp_path / "nope.png")), []
+
+
+IMAGE_CASES = [
+    ("image: truncated", img_truncated, InvalidImageError, "damaged or truncated"),
+    ("image: 0 bytes", img_empty, InvalidImageError, "empty"),
+    ("image: not an image", img_not_an_image, InvalidImageError, "not an image"),
+    ("image: 20,000 px wide", img_20000_wide, InvalidImageError, "20000x4 px"),
+    ("image: missing path", img_missing, InvalidImageError, "does not exist"),
+]
+
+
+# ----- session files -------------------------------------------------------------------------
+def _session(tmp_path):
+    return write_session(tmp_path / "s.h5")
+
+
+def ses_truncated(tmp_path):
+    good = _session(tmp_path)
+    p = tmp_path / "truncated.h5"
+    p.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
+    return (lambda: read_all(p)), [p]
+
+
+def ses_not_hdf5(tmp_path):
+    p = tmp_path / "notes.h5"
+    p.write_bytes(b"\x89PNG not a session at all" * 50)
+    return (lambda: read_all(p)), [p]
+
+
+def ses_newer_schema(tmp_path):
+    p = _session(tmp_path)
+    with h5py.File(p, "r+") as f:
+        f.attrs["schema_version"] = 1000
+    return (lambda: read_all(p)), [p]
+
+
+def _deleted(group):
+    def build(tmp_path):
+        p = _session(tmp_path)
+        with h5py.File(p, "r+") as f:
+            del f[group]
+        return (lambda: read_all(p)), [p]
+
+    return build
+
+
+def _wrong_attr(where, key, value):
+    def build(tmp_path):
+        p = _session(tmp_path)
+        with h5py.File(p, "r+") as f:
+            f[where].attrs[key] = value
+        return (lambda: read_all(p)), [p]
+
+    return build
+
+
+SESSION_CASES = [
+    ("session: truncated", ses_truncated, SessionFileError, "truncated|damaged"),
+    ("session: not HDF5", ses_not_hdf5, SessionFileError, "not an HDF5 file"),
+    ("session: newer schema", ses_newer_schema, SchemaVersionError, "1000"),
+    ("session: image group deleted", _deleted("image"), SessionFileError, "missing"),
+    ("session: runs group deleted", _deleted("runs"), SessionFileError, "missing"),
+    (
+        "session: a run's attention deleted",
+        _deleted("runs/run_000/attention/decode"),
+        SessionFileError,
+        "attention",
+    ),
+    ("session: token_text deleted", _deleted("runs/run_000/token_text"), SessionFileError, "token_text"),
+    (
+        "session: schema_version is text",
+        _wrong_attr("/", "schema_version", "one"),
+        SessionFileError,
+        "integer",
+    ),
+    ("session: grid rows is text", _wrong_attr("grid", "rows", "two"), SessionFileError, "integer"),
+    ("session: n_heads is a float", _wrong_attr("runs/run_000", "n_heads", 2.5), SessionFileError, "integer"),
+    (
+        "session: options not JSON",
+        _wrong_attr("runs/run_000", "options_json", "{x"),
+        SessionFileError,
+        "JSON",
+    ),
+]
+
+
+# ----- head lists (checked against the demo model's 6 layers x 8 heads) ------------------------
+def _head_file(name, text):
+    def build(tmp_path):
+        p = tmp_path / name
+        p.write_text(text)
+        return (lambda: load_head_list(p).validate(6, 8)), [p]
+
+    return build
+
+
+HEAD_CASES = [
+    ("heads: malformed JSON", _head_file("h.json", '[{"layer": 1, "head": '), HeadSpecError, "JSON|json"),
+    ("heads: JSON of the wrong shape", _head_file("h.json", '{"layer": "a"}'), HeadSpecError, None),
+    ("heads: malformed CSV", _head_file("h.csv", "layer,head\n1,two\n"), HeadSpecError, None),
+    ("heads: CSV without columns", _head_file("h.csv", "banana\n"), HeadSpecError, None),
+    ("heads: layer out of range", _head_file("h.csv", "layer,head\n6,0\n"), HeadSpecError, "range|layer"),
+    ("heads: head out of range", _head_file("h.csv", "layer,head\n0,8\n"), HeadSpecError, "range|head"),
+    ("heads: negative index", _head_file("h.csv", "layer,head\n-1,0\n"), HeadSpecError, None),
+    ("heads: duplicates", _head_file("h.csv", "layer,head\n1,2\n1,2\n"), HeadSpecError, "duplicate|twice"),
+    (
+        "heads: missing file",
+        lambda t: ((lambda: load_head_list(t / "no.csv")), []),
+        HeadSpecError,
+        "not exist",
+    ),
+]
+
+
+# ----- schedules and boxes (an image of 192x64 px, 3 panels) -----------------------------------
+GRID = ImageTokenGrid.uniform(192, 64, rows=2, cols=6, first_position=5)
+
+
+def _call(fn, *args):
+    return lambda tmp_path: ((lambda: fn(*args)), [])
+
+
+SCHEDULE_CASES = [
+    ("schedule: panel that doesn't exist", _call(parse_schedule, "1,4", 3, 8), ScheduleError, "panel 4"),
+    ("schedule: panel 0", _call(parse_schedule, "0,1", 3, 8), ScheduleError, "panel 0"),
+    ("schedule: not numbers", _call(parse_schedule, "1,two", 3, 8), ScheduleError, "not a panel"),
+    ("schedule: empty", _call(parse_schedule, "", 3, 8), ScheduleError, "panel numbers"),
+    ("box: negative area", _call(validate_box, (50, 10, 10, 40), 192, 64), RegionError, "negative area"),
+    ("box: zero area", _call(validate_box, (10, 10, 10, 40), 192, 64), RegionError, "zero"),
+    ("box: outside the image", _call(validate_box, (300, 0, 400, 20), 192, 64), RegionError, "outside"),
+    ("box: three numbers", _call(validate_box, (1, 2, 3), 192, 64), RegionError, "four numbers"),
+    ("box: NaN", _call(validate_box, (0, 0, float("nan"), 5), 192, 64), RegionError, "non-finite"),
+    ("box region: outside the image", _call(box_region, GRID, (-50, -50, -1, -1)), RegionError, "outside"),
+]
+
+
+# ----- prompts and models (the demo model) -----------------------------------------------------
+def _prompt(text):
+    def build(tmp_path):
+        from gaze_explorer.inference.loading import load_model
+
+        loaded = load_model(DEMO_MODEL, num_threads=2)
+        img = Image.new("RGB", (192, 64), 200)
+        return (lambda: loaded.adapter.build_inputs(img, text)), []
+
+    return build
+
+
+def _model_dir(tmp_path, config=None, weights=None):
+    d = tmp_path / "model"
+    shutil.copytree(DEMO_MODEL, d, ignore=shutil.ignore_patterns("model.safetensors", "README.md"))
+    if config is not None:
+        (d / "config.json").write_text(json.dumps(config))
+    (d / "model.safetensors").write_bytes(
+        weights if weights is not None else (DEMO_MODEL / "model.safetensors").read_bytes()
+    )
+    return d
+
+
+def model_missing(tmp_path):
+    from gaze_explorer.inference.loading import load_model
+
+    return (lambda: load_model(tmp_path / "no_such_model")), []
+
+
+def model_unsupported(tmp_path):
+    from gaze_explorer.inference.loading import load_model
+
+    cfg = {
+        "model_type": "bert",
+        "architectures": ["BertModel"],
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 1,
+        "intermediate_size": 64,
+        "vocab_size": 100,
+    }
+    d = _model_dir(tmp_path, config=cfg, weights=b"")
+    return (lambda: load_model(d)), [d / "config.json"]
+
+
+def model_corrupt_weights(tmp_path):
+    from gaze_explorer.inference.loading import load_model
+
+    blob = (DEMO_MODEL / "model.safetensors").read_bytes()
+    d = _model_dir(tmp_path, weights=blob[: len(blob) // 3])
+    return (lambda: load_model(d)), [d / "model.safetensors"]
+
+
+def model_garbage_weights(tmp_path):
+    from gaze_explorer.inference.loading import load_model
+
+    d = _model_dir(tmp_path, weights=np.random.default_rng(0).bytes(4096))
+    return (lambda: load_model(d)), [d / "model.safetensors"]
+
+
+def model_pickle_only(tmp_path):
+    from gaze_explorer.inference.loading import load_model
+
+    d = _model_dir(tmp_path)
+    (d / "model.safetensors").unlink()
+    (d / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    return (lambda: load_model(d)), [d / "pytorch_model.bin"]
+
+
+PROMPT_MODEL_CASES = [
+    ("prompt: empty", _prompt(""), PromptError, "empty"),
+    ("prompt: whitespace only", _prompt("   \n"), PromptError, "empty"),
+    ("prompt: very long (200k chars)", _prompt("panel " * 40_000), PromptError, "context"),
+    ("model: missing path", model_missing, ModelLoadError, "no_such_model"),
+    ("model: unsupported family", model_unsupported, UnsupportedFamilyError, "bert"),
+    ("model: truncated safetensors", model_corrupt_weights, ModelLoadError, "safetensors|corrupt|damaged"),
+    ("model: garbage safetensors", model_garbage_weights, ModelLoadError, "safetensors|corrupt|damaged"),
+    ("model: pickle weights only", model_pickle_only, ModelLoadError, "pickle"),
+]
+
+CASES = IMAGE_CASES + SESSION_CASES + HEAD_CASES + SCHEDULE_CASES + PROMPT_MODEL_CASES
+
+
+@pytest.mark.parametrize(("build", "error", "match"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_clearly_and_nothing_is_lost(tmp_path, build, error, match):
+    bystander = write_session(tmp_path / "bystander.h5")  # a user's other session file
+    action, protected = build(tmp_path)
+    before = {p: digest(p) for p in [*protected, bystander]}
+    with pytest.raises(error, match=match) as info:
+        action()
+    assert isinstance(info.value, GazeExplorerError)
+    assert str(info.value).strip(), "the message must say something"
+    assert {p: digest(p) for p in before} == before, "a refused input or a session file changed"
+    assert read_all(bystander) == 6
+
+
+def test_unusual_but_valid_images_are_converted_not_refused(tmp_path):
+    """CMYK, 16-bit and animated images are accepted as RGB (first frame), never silently broken."""
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (40, 20), (0, 255, 255, 0)).save(cmyk)  # pure red in CMYK
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((20, 40), 65535, dtype=np.uint16)).save(deep)
+    anim = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (40, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(anim, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    before = {p: digest(p) for p in (cmyk, deep, anim)}
+    red = np.asarray(load_image(cmyk))
+    assert red.shape == (20, 40, 3) and red[..., 0].mean() > 200 and red[..., 2].mean() < 60
+    white = np.asarray(load_image(deep))
+    assert white.shape == (20, 40, 3) and white.min() > 200
+    first = np.asarray(load_image(anim))
+    assert first.shape == (20, 40, 3) and first[..., 0].mean() > 200 and first[..., 2].mean() < 60
+    assert {p: digest(p) for p in before} == before
+
+
+def test_the_table_covers_every_input_kind():
+    kinds = {c[0].split(":")[0] for c in CASES}
+    assert kinds >= {"image", "session", "heads", "schedule", "box", "prompt", "model"}
+    assert len(CASES) >= 40
