@@ -101,16 +101,103 @@ def open_for_reading(path: Path) -> h5py.File:
     # its metadata reads for minutes. SWMR only for a file that a writer holds (or left) open. A
     # writer adding a run holds the file in normal mode for a moment: retry for a few seconds.
     deadline = time.monotonic() + 5.0
+    truncated_deadline = time.monotonic() + 1.0
     while True:
         try:
             return h5py.File(path, "r", libver="latest", locking=False)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises both for damaged files
             detail = str(exc)
         if "truncated" in detail:
-            raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
+            # a writer in another process may be extending the file this very moment: retry briefly
+            if time.monotonic() > truncated_deadline:
+                raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
+            time.sleep(0.05)
+            continue
         try:
             return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises both for damaged files
             if "not already open for SWMR" not in str(exc) or time.monotonic() > deadline:
+                if "already open for write" in detail:
+                    # a writer was killed while it held the file outside SWMR mode (adding a run)
+                    return _open_flag_cleared_copy(path, detail)
                 raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}; {exc}") from exc
         time.sleep(0.02)
+
+
+def _lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle`` (byte-wise), the checksum HDF5 puts on its metadata."""
+    mask = 0xFFFFFFFF
+
+    def rot(x: int, k: int) -> int:
+        return ((x << k) | (x >> (32 - k))) & mask
+
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length + initval) & mask
+    i = 0
+    while length > 12:
+        a = (a + int.from_bytes(data[i : i + 4], "little")) & mask
+        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & mask
+        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & mask
+        a = (a - c) & mask; a ^= rot(c, 4); c = (c + b) & mask  # noqa: E702
+        b = (b - a) & mask; b ^= rot(a, 6); a = (a + c) & mask  # noqa: E702
+        c = (c - b) & mask; c ^= rot(b, 8); b = (b + a) & mask  # noqa: E702
+        a = (a - c) & mask; a ^= rot(c, 16); c = (c + b) & mask  # noqa: E702
+        b = (b - a) & mask; b ^= rot(a, 19); a = (a + c) & mask  # noqa: E702
+        c = (c - b) & mask; c ^= rot(b, 4); b = (b + a) & mask  # noqa: E702
+        length -= 12
+        i += 12
+    if length == 0:
+        return c
+    tail = data[i : i + length] + bytes(12 - length)
+    a = (a + int.from_bytes(tail[0:4], "little")) & mask
+    b = (b + int.from_bytes(tail[4:8], "little")) & mask
+    c = (c + int.from_bytes(tail[8:12], "little")) & mask
+    c ^= b; c = (c - rot(b, 14)) & mask  # noqa: E702
+    a ^= c; a = (a - rot(c, 11)) & mask  # noqa: E702
+    b ^= a; b = (b - rot(a, 25)) & mask  # noqa: E702
+    c ^= b; c = (c - rot(b, 16)) & mask  # noqa: E702
+    a ^= c; a = (a - rot(c, 4)) & mask  # noqa: E702
+    b ^= a; b = (b - rot(a, 14)) & mask  # noqa: E702
+    c ^= b; c = (c - rot(b, 24)) & mask  # noqa: E702
+    return c
+
+
+def cleared_superblock(head: bytes) -> bytes | None:
+    """The file's first bytes with the superblock's "open for write" flags cleared and its checksum
+    recomputed (what ``h5clear -s`` does), or None if it is not a version 2/3 superblock."""
+    if head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3):
+        return None
+    size_of_offsets = head[9]
+    end = 12 + 4 * size_of_offsets  # four addresses follow the flags byte
+    if len(head) < end + 4 or int.from_bytes(head[end : end + 4], "little") != _lookup3(head[:end]):
+        return None
+    fixed = bytearray(head[: end + 4])
+    fixed[11] = 0
+    fixed[end : end + 4] = _lookup3(bytes(fixed[:end])).to_bytes(4, "little")
+    return bytes(fixed)
+
+
+def _open_flag_cleared_copy(path: Path, detail: str) -> h5py.File:
+    """Open a private copy of a file whose writer died outside SWMR mode, with its consistency
+    flags cleared. The original is never modified (``h5clear -s FILE`` repairs it in place)."""
+    import shutil
+    import tempfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    fixed = cleared_superblock(head)
+    if fixed is None:
+        raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}")
+    fd, tmp = tempfile.mkstemp(prefix="gaze-explorer-recovered-", suffix=".h5")
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        with open(tmp, "r+b") as fh:
+            fh.write(fixed)
+        f = h5py.File(tmp, "r", libver="latest", locking=False)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}; {exc}") from exc
+    # the copy disappears once closed (POSIX keeps the open file alive)
+    os.unlink(tmp)
+    return f
