@@ -20,6 +20,7 @@ and list the class in the module's ``ADAPTERS`` tuple; add the module name to
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -111,6 +112,26 @@ def check_image(image: object) -> Image.Image:
         raise InvalidImageError(f"cannot read the image's pixels: {exc}") from exc
 
 
+def adopt_legacy_chat_template(tokenizer: Any, path: str | os.PathLike) -> None:
+    """Give ``tokenizer`` the processor's chat template when it has none of its own.
+
+    Older checkpoints (many ``llava-hf`` and SmolVLM snapshots) keep the template only in the
+    processor's legacy ``chat_template.json``, which ``AutoTokenizer`` does not read.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return
+    legacy = Path(path) / "chat_template.json"
+    if not legacy.is_file():
+        return
+    try:
+        template = json.loads(legacy.read_text(encoding="utf-8")).get("chat_template")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot read the chat template in {legacy}: {exc}") from exc
+    if isinstance(template, str) and template.strip():
+        tokenizer.chat_template = template
+
+
+
 class FamilyAdapter(ABC):
     """Builds inputs and image-token geometry for one VLM family (see the module docstring)."""
 
@@ -166,6 +187,7 @@ class FamilyAdapter(ABC):
                 raise ModelLoadError(f"cannot load the image preprocessor config of {path}: {exc}") from exc
         else:
             image_processor = cls.default_image_processor(config)
+        adopt_legacy_chat_template(tokenizer, path)
         return cls(config, tokenizer, image_processor)
 
     # ----- model geometry -----------------------------------------------------------------

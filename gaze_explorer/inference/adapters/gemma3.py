@@ -17,7 +17,6 @@ its mask from transformers' mask builders for that (see tests/inference/test_fam
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import torch
@@ -25,7 +24,6 @@ from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError
 from gaze_explorer.inference.adapters.base import FamilyAdapter, VisionInputs, uniform_token_boxes
-from gaze_explorer.inference.adapters.llava import adopt_legacy_chat_template
 
 BOI_TOKEN = "<start_of_image>"
 EOI_TOKEN = "<end_of_image>"
@@ -39,13 +37,6 @@ class Gemma3Adapter(FamilyAdapter):
     family = "gemma3"
     model_types = ("gemma3",)
     text_config_key = "text_config"
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, config: Any = None) -> FamilyAdapter:
-        """As the base class, and adopt a legacy processor-only ``chat_template.json``."""
-        adapter = super().from_pretrained(path, config)
-        adopt_legacy_chat_template(adapter.tokenizer, path)
-        return adapter
 
     @classmethod
     def image_processor_class(cls) -> type:

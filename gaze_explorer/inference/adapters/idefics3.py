@@ -22,7 +22,6 @@ view, and it is the grid.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,6 @@ from gaze_explorer.inference.adapters.base import (
     uniform_token_boxes,
 )
 from gaze_explorer.inference.adapters.llava import (
-    adopt_legacy_chat_template,
     attach_extra_positions,
     grid_positions,
 )
@@ -60,13 +58,6 @@ class Idefics3Adapter(FamilyAdapter):
 
     family = "idefics3"
     model_types = ("idefics3",)
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, config: Any = None) -> FamilyAdapter:
-        """As the base class, and adopt a legacy processor-only ``chat_template.json``."""
-        adapter = super().from_pretrained(path, config)
-        adopt_legacy_chat_template(adapter.tokenizer, path)
-        return adapter
 
     @classmethod
     def image_processor_class(cls) -> type:

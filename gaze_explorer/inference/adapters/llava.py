@@ -43,10 +43,7 @@ The shared helpers here (``grid_positions``, ``attach_extra_positions``,
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,25 +61,6 @@ from gaze_explorer.inference.adapters.base import (
 LLAVA_FALLBACK_TEMPLATE = "USER: <image>\n{prompt} ASSISTANT:"
 MISTRAL_FALLBACK_TEMPLATE = "[INST] <image>\n{prompt} [/INST]"
 QWEN_FALLBACK_TEMPLATE = "<|im_start|>user\n<image>\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
-
-
-def adopt_legacy_chat_template(tokenizer: Any, path: str | os.PathLike) -> None:
-    """Give ``tokenizer`` the processor's chat template when it has none of its own.
-
-    Older checkpoints (many ``llava-hf`` and SmolVLM snapshots) keep the template only in the
-    processor's legacy ``chat_template.json``, which ``AutoTokenizer`` does not read.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        return
-    legacy = Path(path) / "chat_template.json"
-    if not legacy.is_file():
-        return
-    try:
-        template = json.loads(legacy.read_text(encoding="utf-8")).get("chat_template")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ModelLoadError(f"cannot read the chat template in {legacy}: {exc}") from exc
-    if isinstance(template, str) and template.strip():
-        tokenizer.chat_template = template
 
 
 def grid_positions(ids: torch.Tensor, image_token_id: int, vision: VisionInputs) -> np.ndarray:
@@ -148,11 +126,6 @@ class _ClipViewMixin:
     config: Any
     tokenizer: Any
 
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, config: Any = None) -> Any:
-        adapter = super().from_pretrained(path, config)  # type: ignore[misc]
-        adopt_legacy_chat_template(adapter.tokenizer, path)
-        return adapter
 
     @property
     def patch_size(self) -> int:
