@@ -110,6 +110,8 @@ def report(result: Result, json_path: str | os.PathLike | None = None, stream=No
     line += f"  (target {d['target']}: {'met' if d['met'] else 'MISSED'}; {d['repeats']} repeats, model {d['model']})"
     print(line, file=stream)
     for k, v in result.extra.items():
+        if isinstance(v, dict) and "median" in v:  # a nested summary: no raw samples on screen
+            v = {key: val for key, val in v.items() if key != "samples"}
         print(f"  {k}: {v}", file=stream)
     if json_path:
         path = Path(json_path)
