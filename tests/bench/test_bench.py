@@ -1,0 +1,72 @@
+"""Each benchmark runs on a tiny budget and writes a well-formed JSON record (no timed asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gaze_explorer.bench import main
+from gaze_explorer.bench.harness import KEYS, alternate, summary
+
+
+def _check_record(path, name: str) -> dict:
+    d = json.loads(path.read_text())
+    assert set(KEYS) <= set(d)
+    assert d["name"] == name
+    for side in ("ours", "compared"):
+        s = d[side]
+        assert set(s) >= {"median", "spread"}
+        assert s["spread"]["min"] <= s["median"] <= s["spread"]["max"]
+        assert s["median"] > 0
+    assert d["ratio"] == pytest.approx(d["ratio"]) and d["ratio"] > 0
+    assert isinstance(d["met"], bool)
+    assert d["repeats"] >= 1
+    assert d["machine"]["cpu_count"] >= 1
+    return d
+
+
+def test_summary_and_alternation():
+    s = summary([3.0, 1.0, 2.0, 10.0])
+    assert s["median"] == 2.5
+    assert s["spread"]["min"] == 1.0 and s["spread"]["max"] == 10.0
+    order: list[str] = []
+    a, b = alternate(lambda: order.append("o") or 1.0, lambda: order.append("c") or 2.0, 3)
+    assert order == ["o", "c", "c", "o", "o", "c"]  # the order flips every round
+    assert a == [1.0] * 3 and b == [2.0] * 3
+    with pytest.raises(ValueError):
+        summary([])
+
+
+def test_capture_emits_json(tmp_path, capsys):
+    out = tmp_path / "capture.json"
+    assert main(["capture", "--tokens", "4", "--repeats", "1", "--json", str(out)]) == 0
+    d = _check_record(out, "capture")
+    assert d["unit"] == "ms/token" and d["model"] == "demo"
+    assert 1 <= d["tokens"] <= 4
+    assert d["session_bytes_per_run"] > 0
+    assert "capture: ours" in capsys.readouterr().out
+
+
+def test_discovery_emits_json_and_scores_agree(tmp_path):
+    out = tmp_path / "discovery.json"
+    assert main(["discovery", "--strips", "1", "--repeats", "1", "--json", str(out)]) == 0
+    d = _check_record(out, "discovery")
+    assert d["unit"] == "strips/s" and d["strips"] == 1
+    # our batched last-row scores equal the authors' per-question eager scores
+    assert d["max_abs_score_diff"] <= 1e-4 and d["scores_equal"] is True
+
+
+def test_scrub_emits_json(tmp_path, qapp):
+    out = tmp_path / "scrub.json"
+    argv = ["scrub", "--steps", "5", "--layers", "3", "--heads", "2", "--keys", "40", "--json", str(out)]
+    assert main(argv) == 0
+    d = _check_record(out, "scrub")
+    assert d["unit"] == "ms" and d["repeats"] == 5
+    assert d["latency_p95_ms"] > 0 and d["work_p95_ms"] > 0
+    assert d["session_bytes"] > 0
+
+
+def test_unknown_benchmark_is_a_usage_error():
+    with pytest.raises(SystemExit):
+        main(["nope"])
