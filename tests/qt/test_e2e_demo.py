@@ -62,7 +62,10 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path):
     s.step.set_step(3)
     reader = SessionReader(s.session.path)
     expected, _ = reader.image_attention(run.run_id, 3, s.heads.active)
-    qtbot.waitUntil(lambda: np.allclose(win.overlay_view.heat_item.z.reshape(-1), expected))
+    qtbot.waitUntil(  # redraws are coalesced: the heat may not exist yet
+        lambda: win.overlay_view.heat_item.z is not None
+        and np.allclose(win.overlay_view.heat_item.z.reshape(-1), expected)
+    )
     # live switch mid-generation
     win.steering_panel.max_tokens.setValue(60)
     win.steer()
