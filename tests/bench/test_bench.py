@@ -70,3 +70,15 @@ def test_scrub_emits_json(tmp_path, qapp):
 def test_unknown_benchmark_is_a_usage_error():
     with pytest.raises(SystemExit):
         main(["nope"])
+
+
+def test_memory_emits_json(tmp_path):
+    out = tmp_path / "memory.json"
+    assert main(["memory", "--short", "2", "--long", "6", "--repeats", "1", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert set(KEYS) <= set(d) and d["name"] == "memory"
+    assert d["unit"] == "% peak RSS growth" and d["ratio"] > 0
+    peaks = d["peaks_mib"]
+    for variant in ("ours", "compared"):
+        assert peaks[variant][0]["short"] > 50  # a real process with torch and a model loaded
+    assert d["ours_long_tokens_produced"] >= 1
