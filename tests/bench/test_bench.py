@@ -82,3 +82,11 @@ def test_memory_emits_json(tmp_path):
     for variant in ("ours", "compared"):
         assert peaks[variant][0]["short"] > 50  # a real process with torch and a model loaded
     assert d["ours_long_tokens_produced"] >= 1
+
+
+def test_startup_emits_json(tmp_path):
+    out = tmp_path / "startup.json"
+    assert main(["startup", "--repeats", "1", "--json", str(out)]) == 0
+    d = _check_record(out, "startup")
+    assert d["unit"] == "s" and d["compared"]["median"] == 3.0
+    assert 0 < d["ours"]["median"] < 120  # a real launch of main.py up to its first paint
