@@ -88,8 +88,8 @@ class _Finished:
     reason: str
 
 
-def none_refs_guard(n: int = 1 << 40) -> None:
-    """Give None a reserve of references for the rest of the process.
+def singleton_refs_guard(n: int = 1 << 40) -> None:
+    """Give None, True and False a reserve of references for the rest of the process.
 
     PySide6 6.12 on Python 3.11 drops one reference to None on every call of a Qt method that
     returns nothing (``setText``, ``setStyleSheet``, ...; about 660 per scrub step, see
@@ -102,7 +102,9 @@ def none_refs_guard(n: int = 1 << 40) -> None:
     if sys.version_info >= (3, 12):
         return
     # ob_refcnt is the first field of every CPython object; raising it once is all that is needed.
-    ctypes.c_ssize_t.from_address(id(None)).value += n
+    # True and False leak the same way from Qt methods that return a bool.
+    for singleton in (None, True, False):
+        ctypes.c_ssize_t.from_address(id(singleton)).value += n
 
 
 def _settle(app, views) -> None:
@@ -124,7 +126,7 @@ def run(steps: int = 300, layers: int = 36, heads: int = 32, keys: int = 1000, s
 
     session_steps = min(session_steps, keys - 1)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["gaze-explorer-bench"])
-    none_refs_guard()
+    singleton_refs_guard()
     none_refs_before = sys.getrefcount(None)
     with tempfile.TemporaryDirectory(prefix="gaze-bench-scrub-") as tmp:
         path = Path(tmp) / "scrub.gaze.h5"
