@@ -19,7 +19,12 @@ def load_bench_model(model: str = "demo", random_init: str | None = None, device
 
         tmp = tempfile.TemporaryDirectory(prefix="gaze-bench-model-")
         _TMP.append(tmp)
-        spec = build_random_qwen3_vl(Path(tmp.name) / random_init, geometry=random_init)
+        on_gpu = str(device).startswith("cuda")
+        # On a GPU build the weights there in bfloat16 (an 8B model in float32 on the CPU needs ~32 GB).
+        spec = build_random_qwen3_vl(Path(tmp.name) / random_init, geometry=random_init,
+                                     dtype="bfloat16" if on_gpu else "float32", device=device if on_gpu else "cpu")  # fmt: skip
+        if on_gpu and dtype == "auto":
+            dtype = "bfloat16"
         label = f"random-init {random_init}"
     loaded = load_model(spec, device=device, dtype=dtype)
     return loaded, label
