@@ -90,3 +90,20 @@ def test_startup_emits_json(tmp_path):
     d = _check_record(out, "startup")
     assert d["unit"] == "s" and d["compared"]["median"] == 3.0
     assert 0 < d["ours"]["median"] < 120  # a real launch of main.py up to its first paint
+
+
+def test_discovery_on_a_random_init_geometry(tmp_path):
+    out = tmp_path / "discovery-tiny.json"
+    assert main(["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--json", str(out)]) == 0
+    d = _check_record(out, "discovery")
+    assert d["model"] == "random-init tiny"
+    assert d["layers_x_heads"] == [2, 4]  # the tiny geometry, not the demo model's 6 x 8
+    assert d["scores_equal"] is True
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "never.json"
+    assert main(["capture", "--model", str(tmp_path / "no-such-model"), "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "gaze-explorer bench capture: error:" in err and "no-such-model" in err
+    assert not out.exists()
