@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6 import QtWidgets
 
-    from gaze_explorer.bench.scrub import singleton_refs_guard
+    from gaze_explorer.qt.compat import singleton_refs_guard
     from gaze_explorer.qt.main_window import MainWindow
 
     # PySide6 6.12 on Python 3.11 leaks references to None/True/False on every Qt call; without a
