@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.state import COLORMAPS, AppState, RunData
 from gaze_explorer.core.state_data import grid_corners, overlay_heat
+from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 # Okabe-Ito: colour-blind-safe panel colours
@@ -36,8 +37,7 @@ class ImageOverlayView(QtWidgets.QWidget):
         self._build_controls()
         self._build_plot()
         # coalesce bursts of step/selection changes into one redraw per event-loop turn
-        self._redraw_timer = QtCore.QTimer(self, singleShot=True, interval=15)
-        self._redraw_timer.timeout.connect(self.refresh_heat)
+        self._redraw_timer = FrameCoalescer(self.refresh_heat, min_gap_ms=15, parent=self)
         s = state
         s.session.image_changed.connect(self._on_image_changed)
         s.session.shown_runs_changed.connect(self._schedule_redraw)
@@ -132,7 +132,7 @@ class ImageOverlayView(QtWidgets.QWidget):
 
     # ---- model -> view -----------------------------------------------------------------------
     def _schedule_redraw(self, *_: object) -> None:
-        self._redraw_timer.start()
+        self._redraw_timer.request()
 
     def _on_run_updated(self, index: int) -> None:
         if index in (self.state.session.shown, self.state.session.compare):
