@@ -16,6 +16,7 @@ class GenerationOptions:
     seed: int = 0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    ignore_eos: bool = False  # keep generating past end-of-sequence (long-run tests and benchmarks)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

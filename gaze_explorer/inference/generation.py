@@ -256,7 +256,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
                 text_so_far = full_text
                 switch = recorder.switches[-1] if recorder.switches and recorder.switches[-1].step == step else None
                 yield TokenEvent(step, token, piece, target, step_row, switch)
-                if token in eos:
+                if token in eos and not options.ignore_eos:
                     yield FinishedEvent("finished", list(recorder.switches), "end of sequence", len(generated))
                     return
                 if len(generated) >= options.max_new_tokens:
