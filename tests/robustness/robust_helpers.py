@@ -52,3 +52,20 @@ def read_all(path: Path) -> int:
                 r.step_rows(info.run_id, s)
                 n += 1
     return n
+
+
+def assert_flushed_prefix(path: Path, reference_rows: list, reference_tokens: list[str], run: int = 0) -> int:
+    """Check a killed run: the file opens, the run reads ``unfinished``, and every flushed step's
+    attention rows ``[layer, head, key]`` and token equal the uninterrupted run's. Returns the
+    number of flushed steps."""
+    import numpy as np
+
+    with SessionReader(path) as r:
+        info = r.run_info(run)
+        assert info.status == "unfinished", f"{path}: run {run} is {info.status!r}, not unfinished"
+        n = info.n_steps
+        assert n <= len(reference_rows), f"{path}: {n} steps, more than the uninterrupted {len(reference_rows)}"
+        for s in range(n):
+            np.testing.assert_array_equal(r.step_rows(info.run_id, s), reference_rows[s], err_msg=f"{path} step {s}")
+        assert r.tokens(info.run_id) == list(reference_tokens[:n])
+    return n
