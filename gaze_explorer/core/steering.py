@@ -2,8 +2,9 @@
 
 The attention function (``inference/attention.py``) reads a :class:`TargetSource` at every decode
 step: a fixed target, a :class:`Schedule` (decode step -> region), or a :class:`LiveTarget` that
-another thread (the GUI) changes while tokens stream. Targets are 0-based region indices into the
-run's region list (panel k is index k-1).
+another thread (the GUI) changes while tokens stream, or a :class:`LiveSchedule` (a schedule that
+the GUI may override live until its next switch point). Targets are 0-based region indices into
+the run's region list (panel k is index k-1).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gaze_explorer.core.heads import HeadSet
 DEFAULT_STRENGTH = 1e4
 
 
-class SteeringMode(str, Enum):
+class SteeringMode(str, Enum):  # noqa: UP042 - StrEnum would change str() of saved modes
     """The paper's bias modes (what gets -strength besides the non-target image tokens)."""
 
     BOOST_SUPPRESS = "boost_suppress"  # +s target image tokens, -s other image tokens
@@ -69,6 +70,10 @@ class TargetSource:
 
     def target_at(self, step: int) -> int | None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def switch_source(self, step: int) -> str | None:
+        """Who caused a change of target at ``step`` ("live" / "schedule"); None: the recorder's kind."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,73 @@ class LiveTarget(TargetSource):
         return self.get()
 
 
+class LiveSchedule(TargetSource):
+    """A :class:`Schedule` that another thread may override live while tokens stream.
+
+    ``set(target)`` (called from the GUI) takes effect at the next decode step and holds until the
+    schedule's next switch point; from there on the schedule leads again. After the schedule's
+    last switch point the last target stays, so a live switch then holds to the end of the run.
+    The step where a live switch lands reports ``switch_source == "live"``; the schedule's own
+    switches stay "schedule". ``target_at`` must be called once per step, in step order (the
+    generation loop does).
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self._lock = threading.Lock()
+        self._pending: tuple[int | None] | None = None  # a live target waiting for the next step
+        self._override: tuple[int | None, int, int | None] | None = None  # (target, first, stop)
+        self._live_steps: set[int] = set()
+        self._current: int | None = schedule.target_at(0)
+
+    @property
+    def targets(self) -> tuple[int, ...]:
+        return self.schedule.targets
+
+    @property
+    def switch_every(self) -> int:
+        return self.schedule.switch_every
+
+    def next_switch_point(self, step: int) -> int | None:
+        """The first scheduled switch step after ``step`` (None once the last target is reached)."""
+        every = self.schedule.switch_every
+        point = (step // every + 1) * every
+        return point if point < every * len(self.schedule.targets) else None
+
+    def set(self, target: int | None) -> None:
+        with self._lock:
+            self._pending = (target,)
+
+    def get(self) -> int | None:
+        """The target of the latest step (or the live one waiting for the next step)."""
+        with self._lock:
+            return self._pending[0] if self._pending is not None else self._current
+
+    def target_at(self, step: int) -> int | None:
+        with self._lock:
+            if self._pending is not None:
+                (target,) = self._pending
+                self._pending = None
+                self._override = (target, step, self.next_switch_point(step))
+                self._live_steps.add(step)
+            if self._override is not None:
+                target, first, stop = self._override
+                if first <= step and (stop is None or step < stop):
+                    self._current = target
+                    return target
+                if stop is not None and step >= stop:
+                    self._override = None
+            self._current = self.schedule.target_at(step)
+            return self._current
+
+    def switch_source(self, step: int) -> str | None:
+        with self._lock:
+            return "live" if step in self._live_steps else None
+
+    def to_dict(self) -> dict:
+        return self.schedule.to_dict()
+
+
 class SwitchRecorder:
     """Records the steps where the target actually changed, as the generation loop sees them."""
 
@@ -155,7 +227,8 @@ class SwitchRecorder:
     def target_for_step(self, step: int) -> int | None:
         target = self.source.target_at(step)
         if self._started and target != self._last:
-            self.switches.append(Switch(step, self._last, target, self.kind))
+            source = self.source.switch_source(step) or self.kind
+            self.switches.append(Switch(step, self._last, target, source))
         self._last = target
         self._started = True
         return target

@@ -1,0 +1,53 @@
+"""LiveSchedule: a live switch overrides a schedule from the next step to its next switch point,
+and the switch recorder tells live switches from scheduled ones."""
+
+from __future__ import annotations
+
+import threading
+
+from gaze_explorer.core.steering import LiveSchedule, Schedule, SwitchRecorder
+
+
+def _drive(source: LiveSchedule, n: int, live_at: dict[int, int]) -> tuple[list, SwitchRecorder]:
+    """Step the recorder like the generation loop; ``live_at[s] = t`` sets t live after step s."""
+    rec = SwitchRecorder(source, "schedule")
+    targets = []
+    for step in range(n):
+        targets.append(rec.target_for_step(step))
+        if step in live_at:
+            source.set(live_at[step])
+    return targets, rec
+
+
+def test_live_switch_holds_until_the_next_switch_point():
+    sched = LiveSchedule(Schedule((3, 1, 0), switch_every=4))
+    targets, rec = _drive(sched, 14, {5: 5})
+    #                 segment 0    | segment 1, live 5 from step 6 | segment 2 (last target stays)
+    assert targets == [3, 3, 3, 3, 1, 1, 5, 5, 0, 0, 0, 0, 0, 0]
+    assert [(s.step, s.previous, s.to, s.source) for s in rec.switches] == [
+        (4, 3, 1, "schedule"),
+        (6, 1, 5, "live"),
+        (8, 5, 0, "schedule"),
+    ]
+    assert sched.next_switch_point(6) == 8 and sched.next_switch_point(9) is None
+
+
+def test_live_switch_after_the_last_switch_point_holds_to_the_end():
+    sched = LiveSchedule(Schedule((2, 4), switch_every=3))
+    targets, rec = _drive(sched, 10, {4: 0, 7: 1})
+    assert targets == [2, 2, 2, 4, 4, 0, 0, 0, 1, 1]
+    assert [(s.step, s.source) for s in rec.switches] == [(3, "schedule"), (5, "live"), (8, "live")]
+    assert sched.get() == 1 and sched.to_dict() == {"targets": [3, 5], "switch_every": 3}
+
+
+def test_set_is_thread_safe_and_the_last_set_before_a_step_wins():
+    sched = LiveSchedule(Schedule((0,), switch_every=2))
+    sched.target_at(0)
+    threads = [threading.Thread(target=sched.set, args=(k,)) for k in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sched.set(4)
+    assert sched.get() == 4 and sched.target_at(1) == 4 and sched.switch_source(1) == "live"
+    assert sched.switch_source(0) is None
