@@ -120,6 +120,23 @@ def device(text: str) -> str:
     return text
 
 
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def device_map(text: str) -> str:
+    """An accelerate ``device_map``: a placement strategy, or one device for the whole model."""
+    ok = (
+        text in DEVICE_MAP_STRATEGIES
+        or text in ("cpu", "cuda", "mps", "disk")
+        or (text.startswith("cuda:") and text[5:].isdigit())
+    )
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use {', '.join(DEVICE_MAP_STRATEGIES)}, or one device (cpu, cuda, cuda:N, mps)"
+        )
+    return text
+
+
 def conditions(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     bad = [n for n in names if n not in CONDITIONS]
@@ -137,6 +154,24 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)"
     )
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    add_placement_args(p)
+
+
+def add_placement_args(p: argparse.ArgumentParser) -> None:
+    """``--device-map`` and ``--trust-remote-code``, for every parser that loads a model (also the app's)."""
+    p.add_argument(
+        "--device-map",
+        type=device_map,
+        default=None,
+        help="spread a checkpoint too large for one GPU with accelerate: auto, balanced, "
+        "balanced_low_0, sequential, or one device (overrides --device; default off)",
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the Python code shipped in the model folder (needed by some checkpoints); "
+        "only for checkpoints you trust (default off)",
+    )
 
 
 def _comics_args(p: argparse.ArgumentParser, n_strips_default: int | None) -> None:
@@ -215,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--switch-every", type=positive_int, default=None, help="tokens per schedule step (default 50)"
     )
     _steer_args(g)
+    g.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="keep generating past the end-of-sequence token, up to --max-new-tokens",
+    )
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of random:K heads")
     g.add_argument("--session", default=None, help="append the run to this session file (.h5)")
 
@@ -239,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--switch-every",
         type=positive_int,
         default=None,
-        help="dynamic: tokens per segment (default 50; demo 7)",
+        help="dynamic: tokens per segment (default 50; demo 6, one sentence)",
     )
     e.add_argument("--judge", choices=("auto", "attributes", "captions"), default="auto")
     e.add_argument("--max-strips", type=positive_int, default=None, help="evaluate only the first N strips")

@@ -29,7 +29,7 @@ from gaze_explorer.core.heads import (
 from gaze_explorer.core.strips import Strip, iter_strip_folders, raw_comics_windows
 
 DEMO_PANEL_HEIGHT = 96  # the demo comics' 96-px panels (demo/comics.py)
-DEMO_SWITCH_EVERY = 7  # one demo narration sentence (demo/prompts.py SENTENCE_TOKENS)
+DEMO_SWITCH_EVERY = 6  # one demo narration sentence (demo/prompts.py SENTENCE_TOKENS)
 DEMO_DISCOVERY_STRIPS = 20
 
 
@@ -45,11 +45,23 @@ def _progress(total: int | None, desc: str):
 
 # -- shared pieces -----------------------------------------------------------------------------------
 def load(args: argparse.Namespace):
-    """The model named by ``--model`` on ``--device``."""
+    """The model named by ``--model`` on ``--device`` (or spread by ``--device-map``)."""
+    from gaze_explorer.core.errors import ModelLoadError
     from gaze_explorer.inference.loading import load_model
 
+    device_map = getattr(args, "device_map", None)
     print(f"loading model {args.model} ...", file=sys.stderr)
-    return load_model(args.model, device=args.device, dtype=args.dtype)
+    try:
+        return load_model(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            device_map=device_map,
+            trust_remote_code=bool(getattr(args, "trust_remote_code", False)),
+        )
+    except AssertionError as exc:
+        # torch asserts when a device map names a backend it was built without ("cuda:0" on a CPU build)
+        raise ModelLoadError(f"cannot place the model with --device-map {device_map}: {exc}") from exc
 
 
 def is_demo(args: argparse.Namespace) -> bool:
@@ -269,8 +281,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     single = len(wanted) == 1 and out.suffix != ""
     if not single:
         out.mkdir(parents=True, exist_ok=True)
-    runs = reader.runs()
-    run = args.run or (runs[-1].name if runs and hasattr(runs[-1], "name") else (runs[-1] if runs else None))
+    run = _pick_run(reader, args.run)
     written = []
     for what in wanted:
         suffix = ".json" if what == "heads" else f".{args.format}"
@@ -292,6 +303,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     for p in written:
         print(p)
     return 0
+
+
+def _pick_run(reader, wanted: str | None) -> str | None:
+    """The run id for ``--run`` (a run id or a run name; the last run of that name), default the last run."""
+    runs = reader.runs()
+    if wanted is None:
+        return runs[-1].run_id if runs else None
+    for info in reversed(runs):
+        if wanted in (info.run_id, info.name):
+            return info.run_id
+    have = ", ".join(f"{r.run_id} ({r.name})" for r in runs) or "none"
+    raise GazeExplorerError(f"the session has no run {wanted!r} (it has: {have})")
 
 
 def _maybe(scores):

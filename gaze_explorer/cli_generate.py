@@ -38,6 +38,7 @@ def generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
+        ignore_eos=args.ignore_eos,
     )
     capture = CaptureSpec() if args.session else CaptureSpec(decode=False, prefill="none")
     if plan is not None:
