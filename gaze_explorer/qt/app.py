@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="demo", help="'demo' (bundled), a local folder, or a cached Hugging Face id")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    from gaze_explorer.cli import add_placement_args  # argparse only: cheap, nothing heavy
+
+    add_placement_args(p)  # --device-map, --trust-remote-code: the same flags as the CLI commands
     p.add_argument("--session", help="open this session file (no model is loaded)")
     p.add_argument("--image", help="open this image instead of the demo strip")
     p.add_argument("--panels", type=int, default=None, help="how many side-by-side panels the image has (0 = none)")
