@@ -50,6 +50,7 @@ class RunData:
     rows_at: Callable[[int], np.ndarray | None] | None = field(default=None, repr=False)
     regions: list[Region] = field(default_factory=list)  # the run's regions (panels, then a box)
     scheduled: list[int] = field(default_factory=list)  # steps where a schedule switches target
+    prompt_tokens: list[str] = field(default_factory=list)  # the prompt's token strings
 
     @property
     def n_steps(self) -> int:

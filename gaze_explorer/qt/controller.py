@@ -2,7 +2,13 @@
 live, discover) into worker runs, and worker events into model updates.
 
 It owns the loaded model, the live target and the session file being written; views never see
-any of them. torch, transformers and h5py are imported lazily, inside the actions that need them.
+any of them. A streaming run's attention rows live in the session file, not in memory: only the
+few steps the writer has not flushed yet are held (see ``session_io.StepWindow``).
+
+Live switches: in a panel or box run, and in a scheduled run too, clicking a panel or pressing 1-9
+while tokens stream switches the target at the next token. In a scheduled run the live target
+holds until the schedule's next switch point (``core.steering.LiveSchedule``). Either way the
+switch is recorded with source "live". torch, transformers and h5py are imported lazily, inside the actions that need them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from PySide6 import QtCore
 from gaze_explorer.core.errors import GazeExplorerError, ModelLoadError, PromptError
 from gaze_explorer.core.regions import panel_regions
 from gaze_explorer.core.state import AppState, RunData
-from gaze_explorer.core.steering import LiveTarget, Schedule
+from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule
 from gaze_explorer.qt.session_io import SessionRecorder
 from gaze_explorer.qt.workers import Worker
 
@@ -41,7 +47,7 @@ class AppController(QtCore.QObject):
         self.pil_image: Image.Image | None = None
         self.panel_widths: list[int] | None = None
         self.workers: list[Worker] = []
-        self.live: LiveTarget | None = None
+        self.live: LiveTarget | LiveSchedule | None = None
         self.recorder = SessionRecorder(state)
         self._run_index: int | None = None
         self.panel_matrices: np.ndarray | None = None  # [layer, head, N, N] from the last discovery
@@ -162,8 +168,11 @@ class AppController(QtCore.QObject):
         session.set_image(np.asarray(self.pil_image), grid, regions, n_panels, name=name)
 
     # ---- generation ----------------------------------------------------------------------------
-    def generate(self, prompt: str, options, plan=None) -> Worker | None:
-        """Start a baseline (``plan`` None) or steered run; bad input posts a message instead."""
+    def generate(self, prompt: str, options, plan=None, capture=None) -> Worker | None:
+        """Start a baseline (``plan`` None) or steered run; bad input posts a message instead.
+
+        ``capture`` is a ``CaptureSpec`` (default: every decode row and the prompt's last row).
+        """
         state = self.state
         if self.busy:
             self._fail("a run is already in progress; press Stop first")
@@ -186,38 +195,39 @@ class AppController(QtCore.QObject):
                     raise GazeExplorerError("the head set is empty: run discovery, or pick heads in the grid")
                 plan.heads.validate(self.loaded.n_layers, self.loaded.n_heads)
                 regions, target = state.target.resolve(grid, panels)
-                source = target if isinstance(target, Schedule) else LiveTarget(target)
+                source = LiveSchedule(target) if isinstance(target, Schedule) else LiveTarget(target)
         except GazeExplorerError as err:
             self._fail(str(err))
             return None
         name = "baseline" if plan is None else f"steered {plan.heads.name} → {self._target_label(source, regions)}"
-        rows: list[np.ndarray | None] = []
         run = RunData(
             name,
             params={"prompt": prompt, "options": options.to_dict(), "plan": None if plan is None else plan.to_dict()},
-            rows_at=lambda s: rows[s] if 0 <= s < len(rows) else None,
             regions=regions,
-        )
-        if isinstance(source, Schedule):
+        )  # rows_at is set by the recorder: a small window of unflushed steps, then the session file
+        if isinstance(source, LiveSchedule):
             run.scheduled = list(range(source.switch_every, source.switch_every * len(source.targets), source.switch_every))
             run.params["schedule"] = source.to_dict()
-        run._rows = rows  # type: ignore[attr-defined]  # the live buffer, appended on the GUI thread
         loaded, image = self.loaded, self.pil_image
         cancel = threading.Event()
         from gaze_explorer.inference.generation import generate_stream
 
         try:  # validates the input now, on this thread; the tokens come on the worker
             stream = generate_stream(
-                loaded, image, prompt, regions=regions, plan=plan, target=source, options=options, cancel=cancel
+                loaded, image, prompt, regions=regions, plan=plan, target=source, options=options, capture=capture,
+                cancel=cancel,
             )
         except GazeExplorerError as err:
             self._fail(str(err))
             return None
-        self.live = source if isinstance(source, LiveTarget) else None
+        self.live = source
         index = state.session.add_run(run)
         self._run_index = index
         state.step.set_n_steps(0)
-        run_handle = self._handles[index] = self.recorder.begin(run, image, grid, regions, loaded, source, plan, options)
+        run_handle = self._handles[index] = self.recorder.begin(
+            run, image, grid, regions, loaded, source, plan, options,
+            prefill_mode=getattr(capture, "prefill", "last"),
+        )  # fmt: skip
 
         worker = Worker(
             "generate", lambda _cancel: stream, on_item=lambda ev: self.recorder.write(run_handle, ev), cancel_event=cancel
@@ -232,26 +242,29 @@ class AppController(QtCore.QObject):
 
     @staticmethod
     def _target_label(source, regions) -> str:
-        if isinstance(source, Schedule):
+        if isinstance(source, LiveSchedule):
             return "schedule " + ",".join(str(t + 1) for t in source.targets)
         return regions[source.get()].name if source is not None and source.get() is not None else "none"
 
     def _on_prefill(self, index: int, event: object) -> None:
         run = self.state.session.runs[index]
         run.prompt_len = int(getattr(event, "prompt_len", 0))
+        run.prompt_tokens = list(getattr(event, "token_strings", []) or [])
+        self.state.session.notify_run(index)
 
     def _on_token(self, index: int, event) -> None:
         run = self.state.session.runs[index]
         run.tokens.append(event.text)
         run.targets.append(event.target)
-        run._rows.append(event.rows)  # type: ignore[attr-defined]
         if event.switch is not None:
             run.switches.append(event.switch)
         elapsed = time.perf_counter() - self._t0
         self.state.status.update(tokens_per_s=run.n_steps / elapsed if elapsed > 0 else 0.0)
         self.state.session.notify_run(index)
         if self.state.session.shown == index:
-            self.state.step.set_n_steps(run.n_steps, follow=True)
+            step = self.state.step
+            # follow the stream only from its last step, so scrubbing back while it streams stays put
+            step.set_n_steps(run.n_steps, follow=step.step >= step.n_steps - 1)
 
     def _on_finished(self, index: int, event) -> None:
         run = self.state.session.runs[index]
@@ -294,7 +307,8 @@ class AppController(QtCore.QObject):
         regions = self.state.session.runs[self._run_index].regions
         if 0 <= target.panel < len(regions):
             live.set(target.panel)
-            self.state.status.post(f"switching to {regions[target.panel].name} at the next token")
+            until = " until the schedule's next switch" if isinstance(live, LiveSchedule) else ""
+            self.state.status.post(f"switching to {regions[target.panel].name} at the next token{until}")
         else:
             self._fail(f"panel {target.panel + 1} does not exist; the image has {len(regions)} panel(s)")
 

@@ -3,12 +3,19 @@
 Writing happens on the generation worker's thread (the storage writer has its own queue and
 thread); reopening reads only what a view asks for, through the reader's cached accessors.
 h5py is imported lazily, by the storage package.
+
+Memory of a streaming run: a step's attention rows (``[layer, head, key]``, ~14 MB for an 8B
+model) stay in RAM only until the writer thread has flushed that step (a :class:`StepWindow`,
+bounded by the writer's queue); ``rows_at`` reads flushed steps back from the file (SWMR) through
+the reader's LRU cache, so a 1,000-token run costs no more memory than a 10-token one.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +23,58 @@ import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError, SessionFileError
 from gaze_explorer.core.state import AppState, RunData
-from gaze_explorer.core.steering import LiveTarget, Schedule
+from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule
+
+STORED_DTYPE = np.float16  # what the session file keeps (storage.schema.ATTENTION_DTYPE)
+
+
+class StepWindow:
+    """The rows of a streaming run's steps that are not in the session file yet.
+
+    The worker thread puts a step in before queueing it for the writer; the writer thread takes it
+    out once the step is flushed (``mark_flushed``). The writer's queue is bounded and blocks the
+    producer when full, so the window never holds more than about ``queue_size + 2`` steps. Rows
+    are kept as the file will hold them (float16, returned as float32), so a step reads the same
+    before and after its flush. With ``keep_all`` (no session file) memory is the only copy and
+    nothing leaves.
+    """
+
+    def __init__(self, keep_all: bool = False) -> None:
+        self.keep_all = keep_all
+        self.flushed = 0  # steps [0, flushed) are complete in the file
+        self.peak = 0  # the most steps held at once (for tests and the memory benchmark)
+        self._rows: dict[int, np.ndarray | None] = {}
+        self._lock = threading.Lock()
+
+    def put(self, step: int, rows: np.ndarray | None) -> None:
+        stored = None if rows is None else np.asarray(rows).astype(STORED_DTYPE).astype(np.float32)
+        with self._lock:
+            if self.keep_all or step >= self.flushed:
+                self._rows[int(step)] = stored  # [layer, head, key]
+                self.peak = max(self.peak, len(self._rows))
+
+    def mark_flushed(self, step: int) -> None:
+        """Step ``step`` (and every earlier one) is now complete in the file."""
+        with self._lock:
+            self.flushed = max(self.flushed, int(step) + 1)
+            if not self.keep_all:
+                for s in [s for s in self._rows if s < self.flushed]:
+                    del self._rows[s]
+
+    def get(self, step: int) -> tuple[bool, np.ndarray | None]:
+        """``(True, rows)`` if the window holds the step, else ``(False, None)``."""
+        with self._lock:
+            if step in self._rows:
+                return True, self._rows[step]
+            return False, None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows)
 
 
 @dataclass
@@ -28,6 +86,25 @@ class RunHandle:
     run_id: str | None = None
     ended: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    window: StepWindow = field(default_factory=StepWindow)
+
+
+@functools.cache
+def _flush_tracking_writer() -> type:
+    """A SessionWriter that reports each step once it is flushed (built lazily: storage imports h5py)."""
+    from gaze_explorer.storage import SessionWriter
+
+    class FlushTrackingWriter(SessionWriter):
+        def __init__(self, *args, on_step_flushed: Callable[[str, int], None], **kwargs) -> None:
+            self._on_step_flushed = on_step_flushed
+            super().__init__(*args, **kwargs)
+
+        def _write_step(self, ops, run_id, step, *values) -> None:
+            super()._write_step(ops, run_id, step, *values)
+            # write_step has flushed the rows and then the n_steps counter: readers see the step
+            self._on_step_flushed(run_id, int(step))
+
+    return FlushTrackingWriter
 
 
 class SessionRecorder:
@@ -38,21 +115,55 @@ class SessionRecorder:
         self.directory = Path(directory) if directory is not None else Path.cwd() / "sessions"
         self.writer = None
         self.enabled = True
-        self._reader = None  # a SessionReader on the file being written, for finished runs
+        self._reader = None  # a SessionReader on the file being written (streaming and finished runs)
+        self._windows: dict[str, StepWindow] = {}  # run id -> its window, for the writer thread
 
     def _ensure_writer(self, image, grid, regions, loaded) -> None:
         if self.writer is not None or not self.enabled:
             return
-        from gaze_explorer.storage import SessionWriter
-
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H%M%S_%f")
         path = self.directory / f"{stamp}.h5"
         meta = loaded.describe() if hasattr(loaded, "describe") else {}
-        self.writer = SessionWriter(path, meta=meta, image=np.asarray(image), grid=grid, regions=regions)
+        self.writer = _flush_tracking_writer()(
+            path, meta=meta, image=np.asarray(image), grid=grid, regions=regions, on_step_flushed=self._step_flushed
+        )
         self.state.session.path = str(path)
 
-    def begin(self, run: RunData, image, grid, regions, loaded, source, plan, options) -> RunHandle:
+    def _step_flushed(self, run_id: str, step: int) -> None:
+        """Called on the writer thread: the step is in the file, so its rows leave memory."""
+        window = self._windows.get(run_id)
+        if window is not None:
+            window.mark_flushed(step)
+
+    def _file_reader(self):
+        """The reader on the file being written (opened once, SWMR; it follows new steps)."""
+        from gaze_explorer.storage import SessionReader
+
+        if self._reader is None or str(self._reader.path) != str(self.writer.path):
+            self._reader = SessionReader(self.writer.path)
+        return self._reader
+
+    def rows_source(self, handle: RunHandle) -> Callable[[int], np.ndarray | None]:
+        """``rows_at`` of a streaming run: the window for steps not flushed yet, else the file."""
+        window = handle.window
+
+        def rows_at(step: int) -> np.ndarray | None:
+            held, rows = window.get(step)
+            if held:
+                return rows
+            if handle.run_id is None or not 0 <= step < window.flushed or self.writer is None:
+                return None
+            try:
+                return self._file_reader().step_rows(handle.run_id, step)
+            except GazeExplorerError:  # the file went away under us: show nothing for this step
+                return None
+
+        return rows_at
+
+    def begin(
+        self, run: RunData, image, grid, regions, loaded, source, plan, options, prefill_mode: str = "last"
+    ) -> RunHandle:
         """Prepare a run; the file is created now, the run itself on the first (prefill) event."""
         panels = [r for r in regions if r.kind == "panel"]
         try:
@@ -62,6 +173,8 @@ class SessionRecorder:
             self.enabled = False
         schedule = source if isinstance(source, Schedule) else None
         own_regions = None if [r.name for r in regions] == [r.name for r in panels] else list(regions)
+        if isinstance(source, LiveSchedule):
+            schedule = source.schedule
         target = source.get() if isinstance(source, LiveTarget) else None
         kwargs = dict(
             prompt=run.params.get("prompt", ""),
@@ -73,16 +186,26 @@ class SessionRecorder:
             n_heads=loaded.n_heads,
             max_keys=None,
             prompt_len=None,
-            prefill_mode="last",
+            prefill_mode=prefill_mode,
             regions=own_regions,
         )
-        return RunHandle(run, kwargs)
+        handle = RunHandle(run, kwargs, window=StepWindow(keep_all=self.writer is None))
+        run.rows_at = self.rows_source(handle)
+        return handle
 
     def write(self, handle: RunHandle, event: object) -> None:
-        """Called on the worker thread for every generation event."""
-        if self.writer is None:
-            return
+        """Called on the worker thread for every generation event.
+
+        A token's rows go into the run's window and to the writer; the event then drops them, so
+        the queued Qt signal that carries it to the GUI holds no attention rows either.
+        """
         kind = type(event).__name__
+        if kind == "TokenEvent":
+            handle.window.put(event.step, event.rows)
+        if self.writer is None:
+            if kind == "TokenEvent":
+                event.rows = None
+            return
         with handle.lock:
             if handle.ended:
                 return
@@ -92,10 +215,12 @@ class SessionRecorder:
                 kw["max_keys"] = int(event.prompt_len) + int(kw["options"].max_new_tokens)
                 handle.run_id = self.writer.begin_run(handle.run.name, **kw)
                 handle.run.run_id = handle.run_id
-                if event.rows is not None:
-                    self.writer.write_prefill(handle.run_id, event.rows, event.token_ids, event.token_strings)
+                self._windows[handle.run_id] = handle.window
+                # always: the prompt's token strings belong in the session even with no prefill rows
+                self.writer.write_prefill(handle.run_id, event.rows, event.token_ids, event.token_strings)
             elif kind == "TokenEvent" and handle.run_id is not None:
-                self.writer.append_step(handle.run_id, event)
+                self.writer.append_step(handle.run_id, event)  # the queued item keeps its own reference
+                event.rows = None
             elif kind == "FinishedEvent" and handle.run_id is not None:
                 self.writer.end_run(handle.run_id, event.status, list(event.switches), getattr(event, "reason", "") or "")
                 handle.ended = True
@@ -117,15 +242,12 @@ class SessionRecorder:
         """
         if self.writer is None or handle.run_id is None:
             return False
-        from gaze_explorer.storage import SessionReader
-
         self.writer.wait()
-        if self._reader is None or str(self._reader.path) != str(self.writer.path):
-            self._reader = SessionReader(self.writer.path)
-        reader, run_id, n = self._reader, handle.run_id, handle.run.n_steps
+        reader, run_id, n = self._file_reader(), handle.run_id, handle.run.n_steps
         reader.refresh()
         handle.run.rows_at = lambda s: reader.step_rows(run_id, s) if 0 <= s < n else None
-        handle.run._rows = []  # type: ignore[attr-defined]
+        handle.window.clear()
+        self._windows.pop(run_id, None)
         return True
 
     def write_discovery(self, result) -> None:
@@ -141,6 +263,7 @@ class SessionRecorder:
                 self.writer.close()
             finally:
                 self.writer = None
+                self._windows.clear()
 
 
 def open_session(path: str | Path, state: AppState):
@@ -199,6 +322,7 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     if info.regions:
         regions = list(info.regions)
     targets = list(info.targets)
+    _, prompt_tokens = reader.prompt_tokens(run_id)
     return RunData(
         name=info.name,
         tokens=tokens,
@@ -208,6 +332,7 @@ def run_from_reader(reader, info, session_regions) -> RunData:
         params=dict(info.params),
         run_id=run_id,
         prompt_len=int(info.prompt_len),
+        prompt_tokens=list(prompt_tokens),
         rows_at=lambda s: reader.step_rows(run_id, s) if 0 <= s < len(tokens) else None,
         regions=regions,
     )

@@ -1,4 +1,5 @@
-"""Shared fixtures for the Qt tests: a synthetic app state with a 6-panel image and two runs."""
+"""Shared fixtures for the Qt tests: the PySide6 refcount guard (session-wide), and a synthetic app
+state with a 6-panel image and two runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.steering import Switch
 
 N_LAYERS, N_HEADS, PROMPT_LEN, N_STEPS = 3, 4, 20, 6
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pyside_refcount_guard() -> None:
+    """What the app's main() does: without it, PySide6 6.12 on Python 3.11 leaks references to
+    None/True/False on every Qt call and a long test session (many scrubs) aborts the interpreter."""
+    from gaze_explorer.qt.compat import singleton_refs_guard
+
+    singleton_refs_guard()
 
 
 def synthetic_run(name: str, seed: int, grid: ImageTokenGrid, regions) -> RunData:
@@ -46,3 +56,36 @@ def state() -> AppState:
     st.session.add_run(synthetic_run("steered", 1, grid, regions))
     st.step.set_n_steps(N_STEPS)
     return st
+
+
+@pytest.fixture(scope="session")
+def demo_loaded():
+    """The bundled demo model, loaded once for the Qt tests that need a real model."""
+    import torch
+
+    from gaze_explorer.inference.loading import load_model
+    from gaze_explorer.qt.controller import RESOURCES
+
+    if not (RESOURCES / "demo_model" / "config.json").exists():
+        pytest.skip("no demo model")
+    # one thread: the demo model's matrices are tiny, and on a shared 2-core machine a second
+    # intra-op thread spins against other processes (measured 100x slower decode steps under load)
+    torch.set_num_threads(1)
+    return load_model("demo", num_threads=1)
+
+
+@pytest.fixture
+def demo_window(qtbot, demo_loaded, tmp_path):
+    """A main window on the demo model and the first demo strip, writing sessions under tmp_path."""
+    from gaze_explorer.qt.app import _demo_strip
+    from gaze_explorer.qt.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.controller.recorder.directory = tmp_path / "sessions"
+    win.controller._on_model_loaded(demo_loaded)
+    strip = _demo_strip()
+    win.controller.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
+    win.show()
+    yield win
+    win.controller.shutdown()
