@@ -100,6 +100,8 @@ class SteeringPanel(QtWidgets.QWidget):
         self.no_repeat = QtWidgets.QSpinBox()
         self.no_repeat.setRange(0, 16)
         self.no_repeat.setPrefix("no-repeat n ")
+        self.ignore_eos = QtWidgets.QCheckBox("past EOS")
+        self.ignore_eos.setToolTip("Keep generating after the end-of-sequence token, up to max new tokens")
         row = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("max new"), self.max_tokens, self.sampling, self.temperature):
             row.addWidget(w)
@@ -107,6 +109,7 @@ class SteeringPanel(QtWidgets.QWidget):
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.rep_penalty)
         row.addWidget(self.no_repeat)
+        row.addWidget(self.ignore_eos)
         form.addRow("", row)
 
         # target
@@ -224,6 +227,7 @@ class SteeringPanel(QtWidgets.QWidget):
             temperature=self.temperature.value(),
             repetition_penalty=self.rep_penalty.value(),
             no_repeat_ngram_size=self.no_repeat.value(),
+            ignore_eos=self.ignore_eos.isChecked(),
         )
 
     def plan(self) -> SteeringPlan:
