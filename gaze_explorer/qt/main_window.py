@@ -14,6 +14,7 @@ from gaze_explorer.qt.controller import AppController
 from gaze_explorer.qt.views.discovery import DiscoveryView
 from gaze_explorer.qt.views.head_grid import HeadGridView
 from gaze_explorer.qt.views.image_overlay import ImageOverlayView
+from gaze_explorer.qt.views.prompt_tokens import PromptTokensView
 from gaze_explorer.qt.views.session_browser import SessionBrowserView
 from gaze_explorer.qt.views.steering_panel import SteeringPanel
 from gaze_explorer.qt.views.token_timeline import TokenTimelineView
@@ -39,6 +40,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.steering_panel = SteeringPanel(self.state)
         self.discovery_view = DiscoveryView(self.state)
         self.session_view = SessionBrowserView(self.state)
+        self.prompt_view = PromptTokensView(self.state)
         self.setCentralWidget(self.overlay_view)
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
         self._dock("Layer × head grid", self.grid_view, Dock.RightDockWidgetArea)
@@ -46,6 +48,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("Token timeline", self.timeline_view, Dock.BottomDockWidgetArea)
         self._dock("Discovery", self.discovery_view, Dock.LeftDockWidgetArea)
         self._dock("Session runs", self.session_view, Dock.LeftDockWidgetArea)
+        self._dock("Prompt tokens", self.prompt_view, Dock.LeftDockWidgetArea)
         self._sized = False
 
         self.status_label = QtWidgets.QLabel()
@@ -73,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.discovery_view.cancel_requested.connect(c.stop)
         self.overlay_view.image_open_requested.connect(c.open_image)
         self.overlay_view.image_pasted.connect(self._image_pasted)
+        self.overlay_view.image_rejected.connect(lambda text: self.show_message(text, True))
         self.overlay_view.panel_count_changed.connect(c.set_panel_count)
         s.status.status_changed.connect(self._show_status)
         s.status.message_posted.connect(self.show_message)
@@ -97,8 +101,18 @@ class MainWindow(QtWidgets.QMainWindow):
     def _image_pasted(self, image: QtGui.QImage) -> None:
         from PIL import Image
 
+        from gaze_explorer.core.strips import MAX_PIXELS, MAX_SIDE
+
         if image.isNull():
-            self.show_message("the clipboard holds no readable image", True)
+            self.show_message("the pasted or dropped image could not be read", True)
+            return
+        w, h = image.width(), image.height()
+        if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+            self.show_message(
+                f"the pasted or dropped image is {w}x{h} px; the limit is {MAX_SIDE} px a side and "
+                f"{MAX_PIXELS} px in all (downscale it first)",
+                True,
+            )
             return
         rgb = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
         data = bytes(rgb.constBits())[: rgb.sizeInBytes()]
@@ -216,7 +230,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._sized:  # dock sizes only stick once the window has its size
             self._sized = True
             d = self.docks
-            self.resizeDocks([d["Discovery"], d["Session runs"]], [150, 300], QtCore.Qt.Orientation.Vertical)
+            self.resizeDocks(
+                [d["Discovery"], d["Session runs"], d["Prompt tokens"]], [150, 220, 120], QtCore.Qt.Orientation.Vertical
+            )
             self.resizeDocks([d["Layer × head grid"], d["Steering"]], [330, 400], QtCore.Qt.Orientation.Vertical)
             self.resizeDocks([d["Discovery"]], [240], QtCore.Qt.Orientation.Horizontal)
             self.resizeDocks([d["Layer × head grid"]], [480], QtCore.Qt.Orientation.Horizontal)

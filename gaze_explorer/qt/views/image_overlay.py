@@ -2,7 +2,9 @@
 current step drawn on each image token's real pixel box.
 
 Click a panel to make it the steering target; drag the rectangle ROI to set a box target. Open,
-drop or paste an image to load it (the main window does the loading: this view only asks).
+drop or paste an image to load it (the main window does the loading: this view only asks): a file
+URL, Qt image data, or raw encoded bytes (``image/png`` ...) all work; anything else is refused
+with a clear message (``image_rejected``), never a traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ImageOverlayView(QtWidgets.QWidget):
 
     image_open_requested = QtCore.Signal(str)  # a path to load
     image_pasted = QtCore.Signal(QtGui.QImage)
+    image_rejected = QtCore.Signal(str)  # why a drop or paste was not an image
     panel_count_changed = QtCore.Signal(int)
 
     def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
@@ -99,6 +102,9 @@ class ImageOverlayView(QtWidgets.QWidget):
     def _build_plot(self) -> None:
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
+        # drops over the plot go up to this view (Qt hands drag events to the nearest accepting parent)
+        self.graphics.setAcceptDrops(False)
+        self.graphics.viewport().setAcceptDrops(False)
         self.plot = self.graphics.addPlot()
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
@@ -268,24 +274,51 @@ class ImageOverlayView(QtWidgets.QWidget):
             self.image_open_requested.emit(path)
 
     def paste_image(self) -> bool:
-        """Load the clipboard's image (or image file path); True if there was one."""
-        mime = QtWidgets.QApplication.clipboard().mimeData()
+        """Load the clipboard's image (or image file); True if it held one, else a clear message."""
+        return self.load_mime(QtWidgets.QApplication.clipboard().mimeData(), "clipboard")
+
+    def load_mime(self, mime: QtCore.QMimeData | None, source: str) -> bool:
+        """Ask to load the image in pasted or dropped data: a local file, Qt image data, or the
+        encoded bytes of an ``image/*`` format. Emits ``image_rejected`` and returns False if none."""
+        if mime is None:
+            self.image_rejected.emit(f"the {source} is empty")
+            return False
+        if mime.hasUrls():
+            local = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+            if local:
+                self.image_open_requested.emit(local[0])
+                return True
         if mime.hasImage():
-            self.image_pasted.emit(QtGui.QImage(mime.imageData()))
-            return True
-        if mime.hasUrls() and mime.urls()[0].isLocalFile():
-            self.image_open_requested.emit(mime.urls()[0].toLocalFile())
-            return True
+            image = mime.imageData()
+            if isinstance(image, QtGui.QImage) and not image.isNull():
+                self.image_pasted.emit(QtGui.QImage(image))
+                return True
+        for fmt in mime.formats():
+            if fmt.startswith("image/"):
+                data = bytes(mime.data(fmt).data())
+                image = QtGui.QImage.fromData(data)
+                if image.isNull():
+                    self.image_rejected.emit(f"the {source} holds {fmt} data ({len(data)} bytes) that is not a readable image")
+                    return False
+                self.image_pasted.emit(image)
+                return True
+        if mime.hasUrls():
+            self.image_rejected.emit(
+                f"the {source} names {mime.urls()[0].toString()}, which is not a local file; save the image and open it"
+            )
+        else:
+            kinds = ", ".join(mime.formats()) or "nothing"
+            self.image_rejected.emit(f"the {source} holds no image (it holds {kinds})")
         return False
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+        mime = event.mimeData()
+        if mime.hasUrls() or mime.hasImage() or any(f.startswith("image/") for f in mime.formats()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QtGui.QDropEvent) -> None:
-        mime = event.mimeData()
-        if mime.hasUrls() and mime.urls()[0].isLocalFile():
-            self.image_open_requested.emit(mime.urls()[0].toLocalFile())
-        elif mime.hasImage():
-            self.image_pasted.emit(QtGui.QImage(mime.imageData()))
+    def dragMoveEvent(self, event: QtGui.QDragMoveEvent) -> None:
         event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        event.acceptProposedAction()
+        self.load_mime(event.mimeData(), "dropped item")
