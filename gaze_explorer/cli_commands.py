@@ -276,6 +276,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise HeadSpecError(f"--heads {args.heads} needs gaze scores, and the session has none")
         else:
             heads = top_k_heads(np.asarray(scores), k)
+            if kind == "random":  # the random control of the evaluations: seeded, outside the top K
+                heads = random_control_heads(np.asarray(scores), k, seed=0, exclude=heads.heads)
     out = Path(args.out)
     wanted = ("grid", "overlay", "timeline", "heads") if args.figure == "all" else (args.figure,)
     single = len(wanted) == 1 and out.suffix != ""

@@ -166,6 +166,12 @@ def test_export_writes_every_figure_and_the_head_lists(pipeline, capsys):
     assert [(int(r["layer"]), int(r["head"])) for r in rows] == [(h["layer"], h["head"]) for h in heads[:3]]
     assert load_head_list(csv_path).heads == load_head_list(figs / "heads.json", limit=3).heads
 
+    control = tmp / "random3.json"
+    argv = ["export", "--session", session, "--figure", "heads", "--heads", "random:3", "--out", str(control)]
+    assert main(argv) == 0
+    random3 = load_head_list(control).heads
+    assert len(random3) == 3 and not set(random3) & set(load_head_list(csv_path).heads)
+
 
 USER_ERRORS = [
     (["export", "--session", "{tmp}/missing.h5", "--out", "{tmp}/o"], "missing.h5"),

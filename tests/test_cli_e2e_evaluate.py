@@ -1,0 +1,152 @@
+"""Real small runs of ``evaluate narration``, ``region`` and ``dynamic`` on the bundled demo model
+(one strip, few tokens, a ranking discovered once), each checked against the JSON schema of
+docs/evaluation_json.md; and docs/cli.md / docs/evaluation_json.md checked against the code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gaze_explorer.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "demo_model" / "config.json"
+CONDITIONS = {"gaze", "random", "all", "baseline"}
+TOP_LEVEL = [
+    "schema_version", "protocol", "model", "status", "n_pairs", "top_k", "conditions", "chance",
+    "judge_agreement", "heads", "settings", "generations",
+]  # fmt: skip
+SETTINGS = [
+    "prompt", "mode", "strength", "max_new_tokens", "switch_every", "seed", "random_percentile",
+    "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "shard", "n_strips_total",
+]  # fmt: skip
+needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
+
+
+@pytest.fixture(scope="module")
+def heads_file(tmp_path_factory):
+    """A gaze ranking discovered once on two demo strips, shared by the runs below."""
+    out = tmp_path_factory.mktemp("eval_discovery")
+    assert main(["discover", "--model", "demo", "--device", "cpu", "--n-strips", "2", "--out", str(out)]) == 0
+    return out / "ranking.json"
+
+
+def _evaluate(protocol, heads_file, out, *extra):
+    argv = ["evaluate", protocol, "--model", "demo", "--device", "cpu", "--max-strips", "1"]
+    argv += ["--heads-file", str(heads_file), "--top-k", "4", "--json", str(out), *extra]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    extra_keys = {"spearman", "segment_accuracy"} if protocol == "dynamic" else set()
+    assert set(data) == set(TOP_LEVEL) | extra_keys
+    assert data["schema_version"] == 1 and data["protocol"] == protocol and data["model"] == "demo"
+    assert data["status"] == "finished" and data["top_k"] == 4 and set(data["conditions"]) == CONDITIONS
+    assert list(data["settings"]) == SETTINGS and data["settings"]["n_strips"] == 1
+    for c in data["conditions"].values():
+        lo, hi = c["ci95"]
+        assert 0.0 <= lo <= c["accuracy"] <= hi <= 1.0 and 0.0 <= c["degenerate_rate"] <= 1.0
+    ranked = [[r["layer"], r["head"]] for r in json.loads(heads_file.read_text())]
+    assert sorted(data["heads"]["gaze"]) == sorted(ranked[:4])  # --top-k 4 of --heads-file
+    assert not {tuple(h) for h in data["heads"]["gaze"]} & {tuple(h) for h in data["heads"]["random"]}
+    assert data["heads"]["all"] == 48
+    return data
+
+
+@needs_demo
+def test_evaluate_narration_marks_answers_identical_to_the_baseline(heads_file, tmp_path, capsys):
+    data = _evaluate("narration", heads_file, tmp_path / "narration.json", "--max-new-tokens", "8")
+    gens = data["generations"]
+    assert data["n_pairs"] == 6 and len(gens) == 1 + 3 * 6
+    base = next(g for g in gens if g["condition"] == "baseline")
+    assert base["target"] is None and len(base["credits"]) == 6
+    steered = [g for g in gens if g["condition"] != "baseline"]
+    assert sorted({g["target"] for g in steered}) == [1, 2, 3, 4, 5, 6]
+    for g in steered:
+        assert 1 <= g["n_tokens"] <= 8 and set(g["judge"]) == {
+            "choice",
+            "best",
+            "scores",
+            "degenerate",
+            "reason",
+        }
+        assert g["same_as_baseline"] == (g["text"].strip() == base["text"].strip())
+        if g["same_as_baseline"]:
+            assert g["credit"] == 0.0  # an answer identical to the baseline is a miss
+    for name in ("gaze", "random", "all"):
+        these = [g for g in steered if g["condition"] == name]
+        rate = sum(g["same_as_baseline"] for g in these) / len(these)
+        assert data["conditions"][name]["same_as_baseline_rate"] == pytest.approx(rate)
+        acc = sum(g["credit"] for g in these) / len(these)
+        assert data["conditions"][name]["accuracy"] == pytest.approx(acc, abs=1e-6)
+    table = capsys.readouterr().out
+    assert "narration on demo: 6 pairs, top-K = 4" in table
+
+
+@needs_demo
+def test_evaluate_region_steers_to_each_box(heads_file, tmp_path):
+    boxes = tmp_path / "boxes.json"
+    # comic1 is the first demo strip: 96-px panels, so these boxes lie inside panels 1 and 2
+    boxes.write_text(json.dumps({"comic1": [[10, 10, 86, 86], [106, 10, 182, 86]]}))
+    data = _evaluate(
+        "region", heads_file, tmp_path / "region.json", "--boxes", str(boxes), "--max-new-tokens", "6"
+    )
+    gens = data["generations"]
+    assert data["n_pairs"] == 2 and len(gens) == 1 + 3 * 2
+    assert sorted({g["target"] for g in gens if g["condition"] != "baseline"}) == [1, 2]
+    base = next(g for g in gens if g["condition"] == "baseline")
+    assert len(base["credits"]) == 2 and data["conditions"]["baseline"]["n"] == 2
+    for g in gens:
+        assert len(g["judge"]["scores"]) == 6  # each box is judged against the strip's panels
+    # a box that names no strip of the run is a clear error, not a KeyError
+    boxes.write_text(json.dumps({"comic99": [[0, 0, 5, 5]]}))
+    argv = ["evaluate", "region", "--max-strips", "1", "--heads-file", str(heads_file), "--boxes", str(boxes)]
+    assert main(argv) == 1
+
+
+@needs_demo
+def test_evaluate_dynamic_reports_spearman_and_segment_accuracy(heads_file, tmp_path):
+    data = _evaluate("dynamic", heads_file, tmp_path / "dynamic.json", "--switch-every", "2")
+    gens = data["generations"]
+    assert data["n_pairs"] == 6 and len(gens) == 4  # one scheduled narration per condition
+    assert data["settings"]["switch_every"] == 2 and data["settings"]["max_new_tokens"] == 12
+    schedule = gens[0]["schedule"]
+    assert sorted(schedule) == [1, 2, 3, 4, 5, 6] and all(p != i + 1 for i, p in enumerate(schedule))
+    for g in gens:
+        assert g["schedule"] == schedule and len(g["segments"]) == 6
+        assert [s["target"] for s in g["segments"]] == schedule
+        assert -1.0 <= g["spearman"] <= 1.0
+    for name, c in data["conditions"].items():
+        assert len(c["segment_accuracy"]) == 6
+        rhos = [g["spearman"] for g in gens if g["condition"] == name]
+        assert c["spearman"]["mean"] == pytest.approx(sum(rhos) / len(rhos), abs=1e-6)
+    assert data["spearman"] == data["conditions"]["gaze"]["spearman"]
+    assert data["segment_accuracy"] == data["conditions"]["gaze"]["segment_accuracy"]
+
+
+# -- docs truth ------------------------------------------------------------------------------------
+def _subparsers():
+    parser = build_parser()
+    return parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("command", ["discover", "generate", "evaluate", "export"])
+def test_docs_cli_names_every_flag_of_every_command(command):
+    text = (ROOT / "docs" / "cli.md").read_text()
+    section = text.split(f"## {command}", 1)[1].split("\n## ", 1)[0]
+    flags = [o for a in _subparsers()[command]._actions for o in a.option_strings if o.startswith("--")]
+    shared = text.split("## Options every model-loading command takes", 1)[-1].split("\n## ", 1)[0]
+    missing = [f for f in flags if f != "--help" and f"`{f}" not in section and f"`{f}" not in shared]
+    assert not missing, f"docs/cli.md does not describe {command} {missing}"
+
+
+def test_docs_evaluation_json_names_every_key():
+    text = (ROOT / "docs" / "evaluation_json.md").read_text()
+    named = set(re.findall(r"`([a-z_0-9]+)`", text))
+    missing = [
+        k
+        for k in [*TOP_LEVEL, *SETTINGS, "spearman", "segment_accuracy", "same_as_baseline_rate"]
+        if k not in named
+    ]
+    assert not missing, f"docs/evaluation_json.md does not name {missing}"
