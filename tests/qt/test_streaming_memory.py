@@ -22,6 +22,7 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
     s, c = win.state, win.controller
     s.heads.set_custom([(1, 2), (4, 5), (5, 0)])
     s.heads.set_kind("custom")
+    s.overlay.update(normalisation="global")  # the colour scale's top: the max over every step so far
     worker = c.generate(AMBIGUOUS_PROMPT, GenerationOptions(max_new_tokens=N_TOKENS, ignore_eos=True))
     assert worker is not None
     index = len(s.session.runs) - 1
@@ -62,6 +63,10 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
         assert np.array_equal(run.rows_at(int(step)), expected_rows)
     for step, rows in seen.items():
         assert np.array_equal(rows, check.step_rows(run.run_id, step))
+    heats = [overlay_heat(check.step_rows(run.run_id, k), s.session.grid, s.heads.active) for k in range(N_TOKENS)]
+    s.step.set_step(N_TOKENS - 1)
+    top = max(float(h.max()) for h in heats)
+    qtbot.waitUntil(lambda: np.isclose(win.overlay_view.heat_item.getLevels()[1], top), timeout=5000)
     check.close()
 
 

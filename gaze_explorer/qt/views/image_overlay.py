@@ -36,7 +36,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = state
         self.setAcceptDrops(True)
-        self._global_max: dict[tuple, float] = {}
+        # global normalisation: (run, heads, steps scanned, their max heat); a streaming run only
+        # scans its new steps (its rows are read back from the session file, so a rescan costs I/O)
+        self._global_max: tuple | None = None
         self._build_controls()
         self._build_plot()
         # coalesce bursts of step/selection changes into one redraw per event-loop turn
@@ -142,7 +144,6 @@ class ImageOverlayView(QtWidgets.QWidget):
 
     def _on_run_updated(self, index: int) -> None:
         if index in (self.state.session.shown, self.state.session.compare):
-            self._global_max.clear()
             self._schedule_redraw()
 
     def _on_settings_changed(self) -> None:
@@ -158,7 +159,7 @@ class ImageOverlayView(QtWidgets.QWidget):
         for item in self.panel_items:
             self.plot.removeItem(item)
         self.panel_items = []
-        self._global_max.clear()
+        self._global_max = None
         if session.image is None:
             self.image_item.clear()
             self.heat_item.setVisible(False)
@@ -225,18 +226,19 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.heat_item.setVisible(True)
 
     def _global_level(self, heat: np.ndarray) -> float:
-        """The maximum over every step of the shown run (cached per run and head set)."""
+        """The maximum over every step of the shown run (kept per run and head set, extended as the
+        run streams)."""
         session = self.state.session
-        run = session.shown_run
-        key = (session.shown, run.n_steps, self.state.heads.active.heads)
-        if key not in self._global_max:
-            best = float(heat.max())
-            for step in range(run.n_steps):
-                rows = run.rows_at(step)
-                if rows is not None:
-                    best = max(best, float(overlay_heat(rows, session.grid, self.state.heads.active).max()))
-            self._global_max = {key: best}
-        return self._global_max[key]
+        run, heads = session.shown_run, self.state.heads.active
+        cached = self._global_max
+        fresh = cached is not None and cached[0] is run and cached[1] == heads.heads and cached[2] <= run.n_steps
+        scanned, best = (cached[2], cached[3]) if fresh else (0, 0.0)
+        for step in range(scanned, run.n_steps):
+            rows = run.rows_at(step)
+            if rows is not None:
+                best = max(best, float(overlay_heat(rows, session.grid, heads).max()))
+        self._global_max = (run, heads.heads, run.n_steps, best)
+        return max(best, float(heat.max()))
 
     # ---- view -> model -----------------------------------------------------------------------
     def _on_click(self, event) -> None:
