@@ -48,6 +48,7 @@ class EvalConfig:
     prompt: str | None = None
     mode: SteeringMode = SteeringMode.BOOST_SUPPRESS
     strength: float = 1e4
+    decode_only: bool = True  # the paper's default; False also steers the prompt (prefill) rows
     max_new_tokens: int | None = None
     switch_every: int = 50
     seed: int = 0
@@ -206,7 +207,8 @@ class Evaluation:
             plan, target = None, None
             if job.condition != "baseline":
                 plan = SteeringPlan(
-                    getattr(self.heads, job.condition), self.config.mode, self.config.strength
+                    getattr(self.heads, job.condition), self.config.mode, self.config.strength,
+                    decode_only=self.config.decode_only,
                 )
             if job.schedule is not None:
                 target = Schedule(job.schedule, self.config.switch_every)
