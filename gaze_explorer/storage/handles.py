@@ -97,6 +97,7 @@ def open_for_reading(path: Path) -> h5py.File:
         raise SessionFileError(f"{path} is a folder, not a session file")
     if not h5py.is_hdf5(path):
         raise SessionFileError(f"{path} is not an HDF5 file, so it cannot be a gaze-explorer session")
+    _check_heaps_once(path)
     # Plain read-only first: it refuses a truncated file at once, where a SWMR reader would retry
     # its metadata reads for minutes. SWMR only for a file that a writer holds (or left) open. A
     # writer adding a run holds the file in normal mode for a moment: retry for a few seconds.
@@ -108,11 +109,16 @@ def open_for_reading(path: Path) -> h5py.File:
         except (OSError, RuntimeError) as exc:  # h5py raises both for damaged files
             detail = str(exc)
         if "truncated" in detail:
-            # a writer in another process may be extending the file this very moment: retry briefly
-            if time.monotonic() > truncated_deadline:
+            # a writer in another process may be extending the file this very moment: retry
+            # briefly, but only if the superblock says a writer has it open (no one else extends it)
+            if not writer_flag_set(path) or time.monotonic() > truncated_deadline:
                 raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
             time.sleep(0.05)
             continue
+        if not writer_flag_set(path):
+            # No writer has it open, so SWMR cannot help; and a SWMR reader retries every failed
+            # metadata checksum for minutes before it gives up on a damaged file.
+            raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}")
         try:
             return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
         except (OSError, RuntimeError) as exc:  # h5py raises both for damaged files
@@ -122,6 +128,48 @@ def open_for_reading(path: Path) -> h5py.File:
                     return _open_flag_cleared_copy(path, detail)
                 raise SessionFileError(f"{path} is damaged and cannot be opened: {detail}; {exc}") from exc
         time.sleep(0.02)
+
+
+# realpath -> (size, mtime_ns) of the last version whose global heaps were checked
+_heaps_checked: dict[str, tuple[int, int]] = {}
+
+
+def _check_heaps_once(path: Path) -> None:
+    """Run :func:`validate.check_global_heaps` once per version (size, mtime) of a file. A file
+    that a writer of this process holds is ours and is not checked. A writer in another process
+    may be rewriting a collection this very moment, so a failure is retried briefly while the
+    superblock says the file is open for writing."""
+    from gaze_explorer.storage.validate import check_global_heaps
+
+    if has_writer(path):
+        return
+    key = os.path.realpath(path)
+    deadline = time.monotonic() + 1.0
+    while True:
+        st = os.stat(path)
+        version = (st.st_size, st.st_mtime_ns)
+        if _heaps_checked.get(key) == version:
+            return
+        try:
+            check_global_heaps(path)
+        except SessionFileError:
+            if not writer_flag_set(path) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        _heaps_checked[key] = version
+        return
+
+
+def writer_flag_set(path: Path) -> bool:
+    """True if the superblock (version 2/3, its checksum intact) says a writer has the file open,
+    or left it open. A damaged superblock says nothing: False."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return False
+    return cleared_superblock(head) is not None and head[11] != 0
 
 
 def _lookup3(data: bytes, initval: int = 0) -> int:

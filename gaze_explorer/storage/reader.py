@@ -32,7 +32,18 @@ from gaze_explorer.storage.schema import (
     SWITCH_SOURCES,
     UNFINISHED,
 )
-from gaze_explorer.storage.validate import as_int, as_json, as_str, validate_run, validate_session
+from gaze_explorer.storage.validate import (
+    MAX_WHOLE_READ_BYTES,
+    as_int,
+    as_json,
+    as_str,
+    check_whole_read,
+    validate_run,
+    validate_session,
+)
+
+# h5py raises these for damaged metadata (RuntimeError: a checksum that fails on every retry)
+_H5_ERRORS = (KeyError, ValueError, TypeError, OSError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ class SessionReader:
             except SessionFileError:
                 f.close()
                 raise
-            except (KeyError, ValueError, TypeError, OSError) as exc:
+            except _H5_ERRORS as exc:
                 f.close()
                 raise SessionFileError(f"{self.path} is damaged: {exc}") from exc
             self._file = f
@@ -125,7 +136,7 @@ class SessionReader:
                 self._file = handles.open_for_reading(self.path)
             try:
                 yield self._file
-            except (KeyError, OSError, ValueError) as exc:
+            except _H5_ERRORS as exc:
                 raise SessionFileError(f"cannot read {self.path}: {exc}") from exc
 
     def _ds(self, f: h5py.File, name: str) -> h5py.Dataset:
@@ -162,18 +173,25 @@ class SessionReader:
         meta = {k: v for k, v in attrs.items() if k != "meta_json"}
         meta["model"] = as_json(attrs.get("meta_json", "{}"), "the 'meta_json' attribute", p)
         self.meta: dict = meta
-        self.image: np.ndarray = np.asarray(f["image"][()])  # [H, W, 3] uint8
+        self.image: np.ndarray = np.asarray(self._whole(f["image"], "the image"))  # [H, W, 3] uint8
         g = f["grid"]
         self.grid = ImageTokenGrid(
             *(
                 as_int(g.attrs[k], f"grid attribute {k!r}", p)
                 for k in ("image_width", "image_height", "rows", "cols")
             ),
-            np.asarray(g["token_boxes"][()]),
-            np.asarray(g["positions"][()]),
+            np.asarray(self._whole(g["token_boxes"], "grid/token_boxes")),
+            np.asarray(self._whole(g["positions"], "grid/positions")),
         )
         regions = as_json(f["regions"].attrs.get("regions_json", "[]"), "the regions", p)
         self.regions: list[Region] = [Region.from_dict(r) for r in regions]
+
+    def _whole(self, d, what: str) -> np.ndarray:
+        """Read a whole dataset, refusing absurd stored shapes before allocating them."""
+        if not isinstance(d, h5py.Dataset):
+            raise SessionFileError(f"{self.path}: {what} should be a dataset")
+        check_whole_read(d, what, self.path)
+        return d[()]
 
     def run_ids(self) -> list[str]:
         with self._access() as f:
@@ -297,9 +315,10 @@ class SessionReader:
             g = f[RUNS_GROUP][run_id]
             if "prompt_token_ids" not in g:
                 return np.zeros(0, dtype=np.int64), []
-            ids = np.asarray(g["prompt_token_ids"][()])
+            ids = np.asarray(self._whole(g["prompt_token_ids"], "prompt_token_ids"))
             strings = [
-                s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in g["prompt_token_strings"][()]
+                s.decode("utf-8", errors="replace") if isinstance(s, bytes) else str(s)
+                for s in self._whole(g["prompt_token_strings"], "prompt_token_strings")
             ]
             return ids, strings
 
@@ -318,7 +337,9 @@ class SessionReader:
                 raise SessionFileError(f"run {run_id} has {n} complete step(s); there is no step {step}")
             att = self._attention_group(f, run_id)
             n_keys = int(self._ds(f, f"{att.name}/valid_keys")[step])
-            rows = np.asarray(self._ds(f, f"{att.name}/decode")[step, :, :, :n_keys], dtype=np.float32)
+            d = self._ds(f, f"{att.name}/decode")
+            self._check_rows(d, 1, max(0, min(n_keys, d.shape[-1])))
+            rows = np.asarray(d[step, :, :, :n_keys], dtype=np.float32)
         if self._cache_steps:
             self._cache[key] = rows
             while len(self._cache) > self._cache_steps:
@@ -327,9 +348,33 @@ class SessionReader:
 
     def _attention_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         g = f[RUNS_GROUP][run_id]
+        captured = bool(g.attrs.get("capture_decode", False))  # absent in early files
         if "attention" not in g or "decode" not in g["attention"]:
+            if captured or "attention" in g:
+                # the writer made these datasets when the run began: something deleted them
+                name = f"{g.name}/attention" + ("/decode" if "attention" in g else "")
+                raise SessionFileError(
+                    f"{self.path} is damaged: run {run_id} captured decode attention, but its "
+                    f"dataset {name} is missing"
+                )
             raise SessionFileError(f"run {run_id} was generated without attention capture")
-        return g["attention"]
+        att = g["attention"]
+        if "valid_keys" not in att:
+            raise SessionFileError(
+                f"{self.path} is damaged: the dataset {att.name}/valid_keys of run {run_id} is missing"
+            )
+        d = att["decode"]
+        if not isinstance(d, h5py.Dataset) or d.ndim != 4:
+            raise SessionFileError(f"{self.path} is damaged: {att.name}/decode should be a [step, layer, head, key] array")
+        return att
+
+    def _check_rows(self, d: h5py.Dataset, n_steps: int, n_keys: int) -> None:
+        """Refuse a read of ``n_steps`` x all heads x ``n_keys`` if a damaged shape makes it absurd."""
+        nbytes = float(n_steps) * d.shape[1] * d.shape[2] * n_keys * 4
+        if nbytes > MAX_WHOLE_READ_BYTES:
+            raise SessionFileError(
+                f"{self.path} is damaged: {d.name} claims shape {d.shape}, too large to be real"
+            )
 
     def head_rows(self, run: str | int, layer: int, head: int) -> np.ndarray:
         """One head's rows over all complete steps: ``[step, key]`` float32, zero beyond each step's
@@ -344,6 +389,9 @@ class SessionReader:
                     f"no head L{layer}H{head} in a model of {d.shape[1]}x{d.shape[2]} heads"
                 )
             width = int(np.max(self._ds(f, f"{att.name}/valid_keys")[:n], initial=0))
+            width = max(0, min(width, d.shape[3]))
+            if float(n) * width * 4 > MAX_WHOLE_READ_BYTES:
+                raise SessionFileError(f"{self.path} is damaged: {d.name} claims shape {d.shape}")
             return np.asarray(d[:n, layer, head, :width], dtype=np.float32)
 
     def prefill_rows(self, run: str | int) -> np.ndarray | None:
@@ -353,7 +401,7 @@ class SessionReader:
             g = f[RUNS_GROUP][run_id]
             if "attention" not in g or "prefill" not in g["attention"]:
                 return None
-            return np.asarray(g["attention"]["prefill"][()], dtype=np.float32)
+            return np.asarray(self._whole(g["attention"]["prefill"], "the prefill attention"), dtype=np.float32)
 
     def _head_index(self, heads: HeadSet | Iterable[Head] | None, n_layers: int, n_heads: int):
         if heads is None:
@@ -396,6 +444,11 @@ class SessionReader:
             att = self._attention_group(f, info.run_id)
             d = self._ds(f, f"{att.name}/decode")
             width = int(self.grid.positions.max()) + 1  # image tokens come before any generated key
+            if width > d.shape[3]:
+                raise SessionFileError(
+                    f"{self.path} is damaged: {d.name} has {d.shape[3]} keys, fewer than the image's {width}"
+                )
+            self._check_rows(d, block, width)
             for start in range(0, info.n_steps, block):
                 stop = min(start + block, info.n_steps)
                 chunk = np.asarray(d[start:stop, :, :, :width], dtype=np.float32)  # [step, layer, head, key]
@@ -412,7 +465,7 @@ class SessionReader:
             parent = f if run is None else f[RUNS_GROUP][self._run_id(run)]
             if DERIVED_GROUP not in parent or name not in parent[DERIVED_GROUP]:
                 return None
-            return np.asarray(parent[DERIVED_GROUP][name][()])
+            return np.asarray(self._whole(parent[DERIVED_GROUP][name], f"the derived array {name!r}"))
 
     def gaze_scores(self) -> np.ndarray | None:
         """Gaze scores ``[layer, head]`` if discovery stored them."""

@@ -7,6 +7,8 @@ Reading never changes the file; these checks only look. Each failure is a ``Sess
 from __future__ import annotations
 
 import json
+import mmap
+import os
 from pathlib import Path
 
 import h5py
@@ -18,6 +20,12 @@ from gaze_explorer.storage.schema import FORMAT_NAME, RUNS_GROUP, SCHEMA_VERSION
 REQUIRED_RUN_ITEMS = ("status", "n_steps", "token_ids", "targets", "token_text", "token_text_end", "switches")
 _INT_RUN_ATTRS = ("n_layers", "n_heads", "max_keys", "prompt_len")
 _STR_RUN_ATTRS = ("name", "prompt", "prefill_mode", "options_json", "plan_json", "schedule_json")
+# Arrays read whole (image, grid, prompt tokens, derived arrays) larger than this come from a
+# damaged shape, not from a real session: refuse them before numpy tries to allocate them.
+MAX_WHOLE_READ_BYTES = 2 << 30
+_GCOL = b"GCOL"
+_GCOL_OBJ_HEADER = 16  # object index (2), reference count (2), reserved (4), size (8)
+_MASK64 = (1 << 64) - 1
 
 
 def as_str(value, what: str, path: Path) -> str:
@@ -105,3 +113,59 @@ def validate_run(g: h5py.Group, path: Path) -> None:
         if key not in g.attrs:
             raise SessionFileError(f"{where} has no attribute {key!r}")
         as_str(g.attrs[key], f"run attribute {key!r}", path)
+
+
+def check_global_heaps(path: Path) -> None:
+    """Refuse a file whose global heap collections (where HDF5 keeps variable-length strings) are
+    damaged so that HDF5 would loop forever decoding them.
+
+    HDF5 walks a collection's objects by their stored sizes; a zeroed free-space object (or a size
+    that wraps the 64-bit offset back) makes its walk stand still, and the read of any string
+    attribute then spins in C, where no Python timeout can stop it. The walk is re-done here, on
+    the raw bytes, before h5py opens the file. Collections are found by their "GCOL" signature.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                at = mm.find(_GCOL)
+                while at >= 0:
+                    _check_collection(mm, at, size, path)
+                    at = mm.find(_GCOL, at + 4)
+    except OSError as exc:
+        raise SessionFileError(f"cannot read {path}: {exc}") from exc
+
+
+def _check_collection(mm: mmap.mmap, start: int, file_size: int, path: Path) -> None:
+    """Walk one global heap collection the way HDF5 does; raise if the walk would not end."""
+    if start + 16 > file_size or mm[start + 4] != 1:
+        return  # not a version-1 collection header (HDF5 refuses other versions with an error)
+    length = int.from_bytes(mm[start + 8 : start + 16], "little")
+    if length > file_size - start:
+        return  # HDF5 refuses to read past the end of the file, with an error
+    end = start + length
+    p = start + 16  # [GCOL, version, 3 reserved, collection size]
+    while p < end:
+        if p + _GCOL_OBJ_HEADER > end:
+            return  # HDF5 takes a tail too short for a header as free space and stops
+        index = int.from_bytes(mm[p : p + 2], "little")
+        obj_size = int.from_bytes(mm[p + 8 : p + 16], "little")
+        # object 0 is the free space; its size already includes its header and is not padded
+        need = obj_size if index == 0 else (_GCOL_OBJ_HEADER + ((obj_size + 7) & ~7)) & _MASK64
+        if need == 0 or need >= file_size:
+            raise SessionFileError(
+                f"{path} is damaged: the global heap at byte {start} (where HDF5 keeps text) has an "
+                f"object of impossible size {obj_size} at byte {p}; it cannot be read"
+            )
+        p += need
+
+
+def check_whole_read(ds: h5py.Dataset, what: str, path: Path) -> None:
+    """Refuse to read a dataset whole if its stored shape is absurd (a damaged file)."""
+    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize)
+    if nbytes > MAX_WHOLE_READ_BYTES:
+        raise SessionFileError(
+            f"{path} is damaged: {what} claims shape {ds.shape} ({nbytes} bytes), too large to be real"
+        )
