@@ -94,6 +94,8 @@ def _stack_left_padded(per_layer: list[torch.Tensor]) -> torch.Tensor:
     """Stack per-layer tensors whose last (key) axis may differ: sliding-window layers see only the
     last keys, so they are left-padded with zeros to the longest layer."""
     n_keys = max(t.shape[-1] for t in per_layer)
+    if all(t.shape[-1] == n_keys for t in per_layer):
+        return torch.stack(per_layer)  # the usual case: no padding copies
     return torch.stack([torch.nn.functional.pad(t, (n_keys - t.shape[-1], 0)) for t in per_layer])
 
 
@@ -160,6 +162,9 @@ def gaze_attention_forward(
     batch, _, q_len, dim = query.shape
     k_len = key.shape[2]
     scale = scaling if scaling is not None else dim**-0.5
+    if q_len == 1:
+        # a decode step: the hot path of a captured generation, kept to a handful of tensor ops
+        return _decode_step(control, layer, req, steer, capture, query, key, value, attention_mask, scale, softcap)
     add = _additive_mask(attention_mask, q_len, k_len, query.device)  # [b|1, 1, q, k]
     if steer is not None:
         # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
@@ -169,8 +174,8 @@ def gaze_attention_forward(
     k_full = repeat_kv(key, n_rep).float()  # [batch, head, k, dim]
     v_full = repeat_kv(value, n_rep)
 
-    if q_len == 1 or (capture == "all"):
-        # every row is needed (decode step, or full capture): one explicit pass gives output and probs
+    if capture == "all":
+        # every row is needed (full prefill capture): one explicit pass gives output and probs
         probs = _probs(query.float(), k_full, add, scale, softcap)  # [batch, head, q, k]
         out = torch.matmul(probs, v_full.float()).to(query.dtype)  # [batch, head, q, dim]
         if capture is not None:
@@ -189,6 +194,36 @@ def gaze_attention_forward(
     if out is None:
         return _plain(module, query, key, value, attention_mask, dropout, scaling, softcap, **kwargs)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _decode_step(control, layer, req, steer, capture, query, key, value, attention_mask, scale, softcap):
+    """One query row: explicit softmax(QK^T) so its probabilities can be captured.
+
+    The query heads are grouped by the KV head they share (``[batch, kv_head, group, dim]``)
+    instead of repeating the keys and values per query head (GQA), so no per-layer copy of the
+    whole cache is made; the captured row is a view of the probabilities.
+    """
+    batch, n_heads, _, dim = query.shape
+    n_kv, k_len = key.shape[1], key.shape[2]
+    group = n_heads // n_kv
+    q = query.reshape(batch, n_kv, group, dim).float()  # [batch, kv_head, group, dim]
+    scores = torch.matmul(q, key.float().transpose(-1, -2)) * scale  # [batch, kv_head, group, key]
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is not None:
+        add = _additive_mask(attention_mask, 1, k_len, query.device)  # [b|1, 1, 1, k]
+        scores = scores + add.reshape(add.shape[0], 1, 1, k_len)
+    if steer is not None:
+        # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
+        bias = req.bias[:, -k_len:].to(query.device, torch.float32)  # [batch, k]
+        head_mask = steer.to(query.device, torch.float32).reshape(1, n_kv, group, 1)  # [1, kv_head, group, 1]
+        scores = scores + bias[:, None, None, :] * head_mask
+    probs = torch.softmax(scores, dim=-1)  # [batch, kv_head, group, key]
+    out = torch.matmul(probs, value.float()).to(query.dtype)  # [batch, kv_head, group, dim]
+    if capture is not None:
+        control.rows[layer] = probs.reshape(batch, n_heads, 1, k_len)  # [batch, head, 1, key]
+    # [batch, head, 1, dim] -> [batch, 1, head, dim]: a view (the swapped axis has size 1)
+    return out.reshape(batch, n_heads, 1, dim).transpose(1, 2), None
 
 
 def _plain(module, query, key, value, attention_mask, dropout, scaling, softcap, **kwargs):
