@@ -208,7 +208,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
     gen = torch.Generator(device="cpu").manual_seed(int(options.seed))
     eos = set(adapter.eos_token_ids)
     generated: list[int] = []
-    text_so_far = ""
+    pieces = _TextPieces(adapter.decode)
 
     def bias_for(tgt: int | None, n_keys: int) -> torch.Tensor | None:
         if plan is None or tgt is None:
@@ -251,9 +251,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
             while True:
                 token = _choose(logits, prepared.tensors["input_ids"], generated, procs, options, gen)
                 generated.append(token)
-                full_text = adapter.decode(generated)
-                piece = full_text[len(text_so_far):] if full_text.startswith(text_so_far) else full_text
-                text_so_far = full_text
+                piece = pieces.push(token)
                 switch = recorder.switches[-1] if recorder.switches and recorder.switches[-1].step == step else None
                 yield TokenEvent(step, token, piece, target, step_row, switch)
                 if token in eos and not options.ignore_eos:
@@ -278,6 +276,40 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
                 step_row = None if taken is None else taken[:, :, 0]  # [layer, head, key]
     except (GazeExplorerError, RuntimeError, MemoryError) as exc:
         yield FinishedEvent("failed", list(recorder.switches), f"{type(exc).__name__}: {exc}", len(generated))
+
+
+class _TextPieces:
+    """The text each new token adds to the answer, decoding a short window per step.
+
+    Decoding the whole answer every step costs O(n) per token (O(n^2) per run). Instead the
+    window from ``prefix`` (a few tokens of context, so tokenizers that strip a leading space or
+    merge bytes see the same neighbours) is decoded with and without the new tokens, and the
+    difference is the piece. A window that ends in an incomplete character (U+FFFD) waits for the
+    next token. Should a window not extend its own prefix, the whole answer is decoded as before.
+    """
+
+    def __init__(self, decode) -> None:
+        self.decode = decode
+        self.ids: list[int] = []
+        self.prefix = 0  # window start
+        self.read = 0  # tokens before this are already emitted
+        self.emitted = ""
+
+    def push(self, token: int) -> str:
+        self.ids.append(int(token))
+        before = self.decode(self.ids[self.prefix : self.read])
+        after = self.decode(self.ids[self.prefix :])
+        if after.endswith("\ufffd"):
+            return ""  # an incomplete multi-byte character: wait for the rest
+        if after.startswith(before):
+            piece = after[len(before) :]
+        else:
+            full = self.decode(self.ids)
+            piece = full[len(self.emitted) :] if full.startswith(self.emitted) else full
+        if piece:
+            self.prefix, self.read = self.read, len(self.ids)
+        self.emitted += piece
+        return piece
 
 
 def _choose(logits, prompt_ids, generated, procs, options, gen) -> int:
