@@ -111,8 +111,17 @@ def open_for_reading(path: Path) -> h5py.File:
         if "truncated" in detail:
             # a writer in another process may be extending the file this very moment: retry
             # briefly, but only if the superblock says a writer has it open (no one else extends it)
-            if not writer_flag_set(path) or time.monotonic() > truncated_deadline:
+            if not writer_flag_set(path):
                 raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
+            if time.monotonic() > truncated_deadline:
+                # a writer that died after a failed write (a full disk) leaves the file shorter
+                # than its superblock says; a SWMR reader does not insist on the stored length
+                try:
+                    return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+                except (OSError, RuntimeError) as exc:
+                    raise SessionFileError(
+                        f"{path} is truncated (the file ends early); it cannot be read: {detail}"
+                    ) from exc
             time.sleep(0.05)
             continue
         if not writer_flag_set(path):

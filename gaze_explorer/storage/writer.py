@@ -302,6 +302,7 @@ class SessionWriter:
                     elif kind == "prefill":
                         ops.write_prefill(*item[1:])
                     elif kind == "step":
+                        self._check_room(ops, item[1], item[2])
                         self._write_step(ops, *item[1:])
                     elif kind == "end":
                         ops.end_run(*item[1:])
@@ -310,9 +311,33 @@ class SessionWriter:
                 finally:
                     self._queue.task_done()
         except BaseException as exc:
+            # The traceback's frames hold h5py objects of the file. Release them now, while the
+            # file is still open: freed after a close that failed (a full disk), they crash HDF5.
+            exc.__traceback__ = None
             self._error = self._translate(exc)
             ops.abort()
             self._drain()
+
+    def _check_room(self, ops: FileOps, run_id: str, step: int) -> None:
+        """Stop the run cleanly before a step that the disk (or the process's file-size limit)
+        may not hold. HDF5 does not survive a failed write well: the file is left claiming more
+        bytes than it has, and closing it can crash the process. So the run ends as failed while
+        there is still room to close the file properly."""
+        spec = ops.runs[run_id].spec
+        step_bytes = spec.n_layers * spec.n_heads * spec.max_keys * 2 if spec.capture_decode else 0
+        room, where = room_for(self.path)
+        if room >= 2 * step_bytes + _CLOSE_SLACK_BYTES:
+            return
+        left = max(1, spec.max_keys - spec.prompt_len - step)
+        needed = left * (step_bytes + 64) + _CLOSE_SLACK_BYTES
+        reason = (
+            f"stopped writing {self.path} at step {step}: the rest of the run needs about "
+            f"{human_bytes(needed)} ({needed} bytes) but only {human_bytes(room)} ({room} bytes) "
+            f"is left {where}. The {step} steps written before are kept and the file stays readable; "
+            "free some space or generate fewer tokens."
+        )
+        ops.end_run(run_id, "failed", [], reason)
+        raise DiskSpaceError(reason)
 
     def _write_step(self, ops: FileOps, run_id, step, token_id, text, target, rows, switch) -> None:
         ops.write_step(run_id, step, token_id, text, target, rows, switch)
@@ -330,7 +355,11 @@ class SessionWriter:
         if isinstance(exc, GazeExplorerError):
             return exc
         text = str(exc)
-        full = (isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS) or "No space left" in text
+        full = (
+            (isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS)
+            or any(f"errno = {code}," in text for code in _DISK_FULL_ERRNOS)  # h5py's RuntimeError
+            or "No space left" in text
+        )
         if full:
             try:
                 free = human_bytes(check_free(self.path))
@@ -345,6 +374,27 @@ class SessionWriter:
             err = SessionFileError(f"writing {self.path} failed: {type(exc).__name__}: {text}")
         err.__cause__ = exc
         return err
+
+
+# room kept for closing the file properly (run end, token strings, metadata flushes)
+_CLOSE_SLACK_BYTES = 64 * 1024
+
+
+def room_for(path: Path) -> tuple[int, str]:
+    """Bytes that ``path`` may still grow by: the free disk space, or less under the process's
+    file-size limit (``ulimit -f``); and where the limit comes from, for messages."""
+    room, where = check_free(path), "on the disk"
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (ImportError, OSError, ValueError):  # no such limit on this platform
+        return room, where
+    if soft != resource.RLIM_INFINITY:
+        size = path.stat().st_size if path.exists() else 0
+        if soft - size < room:
+            room, where = max(0, soft - size), f"under this process's file-size limit of {soft} bytes"
+    return room, where
 
 
 def check_free(path: Path) -> int:
