@@ -28,7 +28,7 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path):
     win = MainWindow()
     qtbot.addWidget(win)
     win.controller.recorder.directory = tmp_path / "sessions"
-    win.controller._on_model_loaded(load_model("demo"))
+    win.controller._on_model_loaded(load_model("demo", num_threads=1))
     strip = _demo_strip()
     win.controller.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
     win.show()
@@ -92,7 +92,7 @@ def test_demo_steered_answer_names_panel_4(qtbot, tmp_path):
     win = MainWindow()
     qtbot.addWidget(win)
     win.controller.recorder.directory = tmp_path / "sessions"
-    win.controller._on_model_loaded(load_model("demo"))
+    win.controller._on_model_loaded(load_model("demo", num_threads=1))
     strip = _demo_strip()
     win.controller.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
     win.controller.discover("demo")
