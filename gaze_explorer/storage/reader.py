@@ -324,13 +324,17 @@ class SessionReader:
 
     # ---- attention -----------------------------------------------------------------------
     def step_rows(self, run: str | int, step: int) -> np.ndarray:
-        """Attention of decode step ``step``: ``[layer, head, key]`` float32, its valid keys only."""
+        """Attention of decode step ``step``: ``[layer, head, key]`` float32, its valid keys only.
+
+        The array is read-only and shared with the reader's cache (a scrub frame asks for the same
+        step from several views; a copy of an 8B step is 4.6 MB). ``.copy()`` it to modify it.
+        """
         run_id = self._run_id(run)
         key = (run_id, int(step))
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
-            return cached.copy()
+            return cached
         with self._access() as f:
             n = self._n_steps(f, run_id)
             if not 0 <= step < n:
@@ -340,11 +344,12 @@ class SessionReader:
             d = self._ds(f, f"{att.name}/decode")
             self._check_rows(d, 1, max(0, min(n_keys, d.shape[-1])))
             rows = np.asarray(d[step, :, :, :n_keys], dtype=np.float32)
+        rows.flags.writeable = False
         if self._cache_steps:
             self._cache[key] = rows
             while len(self._cache) > self._cache_steps:
                 self._cache.popitem(last=False)
-        return rows.copy()
+        return rows
 
     def _attention_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         g = f[RUNS_GROUP][run_id]

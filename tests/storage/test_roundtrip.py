@@ -171,9 +171,10 @@ def test_step_rows_lru_cache_serves_repeated_steps(new_writer):
     w.close()
     r = SessionReader(w.path, cache_steps=2)
     first = r.step_rows(run_id, 1)
-    first[:] = -1  # callers get copies, the cache stays intact
+    with pytest.raises(ValueError):  # shared with the cache, so read-only: nobody can corrupt it
+        first[:] = -1
     again = r.step_rows(run_id, 1)
-    assert (again >= 0).all()
+    assert again is first and (again >= 0).all()
     r.step_rows(run_id, 2)
     r.step_rows(run_id, 3)
     assert list(r._cache) == [(run_id, 2), (run_id, 3)]
