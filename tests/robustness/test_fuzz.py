@@ -34,12 +34,13 @@ DATA = Path(__file__).resolve().parent / "data"
 # a read of this small file takes milliseconds; the limit is for a loaded CI machine
 READ_LIMIT_S = 20.0
 FILE_FUZZ = settings(
-    max_examples=30,
+    max_examples=60,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+BYTE_FUZZ = settings(FILE_FUZZ, max_examples=150)  # each read takes milliseconds
 PARSER_FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None)
 
 
@@ -157,7 +158,7 @@ def test_the_fuzz_base_file_reads_cleanly(tmp_path, reader_worker):
     assert _read_in_child(reader_worker, path) == "ok"
 
 
-@FILE_FUZZ
+@BYTE_FUZZ
 @given(data=st.data())
 def test_reader_survives_random_byte_corruption(tmp_path_factory, session_bytes, reader_worker, data):
     blob = bytearray(session_bytes)
