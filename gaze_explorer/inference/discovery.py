@@ -7,16 +7,14 @@ queried x attended matrix; the gaze score is its diagonal mean over panels and s
 (``core/scoring.py``). Progress is yielded per strip; a cancel stops after the strip in hand and
 yields a partial result.
 
-The N rows of a strip's batch hold the same image, so the vision encoder runs ONCE per strip: its
-output is repeated for the N rows and handed to the forward as ``mm_encoder_outputs`` (the
-transformers 5 hook every supported family's forward accepts instead of ``pixel_values``). Where
-that is not possible (a family without the hook, or rows whose vision tensors differ) the plain
-batched forward runs, which encodes the image once per row; both give the same scores.
+The N rows of a strip's batch hold the same image and differ only in a few words, so the work they
+share is done once (``inference/batch_sharing.py``): the image and the common start of the prompt
+go through the model once, and only the N differing endings run as a batch on top of that cache.
+Where sharing is not possible the plain batched forward runs; both give the same scores.
 """
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from gaze_explorer.core.heads import ranking
 from gaze_explorer.core.regions import panel_regions
 from gaze_explorer.core.scoring import gaze_scores, mean_matrices, panel_matrix
 from gaze_explorer.inference.attention import ForwardRequest, attention_control
+from gaze_explorer.inference.batch_sharing import prefix_shared_rows, shared_image_kwargs
 from gaze_explorer.inference.loading import LoadedModel
 
 PAPER_PROMPT = (
@@ -75,12 +74,12 @@ class DiscoveryResult:
 
 
 def strip_matrix(
-    loaded: LoadedModel, strip: Any, template: str = PAPER_PROMPT, *, reuse_vision: bool = True
+    loaded: LoadedModel, strip: Any, template: str = PAPER_PROMPT, *, share: bool = True
 ) -> np.ndarray:
     """The ``[layer, head, N, N]`` queried x attended matrix of one strip (one batched forward).
 
-    ``reuse_vision=False`` forces the plain forward that encodes the image once per question (for
-    checks and benchmarks; the result is the same)."""
+    ``share=False`` forces the plain batched forward that encodes the image and the common prompt
+    start once per question (for checks and benchmarks; the result is the same)."""
     widths = list(getattr(strip, "panel_widths", None) or [])
     n = len(widths)
     if n < 1:
@@ -90,83 +89,22 @@ def strip_matrix(
     model, adapter = loaded.model, loaded.adapter
     with torch.inference_mode():
         kwargs = adapter.prefill_kwargs(model, prepared)
-        if reuse_vision:
-            kwargs = shared_image_kwargs(model, kwargs, prepared.batch_size) or kwargs
         with attention_control(loaded) as ctl:
-            ctl.set_request(ForwardRequest(capture_rows="last"))
-            model(**kwargs, use_cache=False, logits_to_keep=1)
-            rows = ctl.take_rows()  # [layer, batch, head, 1, key]
+            rows = None
+            if share:
+                rows = prefix_shared_rows(model, kwargs, prepared.batch_size, adapter.image_token_id, ctl)
+            if rows is None:
+                if share:
+                    kwargs = shared_image_kwargs(model, kwargs, prepared.batch_size) or kwargs
+                ctl.set_request(ForwardRequest(capture_rows="last"))
+                model(**kwargs, use_cache=False, logits_to_keep=1)
+                rows = ctl.take_rows()  # [layer, batch, head, 1, key]
     rows_np = rows[:, :, :, 0].float().cpu().numpy().transpose(1, 0, 2, 3)  # [query, layer, head, key]
     positions = []
     for grid in prepared.grids:
         regions = panel_regions(grid, n, widths)
         positions.append([r.positions(grid) for r in regions])
     return panel_matrix(rows_np, positions)
-
-
-def _base_model(model: Any) -> Any:
-    """The inner multimodal model that owns ``get_image_features`` (``model.model`` in every family)."""
-    inner = getattr(model, "model", None)
-    return inner if inner is not None and hasattr(inner, "get_image_features") else model
-
-
-def _repeat_rows(value: Any, n: int) -> Any:
-    """One image's encoder output repeated for ``n`` batch rows, or None for an unknown layout.
-
-    Per-image sequences (Qwen, LLaVA, Idefics3) repeat their items; a tensor whose first axis
-    counts images (Gemma 3) is concatenated with itself."""
-    if isinstance(value, torch.Tensor):
-        return torch.cat([value] * n, dim=0)
-    if isinstance(value, list | tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
-        return type(value)(list(value) * n)
-    return None
-
-
-def shared_image_kwargs(model: Any, kwargs: dict[str, Any], n_rows: int) -> dict[str, Any] | None:
-    """``kwargs`` of a batch whose ``n_rows`` rows hold one image, with the image encoded once.
-
-    The vision tensors that ``get_image_features`` takes are cut to the first row's share, the
-    image is encoded once, and its output (``pooler_output`` and Qwen3-VL's ``deepstack_features``)
-    is repeated per row and passed as ``mm_encoder_outputs`` instead of ``pixel_values``. Returns
-    None (use the plain forward) when the family has no such hook or the rows' images differ.
-    """
-    base = _base_model(model)
-    get_features = getattr(base, "get_image_features", None)
-    pixels = kwargs.get("pixel_values")
-    if n_rows < 2 or get_features is None or not isinstance(pixels, torch.Tensor):
-        return None
-    if "mm_encoder_outputs" not in inspect.signature(model.forward).parameters:
-        return None
-    single: dict[str, Any] = {}
-    for name in inspect.signature(get_features).parameters:
-        value = kwargs.get(name)
-        if not isinstance(value, torch.Tensor):
-            continue
-        if value.ndim == 0 or value.shape[0] % n_rows:
-            return None
-        share = value.shape[0] // n_rows
-        first = value[:share]
-        # the adapter repeats one image per row; anything else cannot share an encoding
-        if not all(torch.equal(first, value[i * share : (i + 1) * share]) for i in range(1, n_rows)):
-            return None
-        single[name] = first
-    if "pixel_values" not in single:
-        return None
-    encoded = get_features(**single, return_dict=True)
-    pooled = _repeat_rows(getattr(encoded, "pooler_output", None), n_rows)
-    if pooled is None:
-        return None
-    encoded.pooler_output = pooled
-    deepstack = getattr(encoded, "deepstack_features", None)
-    if deepstack is not None:
-        # [vision layer][image] -> the same per layer, for n_rows images
-        repeated = [_repeat_rows(layer, n_rows) for layer in deepstack]
-        if any(r is None for r in repeated):
-            return None
-        encoded.deepstack_features = repeated
-    out = {k: v for k, v in kwargs.items() if k != "pixel_values"}
-    out["mm_encoder_outputs"] = {"image": encoded}
-    return out
 
 
 def discover(
