@@ -37,6 +37,8 @@ from gaze_explorer.storage.validate import (
     as_int,
     as_json,
     as_str,
+    attention_group,
+    check_rows_read,
     check_whole_read,
     validate_run,
     validate_session,
@@ -352,34 +354,10 @@ class SessionReader:
         return rows
 
     def _attention_group(self, f: h5py.File, run_id: str) -> h5py.Group:
-        g = f[RUNS_GROUP][run_id]
-        captured = bool(g.attrs.get("capture_decode", False))  # absent in early files
-        if "attention" not in g or "decode" not in g["attention"]:
-            if captured or "attention" in g:
-                # the writer made these datasets when the run began: something deleted them
-                name = f"{g.name}/attention" + ("/decode" if "attention" in g else "")
-                raise SessionFileError(
-                    f"{self.path} is damaged: run {run_id} captured decode attention, but its "
-                    f"dataset {name} is missing"
-                )
-            raise SessionFileError(f"run {run_id} was generated without attention capture")
-        att = g["attention"]
-        if "valid_keys" not in att:
-            raise SessionFileError(
-                f"{self.path} is damaged: the dataset {att.name}/valid_keys of run {run_id} is missing"
-            )
-        d = att["decode"]
-        if not isinstance(d, h5py.Dataset) or d.ndim != 4:
-            raise SessionFileError(f"{self.path} is damaged: {att.name}/decode should be a [step, layer, head, key] array")
-        return att
+        return attention_group(f[RUNS_GROUP][run_id], run_id, self.path)
 
     def _check_rows(self, d: h5py.Dataset, n_steps: int, n_keys: int) -> None:
-        """Refuse a read of ``n_steps`` x all heads x ``n_keys`` if a damaged shape makes it absurd."""
-        nbytes = float(n_steps) * d.shape[1] * d.shape[2] * n_keys * 4
-        if nbytes > MAX_WHOLE_READ_BYTES:
-            raise SessionFileError(
-                f"{self.path} is damaged: {d.name} claims shape {d.shape}, too large to be real"
-            )
+        check_rows_read(d, n_steps, n_keys, self.path)
 
     def head_rows(self, run: str | int, layer: int, head: int) -> np.ndarray:
         """One head's rows over all complete steps: ``[step, key]`` float32, zero beyond each step's

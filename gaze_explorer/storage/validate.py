@@ -169,3 +169,32 @@ def check_whole_read(ds: h5py.Dataset, what: str, path: Path) -> None:
         raise SessionFileError(
             f"{path} is damaged: {what} claims shape {ds.shape} ({nbytes} bytes), too large to be real"
         )
+
+
+def attention_group(g: h5py.Group, run_id: str, path: Path) -> h5py.Group:
+    """A run's ``attention`` group, with its ``decode`` rows ``[step, layer, head, key]`` and
+    ``valid_keys``; a clear error if the run captured none, or if the file lost them."""
+    captured = bool(g.attrs.get("capture_decode", False))  # absent in early files
+    if "attention" not in g or "decode" not in g["attention"]:
+        if captured or "attention" in g:
+            # the writer made these datasets when the run began: something deleted them
+            name = f"{g.name}/attention" + ("/decode" if "attention" in g else "")
+            raise SessionFileError(
+                f"{path} is damaged: run {run_id} captured decode attention, but its "
+                f"dataset {name} is missing"
+            )
+        raise SessionFileError(f"run {run_id} was generated without attention capture")
+    att = g["attention"]
+    if "valid_keys" not in att:
+        raise SessionFileError(f"{path} is damaged: the dataset {att.name}/valid_keys of run {run_id} is missing")
+    d = att["decode"]
+    if not isinstance(d, h5py.Dataset) or d.ndim != 4:
+        raise SessionFileError(f"{path} is damaged: {att.name}/decode should be a [step, layer, head, key] array")
+    return att
+
+
+def check_rows_read(d: h5py.Dataset, n_steps: int, n_keys: int, path: Path) -> None:
+    """Refuse a read of ``n_steps`` x all heads x ``n_keys`` if a damaged shape makes it absurd."""
+    nbytes = float(n_steps) * d.shape[1] * d.shape[2] * n_keys * 4
+    if nbytes > MAX_WHOLE_READ_BYTES:
+        raise SessionFileError(f"{path} is damaged: {d.name} claims shape {d.shape}, too large to be real")
