@@ -16,6 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6 import QtCore, QtWidgets
 
+from gaze_explorer.qt.compat import singleton_refs_guard
 from gaze_explorer.qt.main_window import MainWindow
 
 image_path, n_panels, prompt, max_new, session_dir = sys.argv[1:6]
@@ -26,6 +27,7 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+singleton_refs_guard()  # what the app's main() does (PySide6 6.12 / Python 3.11 refcount leak)
 app = QtWidgets.QApplication([])
 win = MainWindow()
 controller, state = win.controller, win.state
