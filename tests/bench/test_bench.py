@@ -45,6 +45,9 @@ def test_capture_emits_json(tmp_path, capsys):
     assert d["unit"] == "ms/token" and d["model"] == "demo"
     assert 1 <= d["tokens"] <= 4
     assert d["session_bytes_per_run"] > 0
+    split = d["capture_without_writer"]  # the same generation without the writer, timed too
+    assert split["spread"]["min"] <= split["median"] <= split["spread"]["max"] and split["median"] > 0
+    assert d["ratio_without_writer"] == pytest.approx(split["median"] / d["compared_again"]["median"])
     assert "capture: ours" in capsys.readouterr().out
 
 
