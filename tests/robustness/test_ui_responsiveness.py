@@ -51,6 +51,7 @@ def test_stall_stats_reads_gaps():
     assert stats["p50"] == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_event_loop_keeps_turning_while_300_tokens_stream(qtbot, tmp_path, demo_loaded):
     from gaze_explorer.core.strips import iter_strip_folders
 
@@ -76,7 +77,7 @@ def test_event_loop_keeps_turning_while_300_tokens_stream(qtbot, tmp_path, demo_
     timer.start()
     worker = controller.generate(win.steering_panel.prompt(), options, plan=None)
     assert worker is not None, win.messages
-    qtbot.waitUntil(lambda: not controller.workers, timeout=240_000)
+    qtbot.waitUntil(lambda: not controller.workers, timeout=600_000)  # minutes only on a saturated machine
     timer.stop()
 
     run = win.state.session.runs[-1]
