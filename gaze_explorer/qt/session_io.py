@@ -47,7 +47,7 @@ class StepWindow:
         self._lock = threading.Lock()
 
     def put(self, step: int, rows: np.ndarray | None) -> None:
-        stored = None if rows is None else np.asarray(rows).astype(STORED_DTYPE).astype(np.float32)
+        stored = None if rows is None else np.asarray(rows).astype(STORED_DTYPE)  # as the file (and the reader) serve it
         with self._lock:
             if self.keep_all or step >= self.flushed:
                 self._rows[int(step)] = stored  # [layer, head, key]
@@ -155,7 +155,7 @@ class SessionRecorder:
             if handle.run_id is None or not 0 <= step < window.flushed or self.writer is None:
                 return None
             try:
-                return self._file_reader().step_rows(handle.run_id, step)
+                return self._file_reader().step_rows(handle.run_id, step, as_stored=True)
             except GazeExplorerError:  # the file went away under us: show nothing for this step
                 return None
 
@@ -245,7 +245,7 @@ class SessionRecorder:
         self.writer.wait()
         reader, run_id, n = self._file_reader(), handle.run_id, handle.run.n_steps
         reader.refresh()
-        handle.run.rows_at = lambda s: reader.step_rows(run_id, s) if 0 <= s < n else None
+        handle.run.rows_at = lambda s: reader.step_rows(run_id, s, as_stored=True) if 0 <= s < n else None
         handle.window.clear()
         self._windows.pop(run_id, None)
         return True
@@ -333,6 +333,6 @@ def run_from_reader(reader, info, session_regions) -> RunData:
         run_id=run_id,
         prompt_len=int(info.prompt_len),
         prompt_tokens=list(prompt_tokens),
-        rows_at=lambda s: reader.step_rows(run_id, s) if 0 <= s < len(tokens) else None,
+        rows_at=lambda s: reader.step_rows(run_id, s, as_stored=True) if 0 <= s < len(tokens) else None,
         regions=regions,
     )

@@ -325,33 +325,35 @@ class SessionReader:
             return ids, strings
 
     # ---- attention -----------------------------------------------------------------------
-    def step_rows(self, run: str | int, step: int) -> np.ndarray:
-        """Attention of decode step ``step``: ``[layer, head, key]`` float32, its valid keys only.
+    def step_rows(self, run: str | int, step: int, *, as_stored: bool = False) -> np.ndarray:
+        """Attention of decode step ``step``: ``[layer, head, key]``, its valid keys only.
 
-        The array is read-only and shared with the reader's cache (a scrub frame asks for the same
-        step from several views; a copy of an 8B step is 4.6 MB). ``.copy()`` it to modify it.
+        float32 by default (a fresh array). ``as_stored=True`` returns the stored dtype (float16)
+        as the reader's cached, read-only array: a scrub frame asks for the same step from several
+        views, and converting a whole 8B step (36 x 32 x 1,000) to float32 costs as much as reading
+        it, while the views only need a few heads or one region (they upcast what they pick).
         """
         run_id = self._run_id(run)
         key = (run_id, int(step))
-        cached = self._cache.get(key)
-        if cached is not None:
+        rows = self._cache.get(key)
+        if rows is not None:
             self._cache.move_to_end(key)
-            return cached
-        with self._access() as f:
-            n = self._n_steps(f, run_id)
-            if not 0 <= step < n:
-                raise SessionFileError(f"run {run_id} has {n} complete step(s); there is no step {step}")
-            att = self._attention_group(f, run_id)
-            n_keys = int(self._ds(f, f"{att.name}/valid_keys")[step])
-            d = self._ds(f, f"{att.name}/decode")
-            self._check_rows(d, 1, max(0, min(n_keys, d.shape[-1])))
-            rows = np.asarray(d[step, :, :, :n_keys], dtype=np.float32)
-        rows.flags.writeable = False
-        if self._cache_steps:
-            self._cache[key] = rows
-            while len(self._cache) > self._cache_steps:
-                self._cache.popitem(last=False)
-        return rows
+        else:
+            with self._access() as f:
+                n = self._n_steps(f, run_id)
+                if not 0 <= step < n:
+                    raise SessionFileError(f"run {run_id} has {n} complete step(s); there is no step {step}")
+                att = self._attention_group(f, run_id)
+                n_keys = int(self._ds(f, f"{att.name}/valid_keys")[step])
+                d = self._ds(f, f"{att.name}/decode")
+                self._check_rows(d, 1, max(0, min(n_keys, d.shape[-1])))
+                rows = np.asarray(d[step, :, :, :n_keys])
+            rows.flags.writeable = False
+            if self._cache_steps:
+                self._cache[key] = rows
+                while len(self._cache) > self._cache_steps:
+                    self._cache.popitem(last=False)
+        return rows if as_stored else rows.astype(np.float32)
 
     def _attention_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         return attention_group(f[RUNS_GROUP][run_id], run_id, self.path)

@@ -49,7 +49,7 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
     seen = {}
     for step in range(run.n_steps - 1, max(run.n_steps - 6, -1), -1):
         rows = run.rows_at(step)
-        assert rows is not None and rows.dtype == np.float32
+        assert rows is not None and rows.dtype == np.float16  # the stored dtype, from the window or the file
         seen[step] = rows
 
     qtbot.waitUntil(lambda: run.status != "running", timeout=120000)

@@ -170,11 +170,16 @@ def test_step_rows_lru_cache_serves_repeated_steps(new_writer):
     run_id = _record(w, n_steps=4)
     w.close()
     r = SessionReader(w.path, cache_steps=2)
-    first = r.step_rows(run_id, 1)
+    first = r.step_rows(run_id, 1, as_stored=True)
+    assert first.dtype == np.float16
     with pytest.raises(ValueError):  # shared with the cache, so read-only: nobody can corrupt it
         first[:] = -1
+    assert r.step_rows(run_id, 1, as_stored=True) is first
+    mine = r.step_rows(run_id, 1)  # float32, a fresh array the caller may change
+    mine[:] = -1
     again = r.step_rows(run_id, 1)
-    assert again is first and (again >= 0).all()
+    assert again.dtype == np.float32 and (again >= 0).all()
+    np.testing.assert_array_equal(again, first.astype(np.float32))
     r.step_rows(run_id, 2)
     r.step_rows(run_id, 3)
     assert list(r._cache) == [(run_id, 2), (run_id, 3)]
