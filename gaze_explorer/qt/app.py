@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         ok = window.open_session(args.session)
     else:
         setup_image(window, args)
-        window.controller.load_model(args.model, device=args.device, dtype=args.dtype)
+        window.controller.load_model(
+            args.model, device=args.device, dtype=args.dtype,
+            device_map=getattr(args, "device_map", None), trust_remote_code=getattr(args, "trust_remote_code", False),
+        )  # fmt: skip
     if args.step is not None:
         window.state.step.set_step(args.step)
     if args.screenshot:
@@ -120,7 +123,12 @@ def run(args: argparse.Namespace | list[str] | None = None) -> int:
         argv: list[str] = []
         for action in build_parser()._actions:
             value = getattr(args, action.dest, None)
-            if action.option_strings and value is not None and action.dest != "help":
+            if not action.option_strings or value is None or action.dest == "help":
+                continue
+            if action.nargs == 0:  # store_true / store_false flags: pass the flag only when set
+                if value != action.default:
+                    argv.append(action.option_strings[0])
+            else:
                 argv += [action.option_strings[0], str(value)]
         return main(argv)
     return main(args)

@@ -86,18 +86,26 @@ class AppController(QtCore.QObject):
         return any(w.is_running() for w in self.workers)
 
     # ---- model ---------------------------------------------------------------------------------
-    def load_model(self, spec: str, device: str = "auto", dtype: str = "auto") -> Worker:
-        """Load a model on a worker; a bad spec posts a clear error and keeps the app usable."""
+    def load_model(
+        self, spec: str, device: str = "auto", dtype: str = "auto", device_map: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> Worker:  # fmt: skip
+        """Load a model on a worker; a bad spec posts a clear error and keeps the app usable.
+
+        ``trust_remote_code`` stays off unless the user passed ``--trust-remote-code``.
+        """
         self.state.status.update(activity=f"loading {spec}…")
 
         def stream(cancel: threading.Event):
             from gaze_explorer.inference.loading import load_model
 
             try:
-                yield load_model(spec, device=device, dtype=dtype)
+                yield load_model(
+                    spec, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+                )
             except GazeExplorerError:
                 raise
-            except (OSError, ValueError, KeyError, RuntimeError) as err:
+            except (OSError, ValueError, KeyError, RuntimeError, AssertionError) as err:  # torch asserts on CUDA
                 raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
         worker = Worker("load-model", stream, classify=lambda _item: "finished")
