@@ -33,6 +33,18 @@ def _pyside_refcount_guard() -> None:
     singleton_refs_guard()
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Generate on one torch thread: two OpenMP threads on 2 shared, saturated cores wait on each
+    other at every op, and the 300 tokens then take minutes instead of seconds."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def stall_stats(ticks: list[float], interval_s: float) -> dict[str, float]:
     """Event-loop stalls in ms from a timer's tick times: each gap minus the interval (>= 0)."""
     gaps = np.maximum(np.diff(np.asarray(ticks)) - interval_s, 0.0) * 1000.0
@@ -52,7 +64,7 @@ def test_stall_stats_reads_gaps():
 
 
 @pytest.mark.slow
-def test_event_loop_keeps_turning_while_300_tokens_stream(qtbot, tmp_path, demo_loaded):
+def test_event_loop_keeps_turning_while_300_tokens_stream(qtbot, tmp_path, demo_loaded, one_torch_thread):
     from gaze_explorer.core.strips import iter_strip_folders
 
     win = MainWindow()
