@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtWidgets
 
 from gaze_explorer.core.state import AppState
 from gaze_explorer.core.state_data import head_region_mass
-from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
+from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 
@@ -102,7 +102,9 @@ class HeadGridView(QtWidgets.QWidget):
         self._hover_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_hover)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.viewbox.rect_selected.connect(self._on_rect)
-        self._redraw_timer = FrameCoalescer(self.refresh, min_gap_ms=15, parent=self)
+        self._redraw_timer = FrameCoalescer(
+            self.refresh, min_gap_ms=15, parent=self, busy=lambda: streaming(self.state)
+        )
         s = state
         s.heads.scores_changed.connect(self._schedule)
         s.heads.selection_changed.connect(self._draw_marks)

@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.state import COLORMAPS, AppState, RunData
 from gaze_explorer.core.state_data import grid_corners, overlay_heat
-from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
+from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 # Okabe-Ito: colour-blind-safe panel colours
@@ -42,7 +42,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         self._build_controls()
         self._build_plot()
         # coalesce bursts of step/selection changes into one redraw per event-loop turn
-        self._redraw_timer = FrameCoalescer(self.refresh_heat, min_gap_ms=15, parent=self)
+        self._redraw_timer = FrameCoalescer(
+            self.refresh_heat, min_gap_ms=15, parent=self, busy=lambda: streaming(self.state)
+        )
         s = state
         s.session.image_changed.connect(self._on_image_changed)
         s.session.shown_runs_changed.connect(self._schedule_redraw)

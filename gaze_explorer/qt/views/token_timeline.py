@@ -12,7 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.state_data import overlay_heat, region_masses
-from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
+from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 SCHEDULED_SYMBOL, LIVE_SYMBOL = "t1", "d"  # ▲ scheduled switch, ◆ live switch
@@ -130,7 +130,9 @@ class TokenTimelineView(QtWidgets.QWidget):
 
         self.play_timer = QtCore.QTimer(self, interval=120)
         self.play_timer.timeout.connect(self._advance)
-        self._redraw_timer = FrameCoalescer(self.refresh, min_gap_ms=30, parent=self)
+        self._redraw_timer = FrameCoalescer(
+            self.refresh, min_gap_ms=30, parent=self, busy=lambda: streaming(self.state)
+        )
         s = state
         s.step.step_changed.connect(self._on_step)
         s.step.range_changed.connect(self._on_range)
