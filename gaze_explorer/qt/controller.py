@@ -53,6 +53,11 @@ class AppController(QtCore.QObject):
         self.panel_matrices: np.ndarray | None = None  # [layer, head, N, N] from the last discovery
         self._handles: dict = {}  # run index -> session_io.RunHandle
         self._t0 = 0.0
+        # Token events land at model speed (hundreds a second on the demo); the run's data is
+        # appended at once, but the views hear about it at most ~30 times a second.
+        self._pending_runs: set[int] = set()
+        self._notify_timer = QtCore.QTimer(self, singleShot=True, interval=33)
+        self._notify_timer.timeout.connect(self._flush_token_notices)
         state.target.target_changed.connect(self._on_target_changed)
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -266,15 +271,26 @@ class AppController(QtCore.QObject):
         run.targets.append(event.target)
         if event.switch is not None:
             run.switches.append(event.switch)
-        elapsed = time.perf_counter() - self._t0
-        self.state.status.update(tokens_per_s=run.n_steps / elapsed if elapsed > 0 else 0.0)
-        self.state.session.notify_run(index)
-        if self.state.session.shown == index:
-            step = self.state.step
-            # follow the stream only from its last step, so scrubbing back while it streams stays put
-            step.set_n_steps(run.n_steps, follow=step.step >= step.n_steps - 1)
+        self._pending_runs.add(index)
+        if not self._notify_timer.isActive():
+            self._notify_timer.start()
+
+    def _flush_token_notices(self) -> None:
+        """Tell the views about the tokens appended since the last notice (one update per run)."""
+        self._notify_timer.stop()
+        pending, self._pending_runs = self._pending_runs, set()
+        for index in sorted(pending):
+            run = self.state.session.runs[index]
+            elapsed = time.perf_counter() - self._t0
+            self.state.status.update(tokens_per_s=run.n_steps / elapsed if elapsed > 0 else 0.0)
+            self.state.session.notify_run(index)
+            if self.state.session.shown == index:
+                step = self.state.step
+                # follow the stream only from its last step, so scrubbing back while it streams stays put
+                step.set_n_steps(run.n_steps, follow=step.step >= step.n_steps - 1)
 
     def _on_finished(self, index: int, event) -> None:
+        self._flush_token_notices()
         run = self.state.session.runs[index]
         run.status = str(getattr(event, "status", "finished"))
         switches = list(getattr(event, "switches", []) or [])
@@ -293,6 +309,7 @@ class AppController(QtCore.QObject):
         self.run_finished.emit(index)
 
     def _on_failed(self, index: int, message: str) -> None:
+        self._flush_token_notices()
         run = self.state.session.runs[index]
         run.status = "failed"
         handle = self._handles.pop(index, None)
