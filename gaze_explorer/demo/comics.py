@@ -40,11 +40,11 @@ OBJECTS: dict[str, tuple[int, int, int]] = {
     "cyan": (55, 225, 235),
 }
 ATTRIBUTE_NAMES = ("object", "background")  # the judged attributes
-# A third, unjudged property: the square's size. Answers name it first, so the model must look at
-# the asked panel already at the last prompt token (where discovery measures gaze), while the
-# judged colour words come after it (where decode-only steering acts).
+# A third, unjudged property: the square's size (in the captions, not in the model's answers). Even a
+# small square reaches into every 32-px token of its 96-px panel, so each of the panel's 3x3 LM tokens
+# carries both judged colours and a head that looks at the panel can read both (model card, run r9).
 SIZES = ("small", "big")
-SIZE_RANGES = {"small": (0.26, 0.32), "big": (0.56, 0.64)}
+SIZE_RANGES = {"small": (0.44, 0.50), "big": (0.66, 0.74)}
 N_PANELS = 6
 PANEL_SIZE = 96  # px: 3x3 LM tokens per panel for Qwen3-VL (patch 16, merge 2)
 COLOUR_JITTER = 12  # per channel, so the model learns colour names rather than exact pixels
@@ -56,7 +56,7 @@ class PanelSpec:
 
     object: str
     background: str
-    size_word: str  # "small" or "big": read before the colours, so answers start by looking
+    size_word: str  # "small" or "big": in the captions, not judged and not in the model's answers
     size: float  # square side as a fraction of the panel side
     dx: float  # centre offset as a fraction of the panel side
     dy: float
@@ -64,11 +64,6 @@ class PanelSpec:
     @property
     def attributes(self) -> dict[str, str]:
         return {"object": self.object, "background": self.background}
-
-    @property
-    def answer_attributes(self) -> dict[str, str]:
-        """The attributes plus the unjudged size word (what an answer names)."""
-        return {**self.attributes, "size": self.size_word}
 
     @property
     def caption(self) -> str:

@@ -61,9 +61,8 @@ def sample_example(specs_attrs: list[dict], rng: random.Random, mix: dict[str, f
     task = rng.choices(list(mix), weights=list(mix.values()))[0]
     if task == "kth":
         k = rng.randrange(len(specs_attrs))
-        return Example(
-            prompts.kth_prompt(k, words=rng.random() < 0.5), prompts.describe_answer(specs_attrs[k]), task
-        )
+        prompt = prompts.kth_prompt(k, words=rng.random() < 0.5)
+        return Example(prompt, prompts.kth_answer(specs_attrs[k]), task)
     if task == "narration":
         return Example(prompts.NARRATION_PROMPT, prompts.narration_answer(specs_attrs), task)
     prompt = prompts.AMBIGUOUS_PROMPT if task == "ambiguous" else prompts.VQA_PROMPT
@@ -117,7 +116,7 @@ class BatchBuilder:
             comic = make_comic("train", self.seed, i, panel_size=256 if big else PANEL_SIZE)
             strip = comic.compose(height=256 if big else PANEL_SIZE, gap=6)
             images.append(strip.image)
-            examples.append(sample_example([s.answer_attributes for s in comic.specs], rng, self.mix))
+            examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix))
         return self.collate(images, examples)
 
     def collate(self, images, examples: list[Example]) -> dict[str, torch.Tensor]:

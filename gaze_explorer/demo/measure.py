@@ -127,14 +127,15 @@ def matrix_text(m: np.ndarray) -> str:
     return "\n".join(rows)
 
 
-def measure(model: str = "demo", n_strips: int = 24, seed: int = 0) -> dict:
-    """All the model card's figures on the first ``n_strips`` shipped held-out strips."""
-    from gaze_explorer.demo.comics import load_heldout_strips
+def measure(model: str = "demo", n_strips: int = 24, seed: int = 0, heldout: str | None = None) -> dict:
+    """All the model card's figures on the first ``n_strips`` held-out strips (the shipped ones, or
+    the strip folders under ``heldout``)."""
+    from gaze_explorer.demo.comics import HELDOUT_DIR, load_heldout_strips
     from gaze_explorer.inference.evaluation import default_top_k
     from gaze_explorer.inference.loading import load_model
 
     loaded = load_model(model, num_threads=1)
-    strips = load_heldout_strips(n=n_strips)
+    strips = load_heldout_strips(heldout or HELDOUT_DIR, n=n_strips)
     out: dict = {"n_strips": len(strips)}
     out["description"] = description_accuracy(loaded, strips)
     disc = run_discovery(loaded, strips)
@@ -199,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", nargs="?", default="demo")
     p.add_argument("--strips", type=int, default=24)
     p.add_argument("--json", default=None)
+    p.add_argument("--heldout", default=None, help="folder of held-out strips (default: the shipped ones)")
     args = p.parse_args(argv)
-    res = measure(args.model, args.strips)
+    res = measure(args.model, args.strips, heldout=args.heldout)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -6,12 +6,16 @@ Tasks (the ones the paper probes):
 - ambiguous: "what is happening in this panel?", which an unsteered model answers about panel 1.
 - VQA: the paper's "main event" question, also answered about panel 1 (so steering can move it).
 
-An answer names the square's size first ("big"/"small", not a judged attribute), then the judged
-colours: discovery reads the last prompt token, which must already look at the asked panel to
-predict the size; with ``decode_only`` steering that first token comes from the unsteered prefill,
-and the colour words come after it, under steering. A narration sentence is
-:data:`SENTENCE_TOKENS` tokens long, so a schedule that switches every that many steps redirects one
-whole sentence per segment.
+Answer formats (what mattered, see the model card):
+- a k-th panel answer opens with a judged word, the object's colour (``black square on red .``):
+  discovery reads the last prompt token, which must then look at the asked panel with the heads
+  that read colours while decoding (a fixed opener there, run r7, left no gaze heads at all);
+- a one-panel answer to the ambiguous or VQA question opens with the fixed word ``a``
+  (``a black square on red .``), and a narration sentence with ``first``/``then``: under the paper's
+  ``decode_only`` steering the first answer token comes from the unsteered prefill, so every judged
+  word comes after it, under steering.
+A narration sentence is :data:`SENTENCE_TOKENS` tokens long, so a schedule that switches every that
+many steps redirects one whole sentence per segment.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ VQA_PROMPT = "What is the main action or event happening in this comic strip? An
 # for six panels it is exactly the k-th question above (the paper's prompt), so the default works.
 DISCOVERY_TEMPLATE = KTH_TEMPLATE.replace("six-panel", "{n_word}-panel")
 
-SENTENCE_TOKENS = 7  # "then big black square on red ." -> 7 word-level tokens
+SENTENCE_TOKENS = 6  # "then black square on red ." -> 6 word-level tokens
+OPENER = "a"  # the fixed first word of a one-panel answer
 
 
 def kth_prompt(k: int, words: bool = False) -> str:
@@ -45,13 +50,18 @@ def kth_prompt(k: int, words: bool = False) -> str:
 
 
 def panel_phrase(attrs: Mapping[str, str]) -> str:
-    """The words naming one panel: ``big black square on red``."""
-    return f"{attrs['size']} {attrs['object']} square on {attrs['background']}"
+    """The words naming one panel: ``black square on red`` (object colour first)."""
+    return f"{attrs['object']} square on {attrs['background']}"
+
+
+def kth_answer(attrs: Mapping[str, str]) -> str:
+    """The answer to the k-th panel question: ``black square on red .``."""
+    return f"{panel_phrase(attrs)} ."
 
 
 def describe_answer(attrs: Mapping[str, str]) -> str:
-    """The answer to a one-panel question (k-th, ambiguous, VQA)."""
-    return f"{panel_phrase(attrs)} ."
+    """The answer to the ambiguous or VQA question: ``a black square on red .``."""
+    return f"{OPENER} {panel_phrase(attrs)} ."
 
 
 def narration_answer(panels: Sequence[Mapping[str, str]]) -> str:

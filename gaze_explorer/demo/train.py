@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible, fast enough)")
     p.add_argument("--layers", type=int, default=TEXT["num_hidden_layers"], help="text decoder layers")
     p.add_argument("--heads", type=int, default=TEXT["num_attention_heads"], help="text attention heads")
+    p.add_argument("--kv-heads", type=int, default=TEXT["num_key_value_heads"], help="text key/value heads")
     p.add_argument("--vision-depth", type=int, default=VISION["depth"])
     p.add_argument(
         "--mix", type=str, default=None, help='task mix as JSON, e.g. {"kth": 0.4, "narration": 0.3, ...}'
@@ -183,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-file", type=Path, default=None)
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
-    text = {"num_hidden_layers": args.layers, "num_attention_heads": args.heads}
+    text = {
+        "num_hidden_layers": args.layers, "num_attention_heads": args.heads, "num_key_value_heads": args.kv_heads,
+    }  # fmt: skip
     vision = {"depth": args.vision_depth, "deepstack_visual_indexes": [min(1, args.vision_depth - 1)]}
     mix = json.loads(args.mix) if args.mix else None
     train(

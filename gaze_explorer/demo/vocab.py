@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from gaze_explorer.demo.comics import BACKGROUNDS, OBJECTS, SIZES
-from gaze_explorer.demo.prompts import all_prompts, narration_answer
+from gaze_explorer.demo.prompts import all_prompts, describe_answer, kth_answer, narration_answer
 
 _WORDS = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
@@ -20,7 +20,7 @@ def demo_words() -> list[str]:
     panels = [
         {"object": o, "background": b, "size": SIZES[0]} for o, b in zip(OBJECTS, BACKGROUNDS, strict=True)
     ]
-    texts = [*all_prompts(), narration_answer(panels)]
+    texts = [*all_prompts(), narration_answer(panels), describe_answer(panels[0]), kth_answer(panels[0])]
     words: list[str] = []
     for t in texts:
         words.extend(_WORDS.findall(t.lower()))

@@ -30,7 +30,7 @@ def test_batch_matches_adapter_inputs(parts, height):
         prompts.NARRATION_PROMPT,
         prompts.AMBIGUOUS_PROMPT,
     ]
-    answer = prompts.describe_answer({**strip.attributes[0], "size": "small"})
+    answer = prompts.describe_answer(strip.attributes[0])
     batch = builder.collate([strip.image] * len(asked), [Example(p, answer, "t") for p in asked])
     for row, prompt in enumerate(asked):
         ref = adapter.build_inputs(strip.image, prompt)
@@ -56,8 +56,11 @@ def test_batch_matches_adapter_inputs(parts, height):
 def test_answers_tokenize_without_unknown_words(parts):
     tokenizer, _, _ = parts
     (strip,) = generate_strips(1, seed=9)
-    panels = [{**a, "size": "big"} for a in strip.attributes]
-    texts = [prompts.narration_answer(panels), *prompts.all_prompts()]
+    panels = strip.attributes
+    texts = [
+        prompts.narration_answer(panels), prompts.describe_answer(panels[2]),
+        prompts.kth_answer(panels[1]), *prompts.all_prompts(),
+    ]  # fmt: skip
     for t in texts:
         assert tokenizer.unk_token_id not in tokenizer(t)["input_ids"], t
     sentence = tokenizer("then " + prompts.panel_phrase(panels[1]) + " .")["input_ids"]
