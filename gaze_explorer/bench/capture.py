@@ -29,7 +29,7 @@ def _ours(loaded, strip, regions, n_tokens: int, directory: Path, index: int) ->
     from gaze_explorer.storage import SessionWriter
     from gaze_explorer.storage.record import record
 
-    options = GenerationOptions(max_new_tokens=n_tokens)
+    options = GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True)  # as long as stock min_new_tokens
     grid = loaded.prepare(strip.image, PROMPT).grids[0]
     t0 = time.perf_counter()
     writer = SessionWriter(
@@ -55,7 +55,7 @@ def _capture_only(loaded, strip, regions, n_tokens: int) -> float:
     from gaze_explorer.core.options import CaptureSpec, GenerationOptions
     from gaze_explorer.inference.generation import generate_stream
 
-    options = GenerationOptions(max_new_tokens=n_tokens)
+    options = GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True)  # as long as stock min_new_tokens
     t0 = time.perf_counter()
     for _ in generate_stream(loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec()):
         pass

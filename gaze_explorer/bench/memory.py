@@ -55,7 +55,7 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
 
         grid = prepared.grids[0]
         regions = panel_regions(grid, len(strip.panel_widths), strip.panel_widths)
-        options = GenerationOptions(max_new_tokens=tokens)
+        options = GenerationOptions(max_new_tokens=tokens, ignore_eos=True)  # as long as stock min_new_tokens
         with tempfile.TemporaryDirectory(prefix="gaze-bench-memory-") as tmp:
             path = Path(tmp) / "memory.gaze.h5"
             with SessionWriter(path, meta=loaded.describe(), image=np.asarray(strip.image.convert("RGB")),
