@@ -27,9 +27,10 @@ from gaze_explorer.core.heads import (
     top_k_heads,
 )
 from gaze_explorer.core.strips import Strip, iter_strip_folders, raw_comics_windows
+from gaze_explorer.demo.prompts import SENTENCE_TOKENS
 
+DEMO_SWITCH_EVERY = SENTENCE_TOKENS  # one demo narration sentence, so the two cannot drift apart
 DEMO_PANEL_HEIGHT = 96  # the demo comics' 96-px panels (demo/comics.py)
-DEMO_SWITCH_EVERY = 6  # one demo narration sentence (demo/prompts.py SENTENCE_TOKENS)
 DEMO_DISCOVERY_STRIPS = 20
 
 
