@@ -99,9 +99,8 @@ def _flush_tracking_writer() -> type:
             self._on_step_flushed = on_step_flushed
             super().__init__(*args, **kwargs)
 
-        def _write_step(self, ops, run_id, step, *values) -> None:
-            super()._write_step(ops, run_id, step, *values)
-            # write_step has flushed the rows and then the n_steps counter: readers see the step
+        def _step_committed(self, run_id: str, step: int) -> None:
+            # the rows and then the n_steps counter are flushed: readers see the step
             self._on_step_flushed(run_id, int(step))
 
     return FlushTrackingWriter

@@ -61,6 +61,19 @@ class RunSpec:
 
 
 @dataclass
+class _StagedStep:
+    """A decode step held by the writer thread until the next commit."""
+
+    step: int
+    token_id: int
+    text: str
+    target: int
+    padded: np.ndarray | None  # [layer, head, max_keys], or None without decode capture
+    n_keys: int
+    switch: object
+
+
+@dataclass
 class _ThreadRun:
     spec: RunSpec
     tokens: list[str] = field(default_factory=list)
@@ -84,6 +97,8 @@ class FileOps:
         self.state = state
         self.swmr = False
         self.runs: dict[str, _ThreadRun] = {}
+        self.pending: dict[str, list[_StagedStep]] = {}  # run id -> steps staged, not yet written
+        self.n_pending = 0
         self.n_existing_runs = len(file[RUNS_GROUP])
 
     @classmethod
@@ -209,37 +224,72 @@ class FileOps:
             run.datasets_file = self.file
         return run.datasets
 
-    def write_step(self, run_id, step, token_id, text, target, rows, switch) -> None:
-        """Append one decode step; flush; then count it in ``n_steps``; flush again."""
+    def stage_step(self, run_id, step, token_id, text, target, rows, switch) -> None:
+        """Hold one decode step for the next :meth:`commit` (steps of a run arrive in order)."""
         run = self.runs[run_id]
-        self._swmr_mode()
-        ds = self._step_datasets(run_id, run)
-        n = step + 1
-        if run.spec.capture_decode:
-            spec = run.spec
+        spec = run.spec
+        padded = None
+        n_keys = 0
+        if spec.capture_decode:
             padded = np.zeros((spec.n_layers, spec.n_heads, spec.max_keys), dtype=ATTENTION_DTYPE)
-            n_keys = 0
             if rows is not None:
                 n_keys = rows.shape[2]
                 padded[:, :, :n_keys] = rows  # [layer, head, key], zero padded to max_keys
+        self.pending.setdefault(run_id, []).append(
+            _StagedStep(int(step), int(token_id), str(text), _none_to_int(target), padded, n_keys, switch)
+        )
+        self.n_pending += 1
+
+    def commit(self) -> list[tuple[str, list[int]]]:
+        """Write every staged step: per run one resize and one write per dataset, a flush, then
+        the run's ``n_steps`` counter and a second flush. Returns ``(run_id, steps)`` written.
+
+        A kill before the second flush leaves those steps uncounted, so readers (and a reopened
+        file) see exactly the steps before them, complete."""
+        if not self.n_pending:
+            return []
+        self._swmr_mode()
+        done = []
+        for run_id, staged in self.pending.items():
+            if staged:
+                self._write_batch(run_id, staged)
+        self.file.flush()
+        for run_id, staged in self.pending.items():
+            if staged:
+                self._step_datasets(run_id, self.runs[run_id])["n_steps"][0] = staged[-1].step + 1
+                done.append((run_id, [st.step for st in staged]))
+        self.file.flush()  # only now are the steps complete for readers and after a crash
+        self.pending = {}
+        self.n_pending = 0
+        return done
+
+    def _write_batch(self, run_id: str, staged: list[_StagedStep]) -> None:
+        run = self.runs[run_id]
+        ds = self._step_datasets(run_id, run)
+        first, n = staged[0].step, staged[-1].step + 1
+        if [st.step for st in staged] != list(range(first, n)) or first != ds["token_ids"].shape[0]:
+            raise ValueError(f"{run_id}: steps {first}..{n - 1} do not follow step {ds['token_ids'].shape[0] - 1}")
+        if run.spec.capture_decode:
             decode = ds["decode"]
             decode.resize(n, axis=0)
-            decode[step] = padded
-            valid = ds["valid_keys"]
-            valid.resize(n, axis=0)
-            valid[step] = n_keys
-        _append(ds["token_ids"], np.array([token_id], dtype=np.int64))
-        _append(ds["targets"], np.array([_none_to_int(target)], dtype=np.int32))
-        encoded = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        _append(ds["token_text"], encoded)
-        run.text_bytes += encoded.size
-        _append(ds["token_text_end"], np.array([run.text_bytes], dtype=np.int64))
-        run.tokens.append(text)
-        if switch is not None:
-            _append(ds["switches"], _switch_rows([switch]))
-        self.file.flush()
-        ds["n_steps"][0] = n  # only now is the step complete for readers and after a crash
-        self.file.flush()
+            decode[first:n] = np.stack([st.padded for st in staged])
+            _append(ds["valid_keys"], np.array([st.n_keys for st in staged], dtype=np.int32))
+        _append(ds["token_ids"], np.array([st.token_id for st in staged], dtype=np.int64))
+        _append(ds["targets"], np.array([st.target for st in staged], dtype=np.int32))
+        encoded = [st.text.encode("utf-8") for st in staged]
+        _append(ds["token_text"], np.frombuffer(b"".join(encoded), dtype=np.uint8))
+        ends = run.text_bytes + np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        run.text_bytes = int(ends[-1])
+        _append(ds["token_text_end"], ends)
+        run.tokens.extend(st.text for st in staged)
+        switches = [st.switch for st in staged if st.switch is not None]
+        if switches:
+            _append(ds["switches"], _switch_rows(switches))
+
+    def write_step(self, run_id, step, token_id, text, target, rows, switch) -> None:
+        """Append one decode step and commit it at once (two flushes)."""
+        self.stage_step(run_id, step, token_id, text, target, rows, switch)
+        self.commit()
 
     def end_run(self, run_id: str, status: str, switches: list, reason: str) -> None:
         run = self.runs[run_id]

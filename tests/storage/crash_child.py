@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import storage_synthetic as synthetic
 
 from gaze_explorer.storage import SessionWriter, record_events
+from gaze_explorer.storage.writer import COMMIT_INTERVAL_S
 
 path, n_steps = sys.argv[1], int(sys.argv[2])
 grid = synthetic.make_grid()
@@ -25,5 +26,7 @@ for event in record_events(
 ):
     if hasattr(event, "step"):
         print(event.step, flush=True)
-        time.sleep(0.02)
+        # slower than the writer's commit interval, so every step but the last printed one is on
+        # disk when the parent kills (the writer's promise: a queued step is committed within it)
+        time.sleep(COMMIT_INTERVAL_S + 0.02)
 w.close()
