@@ -39,7 +39,7 @@ class _Step:  # the fields SessionWriter.append_step reads (a TokenEvent without
 
 
 def write_session(path: Path, layers: int = 36, heads: int = 32, keys: int = 1000, steps: int = 300,
-                  seed: int = 0) -> Path:  # fmt: skip
+                  seed: int = 0, compression: str | None = None) -> Path:  # fmt: skip
     """Write a synthetic session: one run of ``steps`` steps whose last step has ``keys`` keys."""
     from gaze_explorer.core.regions import ImageTokenGrid, panel_regions
     from gaze_explorer.storage import SessionWriter
@@ -68,7 +68,8 @@ def write_session(path: Path, layers: int = 36, heads: int = 32, keys: int = 100
             yield _Step(s, s % 50, f" w{s}", s % n_panels, bases[s % 4][:, :, :n])
         yield _Finished("finished", [], "")
 
-    with SessionWriter(path, meta=meta, image=image, grid=grid, regions=regions) as writer:
+    extra = {} if compression is None else {"compression": compression}
+    with SessionWriter(path, meta=meta, image=image, grid=grid, regions=regions, **extra) as writer:
         record(events(), writer, name="synthetic", prompt="synthetic", n_layers=layers, n_heads=heads,
                max_new_tokens=steps, capture_decode=True)  # fmt: skip
     return path

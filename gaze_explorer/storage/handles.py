@@ -21,6 +21,11 @@ from pathlib import Path
 
 import h5py
 
+try:  # registers the Blosc filter (the default "lz4" compression) with HDF5 for readers and writers
+    import hdf5plugin  # noqa: F401
+except ImportError:  # pragma: no cover - a dependency; without it only lz4/zstd sessions are unreadable
+    hdf5plugin = None
+
 from gaze_explorer.core.errors import SessionFileError
 
 _registry_lock = threading.Lock()

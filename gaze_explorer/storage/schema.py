@@ -41,8 +41,8 @@ RUN_DATASETS = (
     "switches",
     "reason",
 )
-COMPRESSIONS = ("none", "gzip", "lzf", "zstd")
-DEFAULT_COMPRESSION = "lzf"  # chosen by measurement, see docs/session_schema.md
+COMPRESSIONS = ("none", "gzip", "lzf", "lz4", "zstd")
+DEFAULT_COMPRESSION = "lz4"  # chosen by measurement, see docs/session_schema.md
 ATTENTION_DTYPE = np.float16
 
 
@@ -64,10 +64,11 @@ def compression_kwargs(name: str) -> dict:
         return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
     if name == "lzf":
         return {"compression": "lzf", "shuffle": True}
-    if name == "zstd":
-        import hdf5plugin  # only needed for this option; it registers the Blosc filter
+    if name in ("lz4", "zstd"):
+        import hdf5plugin  # registers the Blosc filter with HDF5 (storage.handles imports it too)
 
-        return dict(hdf5plugin.Blosc(cname="zstd", clevel=3, shuffle=hdf5plugin.Blosc.SHUFFLE))
+        level = 5 if name == "lz4" else 3
+        return dict(hdf5plugin.Blosc(cname=name, clevel=level, shuffle=hdf5plugin.Blosc.SHUFFLE))
     raise ValueError(f"compression must be one of {COMPRESSIONS}, got {name!r}")
 
 
