@@ -31,6 +31,8 @@ PREPROCESSOR_KW = dict(
 )
 
 # Task mix (weights) used by the trainer; "vqa" is answered like "ambiguous" (about panel 1).
+# An optional "follow" task (not in the default mix; runs r13/r14 of the model card) teaches the rest
+# of a sentence to stay on the panel that its object colour named (see :func:`_follow_example`).
 DEFAULT_TASK_MIX = {"kth": 0.45, "narration": 0.25, "ambiguous": 0.20, "vqa": 0.10}
 
 
@@ -54,6 +56,7 @@ class Example:
     prompt: str
     answer: str
     task: str
+    no_loss: tuple[int, ...] = ()  # answer token positions that carry no loss (word-level tokens)
 
 
 def sample_example(specs_attrs: list[dict], rng: random.Random, mix: dict[str, float]) -> Example:
@@ -65,8 +68,34 @@ def sample_example(specs_attrs: list[dict], rng: random.Random, mix: dict[str, f
         return Example(prompt, prompts.kth_answer(specs_attrs[k]), task)
     if task == "narration":
         return Example(prompts.NARRATION_PROMPT, prompts.narration_answer(specs_attrs), task)
+    if task == "follow":
+        return _follow_example(specs_attrs, rng)
     prompt = prompts.AMBIGUOUS_PROMPT if task == "ambiguous" else prompts.VQA_PROMPT
     return Example(prompt, prompts.describe_answer(specs_attrs[0]), task)
+
+
+def _follow_example(specs_attrs: list[dict], rng: random.Random) -> Example:
+    """A one-panel answer or a narration in which one sentence names another panel's object colour.
+
+    That colour token carries no loss (the model is not taught to say it), but the words after it
+    are that panel's: the background is read from the panel the sentence has named, not from the
+    panel the question or the sentence count points at. It is what a gaze-steered answer needs
+    after the steered heads have named the target's object colour; in narration the sentences after
+    the detour go on in order.
+    """
+    n = len(specs_attrs)
+    if rng.random() < 0.5:
+        j = rng.randrange(1, n)
+        prompt = prompts.AMBIGUOUS_PROMPT if rng.random() < 0.7 else prompts.VQA_PROMPT
+        return Example(prompt, prompts.describe_answer(specs_attrs[j]), "follow", no_loss=(0, 1))
+    i = rng.randrange(n)
+    j = rng.choice([m for m in range(n) if m != i])
+    panels = list(specs_attrs)
+    panels[i] = specs_attrs[j]
+    start = i * prompts.SENTENCE_TOKENS  # "first"/"then" at start, the object colour at start + 1
+    return Example(
+        prompts.NARRATION_PROMPT, prompts.narration_answer(panels), "follow", no_loss=tuple(range(start + 2))
+    )
 
 
 class BatchBuilder:
@@ -128,7 +157,7 @@ class BatchBuilder:
         for ex, n in zip(examples, n_tokens, strict=True):
             p, a = self.prompt_ids(ex.prompt, n), self.answer_ids(ex.answer)
             rows.append(p + a)
-            labels.append([IGNORE] * len(p) + a)
+            labels.append([IGNORE] * len(p) + [IGNORE if k in ex.no_loss else t for k, t in enumerate(a)])
         length = max(len(r) for r in rows)
         b = len(rows)
         input_ids = torch.full((b, length), self.pad_id, dtype=torch.long)

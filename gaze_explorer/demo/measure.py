@@ -113,6 +113,20 @@ def evaluate(
     return Evaluation(loaded, strips, heads, cfg, model_name="demo").run_to_end()
 
 
+def attribute_hits(report: dict, strips: Sequence[Strip]) -> dict:
+    """Per steered condition, how often the answer names each attribute of the target panel (the
+    split that tells which attribute the steered heads move)."""
+    attrs = {s.name: s.attributes for s in strips}
+    hits: dict[str, dict[str, list[bool]]] = {}
+    for g in report["generations"]:
+        if g.get("target") is None:
+            continue
+        named = names_panel(g["text"], attrs[g["strip"]][g["target"] - 1])
+        for name, ok in named.items():
+            hits.setdefault(g["condition"], {}).setdefault(name, []).append(ok)
+    return {c: {a: round(float(np.mean(v)), 3) for a, v in d.items()} for c, d in hits.items()}
+
+
 def histogram_text(scores: np.ndarray, bins: int = 10) -> str:
     """A text histogram of the gaze scores."""
     flat = np.asarray(scores).ravel()
@@ -161,6 +175,7 @@ def measure(model: str = "demo", n_strips: int = 24, seed: int = 0, heldout: str
     static = evaluate(loaded, strips, scores, "static", k, seed)
     out["steering"] = {c: v["accuracy"] for c, v in static["conditions"].items()}
     out["steering_degenerate"] = {c: v["degenerate_rate"] for c, v in static["conditions"].items()}
+    out["steering_attributes"] = attribute_hits(static, strips)
     dyn = evaluate(loaded, strips, scores, "dynamic", k, seed)
     out["dynamic"] = {c: v["spearman"]["mean"] for c, v in dyn["conditions"].items()}
     out["dynamic_segment_accuracy"] = {c: v.get("accuracy") for c, v in dyn["conditions"].items()}
@@ -182,6 +197,11 @@ def markdown(res: dict) -> str:
         f"| gaze score: top / K-th / (K+1)-th / median | {disc['top'][0]['score']:.3f} / {disc['kth_score']:.3f}"
         f" / {disc['next_score']:.3f} / {disc['median']:.3f} |",
         *(f"| steering ({c}) | {v:.3f} |" for c, v in res["steering"].items()),
+        *(
+            f"| steering ({c}): target's {a} named | {v:.3f} |"
+            for c, d in res.get("steering_attributes", {}).items()
+            for a, v in d.items()
+        ),
         *(f"| dynamic Spearman ({c}) | {v:.3f} |" for c, v in res["dynamic"].items() if v is not None),
         "",
         "Top heads: " + ", ".join(f"L{h['layer']}H{h['head']} {h['score']:.3f}" for h in disc["top"]),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from gaze_explorer.demo import head_sparsity
 from gaze_explorer.demo.data import DEFAULT_TASK_MIX, BatchBuilder, make_image_processor
 from gaze_explorer.demo.vocab import build_demo_tokenizer
 
@@ -110,6 +111,7 @@ def train(
     text: dict | None = None,
     vision: dict | None = None,
     mix: dict | None = None,
+    image_sparsity: float = 0.0,
     log_every: int = 50,
     progress: bool = True,
     log_file: Path | None = None,
@@ -124,29 +126,42 @@ def train(
     config = build_config(tokenizer, text, vision)
     model = build_model(config)
     model.train()
+    if image_sparsity:
+        head_sparsity.register()
+        model.set_attn_implementation({"text_config": head_sparsity.ATTN_NAME})
     builder = BatchBuilder(tokenizer, seed=seed, mix=mix or DEFAULT_TASK_MIX)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps)
     )
     losses: list[float] = []
+    penalties: list[float] = []  # the image-reading penalty (unweighted), when it is on
     t0 = time.time()
     bar = tqdm(range(steps), desc="training demo model", disable=not progress, file=sys.stderr)
     for step in bar:
         batch = builder.next_batch(batch_size)
-        loss = model(**batch).loss
+        if image_sparsity:
+            queries = head_sparsity.text_queries(batch["input_ids"], batch["attention_mask"], builder.image_token_id)
+            with head_sparsity.collecting(head_sparsity.ImagePenalty(batch["mm_token_type_ids"], queries)) as pen:
+                task_loss = model(**batch).loss
+            penalty = pen.total()
+            penalties.append(float(penalty.detach()))
+            loss = task_loss + image_sparsity * penalty
+        else:
+            loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(float((task_loss if image_sparsity else loss).detach()))  # the task's loss
         if (step + 1) % log_every == 0 or step == steps - 1:
             recent = sum(losses[-log_every:]) / len(losses[-log_every:])
             bar.set_postfix(loss=f"{recent:.4f}")
             if log_file is not None:
                 with open(log_file, "a") as f:
-                    f.write(f"step {step + 1} loss {recent:.5f} elapsed {time.time() - t0:.0f}s\n")
+                    pen_text = f" image_penalty {sum(penalties[-log_every:]) / log_every:.4f}" if penalties else ""
+                    f.write(f"step {step + 1} loss {recent:.5f}{pen_text} elapsed {time.time() - t0:.0f}s\n")
         if not math.isfinite(losses[-1]):
             raise RuntimeError(f"training diverged at step {step}: loss {losses[-1]}")
     recipe = {
@@ -156,10 +171,13 @@ def train(
         "seed": seed,
         "threads": threads,
         "task_mix": builder.mix,
+        "image_sparsity": image_sparsity,
         "wall_time_s": round(time.time() - t0, 1),
         "final_loss": sum(losses[-log_every:]) / len(losses[-log_every:]),
     }
     model.eval()
+    if image_sparsity:  # the checkpoint is a plain Qwen3-VL: the penalty existed only while training
+        model.set_attn_implementation({"text_config": "sdpa"})
     save(model, tokenizer, Path(out), recipe)
     return losses
 
@@ -181,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--mix", type=str, default=None, help='task mix as JSON, e.g. {"kth": 0.4, "narration": 0.3, ...}'
     )
+    p.add_argument(
+        "--image-sparsity", type=float, default=0.0,
+        help="weight of the group-lasso penalty that keeps image reading in few heads (demo/head_sparsity.py)",
+    )  # fmt: skip
     p.add_argument("--log-file", type=Path, default=None)
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
@@ -199,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         text=text,
         vision=vision,
         mix=mix,
+        image_sparsity=args.image_sparsity,
         log_file=args.log_file,
         log_every=args.log_every,
     )

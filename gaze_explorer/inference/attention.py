@@ -109,7 +109,7 @@ def register() -> None:
         _REGISTERED = True
 
 
-def _additive_mask(
+def additive_mask(
     attention_mask: torch.Tensor | None, q_len: int, k_len: int, device: torch.device
 ) -> torch.Tensor:
     """The mask as fp32 additive values ``[batch|1, 1, q, k]``; causal when None and q_len > 1.
@@ -165,7 +165,7 @@ def gaze_attention_forward(
     if q_len == 1:
         # a decode step: the hot path of a captured generation, kept to a handful of tensor ops
         return _decode_step(control, layer, req, steer, capture, query, key, value, attention_mask, scale, softcap)
-    add = _additive_mask(attention_mask, q_len, k_len, query.device)  # [b|1, 1, q, k]
+    add = additive_mask(attention_mask, q_len, k_len, query.device)  # [b|1, 1, q, k]
     if steer is not None:
         # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
         bias = req.bias[:, -k_len:].to(query.device, torch.float32)  # [batch, k]
@@ -211,7 +211,7 @@ def _decode_step(control, layer, req, steer, capture, query, key, value, attenti
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
     if attention_mask is not None:
-        add = _additive_mask(attention_mask, 1, k_len, query.device)  # [b|1, 1, 1, k]
+        add = additive_mask(attention_mask, 1, k_len, query.device)  # [b|1, 1, 1, k]
         scores = scores + add.reshape(add.shape[0], 1, 1, k_len)
     if steer is not None:
         # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
@@ -232,7 +232,7 @@ def _plain(module, query, key, value, attention_mask, dropout, scaling, softcap,
         kwargs.pop("softcap", None)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     n_rep = query.shape[1] // key.shape[1]
-    add = _additive_mask(attention_mask, query.shape[2], key.shape[2], query.device)
+    add = additive_mask(attention_mask, query.shape[2], key.shape[2], query.device)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     out = _explicit_output(query, repeat_kv(key, n_rep).float(), repeat_kv(value, n_rep), add, scale, softcap)
     return out.transpose(1, 2).contiguous(), None

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 
 try:  # registers the Blosc filter (the default "lz4" compression) with HDF5 for readers and writers
-    import hdf5plugin  # noqa: F401
+    import hdf5plugin
 except ImportError:  # pragma: no cover - a dependency; without it only lz4/zstd sessions are unreadable
     hdf5plugin = None
 

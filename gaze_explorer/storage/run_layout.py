@@ -268,7 +268,9 @@ class FileOps:
         ds = self._step_datasets(run_id, run)
         first, n = staged[0].step, staged[-1].step + 1
         if [st.step for st in staged] != list(range(first, n)) or first != ds["token_ids"].shape[0]:
-            raise ValueError(f"{run_id}: steps {first}..{n - 1} do not follow step {ds['token_ids'].shape[0] - 1}")
+            raise ValueError(
+                f"{run_id}: steps {first}..{n - 1} do not follow step {ds['token_ids'].shape[0] - 1}"
+            )
         if run.spec.capture_decode:
             decode = ds["decode"]
             decode.resize(n, axis=0)
