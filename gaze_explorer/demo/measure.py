@@ -122,6 +122,7 @@ def attribute_hits(report: dict, strips: Sequence[Strip]) -> dict:
         if g.get("target") is None:
             continue
         named = names_panel(g["text"], attrs[g["strip"]][g["target"] - 1])
+        named["all attributes"] = all(named.values())
         for name, ok in named.items():
             hits.setdefault(g["condition"], {}).setdefault(name, []).append(ok)
     return {c: {a: round(float(np.mean(v)), 3) for a, v in d.items()} for c, d in hits.items()}

@@ -112,6 +112,7 @@ def train(
     vision: dict | None = None,
     mix: dict | None = None,
     image_sparsity: float = 0.0,
+    sparsity_until: float = 1.0,
     log_every: int = 50,
     progress: bool = True,
     log_file: Path | None = None,
@@ -146,7 +147,10 @@ def train(
                 task_loss = model(**batch).loss
             penalty = pen.total()
             penalties.append(float(penalty.detach()))
-            loss = task_loss + image_sparsity * penalty
+            # the penalty's pull never fades while the task's does as its loss nears 0, so it is
+            # switched off (linearly) over the last part of training, before it starves reading
+            ramp = min(1.0, max(0.0, (steps * sparsity_until - step) / max(1.0, steps * 0.1)))
+            loss = task_loss + image_sparsity * ramp * penalty
         else:
             loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
@@ -172,6 +176,7 @@ def train(
         "threads": threads,
         "task_mix": builder.mix,
         "image_sparsity": image_sparsity,
+        "sparsity_until": sparsity_until,
         "wall_time_s": round(time.time() - t0, 1),
         "final_loss": sum(losses[-log_every:]) / len(losses[-log_every:]),
     }
@@ -203,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         "--image-sparsity", type=float, default=0.0,
         help="weight of the group-lasso penalty that keeps image reading in few heads (demo/head_sparsity.py)",
     )  # fmt: skip
+    p.add_argument(
+        "--sparsity-until", type=float, default=1.0,
+        help="fraction of the steps after which the penalty is off (it fades over the 10%% before)",
+    )  # fmt: skip
     p.add_argument("--log-file", type=Path, default=None)
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
@@ -222,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         vision=vision,
         mix=mix,
         image_sparsity=args.image_sparsity,
+        sparsity_until=args.sparsity_until,
         log_file=args.log_file,
         log_every=args.log_every,
     )
