@@ -77,8 +77,6 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
     win.controller.shutdown()
 
 
-@pytest.mark.xfail(strict=True, reason="the demo model (run r9) moves the object colour under top-5 steering "
-                   "but keeps panel 1's background, which other heads read (model card)")
 def test_demo_steered_answer_names_panel_4(qtbot, demo_window):
     win, strip = demo_window, _demo_strip()
     win.controller.discover("demo")
