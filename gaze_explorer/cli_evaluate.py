@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from gaze_explorer.cli_commands import DEMO_SWITCH_EVERY, _progress, gaze_scores, is_demo, load, load_strips
+from gaze_explorer.cli_commands import (
+    DEMO_PROMPTS,
+    DEMO_SWITCH_EVERY,
+    _progress,
+    gaze_scores,
+    is_demo,
+    load,
+    load_strips,
+)
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError
 from gaze_explorer.core.evaluation_report import format_table, write_json
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge
@@ -58,7 +66,7 @@ def evaluate(args: argparse.Namespace) -> int:
     config = EvalConfig(
         protocol=args.protocol,
         top_k=top_k,
-        prompt=args.prompt,
+        prompt=args.prompt or (DEMO_PROMPTS.get(args.protocol) if is_demo(args) else None),
         mode=SteeringMode.parse(args.mode),
         strength=args.strength,
         max_new_tokens=args.max_new_tokens,

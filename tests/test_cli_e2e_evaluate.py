@@ -111,6 +111,10 @@ def test_evaluate_dynamic_reports_spearman_and_segment_accuracy(heads_file, tmp_
     gens = data["generations"]
     assert data["n_pairs"] == 6 and len(gens) == 4  # one scheduled narration per condition
     assert data["settings"]["switch_every"] == 2 and data["settings"]["max_new_tokens"] == 12
+    # on the demo model the narration request is the one it was trained on, not the paper's longer one
+    from gaze_explorer.demo.prompts import NARRATION_PROMPT
+
+    assert data["settings"]["prompt"] == NARRATION_PROMPT
     schedule = gens[0]["schedule"]
     assert sorted(schedule) == [1, 2, 3, 4, 5, 6] and all(p != i + 1 for i, p in enumerate(schedule))
     for g in gens:
