@@ -288,11 +288,6 @@ class FileOps:
         if switches:
             _append(ds["switches"], _switch_rows(switches))
 
-    def write_step(self, run_id, step, token_id, text, target, rows, switch) -> None:
-        """Append one decode step and commit it at once (two flushes)."""
-        self.stage_step(run_id, step, token_id, text, target, rows, switch)
-        self.commit()
-
     def end_run(self, run_id: str, status: str, switches: list, reason: str) -> None:
         run = self.runs[run_id]
         g = self.file[RUNS_GROUP][run_id]

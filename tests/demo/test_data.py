@@ -65,3 +65,34 @@ def test_answers_tokenize_without_unknown_words(parts):
         assert tokenizer.unk_token_id not in tokenizer(t)["input_ids"], t
     sentence = tokenizer("then " + prompts.panel_phrase(panels[1]) + " .")["input_ids"]
     assert len(sentence) == prompts.SENTENCE_TOKENS
+
+
+def test_follow_examples_train_only_what_comes_after_the_named_object_colour(parts):
+    import random
+
+    from gaze_explorer.demo.data import sample_example
+
+    tokenizer, builder, _ = parts
+    (strip,) = generate_strips(1, seed=3)
+    panels = strip.attributes
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(40):
+        ex = sample_example(panels, rng, {"follow": 1.0})
+        words = ex.answer.split()
+        if ex.prompt == prompts.NARRATION_PROMPT:
+            seen.add("narration")
+            # one sentence describes another panel; the loss starts after its object colour
+            start = len(ex.no_loss) - 2
+            assert start % prompts.SENTENCE_TOKENS == 0 and words[start] in ("first", "then")
+            detour = start // prompts.SENTENCE_TOKENS
+            named = [p for p in panels if p["object"] == words[start + 1] and p["background"] == words[start + 4]]
+            assert named and named[0] is not panels[detour]
+        else:
+            seen.add("one panel")
+            assert ex.no_loss == (0, 1) and words[0] == prompts.OPENER  # 'a' and the object colour
+            assert any(prompts.describe_answer(p) == ex.answer for p in panels[1:])
+        batch = builder.collate([strip.image], [ex])
+        labels = batch["labels"][0][batch["labels"][0] != IGNORE]
+        assert len(labels) == len(builder.answer_ids(ex.answer)) - len(ex.no_loss)
+    assert seen == {"narration", "one panel"}
