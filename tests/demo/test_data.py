@@ -72,7 +72,7 @@ def test_follow_examples_train_only_what_comes_after_the_named_object_colour(par
 
     from gaze_explorer.demo.data import sample_example
 
-    tokenizer, builder, _ = parts
+    _, builder, _ = parts
     (strip,) = generate_strips(1, seed=3)
     panels = strip.attributes
     rng = random.Random(0)

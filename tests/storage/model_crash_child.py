@@ -2,6 +2,7 @@
 into a session, one step printed per token so the parent can SIGKILL it at a chosen moment."""
 
 import sys
+import time
 
 import numpy as np
 from PIL import Image
@@ -11,6 +12,7 @@ from gaze_explorer.core.regions import panel_regions
 from gaze_explorer.inference.generation import generate_stream
 from gaze_explorer.inference.loading import load_model
 from gaze_explorer.storage import SessionWriter, record_events
+from gaze_explorer.storage.writer import COMMIT_INTERVAL_S
 
 model_dir, session_path, n_steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 loaded = load_model(model_dir, device="cpu", dtype="float32", num_threads=1)
@@ -32,4 +34,7 @@ for event in record_events(
 ):  # fmt: skip
     if hasattr(event, "step"):
         print(event.step, flush=True)
+        # the tiny model makes a token in ~1 ms, far inside one commit interval; paced at a third
+        # of it, a kill after a few printed steps finds some committed, about three per commit
+        time.sleep(COMMIT_INTERVAL_S / 3)
 writer.close()
