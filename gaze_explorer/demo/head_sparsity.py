@@ -28,15 +28,19 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from gaze_explorer.inference.attention import additive_mask
 
 ATTN_NAME = "gaze_explorer_demo_head_sparsity"
+NORMS = ("l2", "max")
 _ACTIVE: ImagePenalty | None = None
 
 
 class ImagePenalty:
     """Collects the per-layer penalty terms of one forward pass."""
 
-    def __init__(self, image_keys: torch.Tensor, query_mask: torch.Tensor) -> None:
+    def __init__(self, image_keys: torch.Tensor, query_mask: torch.Tensor, norm: str = "l2") -> None:
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.image_keys = image_keys.float()  # [batch, seq] 1 on image tokens
         self.query_mask = query_mask.float()  # [batch, seq] 1 on the text queries that count
+        self.norm = norm
         self.terms: list[torch.Tensor] = []
 
     def total(self) -> torch.Tensor:
@@ -70,9 +74,12 @@ def _forward(
 
 
 def head_costs(probs: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
-    """``[batch, head]``: sqrt of the sum over counted queries of the squared image mass."""
+    """``[batch, head]``: the norm over counted queries of the image mass: ``l2`` (sqrt of the sum
+    of squares) or ``max`` (a head that reads anywhere may read everywhere at no extra cost)."""
     mass = torch.matmul(probs, pen.image_keys[:, None, :, None]).squeeze(-1)  # [batch, head, q]
     mass = mass * pen.query_mask[:, None, :]
+    if pen.norm == "max":
+        return mass.amax(dim=-1)
     return torch.sqrt((mass * mass).sum(-1) + 1e-6)
 
 

@@ -117,6 +117,7 @@ def train(
     mix: dict | None = None,
     image_sparsity: float = IMAGE_SPARSITY,
     sparsity_until: float = 1.0,
+    sparsity_norm: str = "l2",
     log_every: int = 50,
     progress: bool = True,
     log_file: Path | None = None,
@@ -146,8 +147,11 @@ def train(
     for step in bar:
         batch = builder.next_batch(batch_size)
         if image_sparsity:
-            queries = head_sparsity.text_queries(batch["input_ids"], batch["attention_mask"], builder.image_token_id)
-            with head_sparsity.collecting(head_sparsity.ImagePenalty(batch["mm_token_type_ids"], queries)) as pen:
+            queries = head_sparsity.text_queries(
+                batch["input_ids"], batch["attention_mask"], builder.image_token_id
+            )
+            penalty_fn = head_sparsity.ImagePenalty(batch["mm_token_type_ids"], queries, sparsity_norm)
+            with head_sparsity.collecting(penalty_fn) as pen:
                 task_loss = model(**batch).loss
             penalty = pen.total()
             penalties.append(float(penalty.detach()))
@@ -170,7 +174,9 @@ def train(
             bar.set_postfix(loss=f"{recent:.4f}")
             if log_file is not None:
                 with open(log_file, "a") as f:
-                    pen_text = f" image_penalty {sum(penalties[-log_every:]) / log_every:.4f}" if penalties else ""
+                    pen_text = (
+                        f" image_penalty {sum(penalties[-log_every:]) / log_every:.4f}" if penalties else ""
+                    )
                     f.write(f"step {step + 1} loss {recent:.5f}{pen_text} elapsed {time.time() - t0:.0f}s\n")
         if not math.isfinite(losses[-1]):
             raise RuntimeError(f"training diverged at step {step}: loss {losses[-1]}")
@@ -183,6 +189,7 @@ def train(
         "task_mix": builder.mix,
         "image_sparsity": image_sparsity,
         "sparsity_until": sparsity_until,
+        "sparsity_norm": sparsity_norm,
         "wall_time_s": round(time.time() - t0, 1),
         "final_loss": sum(losses[-log_every:]) / len(losses[-log_every:]),
     }
@@ -218,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sparsity-until", type=float, default=1.0,
         help="fraction of the steps after which the penalty is off (it fades over the 10%% before; 1: on to the end)",
     )  # fmt: skip
+    p.add_argument(
+        "--sparsity-norm", choices=head_sparsity.NORMS, default="l2", help="per-head norm over positions"
+    )
     p.add_argument("--log-file", type=Path, default=None)
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
@@ -238,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         mix=mix,
         image_sparsity=args.image_sparsity,
         sparsity_until=args.sparsity_until,
+        sparsity_norm=args.sparsity_norm,
         log_file=args.log_file,
         log_every=args.log_every,
     )

@@ -56,16 +56,24 @@ def test_one_head_reading_everywhere_costs_less_than_many_heads_reading_once():
     image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
     queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
 
-    def cost(reads):  # reads[h] = the query positions where head h looks at the image
+    def cost(reads, norm="l2"):  # reads[h] = the query positions where head h looks at the image
         probs = torch.zeros(1, len(reads), 6, 6)
         probs[..., 2] = 1.0  # otherwise on a text key
         for h, positions in enumerate(reads):
             for q in positions:
                 probs[0, h, q] = 0.0
                 probs[0, h, q, 0] = 1.0
-        return float(head_sparsity.head_costs(probs, head_sparsity.ImagePenalty(image_keys, queries)).sum())
+        return float(
+            head_sparsity.head_costs(probs, head_sparsity.ImagePenalty(image_keys, queries, norm)).sum()
+        )
 
     one_head = cost([[2, 3, 4, 5], [], [], []])
     four_heads = cost([[2], [3], [4], [5]])
     assert one_head == pytest.approx(2.0, abs=1e-2) and four_heads == pytest.approx(4.0, abs=1e-2)
     assert cost([[0, 1], [], [], []]) < 0.01  # reading before the image (prompt positions) is not counted
+    # the max norm: reading at more positions is free once a head reads at all
+    assert cost([[2, 3, 4, 5], [], [], []], "max") == pytest.approx(1.0)
+    assert cost([[2], [], [], []], "max") == pytest.approx(1.0)
+    assert cost([[2], [3], [4], [5]], "max") == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="norm"):
+        head_sparsity.ImagePenalty(image_keys, queries, "l1")
