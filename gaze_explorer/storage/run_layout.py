@@ -259,9 +259,13 @@ class FileOps:
                 self._step_datasets(run_id, self.runs[run_id])["n_steps"][0] = staged[-1].step + 1
                 done.append((run_id, [st.step for st in staged]))
         self.file.flush()  # only now are the steps complete for readers and after a crash
-        self.pending = {}
-        self.n_pending = 0
+        self.discard_pending()
         return done
+
+    def discard_pending(self) -> int:
+        """Forget the staged steps (written, or lost with a failed file); returns how many."""
+        n, self.pending, self.n_pending = self.n_pending, {}, 0
+        return n
 
     def _write_batch(self, run_id: str, staged: list[_StagedStep]) -> None:
         run = self.runs[run_id]

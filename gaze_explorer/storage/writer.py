@@ -352,9 +352,8 @@ class SessionWriter:
             try:
                 self._commit(ops)  # the steps staged before the failure, when the file still takes them
             except BaseException:
-                for _ in range(ops.n_pending):
+                for _ in range(ops.discard_pending()):
                     self._queue.task_done()
-                ops.pending, ops.n_pending = {}, 0
             ops.abort()
             self._drain()
 
@@ -395,7 +394,7 @@ class SessionWriter:
             return
         room -= spent
         left = max(1, spec.max_keys - spec.prompt_len - step)
-        needed = left * (step_bytes + 64) + _CLOSE_SLACK_BYTES
+        needed = left * step_bytes + _CLOSE_SLACK_BYTES  # step_bytes already holds the 64 for text
         reason = (
             f"stopped writing {self.path} at step {step}: the rest of the run needs about "
             f"{human_bytes(needed)} ({needed} bytes) but only {human_bytes(room)} ({room} bytes) "
