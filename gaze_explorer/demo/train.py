@@ -162,13 +162,13 @@ def train(
                 ramp = min(1.0, max(0.0, (steps * sparsity_until - step) / max(1.0, steps * 0.1)))
             loss = task_loss + image_sparsity * ramp * penalty
         else:
-            loss = model(**batch).loss
+            loss = task_loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float((task_loss if image_sparsity else loss).detach()))  # the task's loss
+        losses.append(float(task_loss.detach()))  # without the penalty
         if (step + 1) % log_every == 0 or step == steps - 1:
             recent = sum(losses[-log_every:]) / len(losses[-log_every:])
             bar.set_postfix(loss=f"{recent:.4f}")
