@@ -1,19 +1,27 @@
-"""Training-only attention for the demo model: a penalty that keeps image reading in few heads.
+"""Training-only attention for the demo model: penalties that keep image reading in few heads.
 
 In a small model trained from scratch, the image is read by many heads, each at its own answer
 position: in run r9 the object colour was read by ~8 heads and the background colour by a
 disjoint ~8 (model card). Steering 5 heads then cannot move a whole description. Real VLMs are
 found to read the described region through a small set of heads at every token (the paper's gaze
-heads); this penalty asks the demo model to do the same, and the measurement then decides.
+heads); these penalties ask the demo model to do the same, and the measurement then decides.
 
-The penalty is a group lasso over heads: for each text query after the image, ``m`` is the
-attention mass a head puts on image tokens; a head costs ``sqrt(sum over queries of m^2)``, and
-the penalty is the mean over layers, heads and rows. A head that reads at several positions costs
-less than several heads that read at one position each, so reading concentrates into few heads
-that read at every position; heads that need no image stop looking at it.
+Two penalties, both on ``m``, the attention mass a head puts on image tokens at each text query
+after the image:
+
+- a group lasso over heads (:func:`head_costs`): a head costs the norm over queries of ``m``, the
+  ``l2`` norm (a head that reads at several positions costs less than several heads that read at
+  one position each) or the ``max`` (a head that reads anywhere may read everywhere at no extra
+  cost); the penalty is the mean over heads of all layers (optionally trimmed: the
+  ``free_heads`` costliest heads are free). Reading concentrates into few heads.
+- the spread (:func:`head_spread`): the variance of ``m`` over a head's queries. With the lasso
+  alone (run r16) the reading heads read only where a colour word comes next and look at the text
+  in between; a steering bias that makes them read at every token then takes them out of their
+  training distribution and a third of the steered answers loop. With the spread, a head that
+  reads, reads at every token, as the paper describes gaze heads.
 
 The attention function computes exactly what SDPA computes (explicit softmax, the same mask), so
-the trained weights are an ordinary Qwen3-VL checkpoint: the penalty exists only while training.
+the trained weights are an ordinary Qwen3-VL checkpoint: the penalties exist only while training.
 """
 
 from __future__ import annotations
@@ -35,19 +43,38 @@ _ACTIVE: ImagePenalty | None = None
 class ImagePenalty:
     """Collects the per-layer penalty terms of one forward pass."""
 
-    def __init__(self, image_keys: torch.Tensor, query_mask: torch.Tensor, norm: str = "l2") -> None:
+    def __init__(
+        self, image_keys: torch.Tensor, query_mask: torch.Tensor, norm: str = "l2", free_heads: int = 0
+    ) -> None:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if free_heads < 0:
+            raise ValueError(f"free_heads must be >= 0, got {free_heads}")
         self.image_keys = image_keys.float()  # [batch, seq] 1 on image tokens
         self.query_mask = query_mask.float()  # [batch, seq] 1 on the text queries that count
         self.norm = norm
+        self.free_heads = free_heads
         self.terms: list[torch.Tensor] = []
+        self.spread_terms: list[torch.Tensor] = []
+        self.head_terms: list[torch.Tensor] = []  # per layer, [head]: the batch-mean cost (for trimming)
 
     def total(self) -> torch.Tensor:
-        """Mean over layers of the per-layer terms (0 when nothing was collected)."""
+        """The lasso: the mean over layers of the per-layer mean cost; with ``free_heads``, a trimmed
+        lasso: the batch-mean costs summed over all heads of all layers but the ``free_heads``
+        costliest, divided by the number of heads, so that many heads may read the image at no cost
+        and any further reader pays (0 when nothing was collected)."""
         if not self.terms:
             return torch.zeros(())
-        return torch.stack(self.terms).mean()
+        if not self.free_heads:
+            return torch.stack(self.terms).mean()
+        costs = torch.cat(self.head_terms)
+        return torch.sort(costs, descending=True).values[self.free_heads :].sum() / costs.numel()
+
+    def spread(self) -> torch.Tensor:
+        """Mean over layers of the per-layer spread terms (:func:`head_spread`)."""
+        if not self.spread_terms:
+            return torch.zeros(())
+        return torch.stack(self.spread_terms).mean()
 
 
 def _forward(
@@ -69,18 +96,37 @@ def _forward(
     out = torch.matmul(probs.to(v_full.dtype), v_full)
     pen = _ACTIVE
     if pen is not None and q_len == k_len == pen.image_keys.shape[1]:
-        pen.terms.append(head_costs(probs, pen).mean())
+        mass = image_mass(probs, pen)
+        costs = head_costs(mass, pen)  # [batch, head]
+        pen.terms.append(costs.mean())
+        if pen.free_heads:
+            pen.head_terms.append(costs.mean(0))
+        pen.spread_terms.append(head_spread(mass, pen).mean())
     return out.transpose(1, 2).contiguous(), None
 
 
-def head_costs(probs: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
+def image_mass(probs: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
+    """``[batch, head, q]``: each counted query's attention mass on image tokens (0 elsewhere)."""
+    mass = torch.matmul(probs, pen.image_keys[:, None, :, None]).squeeze(-1)
+    return mass * pen.query_mask[:, None, :]
+
+
+def head_costs(mass: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
     """``[batch, head]``: the norm over counted queries of the image mass: ``l2`` (sqrt of the sum
     of squares) or ``max`` (a head that reads anywhere may read everywhere at no extra cost)."""
-    mass = torch.matmul(probs, pen.image_keys[:, None, :, None]).squeeze(-1)  # [batch, head, q]
-    mass = mass * pen.query_mask[:, None, :]
     if pen.norm == "max":
         return mass.amax(dim=-1)
     return torch.sqrt((mass * mass).sum(-1) + 1e-6)
+
+
+def head_spread(mass: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
+    """``[batch, head]``: the variance over counted queries of the image mass. It is 0 for a head
+    that reads the image at every token with the same weight (or never), and large for a head
+    that reads only where a content word comes next and looks at the text in between."""
+    w = pen.query_mask[:, None, :]
+    n = w.sum(-1).clamp_min(1.0)
+    mean = mass.sum(-1) / n
+    return (w * (mass - mean[..., None]) ** 2).sum(-1) / n
 
 
 def register() -> None:

@@ -22,9 +22,9 @@ N_STRIPS = 8  # 48 (strip, target) pairs per condition
 # until the marker is removed.
 NOT_YET = pytest.mark.xfail(
     strict=True,
-    reason="the shipped demo model (run r16) names the target's two attributes under top-5 steering in ~77% of "
-    "(strip, target) pairs, but a third of the steered answers loop ('a cyan cyan cyan square ...'), so the "
-    "judge credits ~0.6-0.65, not 0.9 (model card, 'What mattered')",
+    reason="the shipped demo model (run r19b) has 8 heads that read the image, all in layer 2; top-5 steering "
+    "leaves 3 of them reading the panel the narration has reached, so after a switch the sentence mixes two "
+    "panels: Spearman ~0.66 over the 24 strips, not 0.9 (model card, 'What mattered')",
 )
 
 
@@ -66,7 +66,7 @@ def test_gaze_heads_are_clearly_separated(discovery, k):
     median = float(np.median(scores))
     assert scores[k - 1] >= 2 * median, (scores[:k], median)
     # the top set looks at the asked panel: its score-weighted N x N matrix is diagonal in every row,
-    # and so is the top head's (the shipped model's 5th head, at 0.13, lags one panel behind)
+    # and so is the top head's
     order = np.argsort(-discovery.scores.ravel())[:k]
     n_heads = discovery.scores.shape[1]
     mats = np.stack([discovery.matrices[i // n_heads, i % n_heads] for i in order])  # [k, queried, attended]
@@ -90,13 +90,13 @@ def test_random_heads_do_nothing_and_all_heads_degenerate(static_report):
 
 
 @pytest.mark.slow
-@NOT_YET
 def test_steering_with_gaze_heads_names_the_target_in_90_percent(static_report):
     acc = static_report["conditions"]["gaze"]["accuracy"]
     assert acc >= 0.90, static_report["conditions"]["gaze"]
 
 
 @pytest.mark.slow
+@NOT_YET
 def test_dynamic_narration_follows_the_schedule(loaded, strips, discovery, k):
     from gaze_explorer.inference.evaluation import EvalConfig, Evaluation, HeadConditions
 
@@ -106,7 +106,9 @@ def test_dynamic_narration_follows_the_schedule(loaded, strips, discovery, k):
     )  # fmt: skip
     # averaged over all 24 shipped held-out strips, as in the model card (~5 s)
     every_strip = load_heldout_strips()
-    report = Evaluation(loaded, every_strip, HeadConditions.from_scores(discovery.scores, k), cfg).run_to_end()
+    report = Evaluation(
+        loaded, every_strip, HeadConditions.from_scores(discovery.scores, k), cfg
+    ).run_to_end()
     assert report["settings"]["n_strips"] == 24
     assert report["conditions"]["gaze"]["spearman"]["mean"] >= 0.9, report["conditions"]["gaze"]
     assert report["conditions"]["baseline"]["spearman"]["mean"] < 0.5

@@ -42,7 +42,8 @@ def test_logits_equal_sdpa_and_the_penalty_is_collected(parts):
         model.set_attn_implementation({"text_config": "sdpa"})
     real = batch["attention_mask"].bool()
     torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-4)
-    assert len(pen.terms) == 2  # one per text layer
+    assert len(pen.terms) == len(pen.spread_terms) == 2  # one per text layer
+    assert 0.0 < float(pen.spread()) < 0.25  # a variance of values in [0, 1]
     # every head's group norm lies between 0 and sqrt(number of counted queries)
     assert 0.0 < float(pen.total()) <= math.sqrt(int(queries.sum(1).max()))
     # the counted queries are the text after the image, never padding
@@ -63,9 +64,8 @@ def test_one_head_reading_everywhere_costs_less_than_many_heads_reading_once():
             for q in positions:
                 probs[0, h, q] = 0.0
                 probs[0, h, q, 0] = 1.0
-        return float(
-            head_sparsity.head_costs(probs, head_sparsity.ImagePenalty(image_keys, queries, norm)).sum()
-        )
+        pen = head_sparsity.ImagePenalty(image_keys, queries, norm)
+        return float(head_sparsity.head_costs(head_sparsity.image_mass(probs, pen), pen).sum())
 
     one_head = cost([[2, 3, 4, 5], [], [], []])
     four_heads = cost([[2], [3], [4], [5]])
@@ -77,3 +77,43 @@ def test_one_head_reading_everywhere_costs_less_than_many_heads_reading_once():
     assert cost([[2], [3], [4], [5]], "max") == pytest.approx(4.0)
     with pytest.raises(ValueError, match="norm"):
         head_sparsity.ImagePenalty(image_keys, queries, "l1")
+
+
+def test_spread_is_zero_for_a_head_that_reads_at_every_token_and_large_for_one_that_reads_sometimes():
+    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0]])
+    queries = torch.tensor([[0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 0, 0]]).bool()  # row 2: 2 padded queries
+    probs = torch.zeros(2, 3, 6, 6)
+    probs[..., 2] = 1.0
+    probs[:, 0, :, 2], probs[:, 0, :, 0] = 0.1, 0.9  # head 0: 0.9 on the image at every query
+    probs[:, 1, 2, 2], probs[:, 1, 2, 0] = 0.0, 1.0  # head 1: reads only at query 2
+    probs[1, 2, 4:, 2], probs[1, 2, 4:, 0] = 0.0, 1.0  # head 2: reads only at row 2's padded queries
+    pen = head_sparsity.ImagePenalty(image_keys, queries)
+    spread = head_sparsity.head_spread(head_sparsity.image_mass(probs, pen), pen)
+    assert spread[:, 0].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert spread[0, 1] == pytest.approx(0.1875)  # one 1 among four 0s: 1/4 - 1/16
+    assert spread[1, 1] == pytest.approx(0.25)  # one 1 and one 0 among the two counted queries
+    assert spread[1, 2] == pytest.approx(0.0, abs=1e-6)  # padded queries do not count
+
+
+def test_free_heads_trim_the_lasso_to_the_heads_beyond_the_budget():
+    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
+    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
+
+    def total(readers: dict[int, float], free: int) -> float:  # head -> its image mass at every query
+        pen = head_sparsity.ImagePenalty(image_keys, queries, "max", free_heads=free)
+        for _layer in range(2):  # two layers of 4 heads; the readers are in both
+            probs = torch.zeros(1, 4, 6, 6)
+            probs[..., 2] = 1.0
+            for h, m in readers.items():
+                probs[0, h, :, 2], probs[0, h, :, 0] = 1.0 - m, m
+            costs = head_sparsity.head_costs(head_sparsity.image_mass(probs, pen), pen)
+            pen.terms.append(costs.mean())
+            pen.head_terms.append(costs.mean(0))
+        return float(pen.total())
+
+    assert total({0: 1.0, 1: 0.5}, free=0) == pytest.approx(3.0 / 8)  # the plain lasso: the mean cost
+    assert total({0: 1.0, 1: 0.5}, free=2) == pytest.approx(1.0 / 8)  # two 1.0 readers are free
+    assert total({0: 1.0, 1: 0.5}, free=4) == pytest.approx(0.0, abs=1e-6)  # all four readers are free
+    assert total({0: 1.0, 1: 1.0, 2: 1.0}, free=4) == pytest.approx(2.0 / 8)  # the 5th and 6th pay
+    with pytest.raises(ValueError, match="free_heads"):
+        head_sparsity.ImagePenalty(image_keys, queries, free_heads=-1)
