@@ -36,7 +36,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from gaze_explorer.inference.attention import additive_mask
 
 ATTN_NAME = "gaze_explorer_demo_head_sparsity"
-NORMS = ("l2", "max")
+NORMS = ("l2", "max", "kv_max")
 _ACTIVE: ImagePenalty | None = None
 
 
@@ -97,7 +97,7 @@ def _forward(
     pen = _ACTIVE
     if pen is not None and q_len == k_len == pen.image_keys.shape[1]:
         mass = image_mass(probs, pen)
-        costs = head_costs(mass, pen)  # [batch, head]
+        costs = head_costs(mass, pen, n_rep)  # [batch, head] ([batch, kv_head] for kv_max)
         pen.terms.append(costs.mean())
         if pen.free_heads:
             pen.head_terms.append(costs.mean(0))
@@ -111,11 +111,16 @@ def image_mass(probs: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
     return mass * pen.query_mask[:, None, :]
 
 
-def head_costs(mass: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:
+def head_costs(mass: torch.Tensor, pen: ImagePenalty, n_rep: int = 1) -> torch.Tensor:
     """``[batch, head]``: the norm over counted queries of the image mass: ``l2`` (sqrt of the sum
-    of squares) or ``max`` (a head that reads anywhere may read everywhere at no extra cost)."""
+    of squares) or ``max`` (a head that reads anywhere may read everywhere at no extra cost);
+    ``kv_max``: ``[batch, kv_head]``, the max over the ``n_rep`` query heads that share a KV head
+    and over queries (the heads of a group that reads may all read at no extra cost)."""
     if pen.norm == "max":
         return mass.amax(dim=-1)
+    if pen.norm == "kv_max":
+        b, h, q = mass.shape
+        return mass.reshape(b, h // n_rep, n_rep * q).amax(dim=-1)
     return torch.sqrt((mass * mass).sum(-1) + 1e-6)
 
 

@@ -117,3 +117,16 @@ def test_free_heads_trim_the_lasso_to_the_heads_beyond_the_budget():
     assert total({0: 1.0, 1: 1.0, 2: 1.0}, free=4) == pytest.approx(2.0 / 8)  # the 5th and 6th pay
     with pytest.raises(ValueError, match="free_heads"):
         head_sparsity.ImagePenalty(image_keys, queries, free_heads=-1)
+
+
+def test_kv_max_costs_a_kv_group_once_whatever_number_of_its_heads_read():
+    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
+    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
+    probs = torch.zeros(1, 4, 6, 6)  # 4 query heads, 2 per KV head
+    probs[..., 2] = 1.0
+    for h, m in {0: 0.9, 1: 0.6, 3: 0.3}.items():  # heads 0 and 1 (group 0) and 3 (group 1) read
+        probs[0, h, 2:, 2], probs[0, h, 2:, 0] = 1.0 - m, m
+    pen = head_sparsity.ImagePenalty(image_keys, queries, "kv_max")
+    costs = head_sparsity.head_costs(head_sparsity.image_mass(probs, pen), pen, n_rep=2)
+    assert costs.shape == (1, 2)
+    assert costs[0].tolist() == pytest.approx([0.9, 0.3])
