@@ -168,15 +168,15 @@ def train(
             )
             with head_sparsity.collecting(penalty_fn) as pen:
                 task_loss = model(**batch).loss
-            penalty = pen.total()
+            penalty, spread = pen.total(), pen.spread()
             penalties.append(float(penalty.detach()))
-            spreads.append(float(pen.spread().detach()))
+            spreads.append(float(spread.detach()))
             # the penalty's pull never fades while the task's does as its loss nears 0; too strong
             # a weight starves reading (run r15), so it can be switched off (linearly) before the end
             ramp = 1.0
             if sparsity_until < 1.0:
                 ramp = min(1.0, max(0.0, (steps * sparsity_until - step) / max(1.0, steps * 0.1)))
-            loss = task_loss + image_sparsity * ramp * penalty + read_steadiness * ramp * pen.spread()
+            loss = task_loss + image_sparsity * ramp * penalty + read_steadiness * ramp * spread
         else:
             loss = task_loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
