@@ -56,7 +56,7 @@ class ImagePenalty:
         self.free_heads = free_heads
         self.terms: list[torch.Tensor] = []
         self.spread_terms: list[torch.Tensor] = []
-        self.head_terms: list[torch.Tensor] = []  # per layer, [head]: the batch-mean cost (for trimming)
+        self.head_terms: list[torch.Tensor] = []  # per layer, the batch-mean cost per head (for trimming)
 
     def total(self) -> torch.Tensor:
         """The lasso: the mean over layers of the per-layer mean cost; with ``free_heads``, a trimmed
@@ -69,6 +69,15 @@ class ImagePenalty:
             return torch.stack(self.terms).mean()
         costs = torch.cat(self.head_terms)
         return torch.sort(costs, descending=True).values[self.free_heads :].sum() / costs.numel()
+
+    def collect(self, probs: torch.Tensor, n_rep: int = 1) -> None:
+        """Add one layer's terms from its attention probabilities ``[batch, head, q, k]``."""
+        mass = image_mass(probs, self)
+        costs = head_costs(mass, self, n_rep)  # [batch, head] ([batch, kv_head] for kv_max)
+        self.terms.append(costs.mean())
+        if self.free_heads:
+            self.head_terms.append(costs.mean(0))
+        self.spread_terms.append(head_spread(mass, self).mean())
 
     def spread(self) -> torch.Tensor:
         """Mean over layers of the per-layer spread terms (:func:`head_spread`)."""
@@ -96,12 +105,7 @@ def _forward(
     out = torch.matmul(probs.to(v_full.dtype), v_full)
     pen = _ACTIVE
     if pen is not None and q_len == k_len == pen.image_keys.shape[1]:
-        mass = image_mass(probs, pen)
-        costs = head_costs(mass, pen, n_rep)  # [batch, head] ([batch, kv_head] for kv_max)
-        pen.terms.append(costs.mean())
-        if pen.free_heads:
-            pen.head_terms.append(costs.mean(0))
-        pen.spread_terms.append(head_spread(mass, pen).mean())
+        pen.collect(probs, n_rep)
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -106,9 +106,7 @@ def test_free_heads_trim_the_lasso_to_the_heads_beyond_the_budget():
             probs[..., 2] = 1.0
             for h, m in readers.items():
                 probs[0, h, :, 2], probs[0, h, :, 0] = 1.0 - m, m
-            costs = head_sparsity.head_costs(head_sparsity.image_mass(probs, pen), pen)
-            pen.terms.append(costs.mean())
-            pen.head_terms.append(costs.mean(0))
+            pen.collect(probs)
         return float(pen.total())
 
     assert total({0: 1.0, 1: 0.5}, free=0) == pytest.approx(3.0 / 8)  # the plain lasso: the mean cost
