@@ -15,20 +15,26 @@ from dataclasses import dataclass
 import torch
 
 from gaze_explorer.demo import prompts
-from gaze_explorer.demo.comics import PANEL_SIZE, make_comic
+from gaze_explorer.demo.comics import N_PANELS, OBJECT_LAYOUT, PANEL_SIZE, make_comic
 
 IGNORE = -100
 
-# Preprocessing saved with the model: CLIP-free 0.5 normalisation, no resize of a 576x96 strip
-# (55,296 px), and a cap that brings the paper's 256-px strips (1536x256) down to the same 3x18 grid.
+# Preprocessing saved with the model: CLIP-free 0.5 normalisation, no resize of a strip of six
+# ``panel_size`` panels, and a pixel cap (10% above that strip's area) that brings the paper's
+# 256-px strips (1536x256) down to the same grid (the processor rounds to 32 px).
 PREPROCESSOR_KW = dict(
     patch_size=16,
     temporal_patch_size=2,
     merge_size=2,
     image_mean=[0.5, 0.5, 0.5],
     image_std=[0.5, 0.5, 0.5],
-    size={"shortest_edge": 4096, "longest_edge": 61440},
 )
+
+
+def max_pixels(panel_size: int = PANEL_SIZE, n_panels: int = N_PANELS) -> int:
+    """The processor's pixel cap for strips of ``n_panels`` panels of ``panel_size`` px."""
+    return round(1.1 * n_panels * panel_size * panel_size)
+
 
 # Task mix (weights) used by the trainer; "vqa" is answered like "ambiguous" (about panel 1).
 # An optional "follow" task (not in the default mix; runs r13/r14 of the model card) teaches the rest
@@ -36,11 +42,13 @@ PREPROCESSOR_KW = dict(
 DEFAULT_TASK_MIX = {"kth": 0.45, "narration": 0.25, "ambiguous": 0.20, "vqa": 0.10}
 
 
-def make_image_processor():
-    """The demo model's image processor."""
+def make_image_processor(panel_size: int = PANEL_SIZE):
+    """The demo model's image processor (for strips of ``panel_size``-px panels)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    return Qwen2VLImageProcessorPil(**PREPROCESSOR_KW)
+    return Qwen2VLImageProcessorPil(
+        **PREPROCESSOR_KW, size={"shortest_edge": 4096, "longest_edge": max_pixels(panel_size)}
+    )
 
 
 def format_prompt(tokenizer, prompt: str) -> str:
@@ -102,10 +110,18 @@ class BatchBuilder:
     """Builds seeded training batches of synthetic strips (images, ids, labels)."""
 
     def __init__(
-        self, tokenizer, seed: int = 0, mix: dict[str, float] | None = None, big_fraction: float = 0.5
+        self,
+        tokenizer,
+        seed: int = 0,
+        mix: dict[str, float] | None = None,
+        big_fraction: float = 0.5,
+        layout: str = OBJECT_LAYOUT,
+        panel_size: int = PANEL_SIZE,
     ):
         self.tokenizer = tokenizer
-        self.processor = make_image_processor()
+        self.layout = layout  # how panels draw their object (comics.LAYOUTS)
+        self.panel_size = panel_size  # px of a panel in the strips the model sees
+        self.processor = make_image_processor(panel_size)
         self.seed = seed
         self.mix = dict(mix or DEFAULT_TASK_MIX)
         self.big_fraction = big_fraction  # share of strips composed at the paper's 256 px, then resized
@@ -142,8 +158,10 @@ class BatchBuilder:
             self._counter += 1
             rng = random.Random(f"demo-train-task/{self.seed}/{i}")
             big = rng.random() < self.big_fraction
-            comic = make_comic("train", self.seed, i, panel_size=256 if big else PANEL_SIZE)
-            strip = comic.compose(height=256 if big else PANEL_SIZE, gap=6)
+            comic = make_comic(
+                "train", self.seed, i, panel_size=256 if big else self.panel_size, layout=self.layout
+            )
+            strip = comic.compose(height=256 if big else self.panel_size, gap=6)
             images.append(strip.image)
             examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix))
         return self.collate(images, examples)

@@ -37,6 +37,9 @@ from gaze_explorer.inference.attention import additive_mask
 
 ATTN_NAME = "gaze_explorer_demo_head_sparsity"
 NORMS = ("l2", "max", "kv_max")
+SHAPES = ("linear", "sqrt", "saturating")
+SQRT_EPS = 0.01  # keeps the sqrt shape's slope finite at 0 (1 / (2 sqrt(eps)) = 5)
+SATURATION = 0.1  # the saturating shape's scale: a head that reads 0.3 already pays 95% of the most
 _ACTIVE: ImagePenalty | None = None
 
 
@@ -44,16 +47,24 @@ class ImagePenalty:
     """Collects the per-layer penalty terms of one forward pass."""
 
     def __init__(
-        self, image_keys: torch.Tensor, query_mask: torch.Tensor, norm: str = "l2", free_heads: int = 0
+        self,
+        image_keys: torch.Tensor,
+        query_mask: torch.Tensor,
+        norm: str = "l2",
+        free_heads: int = 0,
+        shape: str = "linear",
     ) -> None:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
         if free_heads < 0:
             raise ValueError(f"free_heads must be >= 0, got {free_heads}")
         self.image_keys = image_keys.float()  # [batch, seq] 1 on image tokens
         self.query_mask = query_mask.float()  # [batch, seq] 1 on the text queries that count
         self.norm = norm
         self.free_heads = free_heads
+        self.shape = shape
         self.terms: list[torch.Tensor] = []
         self.spread_terms: list[torch.Tensor] = []
         self.head_terms: list[torch.Tensor] = []  # per layer, the batch-mean cost per head (for trimming)
@@ -73,7 +84,8 @@ class ImagePenalty:
     def collect(self, probs: torch.Tensor, n_rep: int = 1) -> None:
         """Add one layer's terms from its attention probabilities ``[batch, head, q, k]``."""
         mass = image_mass(probs, self)
-        costs = head_costs(mass, self, n_rep)  # [batch, head] ([batch, kv_head] for kv_max)
+        # [batch, head] ([batch, kv_head] for kv_max)
+        costs = shaped(head_costs(mass, self, n_rep), self.shape)
         self.terms.append(costs.mean())
         if self.free_heads:
             self.head_terms.append(costs.mean(0))
@@ -126,6 +138,22 @@ def head_costs(mass: torch.Tensor, pen: ImagePenalty, n_rep: int = 1) -> torch.T
         b, h, q = mass.shape
         return mass.reshape(b, h // n_rep, n_rep * q).amax(dim=-1)
     return torch.sqrt((mass * mass).sum(-1) + 1e-6)
+
+
+def shaped(costs: torch.Tensor, shape: str) -> torch.Tensor:
+    """The cost of each head as the lasso counts it: ``linear`` (the norm itself) or ``sqrt``, a
+    concave cost, ``sqrt(c + eps) - sqrt(eps)``. Under the linear cost, eight heads that read at 0.6
+    cost about what five that read at 1.0 cost, so nothing asks reading to gather in fewer heads;
+    under the concave cost the five cost less, and a head that reads a little pays the most per
+    unit of reading. ``saturating``, ``1 - exp(-c / 0.1)``, counts readers: a head that reads pays
+    about the same whatever its mass, so the lasso no longer pulls a reader's mass down (under the
+    linear cost readers settle near 0.7 and a steering bias, which puts 1.0 on the target, changes
+    the scale of what they read)."""
+    if shape == "sqrt":
+        return torch.sqrt(costs + SQRT_EPS) - SQRT_EPS**0.5
+    if shape == "saturating":
+        return 1.0 - torch.exp(-costs / SATURATION)
+    return costs
 
 
 def head_spread(mass: torch.Tensor, pen: ImagePenalty) -> torch.Tensor:

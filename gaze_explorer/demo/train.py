@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from gaze_explorer.demo import head_sparsity
+from gaze_explorer.demo.comics import LAYOUTS, OBJECT_LAYOUT, PANEL_SIZE
 from gaze_explorer.demo.data import DEFAULT_TASK_MIX, BatchBuilder, make_image_processor
 from gaze_explorer.demo.vocab import build_demo_tokenizer
 
@@ -63,6 +64,8 @@ SPARSITY_NORM = "max"
 READ_STEADINESS = 1.0
 # Heads that may read the image at no cost (the lasso is then trimmed); 4 starved reading (r22).
 FREE_READERS = 0
+# How a head's cost grows with its reading: "linear" or the concave "sqrt" (head_sparsity.shaped).
+SPARSITY_SHAPE = "linear"
 
 
 def build_config(tokenizer, text: dict | None = None, vision: dict | None = None):
@@ -104,12 +107,12 @@ def build_model(config):
     return Qwen3VLForConditionalGeneration._from_config(config, attn_implementation="sdpa")
 
 
-def save(model, tokenizer, out: Path, recipe: dict) -> None:
+def save(model, tokenizer, out: Path, recipe: dict, panel_size: int = PANEL_SIZE) -> None:
     """Write the loadable checkpoint (fp32 safetensors, config, tokenizer, preprocessing)."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    make_image_processor().save_pretrained(out)
+    make_image_processor(panel_size).save_pretrained(out)
     (out / "training_recipe.json").write_text(json.dumps(recipe, indent=1) + "\n")
 
 
@@ -129,6 +132,10 @@ def train(
     sparsity_norm: str = SPARSITY_NORM,
     read_steadiness: float = READ_STEADINESS,
     free_readers: int = FREE_READERS,
+    sparsity_shape: str = SPARSITY_SHAPE,
+    sparsity_from: float = 0.0,
+    layout: str = OBJECT_LAYOUT,
+    panel_size: int = PANEL_SIZE,
     log_every: int = 50,
     progress: bool = True,
     log_file: Path | None = None,
@@ -147,7 +154,9 @@ def train(
     if penalised:
         head_sparsity.register()
         model.set_attn_implementation({"text_config": head_sparsity.ATTN_NAME})
-    builder = BatchBuilder(tokenizer, seed=seed, mix=mix or DEFAULT_TASK_MIX)
+    builder = BatchBuilder(
+        tokenizer, seed=seed, mix=mix or DEFAULT_TASK_MIX, layout=layout, panel_size=panel_size
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps)
@@ -164,7 +173,7 @@ def train(
                 batch["input_ids"], batch["attention_mask"], builder.image_token_id
             )
             penalty_fn = head_sparsity.ImagePenalty(
-                batch["mm_token_type_ids"], queries, sparsity_norm, free_readers
+                batch["mm_token_type_ids"], queries, sparsity_norm, free_readers, sparsity_shape
             )
             with head_sparsity.collecting(penalty_fn) as pen:
                 task_loss = model(**batch).loss
@@ -176,7 +185,11 @@ def train(
             ramp = 1.0
             if sparsity_until < 1.0:
                 ramp = min(1.0, max(0.0, (steps * sparsity_until - step) / max(1.0, steps * 0.1)))
-            loss = task_loss + image_sparsity * ramp * penalty + read_steadiness * ramp * spread
+            # and switched on late (linearly over 10% of the steps), once the reading heads exist
+            lasso_ramp = ramp
+            if sparsity_from > 0.0:
+                lasso_ramp *= min(1.0, max(0.0, (step - steps * sparsity_from) / max(1.0, steps * 0.1)))
+            loss = task_loss + image_sparsity * lasso_ramp * penalty + read_steadiness * ramp * spread
         else:
             loss = task_loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
@@ -211,13 +224,17 @@ def train(
         "sparsity_norm": sparsity_norm,
         "read_steadiness": read_steadiness,
         "free_readers": free_readers,
+        "sparsity_shape": sparsity_shape,
+        "sparsity_from": sparsity_from,
+        "object_layout": layout,
+        "panel_size": panel_size,
         "wall_time_s": round(time.time() - t0, 1),
         "final_loss": sum(losses[-log_every:]) / len(losses[-log_every:]),
     }
     model.eval()
     if penalised:  # the checkpoint is a plain Qwen3-VL: the penalty existed only while training
         model.set_attn_implementation({"text_config": "sdpa"})
-    save(model, tokenizer, Path(out), recipe)
+    save(model, tokenizer, Path(out), recipe, panel_size)
     return losses
 
 
@@ -260,6 +277,18 @@ def main(argv: list[str] | None = None) -> int:
         "--free-readers", type=int, default=FREE_READERS,
         help="heads that may read the image at no cost (a trimmed lasso; 0: every head pays)",
     )  # fmt: skip
+    p.add_argument(
+        "--sparsity-shape", choices=head_sparsity.SHAPES, default=SPARSITY_SHAPE,
+        help="how a head's cost grows with its reading (sqrt: concave, reading gathers in fewer heads)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sparsity-from", type=float, default=0.0,
+        help="fraction of the steps before which the lasso is off (it comes on over the next 10%%)",
+    )  # fmt: skip
+    p.add_argument(
+        "--object-layout", choices=LAYOUTS, default=OBJECT_LAYOUT, help="how panels draw the object"
+    )
+    p.add_argument("--panel-size", type=int, default=PANEL_SIZE, help="px per panel (32 px per LM token)")
     p.add_argument("--log-file", type=Path, default=None)
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
@@ -283,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         sparsity_norm=args.sparsity_norm,
         read_steadiness=args.read_steadiness,
         free_readers=args.free_readers,
+        sparsity_shape=args.sparsity_shape,
+        sparsity_from=args.sparsity_from,
+        layout=args.object_layout,
+        panel_size=args.panel_size,
         log_file=args.log_file,
         log_every=args.log_every,
     )

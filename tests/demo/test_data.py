@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gaze_explorer.demo import prompts
-from gaze_explorer.demo.comics import generate_strips
+from gaze_explorer.demo.comics import PANEL_SIZE, generate_strips
 from gaze_explorer.demo.data import IGNORE, BatchBuilder, Example, make_image_processor
 from gaze_explorer.demo.train import build_config
 from gaze_explorer.demo.vocab import build_demo_tokenizer
@@ -46,7 +46,8 @@ def test_batch_matches_adapter_inputs(parts, height):
             tokenizer.convert_tokens_to_ids("<|im_end|>"),
         ]
         assert ans.tolist() == expected
-        assert ref.grid.rows == 3 and ref.grid.cols == 18  # 3x3 LM tokens per panel
+        side = PANEL_SIZE // 32  # LM tokens per panel side (patch 16, merge 2)
+        assert ref.grid.rows == side and ref.grid.cols == 6 * side
     grid = ref.tensors["image_grid_thw"]
     assert torch.equal(batch["image_grid_thw"][:1], grid)
     per_image = int(grid[0].prod())

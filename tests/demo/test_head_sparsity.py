@@ -128,3 +128,43 @@ def test_kv_max_costs_a_kv_group_once_whatever_number_of_its_heads_read():
     costs = head_sparsity.head_costs(head_sparsity.image_mass(probs, pen), pen, n_rep=2)
     assert costs.shape == (1, 2)
     assert costs[0].tolist() == pytest.approx([0.9, 0.3])
+
+
+def test_sqrt_shape_makes_few_full_readers_cheaper_than_many_partial_ones():
+    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
+    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
+
+    def total(readers: dict[int, float], shape: str) -> float:  # head -> its image mass at every query
+        pen = head_sparsity.ImagePenalty(image_keys, queries, "max", shape=shape)
+        probs = torch.zeros(1, 8, 6, 6)
+        probs[..., 2] = 1.0
+        for h, m in readers.items():
+            probs[0, h, :, 2], probs[0, h, :, 0] = 1.0 - m, m
+        pen.collect(probs)
+        return float(pen.total())
+
+    five_full = {h: 1.0 for h in range(5)}
+    eight_partial = {h: 0.6 for h in range(8)}
+    # linear: eight heads at 0.6 cost about what five at 1.0 cost (4.8 vs 5), so nothing gathers reading
+    assert total(eight_partial, "linear") == pytest.approx(4.8 / 8)
+    assert total(five_full, "linear") == pytest.approx(5.0 / 8)
+    # concave: the five full readers are clearly cheaper
+    eps = head_sparsity.SQRT_EPS
+    assert total(five_full, "sqrt") == pytest.approx(5 * (math.sqrt(1 + eps) - math.sqrt(eps)) / 8, rel=1e-5)
+    assert total(eight_partial, "sqrt") > 1.2 * total(five_full, "sqrt")
+    assert total({}, "sqrt") == pytest.approx(0.0, abs=1e-6)  # no reading costs nothing
+    with pytest.raises(ValueError, match="shape"):
+        head_sparsity.ImagePenalty(image_keys, queries, shape="cube")
+
+
+def test_saturating_shape_counts_readers_whatever_their_mass():
+    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
+    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
+    costs = torch.tensor([[0.0, 0.05, 0.3, 0.7, 1.0]])
+    out = head_sparsity.shaped(costs, "saturating")
+    assert out[0, 0] == pytest.approx(0.0, abs=1e-7)
+    assert out[0, 1] == pytest.approx(1 - math.exp(-0.05 / head_sparsity.SATURATION))
+    # a reader at 0.7 and one at 1.0 pay within 0.1 % of each other: nothing pulls a reader's mass down
+    assert abs(float(out[0, 4] - out[0, 3])) < 1e-3 and float(out[0, 2]) > 0.95
+    pen = head_sparsity.ImagePenalty(image_keys, queries, "max", shape="saturating")
+    assert pen.shape == "saturating"

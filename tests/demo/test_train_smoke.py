@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from gaze_explorer.demo import prompts
-from gaze_explorer.demo.comics import generate_strips
+from gaze_explorer.demo.comics import PANEL_SIZE, generate_strips
 from gaze_explorer.demo.train import main
 from gaze_explorer.inference.loading import load_model
 
@@ -30,6 +30,7 @@ def test_training_smoke_writes_a_loadable_model(tmp_path):
     assert (loaded.n_layers, loaded.n_heads, loaded.n_kv_heads, loaded.head_dim) == (2, 8, 2, 16)
     (strip,) = generate_strips(1, seed=0)
     prepared = loaded.prepare(strip.image, prompts.kth_prompt(0))
-    assert prepared.grid.rows == 3 and prepared.grid.cols == 18
+    side = PANEL_SIZE // 32  # LM tokens per panel side (patch 16, merge 2)
+    assert prepared.grid.rows == side and prepared.grid.cols == 6 * side
     logits = loaded.model(**loaded.adapter.prefill_kwargs(loaded.model, prepared)).logits
     assert np.isfinite(logits.detach().numpy()).all()
