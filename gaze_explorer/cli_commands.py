@@ -27,13 +27,14 @@ from gaze_explorer.core.heads import (
     top_k_heads,
 )
 from gaze_explorer.core.strips import Strip, iter_strip_folders, raw_comics_windows
+from gaze_explorer.demo.comics import PANEL_SIZE
 from gaze_explorer.demo.prompts import NARRATION_PROMPT, SENTENCE_TOKENS
 
 DEMO_SWITCH_EVERY = SENTENCE_TOKENS  # one demo narration sentence, so the two cannot drift apart
 # The demo model's trained questions where they differ from the paper's (its static and narration
 # questions are the paper's own; its narration request is shorter than the paper's dynamic one)
 DEMO_PROMPTS = {"dynamic": NARRATION_PROMPT}
-DEMO_PANEL_HEIGHT = 96  # the demo comics' 96-px panels (demo/comics.py)
+DEMO_PANEL_HEIGHT = PANEL_SIZE  # the demo comics' panel size (demo/comics.py), so no resize
 DEMO_DISCOVERY_STRIPS = 20
 
 

@@ -19,7 +19,7 @@ from gaze_explorer.core.heads import load_head_list, ranking
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo_model" / "config.json"
-N_LAYERS, N_HEADS = 6, 8  # the demo model (resources/demo_model/config.json)
+N_LAYERS, N_HEADS = 6, 16  # the demo model (resources/demo_model/config.json)
 SCHEDULE = (4, 2, 1, 6, 5, 3)
 SWITCH_EVERY = 2
 N_TOKENS = 12  # with --ignore-eos: every scheduled panel gets one 2-token segment
@@ -118,7 +118,7 @@ def test_generate_prints_the_streamed_text_and_the_switches(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out.strip()  # the tokens, streamed to stdout
     assert "switch at step 3: panel 2 -> 1" in captured.err
-    assert "steering 48 heads (all)" in captured.err
+    assert "steering 96 heads (all)" in captured.err  # the demo model's 6 layers x 16 heads
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -50,7 +50,7 @@ def _evaluate(protocol, heads_file, out, *extra):
     ranked = [[r["layer"], r["head"]] for r in json.loads(heads_file.read_text())]
     assert sorted(data["heads"]["gaze"]) == sorted(ranked[:4])  # --top-k 4 of --heads-file
     assert not {tuple(h) for h in data["heads"]["gaze"]} & {tuple(h) for h in data["heads"]["random"]}
-    assert data["heads"]["all"] == 48
+    assert data["heads"]["all"] == 96  # the demo model: 6 layers x 16 heads
     return data
 
 
@@ -87,8 +87,8 @@ def test_evaluate_narration_marks_answers_identical_to_the_baseline(heads_file, 
 @needs_demo
 def test_evaluate_region_steers_to_each_box(heads_file, tmp_path):
     boxes = tmp_path / "boxes.json"
-    # comic1 is the first demo strip: 96-px panels, so these boxes lie inside panels 1 and 2
-    boxes.write_text(json.dumps({"comic1": [[10, 10, 86, 86], [106, 10, 182, 86]]}))
+    # comic1 is the first demo strip: 64-px panels, so these boxes lie inside panels 1 and 2
+    boxes.write_text(json.dumps({"comic1": [[6, 6, 58, 58], [70, 6, 122, 58]]}))
     data = _evaluate(
         "region", heads_file, tmp_path / "region.json", "--boxes", str(boxes), "--max-new-tokens", "6"
     )

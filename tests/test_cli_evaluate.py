@@ -35,7 +35,7 @@ def test_evaluate_on_the_demo_model_writes_the_documented_json(protocol, tmp_pat
     for c in data["conditions"].values():
         assert 0.0 <= c["accuracy"] <= 1.0 and c["ci95"][0] <= c["accuracy"] <= c["ci95"][1]
         assert 0.0 <= c["degenerate_rate"] <= 1.0
-    assert data["top_k"] == 5 and len(data["heads"]["gaze"]) == 5
+    assert data["top_k"] == 10 and len(data["heads"]["gaze"]) == 10  # 10 % of the demo's 96 heads
     assert not set(map(tuple, data["heads"]["gaze"])) & set(map(tuple, data["heads"]["random"]))
     if protocol == "static":
         assert data["n_pairs"] == 6 and len(data["generations"]) == 1 + 3 * 6

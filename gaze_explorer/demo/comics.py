@@ -2,7 +2,7 @@
 
 Each panel is a solid background colour with one large square of a second colour on it, so every
 panel has two independent attributes (``background`` and ``object``) that a tiny vision tower sees
-locally: a 16-px patch is either background or object colour. The two attributes use disjoint
+locally: a 16-px patch is mostly background or mostly object colour. The two attributes use disjoint
 colour words, so a judge can tell which attribute a word names. Within a strip no two panels share
 both attributes, so a judge can always tell panels apart.
 
@@ -41,23 +41,16 @@ OBJECTS: dict[str, tuple[int, int, int]] = {
 }
 ATTRIBUTE_NAMES = ("object", "background")  # the judged attributes
 # A third, unjudged property: the square's size (in the captions, not in the model's answers). Even a
-# small square reaches into every 32-px token of its 96-px panel, so each of the panel's 3x3 LM tokens
-# carries both judged colours and a head that looks at the panel can read both (model card, run r9).
+# small square reaches into every 32-px LM token of its panel, so each token carries both judged
+# colours and a head that looks at the panel can read both (model card, run r9).
 SIZES = ("small", "big")
 SIZE_RANGES = {"small": (0.44, 0.50), "big": (0.66, 0.74)}
 N_PANELS = 6
-PANEL_SIZE = 96  # px: 3x3 LM tokens per panel for Qwen3-VL (patch 16, merge 2)
-# How the object is drawn: "single", one square near the centre (its centre token is all object,
-# its corner tokens mostly background), or "grid", a 3x3 grid of small squares, one in each 32-px
-# cell, so that every LM token of the panel shows the same mix of the two colours and a head reads
-# the same panel whichever of its tokens it looks at. A steering bias moves a head's attention to
-# the target panel but keeps its own preference among the target's tokens, which points at the
-# panel it was aiming for, not at the target's centre (run r28 of the model card).
-LAYOUTS = ("single", "grid")
-OBJECT_LAYOUT = "single"
-GRID_CELLS = 3  # squares per row and column in the "grid" layout
-GRID_SIZE_RANGES = {"small": (0.36, 0.42), "big": (0.54, 0.62)}  # square side / cell side
-GRID_OFFSET = 0.6  # the pattern's offset is this fraction of the single square's (about +-3 px at 96)
+# px: 2x2 LM tokens per panel for Qwen3-VL (patch 16, merge 2). With the square centred, each of
+# the four tokens holds one corner of it: the four show the same mix of the two colours, so a head
+# reads the same panel whichever of its tokens it looks at (96-px panels, 3x3 tokens, have an
+# all-object centre token and mostly-background corners; model card, runs r27-r30).
+PANEL_SIZE = 64
 COLOUR_JITTER = 12  # per channel, so the model learns colour names rather than exact pixels
 
 
@@ -71,7 +64,6 @@ class PanelSpec:
     size: float  # square side as a fraction of the panel side ("grid": of the cell side)
     dx: float  # centre offset as a fraction of the panel side
     dy: float
-    layout: str = "single"
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -79,8 +71,6 @@ class PanelSpec:
 
     @property
     def caption(self) -> str:
-        if self.layout == "grid":
-            return f"{self.size_word} {self.object} squares in a grid on {self.background}"
         return f"a {self.size_word} {self.object} square on {self.background}"
 
 
@@ -88,45 +78,27 @@ def _jitter(rgb: tuple[int, int, int], rng: random.Random) -> tuple[int, int, in
     return tuple(min(255, max(0, c + rng.randint(-COLOUR_JITTER, COLOUR_JITTER))) for c in rgb)  # type: ignore[return-value]
 
 
-def sample_panel_specs(
-    rng: random.Random, n_panels: int = N_PANELS, layout: str = OBJECT_LAYOUT
-) -> list[PanelSpec]:
-    """``n_panels`` panel specs with no (object, background) pair repeated within the strip (both
-    layouts draw the same random numbers, so a seed gives the same colours in either)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+def sample_panel_specs(rng: random.Random, n_panels: int = N_PANELS) -> list[PanelSpec]:
+    """``n_panels`` panel specs with no (object, background) pair repeated within the strip."""
     pairs = [(o, b) for o in OBJECTS for b in BACKGROUNDS]
     chosen = rng.sample(pairs, n_panels)
     specs = []
     for o, b in chosen:
         word = rng.choice(SIZES)
-        lo, hi = (GRID_SIZE_RANGES if layout == "grid" else SIZE_RANGES)[word]
-        size, dx, dy = rng.uniform(lo, hi), rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05)
-        if layout == "grid":
-            dx, dy = dx * GRID_OFFSET, dy * GRID_OFFSET
-        specs.append(PanelSpec(o, b, word, size, dx, dy, layout))
+        lo, hi = SIZE_RANGES[word]
+        specs.append(
+            PanelSpec(o, b, word, rng.uniform(lo, hi), rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05))
+        )
     return specs
 
 
-def _square(draw: ImageDraw.ImageDraw, cx: float, cy: float, side: float, fill) -> None:
-    box = [round(cx - side / 2), round(cy - side / 2), round(cx + side / 2) - 1, round(cy + side / 2) - 1]
-    draw.rectangle(box, fill=fill)
-
-
 def draw_panel(spec: PanelSpec, size: int, rng: random.Random) -> Image.Image:
-    """A ``size`` x ``size`` RGB panel: background colour with the object square near the centre
-    (``single``) or a 3x3 grid of object squares, one per cell (``grid``)."""
+    """A ``size`` x ``size`` RGB panel: background colour with the object square near the centre."""
     img = Image.new("RGB", (size, size), _jitter(BACKGROUNDS[spec.background], rng))
-    fill = _jitter(OBJECTS[spec.object], rng)
-    draw = ImageDraw.Draw(img)
-    if spec.layout == "grid":
-        cell = size / GRID_CELLS
-        for i in range(GRID_CELLS):
-            for j in range(GRID_CELLS):
-                cx, cy = (j + 0.5) * cell + spec.dx * size, (i + 0.5) * cell + spec.dy * size
-                _square(draw, cx, cy, spec.size * cell, fill)
-    else:
-        _square(draw, (0.5 + spec.dx) * size, (0.5 + spec.dy) * size, spec.size * size, fill)
+    side = spec.size * size
+    cx, cy = (0.5 + spec.dx) * size, (0.5 + spec.dy) * size
+    box = [round(cx - side / 2), round(cy - side / 2), round(cx + side / 2) - 1, round(cy + side / 2) - 1]
+    ImageDraw.Draw(img).rectangle(box, fill=_jitter(OBJECTS[spec.object], rng))
     return img
 
 
@@ -157,11 +129,10 @@ def make_comic(
     *,
     panel_size: int = PANEL_SIZE,
     n_panels: int = N_PANELS,
-    layout: str = OBJECT_LAYOUT,
 ) -> SyntheticComic:
     """Comic number ``index`` of a split; splits with different names never share a random stream."""
     rng = random.Random(f"gaze-explorer-demo/{split}/{seed}/{index}")
-    specs = sample_panel_specs(rng, n_panels, layout)
+    specs = sample_panel_specs(rng, n_panels)
     panels = [draw_panel(s, panel_size, rng) for s in specs]
     return SyntheticComic(f"comic{index + 1}", panels, specs)
 
@@ -209,11 +180,9 @@ HELDOUT_COUNT = 24
 HELDOUT_PANEL_SIZE = 256  # the paper's strip height, so the app's default composition fits
 
 
-def heldout_comics(
-    n: int = HELDOUT_COUNT, seed: int = HELDOUT_SEED, layout: str = OBJECT_LAYOUT
-) -> list[SyntheticComic]:
+def heldout_comics(n: int = HELDOUT_COUNT, seed: int = HELDOUT_SEED) -> list[SyntheticComic]:
     """The held-out comics shipped under ``resources/demo_comics`` (regenerated, seeded)."""
-    return [make_comic("heldout", seed, i, panel_size=HELDOUT_PANEL_SIZE, layout=layout) for i in range(n)]
+    return [make_comic("heldout", seed, i, panel_size=HELDOUT_PANEL_SIZE) for i in range(n)]
 
 
 def load_heldout_strips(root: str | Path = HELDOUT_DIR, n: int | None = None) -> list[Strip]:
@@ -232,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=HELDOUT_DIR)
     p.add_argument("--n", type=int, default=HELDOUT_COUNT)
     p.add_argument("--seed", type=int, default=HELDOUT_SEED)
-    p.add_argument("--layout", choices=LAYOUTS, default=OBJECT_LAYOUT, help="how the object is drawn")
     args = p.parse_args(argv)
-    write_strip_folders(args.out, heldout_comics(args.n, args.seed, args.layout))
+    write_strip_folders(args.out, heldout_comics(args.n, args.seed))
     return 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from gaze_explorer.demo import prompts
-from gaze_explorer.demo.comics import N_PANELS, OBJECT_LAYOUT, PANEL_SIZE, make_comic
+from gaze_explorer.demo.comics import N_PANELS, PANEL_SIZE, make_comic
 
 IGNORE = -100
 
@@ -115,11 +115,9 @@ class BatchBuilder:
         seed: int = 0,
         mix: dict[str, float] | None = None,
         big_fraction: float = 0.5,
-        layout: str = OBJECT_LAYOUT,
         panel_size: int = PANEL_SIZE,
     ):
         self.tokenizer = tokenizer
-        self.layout = layout  # how panels draw their object (comics.LAYOUTS)
         self.panel_size = panel_size  # px of a panel in the strips the model sees
         self.processor = make_image_processor(panel_size)
         self.seed = seed
@@ -158,9 +156,7 @@ class BatchBuilder:
             self._counter += 1
             rng = random.Random(f"demo-train-task/{self.seed}/{i}")
             big = rng.random() < self.big_fraction
-            comic = make_comic(
-                "train", self.seed, i, panel_size=256 if big else self.panel_size, layout=self.layout
-            )
+            comic = make_comic("train", self.seed, i, panel_size=256 if big else self.panel_size)
             strip = comic.compose(height=256 if big else self.panel_size, gap=6)
             images.append(strip.image)
             examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix))

@@ -43,8 +43,8 @@ def test_panels_have_two_attributes_and_no_duplicate_pairs():
     assert not set(OBJECTS) & set(BACKGROUNDS)
 
 
-def test_single_layout_panel_pixels_show_both_attributes():
-    comic = make_comic("t", 0, 0, panel_size=96, layout="single")
+def test_panel_pixels_show_both_attributes():
+    comic = make_comic("t", 0, 0, panel_size=96)
     for panel, spec in zip(comic.panels, comic.specs, strict=True):
         px = np.asarray(panel).astype(int)
         corner, centre = px[2, 2], px[48, 48]
@@ -56,24 +56,17 @@ def test_single_layout_panel_pixels_show_both_attributes():
         assert (share < 0.30) if spec.size_word == "small" else (share > 0.40)
 
 
-def test_grid_layout_every_lm_token_shows_the_same_mix_of_both_colours():
+def test_every_lm_token_of_a_panel_shows_both_colours():
+    # 2x2 LM tokens (32 px) per panel: each holds one corner of the centred square
     for index in range(4):
-        comic = make_comic("t", 0, index, panel_size=96, layout="grid")
+        comic = make_comic("t", 0, index, panel_size=PANEL_SIZE)
         for panel, spec in zip(comic.panels, comic.specs, strict=True):
             px = np.asarray(panel).astype(int)
             is_object = np.abs(px - np.array(OBJECTS[spec.object])).max(-1) <= 12
-            is_background = np.abs(px - np.array(BACKGROUNDS[spec.background])).max(-1) <= 12
-            assert (is_object | is_background).all()
-            # the 3x3 LM tokens (32 px) of the panel: each holds one square, the same share of object
-            shares = [is_object[i : i + 32, j : j + 32].mean() for i in (0, 32, 64) for j in (0, 32, 64)]
-            assert max(shares) - min(shares) < 0.02
-            assert (0.10 < min(shares) < 0.20) if spec.size_word == "small" else (0.25 < min(shares) < 0.42)
-    spec = make_comic("t", 0, 0, layout="grid").specs[0]
-    assert spec.caption == f"{spec.size_word} {spec.object} squares in a grid on {spec.background}"
-    # both layouts draw the same colours from a seed
-    assert [s.attributes for s in make_comic("t", 3, 1, layout="grid").specs] == [
-        s.attributes for s in make_comic("t", 3, 1, layout="single").specs
-    ]
+            cells = range(0, PANEL_SIZE, 32)
+            shares = [is_object[i : i + 32, j : j + 32].mean() for i in cells for j in cells]
+            assert min(shares) > 0.12, shares
+            assert max(shares) < 0.75, shares  # and background in every token
 
 
 def test_strip_geometry_is_six_square_panels():

@@ -87,7 +87,9 @@ def test_follow_examples_train_only_what_comes_after_the_named_object_colour(par
             start = len(ex.no_loss) - 2
             assert start % prompts.SENTENCE_TOKENS == 0 and words[start] in ("first", "then")
             detour = start // prompts.SENTENCE_TOKENS
-            named = [p for p in panels if p["object"] == words[start + 1] and p["background"] == words[start + 4]]
+            named = [
+                p for p in panels if p["object"] == words[start + 1] and p["background"] == words[start + 4]
+            ]
             assert named and named[0] is not panels[detour]
         else:
             seen.add("one panel")

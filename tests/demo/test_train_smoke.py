@@ -27,7 +27,7 @@ def test_training_smoke_writes_a_loadable_model(tmp_path):
     assert json.loads((out / "training_recipe.json").read_text())["steps"] == 12
     loaded = load_model(out, device="cpu")
     assert loaded.family == "qwen3_vl"
-    assert (loaded.n_layers, loaded.n_heads, loaded.n_kv_heads, loaded.head_dim) == (2, 8, 2, 16)
+    assert (loaded.n_layers, loaded.n_heads, loaded.n_kv_heads, loaded.head_dim) == (2, 16, 2, 16)
     (strip,) = generate_strips(1, seed=0)
     prepared = loaded.prepare(strip.image, prompts.kth_prompt(0))
     side = PANEL_SIZE // 32  # LM tokens per panel side (patch 16, merge 2)

@@ -155,12 +155,12 @@ SESSION_CASES = [
 ]
 
 
-# ----- head lists (checked against the demo model's 6 layers x 8 heads) ------------------------
+# ----- head lists (checked against the demo model's 6 layers x 16 heads) -----------------------
 def _head_file(name, text):
     def build(tmp_path):
         p = tmp_path / name
         p.write_text(text)
-        return (lambda: load_head_list(p).validate(6, 8)), [p]
+        return (lambda: load_head_list(p).validate(6, 16)), [p]
 
     return build
 
@@ -171,7 +171,7 @@ HEAD_CASES = [
     ("heads: malformed CSV", _head_file("h.csv", "layer,head\n1,two\n"), HeadSpecError, None),
     ("heads: CSV without columns", _head_file("h.csv", "banana\n"), HeadSpecError, None),
     ("heads: layer out of range", _head_file("h.csv", "layer,head\n6,0\n"), HeadSpecError, "range|layer"),
-    ("heads: head out of range", _head_file("h.csv", "layer,head\n0,8\n"), HeadSpecError, "range|head"),
+    ("heads: head out of range", _head_file("h.csv", "layer,head\n0,16\n"), HeadSpecError, "range|head"),
     ("heads: negative index", _head_file("h.csv", "layer,head\n-1,0\n"), HeadSpecError, None),
     ("heads: duplicates", _head_file("h.csv", "layer,head\n1,2\n1,2\n"), HeadSpecError, "duplicate|twice"),
     (
