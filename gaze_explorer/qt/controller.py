@@ -132,6 +132,12 @@ class AppController(QtCore.QObject):
             activity="ready",
         )
         self.state.heads.set_shape(loaded.n_layers, loaded.n_heads)
+        # K as the CLI's evaluation defaults it: 10 % of the heads on the demo model, the paper's 100
+        # otherwise (at most half the heads)
+        from gaze_explorer.inference.evaluation import default_top_k
+
+        demo = getattr(loaded, "model_id", "") == "demo"
+        self.state.heads.set_kind(self.state.heads.kind, k=default_top_k(loaded.n_layers, loaded.n_heads, demo))
         if self.pil_image is not None:
             self._rebuild_grid()
         self.model_loaded.emit()

@@ -34,7 +34,9 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
     win.steering_panel.no_repeat.setValue(3)
     win.generate_baseline()
     _wait(qtbot, win)
-    s.heads.set_kind("top", k=5)
+    # K defaults to 10 % of the demo's 96 heads, in the model and in its box
+    assert s.heads.k == 10 and win.steering_panel.k_spin.value() == 10
+    s.heads.set_kind("top")
     s.target.set_panel(3)
     win.steer()
     _wait(qtbot, win)
@@ -73,7 +75,7 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
     assert not QtGui.QImage(str(fig)).isNull()
     heads = export_current_heads(win, "active", tmp_path / "heads.json")
     assert load_head_list(heads).heads == s.heads.active.heads
-    assert len(json.loads(heads.read_text())) == 5
+    assert len(json.loads(heads.read_text())) == 10
     win.controller.shutdown()
 
 
@@ -82,7 +84,7 @@ def test_demo_steered_answer_names_panel_4(qtbot, demo_window):
     win.controller.discover("demo")
     _wait(qtbot, win)
     s = win.state
-    s.heads.set_kind("top", k=5)
+    s.heads.set_kind("top")  # the default K: 10 of 96
     s.target.set_panel(3)
     win.steering_panel.max_tokens.setValue(12)
     win.steering_panel.no_repeat.setValue(3)

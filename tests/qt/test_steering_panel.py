@@ -34,6 +34,9 @@ def test_head_set_controls_drive_the_model(qtbot, state):
     panel.strength_spin.setValue(50.0)
     plan = panel.plan()
     assert plan.mode is SteeringMode.SUPPRESS_ALL and plan.strength == 50.0 and plan.heads.heads == ((0, 0),)
+    # K and seed set on the model (as loading a model does) show in their boxes
+    state.heads.set_kind("top", k=4, seed=7)
+    assert panel.k_spin.value() == 4 and panel.seed_spin.value() == 7 and len(state.heads.active) == 4
 
 
 def test_head_file_good_and_malformed(qtbot, state, tmp_path):

@@ -188,9 +188,16 @@ class SteeringPanel(QtWidgets.QWidget):
     # ---- model -> view -----------------------------------------------------------------------
     def _show_heads(self) -> None:
         heads = self.state.heads
-        self.head_buttons[heads.kind].blockSignals(True)
+        # all of them blocked: checking one button unchecks another, whose signal would otherwise
+        # write the boxes' old K and seed back into the model
+        widgets = (self.head_group, *self.head_buttons.values(), self.k_spin, self.seed_spin)
+        for w in widgets:
+            w.blockSignals(True)
         self.head_buttons[heads.kind].setChecked(True)
-        self.head_buttons[heads.kind].blockSignals(False)
+        self.k_spin.setValue(heads.k)
+        self.seed_spin.setValue(heads.seed)
+        for w in widgets:
+            w.blockSignals(False)
         shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
         more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
         self.heads_label.setText(f"{heads.active.name}: {len(heads.active)} head(s) {shown}{more}")
