@@ -135,6 +135,7 @@ def train(
     read_steadiness: float = READ_STEADINESS,
     free_readers: int = FREE_READERS,
     sparsity_shape: str = SPARSITY_SHAPE,
+    linear_until: float = 0.0,
     panel_size: int = PANEL_SIZE,
     log_every: int = 50,
     progress: bool = True,
@@ -170,8 +171,11 @@ def train(
             queries = head_sparsity.text_queries(
                 batch["input_ids"], batch["attention_mask"], builder.image_token_id
             )
+            # the lasso's cost may be linear for the first ``linear_until`` of the steps (it prunes
+            # readers), then ``sparsity_shape`` (which lets the survivors read at full mass)
+            shape = "linear" if step < linear_until * steps else sparsity_shape
             penalty_fn = head_sparsity.ImagePenalty(
-                batch["mm_token_type_ids"], queries, sparsity_norm, free_readers, sparsity_shape
+                batch["mm_token_type_ids"], queries, sparsity_norm, free_readers, shape
             )
             with head_sparsity.collecting(penalty_fn) as pen:
                 task_loss = model(**batch).loss
@@ -219,6 +223,7 @@ def train(
         "read_steadiness": read_steadiness,
         "free_readers": free_readers,
         "sparsity_shape": sparsity_shape,
+        "linear_until": linear_until,
         "panel_size": panel_size,
         "wall_time_s": round(time.time() - t0, 1),
         "final_loss": sum(losses[-log_every:]) / len(losses[-log_every:]),
@@ -247,14 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--mix", type=str, default=None, help='task mix as JSON, e.g. {"kth": 0.4, "narration": 0.3, ...}'
     )
-    p.add_argument(
-        "--image-sparsity", type=float, default=IMAGE_SPARSITY,
-        help="weight of the group-lasso penalty that keeps image reading in few heads (demo/head_sparsity.py)",
-    )  # fmt: skip
-    p.add_argument(
-        "--sparsity-until", type=float, default=1.0,
-        help="fraction of the steps after which the penalty is off (it fades over the 10%% before; 1: on to the end)",
-    )  # fmt: skip
+    # the training-only penalties (demo/head_sparsity.py): flag, type, default, help
+    for flag, kind, default, text in (
+        ("--image-sparsity", float, IMAGE_SPARSITY, "weight of the group-lasso penalty that keeps image reading in few heads"),
+        ("--sparsity-until", float, 1.0, "fraction of the steps after which the penalties are off (they fade over the 10%% before)"),
+        ("--read-steadiness", float, READ_STEADINESS, "weight of the penalty on the spread over text positions of each head's image mass"),
+        ("--free-readers", int, FREE_READERS, "heads that may read the image at no cost (a trimmed lasso; 0: every head pays)"),
+        ("--linear-until", float, 0.0, "fraction of the steps during which the lasso's cost is linear, before --sparsity-shape"),
+    ):  # fmt: skip
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument(
         "--sparsity-norm",
         choices=head_sparsity.NORMS,
@@ -262,16 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         help="per-head norm over positions",
     )
     p.add_argument(
-        "--read-steadiness", type=float, default=READ_STEADINESS,
-        help="weight of the penalty on the spread over text positions of each head's image mass",
-    )  # fmt: skip
-    p.add_argument(
-        "--free-readers", type=int, default=FREE_READERS,
-        help="heads that may read the image at no cost (a trimmed lasso; 0: every head pays)",
-    )  # fmt: skip
-    p.add_argument(
         "--sparsity-shape", choices=head_sparsity.SHAPES, default=SPARSITY_SHAPE,
-        help="how a head's cost grows with its reading (sqrt: concave, reading gathers in fewer heads)",
+        help="how a head's cost grows with its reading (saturating: counts reading heads; sqrt: concave)",
     )  # fmt: skip
     p.add_argument("--panel-size", type=int, default=PANEL_SIZE, help="px per panel (32 px per LM token)")
     p.add_argument("--log-file", type=Path, default=None)
@@ -298,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         read_steadiness=args.read_steadiness,
         free_readers=args.free_readers,
         sparsity_shape=args.sparsity_shape,
+        linear_until=args.linear_until,
         panel_size=args.panel_size,
         log_file=args.log_file,
         log_every=args.log_every,

@@ -95,26 +95,33 @@ def test_spread_is_zero_for_a_head_that_reads_at_every_token_and_large_for_one_t
     assert spread[1, 2] == pytest.approx(0.0, abs=1e-6)  # padded queries do not count
 
 
-def test_free_heads_trim_the_lasso_to_the_heads_beyond_the_budget():
-    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
-    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
+IMAGE_KEYS = torch.tensor([[1, 1, 0, 0, 0, 0]])  # 2 image keys, then 4 text queries that count
+QUERIES = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
 
-    def total(readers: dict[int, float], free: int) -> float:  # head -> its image mass at every query
-        pen = head_sparsity.ImagePenalty(image_keys, queries, "max", free_heads=free)
-        for _layer in range(2):  # two layers of 4 heads; the readers are in both
-            probs = torch.zeros(1, 4, 6, 6)
-            probs[..., 2] = 1.0
-            for h, m in readers.items():
-                probs[0, h, :, 2], probs[0, h, :, 0] = 1.0 - m, m
-            pen.collect(probs)
-        return float(pen.total())
+
+def lasso_total(readers: dict[int, float], n_heads: int, n_layers: int = 1, **kw) -> float:
+    """The lasso of ``n_layers`` layers of ``n_heads`` heads; ``readers``: head -> its image mass at
+    every query (the same heads read in every layer)."""
+    pen = head_sparsity.ImagePenalty(IMAGE_KEYS, QUERIES, "max", **kw)
+    for _layer in range(n_layers):
+        probs = torch.zeros(1, n_heads, 6, 6)
+        probs[..., 2] = 1.0
+        for h, m in readers.items():
+            probs[0, h, :, 2], probs[0, h, :, 0] = 1.0 - m, m
+        pen.collect(probs)
+    return float(pen.total())
+
+
+def test_free_heads_trim_the_lasso_to_the_heads_beyond_the_budget():
+    def total(readers: dict[int, float], free: int) -> float:  # two layers of 4 heads
+        return lasso_total(readers, 4, n_layers=2, free_heads=free)
 
     assert total({0: 1.0, 1: 0.5}, free=0) == pytest.approx(3.0 / 8)  # the plain lasso: the mean cost
     assert total({0: 1.0, 1: 0.5}, free=2) == pytest.approx(1.0 / 8)  # two 1.0 readers are free
     assert total({0: 1.0, 1: 0.5}, free=4) == pytest.approx(0.0, abs=1e-6)  # all four readers are free
     assert total({0: 1.0, 1: 1.0, 2: 1.0}, free=4) == pytest.approx(2.0 / 8)  # the 5th and 6th pay
     with pytest.raises(ValueError, match="free_heads"):
-        head_sparsity.ImagePenalty(image_keys, queries, free_heads=-1)
+        head_sparsity.ImagePenalty(IMAGE_KEYS, QUERIES, free_heads=-1)
 
 
 def test_kv_max_costs_a_kv_group_once_whatever_number_of_its_heads_read():
@@ -131,17 +138,8 @@ def test_kv_max_costs_a_kv_group_once_whatever_number_of_its_heads_read():
 
 
 def test_sqrt_shape_makes_few_full_readers_cheaper_than_many_partial_ones():
-    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
-    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
-
-    def total(readers: dict[int, float], shape: str) -> float:  # head -> its image mass at every query
-        pen = head_sparsity.ImagePenalty(image_keys, queries, "max", shape=shape)
-        probs = torch.zeros(1, 8, 6, 6)
-        probs[..., 2] = 1.0
-        for h, m in readers.items():
-            probs[0, h, :, 2], probs[0, h, :, 0] = 1.0 - m, m
-        pen.collect(probs)
-        return float(pen.total())
+    def total(readers: dict[int, float], shape: str) -> float:  # one layer of 8 heads
+        return lasso_total(readers, 8, shape=shape)
 
     five_full = {h: 1.0 for h in range(5)}
     eight_partial = {h: 0.6 for h in range(8)}
@@ -154,17 +152,17 @@ def test_sqrt_shape_makes_few_full_readers_cheaper_than_many_partial_ones():
     assert total(eight_partial, "sqrt") > 1.2 * total(five_full, "sqrt")
     assert total({}, "sqrt") == pytest.approx(0.0, abs=1e-6)  # no reading costs nothing
     with pytest.raises(ValueError, match="shape"):
-        head_sparsity.ImagePenalty(image_keys, queries, shape="cube")
+        head_sparsity.ImagePenalty(IMAGE_KEYS, QUERIES, shape="cube")
 
 
 def test_saturating_shape_counts_readers_whatever_their_mass():
-    image_keys = torch.tensor([[1, 1, 0, 0, 0, 0]])
-    queries = torch.tensor([[0, 0, 1, 1, 1, 1]]).bool()
     costs = torch.tensor([[0.0, 0.05, 0.3, 0.7, 1.0]])
     out = head_sparsity.shaped(costs, "saturating")
     assert out[0, 0] == pytest.approx(0.0, abs=1e-7)
     assert out[0, 1] == pytest.approx(1 - math.exp(-0.05 / head_sparsity.SATURATION))
     # a reader at 0.7 and one at 1.0 pay within 0.1 % of each other: nothing pulls a reader's mass down
     assert abs(float(out[0, 4] - out[0, 3])) < 1e-3 and float(out[0, 2]) > 0.95
-    pen = head_sparsity.ImagePenalty(image_keys, queries, "max", shape="saturating")
-    assert pen.shape == "saturating"
+    # through the penalty: six readers cost the same at 0.7 or 1.0, and two more readers cost more
+    six_at = [lasso_total(dict.fromkeys(range(6), m), 8, shape="saturating") for m in (0.7, 1.0)]
+    assert six_at[0] == pytest.approx(six_at[1], abs=1e-3) and six_at[1] == pytest.approx(6 / 8, abs=1e-3)
+    assert lasso_total(dict.fromkeys(range(8), 0.7), 8, shape="saturating") > six_at[0] + 0.2
