@@ -61,7 +61,7 @@ class PanelSpec:
     object: str
     background: str
     size_word: str  # "small" or "big": in the captions, not judged and not in the model's answers
-    size: float  # square side as a fraction of the panel side ("grid": of the cell side)
+    size: float  # square side as a fraction of the panel side
     dx: float  # centre offset as a fraction of the panel side
     dy: float
 
@@ -123,12 +123,7 @@ class SyntheticComic:
 
 
 def make_comic(
-    split: str,
-    seed: int,
-    index: int,
-    *,
-    panel_size: int = PANEL_SIZE,
-    n_panels: int = N_PANELS,
+    split: str, seed: int, index: int, *, panel_size: int = PANEL_SIZE, n_panels: int = N_PANELS
 ) -> SyntheticComic:
     """Comic number ``index`` of a split; splits with different names never share a random stream."""
     rng = random.Random(f"gaze-explorer-demo/{split}/{seed}/{index}")

@@ -12,8 +12,9 @@ after the image:
 - a group lasso over heads (:func:`head_costs`): a head costs the norm over queries of ``m``, the
   ``l2`` norm (a head that reads at several positions costs less than several heads that read at
   one position each) or the ``max`` (a head that reads anywhere may read everywhere at no extra
-  cost); the penalty is the mean over heads of all layers (optionally trimmed: the
-  ``free_heads`` costliest heads are free). Reading concentrates into few heads.
+  cost), passed through a shape (:func:`shaped`: linear, concave or saturating); the penalty is
+  the mean over heads of all layers (optionally trimmed: the ``free_heads`` costliest heads are
+  free). Reading concentrates into few heads.
 - the spread (:func:`head_spread`): the variance of ``m`` over a head's queries. With the lasso
   alone (run r16) the reading heads read only where a colour word comes next and look at the text
   in between; a steering bias that makes them read at every token then takes them out of their
@@ -147,7 +148,7 @@ def shaped(costs: torch.Tensor, shape: str) -> torch.Tensor:
     under the concave cost the five cost less, and a head that reads a little pays the most per
     unit of reading. ``saturating``, ``1 - exp(-c / 0.1)``, counts readers: a head that reads pays
     about the same whatever its mass, so the lasso no longer pulls a reader's mass down (under the
-    linear cost readers settle near 0.7 and a steering bias, which puts 1.0 on the target, changes
+    linear cost readers settle near 0.8, run r29b, and a steering bias, which puts 1.0 on the target, changes
     the scale of what they read)."""
     if shape == "sqrt":
         return torch.sqrt(costs + SQRT_EPS) - SQRT_EPS**0.5
