@@ -148,8 +148,8 @@ def shaped(costs: torch.Tensor, shape: str) -> torch.Tensor:
     under the concave cost the five cost less, and a head that reads a little pays the most per
     unit of reading. ``saturating``, ``1 - exp(-c / 0.1)``, counts readers: a head that reads pays
     about the same whatever its mass, so the lasso no longer pulls a reader's mass down (under the
-    linear cost readers settle near 0.8, run r29b, and a steering bias, which puts 1.0 on the target, changes
-    the scale of what they read)."""
+    linear cost readers settle near 0.8, run r29b, and a steering bias, which puts 1.0 on the
+    target, changes the scale of what they read)."""
     if shape == "sqrt":
         return torch.sqrt(costs + SQRT_EPS) - SQRT_EPS**0.5
     if shape == "saturating":

@@ -65,7 +65,7 @@ READ_STEADINESS = 1.0
 # Heads that may read the image at no cost (the lasso is then trimmed); 4 starved reading (r22).
 FREE_READERS = 0
 # How a head's cost grows with its reading (head_sparsity.shaped): "saturating" counts reading heads,
-# so the lasso prunes readers without pulling the survivors' mass down to ~0.7 as the linear cost
+# so the lasso prunes readers without pulling the survivors' mass down to ~0.8 as the linear cost
 # does; with it the steered narration follows a switch (Spearman 0.97 against 0.73, runs r29-r30).
 SPARSITY_SHAPE = "saturating"
 

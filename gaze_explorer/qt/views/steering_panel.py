@@ -188,9 +188,9 @@ class SteeringPanel(QtWidgets.QWidget):
     # ---- model -> view -----------------------------------------------------------------------
     def _show_heads(self) -> None:
         heads = self.state.heads
-        # all of them blocked: checking one button unchecks another, whose signal would otherwise
-        # write the boxes' old K and seed back into the model
-        widgets = (self.head_group, *self.head_buttons.values(), self.k_spin, self.seed_spin)
+        # the group blocked too: checking one button unchecks another, and the group's signal would
+        # otherwise write the boxes' old K and seed back into the model
+        widgets = (self.head_group, self.k_spin, self.seed_spin)
         for w in widgets:
             w.blockSignals(True)
         self.head_buttons[heads.kind].setChecked(True)
