@@ -1,52 +1,67 @@
-"""The layering of ../shared/ARCHITECTURE.md: core imports nothing heavy; core, inference,
-storage and demo never import Qt. Checked on the real import graph, in a fresh interpreter."""
+"""The layering of ARCHITECTURE.md, read from pyproject.toml's [tool.importlinter], its only copy.
+
+``lint-imports`` checks the contracts on the static import graph (also in .ci/run); it runs here too
+so that the README's ``python -m pytest -q`` alone catches a broken layer. The static graph stops at
+the first external package, so the second test imports each layer in a fresh interpreter and checks
+that no forbidden heavy package arrived through a third-party import either.
+"""
 
 from __future__ import annotations
 
 import pkgutil
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
-import gaze_explorer
-
-FORBIDDEN = {
-    "core": ("PySide6", "pyqtgraph", "torch", "transformers", "h5py", "gaze_explorer.qt"),
-    "inference": ("PySide6", "pyqtgraph", "gaze_explorer.qt"),
-    "storage": ("PySide6", "pyqtgraph", "gaze_explorer.qt", "torch", "transformers"),
-    "demo": ("PySide6", "pyqtgraph", "gaze_explorer.qt"),
-}
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = ROOT / "pyproject.toml"
 
 
-def _modules(layer: str) -> list[str]:
-    pkg = __import__(f"gaze_explorer.{layer}", fromlist=["_"])
-    names = [f"gaze_explorer.{layer}"]
-    names += [m.name for m in pkgutil.walk_packages(pkg.__path__, prefix=f"gaze_explorer.{layer}.")]
-    return names
+def _contracts() -> list[dict]:
+    return tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
 
 
-@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
-def test_layer_does_not_import_forbidden_packages(layer):
-    modules = _modules(layer)
-    forbidden = FORBIDDEN[layer]
+def _external_bans() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(contract name, source package, forbidden external packages) for each forbidden contract."""
+    bans = []
+    for contract in _contracts():
+        if contract["type"] != "forbidden":
+            continue
+        external = tuple(m for m in contract["forbidden_modules"] if not m.startswith("gaze_explorer"))
+        for source in contract["source_modules"]:
+            if external:
+                bans.append((contract["name"], source, external))
+    return bans
+
+
+def test_lint_imports_passes(capsys):
+    from importlinter.cli import EXIT_STATUS_SUCCESS, lint_imports
+
+    code = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
+    assert code == EXIT_STATUS_SUCCESS, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("contract", "source", "forbidden"),
+    [pytest.param(*ban, id=f"{ban[1]}-{ban[0]}") for ban in _external_bans()],
+)
+def test_no_forbidden_package_arrives_at_run_time(contract, source, forbidden):
+    pkg = __import__(source, fromlist=["_"])
+    modules = [source] + [
+        m.name
+        for m in pkgutil.walk_packages(pkg.__path__, prefix=f"{source}.")
+        if not m.name.endswith("__main__")
+    ]
     code = (
-        "import sys, importlib\n"
-        f"mods = {modules!r}\n"
-        "for m in mods:\n"
-        "    if m.endswith('__main__'):\n"
-        "        continue\n"
+        "import importlib, sys\n"
+        f"for m in {modules!r}:\n"
         "    importlib.import_module(m)\n"
-        f"bad = sorted(n for n in sys.modules if n.split('.')[0] in {forbidden!r} or "
-        f"any(n == f or n.startswith(f + '.') for f in {forbidden!r}))\n"
-        "print('\\n'.join(bad))\n"
+        f"print('\\n'.join(sorted(n for n in sys.modules if n.split('.')[0] in {forbidden!r})))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    leaked = [line for line in out.stdout.splitlines() if line]
-    assert not leaked, f"gaze_explorer.{layer} imports {leaked[:5]}"
-
-
-def test_package_has_the_architecture_layers():
-    names = {m.name for m in pkgutil.iter_modules(gaze_explorer.__path__)}
-    assert {"core", "inference", "storage", "demo", "qt"} <= names
+    leaked = out.stdout.split()
+    assert not leaked, f"{contract}: importing {source} loads {leaked[:5]}"
