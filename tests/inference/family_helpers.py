@@ -146,7 +146,7 @@ def check_parity(model, adapter, prepared) -> None:
             assert model.config.get_text_config()._attn_implementation == "gaze_explorer"
             control.set_request(ForwardRequest())
             logits = model(**adapter.prefill_kwargs(model, prepared)).logits.float()
-            assert control.calls >= adapter.n_layers
+            assert control.calls >= len(adapter.attention_layers)
     assert model.config.get_text_config()._attn_implementation == "sdpa"
     valid = prepared.tensors["attention_mask"].bool()  # [batch, T]
     diff = (logits - reference).abs()[valid].max().item()
@@ -175,7 +175,7 @@ def check_decode_steering(
             prepared.batch_size,
             adapter.n_heads,
         )
-        _assert_rows_are_distributions(prefill_rows[:, :, :, 0], prepared.tensors["attention_mask"])
+        _assert_rows_are_distributions(prefill_rows[:, :, :, 0], prepared.tensors["attention_mask"], adapter)
 
         batch, t = prepared.tensors["input_ids"].shape
         next_ids = out.logits[:, -1].argmax(-1, keepdim=True)  # [batch, 1]
@@ -189,7 +189,7 @@ def check_decode_steering(
         step = adapter.decode_kwargs(model, prepared, next_ids, mask, t)
         model(**step, past_key_values=cache, use_cache=True)
         rows = control.take_rows()[:, :, :, 0]  # [layer, batch, head, T+1]
-    _assert_rows_are_distributions(rows, mask)
+    _assert_rows_are_distributions(rows, mask, adapter)
     layer, h = head
     for b, grid in enumerate(prepared.grids):
         row = rows[layer, b, h].double().numpy()
@@ -201,9 +201,14 @@ def check_decode_steering(
         assert unsteered[panel].sum() < 0.9
 
 
-def _assert_rows_are_distributions(rows: torch.Tensor, attention_mask: torch.Tensor) -> None:
-    """``rows [layer, batch, head, key]`` sum to 1 over real keys and are 0 on padding keys."""
+def _assert_rows_are_distributions(rows: torch.Tensor, attention_mask: torch.Tensor, adapter) -> None:
+    """``rows [layer, batch, head, key]`` sum to 1 over real keys and are 0 on padding keys in the
+    softmax-attention layers, and are NaN in linear-attention layers (true layer indices)."""
     keys = attention_mask.shape[1]
+    attention = list(adapter.attention_layers)
+    linear = [x for x in range(rows.shape[0]) if x not in attention]
+    assert torch.isnan(rows[linear]).all()
+    rows = rows[attention]
     assert rows.shape[-1] == keys
     real = attention_mask.bool()[None, :, None, :].expand_as(rows)  # [layer, batch, head, key]
     assert torch.allclose(rows.double().sum(-1), torch.ones(rows.shape[:-1], dtype=torch.float64), atol=1e-4)
@@ -244,7 +249,7 @@ def check_generate_stream(model, adapter, image, *, target: int = 4, head: tuple
     panel = regions[target].positions(grid)
     for e in tokens:
         assert e.rows.shape == (adapter.n_layers, adapter.n_heads, prompt_len + e.step)
-        assert np.allclose(e.rows.sum(-1), 1.0, atol=1e-4)
+        assert np.allclose(e.rows[list(adapter.attention_layers)].sum(-1), 1.0, atol=1e-4)
         row = e.rows[head].astype(np.float64)
         if e.step >= 1:  # step 0 comes from the unsteered prefill (decode-only steering)
             assert row[panel].sum() / row[grid.positions].sum() >= 0.99
@@ -286,3 +291,62 @@ def check_checkpoint_round_trip(model, adapter, tmp_path, image, *, legacy_templ
         a = model(**adapter.prefill_kwargs(model, ours)).logits
         b = loaded.model(**loaded.adapter.prefill_kwargs(loaded.model, theirs)).logits
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def check_greedy_matches_generate(model, adapter, image, *, n_tokens: int = 6) -> None:
+    """The project's greedy loop (``generate_stream``, nothing steered or captured) gives the same
+    tokens as transformers' ``model.generate`` on the adapter's inputs (end-of-sequence ignored by
+    both, so all ``n_tokens`` are compared): prefill inputs, decode positions and cache agree."""
+    from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+    from gaze_explorer.inference.generation import TokenEvent, generate_stream
+    from gaze_explorer.inference.loading import loaded_from_parts
+
+    prompt = "describe the fifth panel ."
+    loaded = loaded_from_parts(model, adapter)
+    regions = panel_regions(adapter.build_inputs(image, prompt).grid, 6)
+    events = generate_stream(
+        loaded, image, prompt, regions=regions, capture=CaptureSpec(decode=False, prefill="none"),
+        options=GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True),
+    )  # fmt: skip
+    ours = [e.token_id for e in events if isinstance(e, TokenEvent)]
+    prepared = adapter.build_inputs(image, prompt)
+    with torch.inference_mode():
+        ref = model.generate(
+            **prepared.tensors, max_new_tokens=n_tokens, min_new_tokens=n_tokens, do_sample=False,
+            pad_token_id=adapter.pad_token_id,
+        )  # fmt: skip
+    assert len(ours) == n_tokens
+    assert ours == ref[0, prepared.prompt_len :].tolist()
+
+
+def check_discovery_batched_equals_unbatched(model, adapter, image, *, n_panels: int = 6) -> None:
+    """Discovery's ``[layer, head, N, N]`` matrix of one strip is the same whether the N questions
+    run as one batch (shared image / prompt start, or the plain batch) or one question at a time."""
+    from types import SimpleNamespace
+
+    from gaze_explorer.core.scoring import panel_matrix
+    from gaze_explorer.inference.attention import ForwardRequest, attention_control
+    from gaze_explorer.inference.discovery import panel_prompt, strip_matrix
+    from gaze_explorer.inference.loading import loaded_from_parts
+
+    template = "what is in the {ordinal} panel ?"
+    widths = [image.width / n_panels] * n_panels
+    loaded = loaded_from_parts(model, adapter)
+    strip = SimpleNamespace(image=image, panel_widths=widths, name="strip")
+    shared = strip_matrix(loaded, strip, template, share=True)
+    plain = strip_matrix(loaded, strip, template, share=False)
+    rows, positions = [], []
+    for k in range(1, n_panels + 1):
+        prepared = adapter.build_inputs(image, panel_prompt(template, k, n_panels))
+        with torch.inference_mode(), attention_control(loaded) as ctl:
+            ctl.set_request(ForwardRequest(capture_rows="last"))
+            model(**adapter.prefill_kwargs(model, prepared), use_cache=False)
+            rows.append(ctl.take_rows()[:, 0, :, 0].float().numpy())  # [layer, head, key]
+        positions.append([r.positions(prepared.grid) for r in panel_regions(prepared.grid, n_panels, widths)])
+    lengths = {r.shape[-1] for r in rows}
+    assert len(lengths) == 1, "the per-panel prompts must have one length to stack"
+    alone = panel_matrix(np.stack(rows), positions)  # [layer, head, N, N]
+    assert shared.shape == plain.shape == alone.shape == (adapter.n_layers, adapter.n_heads, n_panels, n_panels)
+    np.testing.assert_allclose(shared, alone, atol=1e-5)
+    np.testing.assert_allclose(plain, alone, atol=1e-5)
+    assert np.ptp(alone[list(adapter.attention_layers)]) > 1e-3  # not flat: the check could see a mismatch

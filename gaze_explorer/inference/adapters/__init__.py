@@ -13,7 +13,14 @@ from typing import Any
 from gaze_explorer.core.errors import UnsupportedFamilyError
 
 # Looked up in this order; the first adapter whose ``matches(config)`` is true wins.
-ADAPTER_MODULES = ("qwen3_vl", "qwen2_vl", "llava", "gemma3", "idefics3")
+ADAPTER_MODULES = (
+    "qwen3_vl", "qwen2_vl",
+    "mistral3",  # before llava: it also claims llava checkpoints with a Pixtral vision tower
+    "llava", "gemma3", "idefics3",
+    "internvl", "glm4v", "ovis2",
+    "qwen3_5", "qwen3_vl_moe", "gemma4", "paligemma", "aya_vision",
+    "mllama",  # refuses Llama 3.2 Vision with the reason (cross-attention only)
+)  # fmt: skip
 
 _registry: list[type] | None = None
 
