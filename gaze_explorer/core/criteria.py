@@ -242,15 +242,36 @@ def rank_scores(order: Sequence[Head], n_layers: int, n_heads: int) -> np.ndarra
     return scores
 
 
-def mean_maps(maps: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean of ``[..., rows, cols]`` maps; maps of other grid shapes are first resampled (bilinear,
-    cell centres aligned) to the most common shape (strips of different widths have different grids)."""
-    arrays = [np.asarray(m, dtype=np.float64) for m in maps]
-    if not arrays:
-        raise ValueError("no maps to average")
-    shapes = [a.shape[-2:] for a in arrays]
-    target = max(set(shapes), key=lambda s: (shapes.count(s), s))
-    return np.mean([a if a.shape[-2:] == target else resample_map(a, *target) for a in arrays], axis=0)
+class MapAverage:
+    """Running mean of ``[..., rows, cols]`` maps (one per strip) without keeping them all.
+
+    Strips of different widths have different token grids: each grid shape keeps its own sum, and
+    :meth:`mean` resamples every sum (bilinear, cell centres aligned: linear, so resampling the sum
+    equals summing the resampled maps) to the most frequent shape."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[int, int], np.ndarray] = {}
+        self._counts: dict[tuple[int, int], int] = {}
+
+    def add(self, maps: np.ndarray) -> None:
+        a = np.asarray(maps, dtype=np.float64)
+        shape = (int(a.shape[-2]), int(a.shape[-1]))
+        if shape in self._sums:
+            self._sums[shape] = self._sums[shape] + a
+        else:
+            self._sums[shape] = a.copy()
+        self._counts[shape] = self._counts.get(shape, 0) + 1
+
+    @property
+    def count(self) -> int:
+        return sum(self._counts.values())
+
+    def mean(self) -> np.ndarray:
+        if not self._sums:
+            raise ValueError("no maps to average")
+        target = max(self._counts, key=lambda s: (self._counts[s], s))
+        total = sum(resample_map(v, *target) if s != target else v for s, v in self._sums.items())
+        return total / self.count
 
 
 def resample_map(maps: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -7,6 +7,11 @@ queried x attended matrix; the gaze score is its diagonal mean over panels and s
 (``core/scoring.py``). Progress is yielded per strip; a cancel stops after the strip in hand and
 yields a partial result.
 
+The same rows also give what the other head-selection criteria need (``core/criteria.py``), with
+no extra forward pass: each head's total attention on the image tokens (Image Heads, MaskCD) and
+its attention over the image token grid as a ``[rows, cols]`` map (Localization Heads, Kang et
+al.), both averaged over every question of every strip.
+
 The N rows of a strip's batch hold the same image and differ only in a few words, so the work they
 share is done once (``inference/batch_sharing.py``): the image and the common start of the prompt
 go through the model once, and only the N differing endings run as a batch on top of that cache.
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gaze_explorer.core.criteria import MapAverage
 from gaze_explorer.core.errors import RegionError
 from gaze_explorer.core.heads import ranking
 from gaze_explorer.core.regions import panel_regions
@@ -71,6 +77,17 @@ class DiscoveryResult:
     n_panels: int
     strip_matrices: np.ndarray | None = None  # [strip, layer, head, N, N]
     cancelled: bool = False
+    image_mass: np.ndarray | None = None  # [layer, head] attention on all image tokens, mean over questions
+    image_maps: np.ndarray | None = None  # [layer, head, rows, cols] attention over the token grid, mean
+
+
+@dataclass
+class StripAttention:
+    """What one strip's forward pass gives every criterion (all from the last prompt rows)."""
+
+    matrix: np.ndarray  # [layer, head, N, N] queried x attended panel sums
+    image_mass: np.ndarray  # [layer, head] sum over all image tokens, mean over the N questions
+    image_map: np.ndarray  # [layer, head, rows, cols] attention per image token, mean over the questions
 
 
 def strip_matrix(
@@ -80,6 +97,13 @@ def strip_matrix(
 
     ``share=False`` forces the plain batched forward that encodes the image and the common prompt
     start once per question (for checks and benchmarks; the result is the same)."""
+    return strip_attention(loaded, strip, template, share=share).matrix
+
+
+def strip_attention(
+    loaded: LoadedModel, strip: Any, template: str = PAPER_PROMPT, *, share: bool = True
+) -> StripAttention:
+    """The panel matrix, image mass and image map of one strip, from one batched forward."""
     widths = list(getattr(strip, "panel_widths", None) or [])
     n = len(widths)
     if n < 1:
@@ -104,7 +128,16 @@ def strip_matrix(
     for grid in prepared.grids:
         regions = panel_regions(grid, n, widths)
         positions.append([r.positions(grid) for r in regions])
-    return panel_matrix(rows_np, positions)
+    # every question's row over its own image tokens (left padding shifts them per row), row-major:
+    # [question][layer, head, image token]
+    on_image = [rows_np[k][..., grid.positions] for k, grid in enumerate(prepared.grids)]
+    grid0 = prepared.grids[0]
+    image_map = np.mean(on_image, axis=0).reshape(*on_image[0].shape[:2], grid0.rows, grid0.cols)
+    return StripAttention(
+        matrix=panel_matrix(rows_np, positions),
+        image_mass=np.mean([row.sum(axis=-1) for row in on_image], axis=0),
+        image_map=image_map,
+    )
 
 
 def discover(
@@ -132,13 +165,18 @@ def discover(
 
 def _discover(loaded, strips, n_panels, template, cancel):
     mats: list[np.ndarray] = []
+    mass_sum: np.ndarray | None = None  # [layer, head]
+    maps = MapAverage()  # [layer, head, rows, cols]; strips of other widths have other grids
     cancelled = False
     yield DiscoveryProgress(0, len(strips))
     for i, strip in enumerate(strips):
         if cancel is not None and cancel.is_set():
             cancelled = True
             break
-        mats.append(strip_matrix(loaded, strip, template))
+        att = strip_attention(loaded, strip, template)
+        mats.append(att.matrix)
+        mass_sum = att.image_mass if mass_sum is None else mass_sum + att.image_mass
+        maps.add(att.image_map)
         yield DiscoveryProgress(i + 1, len(strips), str(getattr(strip, "name", "") or f"strip {i + 1}"))
     if not mats:
         return  # cancelled before the first strip finished: nothing to report
@@ -152,4 +190,6 @@ def _discover(loaded, strips, n_panels, template, cancel):
         n_panels=n_panels,
         strip_matrices=stacked,
         cancelled=cancelled,
+        image_mass=(mass_sum / len(mats)).astype(np.float32),  # every strip asks N questions: equal weights
+        image_maps=maps.mean().astype(np.float32),
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gaze_explorer.core.criteria import (
+    MapAverage,
     agreement,
     bottom_row_focused,
     connected_components,
@@ -16,7 +17,6 @@ from gaze_explorer.core.criteria import (
     elbow_threshold,
     image_head_scores,
     localization_heads,
-    mean_maps,
     rank_scores,
     resample_map,
     spatial_entropy,
@@ -190,9 +190,12 @@ def test_resample_and_mean_maps():
     np.testing.assert_allclose(resample_map(flat, 4, 8), 0.125)
     ramp = np.array([[0.0, 1.0]])
     np.testing.assert_allclose(resample_map(ramp, 1, 4), [[0.0, 0.25, 0.75, 1.0]])
-    a, b, c = np.ones((2, 2)), np.zeros((2, 2)), np.full((1, 1), 3.0)
+    average = MapAverage()
+    for m in (np.ones((2, 2)), np.zeros((2, 2)), np.full((1, 1), 3.0)):
+        average.add(m)
     # the most common shape (2x2) wins; the 1x1 map is spread over it
-    np.testing.assert_allclose(mean_maps([a, b, c]), np.full((2, 2), 4.0 / 3))
+    np.testing.assert_allclose(average.mean(), np.full((2, 2), 4.0 / 3))
+    assert average.count == 3
 
 
 def test_agreement_overlap_jaccard_core_and_clipping():
