@@ -18,6 +18,7 @@ from gaze_explorer.qt.views.prompt_tokens import PromptTokensView
 from gaze_explorer.qt.views.session_browser import SessionBrowserView
 from gaze_explorer.qt.views.steering_panel import SteeringPanel
 from gaze_explorer.qt.views.token_timeline import TokenTimelineView
+from gaze_explorer.qt.widgets.step_keys import STEP_KEYS
 
 Dock = QtCore.Qt.DockWidgetArea
 
@@ -140,7 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        file_menu.addAction("Open image…", QtGui.QKeySequence.StandardKey.Open, self.overlay_view._open_dialog)
+        file_menu.addAction("Open image…", QtGui.QKeySequence.StandardKey.Open, self.overlay_view.open_dialog)
         file_menu.addAction("Paste image", QtGui.QKeySequence.StandardKey.Paste, self.overlay_view.paste_image)
         file_menu.addAction("Open session…", self._open_session_dialog)
         file_menu.addSeparator()
@@ -162,14 +163,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_shortcuts(self) -> None:
         step = self.state.step
         Key, Mod = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier
-        bindings = [
-            (Key.Key_Right, lambda: step.move(1)),
-            (Key.Key_Left, lambda: step.move(-1)),
-            (QtCore.QKeyCombination(Mod.ShiftModifier, Key.Key_Right), lambda: step.move(10)),
-            (QtCore.QKeyCombination(Mod.ShiftModifier, Key.Key_Left), lambda: step.move(-10)),
-            (Key.Key_Home, lambda: step.set_step(0)),
-            (Key.Key_End, lambda: step.set_step(step.n_steps - 1)),
-            (Key.Key_Space, lambda: step.set_playing(not step.playing)),
+        bindings = [(combo, lambda act=act: act(step)) for combo, act in STEP_KEYS]
+        bindings += [
             (QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_Return), self.steer),
             (QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_Enter), self.steer),
             (Key.Key_Escape, self.controller.stop),

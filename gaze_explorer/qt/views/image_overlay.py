@@ -17,6 +17,7 @@ from gaze_explorer.core.state import COLORMAPS, AppState, RunData
 from gaze_explorer.core.state_data import grid_corners, overlay_heat
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
+from gaze_explorer.qt.widgets.signals import signals_blocked
 
 # Okabe-Ito: colour-blind-safe panel colours
 PANEL_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
@@ -82,7 +83,7 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.box_button.setToolTip("Show a rectangle; drag or resize it to steer to that box")
         self.box_button.toggled.connect(self._toggle_roi)
         self.open_button = QtWidgets.QPushButton("Open image…")
-        self.open_button.clicked.connect(self._open_dialog)
+        self.open_button.clicked.connect(self.open_dialog)
         row = QtWidgets.QHBoxLayout()
         for label, w in (
             ("opacity", self.opacity_slider),
@@ -169,9 +170,8 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.image_item.setImage(session.image, autoLevels=False, levels=(0, 255))
         h, w = session.image.shape[:2]
         self.image_item.setRect(QtCore.QRectF(0, 0, w, h))
-        self.panels_spin.blockSignals(True)
-        self.panels_spin.setValue(session.n_panels)
-        self.panels_spin.blockSignals(False)
+        with signals_blocked(self.panels_spin):
+            self.panels_spin.setValue(session.n_panels)
         for i, region in enumerate(r for r in session.regions if r.kind == "panel"):
             x0, y0, x1, y1 = region.box
             colour = PANEL_COLOURS[i % len(PANEL_COLOURS)]
@@ -270,7 +270,8 @@ class ImageOverlayView(QtWidgets.QWidget):
         pos, size = self.roi.pos(), self.roi.size()
         self.state.target.set_box((pos.x(), pos.y(), pos.x() + size.x(), pos.y() + size.y()))
 
-    def _open_dialog(self) -> None:
+    def open_dialog(self) -> None:
+        """Ask for an image file; emits ``image_open_requested`` with the chosen path."""
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
             self, "Open image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
         )

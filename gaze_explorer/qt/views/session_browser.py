@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from gaze_explorer.core.state import AppState
+from gaze_explorer.qt.widgets.signals import signals_blocked
 
 STATUS_MARK = {"running": "● ", "finished": "", "cancelled": "✕ cancelled · ", "failed": "⚠ failed · "}
 
@@ -40,11 +41,10 @@ class SessionBrowserView(QtWidgets.QWidget):
         self.path_label.setText(self.state.session.path or "no session file")
 
     def refresh(self) -> None:
-        self.list.blockSignals(True)
-        self.list.clear()
-        for i in range(len(self.state.session.runs)):
-            self.list.addItem(self._label(i))
-        self.list.blockSignals(False)
+        with signals_blocked(self.list):
+            self.list.clear()
+            for i in range(len(self.state.session.runs)):
+                self.list.addItem(self._label(i))
         self._show_path()
         self._select_from_model()
 
@@ -55,13 +55,12 @@ class SessionBrowserView(QtWidgets.QWidget):
 
     def _select_from_model(self) -> None:
         session = self.state.session
-        self.list.blockSignals(True)
-        self.list.clearSelection()
-        self._order = [i for i in (session.shown, session.compare) if i is not None]
-        for i in self._order:
-            if self.list.item(i) is not None:
-                self.list.item(i).setSelected(True)
-        self.list.blockSignals(False)
+        with signals_blocked(self.list):
+            self.list.clearSelection()
+            self._order = [i for i in (session.shown, session.compare) if i is not None]
+            for i in self._order:
+                if self.list.item(i) is not None:
+                    self.list.item(i).setSelected(True)
 
     def _selection_from_ui(self) -> None:
         selected = {self.list.row(item) for item in self.list.selectedItems()}

@@ -14,6 +14,7 @@ from gaze_explorer.core.heads import load_head_list
 from gaze_explorer.core.options import GenerationOptions
 from gaze_explorer.core.state import AppState
 from gaze_explorer.core.steering import DEFAULT_STRENGTH, SteeringMode, SteeringPlan
+from gaze_explorer.qt.widgets.signals import signals_blocked
 
 DEFAULT_PROMPT = "What is happening in this panel of the comic strip?"
 
@@ -190,29 +191,21 @@ class SteeringPanel(QtWidgets.QWidget):
         heads = self.state.heads
         # the group blocked too: checking one button unchecks another, and the group's signal would
         # otherwise write the boxes' old K and seed back into the model
-        widgets = (self.head_group, self.k_spin, self.seed_spin)
-        for w in widgets:
-            w.blockSignals(True)
-        self.head_buttons[heads.kind].setChecked(True)
-        self.k_spin.setValue(heads.k)
-        self.seed_spin.setValue(heads.seed)
-        for w in widgets:
-            w.blockSignals(False)
+        with signals_blocked(self.head_group, self.k_spin, self.seed_spin):
+            self.head_buttons[heads.kind].setChecked(True)
+            self.k_spin.setValue(heads.k)
+            self.seed_spin.setValue(heads.seed)
         shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
         more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
         self.heads_label.setText(f"{heads.active.name}: {len(heads.active)} head(s) {shown}{more}")
 
     def _show_target(self) -> None:
         target = self.state.target
-        widgets = (self.target_kind, self.panel_spin, self.schedule_edit, self.every_spin)
-        for w in widgets:
-            w.blockSignals(True)
-        self.target_kind.setCurrentText(target.kind)
-        self.panel_spin.setValue(target.panel + 1)
-        self.schedule_edit.setText(target.schedule_text)
-        self.every_spin.setValue(target.switch_every)
-        for w in widgets:
-            w.blockSignals(False)
+        with signals_blocked(self.target_kind, self.panel_spin, self.schedule_edit, self.every_spin):
+            self.target_kind.setCurrentText(target.kind)
+            self.panel_spin.setValue(target.panel + 1)
+            self.schedule_edit.setText(target.schedule_text)
+            self.every_spin.setValue(target.switch_every)
         self.panel_spin.setVisible(target.kind == "panel")
         self.schedule_edit.setVisible(target.kind == "schedule")
         self.every_spin.setVisible(target.kind == "schedule")

@@ -14,6 +14,8 @@ from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.state_data import overlay_heat, region_masses
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
+from gaze_explorer.qt.widgets.signals import signals_blocked
+from gaze_explorer.qt.widgets.step_keys import step_key_action
 
 SCHEDULED_SYMBOL, LIVE_SYMBOL = "t1", "d"  # ▲ scheduled switch, ◆ live switch
 SCHEDULED_COLOUR, LIVE_COLOUR = "#0072B2", "#D55E00"
@@ -149,16 +151,14 @@ class TokenTimelineView(QtWidgets.QWidget):
         self._redraw_timer.request()
 
     def _on_range(self, n: int) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, max(n - 1, 0))
-        self.slider.setValue(self.state.step.step)
-        self.slider.blockSignals(False)
+        with signals_blocked(self.slider):
+            self.slider.setRange(0, max(n - 1, 0))
+            self.slider.setValue(self.state.step.step)
         self._on_step(self.state.step.step)
 
     def _on_step(self, step: int) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setValue(step)
-        self.slider.blockSignals(False)
+        with signals_blocked(self.slider):
+            self.slider.setValue(step)
         n = self.state.step.n_steps
         run = self.state.session.shown_run
         token = run.tokens[step] if run is not None and step < run.n_steps else ""
@@ -176,10 +176,9 @@ class TokenTimelineView(QtWidgets.QWidget):
             self.chip_scroll.ensureWidgetVisible(self.chips[step], 40, 0)
 
     def _on_playing(self, playing: bool) -> None:
-        self.play_button.blockSignals(True)
-        self.play_button.setChecked(playing)
-        self.play_button.setText("⏸" if playing else "▶")
-        self.play_button.blockSignals(False)
+        with signals_blocked(self.play_button):
+            self.play_button.setChecked(playing)
+            self.play_button.setText("⏸" if playing else "▶")
         if playing:
             if self.state.step.step >= self.state.step.n_steps - 1:
                 self.state.step.set_step(0)
@@ -262,17 +261,8 @@ class TokenTimelineView(QtWidgets.QWidget):
 
     # ---- view -> model -----------------------------------------------------------------------
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
-        key, step = event.key(), self.state.step
-        big = 10 if event.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier else 1
-        if key == QtCore.Qt.Key.Key_Right:
-            step.move(big)
-        elif key == QtCore.Qt.Key.Key_Left:
-            step.move(-big)
-        elif key == QtCore.Qt.Key.Key_Home:
-            step.set_step(0)
-        elif key == QtCore.Qt.Key.Key_End:
-            step.set_step(step.n_steps - 1)
-        elif key == QtCore.Qt.Key.Key_Space:
-            step.set_playing(not step.playing)
+        action = step_key_action(event.keyCombination())
+        if action is not None:
+            action(self.state.step)
         else:
             super().keyPressEvent(event)

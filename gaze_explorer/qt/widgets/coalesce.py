@@ -21,11 +21,17 @@ class FrameCoalescer(QtCore.QObject):
     """Call ``fn`` once for any number of :meth:`request` calls, at most once per ``min_gap_ms``."""
 
     def __init__(
-        self, fn: Callable[[], None], min_gap_ms: int = 15, parent: QtCore.QObject | None = None,
-        cost_factor: float = 3.0, busy: Callable[[], bool] | None = None,
-    ):  # fmt: skip
+        self,
+        fn: Callable[[], None],
+        min_gap_ms: int = 15,
+        parent: QtCore.QObject | None = None,
+        cost_factor: float = 3.0,
+        busy: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         super().__init__(parent)
         self._busy = busy
+        self._clock = clock  # seconds; a test passes a fake one to check the spacing exactly
         self._fn = fn
         self._gap = min_gap_ms / 1000.0
         self._cost_factor = cost_factor
@@ -38,11 +44,15 @@ class FrameCoalescer(QtCore.QObject):
         """Ask for a redraw; repeated requests before it happens collapse into one."""
         if self._timer.isActive():
             return
+        self._timer.start(self.delay_ms())
+
+    def delay_ms(self) -> int:
+        """How long a redraw asked for now waits: the rest of the gap since the last redraw."""
         gap = self._gap
         if self._busy is not None and self._busy():
             gap = max(gap, self._cost_factor * self._cost)
-        wait = gap - (time.perf_counter() - self._last)
-        self._timer.start(max(0, int(wait * 1000)))
+        wait = gap - (self._clock() - self._last)
+        return max(0, round(wait * 1000))
 
     def isActive(self) -> bool:  # mirrors QTimer, which the views used before
         return self._timer.isActive()
@@ -52,11 +62,11 @@ class FrameCoalescer(QtCore.QObject):
         self._timer.stop()
 
     def _fire(self) -> None:
-        start = time.perf_counter()
+        start = self._clock()
         try:
             self._fn()
         finally:
-            self._last = time.perf_counter()
+            self._last = self._clock()
             self._cost = self._last - start
 
 
