@@ -1,0 +1,156 @@
+"""InternVL 3 / 3.5 (-hf) adapter on a tiny random-initialised InternVLForConditionalGeneration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from family_helpers import (
+    assert_grid_covers_image,
+    assert_panels_partition,
+    assert_positions_hold_image_tokens,
+    check_checkpoint_round_trip,
+    check_discovery_batched_equals_unbatched,
+    check_generate_stream,
+    check_greedy_matches_generate,
+    check_parity_and_steering,
+    strip_image,
+    word_tokenizer,
+)
+
+from gaze_explorer.core.errors import ModelLoadError
+from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.inference.adapters import adapter_for
+from gaze_explorer.inference.adapters.internvl import InternVLAdapter
+
+ORDINALS = ["1st", "2nd", "3rd", "4th", "5th", "6th"]
+SPECIALS = ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
+# InternVL3-hf's Qwen2 chat layout, reduced to one user turn with an image
+TEMPLATE = (
+    "{%- for m in messages -%}<|im_start|>{{ m['role'] }}\n"
+    "{%- for p in m['content'] -%}{%- if p['type'] == 'image' -%}<IMG_CONTEXT>\n"
+    "{%- else -%}{{ p['text'] }}{%- endif -%}{%- endfor -%}<|im_end|>\n{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+)
+PROMPTS = ["describe the panel .", "what is in the sixth panel ?"]
+
+
+def tiny_internvl():
+    """2-layer Qwen2 LM (4 query heads, 2 KV heads); 1-layer InternViT on 112 px views of 7 px
+    patches; the pixel shuffle makes 8 x 8 = 64 tokens per view; at most 4 tiles (native)."""
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    tok = word_tokenizer(
+        SPECIALS, pad="<|endoftext|>", eos="<|im_end|>", chat_template=TEMPLATE, extra_words=ORDINALS,
+        start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
+    )  # fmt: skip
+    config = InternVLConfig(
+        text_config=dict(
+            model_type="qwen2", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        ),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=[112, 112], patch_size=[7, 7]),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=64, downsample_ratio=0.5,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = InternVLForConditionalGeneration(config).eval()
+    processor = InternVLAdapter.default_image_processor(config)
+    processor.max_patches = 4
+    return model, InternVLAdapter.from_parts(config, tok, processor)
+
+
+@pytest.fixture(scope="module")
+def internvl():
+    return tiny_internvl()
+
+
+@pytest.fixture
+def internvl_native(internvl):
+    model, adapter = internvl
+    adapter.set_input_policy("native")
+    yield model, adapter
+    adapter.set_input_policy("squash")
+
+
+def test_internvl_squash_is_one_view_over_the_whole_image(internvl):
+    model, adapter = internvl
+    assert adapter_for(model.config) is InternVLAdapter and adapter.input_policy == "squash"
+    prepared = adapter.build_inputs(strip_image(336, 56), PROMPTS)
+    grid = prepared.grids[1]
+    assert prepared.tensors["pixel_values"].shape == (2, 3, 112, 112)  # one squashed view per row
+    assert (grid.rows, grid.cols) == (8, 8)
+    assert_grid_covers_image(grid, 336, 56)
+    assert_panels_partition(grid, 6)
+    ids = prepared.tensors["input_ids"]
+    assert_positions_hold_image_tokens(grid, ids[1:], model.config.image_token_id)
+    tok = adapter.tokenizer
+    assert ids[1, grid.positions[0] - 1] == tok.convert_tokens_to_ids("<img>")
+    assert ids[1, grid.positions[-1] + 1] == tok.convert_tokens_to_ids("</img>")
+    assert np.array_equal(np.diff(grid.positions), np.ones(63))
+    assert prepared.info["vision"]["non_grid_positions"][1].size == 0
+
+
+def test_internvl_native_tiles_form_the_grid_and_the_thumbnail_is_a_global_view(internvl_native):
+    model, adapter = internvl_native
+    prepared = adapter.build_inputs(strip_image(336, 56), PROMPTS)
+    # a 6:1 strip with at most 4 tiles: a 4 x 1 canvas, then the thumbnail (5 views of 8 x 8)
+    assert prepared.tensors["pixel_values"].shape == (10, 3, 112, 112)
+    grid = prepared.grids[1]
+    assert (grid.rows, grid.cols) == (8, 32)
+    assert_grid_covers_image(grid, 336, 56)
+    assert_panels_partition(grid, 6)
+    ids = prepared.tensors["input_ids"][1]
+    all_image = torch.nonzero(ids == model.config.image_token_id).flatten().numpy()
+    assert all_image.size == 5 * 64
+    # grid row 0 = row 0 of tile 1, then row 0 of tile 2, ...: tile by tile in the sequence
+    assert np.array_equal(grid.positions[:16], all_image[np.r_[0:8, 64:72]])
+    thumb = prepared.info["vision"]["global_positions"][1]
+    assert np.array_equal(thumb, all_image[256:])
+    assert np.array_equal(prepared.info["vision"]["non_grid_positions"][1], thumb)
+    check_parity_and_steering(model, adapter, prepared)
+
+
+def test_internvl_parity_capture_and_steering_on_a_left_padded_batch(internvl):
+    model, adapter = internvl
+    check_parity_and_steering(model, adapter, adapter.build_inputs(strip_image(336, 56), PROMPTS))
+
+
+def test_internvl_generation_matches_generate_and_steers(internvl):
+    model, adapter = internvl
+    check_greedy_matches_generate(model, adapter, strip_image(336, 56))
+    check_generate_stream(model, adapter, strip_image(336, 56))
+
+
+def test_internvl_discovery_batched_equals_unbatched(internvl):
+    model, adapter = internvl
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(336, 56))
+
+
+def test_internvl_published_geometry_on_a_real_size_strip(internvl):
+    """InternVL3.5's 448 px views of 14 px patches: 16 x 16 tokens; squash keeps 16 columns for a
+    6-panel strip (2-3 per panel, as in the paper); native tiling makes a 6 x 1 canvas + thumbnail."""
+    from transformers import InternVLConfig
+
+    _, adapter = internvl
+    published = InternVLAdapter.from_parts(
+        InternVLConfig(image_token_id=adapter.image_token_id), adapter.tokenizer
+    )
+    image = strip_image(1536, 256)
+    squashed = published.build_inputs(image, "describe the panels .")
+    assert (squashed.grid.rows, squashed.grid.cols) == (16, 16)
+    widths = [r.token_indices.size // 16 for r in panel_regions(squashed.grid, 6)]  # columns per panel
+    assert sorted(set(widths)) == [2, 3] and sum(widths) == 16
+    published.set_input_policy("native")
+    tiled = published.build_inputs(image, "describe the panels .")
+    assert (tiled.grid.rows, tiled.grid.cols) == (16, 96)
+    assert_grid_covers_image(tiled.grid, 1536, 256)
+    assert_panels_partition(tiled.grid, 6)
+    with pytest.raises(ModelLoadError, match="input policy"):
+        published.set_input_policy("crop")
+
+
+def test_internvl_checkpoint_round_trip(internvl, tmp_path):
+    model, adapter = internvl
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
