@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from gaze_explorer.cli import COMMANDS, main
+from gaze_explorer.cli import COMMANDS, build_parsers, main
 
 
 def _exit(argv, capsys):
@@ -114,8 +116,77 @@ def test_unknown_option_is_an_argument_error(capsys):
     assert code == 2 and "--frobnicate" in out.err
 
 
+# -- docs truth: docs/cli.md and README's command list against the parsers ---------------------------
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = "Options every model-loading command takes"
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def _flags(parser) -> set[str]:
+    """The long options of a parser, read from its usage line (every option appears there)."""
+    return set(FLAG.findall(parser.format_usage())) - {"--help"}
+
+
+def _sections(text: str, level: str) -> dict[str, str]:
+    """Markdown sections of one heading level: first word of the heading -> body."""
+    parts = re.split(rf"^{level} (.+)$", text, flags=re.MULTILINE)
+    return {head.split()[0]: body for head, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _documented_flags(body: str) -> set[str]:
+    return set(re.findall(r"`(--[a-z][a-z0-9-]*)", body))
+
+
 def test_commands_are_the_documented_ones():
-    assert set(COMMANDS) == {"discover", "generate", "evaluate", "export", "bench"}
+    commands = build_parsers().commands
+    assert set(commands) == set(COMMANDS)
+    docs = _sections((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), "##")
+    assert set(docs) - {SHARED.split()[0]} == set(COMMANDS), "docs/cli.md has one section per command"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command_line = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    assert set(_sections(command_line, "###")) == set(COMMANDS), "README's command list"
+
+
+@pytest.mark.parametrize("command", ["discover", "generate", "evaluate", "export"])
+def test_docs_describe_exactly_the_flags_of_each_command(command):
+    docs = _sections((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), "##")
+    model_flags, strip_flags = (_documented_flags(p) for p in docs["Options"].strip().split("\n\n"))
+    have = _flags(build_parsers().commands[command])
+    shared = (model_flags if "--model" in have else set()) | (strip_flags if "--comics" in have else set())
+    own = _documented_flags(docs[command])
+    missing = have - own - shared
+    assert not missing, f"docs/cli.md does not describe {command} {sorted(missing)}"
+    unknown = own - have
+    assert not unknown, f"docs/cli.md names {sorted(unknown)} under {command}, which has no such flag"
+
+
+def test_the_shared_flags_in_the_docs_are_on_every_command_they_name():
+    from gaze_explorer.qt.app import build_parser as app_parser
+
+    docs = _sections((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), "##")
+    model_flags, strip_flags = (_documented_flags(p) for p in docs["Options"].strip().split("\n\n"))
+    commands = build_parsers().commands
+    # "discover, generate and evaluate (and the app) load a model with ..."
+    for name, parser in [
+        *((c, commands[c]) for c in ("discover", "generate", "evaluate")),
+        ("app", app_parser()),
+    ]:
+        assert model_flags <= _flags(parser), f"{name} lacks {sorted(model_flags - _flags(parser))}"
+    # "discover and evaluate read strips with ..."
+    for name in ("discover", "evaluate"):
+        assert strip_flags <= _flags(commands[name]), (
+            f"{name} lacks {sorted(strip_flags - _flags(commands[name]))}"
+        )
+
+
+def test_the_documented_demo_panel_height_is_the_demo_comics_panel_size():
+    from gaze_explorer.demo.comics import PANEL_SIZE
+
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    documented = re.search(r"`--panel-height` \(strip height in px: (\d+), demo (\d+)\)", docs)
+    assert documented is not None
+    assert int(documented.group(2)) == PANEL_SIZE
+    assert f"demo {PANEL_SIZE}" in build_parsers().commands["discover"].format_help()
 
 
 def test_importing_the_cli_loads_nothing_heavy():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gaze_explorer.cli import main
-from gaze_explorer.cli_commands import load_strips
+from gaze_explorer.cli.helpers import load_strips
 from gaze_explorer.core.heads import load_head_list, ranking
 
 ROOT = Path(__file__).resolve().parents[1]

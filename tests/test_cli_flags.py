@@ -116,15 +116,3 @@ def test_remote_code_runs_only_with_trust_remote_code(tmp_path, capsys):
     )  # fmt: skip
     assert out.returncode == 1, out.stderr
     assert "no adapter for model type gazetest_custom" in out.stderr and "Traceback" not in out.stderr
-
-
-def test_app_run_turns_a_namespace_back_into_the_same_arguments(monkeypatch):
-    from gaze_explorer.qt import app
-
-    parser = app.build_parser()
-    seen: list[list[str]] = []
-    monkeypatch.setattr(app, "main", lambda argv: seen.append(argv) or 0)
-    for argv in (["--model", "demo"], ["--model", "demo", "--trust-remote-code", "--device-map", "cpu"]):
-        want = parser.parse_args(argv)
-        assert app.run(want) == 0
-        assert parser.parse_args(seen[-1]) == want  # a False flag is left out, not passed as "False"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gaze_explorer.cli.args import device, positive_int  # the CLI's argument types: argparse only
+
 NAMES = ("capture", "memory", "discovery", "scrub", "startup")
 
 
@@ -17,20 +19,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gaze-explorer bench", description="Run one benchmark (ours vs the usual method).")
     p.add_argument("name", choices=NAMES, help="which benchmark")
     p.add_argument("--json", metavar="FILE", help="write the JSON record here")
-    p.add_argument("--repeats", type=int, default=None, help="alternating repeats of each method")
+    p.add_argument("--repeats", type=positive_int, default=None, help="alternating repeats of each method")
     p.add_argument("--model", default="demo", help="'demo', a local checkpoint folder or a cached id")
     p.add_argument("--random-init", metavar="GEOMETRY", help="build a random-initialised Qwen3-VL of this geometry "
                    "(e.g. Qwen3-VL-8B-Instruct, tiny) instead of loading --model")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--tokens", type=int, default=None, help="capture: tokens to generate (default 200)")
-    p.add_argument("--strips", type=int, default=None, help="discovery: strips per repeat (default 4)")
-    p.add_argument("--steps", type=int, default=None, help="scrub: random step changes (default 300)")
-    p.add_argument("--layers", type=int, default=None, help="scrub: layers of the synthetic session (default 36)")
-    p.add_argument("--heads", type=int, default=None, help="scrub: heads of the synthetic session (default 32)")
-    p.add_argument("--keys", type=int, default=None, help="scrub: keys of the synthetic session (default 1000)")
-    p.add_argument("--short", type=int, default=None, help="memory: short generation length (default 50)")
-    p.add_argument("--long", type=int, default=None, help="memory: long generation length (default 400)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument(
+        "--tokens", type=positive_int, default=None, help="capture: tokens to generate (default 200)"
+    )
+    p.add_argument(
+        "--strips", type=positive_int, default=None, help="discovery: strips per repeat (default 4)"
+    )
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="scrub: random step changes (default 300)"
+    )
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        default=None,
+        help="scrub: layers of the synthetic session (default 36)",
+    )
+    p.add_argument(
+        "--heads", type=positive_int, default=None, help="scrub: heads of the synthetic session (default 32)"
+    )
+    p.add_argument(
+        "--keys", type=positive_int, default=None, help="scrub: keys of the synthetic session (default 1000)"
+    )
+    p.add_argument(
+        "--short", type=positive_int, default=None, help="memory: short generation length (default 50)"
+    )
+    p.add_argument(
+        "--long", type=positive_int, default=None, help="memory: long generation length (default 400)"
+    )
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     return p
 
 

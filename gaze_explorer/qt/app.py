@@ -12,22 +12,26 @@ import os
 import sys
 from pathlib import Path
 
+from gaze_explorer.cli.args import add_model_args, non_negative_int  # argparse only: cheap
 from gaze_explorer.qt.controller import DEMO_COMICS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gaze-explorer", description="Find, inspect and steer the gaze heads of VLMs.")
-    p.add_argument("--model", default="demo", help="'demo' (bundled), a local folder, or a cached Hugging Face id")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    from gaze_explorer.cli import add_placement_args  # argparse only: cheap, nothing heavy
-
-    add_placement_args(p)  # --device-map, --trust-remote-code: the same flags as the CLI commands
+    """The app's own flags; values are checked by the CLI's argument types (bad ones exit with code 2)."""
+    p = argparse.ArgumentParser(
+        prog="gaze-explorer", description="Find, inspect and steer the gaze heads of VLMs."
+    )
+    add_model_args(p)  # --model, --device, --dtype, --device-map, --trust-remote-code: as the CLI commands
     p.add_argument("--session", help="open this session file (no model is loaded)")
     p.add_argument("--image", help="open this image instead of the demo strip")
-    p.add_argument("--panels", type=int, default=None, help="how many side-by-side panels the image has (0 = none)")
+    p.add_argument(
+        "--panels",
+        type=non_negative_int,
+        default=None,
+        help="how many side-by-side panels the image has (0 = none)",
+    )
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
-    p.add_argument("--step", type=int, default=None, help="the decode step to show")
+    p.add_argument("--step", type=non_negative_int, default=None, help="the decode step to show")
     return p
 
 
@@ -72,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.step is not None:
         window.state.step.set_step(args.step)
     if args.screenshot:
-        return take_screenshot(app, window, Path(args.screenshot), wait_for_model=not args.session) if ok else 1
+        return (
+            take_screenshot(app, window, Path(args.screenshot), wait_for_model=not args.session) if ok else 1
+        )
     code = app.exec()
     return int(code)
 
@@ -113,25 +119,6 @@ def take_screenshot(app, window, path: Path, wait_for_model: bool = True, timeou
         return 1
     print(f"screenshot saved to {path}")
     return 0
-
-
-
-
-def run(args: argparse.Namespace | list[str] | None = None) -> int:
-    """Entry point for the CLI: ``args`` is an argv list, or a namespace with the app's options."""
-    if isinstance(args, argparse.Namespace):
-        argv: list[str] = []
-        for action in build_parser()._actions:
-            value = getattr(args, action.dest, None)
-            if not action.option_strings or value is None or action.dest == "help":
-                continue
-            if action.nargs == 0:  # store_true / store_false flags: pass the flag only when set
-                if value != action.default:
-                    argv.append(action.option_strings[0])
-            else:
-                argv += [action.option_strings[0], str(value)]
-        return main(argv)
-    return main(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

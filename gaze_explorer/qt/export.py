@@ -265,7 +265,8 @@ def write_head_list(path: str | Path, heads: HeadSet, scores: np.ndarray | None 
 
 
 # ---- headless entry points (the CLI's ``export`` command) -------------------------------------------
-def _heads_or_top(reader, heads: HeadSet | None, k: int = 10) -> HeadSet:
+def heads_or_top(reader, heads: HeadSet | None, k: int = 10) -> HeadSet:
+    """``heads``, or by default the session's top ``k`` heads by gaze score."""
     from gaze_explorer.core.heads import top_k_heads
 
     if heads is not None:
@@ -288,7 +289,7 @@ def export_grid(reader, out: str | Path, *, heads: HeadSet | None = None) -> Pat
 def export_overlay(reader, out: str | Path, *, run: str, step: int, heads: HeadSet | None = None,
                    colormap: str = "inferno") -> Path:
     """The image with the heads' attention at ``step`` of ``run``."""
-    heads = _heads_or_top(reader, heads)
+    heads = heads_or_top(reader, heads)
     rows = reader.step_rows(run, step)
     heat = overlay_heat(rows, reader.grid, heads)
     title = f"{reader.meta.get('model_id', 'model')} · run {run} · step {step} · {heads.name} ({len(heads)} heads)"
@@ -297,7 +298,7 @@ def export_overlay(reader, out: str | Path, *, run: str, step: int, heads: HeadS
 
 def export_timeline(reader, out: str | Path, *, run: str, heads: HeadSet | None = None) -> Path:
     """A run's step x region trajectory with its tokens and switch markers."""
-    heads = _heads_or_top(reader, heads)
+    heads = heads_or_top(reader, heads)
     tokens = list(reader.tokens(run))
     regions = [r for r in reader.regions if r.kind == "panel"] or list(reader.regions)
     traj = np.array([region_masses(overlay_heat(reader.step_rows(run, s), reader.grid, heads), regions)

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from robust_helpers import ReadWorker, read_everything, write_session
 
-from gaze_explorer import cli
+from gaze_explorer.cli import args as cli_args
 from gaze_explorer.core.errors import HeadSpecError, RegionError, ScheduleError, SessionFileError
 from gaze_explorer.core.heads import parse_head_list, parse_head_spec
 from gaze_explorer.core.regions import ImageTokenGrid, box_region, validate_box
@@ -258,13 +258,13 @@ def test_box_validation_and_box_regions(box):
 @PARSER_FUZZ
 @given(text=st.text(max_size=60))
 def test_cli_box_and_schedule_types(text):
-    for fn in (cli.box, cli.schedule):
+    for fn in (cli_args.box, cli_args.schedule):
         try:
             value = fn(text)
         except argparse.ArgumentTypeError as exc:
             assert str(exc)
             continue
-        if fn is cli.box:
+        if fn is cli_args.box:
             assert all(math.isfinite(v) for v in value) and value[2] > value[0] and value[3] > value[1]
         else:
             assert all(p >= 1 for p in value)

@@ -9,14 +9,41 @@ import threading
 
 import numpy as np
 
-from gaze_explorer.cli_commands import DEMO_SWITCH_EVERY, _heads_for, is_demo, load
+from gaze_explorer.cli.helpers import demo_discovery_strips, gaze_scores, is_demo, load, switch_every
+from gaze_explorer.core.errors import HeadSpecError
+from gaze_explorer.core.heads import (
+    HeadSet,
+    all_heads,
+    load_head_list,
+    parse_head_spec,
+    random_control_heads,
+    top_k_heads,
+)
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import box_region, panel_regions
 from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
 from gaze_explorer.core.strips import load_image
 
 
-def generate(args: argparse.Namespace) -> int:
+def heads_for(args: argparse.Namespace, loaded) -> HeadSet:
+    """The head set of ``--heads`` (top/random rank by ``--ranking``, or discover on the demo)."""
+    kind, k = parse_head_spec(args.heads)
+    if kind == "all":
+        return all_heads(loaded.n_layers, loaded.n_heads)
+    if kind == "file":
+        heads = load_head_list(args.heads)
+        heads.validate(loaded.n_layers, loaded.n_heads)
+        return heads
+    if not args.ranking and not is_demo(args):
+        raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
+    scores = gaze_scores(args, loaded, demo_discovery_strips)
+    top = top_k_heads(scores, k)
+    if kind == "top":
+        return top
+    return random_control_heads(scores, k, seed=args.seed, exclude=top.heads)
+
+
+def run(args: argparse.Namespace) -> int:
     """Run the generation; returns the exit code (130 when interrupted, the partial run kept)."""
     from gaze_explorer.inference.generation import FinishedEvent, PrefillEvent, TokenEvent, generate_stream
 
@@ -27,10 +54,9 @@ def generate(args: argparse.Namespace) -> int:
 
     plan = target = None
     if args.heads is not None:
-        plan = SteeringPlan(_heads_for(args, loaded), SteeringMode.parse(args.mode), args.strength)
+        plan = SteeringPlan(heads_for(args, loaded), SteeringMode.parse(args.mode), args.strength)
         if args.schedule is not None:
-            every = args.switch_every or (DEMO_SWITCH_EVERY if is_demo(args) else 50)
-            target = Schedule(tuple(p - 1 for p in args.schedule), every)
+            target = Schedule(tuple(p - 1 for p in args.schedule), switch_every(args))
         else:
             target = FixedTarget((args.target or 1) - 1)
     options = GenerationOptions(

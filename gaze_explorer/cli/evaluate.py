@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from gaze_explorer.cli_commands import (
+from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
-    DEMO_SWITCH_EVERY,
-    _progress,
     gaze_scores,
     is_demo,
     load,
     load_strips,
+    progress_bar,
+    switch_every,
 )
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError
 from gaze_explorer.core.evaluation_report import format_table, write_json
@@ -22,7 +22,7 @@ from gaze_explorer.core.judges import AttributeJudge, CaptionJudge
 from gaze_explorer.core.steering import SteeringMode
 
 
-def _boxes(path: str | None, strips) -> list | None:
+def read_boxes(path: str | None, strips) -> list | None:
     """Per-strip boxes from ``{"strip name": [[x0,y0,x1,y1], ...]}``; None means one per panel."""
     if path is None:
         return None
@@ -36,7 +36,8 @@ def _boxes(path: str | None, strips) -> list | None:
     return [data[s.name] for s in strips]
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; returns the exit code (130 when interrupted, partial results written)."""
     from gaze_explorer.inference.evaluation import (
         EvalConfig,
         Evaluation,
@@ -62,7 +63,6 @@ def evaluate(args: argparse.Namespace) -> int:
         raise GazeExplorerError(
             f"--top-k {top_k} leaves too few heads for a random control ({scores.size} heads)"
         )
-    switch_every = args.switch_every or (DEMO_SWITCH_EVERY if is_demo(args) else 50)
     config = EvalConfig(
         protocol=args.protocol,
         top_k=top_k,
@@ -70,7 +70,7 @@ def evaluate(args: argparse.Namespace) -> int:
         mode=SteeringMode.parse(args.mode),
         strength=args.strength,
         max_new_tokens=args.max_new_tokens,
-        switch_every=switch_every,
+        switch_every=switch_every(args),
         seed=args.seed,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
@@ -81,7 +81,7 @@ def evaluate(args: argparse.Namespace) -> int:
         strips,
         HeadConditions.from_scores(scores, top_k, seed=args.seed),
         config,
-        boxes=_boxes(getattr(args, "boxes", None), strips),
+        boxes=read_boxes(args.boxes, strips),
         judge=judge,
         model_name=args.model,
     )
@@ -90,7 +90,7 @@ def evaluate(args: argparse.Namespace) -> int:
     try:
         for progress in evaluation.run():
             if bar is None:
-                bar = _progress(progress.total, f"evaluate {args.protocol}")
+                bar = progress_bar(progress.total, f"evaluate {args.protocol}")
             bar.n = progress.done
             bar.set_postfix_str(progress.message[-30:], refresh=True)
     except KeyboardInterrupt:

@@ -1,0 +1,207 @@
+"""Argument types and flag groups shared by the CLI commands, the app's own flags
+(``gaze_explorer.qt.app``) and ``gaze-explorer bench``.
+
+Only argparse and the standard library are imported at module level, so the CLI and the app can
+parse their flags before torch, h5py or Qt load. Every type raises ``ArgumentTypeError``, which
+argparse turns into the usage, one ``error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+# the values some flags choose among (the CLI's parser, the app's and the docs use these)
+PROTOCOLS = ("static", "narration", "dynamic", "region")
+MODES = ("boost_suppress", "suppress_image", "suppress_all", "max_suppress_all")  # core.steering.SteeringMode
+CONDITIONS = ("gaze", "random", "all", "baseline")
+FIGURES = ("grid", "overlay", "timeline", "matrix", "heads", "all")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+REAL_PANEL_HEIGHT = 256  # strip height of a real comics folder when --panel-height is not given
+
+
+# -- argument types ----------------------------------------------------------------------------------
+def _whole_number(text: str, minimum: int, requirement: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number(text, 1, "at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _whole_number(text, 0, "0 or more")
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be finite")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def box(text: str) -> tuple[float, float, float, float]:
+    """``x0,y0,x1,y1`` in image pixels, with x1 > x0 and y1 > y0."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a box is four numbers x0,y0,x1,y1 in image pixels"
+        ) from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise argparse.ArgumentTypeError(f"{text!r}: coordinates must be finite")
+    if x1 <= x0 or y1 <= y0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need x1 > x0 and y1 > y0")
+    return (x0, y0, x1, y1)
+
+
+def schedule(text: str) -> tuple[int, ...]:
+    """Panel numbers (1-based) separated by commas, e.g. ``4,2,1,6,5,3``."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",")]
+    try:
+        panels = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write panel numbers separated by commas, e.g. 4,2,1,6,5,3"
+        ) from None
+    if any(p < 1 for p in panels):
+        raise argparse.ArgumentTypeError(f"{text!r}: panels are numbered from 1")
+    return panels
+
+
+def shard(text: str) -> str:
+    """``i/n`` with 1 <= i <= n: this job's share of the strips."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write i/n, e.g. 1/4 for the first of four shards"
+        ) from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 1 <= i <= n")
+    return f"{i}/{n}"
+
+
+def head_spec(text: str) -> str:
+    """``top:K``, ``random:K``, ``all`` or a head-list file (checked by ``core.heads.parse_head_spec``)."""
+    from gaze_explorer.core.errors import HeadSpecError
+    from gaze_explorer.core.heads import parse_head_spec
+
+    try:
+        parse_head_spec(text)
+    except HeadSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _is_cuda_device(text: str) -> bool:
+    return text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit())
+
+
+def device(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if not (text in ("auto", "cpu", "mps") or _is_cuda_device(text)):
+        raise argparse.ArgumentTypeError(f"{text!r}: use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def device_map(text: str) -> str:
+    """An accelerate ``device_map``: a placement strategy, or one device for the whole model."""
+    if not (text in DEVICE_MAP_STRATEGIES or text in ("cpu", "mps", "disk") or _is_cuda_device(text)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use {', '.join(DEVICE_MAP_STRATEGIES)}, or one device (cpu, cuda, cuda:N, mps)"
+        )
+    return text
+
+
+def conditions(text: str) -> tuple[str, ...]:
+    """A comma list drawn from :data:`CONDITIONS`."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [n for n in names if n not in CONDITIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose among {','.join(CONDITIONS)}")
+    return names
+
+
+# -- flag groups -------------------------------------------------------------------------------------
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """``--model``, ``--device``, ``--dtype`` and the placement flags: every parser that loads a model."""
+    p.add_argument(
+        "--model", default="demo", help="'demo' (bundled), a local folder, or a cached Hugging Face id"
+    )
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)"
+    )
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="weights' dtype (default auto)")
+    add_placement_args(p)
+
+
+def add_placement_args(p: argparse.ArgumentParser) -> None:
+    """``--device-map`` and ``--trust-remote-code``."""
+    p.add_argument(
+        "--device-map",
+        type=device_map,
+        default=None,
+        help="spread a checkpoint too large for one GPU with accelerate: auto, balanced, "
+        "balanced_low_0, sequential, or one device (overrides --device; default off)",
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the Python code shipped in the model folder (needed by some checkpoints); "
+        "only for checkpoints you trust (default off)",
+    )
+
+
+def add_comics_args(p: argparse.ArgumentParser) -> None:
+    """``--comics``, ``--use-raw``, ``--n-panels``, ``--panel-height``, ``--seed``, ``--n-strips``."""
+    # here, not at module level: demo.comics imports numpy and PIL, which `import gaze_explorer.cli`
+    # must not pay for
+    from gaze_explorer.demo.comics import PANEL_SIZE
+
+    p.add_argument(
+        "--comics",
+        default="demo",
+        help="'demo' (bundled held-out strips) or a folder of comicN/p1..pN strips",
+    )
+    p.add_argument(
+        "--use-raw", action="store_true", help="--comics is the COMICS corpus: <comic>/<page>_<panel>.jpg"
+    )
+    p.add_argument("--n-panels", type=positive_int, default=6, help="panels per strip (default 6)")
+    p.add_argument(
+        "--panel-height",
+        type=positive_int,
+        default=None,
+        help=f"strip height in px (default {REAL_PANEL_HEIGHT}; demo {PANEL_SIZE})",
+    )
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of raw-corpus windows, controls, schedules"
+    )
+    p.add_argument("--n-strips", type=positive_int, default=None, help="use at most this many strips")
+
+
+def add_steering_args(p: argparse.ArgumentParser) -> None:
+    """``--mode``, ``--strength`` and the decoding flags shared by ``generate`` and ``evaluate``."""
+    p.add_argument("--mode", choices=MODES, default="boost_suppress", help="steering bias mode")
+    p.add_argument("--strength", type=positive_float, default=1e4, help="bias strength (default 1e4)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None, help="tokens to generate")
+    p.add_argument("--repetition-penalty", type=positive_float, default=1.0)
+    p.add_argument("--no-repeat-ngram-size", type=non_negative_int, default=0)

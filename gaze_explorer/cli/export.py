@@ -1,0 +1,95 @@
+"""``gaze-explorer export``: figures and head lists from a session file, with the app's renderers,
+without a window."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from gaze_explorer.core.errors import GazeExplorerError, HeadSpecError
+from gaze_explorer.core.heads import (
+    HeadSet,
+    all_heads,
+    load_head_list,
+    parse_head_spec,
+    random_control_heads,
+    top_k_heads,
+)
+
+
+def export_heads(args: argparse.Namespace, reader) -> HeadSet | None:
+    """The head set of ``--heads`` for a session; None (the session's top 10) when not given."""
+    if args.heads is None:
+        return None
+    kind, k = parse_head_spec(args.heads)
+    scores = reader.gaze_scores()
+    if kind == "file":
+        return load_head_list(args.heads)
+    if kind == "all":
+        n_layers, n_heads = session_shape(reader)
+        return all_heads(n_layers, n_heads)
+    if scores is None:
+        raise HeadSpecError(f"--heads {args.heads} needs gaze scores, and the session has none")
+    heads = top_k_heads(np.asarray(scores), k)
+    if kind == "random":  # the random control of the evaluations: seeded, outside the top K
+        heads = random_control_heads(np.asarray(scores), k, seed=0, exclude=heads.heads)
+    return heads
+
+
+def pick_run(reader, wanted: str | None) -> str | None:
+    """The run id for ``--run`` (a run id or a run name; the last run of that name), default the last run."""
+    runs = reader.runs()
+    if wanted is None:
+        return runs[-1].run_id if runs else None
+    for info in reversed(runs):
+        if wanted in (info.run_id, info.name):
+            return info.run_id
+    have = ", ".join(f"{r.run_id} ({r.name})" for r in runs) or "none"
+    raise GazeExplorerError(f"the session has no run {wanted!r} (it has: {have})")
+
+
+def session_shape(reader) -> tuple[int, int]:
+    """The model's (layers, heads) recorded in the session's metadata."""
+    meta = reader.meta
+    try:
+        return int(meta["n_layers"]), int(meta["n_heads"])
+    except (KeyError, TypeError, ValueError):
+        raise GazeExplorerError("the session does not record the model's layer and head counts") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from gaze_explorer.qt import export as ex
+    from gaze_explorer.storage.reader import SessionReader
+
+    reader = SessionReader(args.session)
+    heads = export_heads(args, reader)
+    out = Path(args.out)
+    wanted = ("grid", "overlay", "timeline", "heads") if args.figure == "all" else (args.figure,)
+    single = len(wanted) == 1 and out.suffix != ""
+    if not single:
+        out.mkdir(parents=True, exist_ok=True)
+    run_id = pick_run(reader, args.run)
+    written = []
+    for what in wanted:
+        suffix = ".json" if what == "heads" else f".{args.format}"
+        target = out if single else out / f"{what}{suffix}"
+        if what == "grid":
+            written.append(ex.export_grid(reader, target, heads=heads))
+        elif what == "matrix":
+            written.append(ex.export_panel_matrix(reader, target, layer=args.layer, head=args.head))
+        elif what == "heads":
+            scores = reader.gaze_scores()
+            chosen = ex.heads_or_top(reader, heads)
+            written.append(ex.write_head_list(target, chosen, None if scores is None else np.asarray(scores)))
+        elif run_id is None:
+            if args.figure != "all":
+                raise GazeExplorerError(f"the session has no runs to draw a {what} from")
+        elif what == "overlay":
+            written.append(ex.export_overlay(reader, target, run=run_id, step=args.step, heads=heads))
+        elif what == "timeline":
+            written.append(ex.export_timeline(reader, target, run=run_id, heads=heads))
+    for p in written:
+        print(p)
+    return 0

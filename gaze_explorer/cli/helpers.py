@@ -1,0 +1,173 @@
+"""Pieces the commands share: loading the model and the strips, progress bars, running discovery,
+and gaze scores from a ranking file or discovered on the fly.
+
+Imported only when a command runs; torch, transformers and h5py are still imported lazily inside
+the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from gaze_explorer.cli.args import REAL_PANEL_HEIGHT
+from gaze_explorer.core.errors import DatasetError, GazeExplorerError, HeadSpecError
+from gaze_explorer.core.heads import load_head_list
+from gaze_explorer.core.strips import Strip, iter_strip_folders, raw_comics_windows
+from gaze_explorer.demo.comics import PANEL_SIZE
+from gaze_explorer.demo.prompts import NARRATION_PROMPT, SENTENCE_TOKENS
+
+DEMO_SWITCH_EVERY = SENTENCE_TOKENS  # one demo narration sentence, so the two cannot drift apart
+SWITCH_EVERY = 50  # the paper's tokens per schedule step on real models
+# The demo model's trained questions where they differ from the paper's (its static and narration
+# questions are the paper's own; its narration request is shorter than the paper's dynamic one)
+DEMO_PROMPTS = {"dynamic": NARRATION_PROMPT}
+DEMO_PANEL_HEIGHT = PANEL_SIZE  # the demo comics' panel size (demo/comics.py), so no resize
+DEMO_DISCOVERY_STRIPS = 20
+
+
+def resources_dir() -> Path:
+    """The repository's ``resources/`` folder (bundled demo model and comics)."""
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def progress_bar(total: int | None, desc: str):
+    """A tqdm bar on stderr (stdout stays for results)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
+
+
+def is_demo(args: argparse.Namespace) -> bool:
+    return args.model == "demo"
+
+
+def switch_every(args: argparse.Namespace) -> int:
+    """Tokens per schedule step: ``--switch-every``, else one sentence on the demo model, else 50."""
+    return args.switch_every or (DEMO_SWITCH_EVERY if is_demo(args) else SWITCH_EVERY)
+
+
+def load(args: argparse.Namespace):
+    """The model named by ``--model`` on ``--device`` (or spread by ``--device-map``)."""
+    from gaze_explorer.core.errors import ModelLoadError
+    from gaze_explorer.inference.loading import load_model
+
+    device_map = getattr(args, "device_map", None)
+    print(f"loading model {args.model} ...", file=sys.stderr)
+    try:
+        return load_model(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            device_map=device_map,
+            trust_remote_code=bool(getattr(args, "trust_remote_code", False)),
+        )
+    except AssertionError as exc:
+        # torch asserts when a device map names a backend it was built without ("cuda:0" on a CPU build)
+        raise ModelLoadError(f"cannot place the model with --device-map {device_map}: {exc}") from exc
+
+
+def load_strips(args: argparse.Namespace, limit: int | None = None) -> list[Strip]:
+    """The strips named by ``--comics`` / ``--use-raw`` / ``--n-panels``, at most ``limit``."""
+    n_panels = args.n_panels
+    if args.comics == "demo":
+        root = resources_dir() / "demo_comics"
+        height = args.panel_height or DEMO_PANEL_HEIGHT
+    else:
+        root = Path(args.comics)
+        height = args.panel_height or REAL_PANEL_HEIGHT
+    if not root.exists():
+        raise DatasetError(f"comics folder {root} does not exist")
+    if args.use_raw:
+        it = raw_comics_windows(root, n_panels, seed=args.seed, n_strips=limit, height=height)
+    else:
+        it = iter_strip_folders(root, n_panels, height=height)
+    strips = []
+    for s in it:
+        strips.append(s)
+        if limit is not None and len(strips) >= limit:
+            break
+    return strips
+
+
+def demo_discovery_strips() -> list[Strip]:
+    """The bundled strips discovery runs on when top:K / random:K on the demo model has no ranking."""
+    ns = argparse.Namespace(comics="demo", use_raw=False, n_panels=6, panel_height=None, seed=0)
+    return load_strips(ns, DEMO_DISCOVERY_STRIPS)
+
+
+class DiscoveryInterrupted(KeyboardInterrupt):
+    """Ctrl-C during discovery, carrying the partial result (or None) so the command can save it."""
+
+    def __init__(self, partial: object) -> None:
+        super().__init__()
+        self.partial = partial
+
+
+def run_discovery(loaded, strips: list[Strip], cancel: threading.Event | None = None):
+    """Discovery with a progress bar; returns the DiscoveryResult.
+
+    On Ctrl-C, lets discovery finish the strip in hand and raises :class:`DiscoveryInterrupted`
+    with the partial result."""
+    from gaze_explorer.inference.discovery import DiscoveryResult, discover
+
+    cancel = cancel or threading.Event()
+    result = None
+    bar = progress_bar(len(strips), "discover")
+    stream = discover(loaded, strips, cancel=cancel)
+    try:
+        for event in stream:
+            if isinstance(event, DiscoveryResult):
+                result = event
+            else:
+                done = getattr(event, "done", None)
+                if done is not None:
+                    bar.n = int(done)
+                    bar.refresh()
+    except KeyboardInterrupt:
+        cancel.set()
+        for event in stream:
+            if isinstance(event, DiscoveryResult):
+                result = event
+        raise DiscoveryInterrupted(result) from None
+    finally:
+        bar.close()
+    if result is None:
+        raise GazeExplorerError("discovery produced no result")
+    return result
+
+
+def scores_from_ranking(path: str, n_layers: int, n_heads: int) -> np.ndarray:
+    """A ``[layer, head]`` score grid from an authors' ranking JSON (listed order when no scores)."""
+    p = Path(path)
+    try:
+        records = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HeadSpecError(f"ranking file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HeadSpecError(f"ranking file {p} is not valid JSON: {exc}") from exc
+    heads = load_head_list(p)  # validates the records
+    heads.validate(n_layers, n_heads)
+    records = records["heads"] if isinstance(records, dict) else records
+    scores = np.zeros((n_layers, n_heads), dtype=np.float64)
+    have_scores = all(r.get("score") is not None for r in records)
+    base = min((r["score"] for r in records), default=0.0) if have_scores else 0.0
+    scores[:] = min(base, 0.0) - 1.0 if have_scores else 0.0
+    for rank, r in enumerate(records):
+        scores[r["layer"], r["head"]] = r["score"] if have_scores else float(len(records) - rank)
+    return scores
+
+
+def gaze_scores(args, loaded, strips_for_discovery) -> np.ndarray:
+    """Scores from ``--heads-file``/``--ranking``, else discovered on the fly."""
+    path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
+    if path:
+        return scores_from_ranking(path, loaded.n_layers, loaded.n_heads)
+    strips = strips_for_discovery()
+    print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
+    return np.asarray(run_discovery(loaded, strips).scores, dtype=np.float64)

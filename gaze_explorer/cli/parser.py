@@ -1,0 +1,198 @@
+"""The parser of every ``gaze-explorer`` command, and the cross-argument rules argparse cannot express.
+
+argparse only (plus the cheap flag groups of ``cli.args``): building the parser imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NamedTuple
+
+from gaze_explorer.cli.args import (
+    CONDITIONS,
+    FIGURES,
+    PROTOCOLS,
+    add_comics_args,
+    add_model_args,
+    add_steering_args,
+    box,
+    conditions,
+    head_spec,
+    non_negative_int,
+    positive_int,
+    schedule,
+    shard,
+)
+
+
+class Parsers(NamedTuple):
+    """The top-level parser and each command's own (whose ``error`` names the command)."""
+
+    main: argparse.ArgumentParser
+    commands: dict[str, argparse.ArgumentParser]
+
+
+def build_parsers() -> Parsers:
+    """The argument parser of every command (``--help`` on each)."""
+    from gaze_explorer.demo.prompts import SENTENCE_TOKENS
+
+    parser = argparse.ArgumentParser(
+        prog="gaze-explorer",
+        description="Find, inspect and steer the gaze heads of vision-language models. "
+        "Without a command, starts the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser(
+        "discover",
+        help="rank heads by gaze score over many strips",
+        description="Rank every (layer, head) by its gaze score: the attention of the "
+        "k-th-panel question's last token on panel k, averaged over panels and strips.",
+    )
+    add_model_args(d)
+    add_comics_args(d)
+    d.add_argument(
+        "--out", required=True, help="folder for ranking.json, gaze_scores.npy, panel_matrices.npy"
+    )
+    d.add_argument("--session", default=None, help="also store scores and matrices in this session file")
+
+    g = sub.add_parser(
+        "generate", help="generate (optionally steered) text about one image, streaming tokens"
+    )
+    add_model_args(g)
+    g.add_argument("--image", required=True, help="image file (png, jpg, webp, bmp...)")
+    g.add_argument("--prompt", required=True, help="the question")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument(
+        "--panels", type=positive_int, default=None, help="split the image into N side-by-side panels"
+    )
+    where.add_argument(
+        "--box", type=box, default=None, help="steer to the tokens inside x0,y0,x1,y1 (pixels)"
+    )
+    g.add_argument("--heads", type=head_spec, default=None, help="top:K, random:K, all, or a head-list file")
+    g.add_argument(
+        "--ranking", default=None, help="gaze ranking JSON for top:K / random:K (default: discover on demo)"
+    )
+    when = g.add_mutually_exclusive_group()
+    when.add_argument("--target", type=positive_int, default=None, help="panel to steer to (1-based)")
+    when.add_argument("--schedule", type=schedule, default=None, help="panels in order, e.g. 4,2,1,6,5,3")
+    g.add_argument(
+        "--switch-every",
+        type=positive_int,
+        default=None,
+        help=f"tokens per schedule step (default 50; demo {SENTENCE_TOKENS}, one sentence)",
+    )
+    add_steering_args(g)
+    g.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="keep generating past the end-of-sequence token, up to --max-new-tokens",
+    )
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of random:K heads")
+    g.add_argument("--session", default=None, help="append the run to this session file (.h5)")
+
+    e = sub.add_parser(
+        "evaluate",
+        help="the paper's evaluation protocols, judged offline",
+        description="Run a protocol under the gaze, random, all-heads and baseline conditions "
+        "and report accuracy with 95% bootstrap CIs (see docs/evaluation_json.md).",
+    )
+    e.add_argument("protocol", choices=PROTOCOLS, help="static (VQA), narration, dynamic or region")
+    add_model_args(e)
+    add_comics_args(e)
+    e.add_argument("--heads-file", default=None, help="gaze ranking JSON (default: discover on the strips)")
+    e.add_argument(
+        "--top-k", type=positive_int, default=None, help="K gaze heads (default 10%% demo, 100 real)"
+    )
+    e.add_argument(
+        "--conditions", type=conditions, default=CONDITIONS, help="comma list of gaze,random,all,baseline"
+    )
+    e.add_argument("--prompt", default=None, help="override the protocol's question")
+    e.add_argument(
+        "--switch-every",
+        type=positive_int,
+        default=None,
+        help=f"dynamic: tokens per segment (default 50; demo {SENTENCE_TOKENS}, one sentence)",
+    )
+    e.add_argument("--judge", choices=("auto", "attributes", "captions"), default="auto")
+    e.add_argument("--max-strips", type=positive_int, default=None, help="evaluate only the first N strips")
+    e.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
+    e.add_argument("--json", default=None, help="write the full results here (atomically)")
+    e.add_argument(
+        "--boxes",
+        default=None,
+        help='region: JSON {"strip name": [[x0,y0,x1,y1], ...]} (default: one per panel)',
+    )
+    add_steering_args(e)
+
+    x = sub.add_parser("export", help="figures and head lists from a session file, without the GUI")
+    x.add_argument("--session", required=True, help="session file (.h5)")
+    x.add_argument("--figure", choices=FIGURES, default="all", help="what to export (default all)")
+    x.add_argument("--out", required=True, help="output folder (or file for a single figure)")
+    x.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
+    x.add_argument("--run", default=None, help="run name for overlay/timeline (default: the last run)")
+    x.add_argument("--step", type=non_negative_int, default=0, help="decode step for overlay")
+    x.add_argument(
+        "--heads", type=head_spec, default=None, help="head set (default top:10 of the session's scores)"
+    )
+    x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
+    x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
+
+    # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
+    b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
+    b.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "export": x, "bench": b})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser (its sub-commands included)."""
+    return build_parsers().main
+
+
+def _version() -> str:
+    from gaze_explorer import __version__
+
+    return __version__
+
+
+def check_generate_targets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``generate``'s rules on heads, regions, target and schedule; violations exit with code 2."""
+    if args.switch_every is not None and args.schedule is None:
+        parser.error("--switch-every needs --schedule")
+    if (args.target is not None or args.schedule is not None) and args.heads is None:
+        parser.error("--target/--schedule need --heads (top:K, random:K, all or a file)")
+    if args.heads is not None and args.target is None and args.schedule is None:
+        parser.error("--heads needs a --target panel or a --schedule")
+    if args.box is not None and args.schedule is not None:
+        parser.error("--box gives one region; a --schedule needs --panels")
+    n = args.panels
+    if n is not None:
+        if args.target is not None and args.target > n:
+            parser.error(f"--target {args.target} but the image has only {n} panels")
+        if args.schedule is not None and max(args.schedule) > n:
+            parser.error(f"--schedule names panel {max(args.schedule)} but the image has only {n} panels")
+    if args.target is not None and args.panels is None and args.box is None:
+        parser.error("--target needs --panels N or --box")
+    if args.schedule is not None and args.panels is None:
+        parser.error("--schedule needs --panels N")
+    if args.box is not None and args.target not in (None, 1):
+        parser.error("with --box the only target is the box (--target 1 or none)")
+
+
+def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
+    """Cross-argument rules argparse cannot express; violations exit with code 2."""
+    sub = parsers.commands[args.command]
+    if args.command == "generate":
+        check_generate_targets(sub, args)
+    if args.command in ("discover", "evaluate") and args.use_raw and args.comics == "demo":
+        sub.error("--use-raw needs --comics DIR (the COMICS corpus folder)")
+    if args.command == "evaluate":
+        if args.switch_every is not None and args.protocol != "dynamic":
+            sub.error("--switch-every only applies to evaluate dynamic")
+        if args.boxes is not None and args.protocol != "region":
+            sub.error("--boxes only applies to evaluate region")
+        if args.protocol == "dynamic" and args.n_panels < 2:
+            sub.error("dynamic narration needs at least 2 panels")
+    if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
+        sub.error("--figure matrix needs --layer and --head")
