@@ -173,7 +173,7 @@ def generate_stream(
         target = FixedTarget(target)
     source = target if target is not None else FixedTarget(None)
     if plan is not None:
-        plan.heads.validate(loaded.n_layers, loaded.n_heads)
+        plan.heads.validate(loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
         if len(plan.heads) == 0:
             raise ScheduleError("the steering plan names no heads")
     if isinstance(source, FixedTarget | Schedule) and source is not None:
