@@ -25,6 +25,7 @@ PROMPT = "Describe each panel of this comic strip in order, one short sentence e
 
 def _ours(loaded, strip, regions, n_tokens: int, directory: Path, index: int) -> tuple[float, int]:
     from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+    from gaze_explorer.core.run_spec import RunSpec
     from gaze_explorer.inference.generation import generate_stream
     from gaze_explorer.storage import SessionWriter
     from gaze_explorer.storage.record import record
@@ -38,8 +39,11 @@ def _ours(loaded, strip, regions, n_tokens: int, directory: Path, index: int) ->
     )  # fmt: skip
     try:
         stream = generate_stream(loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec())
-        run_id = record(stream, writer, name="bench", prompt=PROMPT, n_layers=loaded.n_layers,
-                        n_heads=loaded.n_heads, max_new_tokens=n_tokens, options=options)  # fmt: skip
+        spec = RunSpec(
+            name="bench", prompt=PROMPT, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
+            max_new_tokens=n_tokens, options=options,
+        )
+        run_id = record(stream, writer, spec)
     finally:
         writer.close()  # includes the writer thread draining its queue: part of the cost
     elapsed = time.perf_counter() - t0

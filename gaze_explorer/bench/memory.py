@@ -49,6 +49,7 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
     produced = 0
     if variant == "ours":
         from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+        from gaze_explorer.core.run_spec import RunSpec
         from gaze_explorer.inference.generation import generate_stream
         from gaze_explorer.storage import SessionReader, SessionWriter
         from gaze_explorer.storage.record import record
@@ -62,8 +63,11 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
                                grid=grid, regions=regions) as writer:  # fmt: skip
                 stream = generate_stream(loaded, strip.image, PROMPT, regions=regions, options=options,
                                          capture=CaptureSpec())  # fmt: skip
-                run_id = record(stream, writer, name="bench", prompt=PROMPT, n_layers=loaded.n_layers,
-                                n_heads=loaded.n_heads, max_new_tokens=tokens, options=options)  # fmt: skip
+                spec = RunSpec(
+                    name="bench", prompt=PROMPT, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
+                    max_new_tokens=tokens, options=options,
+                )
+                run_id = record(stream, writer, spec)
             peak = peak_rss_bytes()
             with SessionReader(path) as reader:
                 produced = len(reader.tokens(run_id))

@@ -17,7 +17,6 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +27,12 @@ from gaze_explorer.qt.compat import singleton_refs_guard
 BUDGET_MS = 16.0
 
 
-@dataclass
-class _Step:  # the fields SessionWriter.append_step reads (a TokenEvent without torch)
-    step: int
-    token_id: int
-    text: str
-    target: int | None
-    rows: np.ndarray
-    switch: object = None
-
-
 def write_session(path: Path, layers: int = 36, heads: int = 32, keys: int = 1000, steps: int = 300,
                   seed: int = 0, compression: str | None = None) -> Path:  # fmt: skip
     """Write a synthetic session: one run of ``steps`` steps whose last step has ``keys`` keys."""
+    from gaze_explorer.core.events import FinishedEvent, PrefillEvent, TokenEvent
     from gaze_explorer.core.regions import ImageTokenGrid, panel_regions
+    from gaze_explorer.core.run_spec import RunSpec
     from gaze_explorer.storage import SessionWriter
     from gaze_explorer.storage.record import record
 
@@ -61,33 +52,21 @@ def write_session(path: Path, layers: int = 36, heads: int = 32, keys: int = 100
         bases.append((e / e.sum(axis=-1, keepdims=True)).astype(np.float16))
 
     def events():
-        yield _Prefill(prompt_len, np.arange(prompt_len) % 50, [f"t{i}" for i in range(prompt_len)],
-                       bases[0][:, :, None, :prompt_len])  # fmt: skip
+        yield PrefillEvent(prompt_len, grid, list(np.arange(prompt_len) % 50), [f"t{i}" for i in range(prompt_len)],
+                           bases[0][:, :, None, :prompt_len])  # fmt: skip
         for s in range(steps):
             n = prompt_len + s
-            yield _Step(s, s % 50, f" w{s}", s % n_panels, bases[s % 4][:, :, :n])
-        yield _Finished("finished", [], "")
+            yield TokenEvent(s, s % 50, f" w{s}", s % n_panels, bases[s % 4][:, :, :n])
+        yield FinishedEvent("finished", [], "")
 
     extra = {} if compression is None else {"compression": compression}
     with SessionWriter(path, meta=meta, image=image, grid=grid, regions=regions, **extra) as writer:
-        record(events(), writer, name="synthetic", prompt="synthetic", n_layers=layers, n_heads=heads,
-               max_new_tokens=steps, capture_decode=True)  # fmt: skip
+        spec = RunSpec(
+            name="synthetic", prompt="synthetic", n_layers=layers, n_heads=heads, max_new_tokens=steps,
+            capture_decode=True,
+        )
+        record(events(), writer, spec)
     return path
-
-
-@dataclass
-class _Prefill:
-    prompt_len: int
-    token_ids: np.ndarray
-    token_strings: list
-    rows: np.ndarray
-
-
-@dataclass
-class _Finished:
-    status: str
-    switches: list
-    reason: str
 
 
 def _settle(app, views) -> None:

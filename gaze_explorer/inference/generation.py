@@ -16,63 +16,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
 
 from gaze_explorer.core.errors import GazeExplorerError, PromptError, ScheduleError
+from gaze_explorer.core.events import FinishedEvent, GenerationEvent, PrefillEvent, TokenEvent
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
-from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.core.regions import Region
 from gaze_explorer.core.steering import (
     FixedTarget,
     LiveTarget,
     Schedule,
     SteeringMode,
     SteeringPlan,
-    Switch,
     SwitchRecorder,
     TargetSource,
 )
 from gaze_explorer.inference.attention import ForwardRequest, attention_control
 from gaze_explorer.inference.loading import LoadedModel
-
-
-@dataclass
-class PrefillEvent:
-    """The prompt: its tokens, image grid, captured prefill rows ``[layer, head, query, key]``."""
-
-    prompt_len: int
-    grid: ImageTokenGrid
-    token_ids: list[int]
-    token_strings: list[str]
-    rows: np.ndarray | None  # [layer, head, query, key] float32
-    query_positions: list[int] = field(default_factory=list)  # which prompt positions ``rows`` hold
-    value_norms: np.ndarray | None = None  # [layer, head, key] float32, ||v|| at prefill
-
-
-@dataclass
-class TokenEvent:
-    """One generated token and the attention of the query that predicted it."""
-
-    step: int
-    token_id: int
-    text: str
-    target: int | None
-    rows: np.ndarray | None  # [layer, head, key] float32, key = prompt_len + step
-    switch: Switch | None = None
-
-
-@dataclass
-class FinishedEvent:
-    status: str  # "finished" | "cancelled" | "failed"
-    switches: list[Switch]
-    reason: str = ""
-    n_tokens: int = 0
-
-
-GenerationEvent = PrefillEvent | TokenEvent | FinishedEvent
 
 
 def build_bias(

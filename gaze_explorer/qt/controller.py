@@ -244,9 +244,8 @@ class AppController(QtCore.QObject):
         self._run_index = index
         state.step.set_n_steps(0)
         run_handle = self._handles[index] = self.recorder.begin(
-            run, image, grid, regions, loaded, source, plan, options,
-            prefill_mode=getattr(capture, "prefill", "last"),
-        )  # fmt: skip
+            run, image, grid, regions, loaded, source, plan, options, capture=capture
+        )
 
         worker = Worker(
             "generate", lambda _cancel: stream, on_item=lambda ev: self.recorder.write(run_handle, ev), cancel_event=cancel
@@ -267,8 +266,8 @@ class AppController(QtCore.QObject):
 
     def _on_prefill(self, index: int, event: object) -> None:
         run = self.state.session.runs[index]
-        run.prompt_len = int(getattr(event, "prompt_len", 0))
-        run.prompt_tokens = list(getattr(event, "token_strings", []) or [])
+        run.prompt_len = int(event.prompt_len)  # the generate worker's only progress item: the PrefillEvent
+        run.prompt_tokens = list(event.token_strings)
         self.state.session.notify_run(index)
 
     def _on_token(self, index: int, event) -> None:
@@ -379,7 +378,12 @@ class AppController(QtCore.QObject):
             items = strips if strips is not None else iter_strip_folders(root, n_panels)
             yield from discover(loaded, items, cancel=cancel)
 
-        worker = Worker("discover", stream)
+        def classify(item: object) -> str:  # on the worker thread, once discovery is imported
+            from gaze_explorer.inference.discovery import DiscoveryResult
+
+            return "finished" if isinstance(item, DiscoveryResult) else "progress"
+
+        worker = Worker("discover", stream, classify=classify)
         self.state.status.set_progress("discovery", 0, total)
         worker.progress.connect(lambda p: self.state.status.set_progress("discovery", getattr(p, "done", 0), total))
         worker.finished.connect(self._on_discovered)

@@ -18,12 +18,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError, SessionFileError
+from gaze_explorer.core.events import TokenEvent
+from gaze_explorer.core.options import CaptureSpec
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.state import AppState, RunData
-from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule
+
+if TYPE_CHECKING:
+    from gaze_explorer.storage.record import RunRecorder
 
 STORED_DTYPE = np.float16  # what the session file keeps (storage.schema.ATTENTION_DTYPE)
 
@@ -47,7 +53,9 @@ class StepWindow:
         self._lock = threading.Lock()
 
     def put(self, step: int, rows: np.ndarray | None) -> None:
-        stored = None if rows is None else np.asarray(rows).astype(STORED_DTYPE)  # as the file (and the reader) serve it
+        stored = (
+            None if rows is None else np.asarray(rows).astype(STORED_DTYPE)
+        )  # as the file (and the reader) serve it
         with self._lock:
             if self.keep_all or step >= self.flushed:
                 self._rows[int(step)] = stored  # [layer, head, key]
@@ -82,11 +90,12 @@ class RunHandle:
     """One run being written: created on the GUI thread, filled on the worker thread."""
 
     run: RunData
-    begin_kwargs: dict
-    run_id: str | None = None
-    ended: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
     window: StepWindow = field(default_factory=StepWindow)
+    recorder: RunRecorder | None = None  # None when the session is not being saved
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.recorder is None else self.recorder.run_id
 
 
 @functools.cache
@@ -125,7 +134,12 @@ class SessionRecorder:
         path = self.directory / f"{stamp}.h5"
         meta = loaded.describe() if hasattr(loaded, "describe") else {}
         self.writer = _flush_tracking_writer()(
-            path, meta=meta, image=np.asarray(image), grid=grid, regions=regions, on_step_flushed=self._step_flushed
+            path,
+            meta=meta,
+            image=np.asarray(image),
+            grid=grid,
+            regions=regions,
+            on_step_flushed=self._step_flushed,
         )
         self.state.session.path = str(path)
 
@@ -161,7 +175,16 @@ class SessionRecorder:
         return rows_at
 
     def begin(
-        self, run: RunData, image, grid, regions, loaded, source, plan, options, prefill_mode: str = "last"
+        self,
+        run: RunData,
+        image,
+        grid,
+        regions,
+        loaded,
+        source,
+        plan,
+        options,
+        capture: CaptureSpec | None = None,
     ) -> RunHandle:
         """Prepare a run; the file is created now, the run itself on the first (prefill) event."""
         panels = [r for r in regions if r.kind == "panel"]
@@ -170,27 +193,35 @@ class SessionRecorder:
         except GazeExplorerError as err:
             self.state.status.post(f"this run is not being saved: {err}", error=True)
             self.enabled = False
-        schedule = source if isinstance(source, Schedule) else None
         own_regions = None if [r.name for r in regions] == [r.name for r in panels] else list(regions)
-        if isinstance(source, LiveSchedule):
-            schedule = source.schedule
-        target = source.get() if isinstance(source, LiveTarget) else None
-        kwargs = dict(
-            prompt=run.params.get("prompt", ""),
+        spec = RunSpec.with_source(
+            run.name,
+            run.params.get("prompt", ""),
+            loaded.n_layers,
+            loaded.n_heads,
+            source=source,
+            capture=capture,
+            regions=own_regions,
             options=options,
             plan=plan,
-            schedule=schedule,
-            target=target,
-            n_layers=loaded.n_layers,
-            n_heads=loaded.n_heads,
-            max_keys=None,
-            prompt_len=None,
-            prefill_mode=prefill_mode,
-            regions=own_regions,
         )
-        handle = RunHandle(run, kwargs, window=StepWindow(keep_all=self.writer is None))
+        handle = RunHandle(run, window=StepWindow(keep_all=self.writer is None))
+        if self.writer is not None:
+            from gaze_explorer.storage.record import RunRecorder
+
+            handle.recorder = RunRecorder(
+                self.writer,
+                spec,
+                on_begin=lambda run_id: self._run_begun(handle, run_id),
+                on_step=lambda ev: handle.window.put(ev.step, ev.rows),
+                release_rows=True,
+            )
         run.rows_at = self.rows_source(handle)
         return handle
+
+    def _run_begun(self, handle: RunHandle, run_id: str) -> None:
+        handle.run.run_id = run_id
+        self._windows[run_id] = handle.window
 
     def write(self, handle: RunHandle, event: object) -> None:
         """Called on the worker thread for every generation event.
@@ -198,41 +229,16 @@ class SessionRecorder:
         A token's rows go into the run's window and to the writer; the event then drops them, so
         the queued Qt signal that carries it to the GUI holds no attention rows either.
         """
-        kind = type(event).__name__
-        if kind == "TokenEvent":
+        if handle.recorder is not None:
+            handle.recorder.feed(event)
+        elif isinstance(event, TokenEvent):  # not saved: memory is the only copy
             handle.window.put(event.step, event.rows)
-        if self.writer is None:
-            if kind == "TokenEvent":
-                event.rows = None
-            return
-        with handle.lock:
-            if handle.ended:
-                return
-            if kind == "PrefillEvent":
-                kw = dict(handle.begin_kwargs)
-                kw["prompt_len"] = int(event.prompt_len)
-                kw["max_keys"] = int(event.prompt_len) + int(kw["options"].max_new_tokens)
-                handle.run_id = self.writer.begin_run(handle.run.name, **kw)
-                handle.run.run_id = handle.run_id
-                self._windows[handle.run_id] = handle.window
-                # always: the prompt's token strings belong in the session even with no prefill rows
-                self.writer.write_prefill(handle.run_id, event.rows, event.token_ids, event.token_strings)
-            elif kind == "TokenEvent" and handle.run_id is not None:
-                self.writer.append_step(handle.run_id, event)  # the queued item keeps its own reference
-                event.rows = None
-            elif kind == "FinishedEvent" and handle.run_id is not None:
-                self.writer.end_run(handle.run_id, event.status, list(event.switches), getattr(event, "reason", "") or "")
-                handle.ended = True
+            event.rows = None
 
     def end_handle(self, handle: RunHandle, status: str, reason: str = "") -> None:
         """Close a run whose stream raised (no FinishedEvent came): keep it, marked ``status``."""
-        if self.writer is None:
-            return
-        with handle.lock:
-            if handle.ended or handle.run_id is None:
-                return
-            self.writer.end_run(handle.run_id, status, list(handle.run.switches), reason)
-            handle.ended = True
+        if handle.recorder is not None:
+            handle.recorder.end(status, reason)
 
     def attach_reader(self, handle: RunHandle) -> bool:
         """Back a finished run by the session file (what was stored, float16) and free its buffer.
@@ -252,9 +258,13 @@ class SessionRecorder:
     def write_discovery(self, result) -> None:
         if self.writer is None:
             return
-        self.writer.write_derived("gaze_scores", np.asarray(result.scores), {"n_strips": int(result.n_strips)})
+        self.writer.write_derived(
+            "gaze_scores", np.asarray(result.scores), {"n_strips": int(result.n_strips)}
+        )
         if getattr(result, "matrices", None) is not None:
-            self.writer.write_derived("panel_matrices", np.asarray(result.matrices), {"n_panels": int(result.n_panels)})
+            self.writer.write_derived(
+                "panel_matrices", np.asarray(result.matrices), {"n_panels": int(result.n_panels)}
+            )
 
     def close(self) -> None:
         if self.writer is not None:

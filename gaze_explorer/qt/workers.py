@@ -16,17 +16,18 @@ from collections.abc import Callable, Iterator
 from PySide6 import QtCore
 
 from gaze_explorer.core.errors import GazeExplorerError
+from gaze_explorer.core.events import FinishedEvent, TokenEvent
 
 # classify(item) -> "progress" | "token" | "finished" (what signal an item goes out on)
 Classifier = Callable[[object], str]
 
 
-def classify_by_name(item: object) -> str:
-    """Route inference events by class name: TokenEvent -> token, Finished*/…Result -> finished."""
-    name = type(item).__name__
-    if name == "TokenEvent":
+def classify_generation(item: object) -> str:
+    """Route generation events: a TokenEvent goes out on ``token``, a FinishedEvent on ``finished``,
+    anything else (the PrefillEvent) on ``progress``."""
+    if isinstance(item, TokenEvent):
         return "token"
-    if name.startswith("Finished") or name.endswith("Result"):
+    if isinstance(item, FinishedEvent):
         return "finished"
     return "progress"
 
@@ -49,7 +50,7 @@ class Worker(QtCore.QObject):
         self,
         name: str,
         make_stream: Callable[[threading.Event], Iterator[object]],
-        classify: Classifier = classify_by_name,
+        classify: Classifier = classify_generation,
         on_item: Callable[[object], None] | None = None,
         parent: QtCore.QObject | None = None,
         cancel_event: threading.Event | None = None,

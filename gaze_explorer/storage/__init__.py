@@ -1,18 +1,19 @@
 """h5py session files: schema, one background writer thread, and a reader that hands out numpy arrays.
 
-``SessionWriter`` writes (``record`` drains a generation stream into it), ``SessionReader`` reads;
+``SessionWriter`` writes (``RunRecorder`` / ``record`` store a generation stream in it), ``SessionReader`` reads;
 ``estimate_run_bytes`` and ``check_disk_space`` guard a run before it starts. The file layout is
 documented in ``docs/session_schema.md``.
 """
 
 from gaze_explorer.storage.reader import RunInfo, SessionReader
-from gaze_explorer.storage.record import record, record_events
+from gaze_explorer.storage.record import RunRecorder, record, record_events
 from gaze_explorer.storage.schema import SCHEMA_VERSION, check_disk_space, estimate_run_bytes
 from gaze_explorer.storage.writer import SessionWriter
 
 __all__ = [
     "SCHEMA_VERSION",
     "RunInfo",
+    "RunRecorder",
     "SessionReader",
     "SessionWriter",
     "check_disk_space",

@@ -1,97 +1,140 @@
-"""Drain a generation stream into a session run: the sink between inference and storage.
+"""The one recorder: drain a generation stream into a session run (the sink between inference and
+storage), used by the CLI, the app, the benchmarks and the tests.
 
-Events are duck-typed (``PrefillEvent``, ``TokenEvent``, ``FinishedEvent`` from
-``gaze_explorer.inference.generation``), so storage never imports torch or the inference layer.
+A :class:`RunRecorder` takes the events one by one (``feed``), recognised with ``isinstance`` on
+the real classes of ``core.events``: the prefill event begins the run (it gives the prompt
+length) and stores the prompt's tokens and rows, each token event queues a step, the finished
+event ends the run. A stream that raises or stops early is closed with :meth:`RunRecorder.end`.
+:func:`record_events` wraps a whole stream (passing each event on, for a live view) and
+:func:`record` drains one.
+
+The app hooks in with two callbacks and one option: ``on_begin(run_id)`` once the run exists,
+``on_step(event)`` with each token event before it is queued (the app keeps the rows of steps not
+flushed yet in its step window), and ``release_rows`` to drop a token's rows from the event once
+queued (the queued step keeps its own reference; the event then goes on to the GUI without them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
+from gaze_explorer.core.events import FinishedEvent, GenerationEvent, PrefillEvent, TokenEvent
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage.writer import SessionWriter
 
 
-def _kind(event) -> str:
-    if hasattr(event, "status"):
-        return "finished"
-    if hasattr(event, "step") and hasattr(event, "token_id"):
-        return "token"
-    if hasattr(event, "prompt_len"):
-        return "prefill"
-    raise TypeError(f"not a generation event: {event!r}")
+class RunRecorder:
+    """Writes one run of ``writer`` from the events of one generation stream (thread-safe)."""
+
+    def __init__(
+        self,
+        writer: SessionWriter,
+        spec: RunSpec,
+        *,
+        on_begin: Callable[[str], None] | None = None,
+        on_step: Callable[[TokenEvent], None] | None = None,
+        release_rows: bool = False,
+    ) -> None:
+        self.writer = writer
+        self.spec = spec
+        self.run_id: str | None = None
+        self.ended = False
+        self.switches: list = []  # the switches seen so far (kept if the stream never finishes)
+        self._on_begin = on_begin
+        self._on_step = on_step
+        self._release_rows = release_rows
+        self._lock = threading.Lock()
+
+    def feed(self, event: GenerationEvent) -> GenerationEvent:
+        """Store one event; returns it (with its rows dropped under ``release_rows``)."""
+        if isinstance(event, TokenEvent) and self._on_step is not None:
+            self._on_step(event)
+        with self._lock:
+            if self.ended:
+                return event
+            if isinstance(event, PrefillEvent):
+                self._begin(event)
+            elif isinstance(event, TokenEvent):
+                if self.run_id is None:
+                    raise ValueError("a token event came before the prefill event")
+                if event.switch is not None:
+                    self.switches.append(event.switch)
+                self.writer.append_step(self.run_id, event)
+                if self._release_rows:
+                    event.rows = None
+            elif isinstance(event, FinishedEvent):
+                if self.run_id is not None:
+                    self.writer.end_run(self.run_id, event.status, list(event.switches), event.reason or "")
+                self.ended = True
+            else:
+                raise TypeError(f"not a generation event: {event!r}")
+        return event
+
+    def _begin(self, event: PrefillEvent) -> None:
+        spec = self.spec
+        prompt_len = int(event.prompt_len)
+        self.run_id = self.writer.begin_run(
+            spec.name,
+            prompt=spec.prompt,
+            options=spec.options,
+            plan=spec.plan,
+            schedule=spec.schedule,
+            target=spec.target,
+            n_layers=spec.n_layers,
+            n_heads=spec.n_heads,
+            max_keys=prompt_len + spec.new_tokens,
+            prompt_len=prompt_len,
+            prefill_mode=spec.prefill_mode,
+            capture_decode=spec.capture_decode,
+            regions=None if spec.regions is None else list(spec.regions),
+        )
+        self.writer.last_run_id = self.run_id
+        if self._on_begin is not None:
+            self._on_begin(self.run_id)
+        # always: the prompt's token strings belong in the session even with no prefill rows
+        self.writer.write_prefill(self.run_id, event.rows, event.token_ids, event.token_strings)
+
+    def end(self, status: str, reason: str = "") -> None:
+        """End a run whose stream stopped without a finished event (raised, closed, interrupted).
+
+        Nothing to do if the run never began, already ended, or the writer itself failed (its
+        error is reported by the writer's next call).
+        """
+        with self._lock:
+            if self.run_id is None or self.ended or self.writer.failed is not None:
+                return
+            self.ended = True
+            self.writer.end_run(self.run_id, status, list(self.switches), reason)
 
 
 def record_events(
-    stream: Iterable,
-    writer: SessionWriter,
-    *,
-    name: str,
-    prompt: str,
-    n_layers: int,
-    n_heads: int,
-    max_new_tokens: int,
-    options=None,
-    plan=None,
-    schedule=None,
-    target=None,
-    prefill_mode: str = "last",
-    capture_decode: bool = True,
-    regions=None,
+    stream: Iterable[GenerationEvent], writer: SessionWriter, spec: RunSpec, **hooks
 ) -> Iterator:
     """Store each event of ``stream`` in a new run of ``writer`` and pass it on (for a live view).
 
-    The run begins at the prefill event (which gives the prompt length). If the stream raises,
-    the run ends as ``failed`` with the error as its reason and the error propagates; if the
-    stream stops without a ``FinishedEvent`` (closed early), the run ends as ``cancelled``.
-    The run id is available as ``writer.last_run_id`` once the prefill arrived.
+    If the stream raises, the run ends as ``failed`` with the error as its reason and the error
+    propagates; if the stream stops without a ``FinishedEvent`` (closed early), the run ends as
+    ``cancelled``. The run id is ``writer.last_run_id`` once the prefill arrived. ``hooks`` are
+    :class:`RunRecorder`'s keyword options.
     """
-    run_id = None
-    ended = False
+    recorder = RunRecorder(writer, spec, **hooks)
     try:
         for event in stream:
-            kind = _kind(event)
-            if kind == "prefill":
-                run_id = writer.begin_run(
-                    name,
-                    prompt=prompt,
-                    options=options,
-                    plan=plan,
-                    schedule=schedule,
-                    target=target,
-                    n_layers=n_layers,
-                    n_heads=n_heads,
-                    max_keys=int(event.prompt_len) + int(max_new_tokens),
-                    prompt_len=int(event.prompt_len),
-                    prefill_mode=prefill_mode,
-                    capture_decode=capture_decode,
-                    regions=regions,
-                )
-                writer.last_run_id = run_id
-                writer.write_prefill(run_id, event.rows, event.token_ids, event.token_strings)
-            elif kind == "token":
-                if run_id is None:
-                    raise ValueError("a token event came before the prefill event")
-                writer.append_step(run_id, event)
-            else:
-                if run_id is not None:
-                    writer.end_run(run_id, event.status, event.switches, getattr(event, "reason", "") or "")
-                ended = True
-            yield event
+            yield recorder.feed(event)
+    except GeneratorExit:
+        recorder.end("cancelled")
+        raise
     except BaseException as exc:
-        if run_id is not None and not ended and writer.failed is None:
-            status = "cancelled" if isinstance(exc, GeneratorExit) else "failed"
-            reason = "" if isinstance(exc, GeneratorExit) else f"{type(exc).__name__}: {exc}"
-            writer.end_run(run_id, status, [], reason)
-            ended = True
+        recorder.end("failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        if run_id is not None and not ended and writer.failed is None:
-            writer.end_run(run_id, "cancelled", [], "the generation stream stopped without finishing")
+        recorder.end("cancelled", "the generation stream stopped without finishing")
 
 
-def record(stream: Iterable, writer: SessionWriter, **run_params) -> str | None:
+def record(stream: Iterable[GenerationEvent], writer: SessionWriter, spec: RunSpec, **hooks) -> str | None:
     """Drain ``stream`` into a new run (see :func:`record_events`); return its run id."""
     writer.last_run_id = None
-    for _ in record_events(stream, writer, **run_params):
+    for _ in record_events(stream, writer, spec, **hooks):
         pass
     return writer.last_run_id

@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 from PySide6 import QtCore
 
 from gaze_explorer.core.errors import PromptError
+from gaze_explorer.core.events import FinishedEvent, TokenEvent
 from gaze_explorer.qt.workers import Worker
 
 
-@dataclass
-class TokenEvent:
-    step: int
-
-
-@dataclass
-class FinishedEvent:
-    status: str
+def _token(step: int) -> TokenEvent:
+    return TokenEvent(step, 1000 + step, f" t{step}", None, None)
 
 
 def _counting(n, delay=0.0):
     def make(cancel: threading.Event):
         for i in range(n):
             if cancel.is_set():
-                yield FinishedEvent("cancelled")
+                yield FinishedEvent("cancelled", [])
                 return
             time.sleep(delay)
-            yield TokenEvent(i)
-        yield FinishedEvent("finished")
+            yield _token(i)
+        yield FinishedEvent("finished", [])
 
     return make
 
@@ -62,11 +56,11 @@ def test_cancel_stops_the_stream(qtbot):
 
 def test_errors_become_readable_messages(qtbot):
     def user_error(cancel):
-        yield TokenEvent(0)
+        yield _token(0)
         raise PromptError("the prompt is empty")
 
     def bug(cancel):
-        yield TokenEvent(0)
+        yield _token(0)
         raise ZeroDivisionError("division by zero")
 
     for make, expected, is_user in ((user_error, "the prompt is empty", True), (bug, "ZeroDivisionError", False)):

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
 
 import storage_synthetic as synthetic
 
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionReader, SessionWriter, record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,15 +30,11 @@ def write_session(path: Path, n_steps: int = 6) -> Path:
         path, meta=synthetic.META, image=synthetic.make_image(), grid=grid, regions=synthetic.make_regions(grid)
     )
     try:
-        record(
-            synthetic.events(n_steps),
-            w,
-            name="r",
-            prompt="p",
-            n_layers=synthetic.N_LAYERS,
-            n_heads=synthetic.N_HEADS,
+        spec = RunSpec(
+            name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS,
             max_new_tokens=n_steps,
         )
+        record(synthetic.events(n_steps), w, spec)
     finally:
         w.close()
     return path

@@ -116,6 +116,7 @@ WRITER_CHILD = """
 import resource, signal, sys
 import storage_synthetic as synthetic
 from gaze_explorer.core.errors import DiskSpaceError
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionWriter, record
 path, limit = sys.argv[1], int(sys.argv[2])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -124,8 +125,10 @@ grid = synthetic.make_grid()
 w = SessionWriter(path, meta=synthetic.META, image=synthetic.make_image(), grid=grid,
                   regions=synthetic.make_regions(grid))
 try:
-    record(synthetic.events(200), w, name="r", prompt="p", n_layers=synthetic.N_LAYERS,
-           n_heads=synthetic.N_HEADS, max_new_tokens=200)
+    spec = RunSpec(
+        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=200,
+    )
+    record(synthetic.events(200), w, spec)
 except DiskSpaceError as exc:
     print(exc)
     sys.exit(3)

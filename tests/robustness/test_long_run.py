@@ -15,9 +15,11 @@ import psutil
 import pytest
 from PIL import Image
 
+from gaze_explorer.core.events import TokenEvent
 from gaze_explorer.core.heads import all_heads
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionReader, SessionWriter, record_events
 
 N_TOKENS = 2000
@@ -67,13 +69,14 @@ def test_2000_tokens_flat_memory_and_scrubbable(tiny_loaded, tmp_path, qtbot):
     t0 = time.perf_counter()
     try:
         stream = generate_stream_for(loaded, image, prompt, regions, options)
-        for event in record_events(
-            stream, writer, name="long", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
+        spec = RunSpec(
+            name="long", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
             max_new_tokens=N_TOKENS, options=options, regions=regions,
-        ):  # fmt: skip
-            step = getattr(event, "step", None)
-            if step is None:
+        )
+        for event in record_events(stream, writer, spec):
+            if not isinstance(event, TokenEvent):
                 continue
+            step = event.step
             if step in keep:
                 kept[step] = event.rows.astype(np.float16).astype(np.float32)  # [layer, head, key]
             if step % 100 == 0 or step == N_TOKENS - 1:

@@ -7,8 +7,10 @@ import time
 import numpy as np
 from PIL import Image
 
+from gaze_explorer.core.events import TokenEvent
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.inference.generation import generate_stream
 from gaze_explorer.inference.loading import load_model
 from gaze_explorer.storage import SessionWriter, record_events
@@ -28,11 +30,12 @@ options = GenerationOptions(max_new_tokens=n_steps)
 stream = generate_stream(
     loaded, image, prompt, regions=regions, options=options, capture=CaptureSpec(decode=True, prefill="last")
 )
-for event in record_events(
-    stream, writer, name="crash", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
-    max_new_tokens=n_steps, options=options, regions=regions,
-):  # fmt: skip
-    if hasattr(event, "step"):
+spec = RunSpec(
+    name="crash", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads, max_new_tokens=n_steps,
+    options=options, regions=regions,
+)
+for event in record_events(stream, writer, spec):
+    if isinstance(event, TokenEvent):
         print(event.step, flush=True)
         # the tiny model makes a token in ~1 ms, far inside one commit interval; paced at a third
         # of it, a kill after a few printed steps finds some committed, about three per commit

@@ -1,44 +1,17 @@
 """Deterministic synthetic sessions for the storage tests: a small image, grid, regions, and
-softmax-shaped attention rows, as duck-typed generation events (storage never needs torch)."""
+softmax-shaped attention rows, as the real generation events of ``core.events`` (no torch)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from gaze_explorer.core.events import FinishedEvent, PrefillEvent, TokenEvent
 from gaze_explorer.core.regions import ImageTokenGrid, panel_regions
 from gaze_explorer.core.steering import Switch
 
 N_LAYERS, N_HEADS = 3, 4
 PROMPT_LEN = 40
 TOKENS = ["Le", " chat", " 猫", " ест", " 🐟", " عربى", "\n", " naïve", "", " end"]
-
-
-@dataclass
-class PrefillEvent:
-    prompt_len: int
-    grid: ImageTokenGrid
-    token_ids: list
-    token_strings: list
-    rows: np.ndarray | None
-
-
-@dataclass
-class TokenEvent:
-    step: int
-    token_id: int
-    text: str
-    target: int | None
-    rows: np.ndarray | None
-    switch: Switch | None = None
-
-
-@dataclass
-class FinishedEvent:
-    status: str
-    switches: list
-    reason: str = ""
 
 
 def make_image(h: int = 64, w: int = 192) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 import storage_synthetic as synthetic
 
 from gaze_explorer.core.errors import SchemaVersionError, SessionFileError
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionReader, SessionWriter, record
 
 
@@ -20,15 +21,10 @@ def _digest(path) -> str:
 @pytest.fixture
 def good_file(new_writer):
     w = new_writer("good.h5")
-    record(
-        synthetic.events(4),
-        w,
-        name="r",
-        prompt="p",
-        n_layers=synthetic.N_LAYERS,
-        n_heads=synthetic.N_HEADS,
-        max_new_tokens=4,
+    spec = RunSpec(
+        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=4,
     )
+    record(synthetic.events(4), w, spec)
     w.close()
     return w.path
 

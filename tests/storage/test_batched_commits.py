@@ -6,20 +6,18 @@ from __future__ import annotations
 import numpy as np
 import storage_synthetic as synthetic
 
+from gaze_explorer.core.events import TokenEvent
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionReader, record_events
 
 
 def _stream(writer, n_steps, on_step=None, switch_at=None):
-    for event in record_events(
-        synthetic.events(n_steps, switch_at=switch_at),
-        writer,
-        name="r",
-        prompt="p",
-        n_layers=synthetic.N_LAYERS,
-        n_heads=synthetic.N_HEADS,
+    spec = RunSpec(
+        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS,
         max_new_tokens=n_steps,
-    ):
-        if on_step is not None and hasattr(event, "step"):
+    )
+    for event in record_events(synthetic.events(n_steps, switch_at=switch_at), writer, spec):
+        if on_step is not None and isinstance(event, TokenEvent):
             on_step(event.step)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import storage_synthetic as synthetic
 
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionReader, record
 from gaze_explorer.storage.schema import COMPRESSIONS, DEFAULT_COMPRESSION
 
@@ -29,10 +30,10 @@ with SessionReader(sys.argv[1]) as r:
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_rows_read_back_exactly_in_this_and_a_fresh_process(new_writer, compression):
     w = new_writer(f"{compression}.h5", compression=compression)
-    record(
-        synthetic.events(5), w, name="r", prompt="p", n_layers=synthetic.N_LAYERS,
-        n_heads=synthetic.N_HEADS, max_new_tokens=5,
-    )  # fmt: skip
+    spec = RunSpec(
+        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=5,
+    )
+    record(synthetic.events(5), w, spec)
     w.close()
     want = synthetic.softmax_rows(3, synthetic.N_LAYERS, synthetic.N_HEADS, synthetic.PROMPT_LEN + 3)
     want = want.astype(np.float16).astype(np.float32)

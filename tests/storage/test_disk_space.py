@@ -11,6 +11,7 @@ import pytest
 import storage_synthetic as synthetic
 
 from gaze_explorer.core.errors import DiskSpaceError
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.storage import SessionReader, SessionWriter, check_disk_space, estimate_run_bytes, record
 
 
@@ -74,15 +75,11 @@ def test_disk_full_mid_run_surfaces_to_the_producer_and_keeps_the_file_readable(
         queue_size=2,
     )
     with pytest.raises(DiskSpaceError) as info:
-        record(
-            synthetic.events(40),
-            w,
-            name="r",
-            prompt="p",
-            n_layers=synthetic.N_LAYERS,
-            n_heads=synthetic.N_HEADS,
+        spec = RunSpec(
+            name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS,
             max_new_tokens=40,
         )
+        record(synthetic.events(40), w, spec)
     assert "full.h5" in str(info.value) and "disk is full" in str(info.value)
     assert re.search(r"needed about [\d.]+ [KMGT]?i?B", str(info.value))
     with pytest.raises(DiskSpaceError):

@@ -9,6 +9,7 @@ import storage_synthetic as synthetic
 from gaze_explorer.core.errors import SessionFileError
 from gaze_explorer.core.heads import HeadSet
 from gaze_explorer.core.options import GenerationOptions
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.steering import Schedule, SteeringMode, SteeringPlan, Switch
 from gaze_explorer.storage import SessionReader, record
 from gaze_explorer.storage.schema import ATTENTION_DTYPE
@@ -27,7 +28,8 @@ def _record(writer, n_steps=12, **kw):
     )
     ev = {k: kw.pop(k) for k in ("prefill", "status", "switch_at", "seed") if k in kw}
     opts.update(kw)
-    return record(synthetic.events(n_steps, **ev), writer, prefill_mode=ev.get("prefill", "last"), **opts)
+    spec = RunSpec(prefill_mode=ev.get("prefill", "last"), **opts)
+    return record(synthetic.events(n_steps, **ev), writer, spec)
 
 
 def _f16(a):
@@ -97,15 +99,10 @@ def test_cancelled_halfway_run_keeps_its_steps(new_writer):
     events = list(stream)
     # stop after 9 of 20 tokens, as a cancel does
     kept = [*events[:10], synthetic.FinishedEvent("cancelled", [], "stopped by the user")]
-    run_id = record(
-        iter(kept),
-        w,
-        name="cut",
-        prompt="p",
-        n_layers=synthetic.N_LAYERS,
-        n_heads=synthetic.N_HEADS,
-        max_new_tokens=20,
+    spec = RunSpec(
+        name="cut", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=20,
     )
+    run_id = record(iter(kept), w, spec)
     w.close()
     with SessionReader(w.path) as r:
         info = r.run_info(run_id)
