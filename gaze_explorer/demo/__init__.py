@@ -1,1 +1,2 @@
-"""The bundled demo: synthetic comic strips and the training script of the tiny Qwen3-VL demo model."""
+"""The bundled demo: its runtime assets (prompts, comic strips and the held-out loader) and, under
+``training/``, the code that trained the tiny Qwen3-VL demo model."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from gaze_explorer.core.paths import demo_comics_dir
 from gaze_explorer.core.strips import Strip, compose_strip
 
 # Saturated background colours and object colours, named by disjoint words.
@@ -169,7 +170,7 @@ def write_strip_folders(root: str | Path, comics: list[SyntheticComic]) -> list[
     return out
 
 
-HELDOUT_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo_comics"
+HELDOUT_DIR = demo_comics_dir()
 HELDOUT_SEED = 0  # the "heldout" split; training draws from the "train" split (disjoint streams)
 HELDOUT_COUNT = 24
 HELDOUT_PANEL_SIZE = 256  # the paper's strip height, so the app's default composition fits

@@ -7,9 +7,9 @@ import torch
 
 from gaze_explorer.demo import prompts
 from gaze_explorer.demo.comics import PANEL_SIZE, generate_strips
-from gaze_explorer.demo.data import IGNORE, BatchBuilder, Example, make_image_processor
-from gaze_explorer.demo.train import build_config
-from gaze_explorer.demo.vocab import build_demo_tokenizer
+from gaze_explorer.demo.training.data import IGNORE, BatchBuilder, Example, make_image_processor
+from gaze_explorer.demo.training.train import build_config
+from gaze_explorer.demo.training.vocab import build_demo_tokenizer
 from gaze_explorer.inference.adapters.qwen3_vl import Qwen3VLAdapter
 
 
@@ -59,9 +59,11 @@ def test_answers_tokenize_without_unknown_words(parts):
     (strip,) = generate_strips(1, seed=9)
     panels = strip.attributes
     texts = [
-        prompts.narration_answer(panels), prompts.describe_answer(panels[2]),
-        prompts.kth_answer(panels[1]), *prompts.all_prompts(),
-    ]  # fmt: skip
+        prompts.narration_answer(panels),
+        prompts.describe_answer(panels[2]),
+        prompts.kth_answer(panels[1]),
+        *prompts.all_prompts(),
+    ]
     for t in texts:
         assert tokenizer.unk_token_id not in tokenizer(t)["input_ids"], t
     sentence = tokenizer("then " + prompts.panel_phrase(panels[1]) + " .")["input_ids"]
@@ -71,7 +73,7 @@ def test_answers_tokenize_without_unknown_words(parts):
 def test_follow_examples_train_only_what_comes_after_the_named_object_colour(parts):
     import random
 
-    from gaze_explorer.demo.data import sample_example
+    from gaze_explorer.demo.training.data import sample_example
 
     _, builder, _ = parts
     (strip,) = generate_strips(1, seed=3)

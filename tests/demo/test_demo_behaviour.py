@@ -12,7 +12,7 @@ import pytest
 
 from gaze_explorer.demo import prompts
 from gaze_explorer.demo.comics import load_heldout_strips
-from gaze_explorer.demo.measure import description_accuracy, evaluate, run_discovery
+from gaze_explorer.demo.training.measure import description_accuracy, evaluate, run_discovery
 from gaze_explorer.inference.discovery import PAPER_PROMPT, panel_prompt
 from gaze_explorer.inference.evaluation import default_top_k
 from gaze_explorer.inference.loading import load_model
@@ -92,9 +92,12 @@ def test_dynamic_narration_follows_the_schedule(loaded, strips, discovery, k):
     from gaze_explorer.inference.evaluation import EvalConfig, Evaluation, HeadConditions
 
     cfg = EvalConfig(
-        protocol="dynamic", prompt=prompts.NARRATION_PROMPT, switch_every=prompts.SENTENCE_TOKENS,
-        conditions=("gaze", "baseline"), n_resamples=200,
-    )  # fmt: skip
+        protocol="dynamic",
+        prompt=prompts.NARRATION_PROMPT,
+        switch_every=prompts.SENTENCE_TOKENS,
+        conditions=("gaze", "baseline"),
+        n_resamples=200,
+    )
     # averaged over all 24 shipped held-out strips, as in the model card (~5 s)
     every_strip = load_heldout_strips()
     report = Evaluation(

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from gaze_explorer.demo import head_sparsity
-from gaze_explorer.demo.data import BatchBuilder
-from gaze_explorer.demo.train import build_config, build_model
-from gaze_explorer.demo.vocab import build_demo_tokenizer
+from gaze_explorer.demo.training import head_sparsity
+from gaze_explorer.demo.training.data import BatchBuilder
+from gaze_explorer.demo.training.train import build_config, build_model
+from gaze_explorer.demo.training.vocab import build_demo_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,21 @@ def test_saturating_shape_counts_readers_whatever_their_mass():
     six_at = [lasso_total(dict.fromkeys(range(6), m), 8, shape="saturating") for m in (0.7, 1.0)]
     assert six_at[0] == pytest.approx(six_at[1], abs=1e-3) and six_at[1] == pytest.approx(6 / 8, abs=1e-3)
     assert lasso_total(dict.fromkeys(range(8), 0.7), 8, shape="saturating") > six_at[0] + 0.2
+
+
+def test_collecting_restores_the_penalty_that_was_active_before():
+    query = torch.randn(1, 4, 6, 8)  # [batch, head, q, dim]
+    key, value = torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)  # 2 KV heads
+    outer = head_sparsity.ImagePenalty(IMAGE_KEYS, QUERIES)
+    inner = head_sparsity.ImagePenalty(IMAGE_KEYS, QUERIES)
+
+    def layer():
+        return head_sparsity._forward(torch.nn.Module(), query, key, value, None)
+
+    with head_sparsity.collecting(outer):
+        layer()
+        with head_sparsity.collecting(inner):
+            layer()
+        layer()  # the outer penalty collects again
+    layer()  # and nothing collects outside
+    assert (len(outer.terms), len(inner.terms)) == (2, 1)

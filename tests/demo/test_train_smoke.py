@@ -8,24 +8,52 @@ import numpy as np
 
 from gaze_explorer.demo import prompts
 from gaze_explorer.demo.comics import PANEL_SIZE, generate_strips
-from gaze_explorer.demo.train import main
+from gaze_explorer.demo.training.train import main
 from gaze_explorer.inference.loading import load_model
 
 
 def test_training_smoke_writes_a_loadable_model(tmp_path):
     out = tmp_path / "model"
     log = tmp_path / "train.log"
-    rc = main(["--out", str(out), "--steps", "12", "--batch-size", "4", "--lr", "3e-3", "--threads", "2", "--layers", "2",
-               "--log-every", "3", "--log-file", str(log), "--linear-until", "0.5"])  # fmt: skip
+    rc = main(
+        [
+            "--out",
+            str(out),
+            "--steps",
+            "12",
+            "--batch-size",
+            "4",
+            "--lr",
+            "3e-3",
+            "--threads",
+            "2",
+            "--layers",
+            "2",
+            "--log-every",
+            "3",
+            "--log-file",
+            str(log),
+            "--linear-until",
+            "0.5",
+        ]
+    )
     assert rc == 0
     losses = [float(line.split()[3]) for line in log.read_text().splitlines()]
     assert len(losses) == 4
     assert losses[-1] < 0.7 * losses[0]  # starts near ln(vocab) ~ 4.3
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "preprocessor_config.json", "training_recipe.json"):  # fmt: skip
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "training_recipe.json",
+    ):
         assert (out / name).is_file(), name
     recipe = json.loads((out / "training_recipe.json").read_text())
-    assert recipe["steps"] == 12 and recipe["linear_until"] == 0.5 and recipe["sparsity_shape"] == "saturating"
+    assert (
+        recipe["steps"] == 12 and recipe["linear_until"] == 0.5 and recipe["sparsity_shape"] == "saturating"
+    )
     loaded = load_model(out, device="cpu")
     assert loaded.family == "qwen3_vl"
     assert (loaded.n_layers, loaded.n_heads, loaded.n_kv_heads, loaded.head_dim) == (2, 16, 2, 16)

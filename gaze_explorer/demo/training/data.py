@@ -16,6 +16,7 @@ import torch
 
 from gaze_explorer.demo import prompts
 from gaze_explorer.demo.comics import N_PANELS, PANEL_SIZE, make_comic
+from gaze_explorer.demo.training.recipe import DEFAULT_TASK_MIX
 
 IGNORE = -100
 
@@ -34,12 +35,6 @@ PREPROCESSOR_KW = dict(
 def max_pixels(panel_size: int = PANEL_SIZE, n_panels: int = N_PANELS) -> int:
     """The processor's pixel cap for strips of ``n_panels`` panels of ``panel_size`` px."""
     return round(1.1 * n_panels * panel_size * panel_size)
-
-
-# Task mix (weights) used by the trainer; "vqa" is answered like "ambiguous" (about panel 1).
-# An optional "follow" task (not in the default mix; runs r13/r14 of the model card) teaches the rest
-# of a sentence to stay on the panel that its object colour named (see :func:`_follow_example`).
-DEFAULT_TASK_MIX = {"kth": 0.45, "narration": 0.25, "ambiguous": 0.20, "vqa": 0.10}
 
 
 def make_image_processor(panel_size: int = PANEL_SIZE):

@@ -8,7 +8,7 @@
   ambiguous question): gaze / random / all heads and the unsteered baseline, K = 10% of heads;
 - dynamic narration (``dynamic`` protocol): deranged schedules switching every sentence, Spearman.
 
-``python -m gaze_explorer.demo.measure [MODEL] [--strips N] [--json out.json]`` prints a Markdown
+``python -m gaze_explorer.demo.training.measure [MODEL] [--strips N] [--json out.json]`` prints a Markdown
 block for the model card.
 """
 
@@ -37,10 +37,13 @@ def generate_text(loaded, strip: Strip, prompt: str, max_new_tokens: int) -> str
     regions = panel_regions(grid, strip.n_panels, strip.panel_widths)
     ids: list[int] = []
     for ev in generate_stream(
-        loaded, strip.image, prompt, regions=regions,
+        loaded,
+        strip.image,
+        prompt,
+        regions=regions,
         options=GenerationOptions(max_new_tokens=max_new_tokens),
         capture=CaptureSpec(decode=False, prefill="none"),
-    ):  # fmt: skip
+    ):
         if isinstance(ev, TokenEvent):
             ids.append(int(ev.token_id))
         elif isinstance(ev, FinishedEvent) and ev.status != "finished":
@@ -106,9 +109,12 @@ def evaluate(
         )
     else:
         cfg = EvalConfig(
-            protocol="dynamic", top_k=k, prompt=prompts.NARRATION_PROMPT,
-            switch_every=prompts.SENTENCE_TOKENS, seed=seed,
-        )  # fmt: skip
+            protocol="dynamic",
+            top_k=k,
+            prompt=prompts.NARRATION_PROMPT,
+            switch_every=prompts.SENTENCE_TOKENS,
+            seed=seed,
+        )
     heads = HeadConditions.from_scores(scores, k, seed=seed)
     return Evaluation(loaded, strips, heads, cfg, model_name="demo").run_to_end()
 

@@ -27,6 +27,9 @@ the trained weights are an ordinary Qwen3-VL checkpoint: the penalties exist onl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -34,14 +37,14 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import repeat_kv
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from gaze_explorer.demo.training.recipe import NORMS, SHAPES
 from gaze_explorer.inference.attention import additive_mask
 
 ATTN_NAME = "gaze_explorer_demo_head_sparsity"
-NORMS = ("l2", "max", "kv_max")
-SHAPES = ("linear", "sqrt", "saturating")
 SQRT_EPS = 0.01  # keeps the sqrt shape's slope finite at 0 (1 / (2 sqrt(eps)) = 5)
 SATURATION = 0.1  # the saturating shape's scale: a head that reads 0.3 already pays 95% of the most
-_ACTIVE: ImagePenalty | None = None
+# The penalty that the attention function collects into (set by :func:`collecting`).
+_ACTIVE: ContextVar[ImagePenalty | None] = ContextVar("gaze_explorer_demo_penalty", default=None)
 
 
 class ImagePenalty:
@@ -116,7 +119,7 @@ def _forward(
     add = additive_mask(attention_mask, q_len, k_len, query.device)
     probs = torch.softmax(torch.matmul(query.float(), k_full.float().transpose(-1, -2)) * scale + add, dim=-1)
     out = torch.matmul(probs.to(v_full.dtype), v_full)
-    pen = _ACTIVE
+    pen = _ACTIVE.get()
     if pen is not None and q_len == k_len == pen.image_keys.shape[1]:
         pen.collect(probs, n_rep)
     return out.transpose(1, 2).contiguous(), None
@@ -180,17 +183,12 @@ def text_queries(input_ids: torch.Tensor, attention_mask: torch.Tensor, image_to
     return (pos > last_image) & attention_mask.bool()
 
 
-class collecting:
-    """``with collecting(penalty):`` makes the attention function collect into ``penalty``."""
-
-    def __init__(self, penalty: ImagePenalty) -> None:
-        self.penalty = penalty
-
-    def __enter__(self) -> ImagePenalty:
-        global _ACTIVE
-        _ACTIVE = self.penalty
-        return self.penalty
-
-    def __exit__(self, *exc) -> None:
-        global _ACTIVE
-        _ACTIVE = None
+@contextmanager
+def collecting(penalty: ImagePenalty) -> Iterator[ImagePenalty]:
+    """``with collecting(penalty):`` makes the attention function collect into ``penalty``; on exit
+    the previous penalty (None outside any block) is collected into again."""
+    token = _ACTIVE.set(penalty)
+    try:
+        yield penalty
+    finally:
+        _ACTIVE.reset(token)
