@@ -26,6 +26,7 @@ from gaze_explorer.core.steering import Switch
 from gaze_explorer.storage import handles
 from gaze_explorer.storage.schema import (
     DERIVED_GROUP,
+    DISCOVERY_ARRAYS,
     NO_TARGET,
     RUNS_GROUP,
     STATUS_CODES,
@@ -459,3 +460,13 @@ class SessionReader:
     def panel_matrices(self) -> np.ndarray | None:
         """Per-head queried x attended panel matrices ``[layer, head, N, N]`` if stored."""
         return self.derived("panel_matrices")
+
+    def image_mass(self) -> np.ndarray | None:
+        """Each head's attention on all image tokens ``[layer, head]`` (mean over the discovery
+        questions; the Image Heads criterion) if discovery stored it."""
+        return self.derived(DISCOVERY_ARRAYS["image_mass"])
+
+    def image_maps(self) -> np.ndarray | None:
+        """Each head's attention over the image token grid ``[layer, head, rows, cols]`` (mean over
+        the discovery questions; the Localization Heads criterion) if discovery stored it."""
+        return self.derived(DISCOVERY_ARRAYS["image_maps"])

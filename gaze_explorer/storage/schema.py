@@ -31,6 +31,15 @@ REASON_BYTES = 1024  # fixed size of the UTF-8 ``reason`` dataset, zero padded
 
 RUNS_GROUP = "runs"
 DERIVED_GROUP = "derived"
+# What a discovery stores under /derived (docs/session_schema.md, "Discovery"): the gaze score
+# [layer, head], the panel matrices [layer, head, N, N], and for the other head-selection criteria
+# (core/criteria.py) the image mass [layer, head] and the image maps [layer, head, rows, cols].
+DISCOVERY_ARRAYS = {
+    "scores": "gaze_scores",
+    "matrices": "panel_matrices",
+    "image_mass": "image_mass",
+    "image_maps": "image_maps",
+}
 RUN_DATASETS = (
     "status",
     "n_steps",

@@ -36,6 +36,7 @@ from gaze_explorer.storage.run_layout import FileOps, RunSpec
 from gaze_explorer.storage.schema import (
     COMPRESSIONS,
     DEFAULT_COMPRESSION,
+    DISCOVERY_ARRAYS,
     STATUS_BY_NAME,
     check_disk_space,
     estimate_run_bytes,
@@ -238,6 +239,21 @@ class SessionWriter:
         if run is not None:
             self._run(run, allow_ended=True)
         self._submit(("derived", str(name), np.asarray(array), dict(attrs or {}), run))
+
+    def write_discovery(self, result) -> None:
+        """Store a discovery result (``inference.discovery.DiscoveryResult``, duck-typed: storage
+        never imports the inference layer) under ``/derived``: every array of
+        :data:`~gaze_explorer.storage.schema.DISCOVERY_ARRAYS` that the result holds, as float32,
+        each with the attrs ``n_strips``, ``n_panels`` and ``cancelled`` (a partial discovery)."""
+        attrs = {
+            "n_strips": int(result.n_strips),
+            "n_panels": int(result.n_panels),
+            "cancelled": int(bool(getattr(result, "cancelled", False))),
+        }
+        for field, name in DISCOVERY_ARRAYS.items():
+            value = getattr(result, field, None)
+            if value is not None:
+                self.write_derived(name, np.asarray(value, dtype=np.float32), attrs)
 
     def wait(self) -> None:
         """Block until every queued item has been written (or the thread failed)."""
