@@ -53,12 +53,24 @@ class HeadSet:
             out.setdefault(l, []).append(h)
         return out
 
-    def validate(self, n_layers: int, n_heads: int) -> None:
+    def validate(self, n_layers: int, n_heads: int, attention_layers: Iterable[int] | None = None) -> None:
+        """Raise HeadSpecError for a head out of range or, when ``attention_layers`` (the model's
+        softmax-attention layers) is given, for a head in a linear-attention layer."""
         bad = [(l, h) for l, h in self.heads if not (0 <= l < n_layers and 0 <= h < n_heads)]
         if bad:
             shown = ", ".join(f"L{l}H{h}" for l, h in bad[:5])
             raise HeadSpecError(
                 f"{len(bad)} head(s) out of range for a model with {n_layers} layers x {n_heads} heads: {shown}"
+            )
+        if attention_layers is None:
+            return
+        allowed = {int(x) for x in attention_layers}
+        linear = [(layer, h) for layer, h in self.heads if layer not in allowed]
+        if linear:
+            shown = ", ".join(f"L{layer}H{h}" for layer, h in linear[:5])
+            raise HeadSpecError(
+                f"{len(linear)} head(s) lie in linear-attention layers, which have no attention to steer "
+                f"or capture: {shown}; this model's softmax-attention layers are {sorted(allowed)}"
             )
 
 
@@ -67,9 +79,13 @@ def all_heads(n_layers: int, n_heads: int) -> HeadSet:
 
 
 def ranking(scores: np.ndarray) -> list[dict]:
-    """The authors' ranking: every head as ``{"layer", "head", "score"}``, best first."""
+    """The authors' ranking: every head as ``{"layer", "head", "score"}``, best first.
+
+    Heads scored NaN (layers without softmax attention, e.g. Qwen3.5's linear-attention layers)
+    are not applicable and left out."""
     scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-scores, axis=None, kind="stable")
+    order = order[~np.isnan(scores.flat[order])]
     n_heads = scores.shape[1]
     return [
         {"layer": int(i // n_heads), "head": int(i % n_heads), "score": float(scores.flat[i])} for i in order
@@ -81,8 +97,9 @@ def top_k_heads(scores: np.ndarray, k: int) -> HeadSet:
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise HeadSpecError(f"scores must be a [layer, head] grid, got shape {scores.shape}")
-    if not 1 <= k <= scores.size:
-        raise HeadSpecError(f"top-K needs 1 <= K <= {scores.size} heads, got K={k}")
+    n_scored = int(np.count_nonzero(~np.isnan(scores)))
+    if not 1 <= k <= n_scored:
+        raise HeadSpecError(f"top-K needs 1 <= K <= {n_scored} heads, got K={k}")
     rows = ranking(scores)[:k]
     return HeadSet(f"top-{k}", tuple((r["layer"], r["head"]) for r in rows))
 
@@ -103,10 +120,13 @@ def random_control_heads(
     scores = np.asarray(scores, dtype=np.float64)
     n_layers, n_heads = scores.shape
     excluded = {(int(l), int(h)) for l, h in exclude}
-    eligible = [(l, h) for l in range(n_layers) for h in range(n_heads) if (l, h) not in excluded]
+    eligible = [
+        (layer, h) for layer in range(n_layers) for h in range(n_heads)
+        if (layer, h) not in excluded and not np.isnan(scores[layer, h])  # NaN: a linear-attention layer
+    ]  # fmt: skip
     if not 1 <= k <= len(eligible):
         raise HeadSpecError(f"a random control of {k} heads needs at least {k} eligible heads, have {len(eligible)}")
-    threshold = float(np.percentile(scores, percentile))
+    threshold = float(np.nanpercentile(scores, percentile))
     pool = [hd for hd in eligible if scores[hd] <= threshold]
     if len(pool) < k:
         pool = sorted(eligible, key=lambda hd: (scores[hd], hd))[:k]

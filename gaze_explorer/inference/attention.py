@@ -29,6 +29,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.heads import HeadSet
+from gaze_explorer.inference.adapters.base import attention_layer_indices
 
 ATTN_NAME = "gaze_explorer"
 
@@ -77,7 +78,7 @@ class AttentionControl:
         """Captured rows of the last forward, stacked ``[layer, batch, head, row, key]``; clears them."""
         if not self.rows:
             return None
-        out = _stack_left_padded([self.rows[layer] for layer in sorted(self.rows)])
+        out = _stack_layers(self.rows, sorted(self.capture_layers))
         self.rows = {}
         return out
 
@@ -85,9 +86,23 @@ class AttentionControl:
         """Recorded value norms ``[layer, batch, head, key]``; clears them."""
         if not self.value_norms:
             return None
-        out = _stack_left_padded([self.value_norms[layer] for layer in sorted(self.value_norms)])
+        out = _stack_layers(self.value_norms, range(self.n_layers))
         self.value_norms = {}
         return out
+
+
+def _stack_layers(by_layer: dict[int, torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
+    """Stack ``by_layer`` on a new first axis indexed like ``layers`` (TRUE layer indices).
+
+    A layer that gave nothing (no softmax attention: Qwen3.5's linear-attention layers) gets a NaN
+    entry, so index ``i`` of the result is always decoder layer ``layers[i]``, never a renumbered
+    attention layer."""
+    present = [by_layer[layer] for layer in layers if layer in by_layer]
+    if len(present) == len(layers):
+        return _stack_left_padded(present)
+    template = max(present, key=lambda t: t.shape[-1])
+    filler = torch.full_like(template, float("nan"))
+    return _stack_left_padded([by_layer.get(layer, filler) for layer in layers])
 
 
 def _stack_left_padded(per_layer: list[torch.Tensor]) -> torch.Tensor:
@@ -288,17 +303,19 @@ def attention_control(
 
     ``target`` is a ``LoadedModel`` or a bare transformers model. ``plan_heads`` are the heads that
     receive the steering bias (when a request carries one); ``capture_layers`` the layers whose
-    rows are captured when a request asks (default: all). The previous implementation is restored
-    in ``finally``. Raises HeadSpecError for a head or layer out of range.
+    rows are captured when a request asks (default: all; a linear-attention layer's rows are NaN).
+    The previous implementation is restored in ``finally``. Raises HeadSpecError for a head or
+    layer out of range, or a steered head in a linear-attention layer.
     """
     register()
     model, key, text_config = _model_parts(target, text_config_key)
     n_layers = int(text_config.num_hidden_layers)
     n_heads = int(text_config.num_attention_heads)
+    attention_layers = attention_layer_indices(text_config)
     device = next(model.parameters()).device
     steer: dict[int, torch.Tensor] = {}
     if plan_heads is not None:
-        plan_heads.validate(n_layers, n_heads)
+        plan_heads.validate(n_layers, n_heads, attention_layers)
         for layer, heads in plan_heads.by_layer().items():
             m = torch.zeros(n_heads, dtype=torch.bool, device=device)
             m[heads] = True

@@ -143,6 +143,8 @@ def prefix_shared_rows(
         return None
     prefix.update(single)
     cache = DynamicCache(config=model.config)
+    if not all(hasattr(layer, "batch_repeat_interleave") for layer in cache.layers):
+        return None  # linear-attention states (Qwen3.5) cannot be repeated per row
     control.set_request(ForwardRequest(capture_rows=None))
     model(**prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
     for layer in cache.layers:

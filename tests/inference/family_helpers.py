@@ -350,3 +350,21 @@ def check_discovery_batched_equals_unbatched(model, adapter, image, *, n_panels:
     np.testing.assert_allclose(shared, alone, atol=1e-5)
     np.testing.assert_allclose(plain, alone, atol=1e-5)
     assert np.ptp(alone[list(adapter.attention_layers)]) > 1e-3  # not flat: the check could see a mismatch
+
+
+def check_image_embeddings_distinct(model, adapter, prepared, *, min_distance: float = 1e-4) -> None:
+    """The tiny model is not degenerate: distinct image patches give distinct LM input embeddings
+    (e.g. a zero-initialised multimodal projection would give every image token the same one)."""
+    seen: list[torch.Tensor] = []
+    language_model = model.model.language_model
+    hook = language_model.register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append(kwargs["inputs_embeds"].detach()), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            model(**adapter.prefill_kwargs(model, prepared))
+    finally:
+        hook.remove()
+    embeds = seen[0][0, torch.as_tensor(prepared.grid.positions)].double()  # [image token, hidden]
+    dist = torch.cdist(embeds, embeds) + torch.eye(embeds.shape[0], dtype=torch.float64) * 1e9
+    assert dist.min().item() > min_distance, "two image tokens got the same LM input embedding"

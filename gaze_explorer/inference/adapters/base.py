@@ -132,6 +132,21 @@ def adopt_legacy_chat_template(tokenizer: Any, path: str | os.PathLike) -> None:
 
 
 
+# ``layer_types`` values of decoder layers whose token mixer is not softmax attention (Qwen3.5's
+# gated delta net, hybrid Mamba/conv models): they never call the attention function.
+NON_ATTENTION_LAYER_TYPES = frozenset({"linear_attention", "mamba", "conv", "recurrent"})
+
+
+def attention_layer_indices(text_config: Any) -> tuple[int, ...]:
+    """The TRUE indices of the decoder layers that run softmax attention (all layers unless the
+    config's ``layer_types`` marks some as linear attention / state-space layers)."""
+    n_layers = int(text_config.num_hidden_layers)
+    types = getattr(text_config, "layer_types", None) or ()
+    if len(types) != n_layers:
+        return tuple(range(n_layers))
+    return tuple(i for i, t in enumerate(types) if t not in NON_ATTENTION_LAYER_TYPES)
+
+
 class FamilyAdapter(ABC):
     """Builds inputs and image-token geometry for one VLM family (see the module docstring)."""
 
@@ -199,6 +214,12 @@ class FamilyAdapter(ABC):
     @property
     def n_layers(self) -> int:
         return int(self.text_config.num_hidden_layers)
+
+    @property
+    def attention_layers(self) -> tuple[int, ...]:
+        """True indices of the softmax-attention layers; the others (linear attention) have no
+        attention rows: their captured rows and scores are NaN and their heads cannot be steered."""
+        return attention_layer_indices(self.text_config)
 
     @property
     def n_heads(self) -> int:
