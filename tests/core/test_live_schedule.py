@@ -41,13 +41,38 @@ def test_live_switch_after_the_last_switch_point_holds_to_the_end():
 
 
 def test_set_is_thread_safe_and_the_last_set_before_a_step_wins():
-    sched = LiveSchedule(Schedule((0,), switch_every=2))
-    sched.target_at(0)
-    threads = [threading.Thread(target=sched.set, args=(k,)) for k in (1, 2, 3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    sched.set(4)
-    assert sched.get() == 4 and sched.target_at(1) == 4 and sched.switch_source(1) == "live"
-    assert sched.switch_source(0) is None
+    """A GUI thread sets 1..N while this thread steps the schedule, both at once: each live step
+    takes the newest value set so far, the override holds in between, and the last set wins."""
+    n_sets = 2000
+    sched = LiveSchedule(Schedule((0,), switch_every=2))  # one target: a live switch holds to the end
+    started, gui_done = threading.Barrier(2), threading.Event()
+
+    def gui() -> None:
+        started.wait()
+        for k in range(1, n_sets + 1):
+            sched.set(k)
+        gui_done.set()
+
+    thread = threading.Thread(target=gui)
+    thread.start()
+    started.wait()
+    targets: list[int | None] = []
+    while not gui_done.is_set():  # the generation loop, stepping while the GUI sets
+        targets.append(sched.target_at(len(targets)))
+    for _ in range(3):  # and a few steps after the last set
+        targets.append(sched.target_at(len(targets)))
+    thread.join()
+
+    live = [i for i in range(len(targets)) if sched.switch_source(i) == "live"]
+    assert live, "no live switch landed while the GUI thread was setting"
+    assert set(targets) <= {0, *range(1, n_sets + 1)}
+    live_values = [targets[i] for i in live]
+    assert live_values == sorted(set(live_values))  # each live step saw a newer set than the last
+    live_steps = set(live)
+    for i in range(live[0] + 1, len(targets)):
+        if i not in live_steps:
+            assert targets[i] == targets[i - 1]  # between live steps the override holds
+    assert targets[-1] == n_sets  # the last set before a step wins
+    sched.set(n_sets + 1)
+    assert sched.get() == n_sets + 1 and sched.target_at(len(targets)) == n_sets + 1
+    assert sched.switch_source(len(targets)) == "live" and sched.switch_source(0) is None
