@@ -11,6 +11,7 @@ import numpy as np
 
 from gaze_explorer.cli.helpers import demo_discovery_strips, gaze_scores, is_demo, load, switch_every
 from gaze_explorer.core.errors import HeadSpecError
+from gaze_explorer.core.events import FinishedEvent, TokenEvent
 from gaze_explorer.core.heads import (
     HeadSet,
     all_heads,
@@ -21,6 +22,7 @@ from gaze_explorer.core.heads import (
 )
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import box_region, panel_regions
+from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
 from gaze_explorer.core.strips import load_image
 
@@ -45,7 +47,7 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadSet:
 
 def run(args: argparse.Namespace) -> int:
     """Run the generation; returns the exit code (130 when interrupted, the partial run kept)."""
-    from gaze_explorer.inference.generation import FinishedEvent, PrefillEvent, TokenEvent, generate_stream
+    from gaze_explorer.inference.generation import generate_stream
 
     image = load_image(args.image)
     loaded = load(args)
@@ -74,62 +76,58 @@ def run(args: argparse.Namespace) -> int:
         )
 
     cancel = threading.Event()
-    writer = run_id = None
+    writer = recorder = None
     if args.session:
+        from gaze_explorer.storage.record import RunRecorder
         from gaze_explorer.storage.writer import SessionWriter
 
         writer = SessionWriter(
             args.session, meta=loaded.describe(), image=np.asarray(image), grid=grid, regions=regions
         )
-    ids: list[int] = []
-    shown = ""
+        spec = RunSpec.with_source(
+            "steered" if plan else "baseline",
+            args.prompt,
+            loaded.n_layers,
+            loaded.n_heads,
+            source=target,
+            capture=capture,
+            regions=regions,
+            options=options,
+            plan=plan,
+        )
+        recorder = RunRecorder(writer, spec)
+    n_tokens = 0
     switches = []
     status, reason = "cancelled", "interrupted"
     try:
         stream = generate_stream(
-            loaded, image, args.prompt, regions=regions, plan=plan, target=target,
-            options=options, capture=capture, cancel=cancel,
-        )  # fmt: skip
+            loaded,
+            image,
+            args.prompt,
+            regions=regions,
+            plan=plan,
+            target=target,
+            options=options,
+            capture=capture,
+            cancel=cancel,
+        )
         for event in stream:
-            if isinstance(event, PrefillEvent) and writer is not None:
-                run_id = writer.begin_run(
-                    "steered" if plan else "baseline",
-                    prompt=args.prompt,
-                    options=options.to_dict(),
-                    plan=None if plan is None else plan.to_dict(),
-                    schedule=target.to_dict() if isinstance(target, Schedule) else None,
-                    target=None if not isinstance(target, FixedTarget) else target.target,
-                    n_layers=loaded.n_layers,
-                    n_heads=loaded.n_heads,
-                    max_keys=event.prompt_len + options.max_new_tokens,
-                    prompt_len=event.prompt_len,
-                    prefill_mode=capture.prefill,
-                    regions=regions,
-                )
-                writer.write_prefill(run_id, event.rows, event.token_ids, event.token_strings)
-            elif isinstance(event, TokenEvent):
-                ids.append(int(event.token_id))
-                text = loaded.adapter.decode(ids)
-                # print only the new suffix: decoding token by token would lose word spacing
-                if text.startswith(shown):
-                    sys.stdout.write(text[len(shown) :])
-                else:
-                    sys.stdout.write(("\n" if shown else "") + text)
+            if recorder is not None:
+                recorder.feed(event)
+            if isinstance(event, TokenEvent):
+                sys.stdout.write(event.text)  # the token's own piece of the answer, spacing included
                 sys.stdout.flush()
-                shown = text
+                n_tokens += 1
                 if event.switch is not None:
                     switches.append(event.switch)
-                if writer is not None and run_id is not None:
-                    writer.append_step(run_id, event)
             elif isinstance(event, FinishedEvent):
                 status, reason, switches = event.status, event.reason, list(event.switches)
         print()
     finally:
         if writer is not None:
-            if run_id is not None:
-                writer.end_run(run_id, status, switches, reason)
+            recorder.end(status, reason)  # a stream cut short (Ctrl-C) keeps its steps; no-op once finished
             writer.close()
-            print(f"session: {args.session} ({status}, {len(ids)} tokens)", file=sys.stderr)
+            print(f"session: {args.session} ({status}, {n_tokens} tokens)", file=sys.stderr)
     if status == "failed":
         from gaze_explorer.core.errors import GazeExplorerError
 
