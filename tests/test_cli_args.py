@@ -221,3 +221,11 @@ def test_user_errors_exit_1_with_the_message_and_no_traceback(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["discover", "--comics", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no strip folders" in capsys.readouterr().err
+
+
+def test_the_mode_choices_are_the_steering_modes():
+    """cli.args keeps its own copy (importing core.steering would load numpy); it must not drift."""
+    from gaze_explorer.cli.args import MODES
+    from gaze_explorer.core.steering import SteeringMode
+
+    assert tuple(m.value for m in SteeringMode) == MODES

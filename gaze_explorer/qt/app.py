@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _demo_strip():
+def demo_strip():
     """The first held-out demo strip, or None when the demo comics are not there."""
     from gaze_explorer.core.errors import GazeExplorerError
     from gaze_explorer.core.strips import iter_strip_folders
@@ -88,7 +88,7 @@ def setup_image(window, args) -> None:
     if args.image:
         window.controller.open_image(args.image, args.panels or 0)
         return
-    strip = _demo_strip()
+    strip = demo_strip()
     if strip is not None:
         n = strip.n_panels if args.panels is None else args.panels
         widths = strip.panel_widths if n == strip.n_panels else None

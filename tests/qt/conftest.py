@@ -77,14 +77,14 @@ def demo_loaded():
 @pytest.fixture
 def demo_window(qtbot, demo_loaded, tmp_path):
     """A main window on the demo model and the first demo strip, writing sessions under tmp_path."""
-    from gaze_explorer.qt.app import _demo_strip
+    from gaze_explorer.qt.app import demo_strip
     from gaze_explorer.qt.main_window import MainWindow
 
     win = MainWindow()
     qtbot.addWidget(win)
     win.controller.recorder.directory = tmp_path / "sessions"
     win.controller._on_model_loaded(demo_loaded)
-    strip = _demo_strip()
+    strip = demo_strip()
     win.controller.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
     win.show()
     yield win

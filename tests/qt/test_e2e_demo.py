@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui
 
-from gaze_explorer.qt.app import _demo_strip
+from gaze_explorer.qt.app import demo_strip
 from gaze_explorer.qt.controller import RESOURCES
 
 pytestmark = pytest.mark.skipif(not (RESOURCES / "demo_model" / "config.json").exists(), reason="no demo model")
@@ -80,7 +80,7 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
 
 
 def test_demo_steered_answer_names_panel_4(qtbot, demo_window):
-    win, strip = demo_window, _demo_strip()
+    win, strip = demo_window, demo_strip()
     win.controller.discover("demo")
     _wait(qtbot, win)
     s = win.state
