@@ -4,6 +4,7 @@ and the switch recorder tells live switches from scheduled ones."""
 from __future__ import annotations
 
 import threading
+import time
 
 from gaze_explorer.core.steering import LiveSchedule, Schedule, SwitchRecorder
 
@@ -51,6 +52,7 @@ def test_set_is_thread_safe_and_the_last_set_before_a_step_wins():
         started.wait()
         for k in range(1, n_sets + 1):
             sched.set(k)
+            time.sleep(0)  # let the stepping thread run between sets (the GIL would batch them)
         gui_done.set()
 
     thread = threading.Thread(target=gui)
