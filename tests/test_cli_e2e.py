@@ -80,7 +80,47 @@ def test_discover_writes_a_ranking_that_core_heads_parses_back_in_score_order(pi
     matrices = np.load(out / "panel_matrices.npy")  # [layer, head, N, N]
     assert matrices.shape == (N_LAYERS, N_HEADS, 6, 6) and np.isfinite(matrices).all()
     meta = json.loads((out / "discovery.json").read_text())
-    assert meta == {"model": "demo", "n_strips": 3, "n_panels": 6, "partial": False}
+    assert {k: meta[k] for k in ("model", "n_strips", "n_panels", "partial")} == {
+        "model": "demo",
+        "n_strips": 3,
+        "n_panels": 6,
+        "partial": False,
+    }
+
+
+def test_discover_writes_the_other_criteria_and_their_agreement(pipeline):
+    from gaze_explorer.core.criteria import criteria_report, image_head_scores
+    from gaze_explorer.storage.reader import SessionReader
+
+    out = pipeline["out"]
+    mass, maps = np.load(out / "image_mass.npy"), np.load(out / "image_maps.npy")
+    assert mass.shape == (N_LAYERS, N_HEADS) and maps.shape[:2] == (N_LAYERS, N_HEADS)
+    np.testing.assert_allclose(np.load(out / "image_scores.npy"), image_head_scores(mass))
+    expected = criteria_report(np.load(out / "gaze_scores.npy"), mass, maps)
+    image = json.loads((out / "image_ranking.json").read_text())
+    assert [(r["layer"], r["head"]) for r in image] == [
+        (r["layer"], r["head"]) for r in expected["image"]["ranking"]
+    ]
+    localization = json.loads((out / "localization.json").read_text())
+    assert localization["n_selected"] == expected["localization"]["n_selected"]
+    assert localization["entropy_variant"] == "paper" and localization["bottom_row"] == "code"
+    meta = json.loads((out / "discovery.json").read_text())
+    # Tab. 6 at K = 10 and K = 100, the latter clipped to the demo's 96 heads
+    assert [(r["k"], r["k_used"], r["clipped"]) for r in meta["agreement"]] == [
+        (10, 10, False),
+        (100, 96, True),
+    ]
+    assert meta["agreement"] == expected["agreement"]
+    assert {p["a"] + "/" + p["b"] for p in meta["agreement"][0]["pairs"]} == {
+        "gaze/image",
+        "gaze/localization",
+        "image/localization",
+    }
+    assert meta["criteria"]["localization"]["elbow_threshold"] == expected["localization"]["elbow_threshold"]
+    # the session holds the same inputs, so the app can recompute the same table
+    with SessionReader(pipeline["session"]) as reader:
+        np.testing.assert_allclose(reader.image_mass(), mass, rtol=1e-6)
+        np.testing.assert_allclose(reader.image_maps(), maps)
 
 
 def test_generate_appends_baseline_and_scheduled_runs_with_tokens_and_switches(pipeline):

@@ -1,4 +1,8 @@
-"""``gaze-explorer discover``: rank every head by gaze score; write the ranking (partial on Ctrl-C)."""
+"""``gaze-explorer discover``: rank every head by gaze score; write the ranking (partial on Ctrl-C).
+
+The same passes also give the other head-selection criteria (Image Heads, Localization Heads;
+``core/criteria.py``): their inputs, scores and rankings are written beside the gaze ranking, and
+``discovery.json`` holds the agreement table between the three (the paper's Tab. 6)."""
 
 from __future__ import annotations
 
@@ -10,17 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.cli.helpers import DiscoveryInterrupted, load, load_strips, run_discovery
+from gaze_explorer.core.criteria import criteria_report, image_head_scores
 from gaze_explorer.core.heads import ranking
 from gaze_explorer.core.strips import Strip
 
 
-def write_discovery(out: Path, result, model_name: str, partial: bool = False) -> None:
-    """``ranking.json``, ``gaze_scores.npy``, ``panel_matrices.npy`` and ``discovery.json`` under ``out``."""
+def write_discovery(out: Path, result, model_name: str, partial: bool = False) -> dict | None:
+    """``ranking.json``, ``gaze_scores.npy``, ``panel_matrices.npy`` and ``discovery.json`` under ``out``;
+    with the criteria's inputs also ``image_mass.npy``, ``image_maps.npy``, ``image_scores.npy``
+    (per-layer z), ``image_ranking.json``, ``localization.json``, and the criteria and their agreement
+    in ``discovery.json``. Returns the criteria report (None without the inputs)."""
     out.mkdir(parents=True, exist_ok=True)
     scores = np.asarray(result.scores, dtype=np.float64)  # [layer, head]
-    tmp = out / "ranking.json.tmp"
-    tmp.write_text(json.dumps(ranking(scores), indent=1), encoding="utf-8")
-    tmp.replace(out / "ranking.json")
+    _write_json(out / "ranking.json", ranking(scores))
     np.save(out / "gaze_scores.npy", scores)
     np.save(out / "panel_matrices.npy", np.asarray(result.matrices, dtype=np.float32))  # [layer, head, N, N]
     meta = {
@@ -29,11 +35,48 @@ def write_discovery(out: Path, result, model_name: str, partial: bool = False) -
         "n_panels": int(result.n_panels),
         "partial": partial,
     }
-    (out / "discovery.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    report = None
+    if getattr(result, "image_mass", None) is not None and getattr(result, "image_maps", None) is not None:
+        mass = np.asarray(result.image_mass, dtype=np.float64)  # [layer, head]
+        np.save(out / "image_mass.npy", mass)
+        np.save(
+            out / "image_maps.npy", np.asarray(result.image_maps, dtype=np.float32)
+        )  # [layer, head, r, c]
+        np.save(out / "image_scores.npy", image_head_scores(mass))
+        report = criteria_report(scores, mass, result.image_maps)
+        _write_json(out / "image_ranking.json", report["image"]["ranking"])
+        _write_json(out / "localization.json", report["localization"])
+        meta["criteria"] = {
+            name: {key: value for key, value in report[name].items() if key != "ranking"}
+            for name in ("image", "localization")
+        }
+        meta["agreement"] = report["agreement"]
+    _write_json(out / "discovery.json", meta)
+    return report
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")  # a reader never sees half a file
+    tmp.write_text(json.dumps(value, indent=1, allow_nan=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def agreement_lines(report: dict) -> list[str]:
+    """The agreement table as text, one line per K (the paper's Tab. 6)."""
+    lines = []
+    for row in report["agreement"]:
+        k = f"K={row['k_used']}" + (
+            f" (of {row['k']}: the model has {report['n_heads']} heads)" if row["clipped"] else ""
+        )
+        pairs = ", ".join(f"{p['a']}&{p['b']} {p['overlap']} (J {p['jaccard']:.2f})" for p in row["pairs"])
+        lines.append(
+            f"{k}: {pairs}; common to all {row['common']} (chance {row['pairs'][0]['chance_overlap']:.1f})"
+        )
+    return lines
 
 
 def write_discovery_session(path: str, loaded, strip: Strip, result) -> None:
-    """Store the scores and matrices (with the first strip's image) in a session file."""
+    """Store the discovery's arrays (with the first strip's image) in a session file."""
     from gaze_explorer.core.regions import panel_regions
     from gaze_explorer.storage.writer import SessionWriter
 
@@ -43,10 +86,7 @@ def write_discovery_session(path: str, loaded, strip: Strip, result) -> None:
         path, meta=loaded.describe(), image=np.asarray(strip.image), grid=grid, regions=regions
     )
     try:
-        writer.write_derived(
-            "gaze_scores", np.asarray(result.scores, dtype=np.float32), {"n_strips": result.n_strips}
-        )
-        writer.write_derived("panel_matrices", np.asarray(result.matrices, dtype=np.float32), {})
+        writer.write_discovery(result)
     finally:
         writer.close()
     print(f"session: {path}")
@@ -66,10 +106,14 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         raise
-    write_discovery(out, result, args.model)
+    report = write_discovery(out, result, args.model)
     if args.session:
         write_discovery_session(args.session, loaded, strips[0], result)
     ranked = ranking(np.asarray(result.scores))
     print(f"ranked {len(ranked)} heads over {result.n_strips} strips -> {out}/ranking.json")
     print("top heads: " + ", ".join(f"L{r['layer']}H{r['head']} {r['score']:.3f}" for r in ranked[:5]))
+    if report is not None:
+        print("agreement of gaze, image and localization heads:")
+        for line in agreement_lines(report):
+            print("  " + line)
     return 0
