@@ -61,6 +61,7 @@ def test_set_is_thread_safe_and_the_last_set_before_a_step_wins():
     targets: list[int | None] = []
     while not gui_done.is_set():  # the generation loop, stepping while the GUI sets
         targets.append(sched.target_at(len(targets)))
+        time.sleep(0)
     for _ in range(3):  # and a few steps after the last set
         targets.append(sched.target_at(len(targets)))
     thread.join()
