@@ -258,13 +258,7 @@ class SessionRecorder:
     def write_discovery(self, result) -> None:
         if self.writer is None:
             return
-        self.writer.write_derived(
-            "gaze_scores", np.asarray(result.scores), {"n_strips": int(result.n_strips)}
-        )
-        if getattr(result, "matrices", None) is not None:
-            self.writer.write_derived(
-                "panel_matrices", np.asarray(result.matrices), {"n_panels": int(result.n_panels)}
-            )
+        self.writer.write_discovery(result)  # the one place that knows a discovery's arrays
 
     def close(self) -> None:
         if self.writer is not None:
