@@ -305,16 +305,23 @@ def check_greedy_matches_generate(model, adapter, image, *, n_tokens: int = 6) -
     loaded = loaded_from_parts(model, adapter)
     regions = panel_regions(adapter.build_inputs(image, prompt).grid, 6)
     events = generate_stream(
-        loaded, image, prompt, regions=regions, capture=CaptureSpec(decode=False, prefill="none"),
+        loaded,
+        image,
+        prompt,
+        regions=regions,
+        capture=CaptureSpec(decode=False, prefill="none"),
         options=GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True),
-    )  # fmt: skip
+    )
     ours = [e.token_id for e in events if isinstance(e, TokenEvent)]
     prepared = adapter.build_inputs(image, prompt)
     with torch.inference_mode():
         ref = model.generate(
-            **prepared.tensors, max_new_tokens=n_tokens, min_new_tokens=n_tokens, do_sample=False,
+            **prepared.tensors,
+            max_new_tokens=n_tokens,
+            min_new_tokens=n_tokens,
+            do_sample=False,
             pad_token_id=adapter.pad_token_id,
-        )  # fmt: skip
+        )
     assert len(ours) == n_tokens
     assert ours == ref[0, prepared.prompt_len :].tolist()
 

@@ -22,8 +22,17 @@ from gaze_explorer.inference.adapters import adapter_for
 from gaze_explorer.inference.adapters.glm4v import Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter
 
 ORDINALS = ["1st", "2nd", "3rd", "4th", "5th", "6th"]
-SPECIALS = ["[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|observation|>", "<|begin_of_image|>",
-            "<|end_of_image|>", "<|image|>", "<|video|>"]  # fmt: skip
+SPECIALS = [
+    "[gMASK]",
+    "<sop>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<|begin_of_image|>",
+    "<|end_of_image|>",
+    "<|image|>",
+    "<|video|>",
+]
 # GLM-4.1V's chat layout, reduced to one user turn with an image
 TEMPLATE = (
     "[gMASK]<sop>{%- for m in messages -%}<|{{ m['role'] }}|>\n"
@@ -40,37 +49,71 @@ def tiny_glm(family: str = "glm4v"):
     import transformers as tf
 
     tok = word_tokenizer(
-        SPECIALS, pad="<|endoftext|>", eos="<|endoftext|>", chat_template=TEMPLATE, extra_words=ORDINALS,
+        SPECIALS,
+        pad="<|endoftext|>",
+        eos="<|endoftext|>",
+        chat_template=TEMPLATE,
+        extra_words=ORDINALS,
         image_token="<|image|>",
-    )  # fmt: skip
+    )
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
     text = dict(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
-        rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5,
-                             mrope_section=[2, 1, 1]),
-    )  # fmt: skip
-    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, image_size=56, patch_size=14,
-                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64)  # fmt: skip
+        rope_parameters=dict(
+            rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5, mrope_section=[2, 1, 1]
+        ),
+    )
+    vision = dict(
+        depth=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        image_size=56,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=64,
+    )
     config_cls, model_cls, adapter_cls = {
         "glm4v": (tf.Glm4vConfig, tf.Glm4vForConditionalGeneration, Glm4vAdapter),
         "glm4v_moe": (tf.Glm4vMoeConfig, tf.Glm4vMoeForConditionalGeneration, Glm4vMoeAdapter),
         "glm46v": (tf.Glm46VConfig, tf.Glm46VForConditionalGeneration, Glm46VAdapter),
     }[family]
     if family == "glm4v_moe":
-        text.update(moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
-                    first_k_dense_replace=1, n_group=1, topk_group=1)  # fmt: skip
+        text.update(
+            moe_intermediate_size=32,
+            n_routed_experts=4,
+            num_experts_per_tok=2,
+            n_shared_experts=1,
+            first_k_dense_replace=1,
+            n_group=1,
+            topk_group=1,
+        )
     config = config_cls(
-        text_config=text, vision_config=vision, image_token_id=ids["<|image|>"], video_token_id=ids["<|video|>"],
-        image_start_token_id=ids["<|begin_of_image|>"], image_end_token_id=ids["<|end_of_image|>"],
-    )  # fmt: skip
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image|>"],
+        video_token_id=ids["<|video|>"],
+        image_start_token_id=ids["<|begin_of_image|>"],
+        image_end_token_id=ids["<|end_of_image|>"],
+    )
     torch.manual_seed(0)
     model = model_cls(config).eval()
     # a small pixel budget keeps the tiny model fast: a 336 x 56 strip stays 12 x 2 merged tokens
     processor = adapter_cls.image_processor_class()(
-        patch_size=14, temporal_patch_size=2, merge_size=2, size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 64}
-    )  # fmt: skip
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
+        size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 64},
+    )
     return model, adapter_cls.from_parts(config, tok, processor)
 
 
@@ -82,7 +125,9 @@ def glm(request):
 def test_glm_registry_and_layout(glm):
     model, adapter = glm
     assert adapter_for(model.config) is type(adapter)
-    prepared = adapter.build_inputs(strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"])
+    prepared = adapter.build_inputs(
+        strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
+    )
     grid = prepared.grids[1]
     assert (grid.rows, grid.cols) == (2, 12)
     assert_grid_covers_image(grid, 336, 56)
@@ -99,7 +144,9 @@ def test_glm_registry_and_layout(glm):
 
 def test_glm_parity_capture_and_steering_on_a_left_padded_batch(glm):
     model, adapter = glm
-    prepared = adapter.build_inputs(strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"])
+    prepared = adapter.build_inputs(
+        strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
+    )
     check_parity_and_steering(model, adapter, prepared)
 
 

@@ -41,19 +41,40 @@ def tiny_internvl():
     from transformers import InternVLConfig, InternVLForConditionalGeneration
 
     tok = word_tokenizer(
-        SPECIALS, pad="<|endoftext|>", eos="<|im_end|>", chat_template=TEMPLATE, extra_words=ORDINALS,
-        start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
-    )  # fmt: skip
+        SPECIALS,
+        pad="<|endoftext|>",
+        eos="<|im_end|>",
+        chat_template=TEMPLATE,
+        extra_words=ORDINALS,
+        start_image_token="<img>",
+        end_image_token="</img>",
+        context_image_token="<IMG_CONTEXT>",
+    )
     config = InternVLConfig(
         text_config=dict(
-            model_type="qwen2", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            model_type="qwen2",
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
         ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=[112, 112], patch_size=[7, 7]),
-        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=64, downsample_ratio=0.5,
-    )  # fmt: skip
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=[112, 112],
+            patch_size=[7, 7],
+        ),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=64,
+        downsample_ratio=0.5,
+    )
     torch.manual_seed(0)
     model = InternVLForConditionalGeneration(config).eval()
     processor = InternVLAdapter.default_image_processor(config)

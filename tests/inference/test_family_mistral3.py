@@ -38,16 +38,38 @@ def tiny_mistral3(family: str = "mistral3"):
     import transformers as tf
 
     tok = word_tokenizer(
-        SPECIALS, pad="<pad>", eos="</s>", bos="<s>", chat_template=TEMPLATE, extra_words=ORDINALS,
+        SPECIALS,
+        pad="<pad>",
+        eos="</s>",
+        bos="<s>",
+        chat_template=TEMPLATE,
+        extra_words=ORDINALS,
         image_token="[IMG]",
-    )  # fmt: skip
+    )
     text = dict(
-        model_type="mistral", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=1024,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    vision = dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                  num_attention_heads=2, head_dim=16, image_size=112, patch_size=7)  # fmt: skip
+        model_type="mistral",
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=1024,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    vision = dict(
+        model_type="pixtral",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        head_dim=16,
+        image_size=112,
+        patch_size=7,
+    )
     image_token = tok.convert_tokens_to_ids("[IMG]")
     if family == "mistral3":
         config = tf.Mistral3Config(
@@ -56,9 +78,12 @@ def tiny_mistral3(family: str = "mistral3"):
         model_cls, adapter_cls = tf.Mistral3ForConditionalGeneration, Mistral3Adapter
     else:
         config = tf.LlavaConfig(
-            text_config=text, vision_config=vision, image_token_index=image_token, vision_feature_layer=-1,
+            text_config=text,
+            vision_config=vision,
+            image_token_index=image_token,
+            vision_feature_layer=-1,
             vision_feature_select_strategy="full",
-        )  # fmt: skip
+        )
         model_cls, adapter_cls = tf.LlavaForConditionalGeneration, PixtralAdapter
     torch.manual_seed(0)
     return model_cls(config).eval(), adapter_cls.from_parts(config, tok)
@@ -112,7 +137,9 @@ def test_mistral3_published_geometry_on_a_real_size_strip():
     from transformers import Mistral3Config
 
     _, adapter = tiny_mistral3()
-    published = Mistral3Adapter.from_parts(Mistral3Config(image_token_index=adapter.image_token_id), adapter.tokenizer)
+    published = Mistral3Adapter.from_parts(
+        Mistral3Config(image_token_index=adapter.image_token_id), adapter.tokenizer
+    )
     prepared = published.build_inputs(strip_image(1536, 256), "describe the panels .")
     # 1536 x 256 fits in 1540 px; whole 28 px cells: 55 x 10 (stretched to 1540 x 280)
     assert (prepared.grid.rows, prepared.grid.cols) == (10, 55)

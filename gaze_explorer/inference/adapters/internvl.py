@@ -60,9 +60,15 @@ def tiles_and_thumbnail(
     n_tiles = n_rows * n_cols
     per_view = k * k
     if n_tiles == 1:
-        return {"rows": k, "cols": k, "boxes": uniform_token_boxes(width, height, k, k),
-                "grid_token_index": np.arange(per_view), "global_index": None, "global_boxes": None,
-                "n_tokens": per_view}  # fmt: skip
+        return {
+            "rows": k,
+            "cols": k,
+            "boxes": uniform_token_boxes(width, height, k, k),
+            "grid_token_index": np.arange(per_view),
+            "global_index": None,
+            "global_boxes": None,
+            "n_tokens": per_view,
+        }
     rows, cols = n_rows * k, n_cols * k
     tiles_start = per_view if thumbnail_first else 0
     thumb_start = 0 if thumbnail_first else n_tiles * per_view
@@ -118,9 +124,12 @@ class InternVLAdapter(_TiledViewsMixin, FamilyAdapter):
         """The released preprocessing: S x S views, ImageNet statistics, up to 12 tiles."""
         side = cls.view_size(config)
         return cls.image_processor_class()(
-            size={"height": side, "width": side}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
-            min_patches=1, max_patches=12,
-        )  # fmt: skip
+            size={"height": side, "width": side},
+            image_mean=IMAGENET_MEAN,
+            image_std=IMAGENET_STD,
+            min_patches=1,
+            max_patches=12,
+        )
 
     @staticmethod
     def view_size(config: Any) -> int:
@@ -139,7 +148,9 @@ class InternVLAdapter(_TiledViewsMixin, FamilyAdapter):
         per_side = self.view_size(self.config) // patch
         k = per_side * float(self.config.downsample_ratio)
         if k != int(k):
-            raise ModelLoadError(f"{per_side} patches per side do not shuffle by {self.config.downsample_ratio}")
+            raise ModelLoadError(
+                f"{per_side} patches per side do not shuffle by {self.config.downsample_ratio}"
+            )
         return int(k)
 
     def process_image(self, image: Image.Image) -> VisionInputs:
@@ -157,11 +168,17 @@ class InternVLAdapter(_TiledViewsMixin, FamilyAdapter):
             from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
 
             proc = self.image_processor
-            n_cols, n_rows = get_optimal_tiled_canvas((height, width), (side, side), proc.min_patches, proc.max_patches)
-        geo = tiles_and_thumbnail(n_rows, n_cols, self.tokens_per_side(), width, height, thumbnail_first=False)
+            n_cols, n_rows = get_optimal_tiled_canvas(
+                (height, width), (side, side), proc.min_patches, proc.max_patches
+            )
+        geo = tiles_and_thumbnail(
+            n_rows, n_cols, self.tokens_per_side(), width, height, thumbnail_first=False
+        )
         n_views = n_rows * n_cols + (1 if n_rows * n_cols > 1 else 0)
         if n_views != int(pixel_values.shape[0]):
-            raise ModelLoadError(f"expected {n_views} views from the image processor, got {pixel_values.shape[0]}")
+            raise ModelLoadError(
+                f"expected {n_views} views from the image processor, got {pixel_values.shape[0]}"
+            )
         start = getattr(self.tokenizer, "start_image_token", None) or START_TOKEN
         end = getattr(self.tokenizer, "end_image_token", None) or END_TOKEN
         return VisionInputs(

@@ -76,7 +76,9 @@ class Mistral3Adapter(FamilyAdapter):
         pixel_values = out["pixel_values"]  # [1, 3, H, W]
         height, width = (int(v) for v in out["image_sizes"][0])
         if height % cell or width % cell:
-            raise ModelLoadError(f"the image processor made a {width} x {height} image, not whole {cell} px cells")
+            raise ModelLoadError(
+                f"the image processor made a {width} x {height} image, not whole {cell} px cells"
+            )
         rows, cols = height // cell, width // cell
         rows_text = [self.image_token * cols + BREAK_TOKEN] * rows
         placeholder = "".join(rows_text)[: -len(BREAK_TOKEN)] + END_TOKEN
