@@ -191,15 +191,14 @@ def gaze_attention_forward(
 
     if capture == "all":
         # every row is needed (full prefill capture): one explicit pass gives output and probs
-        probs = _probs(query.float(), k_full, add, scale, softcap)  # [batch, head, q, k]
-        out = torch.matmul(probs, v_full.float()).to(query.dtype)  # [batch, head, q, dim]
+        out, probs = explicit_attention(query, k_full, v_full, add, scale, softcap)  # [b, h, q, dim|k]
         if capture is not None:
             control.rows[layer] = _select_rows(probs, capture)
         return out.transpose(1, 2).contiguous(), None
 
     # prefill with a few captured rows: SDPA for the output, explicit math only for those rows
     if steer is not None or softcap is not None:
-        out = _explicit_output(query, k_full, v_full, add, scale, softcap)
+        out, _ = explicit_attention(query, k_full, v_full, add, scale, softcap)
     else:
         out = None
     if capture is not None:
@@ -249,7 +248,7 @@ def _plain(module, query, key, value, attention_mask, dropout, scaling, softcap,
     n_rep = query.shape[1] // key.shape[1]
     add = additive_mask(attention_mask, query.shape[2], key.shape[2], query.device)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    out = _explicit_output(query, repeat_kv(key, n_rep).float(), repeat_kv(value, n_rep), add, scale, softcap)
+    out, _ = explicit_attention(query, repeat_kv(key, n_rep), repeat_kv(value, n_rep), add, scale, softcap)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -260,9 +259,21 @@ def _probs(q: torch.Tensor, k: torch.Tensor, add: torch.Tensor, scale: float, so
     return torch.softmax(scores + add, dim=-1)
 
 
-def _explicit_output(query, k_full, v_full, add, scale, softcap) -> torch.Tensor:
-    probs = _probs(query.float(), k_full, add, scale, softcap)
-    return torch.matmul(probs, v_full.float()).to(query.dtype)  # [batch, head, q, dim]
+def explicit_attention(
+    query: torch.Tensor,  # [batch, head, q, dim]
+    k_full: torch.Tensor,  # [batch, head, k, dim]: the keys repeated to the query heads (repeat_kv)
+    v_full: torch.Tensor,  # [batch, head, k, dim]
+    add: torch.Tensor,  # fp32 additive mask (plus any bias), broadcastable to [batch, head, q, k]
+    scale: float,
+    softcap: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention computed explicitly, as SDPA computes it, so that its probabilities can be read:
+    ``softmax(q @ k^T * scale + add) @ v`` with the scores and softmax in fp32 (tanh-softcapped
+    first when ``softcap`` is set). Returns the output ``[batch, head, q, dim]`` in the query's dtype
+    and the probabilities ``[batch, head, q, k]`` (fp32). The one explicit kernel: the registered
+    attention function and the demo's training-only attention both use it."""
+    probs = _probs(query.float(), k_full.float(), add, scale, softcap)
+    return torch.matmul(probs, v_full.float()).to(query.dtype), probs
 
 
 def _row_index(capture: str | torch.Tensor, q_len: int, device: torch.device) -> torch.Tensor:

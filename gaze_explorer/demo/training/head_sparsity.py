@@ -38,7 +38,7 @@ from transformers.integrations.sdpa_attention import repeat_kv
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from gaze_explorer.demo.training.recipe import NORMS, SHAPES
-from gaze_explorer.inference.attention import additive_mask
+from gaze_explorer.inference.attention import additive_mask, explicit_attention
 
 ATTN_NAME = "gaze_explorer_demo_head_sparsity"
 SQRT_EPS = 0.01  # keeps the sqrt shape's slope finite at 0 (1 / (2 sqrt(eps)) = 5)
@@ -113,12 +113,11 @@ def _forward(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     n_rep = query.shape[1] // key.shape[1]
-    k_full, v_full = repeat_kv(key, n_rep), repeat_kv(value, n_rep)
     q_len, k_len = query.shape[2], key.shape[2]
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     add = additive_mask(attention_mask, q_len, k_len, query.device)
-    probs = torch.softmax(torch.matmul(query.float(), k_full.float().transpose(-1, -2)) * scale + add, dim=-1)
-    out = torch.matmul(probs.to(v_full.dtype), v_full)
+    # the inference kernel: what SDPA computes, with the probabilities the penalty needs
+    out, probs = explicit_attention(query, repeat_kv(key, n_rep), repeat_kv(value, n_rep), add, scale)
     pen = _ACTIVE.get()
     if pen is not None and q_len == k_len == pen.image_keys.shape[1]:
         pen.collect(probs, n_rep)
