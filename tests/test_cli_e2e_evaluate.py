@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from gaze_explorer.cli import main
+from gaze_explorer.core.judges import token_jaccard
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo_model" / "config.json"
 CONDITIONS = {"gaze", "random", "all", "baseline"}
 TOP_LEVEL = [
-    "schema_version", "protocol", "model", "status", "n_pairs", "top_k", "conditions", "chance",
-    "judge_agreement", "heads", "settings", "generations",
+    "schema_version", "protocol", "model", "status", "n_pairs", "top_k", "conditions", "baseline_rule",
+    "chance", "judge_agreement", "heads", "settings", "generations",
 ]  # fmt: skip
 SETTINGS = [
     "prompt", "mode", "strength", "max_new_tokens", "switch_every", "seed", "random_percentile",
@@ -71,15 +72,26 @@ def test_evaluate_narration_marks_answers_identical_to_the_baseline(heads_file, 
             "degenerate",
             "reason",
         }
-        assert g["same_as_baseline"] == (g["text"].strip() == base["text"].strip())
+        # the paper's rule, by default: word Jaccard > 0.9 with the unsteered answer is a miss
+        assert g["same_as_baseline"] == (token_jaccard(g["text"], base["text"]) > 0.9)
         if g["same_as_baseline"]:
-            assert g["credit"] == 0.0  # an answer identical to the baseline is a miss
+            assert g["credit"] == 0.0
+        else:
+            assert g["credit"] == g["judged_credit"]
+    rule = data["baseline_rule"]
+    assert rule["rule"] == "jaccard" and rule["applied"]
+    assert rule["n_flagged"] == sum(g["same_as_baseline"] for g in steered)
+    assert rule["n_removed"] == sum(g["same_as_baseline"] and g["judged_credit"] > 0 for g in steered)
     for name in ("gaze", "random", "all"):
         these = [g for g in steered if g["condition"] == name]
         rate = sum(g["same_as_baseline"] for g in these) / len(these)
-        assert data["conditions"][name]["same_as_baseline_rate"] == pytest.approx(rate, abs=1e-6)  # JSON keeps 6 decimals
+        assert data["conditions"][name]["same_as_baseline_rate"] == pytest.approx(
+            rate, abs=1e-6
+        )  # JSON keeps 6 decimals
         acc = sum(g["credit"] for g in these) / len(these)
         assert data["conditions"][name]["accuracy"] == pytest.approx(acc, abs=1e-6)
+        judged = sum(g["judged_credit"] for g in these) / len(these)
+        assert data["conditions"][name]["accuracy_without_rule"] == pytest.approx(judged, abs=1e-6)
     table = capsys.readouterr().out
     assert "narration on demo: 6 pairs, top-K = 4" in table
 
@@ -133,9 +145,8 @@ def test_evaluate_dynamic_reports_spearman_and_segment_accuracy(heads_file, tmp_
 def test_docs_evaluation_json_names_every_key():
     text = (ROOT / "docs" / "evaluation_json.md").read_text()
     named = set(re.findall(r"`([a-z_0-9]+)`", text))
+    rule_keys = ["same_as_baseline_rate", "accuracy_without_rule", "n_removed", "n_flagged", "judged_credit"]
     missing = [
-        k
-        for k in [*TOP_LEVEL, *SETTINGS, "spearman", "segment_accuracy", "same_as_baseline_rate"]
-        if k not in named
+        k for k in [*TOP_LEVEL, *SETTINGS, "spearman", "segment_accuracy", *rule_keys] if k not in named
     ]
     assert not missing, f"docs/evaluation_json.md does not name {missing}"

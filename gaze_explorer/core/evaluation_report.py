@@ -17,11 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
-from gaze_explorer.core.stats import bootstrap_ci, spearman
+from gaze_explorer.core.judges import token_jaccard, words
+from gaze_explorer.core.stats import DEFAULT_RESAMPLES, bootstrap_ci, spearman
 
 SCHEMA_VERSION = 1
 PROTOCOLS = ("static", "narration", "dynamic", "region")
 CONDITION_ORDER = ("gaze", "random", "all", "baseline")
+
+# A steered answer (nearly) equal to its strip's unsteered answer is a miss, whatever the judge
+# says: steering did nothing. The paper: token-level Jaccard > 0.9, for static VQA and static
+# narration. The authors' code: normalised-equal, or word Jaccard >= 0.85. "exact" was this
+# project's earlier rule (narration only); "off" keeps the judge's verdicts.
+BASELINE_RULES = {
+    "jaccard": "word-set Jaccard with the unsteered answer > 0.9 (the paper)",
+    "authors": "normalised-equal, or word-set Jaccard >= 0.85 (the authors' code)",
+    "exact": "the same text once stripped (before the paper's rule)",
+    "off": "no rule",
+}
+DEFAULT_BASELINE_RULE = "jaccard"
+BASELINE_RULE_PROTOCOLS = ("static", "narration")  # dynamic and region have no unsteered twin rule
 
 
 def _finite(x: float) -> float | None:
@@ -38,15 +52,35 @@ def _summary(credits: Sequence[float], degenerate: Sequence[bool], n_resamples: 
     }
 
 
-def _same_as_baseline(generations: list[dict]) -> None:
-    """Narration: a steered answer identical to its strip's unsteered answer is a miss."""
-    base = {g["strip"]: g["text"].strip() for g in generations if g["condition"] == "baseline"}
+def same_as_baseline(text: str, baseline: str, rule: str = DEFAULT_BASELINE_RULE) -> bool:
+    """Whether a steered answer counts as its strip's unsteered answer under ``rule``."""
+    if rule == "jaccard":
+        return token_jaccard(text, baseline) > 0.9
+    if rule == "authors":
+        return words(text) == words(baseline) or token_jaccard(text, baseline) >= 0.85
+    if rule == "exact":
+        return text.strip() == baseline.strip()
+    if rule == "off":
+        return False
+    raise ValueError(f"unknown baseline rule {rule!r}; choose one of {', '.join(BASELINE_RULES)}")
+
+
+def _apply_baseline_rule(generations: list[dict], rule: str) -> dict:
+    """Mark each steered answer that counts as its strip's unsteered one (``same_as_baseline``) and
+    make it a miss, keeping the judge's credit in ``judged_credit``. Returns the rule's counts."""
+    base = {g["strip"]: g["text"] for g in generations if g["condition"] == "baseline"}
+    n_flagged = n_removed = 0
     for g in generations:
-        if g["condition"] != "baseline" and g["strip"] in base:
-            same = g["text"].strip() == base[g["strip"]]
-            g["same_as_baseline"] = same
-            if same:
-                g["credit"] = 0.0
+        if g["condition"] == "baseline" or g["strip"] not in base:
+            continue
+        same = same_as_baseline(g["text"], base[g["strip"]], rule)
+        g["same_as_baseline"] = same
+        g["judged_credit"] = g["credit"]
+        if same:
+            n_flagged += 1
+            n_removed += g["credit"] > 0
+            g["credit"] = 0.0
+    return {"n_flagged": n_flagged, "n_removed": n_removed}
 
 
 def strip_spearman(schedule: Sequence[int], choices: Sequence[int | None]) -> float:
@@ -94,15 +128,20 @@ def build_report(
     heads: Mapping[str, object],
     settings: Mapping[str, object],
     status: str = "finished",
-    n_resamples: int = 2000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    baseline_rule: str = DEFAULT_BASELINE_RULE,
 ) -> dict:
     """The evaluation JSON from generation records (see docs/evaluation_json.md for the fields)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}")
+    if baseline_rule not in BASELINE_RULES:
+        raise ValueError(
+            f"unknown baseline rule {baseline_rule!r}; choose one of {', '.join(BASELINE_RULES)}"
+        )
     gens = [dict(g) for g in generations]
-    if protocol == "narration":
-        _same_as_baseline(gens)
+    applies = protocol in BASELINE_RULE_PROTOCOLS and baseline_rule != "off"
+    rule_counts = _apply_baseline_rule(gens, baseline_rule) if applies else {"n_flagged": 0, "n_removed": 0}
     present = [c for c in CONDITION_ORDER if any(g["condition"] == c for g in gens)]
     conditions: dict[str, dict] = {}
     for c in present:
@@ -115,10 +154,14 @@ def build_report(
         else:
             credits = [g["credit"] for g in these]
         summary = _summary(credits, [g["degenerate"] for g in these], n_resamples, seed)
-        if protocol == "narration" and c != "baseline":
-            summary["same_as_baseline_rate"] = _finite(
-                float(np.mean([g.get("same_as_baseline", False) for g in these]))
+        if applies and c != "baseline":
+            flagged = [g.get("same_as_baseline", False) for g in these]
+            summary["same_as_baseline_rate"] = _finite(float(np.mean(flagged)))
+            summary["n_removed"] = sum(
+                1 for g in these if g.get("same_as_baseline") and g["judged_credit"] > 0
             )
+            judged = [g.get("judged_credit", g["credit"]) for g in these]
+            summary["accuracy_without_rule"] = _finite(float(np.mean(judged)))
         conditions[c] = summary
     gaze_heads = heads.get("gaze")
     report: dict = {
@@ -134,6 +177,12 @@ def build_report(
         main = conditions.get("gaze") or next(iter(conditions.values()), None)
         report["spearman"] = main["spearman"] if main else {"mean": None, "ci95": [None, None]}
         report["segment_accuracy"] = main["segment_accuracy"] if main else []
+    report["baseline_rule"] = {
+        "rule": baseline_rule,
+        "definition": BASELINE_RULES[baseline_rule],
+        "applied": applies,
+        **rule_counts,
+    }
     report["chance"] = _chance(gens)
     report["judge_agreement"] = _judge_agreement(gens)
     report["heads"] = {
@@ -211,6 +260,17 @@ def format_table(report: Mapping) -> str:
             rng = "" if slo is None else f" [{slo:+.2f}, {shi:+.2f}]"
             segs = " ".join(_pct(a).strip() for a in c["segment_accuracy"])
             lines.append(f"{'':<10} rho {rho}{rng}; per-segment acc %: {segs}")
+    rule = report.get("baseline_rule")
+    if rule and rule.get("applied"):
+        lines.append(
+            f"same-as-unsteered rule ({rule['rule']}): {rule['n_flagged']} steered answers counted as misses, "
+            f"{rule['n_removed']} of them judged hits; without it: "
+            + ", ".join(
+                f"{name} {_pct(c['accuracy_without_rule']).strip()} %"
+                for name, c in report["conditions"].items()
+                if "accuracy_without_rule" in c
+            )
+        )
     if report.get("chance") is not None:
         lines.append(f"chance: {_pct(report['chance']).strip()} %")
     agreement = report.get("judge_agreement")

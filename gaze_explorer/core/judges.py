@@ -210,6 +210,14 @@ class CaptionJudge:
         return Judgement(best[0], best, tuple(scores))
 
 
+def token_jaccard(a: str, b: str) -> float:
+    """Jaccard similarity of the word sets of two texts (:func:`words`: lower-case, punctuation
+    dropped); two texts without words are identical (1.0)."""
+    wa, wb = set(words(a)), set(words(b))
+    union = wa | wb
+    return len(wa & wb) / len(union) if union else 1.0
+
+
 def judge_for(truth: PanelTruth) -> Judge:
     """The best offline judge available for ``truth``: exact when there are attributes."""
     if truth.attributes:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-DEFAULT_RESAMPLES = 2000
+DEFAULT_RESAMPLES = 10_000  # the paper: 95% bootstrap CIs with 10,000 resamples
 
 
 def bootstrap_ci(

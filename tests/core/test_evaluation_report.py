@@ -21,7 +21,9 @@ def _verdict(choice, n=3, degenerate=False):
     }
 
 
-def _static(strip, condition, target, choice, text="x"):
+def _static(strip, condition, target, choice, text=None):
+    if text is None:  # a distinct answer per generation, so the same-as-unsteered rule stays out
+        text = f"answer {strip} {condition} {target}"
     rec = {"strip": strip, "condition": condition, "text": text, "n_tokens": 3}
     rec["judge"] = _verdict(choice, degenerate=choice is None)
     rec["degenerate"] = choice is None
@@ -49,7 +51,8 @@ def test_static_report_accuracy_ci_and_degenerate_rate():
     rep = build_report(protocol="static", model="m", generations=gens, heads=HEADS, settings={})
     c = rep["conditions"]
     assert list(c) == ["gaze", "random", "all", "baseline"]
-    assert c["gaze"] == {"accuracy": 1.0, "ci95": [1.0, 1.0], "degenerate_rate": 0.0, "n": 6}
+    assert c["gaze"] == {"accuracy": 1.0, "ci95": [1.0, 1.0], "degenerate_rate": 0.0, "n": 6,
+                         "same_as_baseline_rate": 0.0, "n_removed": 0, "accuracy_without_rule": 1.0}  # fmt: skip
     assert (
         c["random"]["accuracy"] == pytest.approx(1 / 3)
         and c["random"]["ci95"][0] < 1 / 3 < c["random"]["ci95"][1]
@@ -72,6 +75,57 @@ def test_narration_answer_identical_to_baseline_is_a_miss():
     assert rep["generations"][1]["same_as_baseline"] is True and rep["generations"][1]["credit"] == 0.0
     # the input records are not modified
     assert gens[1]["credit"] == 1.0
+
+
+# ten words; the variants share 10 of 11 words (Jaccard 0.909) or 9 of 11 (0.818) with it
+BASE = "the red cat sits on a mat near the big blue door today"
+NEAR = BASE + " again"  # 11 distinct words vs 10: J = 10/11 > 0.9
+FAR = BASE.replace("today", "tonight") + " again"  # J = 9/12 = 0.75
+
+
+def _rule_gens(protocol_targets=3):
+    gens = [_static("a", "baseline", None, 0, text=BASE)]
+    gens.append(_static("a", "gaze", 0, 0, text=BASE.upper() + "!"))  # judged hit, same words
+    gens.append(_static("a", "gaze", 1, 1, text=NEAR))  # judged hit, J > 0.9
+    gens.append(_static("a", "gaze", 2, 2, text=FAR))  # judged hit, different enough
+    gens.append(_static("a", "random", 1, 0, text=NEAR))  # judged miss anyway
+    return gens
+
+
+@pytest.mark.parametrize("protocol", ["static", "narration"])
+def test_paper_rule_same_as_unsteered_is_a_miss_by_word_jaccard(protocol):
+    rep = build_report(protocol=protocol, model="m", generations=_rule_gens(), heads=HEADS, settings={})
+    rule = rep["baseline_rule"]
+    assert (rule["rule"], rule["applied"]) == ("jaccard", True)  # the paper's rule is the default
+    assert rule["n_flagged"] == 3 and rule["n_removed"] == 2  # the random miss was no hit to remove
+    g = rep["conditions"]["gaze"]
+    assert g["accuracy"] == pytest.approx(1 / 3) and g["accuracy_without_rule"] == 1.0
+    assert g["n_removed"] == 2 and g["same_as_baseline_rate"] == pytest.approx(2 / 3)
+    assert [x.get("same_as_baseline") for x in rep["generations"][1:]] == [True, True, False, True]
+    assert rep["generations"][2]["judged_credit"] == 1.0 and rep["generations"][2]["credit"] == 0.0
+    assert "without it: gaze 100.0 %" in format_table(rep)
+
+
+def test_baseline_rule_variants_and_where_they_apply():
+    gens = _rule_gens()
+    exact = build_report(
+        protocol="static", model="m", generations=gens, heads=HEADS, settings={}, baseline_rule="exact"
+    )
+    assert exact["baseline_rule"]["n_flagged"] == 0  # no answer is the same text
+    authors = build_report(protocol="static", model="m", generations=gens, heads=HEADS, settings={},
+                           baseline_rule="authors")  # fmt: skip
+    assert authors["baseline_rule"]["n_flagged"] == 3  # normalised-equal, J >= 0.85
+    off = build_report(
+        protocol="static", model="m", generations=gens, heads=HEADS, settings={}, baseline_rule="off"
+    )
+    assert off["conditions"]["gaze"]["accuracy"] == 1.0 and not off["baseline_rule"]["applied"]
+    assert "accuracy_without_rule" not in off["conditions"]["gaze"]
+    region = build_report(protocol="region", model="m", generations=gens, heads=HEADS, settings={})
+    assert not region["baseline_rule"]["applied"] and region["conditions"]["gaze"]["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="baseline rule"):
+        build_report(
+            protocol="static", model="m", generations=gens, heads=HEADS, settings={}, baseline_rule="x"
+        )
 
 
 def _dynamic(strip, condition, schedule, choices):

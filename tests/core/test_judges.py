@@ -12,6 +12,7 @@ from gaze_explorer.core.judges import (
     judge_for,
     repetition_loop,
     segment_tokens,
+    token_jaccard,
     words,
 )
 
@@ -136,3 +137,9 @@ def test_judge_for_prefers_attributes_and_needs_something():
 def test_words_and_segments():
     assert words("Panel 2: it's RED!") == ["panel", "2", "it's", "red"]
     assert segment_tokens(["a", " b", " c", " d", " e"], 2) == ["a b", " c d", " e"]
+
+
+def test_token_jaccard_on_word_sets():
+    assert token_jaccard("The cat, the CAT!", "cat the") == 1.0  # case, punctuation, repeats ignored
+    assert token_jaccard("red cat", "red dog") == pytest.approx(1 / 3)
+    assert token_jaccard("", "  ") == 1.0 and token_jaccard("", "cat") == 0.0
