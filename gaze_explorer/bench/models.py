@@ -32,10 +32,10 @@ def load_bench_model(model: str = "demo", random_init: str | None = None, device
 
 def demo_strip(n_panels: int | None = None):
     """The first held-out demo strip (the image all model benchmarks use)."""
+    from gaze_explorer.core.paths import demo_comics_dir
     from gaze_explorer.core.strips import iter_strip_folders
-    from gaze_explorer.inference.random_init import GEOMETRY_FILE
 
-    root = GEOMETRY_FILE.parent / "demo_comics"
+    root = demo_comics_dir()
     for strip in iter_strip_folders(root):
         if n_panels is None or len(strip.panel_widths) == n_panels:
             return strip
@@ -44,11 +44,11 @@ def demo_strip(n_panels: int | None = None):
 
 def demo_strips(count: int, n_panels: int | None = None) -> list:
     """Up to ``count`` demo strips of the same panel count."""
+    from gaze_explorer.core.paths import demo_comics_dir
     from gaze_explorer.core.strips import iter_strip_folders
-    from gaze_explorer.inference.random_init import GEOMETRY_FILE
 
     out = []
-    for strip in iter_strip_folders(GEOMETRY_FILE.parent / "demo_comics"):
+    for strip in iter_strip_folders(demo_comics_dir()):
         if n_panels is None:
             n_panels = len(strip.panel_widths)
         if len(strip.panel_widths) == n_panels:

@@ -18,6 +18,7 @@ import numpy as np
 from gaze_explorer.cli.args import REAL_PANEL_HEIGHT
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError, HeadSpecError
 from gaze_explorer.core.heads import load_head_list
+from gaze_explorer.core.paths import demo_comics_dir
 from gaze_explorer.core.strips import Strip, iter_strip_folders, raw_comics_windows
 from gaze_explorer.demo.comics import PANEL_SIZE
 from gaze_explorer.demo.prompts import NARRATION_PROMPT, SENTENCE_TOKENS
@@ -29,11 +30,6 @@ SWITCH_EVERY = 50  # the paper's tokens per schedule step on real models
 DEMO_PROMPTS = {"dynamic": NARRATION_PROMPT}
 DEMO_PANEL_HEIGHT = PANEL_SIZE  # the demo comics' panel size (demo/comics.py), so no resize
 DEMO_DISCOVERY_STRIPS = 20
-
-
-def resources_dir() -> Path:
-    """The repository's ``resources/`` folder (bundled demo model and comics)."""
-    return Path(__file__).resolve().parents[2] / "resources"
 
 
 def progress_bar(total: int | None, desc: str):
@@ -76,7 +72,7 @@ def load_strips(args: argparse.Namespace, limit: int | None = None) -> list[Stri
     """The strips named by ``--comics`` / ``--use-raw`` / ``--n-panels``, at most ``limit``."""
     n_panels = args.n_panels
     if args.comics == "demo":
-        root = resources_dir() / "demo_comics"
+        root = demo_comics_dir()
         height = args.panel_height or DEMO_PANEL_HEIGHT
     else:
         root = Path(args.comics)

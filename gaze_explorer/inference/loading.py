@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError, UnsupportedFamilyError
+from gaze_explorer.core.paths import demo_model_dir
 from gaze_explorer.inference.adapters import adapter_for
 from gaze_explorer.inference.adapters.base import FamilyAdapter, PreparedInputs
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo_model"
+DEMO_DIR = demo_model_dir()
 DTYPES = {
     "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
     "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
@@ -124,8 +125,8 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[Path, str, str | None]:
     if text == "demo":
         if not (DEMO_DIR / "config.json").is_file():
             raise ModelLoadError(
-                f"the bundled demo model is missing from {DEMO_DIR}; train it with "
-                "`python -m gaze_explorer.demo.train` or pass another model"
+                f"the bundled demo model is missing from {DEMO_DIR}; reinstall gaze-explorer, or train one "
+                "with `python -m gaze_explorer.demo.training.train --out DIR` and pass DIR"
             )
         return DEMO_DIR, "demo", None
     path = Path(text).expanduser()

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from gaze_explorer.core.errors import ModelLoadError
+from gaze_explorer.core.paths import geometry_file
 from gaze_explorer.inference.word_tokenizer import IM_END, IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START
 
-GEOMETRY_FILE = Path(__file__).resolve().parents[2] / "resources" / "qwen3_vl_geometry.json"
+GEOMETRY_FILE = geometry_file()
 
 # Enough words for the paper's prompts and short answers; unknown words map to <unk>.
 DEFAULT_WORDS = (

@@ -23,14 +23,15 @@ from PIL import Image
 from PySide6 import QtCore
 
 from gaze_explorer.core.errors import GazeExplorerError, ModelLoadError, PromptError
+from gaze_explorer.core.paths import demo_comics_dir, resources_dir
 from gaze_explorer.core.regions import panel_regions
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule
 from gaze_explorer.qt.session_io import SessionRecorder
 from gaze_explorer.qt.workers import Worker
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-DEMO_COMICS = RESOURCES / "demo_comics"
+RESOURCES = resources_dir()
+DEMO_COMICS = demo_comics_dir()
 
 
 class AppController(QtCore.QObject):
