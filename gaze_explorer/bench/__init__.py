@@ -12,7 +12,7 @@ import sys
 
 from gaze_explorer.cli.args import device, positive_int  # the CLI's argument types: argparse only
 
-NAMES = ("capture", "memory", "discovery", "scrub", "startup")
+NAMES = ("capture", "memory", "discovery", "scrub", "startup", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. Qwen3-VL-8B-Instruct, tiny) instead of loading --model")  # fmt: skip
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument(
-        "--tokens", type=positive_int, default=None, help="capture: tokens to generate (default 200)"
+        "--tokens",
+        type=positive_int,
+        default=None,
+        help="capture, ui: tokens to generate (default 200; ui 300)",
     )
     p.add_argument(
         "--strips", type=positive_int, default=None, help="discovery: strips per repeat (default 4)"
@@ -76,6 +79,10 @@ def run_named(args: argparse.Namespace):
         from gaze_explorer.bench import memory
 
         return memory.run(**model_kw, **rep, **_given(args, short="short", long="long"))
+    if args.name == "ui":
+        from gaze_explorer.bench import ui
+
+        return ui.run(model=args.model, device=args.device, **rep, **_given(args, tokens="tokens"))
     if args.name == "scrub":
         from gaze_explorer.bench import scrub
 
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from gaze_explorer.core.errors import GazeExplorerError
 
-    if args.name in ("capture", "memory", "discovery"):
+    if args.name in ("capture", "memory", "discovery", "ui"):
         import torch
 
         torch.set_num_threads(max(1, args.threads))

@@ -8,9 +8,12 @@ import pytest
 
 from gaze_explorer.bench import main
 from gaze_explorer.bench.harness import KEYS, alternate, summary
+from gaze_explorer.bench.ui import stall_stats
 
 
-def _check_record(path, name: str) -> dict:
+def _check_record(path, name: str, ours_figure: str | None = None) -> dict:
+    """The record's shape, and its ratio recomputed from its own figures: ours (the median, or the
+    extra field ``ours_figure`` where the target is on another statistic) over the compared median."""
     d = json.loads(path.read_text())
     assert set(KEYS) <= set(d)
     assert d["name"] == name
@@ -19,7 +22,8 @@ def _check_record(path, name: str) -> dict:
         assert set(s) >= {"median", "spread"}
         assert s["spread"]["min"] <= s["median"] <= s["spread"]["max"]
         assert s["median"] > 0
-    assert d["ratio"] == pytest.approx(d["ratio"]) and d["ratio"] > 0
+    ours = d["ours"]["median"] if ours_figure is None else d[ours_figure]
+    assert d["ratio"] == pytest.approx(ours / d["compared"]["median"]) and d["ratio"] > 0
     assert isinstance(d["met"], bool)
     assert d["repeats"] >= 1
     assert d["machine"]["cpu_count"] >= 1
@@ -64,7 +68,7 @@ def test_scrub_emits_json(tmp_path, qapp):
     out = tmp_path / "scrub.json"
     argv = ["scrub", "--steps", "5", "--layers", "3", "--heads", "2", "--keys", "40", "--json", str(out)]
     assert main(argv) == 0
-    d = _check_record(out, "scrub")
+    d = _check_record(out, "scrub", ours_figure="latency_p95_ms")  # the target is on the p95
     assert d["unit"] == "ms" and d["repeats"] == 5
     assert d["latency_p95_ms"] > 0 and d["work_p95_ms"] > 0
     assert d["session_bytes"] > 0
@@ -81,6 +85,9 @@ def test_memory_emits_json(tmp_path):
     d = json.loads(out.read_text())
     assert set(KEYS) <= set(d) and d["name"] == "memory"
     assert d["unit"] == "% peak RSS growth" and d["ratio"] > 0
+    # the ratio of the growth factors, compared over ours
+    growth = (1 + d["compared"]["median"] / 100) / (1 + d["ours"]["median"] / 100)
+    assert d["ratio"] == pytest.approx(growth)
     peaks = d["peaks_mib"]
     for variant in ("ours", "compared"):
         assert peaks[variant][0]["short"] > 50  # a real process with torch and a model loaded
@@ -88,11 +95,15 @@ def test_memory_emits_json(tmp_path):
 
 
 def test_startup_emits_json(tmp_path):
+    from gaze_explorer.bench.startup import BUDGET_S
+
     out = tmp_path / "startup.json"
-    assert main(["startup", "--repeats", "1", "--json", str(out)]) == 0
+    assert main(["startup", "--repeats", "2", "--json", str(out)]) == 0
     d = _check_record(out, "startup")
-    assert d["unit"] == "s" and d["compared"]["median"] == 3.0
-    assert 0 < d["ours"]["median"] < 120  # a real launch of main.py up to its first paint
+    launches = d["ours"]["samples"]
+    assert d["unit"] == "s" and d["repeats"] == len(launches) == 2  # two real launches of main.py
+    assert d["ours"]["median"] == pytest.approx(sum(launches) / 2) and d["max_s"] == max(launches)
+    assert d["met"] is (d["ours"]["median"] <= BUDGET_S) and str(BUDGET_S) in d["target"]
 
 
 def test_discovery_on_a_random_init_geometry(tmp_path):
@@ -102,6 +113,25 @@ def test_discovery_on_a_random_init_geometry(tmp_path):
     assert d["model"] == "random-init tiny"
     assert d["layers_x_heads"] == [2, 4]  # the tiny geometry, not the demo model's 6 x 8
     assert d["scores_equal"] is True
+
+
+def test_stall_stats_reads_gaps():
+    # a tick 100 ms late among 5 ms ticks is one 95 ms stall; on-time ticks are no stall
+    stats = stall_stats([0.0, 0.005, 0.010, 0.110, 0.115], 0.005)
+    assert stats["n"] == 4 and stats["max"] == pytest.approx(95.0)
+    assert stats["p50"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError):
+        stall_stats([1.0], 0.005)
+
+
+def test_ui_emits_json(tmp_path, qapp):
+    out = tmp_path / "ui.json"
+    assert main(["ui", "--tokens", "6", "--json", str(out)]) == 0
+    d = _check_record(out, "ui")
+    assert d["unit"] == "ms" and d["tokens"] == 6 and d["repeats"] == 1 == len(d["runs"])
+    run = d["runs"][0]
+    assert run["n"] >= 1 and run["p50"] <= run["p95"] <= run["max"]
+    assert d["ours"]["median"] == pytest.approx(run["p95"])  # the figure is the run's p95 stall
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
