@@ -159,7 +159,7 @@ def gaze_attention_forward(
     """Attention as SDPA computes it, plus steering bias and capture for the active control."""
     control = _ACTIVE.get(id(getattr(module, "config", None)))
     layer = getattr(module, "layer_idx", None)
-    softcap = kwargs.get("softcap")
+    softcap = kwargs.pop("softcap", None)  # Gemma 2's logit cap: applied on every path below
     if control is None or layer is None:
         return _plain(module, query, key, value, attention_mask, dropout, scaling, softcap, **kwargs)
     control.calls += 1

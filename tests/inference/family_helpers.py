@@ -137,7 +137,8 @@ def check_parity(model, adapter, prepared) -> None:
     (max abs diff <= 1e-5 in fp32) on every real position; the vision tower keeps its attention."""
     from gaze_explorer.inference.attention import ForwardRequest, attention_control
 
-    assert model.config.get_text_config()._attn_implementation == "sdpa"
+    stock = adapter.stock_attention(model.config)  # SDPA, or eager for a soft-capped LM
+    assert model.config.get_text_config()._attn_implementation == stock
     vision_impl = _vision_impl(model)
     with torch.no_grad():
         reference = model(**adapter.prefill_kwargs(model, prepared)).logits.float()  # [batch, T, vocab]
@@ -147,7 +148,7 @@ def check_parity(model, adapter, prepared) -> None:
             control.set_request(ForwardRequest())
             logits = model(**adapter.prefill_kwargs(model, prepared)).logits.float()
             assert control.calls >= len(adapter.attention_layers)
-    assert model.config.get_text_config()._attn_implementation == "sdpa"
+    assert model.config.get_text_config()._attn_implementation == stock
     valid = prepared.tensors["attention_mask"].bool()  # [batch, T]
     diff = (logits - reference).abs()[valid].max().item()
     assert diff <= 1e-5, f"logits differ from SDPA by {diff:g}"

@@ -184,6 +184,20 @@ class FamilyAdapter(ABC):
         return cls.image_processor_class()()
 
     @classmethod
+    def stock_attention(cls, config: Any) -> str:
+        """The language model's stock attention (what it loads with, and what the registered function
+        must reproduce): SDPA, or eager where the LM soft-caps its attention logits or its class has
+        no SDPA path (Gemma 2, PaliGemma 2's LM)."""
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        text = config.get_text_config()
+        try:
+            supports_sdpa = bool(getattr(MODEL_MAPPING[type(text)], "_supports_sdpa", True))
+        except KeyError:  # a text config transformers maps to no model class: assume SDPA
+            supports_sdpa = True
+        return "sdpa" if supports_sdpa and not getattr(text, "attn_logit_softcapping", None) else "eager"
+
+    @classmethod
     def from_pretrained(cls, path: str | os.PathLike, config: Any = None) -> FamilyAdapter:
         """An adapter for the checkpoint directory ``path`` (config, tokenizer, preprocessor), offline."""
         from transformers import AutoConfig, AutoTokenizer
