@@ -3,7 +3,8 @@
 Weights load from safetensors only (never pickle). Every failure a user can cause (missing path,
 no config, unknown architecture, ``.bin``-only or corrupted weights) becomes a ``ModelLoadError``
 or ``UnsupportedFamilyError`` with a message that says what to do. The model is put in eval mode
-with gradients off, and its language model starts on stock SDPA; ``attention.attention_control``
+with gradients off, and its language model starts on its stock attention (SDPA; eager for a
+soft-capped LM such as PaliGemma 2's); ``attention.attention_control``
 switches it to the gaze-explorer function only while capturing or steering.
 """
 
@@ -199,7 +200,7 @@ def load_model(
         "use_safetensors": True,
         "local_files_only": True,
         "trust_remote_code": trust_remote_code,
-        "attn_implementation": "sdpa",
+        "attn_implementation": adapter_cls.stock_attention(config),
         "output_loading_info": True,
     }
     if device_map is not None:
