@@ -389,6 +389,23 @@ def criteria_report(
     }
 
 
+def criterion_scores(
+    gaze_scores: np.ndarray,
+    image_mass: np.ndarray | None = None,
+    image_maps: np.ndarray | None = None,
+    **localization_options,
+) -> dict[str, np.ndarray]:
+    """``[layer, head]`` scores per criterion, higher = better, for ``core.heads.choose_heads``:
+    ``gaze``; with the image mass ``image`` (its per-layer z-score); with the maps too
+    ``localization`` (rank scores of :func:`localization_heads`' order)."""
+    out = {"gaze": _grid(gaze_scores, "gaze scores")}
+    if image_mass is not None:
+        out["image"] = image_head_scores(image_mass)
+        if image_maps is not None:
+            out["localization"] = localization_heads(image_mass, image_maps, **localization_options).scores()
+    return out
+
+
 def _json_float(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None  # JSON has no inf
 

@@ -14,6 +14,7 @@ from gaze_explorer.core.criteria import (
     bottom_row_focused,
     connected_components,
     criteria_report,
+    criterion_scores,
     elbow_threshold,
     image_head_scores,
     localization_heads,
@@ -243,3 +244,16 @@ def test_criteria_report_is_json_ready_and_consistent():
     assert (report["image"]["ranking"][0]["layer"], report["image"]["ranking"][0]["head"]) == best
     assert report["agreement"][1]["clipped"] and report["agreement"][1]["k_used"] == 12
     assert len(report["localization"]["ranking"]) == 12
+
+
+def test_criterion_scores_top_k_equals_each_ranking():
+    rng = np.random.default_rng(1)
+    maps = rng.random((4, 3, 3, 3)) * 0.05
+    mass = maps.sum(axis=(2, 3))
+    gaze = rng.random((4, 3))
+    scores = criterion_scores(gaze, mass, maps)
+    report = criteria_report(gaze, mass, maps)
+    for name in ("image", "localization"):
+        top = [(r["layer"], r["head"]) for r in report[name]["ranking"][:5]]
+        assert set(top_k_heads(scores[name], 5).heads) == set(top)
+    assert set(criterion_scores(gaze)) == {"gaze"} and set(criterion_scores(gaze, mass)) == {"gaze", "image"}
