@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from gaze_explorer.core.errors import ModelLoadError, UnsupportedFamilyError
 from gaze_explorer.inference import loading
@@ -58,3 +59,24 @@ def test_demo_keyword_missing_and_bad_options(monkeypatch, tmp_path):
         loading.resolve_dtype("int3", loading.resolve_device("cpu"))
     with pytest.raises(ModelLoadError, match="device"):
         loading.resolve_device("tpu")
+
+
+def test_random_init_knows_the_published_qwen3_vl_2b_geometry():
+    """The 2B geometry builds a model of the published shape (on the meta device: no allocation)."""
+    from transformers import Qwen3VLForConditionalGeneration
+
+    from gaze_explorer.inference.random_init import DEFAULT_WORDS, qwen3_vl_config
+    from gaze_explorer.inference.word_tokenizer import build_word_tokenizer
+
+    config = qwen3_vl_config("Qwen3-VL-2B-Instruct", build_word_tokenizer(list(DEFAULT_WORDS)))
+    text, vision = config.text_config, config.vision_config
+    assert (text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (
+        28, 16, 8, 128,
+    )  # fmt: skip
+    assert (text.hidden_size, text.intermediate_size, config.tie_word_embeddings) == (2048, 6144, True)
+    assert (vision.hidden_size, vision.depth, vision.deepstack_visual_indexes) == (1024, 24, [5, 11, 17])
+    assert vision.out_hidden_size == 2048
+    with torch.device("meta"):
+        model = Qwen3VLForConditionalGeneration._from_config(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 2.0e9 < n_params < 2.3e9, n_params  # the published model has about 2.1 B parameters
