@@ -50,10 +50,9 @@ def test_lint_imports_passes(capsys):
 )
 def test_no_forbidden_package_arrives_at_run_time(contract, source, forbidden):
     pkg = __import__(source, fromlist=["_"])
+    path = getattr(pkg, "__path__", [])  # a package's modules too; a plain module alone
     modules = [source] + [
-        m.name
-        for m in pkgutil.walk_packages(pkg.__path__, prefix=f"{source}.")
-        if not m.name.endswith("__main__")
+        m.name for m in pkgutil.walk_packages(path, prefix=f"{source}.") if not m.name.endswith("__main__")
     ]
     code = (
         "import importlib, sys\n"
