@@ -1,0 +1,137 @@
+"""Aya Vision adapter (``aya_vision``: Aya Vision 8B / 32B): SigLIP tiles + a global tile, pixel shuffle.
+
+The image processor (``GotOcr2ImageProcessorPil``, torchvision-free) makes square views of
+``S = vision_config.image_size`` px (364 on the released checkpoints). SigLIP cuts a view into
+``(S / 14)^2`` patches and the projector's pixel shuffle (``downsample_factor`` 2) folds each 2x2
+block into one LM token, so a view is ``k x k`` tokens (13 x 13 = 169), row-major. Every resize
+stretches the whole image (nothing is cropped away), so cells are uniform over the ORIGINAL image:
+
+``native`` (the default; Aya's own processing, ``crop_to_patches``)
+    The image is stretched onto the ``n_cols x n_rows`` canvas of S px tiles closest to its aspect
+    ratio (up to ``max_patches`` = 12 tiles) and cut into tiles; with more than one tile the whole
+    image at S x S follows as the global tile. The grid is the tiles' tokens stitched into one
+    ``(n_rows*k) x (n_cols*k)`` row-major grid (a 6:1 strip gets 6 x 1 tiles, so its panels stay
+    sharp); the global tile's tokens lie outside the grid (``info["vision"]["global_positions"]``
+    with their boxes; ``non_grid_positions``: steering suppresses them as other image tokens).
+``squash``
+    One S x S view of the whole image (the paper's fix for fixed-resolution processors).
+
+Sequence layout (as ``AyaVisionProcessor`` writes it): the chat template's ``<image>`` becomes
+``<|START_OF_IMG|>`` + ``TILE_1`` + ``<|IMG_PATCH|>`` x k^2 + ... + ``TILE_GLOBAL`` +
+``<|IMG_PATCH|>`` x k^2 + ``<|END_OF_IMG|>``; the tile labels are text. The language model
+(Cohere 2) interleaves sliding-window and global layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from gaze_explorer.core.errors import ModelLoadError
+from gaze_explorer.inference.adapters.base import FamilyAdapter, VisionInputs
+from gaze_explorer.inference.adapters.internvl import _TiledViewsMixin, tiles_and_thumbnail
+
+TEMPLATE_IMAGE_TOKEN = "<image>"
+PATCH_TOKEN = "<|IMG_PATCH|>"
+START_TOKEN = "<|START_OF_IMG|>"
+END_TOKEN = "<|END_OF_IMG|>"
+TILE_TOKEN = "TILE"
+GLOBAL_TILE_TOKEN = "TILE_GLOBAL"
+END_OF_TURN = "<|END_OF_TURN_TOKEN|>"
+
+
+class AyaVisionAdapter(_TiledViewsMixin, FamilyAdapter):
+    """Aya Vision (``aya_vision``): 364 px SigLIP tiles + global tile, 13 x 13 tokens per view."""
+
+    family = "aya_vision"
+    model_types = ("aya_vision",)
+    template_image_marker: ClassVar[str | None] = TEMPLATE_IMAGE_TOKEN
+    default_input_policy: ClassVar[str] = "native"
+
+    def __init__(self, config: Any, tokenizer: Any, image_processor: Any) -> None:
+        super().__init__(config, tokenizer, image_processor)
+        self.input_policy = self.default_input_policy
+
+    @classmethod
+    def image_processor_class(cls) -> type:
+        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+        return GotOcr2ImageProcessorPil
+
+    @classmethod
+    def default_image_processor(cls, config: Any) -> Any:
+        """The released preprocessing: S x S tiles (up to 12) + a global tile, mean/std 0.5."""
+        side = int(config.vision_config.image_size)
+        return cls.image_processor_class()(
+            size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+            crop_to_patches=True, min_patches=1, max_patches=12,
+        )  # fmt: skip
+
+    @property
+    def image_token(self) -> str:
+        """The placeholder each image TOKEN has in ``input_ids`` (``config.image_token_index``)."""
+        return str(self.tokenizer.convert_ids_to_tokens(int(self.config.image_token_index)))
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.config.image_token_index)
+
+    @property
+    def extra_eos_token_ids(self) -> list[int]:
+        """Chat turns end with ``<|END_OF_TURN_TOKEN|>``."""
+        tid = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        return [] if tid is None or tid == unk else [int(tid)]
+
+    def tokens_per_side(self) -> int:
+        """``k``: LM tokens per side of one view after the pixel shuffle."""
+        vision = self.config.vision_config
+        per_side = int(vision.image_size) // int(vision.patch_size)
+        factor = int(self.config.downsample_factor)
+        if per_side % factor:
+            raise ModelLoadError(f"{per_side} patches per side do not shuffle by {factor}")
+        return per_side // factor
+
+    def process_image(self, image: Image.Image) -> VisionInputs:
+        tiled = self.input_policy == "native"
+        out = self.image_processor(images=[image], crop_to_patches=tiled, return_tensors="pt")
+        pixel_values = out["pixel_values"]  # [views, 3, S, S]
+        side = int(self.config.vision_config.image_size)
+        if tuple(pixel_values.shape[-2:]) != (side, side):
+            raise ModelLoadError(
+                f"the image processor makes {tuple(pixel_values.shape[-2:])} px views but the vision tower takes {side} px"
+            )
+        width, height = image.size
+        n_cols, n_rows = 1, 1
+        if tiled and int(out["num_patches"][0]) > 1:
+            from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+            proc = self.image_processor
+            n_cols, n_rows = get_optimal_tiled_canvas((height, width), (side, side), proc.min_patches, proc.max_patches)
+        k = self.tokens_per_side()
+        geo = tiles_and_thumbnail(n_rows, n_cols, k, width, height, thumbnail_first=False)
+        n_tiles = n_rows * n_cols
+        n_views = n_tiles + (1 if n_tiles > 1 else 0)
+        if n_views != int(pixel_values.shape[0]):
+            raise ModelLoadError(f"expected {n_views} views from the image processor, got {pixel_values.shape[0]}")
+        per_view = self.image_token * (k * k)
+        tiles = "".join(f"{TILE_TOKEN}_{i}{per_view}" for i in range(1, n_tiles + 1)) if n_tiles > 1 else ""
+        return VisionInputs(
+            tensors={"pixel_values": pixel_values},
+            rows=geo["rows"],
+            cols=geo["cols"],
+            token_boxes=geo["boxes"],
+            placeholder=f"{START_TOKEN}{tiles}{GLOBAL_TILE_TOKEN}{per_view}{END_TOKEN}",
+            info={
+                "input_policy": self.input_policy,
+                "tiles": [n_rows, n_cols],
+                "n_placeholders": geo["n_tokens"],
+                "grid_token_index": geo["grid_token_index"],
+                "global_index": geo["global_index"],
+                "global_boxes": geo["global_boxes"],
+            },
+        )
+
+
+ADAPTERS = (AyaVisionAdapter,)
