@@ -175,3 +175,15 @@ def test_internvl_published_geometry_on_a_real_size_strip(internvl):
 def test_internvl_checkpoint_round_trip(internvl, tmp_path):
     model, adapter = internvl
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
+
+
+def test_internvl_native_tiles_match_the_measured_geometry(internvl_native):
+    """The stitched tile grid's boxes equal the ground truth measured on the model (pixel flips with
+    the vision attention zeroed); the squashed view is measured in test_geometry_truth.py."""
+    from geometry_truth import GeometryOracle, noise_image
+
+    model, adapter = internvl_native
+    image = noise_image(300, 120, seed=1)
+    assert adapter.build_inputs(image, "describe .").info["vision"]["tiles"] == [1, 3]
+    comparison = GeometryOracle(model, adapter).measure_boxes(image)
+    assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()

@@ -169,3 +169,20 @@ def test_ovis2_published_geometry_on_a_real_size_strip(ovis2):
 def test_ovis2_checkpoint_round_trip(ovis2, tmp_path):
     model, adapter = ovis2
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
+
+
+def test_ovis2_native_tiles_match_the_measured_geometry(ovis2):
+    """The stitched tile grid (on the canvas the processor really cuts, rows and columns swapped)
+    equals the ground truth measured on the model; the squashed view is measured in
+    test_geometry_truth.py."""
+    from geometry_truth import GeometryOracle, noise_image
+
+    model, adapter = ovis2
+    adapter.set_input_policy("native")
+    try:
+        image = noise_image(300, 120, seed=1)
+        assert adapter.build_inputs(image, "describe .").info["vision"]["tiles"] == [3, 1]
+        comparison = GeometryOracle(model, adapter).measure_boxes(image)
+    finally:
+        adapter.set_input_policy("squash")
+    assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()
