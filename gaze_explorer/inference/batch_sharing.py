@@ -146,9 +146,9 @@ def prefix_shared_rows(
     if not all(hasattr(layer, "batch_repeat_interleave") for layer in cache.layers):
         return None  # linear-attention states (Qwen3.5) cannot be repeated per row
     control.set_request(ForwardRequest(capture_rows=None))
-    model(**prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    model(**prefix, cache=cache, use_cache=True, logits_to_keep=1)
     for layer in cache.layers:
         layer.batch_repeat_interleave(n_rows)  # [1, kv_head, key, dim] -> [n_rows, ...]
     control.set_request(ForwardRequest(capture_rows="last"))
-    model(**suffix, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    model(**suffix, cache=cache, use_cache=True, logits_to_keep=1)
     return control.take_rows()

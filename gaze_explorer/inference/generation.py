@@ -194,7 +194,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
             prefill_bias = None if (plan is None or plan.decode_only) else bias_for(target, prompt_len)
             ctl.set_request(ForwardRequest(prefill_request, prefill_bias, capture.value_norms))
             cache = DynamicCache(config=model.config)
-            out = model(**adapter.prefill_kwargs(model, prepared), past_key_values=cache, use_cache=True,
+            out = model(**adapter.prefill_kwargs(model, prepared), cache=cache, use_cache=True,
                         logits_to_keep=1)  # fmt: skip
             rows = to_numpy(ctl.take_rows())  # [layer, head, n_rows, key]
             norms = ctl.take_value_norms()
@@ -233,7 +233,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
                 ctl.set_request(ForwardRequest("last" if capture.decode else None, bias_for(target, n_past + 1)))
                 ids = torch.tensor([[token]], dtype=torch.long, device=loaded.device)
                 out = model(**adapter.decode_kwargs(model, prepared, ids, attention_mask, n_past),
-                            past_key_values=cache, use_cache=True)  # fmt: skip
+                            cache=cache, use_cache=True)  # fmt: skip
                 logits = out.logits[:, -1, :]
                 taken = to_numpy(ctl.take_rows())
                 step_row = None if taken is None else taken[:, :, 0]  # [layer, head, key]

@@ -169,7 +169,7 @@ def check_decode_steering(
                            text_config_key=adapter.text_config_key) as control:  # fmt: skip
         cache = DynamicCache(config=model.config.get_text_config())
         control.set_request(ForwardRequest(capture_rows="last"))
-        out = model(**adapter.prefill_kwargs(model, prepared), past_key_values=cache, use_cache=True)
+        out = model(**adapter.prefill_kwargs(model, prepared), cache=cache, use_cache=True)
         prefill_rows = control.take_rows()  # [layer, batch, head, 1, T]
         assert prefill_rows is not None and prefill_rows.shape[:3] == (
             adapter.n_layers,
@@ -188,7 +188,7 @@ def check_decode_steering(
             bias[b, torch.as_tensor(panel)] = 1e4
         control.set_request(ForwardRequest(capture_rows="last", bias=bias))
         step = adapter.decode_kwargs(model, prepared, next_ids, mask, t)
-        model(**step, past_key_values=cache, use_cache=True)
+        model(**step, cache=cache, use_cache=True)
         rows = control.take_rows()[:, :, :, 0]  # [layer, batch, head, T+1]
     _assert_rows_are_distributions(rows, mask, adapter)
     layer, h = head

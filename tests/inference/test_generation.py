@@ -155,3 +155,28 @@ def test_bad_input_raises_before_running(tiny_qwen, strip_image):
     with pytest.raises(PromptError, match="outside the prompt"):
         generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
                         capture=CaptureSpec(prefill_queries=(10_000,)))  # fmt: skip
+
+
+def test_generation_passes_the_cache_without_the_deprecated_keyword(tiny_qwen, strip_image):
+    """transformers 5.x deprecates ``past_key_values=`` in ``forward`` (removed in 5.40): the stream
+    passes ``cache=``, so it warns about nothing; the same forward with the old keyword does warn
+    (the check can see the warning)."""
+    import warnings
+
+    from transformers import DynamicCache
+
+    def deprecation_messages(run) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+        return [str(w.message) for w in caught if issubclass(w.category, FutureWarning | DeprecationWarning)]
+
+    model, adapter = tiny_qwen.model, tiny_qwen.adapter
+    prepared = tiny_qwen.prepare(strip_image, PROMPT)
+    with torch.no_grad():
+        old = deprecation_messages(
+            lambda: model(**adapter.prefill_kwargs(model, prepared), past_key_values=DynamicCache(config=model.config))
+        )
+    assert any("past_key_values" in m for m in old)
+    new = deprecation_messages(lambda: _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=3)))
+    assert not [m for m in new if "past_key_values" in m or "cache" in m.lower()], new
