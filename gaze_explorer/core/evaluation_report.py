@@ -1,5 +1,5 @@
 """Summaries of evaluation generations: accuracy per condition with bootstrap CIs, degenerate
-rates, Spearman rho for dynamic narration; the stable JSON (``docs/evaluation_json.md``), its
+rates, Spearman rho and the schedule-blind trajectory judge for dynamic narration; the stable JSON (``docs/evaluation_json.md``), its
 atomic writing, and the readable table the CLI prints.
 
 Pure Python + numpy, so scripts can rebuild a report from the ``generations`` of saved JSON
@@ -96,6 +96,60 @@ def strip_spearman(schedule: Sequence[int], choices: Sequence[int | None]) -> fl
     return 0.0 if math.isnan(rho) else rho
 
 
+# The schedule-blind trajectory judge (the paper's dynamic analysis): a strip with this many
+# unjudgeable segments (degenerate, or matching no panel) says too little about its order to rank.
+MAX_NULL_SEGMENTS = 3
+
+
+def trajectory(schedule: Sequence[int], choices: Sequence[int | None]) -> dict:
+    """One strip's trajectory as attributed segment by segment without the schedule.
+
+    ``choices`` holds each segment's judged panel (1-based; None when unjudgeable), from a judge
+    that never sees the scheduled targets. Returns ``excluded`` (at least
+    :data:`MAX_NULL_SEGMENTS` null segments, or all of them), ``n_null``, ``rho_schedule`` (Spearman rho of the
+    judged panels against the scheduled ones), ``rho_natural`` (against the left-to-right order
+    1..N: high when the model narrates in reading order whatever the schedule says) and
+    ``starts_correct`` (the first panel described, i.e. the first judged segment, is the first
+    scheduled panel). Both rhos follow :func:`strip_spearman` (null segments dropped, undefined
+    = 0); all three are None for an excluded strip.
+    """
+    n_null = sum(c is None for c in choices)
+    # a strip too short to reach the threshold is still excluded when nothing in it was judged
+    excluded = n_null >= MAX_NULL_SEGMENTS or n_null == len(choices)
+    out: dict = {"choices": list(choices), "n_null": n_null, "excluded": excluded}
+    if out["excluded"]:
+        return {**out, "rho_schedule": None, "rho_natural": None, "starts_correct": None}
+    first = next(c for c in choices if c is not None)  # fewer nulls than segments: one is judged
+    return {
+        **out,
+        "rho_schedule": round(strip_spearman(schedule, choices), 6),
+        "rho_natural": round(strip_spearman(range(1, len(choices) + 1), choices), 6),
+        "starts_correct": bool(schedule and first == schedule[0]),
+    }
+
+
+def trajectory_summary(trajectories: Sequence[Mapping], n_resamples: int, seed: int) -> dict:
+    """The trajectory judge over strips: mean rho vs the schedule and vs natural order, and the
+    starts-correct rate, each with a bootstrap CI over the strips not excluded."""
+    kept = [t for t in trajectories if not t["excluded"]]
+
+    def mean_ci(values: list[float]) -> dict:
+        lo, hi = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+        return {
+            "mean": _finite(float(np.mean(values))) if values else None,
+            "ci95": [_finite(lo), _finite(hi)],
+        }
+
+    starts = [float(t["starts_correct"]) for t in kept]
+    return {
+        "n_strips": len(trajectories),
+        "n_excluded": len(trajectories) - len(kept),
+        "rho_schedule": mean_ci([t["rho_schedule"] for t in kept]),
+        "rho_natural": mean_ci([t["rho_natural"] for t in kept]),
+        "starts_correct": {**mean_ci(starts), "n": len(starts)},
+    }
+
+
 def _dynamic_condition(gens: list[dict], n_resamples: int, seed: int) -> dict:
     credits = [seg["credit"] for g in gens for seg in g["segments"]]
     degenerate = [seg["judge"]["degenerate"] for g in gens for seg in g["segments"]]
@@ -111,12 +165,14 @@ def _dynamic_condition(gens: list[dict], n_resamples: int, seed: int) -> dict:
             None if seg["judge"]["choice"] is None else seg["judge"]["choice"] + 1 for seg in g["segments"]
         ]
         g["spearman"] = strip_spearman(g["schedule"], choices)
+        g["trajectory"] = trajectory(g["schedule"], choices)
         rhos.append(g["spearman"])
     lo, hi = bootstrap_ci(rhos, n_resamples=n_resamples, seed=seed)
     out["spearman"] = {
         "mean": _finite(float(np.mean(rhos))) if rhos else None,
         "ci95": [_finite(lo), _finite(hi)],
     }
+    out["trajectory"] = trajectory_summary([g["trajectory"] for g in gens], n_resamples, seed)
     return out
 
 
@@ -177,6 +233,7 @@ def build_report(
         main = conditions.get("gaze") or next(iter(conditions.values()), None)
         report["spearman"] = main["spearman"] if main else {"mean": None, "ci95": [None, None]}
         report["segment_accuracy"] = main["segment_accuracy"] if main else []
+        report["trajectory"] = main["trajectory"] if main else trajectory_summary([], n_resamples, seed)
     report["baseline_rule"] = {
         "rule": baseline_rule,
         "definition": BASELINE_RULES[baseline_rule],
@@ -240,6 +297,24 @@ def _pct(x: float | None) -> str:
     return "  n/a" if x is None else f"{100 * x:5.1f}"
 
 
+def _trajectory_line(t: Mapping) -> str:
+    def rho(d: Mapping) -> str:
+        lo, hi = d["ci95"]
+        return (
+            "n/a"
+            if d["mean"] is None
+            else f"{d['mean']:+.2f}" + ("" if lo is None else f" [{lo:+.2f}, {hi:+.2f}]")
+        )
+
+    s = t["starts_correct"]
+    starts = "n/a" if s["mean"] is None else f"{_pct(s['mean']).strip()} %"
+    return (
+        f"schedule-blind: rho vs schedule {rho(t['rho_schedule'])}, vs order 1..N {rho(t['rho_natural'])}; "
+        f"starts correct {starts} ({t['n_strips'] - t['n_excluded']} strips, {t['n_excluded']} excluded"
+        f" with >= {MAX_NULL_SEGMENTS} unjudgeable segments)"
+    )
+
+
 def format_table(report: Mapping) -> str:
     """A readable summary: one line per condition (accuracy, CI, degenerate rate)."""
     lines = [
@@ -260,6 +335,8 @@ def format_table(report: Mapping) -> str:
             rng = "" if slo is None else f" [{slo:+.2f}, {shi:+.2f}]"
             segs = " ".join(_pct(a).strip() for a in c["segment_accuracy"])
             lines.append(f"{'':<10} rho {rho}{rng}; per-segment acc %: {segs}")
+        if "trajectory" in c:
+            lines.append(f"{'':<10} {_trajectory_line(c['trajectory'])}")
     rule = report.get("baseline_rule")
     if rule and rule.get("applied"):
         lines.append(
