@@ -13,6 +13,7 @@ from family_helpers import (
     check_discovery_batched_equals_unbatched,
     check_generate_stream,
     check_greedy_matches_generate,
+    check_image_embeddings_distinct,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
@@ -124,6 +125,8 @@ def glm(request):
 
 def test_glm_registry_and_layout(glm):
     model, adapter = glm
+    # not degenerate: distinct patches give distinct LM input embeddings (the geometry checks rely on it)
+    check_image_embeddings_distinct(model, adapter, adapter.build_inputs(strip_image(336, 56), "describe ."))
     assert adapter_for(model.config) is type(adapter)
     prepared = adapter.build_inputs(
         strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]

@@ -13,6 +13,7 @@ from family_helpers import (
     check_discovery_batched_equals_unbatched,
     check_generate_stream,
     check_greedy_matches_generate,
+    check_image_embeddings_distinct,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
@@ -96,6 +97,8 @@ def mistral3():
 
 def test_mistral3_layout_keeps_break_and_end_tokens_out_of_the_grid(mistral3):
     model, adapter = mistral3
+    # not degenerate: distinct patches give distinct LM input embeddings (the geometry checks rely on it)
+    check_image_embeddings_distinct(model, adapter, adapter.build_inputs(strip_image(336, 56), "describe ."))
     assert adapter_for(model.config) is Mistral3Adapter
     prepared = adapter.build_inputs(strip_image(336, 56), PROMPTS)
     grid = prepared.grids[1]
