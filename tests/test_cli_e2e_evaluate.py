@@ -21,7 +21,7 @@ TOP_LEVEL = [
     "chance", "judge_agreement", "heads", "settings", "generations",
 ]  # fmt: skip
 SETTINGS = [
-    "prompt", "mode", "strength", "max_new_tokens", "switch_every", "seed", "random_percentile",
+    "prompt", "mode", "strength", "max_new_tokens", "switch_every", "switch_alignment", "seed", "random_percentile",
     "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "shard", "n_strips_total",
 ]  # fmt: skip
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
@@ -40,7 +40,7 @@ def _evaluate(protocol, heads_file, out, *extra):
     argv += ["--heads-file", str(heads_file), "--top-k", "4", "--json", str(out), *extra]
     assert main(argv) == 0
     data = json.loads(out.read_text())
-    extra_keys = {"spearman", "segment_accuracy"} if protocol == "dynamic" else set()
+    extra_keys = {"spearman", "segment_accuracy", "trajectory"} if protocol == "dynamic" else set()
     assert set(data) == set(TOP_LEVEL) | extra_keys
     assert data["schema_version"] == 1 and data["protocol"] == protocol and data["model"] == "demo"
     assert data["status"] == "finished" and data["top_k"] == 4 and set(data["conditions"]) == CONDITIONS
@@ -139,6 +139,28 @@ def test_evaluate_dynamic_reports_spearman_and_segment_accuracy(heads_file, tmp_
         assert c["spearman"]["mean"] == pytest.approx(sum(rhos) / len(rhos), abs=1e-6)
     assert data["spearman"] == data["conditions"]["gaze"]["spearman"]
     assert data["segment_accuracy"] == data["conditions"]["gaze"]["segment_accuracy"]
+    # the schedule-blind trajectory: each segment's judged panel, whatever was scheduled
+    for g in gens:
+        choices = [None if s["judge"]["choice"] is None else s["judge"]["choice"] + 1 for s in g["segments"]]
+        assert g["trajectory"]["choices"] == choices
+    assert data["trajectory"] == data["conditions"]["gaze"]["trajectory"]
+    assert data["trajectory"]["n_strips"] == 1
+
+
+@needs_demo
+def test_evaluate_dynamic_authors_alignment_switches_one_token_later(heads_file, tmp_path):
+    steps = {}
+    for alignment in ("project", "authors"):
+        out = tmp_path / f"{alignment}.json"
+        extra = ["--switch-every", "2"]
+        extra += ["--switch-alignment", alignment] if alignment == "authors" else []  # project: the default
+        data = _evaluate("dynamic", heads_file, out, *extra)
+        assert data["settings"]["switch_alignment"] == alignment
+        steps[alignment] = data["generations"][0]["switch_steps"]
+    project, authors = steps["project"], steps["authors"]
+    assert project and authors  # the runs got past their first switch
+    assert project == [2 * k for k in range(1, len(project) + 1)]  # token 2k: the first under panel k+1
+    assert authors == [2 * k + 1 for k in range(1, len(authors) + 1)]
 
 
 # -- docs truth ------------------------------------------------------------------------------------
@@ -146,6 +168,7 @@ def test_docs_evaluation_json_names_every_key():
     text = (ROOT / "docs" / "evaluation_json.md").read_text()
     named = set(re.findall(r"`([a-z_0-9]+)`", text))
     rule_keys = ["same_as_baseline_rate", "accuracy_without_rule", "n_removed", "n_flagged", "judged_credit"]
+    rule_keys += ["trajectory", "switch_steps", "rho_schedule", "rho_natural", "starts_correct", "excluded"]
     missing = [
         k for k in [*TOP_LEVEL, *SETTINGS, "spearman", "segment_accuracy", *rule_keys] if k not in named
     ]

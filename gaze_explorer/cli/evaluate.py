@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         strength=args.strength,
         max_new_tokens=args.max_new_tokens,
         switch_every=switch_every(args),
+        switch_alignment=args.switch_alignment or "project",
         seed=args.seed,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,

@@ -115,6 +115,13 @@ def build_parsers() -> Parsers:
         default=None,
         help=f"dynamic: tokens per segment (default 50; demo {SENTENCE_TOKENS}, one sentence)",
     )
+    e.add_argument(
+        "--switch-alignment",
+        choices=("project", "authors"),
+        default=None,
+        help="dynamic: when each switch lands: project (default; the token at k x every is the first "
+        "under the k-th panel) or authors (their script's timing, one token later)",
+    )
     e.add_argument("--judge", choices=("auto", "attributes", "captions"), default="auto")
     e.add_argument("--max-strips", type=positive_int, default=None, help="evaluate only the first N strips")
     e.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
@@ -190,6 +197,8 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
     if args.command == "evaluate":
         if args.switch_every is not None and args.protocol != "dynamic":
             sub.error("--switch-every only applies to evaluate dynamic")
+        if args.switch_alignment is not None and args.protocol != "dynamic":
+            sub.error("--switch-alignment only applies to evaluate dynamic")
         if args.boxes is not None and args.protocol != "region":
             sub.error("--boxes only applies to evaluate region")
         if args.protocol == "dynamic" and args.n_panels < 2:

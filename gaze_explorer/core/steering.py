@@ -84,24 +84,36 @@ class FixedTarget(TargetSource):
         return self.target
 
 
+# When a schedule's switches land: ``project`` (default) makes the token at step k * switch_every the
+# first produced under the k-th target, so each judged window of switch_every tokens was generated
+# under its own panel; ``authors`` is the authors' script, whose hook counts decode forwards (the
+# first one yields token 1), so each switch lands one token later (docs/evaluation_json.md).
+SWITCH_ALIGNMENTS = {"project": 0, "authors": 1}  # alignment -> Schedule.delay
+
+
 @dataclass(frozen=True)
 class Schedule(TargetSource):
-    """Targets in order, switching every ``switch_every`` decode steps (the last one then stays)."""
+    """Targets in order, switching every ``switch_every`` decode steps (the last one then stays);
+    each switch comes ``delay`` steps late (``SWITCH_ALIGNMENTS``: 1 is the authors' timing)."""
 
     targets: tuple[int, ...]
     switch_every: int
+    delay: int = 0
 
     def __post_init__(self) -> None:
         if not self.targets:
             raise ScheduleError("a schedule needs at least one target")
         if self.switch_every < 1:
             raise ScheduleError(f"switch-every must be at least 1 token, got {self.switch_every}")
+        if self.delay < 0:
+            raise ScheduleError(f"a schedule's delay must be >= 0 steps, got {self.delay}")
 
     def target_at(self, step: int) -> int | None:
-        return self.targets[min(step // self.switch_every, len(self.targets) - 1)]
+        return self.targets[min(max(step - self.delay, 0) // self.switch_every, len(self.targets) - 1)]
 
     def to_dict(self) -> dict:
-        return {"targets": [t + 1 for t in self.targets], "switch_every": self.switch_every}
+        out = {"targets": [t + 1 for t in self.targets], "switch_every": self.switch_every}
+        return {**out, "delay": self.delay} if self.delay else out  # sessions without a delay unchanged
 
 
 def parse_schedule(text: str, n_regions: int, switch_every: int) -> Schedule:

@@ -22,7 +22,13 @@ from gaze_explorer.core.heads import HeadSet, all_heads, random_control_heads, t
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge, Judge, PanelTruth, judge_for
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import Region, box_region, panel_regions
-from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
+from gaze_explorer.core.steering import (
+    SWITCH_ALIGNMENTS,
+    FixedTarget,
+    Schedule,
+    SteeringMode,
+    SteeringPlan,
+)
 from gaze_explorer.core.strips import Strip
 
 CONDITIONS = ("gaze", "random", "all", "baseline")
@@ -51,6 +57,7 @@ class EvalConfig:
     decode_only: bool = True  # the paper's default; False also steers the prompt (prefill) rows
     max_new_tokens: int | None = None
     switch_every: int = 50
+    switch_alignment: str = "project"  # or "authors": each switch one token later (SWITCH_ALIGNMENTS)
     seed: int = 0
     random_percentile: float = 5.0
     repetition_penalty: float = 1.0
@@ -62,6 +69,10 @@ class EvalConfig:
         if self.protocol not in PROTOCOLS:
             raise GazeExplorerError(
                 f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}"
+            )
+        if self.switch_alignment not in SWITCH_ALIGNMENTS:
+            raise GazeExplorerError(
+                f"unknown switch alignment {self.switch_alignment!r}; choose one of {', '.join(SWITCH_ALIGNMENTS)}"
             )
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad or not self.conditions:
@@ -211,11 +222,12 @@ class Evaluation:
                     decode_only=self.config.decode_only,
                 )
             if job.schedule is not None:
-                target = Schedule(job.schedule, self.config.switch_every)
+                delay = SWITCH_ALIGNMENTS[self.config.switch_alignment]
+                target = Schedule(job.schedule, self.config.switch_every, delay)
             elif job.target is not None:
                 target = FixedTarget(job.target)
             ids: list[int] = []
-            status, reason = "finished", ""
+            status, reason, switches = "finished", "", []
             stream = generate_stream(
                 self.loaded,
                 strip.image,
@@ -231,16 +243,16 @@ class Evaluation:
                 if isinstance(event, TokenEvent):
                     ids.append(int(event.token_id))
                 elif isinstance(event, FinishedEvent):
-                    status, reason = event.status, event.reason
+                    status, reason, switches = event.status, event.reason, event.switches
             if status == "cancelled":
                 self.cancelled = True
                 return
             if status == "failed":
                 raise GazeExplorerError(f"generation failed on strip {strip.name}: {reason}")
-            self.generations.append(self._record(job, ids, len(regions)))
+            self.generations.append(self._record(job, ids, len(regions), [s.step for s in switches]))
             yield EvalProgress(n_done, len(jobs), f"{strip.name} {job.condition}")
 
-    def _record(self, job: _Job, ids: list[int], n_targets: int) -> dict:
+    def _record(self, job: _Job, ids: list[int], n_targets: int, switch_steps: Sequence[int] = ()) -> dict:
         strip = self.strips[job.strip_index]
         decode = self.loaded.adapter.decode
         truth = _truth(strip, self.config.protocol, n_targets)
@@ -255,6 +267,7 @@ class Evaluation:
         if job.schedule is not None:
             every = self.config.switch_every
             rec["schedule"] = [t + 1 for t in job.schedule]
+            rec["switch_steps"] = list(switch_steps)  # decode steps where the target changed
             rec["segments"] = []
             for s, panel in enumerate(job.schedule):
                 text = decode(ids[s * every : (s + 1) * every])
@@ -294,6 +307,7 @@ class Evaluation:
                 "strength": cfg.strength,
                 "max_new_tokens": self._options(self.strips[0].n_panels).max_new_tokens,
                 "switch_every": cfg.switch_every if cfg.protocol == "dynamic" else None,
+                "switch_alignment": cfg.switch_alignment if cfg.protocol == "dynamic" else None,
                 "seed": cfg.seed,
                 "random_percentile": cfg.random_percentile,
                 "repetition_penalty": cfg.repetition_penalty,
