@@ -21,8 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the JSON record here")
     p.add_argument("--repeats", type=positive_int, default=None, help="alternating repeats of each method")
     p.add_argument("--model", default="demo", help="'demo', a local checkpoint folder or a cached id")
-    p.add_argument("--random-init", metavar="GEOMETRY", help="build a random-initialised Qwen3-VL of this geometry "
-                   "(e.g. Qwen3-VL-8B-Instruct, tiny) instead of loading --model")  # fmt: skip
+    p.add_argument(
+        "--random-init",
+        metavar="GEOMETRY",
+        help="build a random-initialised Qwen3-VL of this geometry "
+        "(e.g. Qwen3-VL-8B-Instruct, tiny) instead of loading --model",
+    )
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument(
         "--tokens",
