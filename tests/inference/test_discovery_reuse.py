@@ -16,8 +16,12 @@ import torch
 from conftest import make_strip
 from family_helpers import strip_image
 from test_family_gemma3 import tiny_gemma3
+from test_family_glm4v import tiny_glm
 from test_family_idefics3 import tiny_idefics3
+from test_family_internvl import tiny_internvl
 from test_family_llava import tiny_llava, tiny_llava_next
+from test_family_mistral3 import tiny_mistral3
+from test_family_ovis2 import tiny_ovis2
 from test_family_qwen2_vl import tiny_qwen2_vl
 
 from gaze_explorer.inference.attention import ForwardRequest, attention_control
@@ -87,6 +91,10 @@ FAMILIES = {
     "llava_next": lambda: tiny_llava_next(),
     "gemma3": lambda: tiny_gemma3(),
     "idefics3": lambda: tiny_idefics3(),
+    "internvl": lambda: tiny_internvl(),
+    "glm4v": lambda: tiny_glm("glm4v"),
+    "mistral3": lambda: tiny_mistral3(),
+    "ovis2": lambda: tiny_ovis2(),
 }
 
 
