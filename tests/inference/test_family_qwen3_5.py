@@ -120,14 +120,30 @@ def tiny_qwen(family: str):
     return model, adapter_cls.from_parts(config, tok, processor)
 
 
+def tiny_qwen3_5():
+    return tiny_qwen("qwen3_5")
+
+
+def tiny_qwen3_vl_moe():
+    return tiny_qwen("qwen3_vl_moe")
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def qwen(request):
     return tiny_qwen(request.param)
 
 
+@pytest.fixture(scope="module", params=["qwen3_5", "qwen3_vl_moe"])
+def qwen_decoding(request):
+    """The families whose decode and discovery paths differ: hybrid linear-attention cache, or
+    Qwen3-VL's (prefix-shared discovery). Qwen3.5-MoE runs Qwen3.5's paths with MoE MLPs, which
+    parity, steering and the round trip already cover."""
+    return tiny_qwen(request.param)
+
+
 @pytest.fixture(scope="module")
 def qwen3_5():
-    return tiny_qwen("qwen3_5")
+    return tiny_qwen3_5()
 
 
 def _steer_layer(adapter) -> int:
@@ -184,14 +200,14 @@ def test_parity_and_capture_with_true_layer_indices(qwen):
     check_decode_steering(model, adapter, prepared, head=(_steer_layer(adapter), 1))
 
 
-def test_generate_stream_steers_and_matches_generate(qwen):
-    model, adapter = qwen
+def test_generate_stream_steers_and_matches_generate(qwen_decoding):
+    model, adapter = qwen_decoding
     check_generate_stream(model, adapter, strip_image(384, 64), head=(_steer_layer(adapter), 0))
     check_greedy_matches_generate(model, adapter, strip_image(384, 64))
 
 
-def test_discovery_batched_equals_unbatched(qwen):
-    model, adapter = qwen
+def test_discovery_batched_equals_unbatched(qwen_decoding):
+    model, adapter = qwen_decoding
     check_discovery_batched_equals_unbatched(model, adapter, strip_image(384, 64))
 
 
@@ -231,3 +247,37 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5):
 def test_checkpoint_round_trip(qwen, tmp_path):
     model, adapter = qwen
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(384, 64))
+
+
+def test_qwen3_5_session_keeps_true_layer_indices(qwen3_5, tmp_path):
+    """A steered run recorded into a session file reads back with the model's 4 layers: NaN rows in
+    the linear-attention layers 0 and 2, the captured rows in the softmax layers 1 and 3."""
+    from gaze_explorer.core.events import TokenEvent
+    from gaze_explorer.core.options import GenerationOptions
+    from gaze_explorer.core.run_spec import RunSpec
+    from gaze_explorer.storage.reader import SessionReader
+    from gaze_explorer.storage.record import record_events
+    from gaze_explorer.storage.writer import SessionWriter
+
+    model, adapter = qwen3_5
+    loaded = loaded_from_parts(model, adapter)
+    image, prompt = strip_image(384, 64), "describe the panel ."
+    grid = adapter.build_inputs(image, prompt).grid
+    regions = panel_regions(grid, 6)
+    options = GenerationOptions(max_new_tokens=3, ignore_eos=True)
+    path = tmp_path / "qwen3_5.h5"
+    writer = SessionWriter(path, meta=loaded.describe(), image=np.asarray(image), grid=grid, regions=regions)
+    stream = generate_stream(loaded, image, prompt, regions=regions, plan=SteeringPlan(HeadSet("one", ((3, 0),))),
+                             target=2, options=options)  # fmt: skip
+    spec = RunSpec(name="steered", prompt=prompt, n_layers=4, n_heads=4, options=options, regions=regions)
+    try:
+        events = [e for e in record_events(stream, writer, spec) if isinstance(e, TokenEvent)]
+    finally:
+        writer.close()
+    with SessionReader(path) as reader:
+        run = reader.run_ids()[0]
+        stored = reader.step_rows(run, 2)  # [layer, head, key]
+    assert stored.shape[:2] == (4, 4)
+    assert np.isnan(stored[[0, 2]]).all() and np.isfinite(stored[[1, 3]]).all()
+    expected = events[2].rows[[1, 3]].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(stored[[1, 3], :, : expected.shape[-1]], expected)
