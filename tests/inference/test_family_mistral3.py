@@ -165,3 +165,12 @@ def test_pixtral_llava_checkpoint_is_claimed_and_steers(tmp_path):
     assert_grid_covers_image(prepared.grid, 336, 56)
     check_parity_and_steering(model, adapter, prepared)
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
+
+
+def test_pixtral_with_a_cls_dropping_strategy_is_refused_clearly():
+    from gaze_explorer.core.errors import ModelLoadError
+
+    _, adapter = tiny_mistral3("pixtral")
+    adapter.config.vision_feature_select_strategy = "default"
+    with pytest.raises(ModelLoadError, match="vision_feature_select_strategy='full'"):
+        adapter.build_inputs(strip_image(336, 56), "describe the panel .")

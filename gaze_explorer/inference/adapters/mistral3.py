@@ -108,5 +108,15 @@ class PixtralAdapter(Mistral3Adapter):
     def merge_of(cls, config: Any) -> int:
         return 1
 
+    def process_image(self, image: Image.Image) -> VisionInputs:
+        # "default" drops the first feature as if it were a CLS token; Pixtral has none, so the
+        # model would come up one feature short of the [IMG] tokens
+        if getattr(self.config, "vision_feature_select_strategy", "full") != "full":
+            raise ModelLoadError(
+                "a llava checkpoint with a Pixtral vision tower needs vision_feature_select_strategy='full' "
+                f"(it has {self.config.vision_feature_select_strategy!r}; Pixtral has no CLS token to drop)"
+            )
+        return super().process_image(image)
+
 
 ADAPTERS = (Mistral3Adapter, PixtralAdapter)
