@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -109,48 +110,104 @@ class Region:
         )
 
 
-def panel_column_bounds(cols: int, n_panels: int, widths: Sequence[float] | None = None) -> list[int]:
-    """Grid-column boundaries ``[0, b1, ..., cols]`` of ``n_panels`` side-by-side panels.
+def panel_edges(image_width: float, n_panels: int, widths: Sequence[float] | None = None) -> list[float]:
+    """Pixel x-edges ``[0, e1, ..., image_width]`` of ``n_panels`` side-by-side panels.
 
-    Boundaries are proportional to the panel widths (equal by default) and kept strictly
-    increasing, so every panel gets at least one column (the paper's rule).
+    ``widths`` are relative panel widths (pixel widths, or ratios such as ``1,2,1``), scaled to the
+    image's width; equal widths by default.
     """
     if n_panels < 1:
         raise RegionError(f"a strip needs at least 1 panel, got {n_panels}")
-    if n_panels > cols:
-        raise RegionError(f"{n_panels} panels cannot fit in an image only {cols} image tokens wide")
     if widths is None:
         widths = [1.0] * n_panels
     widths = [float(w) for w in widths]
     if len(widths) != n_panels or any(not np.isfinite(w) or w <= 0 for w in widths):
         raise RegionError(f"panel widths must be {n_panels} positive numbers, got {list(widths)}")
     cumulative = np.cumsum(widths) / sum(widths)
-    bounds = [0]
-    for k in range(1, n_panels):
-        b = int(round(cumulative[k - 1] * cols))
-        # strictly increasing, and leave at least one column for each remaining panel
-        b = max(b, bounds[-1] + 1)
-        b = min(b, cols - (n_panels - k))
-        bounds.append(b)
-    bounds.append(cols)
-    return bounds
+    return [0.0, *(float(c * image_width) for c in cumulative[:-1]), float(image_width)]
+
+
+def widths_from_boundaries(boundaries: Sequence[float], image_width: float) -> list[float]:
+    """Panel widths from the pixel x-positions of the boundaries BETWEEN panels (``n - 1`` values,
+    strictly increasing, inside the image); 0 and the image width may be included or left out."""
+    try:
+        inner = [float(b) for b in boundaries]
+    except (TypeError, ValueError) as exc:
+        raise RegionError(f"panel boundaries must be pixel x-positions, got {boundaries!r}") from exc
+    if inner and inner[0] == 0:
+        inner = inner[1:]
+    if inner and inner[-1] == image_width:
+        inner = inner[:-1]
+    edges = [0.0, *inner, float(image_width)]
+    if not all(np.isfinite(e) for e in edges) or any(b <= a for a, b in pairwise(edges)):
+        raise RegionError(
+            f"panel boundaries must increase strictly inside the {image_width:g} px wide image, "
+            f"got {list(boundaries)}"
+        )
+    return [b - a for a, b in pairwise(edges)]
+
+
+def panel_shares(grid: ImageTokenGrid, edges: Sequence[float]) -> np.ndarray:
+    """``[n_image_tokens, n_panels]``: the fraction of each token's pixel box that lies in each panel.
+
+    Boxes are the adapter's real boxes, clipped to the image (LLaVA-1.5's padded edge columns are
+    narrower than the others), so the shares follow what each token actually sees.
+    """
+    x0, x1 = grid.token_boxes[:, 0:1], grid.token_boxes[:, 2:3]  # [n, 1]
+    lo, hi = np.asarray(edges[:-1])[None, :], np.asarray(edges[1:])[None, :]  # [1, panels]
+    overlap = np.clip(np.minimum(x1, hi) - np.maximum(x0, lo), 0.0, None)
+    return overlap / np.maximum(x1 - x0, 1e-12)
+
+
+def panel_token_owner(grid: ImageTokenGrid, n_panels: int, widths: Sequence[float] | None = None) -> np.ndarray:
+    """The panel (0-based) of each image token: the one holding the largest share of its pixels.
+
+    A panel that holds no token's largest share (a panel narrower than a token) still gets one
+    column (the paper's rule): the tokens with the largest share in it, taken from a panel that
+    keeps tokens of its own.
+    """
+    if n_panels > grid.cols:
+        raise RegionError(f"{n_panels} panels cannot fit in an image only {grid.cols} image tokens wide")
+    shares = panel_shares(grid, panel_edges(grid.image_width, n_panels, widths))  # [n, panels]
+    owner = shares.argmax(axis=1)
+    for k in range(n_panels):
+        if np.any(owner == k):
+            continue
+        counts = np.bincount(owner, minlength=n_panels)
+        candidates = np.flatnonzero(counts[owner] > 1)  # tokens whose panel keeps others
+        if candidates.size == 0 or shares[candidates, k].max() <= 0:
+            raise RegionError(f"panel {k + 1} is narrower than one image token; it cannot be steered to")
+        best = shares[candidates, k].max()
+        # one whole column: the tokens with that share and the same x-range as the first of them
+        take = candidates[np.isclose(shares[candidates, k], best)]
+        take = take[np.isclose(grid.token_boxes[take, 0], grid.token_boxes[take[0], 0])]
+        donors = owner[take]
+        for d in np.unique(donors):
+            if counts[d] <= np.count_nonzero(donors == d):
+                take = take[donors != d]  # taking them all would empty that panel
+        if take.size == 0:
+            raise RegionError(f"panel {k + 1} is narrower than one image token; it cannot be steered to")
+        owner[take] = k
+    return owner
 
 
 def panel_regions(
     grid: ImageTokenGrid, n_panels: int, widths: Sequence[float] | None = None
 ) -> list[Region]:
-    """Regions for ``n_panels`` side-by-side panels (equal widths, or the given pixel widths)."""
-    bounds = panel_column_bounds(grid.cols, n_panels, widths)
-    all_idx = np.arange(grid.n_tokens).reshape(grid.rows, grid.cols)
-    regions = []
-    for k in range(n_panels):
-        idx = all_idx[:, bounds[k] : bounds[k + 1]].reshape(-1)
-        x0 = grid.token_boxes[idx, 0].min()
-        x1 = grid.token_boxes[idx, 2].max()
-        regions.append(
-            Region(f"panel {k + 1}", "panel", np.sort(idx), (float(x0), 0.0, float(x1), float(grid.image_height)))
+    """Regions for ``n_panels`` side-by-side panels (equal widths, or the given relative widths).
+
+    Each image token goes to the panel holding the largest share of its pixel box (see
+    :func:`panel_token_owner`); each region's box is its panel's pixel extent.
+    """
+    owner = panel_token_owner(grid, n_panels, widths)
+    edges = panel_edges(grid.image_width, n_panels, widths)
+    return [
+        Region(
+            f"panel {k + 1}", "panel", np.flatnonzero(owner == k),
+            (edges[k], 0.0, edges[k + 1], float(grid.image_height)),
         )
-    return regions
+        for k in range(n_panels)
+    ]  # fmt: skip
 
 
 def validate_box(box: Sequence[float], image_width: int, image_height: int) -> Box:

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from gaze_explorer.core.errors import RegionError
-from gaze_explorer.core.regions import ImageTokenGrid, Region, box_region, panel_regions, token_region
+from gaze_explorer.core.regions import (
+    ImageTokenGrid,
+    Region,
+    box_region,
+    panel_edges,
+    panel_regions,
+    panel_shares,
+    token_region,
+    widths_from_boundaries,
+)
 
 
 def _grid():
@@ -43,3 +52,51 @@ def test_box_and_token_regions():
         token_region(grid, [24])
     with pytest.raises(RegionError):
         token_region(grid, [])
+
+
+def _padded_portrait_grid() -> ImageTokenGrid:
+    """LLaVA-1.5's grid of a 360 x 1000 image padded to 1000 x 1000 and cut into 24 x 24 cells of
+    41.67 px: the 10 columns that hold pixels, the first and last clipped to 13.33 px."""
+    edges = np.clip(np.linspace(0, 1000, 25) - 320, 0, 360)
+    xs = edges[np.flatnonzero(np.diff(edges) > 0)[0] :][:11]
+    ys = np.linspace(0, 1000, 25)
+    boxes = [(xs[c], ys[r], xs[c + 1], ys[r + 1]) for r in range(24) for c in range(10)]
+    return ImageTokenGrid(360, 1000, 24, 10, np.array(boxes), np.arange(240))
+
+
+def test_padded_columns_go_to_the_panel_holding_most_of_their_pixels():
+    grid = _padded_portrait_grid()
+    widths = np.diff([*grid.token_boxes[:10, 0].tolist(), 360.0])
+    assert np.allclose(widths, [40 / 3] + [125 / 3] * 8 + [40 / 3])
+    columns = [np.unique(r.token_indices % 10).tolist() for r in panel_regions(grid, 3)]
+    # column 3 (96.7..138.3 px) is 56% in panel 1, column 6 (221.7..263.3) 56% in panel 3: equal
+    # column counts (3, 4, 3) would have given both to panel 2
+    assert columns == [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]
+    shares = panel_shares(grid, panel_edges(360, 3))
+    assert np.isclose(shares[3, 0], 0.56) and np.isclose(shares[6, 2], 0.56)
+    # widths 1:2:1 (90, 180, 90 px): column 2 (55..96.7) is 84% in panel 1, column 7 84% in panel 3
+    columns = [np.unique(r.token_indices % 10).tolist() for r in panel_regions(grid, 3, [1, 2, 1])]
+    assert columns == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    assert np.isclose(panel_shares(grid, panel_edges(360, 3, [1, 2, 1]))[2, 0], 0.84)
+    assert [r.box for r in panel_regions(grid, 3, [1, 2, 1])][1] == (90.0, 0.0, 270.0, 1000.0)
+
+
+def test_a_panel_thinner_than_a_token_still_gets_a_column():
+    grid = _grid()  # 12 columns of 32 px
+    regions = panel_regions(grid, 3, [10, 1, 10])  # the middle panel is 18 px wide
+    sizes = [r.token_indices.size for r in regions]
+    assert sizes[1] == 2 and sum(sizes) == 24 and min(sizes) > 0
+
+
+def test_panel_widths_and_boundaries():
+    assert panel_edges(400, 4, [1, 2, 1, 4]) == [0.0, 50.0, 150.0, 200.0, 400.0]
+    assert widths_from_boundaries([50, 150, 200], 400) == [50.0, 100.0, 50.0, 200.0]
+    assert widths_from_boundaries([0, 100, 400], 400) == [100.0, 300.0]
+    with pytest.raises(RegionError, match="increase strictly"):
+        widths_from_boundaries([150, 50], 400)
+    with pytest.raises(RegionError, match="increase strictly"):
+        widths_from_boundaries([500], 400)
+    with pytest.raises(RegionError, match="positive"):
+        panel_edges(400, 2, [1, 0])
+    with pytest.raises(RegionError, match="positive"):
+        panel_edges(400, 3, [1, 2])
