@@ -11,6 +11,8 @@
   ``comicN/p1.png .. pN.png`` with optional ``captions.json`` / ``attributes.json``, either in the
   strip folder (a list, one entry per panel) or at the root (a dict: strip name -> list).
 - :func:`raw_comics_windows` reads the COMICS corpus layout ``<comic_id>/<page>_<panel>.jpg``.
+- :func:`detect_panel_gutters` proposes panel boundaries from an image's gutters (white or flat
+  full-height bands), for panels of unequal widths; the user confirms the proposal.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +149,70 @@ def compose_strip(
         None if attributes is None else [dict(a) for a in attributes],
         name,
     )
+
+
+@dataclass(frozen=True)
+class GutterProposal:
+    """Panel boundaries proposed from an image's gutters, for the user to confirm.
+
+    ``gutters`` are the uniform vertical bands ``(x0, x1)`` (pixel columns, end exclusive) taken as
+    panel separators, left to right; ``boundaries`` their centres (the x-positions between panels);
+    ``widths`` the resulting panel widths in pixels (``len(boundaries) + 1`` panels).
+    """
+
+    gutters: list[tuple[int, int]]
+    boundaries: list[float]
+    widths: list[float]
+
+    @property
+    def n_panels(self) -> int:
+        return len(self.widths)
+
+
+def detect_panel_gutters(
+    image: Image.Image,
+    n_panels: int | None = None,
+    *,
+    tolerance: float = 8.0,
+    min_panel_fraction: float = 0.04,
+) -> GutterProposal:
+    """Propose panel boundaries from the gutters of a side-by-side strip (a proposal, not a fact).
+
+    A gutter is a band of full-height columns that are each nearly uniform (per-channel standard
+    deviation down the column at most ``tolerance`` on 0..255: white gaps, black borders, any flat
+    colour), not touching the image's left or right edge (those are margins). Bands closer than
+    ``min_panel_fraction`` of the width to an edge or to a wider band are dropped (a thin sliver is
+    not a panel). With ``n_panels``, the ``n_panels - 1`` widest gutters are kept, and too few raise
+    :class:`RegionError`; without it, every gutter is a boundary.
+    """
+    from gaze_explorer.core.errors import RegionError
+
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32)  # [height, width, 3]
+    width = arr.shape[1]
+    uniform = arr.std(axis=0).max(axis=-1) <= tolerance  # [width] flat columns
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], uniform.astype(np.int8), [0]])))
+    bands = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    min_gap = min_panel_fraction * width
+    inner = [(a, b) for a, b in bands if a > 0 and b < width and (a + b) / 2 >= min_gap
+             and width - (a + b) / 2 >= min_gap]  # fmt: skip
+    kept: list[tuple[int, int]] = []
+    for band in sorted(inner, key=lambda ab: (ab[0] - ab[1], ab[0])):  # widest first
+        centre = sum(band) / 2
+        if all(abs(centre - sum(k) / 2) >= min_gap for k in kept):
+            kept.append(band)
+    if n_panels is not None:
+        if n_panels < 1:
+            raise RegionError(f"a strip needs at least 1 panel, got {n_panels}")
+        if len(kept) < n_panels - 1:
+            raise RegionError(
+                f"found {len(kept)} gutter(s) in the image but {n_panels} panels need {n_panels - 1}; "
+                "give the panel widths (--panel-widths) instead"
+            )
+        kept = kept[: n_panels - 1]
+    kept.sort()
+    boundaries = [sum(b) / 2 for b in kept]
+    cuts = [0.0, *boundaries, float(width)]
+    return GutterProposal(kept, boundaries, [b - a for a, b in pairwise(cuts)])
 
 
 def _natural_key(text: str) -> list:

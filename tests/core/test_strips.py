@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gaze_explorer.core.errors import DatasetError, InvalidImageError
+from gaze_explorer.core.errors import DatasetError, InvalidImageError, RegionError
 from gaze_explorer.core.strips import (
     compose_strip,
     iter_strip_folders,
@@ -166,3 +166,39 @@ def test_animated_images_use_the_first_frame(tmp_path):
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
     first = np.asarray(load_image(gif))[5, 5]
     assert first[0] > 200 and first[2] < 50
+
+
+def _flat_panel(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+
+
+def test_gutters_of_a_composed_strip_give_its_unequal_panel_widths():
+    from gaze_explorer.core.strips import detect_panel_gutters
+
+    strip = compose_strip([_flat_panel(w, 64, i) for i, w in enumerate((64, 128, 64, 192))], height=64)
+    assert strip.panel_widths == [64, 128, 64, 192]
+    proposal = detect_panel_gutters(strip.image)
+    assert proposal.n_panels == 4
+    assert np.allclose(proposal.boundaries, [64, 192, 256], atol=1.0)
+    assert np.allclose(proposal.widths, strip.panel_widths, atol=1.0)
+    assert all(b - a == 6 for a, b in proposal.gutters)  # the 6 px white gaps compose_strip paints
+    # asking for fewer panels keeps the widest gutters; asking for more is refused clearly
+    assert detect_panel_gutters(strip.image, n_panels=4).boundaries == proposal.boundaries
+    with pytest.raises(RegionError, match="found 3 gutter"):
+        detect_panel_gutters(strip.image, n_panels=6)
+
+
+def test_gutters_may_be_any_flat_colour_and_margins_are_not_gutters():
+    from gaze_explorer.core.strips import detect_panel_gutters
+
+    arr = np.asarray(_flat_panel(300, 50, 7)).copy()
+    arr[:, :5] = 255  # a white left margin: not a boundary
+    arr[:, 95:99] = (20, 20, 20)  # a dark gutter
+    arr[:, 200:203] = (90, 140, 60)  # a green one
+    arr[:, 150] = 255  # one flat column inside a panel, but half-way is a panel's worth from both
+    proposal = detect_panel_gutters(Image.fromarray(arr), n_panels=3)
+    assert proposal.gutters == [(95, 99), (200, 203)]
+    assert proposal.widths == [97.0, 104.5, 98.5]
+    # a noisy image with no flat band has no gutter
+    assert detect_panel_gutters(_flat_panel(200, 40, 3)).n_panels == 1
