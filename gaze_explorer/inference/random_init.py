@@ -34,6 +34,30 @@ DEFAULT_WORDS = (
 )  # fmt: skip
 
 
+def randomise_constant_matrices(model: torch.nn.Module, seed: int = 0) -> list[str]:
+    """Give every constant weight matrix of a random-initialised model random values; return their names.
+
+    Some families initialise a projection to a constant on purpose (Gemma 3 zeroes
+    ``mm_input_projection_weight``, to be filled by the checkpoint), so a random model built from
+    the config alone gives every image token the SAME input embedding and no geometry error could
+    show. Vectors (norm weights, biases) are left as they are: a constant vector is normal there.
+    Matrices get ``N(0, 1/n)`` with ``n`` their first dimension (the input side of a ``x @ W``
+    weight such as Gemma 3's ``[vision_hidden, text_hidden]``), which keeps activations at scale.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    changed = []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() < 2 or param.numel() < 2:
+                continue
+            flat = param.detach().reshape(-1)
+            if bool((flat == flat[0]).all()):
+                values = torch.randn(param.shape, generator=generator, dtype=torch.float32)
+                param.copy_((values / param.shape[0] ** 0.5).to(param.dtype))
+                changed.append(name)
+    return changed
+
+
 def load_geometry(name: str) -> dict[str, Any]:
     """The text and vision sizes of geometry ``name`` (merged over the common fields)."""
     data = json.loads(GEOMETRY_FILE.read_text(encoding="utf-8"))
@@ -99,6 +123,7 @@ def build_random_qwen3_vl(
     torch.manual_seed(seed)
     with torch.device(device):
         model = Qwen3VLForConditionalGeneration._from_config(config, dtype=dtype)
+    randomise_constant_matrices(model, seed)
     model.save_pretrained(out)  # safetensors
     tokenizer.save_pretrained(out)
     Qwen3VLAdapter.default_image_processor(config).save_pretrained(out)

@@ -178,26 +178,47 @@ class GeometryOracle:
         self.prompt = prompt
         self.passes = 0  # forward passes run so far (to keep the tests' cost visible)
 
-    # ----- one forward ------------------------------------------------------------------------
+    # ----- forward passes -------------------------------------------------------------------
     def embeddings(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray, object]:
         """``(grid, other, prepared)``: the LM input embeddings of the grid tokens ``[n_grid, d]`` (grid
         order) and of the image tokens outside the grid ``[n_other, d]`` (sequence order)."""
         prepared = self.adapter.build_inputs(image, self.prompt)
+        embeds = self._input_embeddings(prepared)[0]  # [T, hidden]
+        grid = prepared.grid
+        others = prepared.info.get("vision", {}).get("non_grid_positions")
+        other_pos = np.asarray(others[0], dtype=np.int64) if others is not None else np.zeros(0, np.int64)
+        return embeds[grid.positions], embeds[other_pos], prepared
+
+    def grid_embeddings(self, images: Sequence[Image.Image], chunk: int = 16) -> list[np.ndarray]:
+        """The grid tokens' LM input embeddings ``[n_grid, d]`` of each image (all of one size).
+
+        Images of one size give inputs of one shape, so they run as one batch, stacked on dim 0 as
+        the adapter stacks a batch of prompts about one image (the family's own batch path).
+        """
+        out: list[np.ndarray] = []
+        for i in range(0, len(images), chunk):
+            parts = [self.adapter.build_inputs(im, self.prompt) for im in images[i : i + chunk]]
+            tensors = {k: torch.cat([p.tensors[k] for p in parts], dim=0) for k in parts[0].tensors}
+            batch = type(parts[0])(tensors, [p.grid for p in parts], parts[0].prompt_len,
+                                   [self.prompt] * len(parts), parts[0].info)  # fmt: skip
+            embeds = self._input_embeddings(batch)  # [batch, T, hidden]
+            out.extend(embeds[b][p.grid.positions] for b, p in enumerate(parts))
+        return out
+
+    def _input_embeddings(self, prepared) -> np.ndarray:
+        """``[batch, T, hidden]``: the LM input embeddings, vision tokens isolated, LM not run."""
         stop = language_model(self.model).register_forward_pre_hook(self._stop, with_kwargs=True)
         try:
             with torch.no_grad(), isolated_vision_tokens(self.model):
                 self.model(**self.adapter.prefill_kwargs(self.model, prepared))
         except _ReachedLanguageModel as reached:
-            embeds = reached.inputs_embeds[0].detach().double().cpu().numpy()  # [T, hidden]
+            embeds = reached.inputs_embeds.detach().double().cpu().numpy()
         else:
             raise AssertionError("the forward pass never reached the language model")
         finally:
             stop.remove()
-        self.passes += 1
-        grid = prepared.grid
-        others = prepared.info.get("vision", {}).get("non_grid_positions")
-        other_pos = np.asarray(others[0], dtype=np.int64) if others is not None else np.zeros(0, np.int64)
-        return embeds[grid.positions], embeds[other_pos], prepared
+        self.passes += int(embeds.shape[0])
+        return embeds
 
     @staticmethod
     def _stop(module, args, kwargs):
@@ -208,9 +229,14 @@ class GeometryOracle:
 
     def changed(self, image: Image.Image, boxes: Sequence[Sequence[float]], base=None) -> np.ndarray:
         """Boolean ``[n_grid]``: which grid tokens change when the pixels in ``boxes`` are flipped."""
+        return self.changed_many(image, [boxes], base)[0]
+
+    def changed_many(
+        self, image: Image.Image, probes: Sequence[Sequence[Sequence[float]]], base=None
+    ) -> list[np.ndarray]:
+        """For each probe (a list of boxes flipped together), which grid tokens change (batched)."""
         base_grid = (base if base is not None else self.embeddings(image))[0]
-        new_grid = self.embeddings(flipped(image, boxes))[0]
-        return _differs(base_grid, new_grid)
+        return [_differs(base_grid, e) for e in self.grid_embeddings([flipped(image, p) for p in probes])]
 
     def tokens_reached_by(self, image: Image.Image, box: Sequence[float]) -> np.ndarray:
         """Grid-token indices whose embedding changes when the pixels inside ``box`` are flipped."""
@@ -245,11 +271,11 @@ class GeometryOracle:
             w = int(stripe_px or max(1, round(float(np.median(sizes)) / 6.0)))
             n_stripes = int(np.ceil(extent / w))
             period = min(int(np.ceil((1.6 * sizes.max() + 16.0) / w)) + 2, n_stripes)
-            hits = np.zeros((claimed.shape[0], period), dtype=bool)  # [token, residue]
+            probes = []
             for j in range(period):
                 stripes = [(s * w, s * w + w) for s in range(j, n_stripes, period)]
-                probe = [(a, 0, b, height) if axis == 0 else (0, a, width, b) for a, b in stripes]
-                hits[:, j] = self.changed(image, probe, base=base)
+                probes.append([(a, 0, b, height) if axis == 0 else (0, a, width, b) for a, b in stripes])
+            hits = np.stack(self.changed_many(image, probes, base=base), axis=1)  # [token, residue]
             lo, hi = _stripe_ranges(hits, claimed[:, axis] / w, claimed[:, axis + 2] / w, n_stripes)
             start = lo * w  # [n] first pixel the token depends on
             end = np.minimum(hi * w, extent)  # [n] one past the last
@@ -265,8 +291,7 @@ class GeometryOracle:
     # ----- regions --------------------------------------------------------------------------
     def region_reach(self, image: Image.Image, boxes: Sequence[Sequence[float]]) -> list[np.ndarray]:
         """For each pixel box, the grid tokens that see it (one flip pass per box)."""
-        base = self.embeddings(image)
-        return [np.flatnonzero(self.changed(image, [b], base=base)) for b in boxes]
+        return [np.flatnonzero(c) for c in self.changed_many(image, [[b] for b in boxes])]
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:

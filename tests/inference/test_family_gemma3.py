@@ -19,6 +19,7 @@ from family_helpers import (
 
 from gaze_explorer.inference.adapters import adapter_for
 from gaze_explorer.inference.adapters.gemma3 import Gemma3Adapter
+from gaze_explorer.inference.random_init import randomise_constant_matrices
 
 SPECIALS = ["<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"]
 TEMPLATE = (
@@ -57,6 +58,9 @@ def tiny_gemma3(sliding_window: int = 24):
     )  # fmt: skip
     torch.manual_seed(0)
     model = Gemma3ForConditionalGeneration(config).eval()
+    # transformers zeroes the multimodal projection (the checkpoint fills it): randomise it, or every
+    # image token would get the same embedding and no geometry error could show
+    assert randomise_constant_matrices(model) == ["model.multi_modal_projector.mm_input_projection_weight"]
     return model, Gemma3Adapter.from_parts(config, tok)
 
 
