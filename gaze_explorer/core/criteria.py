@@ -57,7 +57,9 @@ def zscore_within_layer(values: np.ndarray) -> np.ndarray:
     v = _grid(values, "values")
     mean = v.mean(axis=1, keepdims=True)
     std = v.std(axis=1, keepdims=True)
-    return np.divide(v - mean, std, out=np.zeros_like(v), where=std > 0)
+    z = np.divide(v - mean, std, out=np.zeros_like(v), where=std > 0)
+    z[np.isnan(v)] = np.nan  # a linear-attention layer (Qwen3.5): not applicable, stays NaN
+    return z
 
 
 def image_head_scores(image_mass: np.ndarray) -> np.ndarray:
@@ -195,7 +197,8 @@ def localization_heads(
             f"image maps must be [layer, head, rows, cols] matching {mass.shape}, got {maps.shape}"
         )
     n_layers, n_heads = mass.shape
-    threshold = elbow_threshold(mass)
+    applicable = np.isfinite(mass)  # NaN: a linear-attention layer's head (Qwen3.5), ranked last
+    threshold = elbow_threshold(mass[applicable]) if applicable.any() else float("nan")
     entropy = np.array(
         [
             [spatial_entropy(maps[layer, h], entropy_variant) for h in range(n_heads)]
@@ -215,6 +218,8 @@ def localization_heads(
 
     def key(hd: Head) -> tuple:
         layer, h = hd
+        if not applicable[hd]:
+            return (3, 0.0, 0.0, layer, h)
         if selected[hd]:
             return (0, entropy[hd], -mass[hd], layer, h)
         if eligible[hd]:
@@ -402,7 +407,9 @@ def criterion_scores(
     if image_mass is not None:
         out["image"] = image_head_scores(image_mass)
         if image_maps is not None:
-            out["localization"] = localization_heads(image_mass, image_maps, **localization_options).scores()
+            loc = localization_heads(image_mass, image_maps, **localization_options).scores()
+            loc[np.isnan(out["image"])] = np.nan  # not applicable (linear attention): no rank
+            out["localization"] = loc
     return out
 
 
