@@ -27,6 +27,7 @@ from family_helpers import (
     strip_image,
 )
 
+from gaze_explorer.core.criteria import criterion_scores
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.heads import HeadSet, random_control_heads, top_k_heads
 from gaze_explorer.core.regions import panel_regions
@@ -238,6 +239,9 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5):
     assert np.isnan(result.scores[[0, 2]]).all() and np.isfinite(result.scores[[1, 3]]).all()
     assert len(result.ranking) == 8 and {r["layer"] for r in result.ranking} == {1, 3}
     assert {layer for layer, _ in top_k_heads(result.scores, 8).heads} == {1, 3}
+    # the other criteria (image heads, localization heads) leave the linear layers out too
+    for name, grid in criterion_scores(result.scores, result.image_mass, result.image_maps, min_layer=0).items():
+        assert np.isnan(grid[[0, 2]]).all() and np.isfinite(grid[[1, 3]]).all(), name
     with pytest.raises(HeadSpecError, match="K <= 8"):
         top_k_heads(result.scores, 9)
     control = random_control_heads(result.scores, 3, seed=0, percentile=50)
