@@ -368,7 +368,7 @@ def criteria_report(
             "flag_z": MASKCD_Z,
             "n_flagged": int((z > MASKCD_Z).sum()),
             "ranking": [
-                {"layer": layer, "head": h, "score": float(z[layer, h])} for layer, h in orders["image"]
+                {"layer": layer, "head": h, "score": _json_float(z[layer, h])} for layer, h in orders["image"]
             ],
         },
         "localization": {
@@ -384,7 +384,7 @@ def criteria_report(
                     "layer": layer,
                     "head": h,
                     "entropy": _json_float(loc.entropy[layer, h]),
-                    "image_mass": float(np.asarray(image_mass)[layer, h]),
+                    "image_mass": _json_float(np.asarray(image_mass)[layer, h]),
                     "selected": bool(loc.selected[layer, h]),
                 }
                 for layer, h in loc.order

@@ -257,3 +257,16 @@ def test_criterion_scores_top_k_equals_each_ranking():
         top = [(r["layer"], r["head"]) for r in report[name]["ranking"][:5]]
         assert set(top_k_heads(scores[name], 5).heads) == set(top)
     assert set(criterion_scores(gaze)) == {"gaze"} and set(criterion_scores(gaze, mass)) == {"gaze", "image"}
+
+
+def test_criteria_report_with_not_applicable_heads_is_valid_json():
+    import json
+
+    rng = np.random.default_rng(2)
+    maps = rng.random((3, 4, 2, 2)) * 0.1
+    mass = maps.sum(axis=(2, 3))
+    mass[1] = np.nan  # a linear-attention layer (Qwen3.5): no softmax attention to measure
+    maps[1] = np.nan
+    report = criteria_report(rng.random((3, 4)), mass, maps, ks=(2,))
+    json.dumps(report, allow_nan=False)
+    assert all(r["layer"] != 1 for r in report["localization"]["ranking"][:8])
