@@ -38,6 +38,10 @@ FAMILIES = {
     "llava_onevision": ("test_family_llava", "tiny_llava_onevision"),
     "gemma3": ("test_family_gemma3", "tiny_gemma3"),
     "idefics3": ("test_family_idefics3", "tiny_idefics3"),
+    "qwen3_5": ("test_family_qwen3_5", "tiny_qwen3_5"),  # Qwen3-VL-MoE's tower is Qwen3-VL's: not repeated
+    "gemma4": ("test_family_gemma4", "tiny_gemma4"),
+    "paligemma": ("test_family_paligemma", "tiny_paligemma"),
+    "aya_vision": ("test_family_aya_vision", "tiny_aya_vision"),  # native tiles + global tile
 }
 
 # OneVision shrinks a large feature grid with bilinear interpolation: a shrunk cell is computed
