@@ -14,7 +14,9 @@ import math
 # the values some flags choose among (the CLI's parser, the app's and the docs use these)
 PROTOCOLS = ("static", "narration", "dynamic", "region")
 MODES = ("boost_suppress", "suppress_image", "suppress_all", "max_suppress_all")  # core.steering.SteeringMode
-CONDITIONS = ("gaze", "random", "all", "baseline")
+CONDITIONS = ("gaze", "image", "localization", "random", "all", "baseline")  # inference.evaluation.CONDITIONS
+DEFAULT_CONDITIONS = ("gaze", "random", "all", "baseline")
+CRITERIA = ("gaze", "image", "localization")  # core.heads.CRITERIA
 FIGURES = ("grid", "overlay", "timeline", "matrix", "heads", "all")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
@@ -132,12 +134,28 @@ def device_map(text: str) -> str:
     return text
 
 
+def capture_scope(text: str) -> str:
+    """``full``, ``image-keys`` or ``heads:FILE`` (the file is read when the run starts)."""
+    if text in ("full", "image-keys") or (text.startswith("heads:") and len(text) > len("heads:")):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use full, image-keys or heads:FILE (a head list)")
+
+
 def conditions(text: str) -> tuple[str, ...]:
     """A comma list drawn from :data:`CONDITIONS`."""
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     bad = [n for n in names if n not in CONDITIONS]
     if bad or not names:
         raise argparse.ArgumentTypeError(f"{text!r}: choose among {','.join(CONDITIONS)}")
+    return names
+
+
+def criteria(text: str) -> tuple[str, ...]:
+    """A comma list drawn from :data:`CRITERIA` (``evaluate sweep --criteria``)."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [n for n in names if n not in CRITERIA]
+    if bad or not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose among {','.join(CRITERIA)}, each once")
     return names
 
 

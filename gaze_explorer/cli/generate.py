@@ -10,16 +10,10 @@ import threading
 import numpy as np
 
 from gaze_explorer.cli.helpers import demo_discovery_strips, gaze_scores, is_demo, load, switch_every
+from gaze_explorer.core.capture_scope import parse_capture_scope
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.events import FinishedEvent, TokenEvent
-from gaze_explorer.core.heads import (
-    HeadSet,
-    all_heads,
-    load_head_list,
-    parse_head_spec,
-    random_control_heads,
-    top_k_heads,
-)
+from gaze_explorer.core.heads import HeadSet, choose_heads, default_control_pool, parse_head_spec
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import box_region, panel_regions
 from gaze_explorer.core.run_spec import RunSpec
@@ -28,21 +22,15 @@ from gaze_explorer.core.strips import load_image
 
 
 def heads_for(args: argparse.Namespace, loaded) -> HeadSet:
-    """The head set of ``--heads`` (top/random rank by ``--ranking``, or discover on the demo)."""
-    kind, k = parse_head_spec(args.heads)
-    if kind == "all":
-        return all_heads(loaded.n_layers, loaded.n_heads)
-    if kind == "file":
-        heads = load_head_list(args.heads)
-        heads.validate(loaded.n_layers, loaded.n_heads)
-        return heads
-    if not args.ranking and not is_demo(args):
-        raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
-    scores = gaze_scores(args, loaded, demo_discovery_strips)
-    top = top_k_heads(scores, k)
-    if kind == "top":
-        return top
-    return random_control_heads(scores, k, seed=args.seed, exclude=top.heads)
+    """The head set of ``--heads`` (ranked by ``--ranking``, or discovered on the demo)."""
+    spec = parse_head_spec(args.heads)
+    scores = None
+    if spec.kind in ("top", "random"):
+        if not args.ranking and not is_demo(args):
+            raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
+        scores = gaze_scores(args, loaded, demo_discovery_strips)
+    pool = default_control_pool(is_demo(args))
+    return choose_heads(spec, loaded.n_layers, loaded.n_heads, scores=scores, seed=args.seed, pool=pool).heads
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         ignore_eos=args.ignore_eos,
     )
-    capture = CaptureSpec() if args.session else CaptureSpec(decode=False, prefill="none")
+    capture = (
+        CaptureSpec(scope=parse_capture_scope(args.capture))
+        if args.session
+        else CaptureSpec(decode=False, prefill="none")
+    )
     if plan is not None:
         print(
             f"steering {len(plan.heads)} heads ({plan.heads.name}), {plan.mode.value} at {plan.strength:g}",

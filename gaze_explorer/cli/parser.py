@@ -9,14 +9,17 @@ import argparse
 from typing import NamedTuple
 
 from gaze_explorer.cli.args import (
-    CONDITIONS,
+    CRITERIA,
+    DEFAULT_CONDITIONS,
     FIGURES,
     PROTOCOLS,
     add_comics_args,
     add_model_args,
     add_steering_args,
     box,
+    capture_scope,
     conditions,
+    criteria,
     head_spec,
     non_negative_int,
     positive_int,
@@ -91,6 +94,14 @@ def build_parsers() -> Parsers:
     )
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of random:K heads")
     g.add_argument("--session", default=None, help="append the run to this session file (.h5)")
+    g.add_argument(
+        "--capture",
+        type=capture_scope,
+        default="full",
+        help="what the session stores of each step's attention: full (default), image-keys (only the "
+        "keys up to the last image token: overlay, grid and staircase still work) or heads:FILE "
+        "(only the heads of a head list)",
+    )
 
     e = sub.add_parser(
         "evaluate",
@@ -98,7 +109,11 @@ def build_parsers() -> Parsers:
         description="Run a protocol under the gaze, random, all-heads and baseline conditions "
         "and report accuracy with 95% bootstrap CIs (see docs/evaluation_json.md).",
     )
-    e.add_argument("protocol", choices=PROTOCOLS, help="static (VQA), narration, dynamic or region")
+    e.add_argument(
+        "protocol",
+        choices=(*PROTOCOLS, "sweep"),
+        help="static (VQA), narration, dynamic or region; sweep: one of them across --over values",
+    )
     add_model_args(e)
     add_comics_args(e)
     e.add_argument("--heads-file", default=None, help="gaze ranking JSON (default: discover on the strips)")
@@ -106,8 +121,41 @@ def build_parsers() -> Parsers:
         "--top-k", type=positive_int, default=None, help="K gaze heads (default 10%% demo, 100 real)"
     )
     e.add_argument(
-        "--conditions", type=conditions, default=CONDITIONS, help="comma list of gaze,random,all,baseline"
+        "--conditions",
+        type=conditions,
+        default=DEFAULT_CONDITIONS,
+        help="comma list of gaze,image,localization,random,all,baseline (default gaze,random,all,baseline)",
     )
+    e.add_argument(
+        "--control-pool",
+        default=None,
+        help="where random heads are drawn from: band (default; the layers the top-K gaze heads occupy, "
+        "without them: the paper's headline), percentile:P (gaze score <= the P-th percentile; "
+        "percentile:5 is the authors' code) or all-non-gaze",
+    )
+    sw = e.add_argument_group("sweep (evaluate sweep)")
+    sw.add_argument(
+        "--protocol",
+        dest="sweep_protocol",
+        choices=("static", "narration", "dynamic"),
+        default=None,
+        help="the protocol to sweep (default static)",
+    )
+    sw.add_argument(
+        "--over",
+        action="append",
+        default=None,
+        help="k=5,10,50 and/or strength=1,10,100 (repeat the flag for both)",
+    )
+    sw.add_argument("--prompts", default=None, help="file with one prompt per line: each is a sweep axis value")
+    sw.add_argument(
+        "--criteria",
+        type=criteria,
+        default=CRITERIA,
+        help="comma list of gaze,image,localization (default all three; random and all are always run)",
+    )
+    sw.add_argument("--resume", default=None, help="continue this sweep JSON, skipping its finished cells")
+    sw.add_argument("--figure", default=None, help="draw the curve with 95%% CIs to this PNG/SVG/PDF")
     e.add_argument("--prompt", default=None, help="override the protocol's question")
     e.add_argument(
         "--switch-every",
@@ -173,12 +221,15 @@ def check_generate_targets(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("--heads needs a --target panel or a --schedule")
     if args.box is not None and args.schedule is not None:
         parser.error("--box gives one region; a --schedule needs --panels")
-    n = args.panels
-    if n is not None:
-        if args.target is not None and args.target > n:
-            parser.error(f"--target {args.target} but the image has only {n} panels")
-        if args.schedule is not None and max(args.schedule) > n:
-            parser.error(f"--schedule names panel {max(args.schedule)} but the image has only {n} panels")
+    if args.panels is not None:
+        from gaze_explorer.core.errors import ScheduleError
+        from gaze_explorer.core.steering import check_targets  # the app's and generate_stream's check
+
+        for flag, panels in (("--target", [args.target]), ("--schedule", list(args.schedule or ()))):
+            try:
+                check_targets([p - 1 for p in panels if p is not None], args.panels)
+            except ScheduleError as exc:
+                parser.error(f"{flag}: {exc}")
     if args.target is not None and args.panels is None and args.box is None:
         parser.error("--target needs --panels N or --box")
     if args.schedule is not None and args.panels is None:
@@ -192,9 +243,12 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
     sub = parsers.commands[args.command]
     if args.command == "generate":
         check_generate_targets(sub, args)
+        if args.capture != "full" and not args.session:
+            sub.error("--capture needs --session (it chooses what the session stores)")
     if args.command in ("discover", "evaluate") and args.use_raw and args.comics == "demo":
         sub.error("--use-raw needs --comics DIR (the COMICS corpus folder)")
     if args.command == "evaluate":
+        check_sweep(sub, args)
         if args.switch_every is not None and args.protocol != "dynamic":
             sub.error("--switch-every only applies to evaluate dynamic")
         if args.switch_alignment is not None and args.protocol != "dynamic":
@@ -205,3 +259,23 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
+
+
+SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure")
+
+
+def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``evaluate sweep``'s rules. For the checks that follow, ``args.protocol`` becomes the swept
+    protocol (``args.sweep`` records that it is a sweep)."""
+    args.sweep = args.protocol == "sweep"
+    if not args.sweep:
+        given = [name for name in SWEEP_ONLY if getattr(args, name) is not None]
+        if given:
+            parser.error(f"--{given[0].replace('sweep_', '').replace('_', '-')} only applies to evaluate sweep")
+        return
+    args.sweep_protocol = args.sweep_protocol or "static"
+    args.protocol = args.sweep_protocol
+    if args.shard is not None or args.boxes is not None:
+        parser.error("evaluate sweep takes neither --shard nor --boxes")
+    if args.prompts is not None and args.prompt is not None:
+        parser.error("give --prompt or --prompts, not both")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from gaze_explorer.core.capture_scope import CaptureScope
 from gaze_explorer.core.errors import PromptError
 
 
@@ -48,6 +49,7 @@ class CaptureSpec:
     prefill: str = "last"
     prefill_queries: tuple[int, ...] | None = None
     value_norms: bool = False
+    scope: CaptureScope | None = None  # what of each decode row a session stores (None: full)
 
     def __post_init__(self) -> None:
         if self.prefill not in PREFILL_MODES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gaze_explorer.core.capture_scope import CaptureScope
 from gaze_explorer.core.options import PREFILL_MODES, CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import Region
 from gaze_explorer.core.steering import (
@@ -45,6 +46,7 @@ class RunSpec:
     prefill_mode: str = "last"
     capture_decode: bool = True
     regions: tuple[Region, ...] | None = None
+    capture_scope: CaptureScope | None = None  # what of each decode row is stored (None: full)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens is None and self.options is None:
@@ -85,6 +87,7 @@ class RunSpec:
             target=target,
             prefill_mode=capture.prefill,
             capture_decode=capture.decode,
+            capture_scope=capture.scope,
             regions=None if regions is None else tuple(regions),
             **rest,
         )

@@ -12,16 +12,17 @@ import contextlib
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from gaze_explorer.core.capture_scope import CaptureScope
 from gaze_explorer.core.errors import SessionFileError
-from gaze_explorer.core.heads import Head, HeadSet
 from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.core.scoring import head_index, image_attention, region_masses, trajectory
 from gaze_explorer.core.steering import Switch
 from gaze_explorer.storage import handles
 from gaze_explorer.storage.schema import (
@@ -73,6 +74,9 @@ class RunInfo:
     created: str
     regions: tuple[Region, ...] | None  # the run's own regions, if they differ from the session's
     targets: tuple[int | None, ...] = ()  # the target region of each complete step
+    # what of each decode row was stored: full, image-keys (keys up to the last image token) or
+    # heads (the other heads' rows are NaN); see core.capture_scope
+    capture_scope: CaptureScope = field(default_factory=CaptureScope)
 
     @property
     def params(self) -> dict:
@@ -273,6 +277,9 @@ class SessionReader:
                 created=as_str(a.get("created", ""), "created", p),
                 regions=None if regions is None else tuple(Region.from_dict(r) for r in regions),
                 targets=targets,
+                capture_scope=CaptureScope.from_dict(
+                    as_json(a.get("capture_scope_json", "null"), "capture_scope_json", p)
+                ),
             )
 
     def _writer_alive(self, attrs) -> bool:
@@ -327,7 +334,8 @@ class SessionReader:
 
     # ---- attention -----------------------------------------------------------------------
     def step_rows(self, run: str | int, step: int, *, as_stored: bool = False) -> np.ndarray:
-        """Attention of decode step ``step``: ``[layer, head, key]``, its valid keys only.
+        """Attention of decode step ``step``: ``[layer, head, key]``, its valid keys only (under an
+        ``image-keys`` capture scope, the stored keys: those up to the last image token).
 
         float32 by default (a fresh array). ``as_stored=True`` returns the stored dtype (float16)
         as the reader's cached, read-only array: a scrub frame asks for the same step from several
@@ -387,43 +395,29 @@ class SessionReader:
             g = f[RUNS_GROUP][run_id]
             if "attention" not in g or "prefill" not in g["attention"]:
                 return None
-            return np.asarray(self._whole(g["attention"]["prefill"], "the prefill attention"), dtype=np.float32)
-
-    def _head_index(self, heads: HeadSet | Iterable[Head] | None, n_layers: int, n_heads: int):
-        if heads is None:
-            return np.s_[:, :]
-        pairs = heads.heads if isinstance(heads, HeadSet) else tuple(heads)
-        if not pairs:
-            raise SessionFileError("the head set is empty")
-        layers = np.array([int(layer) for layer, _ in pairs])
-        hs = np.array([int(h) for _, h in pairs])
-        if layers.min() < 0 or layers.max() >= n_layers or hs.min() < 0 or hs.max() >= n_heads:
-            raise SessionFileError(
-                f"a head is out of range for this run's {n_layers} layers x {n_heads} heads"
+            return np.asarray(
+                self._whole(g["attention"]["prefill"], "the prefill attention"), dtype=np.float32
             )
-        return layers, hs
 
     def _regions_of(self, info: RunInfo) -> list[Region]:
         return list(info.regions) if info.regions else self.regions
 
     def image_attention(self, run: str | int, step: int, heads=None) -> tuple[np.ndarray, np.ndarray]:
         """Mean over ``heads`` (all if None) of step ``step``'s attention on each image token
-        ``[n_image_tokens]``, and its sum over each region's tokens ``[n_regions]`` (not renormalised)."""
+        ``[n_image_tokens]``, and its sum over each region's tokens ``[n_regions]`` (not renormalised).
+        The math is ``core.scoring``'s; a head out of range raises HeadSpecError."""
         info = self.run_info(run)
-        rows = self.step_rows(info.run_id, step)  # [layer, head, key]
-        index = self._head_index(heads, info.n_layers, info.n_heads)
-        selected = rows[index].reshape(-1, rows.shape[-1])  # [n_heads_selected, key]
-        per_token = selected[:, self.grid.positions].mean(axis=0)  # [n_image_tokens]
-        regions = self._regions_of(info)
-        per_region = np.array([per_token[r.token_indices].sum() for r in regions], dtype=np.float32)
-        return per_token.astype(np.float32), per_region
+        per_token = image_attention(self.step_rows(info.run_id, step), self.grid.positions, heads)
+        per_region = region_masses(per_token, self._regions_of(info))
+        return per_token.astype(np.float32), per_region.astype(np.float32)
 
     def trajectory(self, run: str | int, heads=None, block: int = 16) -> np.ndarray:
         """``[step, region]``: at each complete step, the mean over ``heads`` of the attention summed
-        over each region's image tokens (the "staircase"). Reads ``block`` steps at a time."""
+        over each region's image tokens (the "staircase", ``core.scoring.trajectory``'s ``raw``).
+        Reads ``block`` steps at a time."""
         info = self.run_info(run)
         regions = self._regions_of(info)
-        index = self._head_index(heads, info.n_layers, info.n_heads)
+        head_index(heads, info.n_layers, info.n_heads)  # a bad head set fails before any read
         positions = [r.positions(self.grid) for r in regions]
         out = np.zeros((info.n_steps, len(regions)), dtype=np.float32)
         with self._access() as f:
@@ -438,10 +432,7 @@ class SessionReader:
             for start in range(0, info.n_steps, block):
                 stop = min(start + block, info.n_steps)
                 chunk = np.asarray(d[start:stop, :, :, :width], dtype=np.float32)  # [step, layer, head, key]
-                sel = chunk[(slice(None), *index)] if heads is not None else chunk
-                sel = sel.reshape(stop - start, -1, width)  # [step, heads_selected, key]
-                for j, pos in enumerate(positions):
-                    out[start:stop, j] = sel[:, :, pos].sum(axis=2).mean(axis=1)
+                out[start:stop] = trajectory(chunk, heads, positions)["raw"]
         return out
 
     # ---- derived arrays ------------------------------------------------------------------

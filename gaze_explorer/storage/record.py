@@ -88,6 +88,7 @@ class RunRecorder:
             prefill_mode=spec.prefill_mode,
             capture_decode=spec.capture_decode,
             regions=None if spec.regions is None else list(spec.regions),
+            capture_scope=spec.capture_scope,
         )
         self.writer.last_run_id = self.run_id
         if self._on_begin is not None:

@@ -58,6 +58,12 @@ class RunSpec:
     prefill_mode: str
     capture_decode: bool = True
     regions: list | None = None
+    capture_scope: dict | None = None  # core.capture_scope.CaptureScope.to_dict(); None: full
+    stored_keys: int = 0  # keys stored per decode row (max_keys, or fewer for image-keys); 0: max_keys
+
+    def __post_init__(self) -> None:
+        if not self.stored_keys:
+            self.stored_keys = self.max_keys
 
 
 @dataclass
@@ -81,6 +87,16 @@ class _ThreadRun:
     ended: bool = False
     datasets: dict = field(default_factory=dict)  # name -> h5py.Dataset, valid for datasets_file
     datasets_file: object = None  # the h5py.File the handles belong to (reopened files need new ones)
+
+
+def _skipped_heads(spec: RunSpec) -> np.ndarray | None:
+    """``[layer, head]`` bool of the heads a 'heads' capture scope does not store, or None."""
+    heads = (spec.capture_scope or {}).get("heads")
+    if heads is None:
+        return None
+    keep = np.zeros((spec.n_layers, spec.n_heads), dtype=bool)
+    keep[tuple(np.asarray(heads, dtype=np.int64).reshape(-1, 2).T)] = True
+    return ~keep
 
 
 def _none_to_int(value) -> int:
@@ -163,6 +179,8 @@ class FileOps:
         a["prompt_len"] = spec.prompt_len
         a["prefill_mode"] = spec.prefill_mode
         a["capture_decode"] = spec.capture_decode
+        a["capture_scope_json"] = dumps(spec.capture_scope or {"kind": "full", "heads": None})
+        a["stored_keys"] = spec.stored_keys
         a["compression"] = self.compression
         a["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         a["writer_pid"] = os.getpid()
@@ -180,7 +198,7 @@ class FileOps:
             g.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(chunk,), dtype=dtype)
         g.create_dataset("switches", shape=(0, 4), maxshape=(None, 4), chunks=(64, 4), dtype=np.int64)
         if spec.capture_decode:
-            L, H, K = spec.n_layers, spec.n_heads, spec.max_keys
+            L, H, K = spec.n_layers, spec.n_heads, spec.stored_keys  # K < max_keys: image-keys scope
             att = g.create_group("attention")
             att.create_dataset(
                 "decode",
@@ -231,10 +249,14 @@ class FileOps:
         padded = None
         n_keys = 0
         if spec.capture_decode:
-            padded = np.zeros((spec.n_layers, spec.n_heads, spec.max_keys), dtype=ATTENTION_DTYPE)
+            padded = np.zeros((spec.n_layers, spec.n_heads, spec.stored_keys), dtype=ATTENTION_DTYPE)
             if rows is not None:
-                n_keys = rows.shape[2]
-                padded[:, :, :n_keys] = rows  # [layer, head, key], zero padded to max_keys
+                n_keys = rows.shape[2]  # the step's real key count, stored in valid_keys
+                width = min(n_keys, spec.stored_keys)
+                padded[:, :, :width] = rows[:, :, :width]  # [layer, head, key], zero padded
+                skipped = _skipped_heads(spec)
+                if skipped is not None:
+                    padded[skipped] = np.nan  # heads outside a 'heads' capture scope
         self.pending.setdefault(run_id, []).append(
             _StagedStep(int(step), int(token_id), str(text), _none_to_int(target), padded, n_keys, switch)
         )

@@ -89,11 +89,13 @@ def estimate_run_bytes(
     prefill_mode: str = "last",
     prefill_queries: int | None = None,
     capture_decode: bool = True,
+    stored_keys: int | None = None,
 ) -> int:
-    """Uncompressed bytes of a run's attention: decode rows padded to the run's maximum key count,
-    plus the prefill (last row, or the full query x key matrix). float16 = 2 bytes a value."""
+    """Uncompressed bytes of a run's attention: decode rows padded to the run's maximum key count
+    (or ``stored_keys``, an image-keys capture scope's width), plus the prefill (last row, or the
+    full query x key matrix). float16 = 2 bytes a value."""
     bytes_per = np.dtype(ATTENTION_DTYPE).itemsize
-    max_keys = prompt_len + max_new_tokens
+    max_keys = prompt_len + max_new_tokens if stored_keys is None else int(stored_keys)
     decode = max_new_tokens * n_layers * n_heads * max_keys * bytes_per if capture_decode else 0
     if prefill_mode == "full" or prefill_queries:
         queries = prefill_queries if prefill_queries else prompt_len

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaze_explorer.core.capture_scope import CaptureScope, image_key_end
 from gaze_explorer.core.errors import DiskSpaceError, GazeExplorerError, SessionFileError
 from gaze_explorer.core.regions import ImageTokenGrid, Region
 from gaze_explorer.storage import handles
@@ -112,6 +113,7 @@ class SessionWriter:
         except BaseException:
             handles.release_writer(self.path, self)
             raise
+        self._grid_positions = np.asarray(grid.positions)  # for the image-keys capture scope
         self._runs: dict[str, _ProducerRun] = {}
         self._next_index = self._ops.n_existing_runs
         self._lock = threading.Lock()
@@ -143,16 +145,22 @@ class SessionWriter:
         prefill_mode: str = "last",
         capture_decode: bool = True,
         regions: Sequence[Region] | None = None,
+        capture_scope: CaptureScope | None = None,
     ) -> str:
         """Check the free disk space against the run's estimated size, then queue its creation.
 
-        ``max_keys`` is ``prompt_len + max_new_tokens``: decode rows are padded to it.
+        ``max_keys`` is ``prompt_len + max_new_tokens``: decode rows are padded to it, or cut to
+        the image keys / NaN outside the chosen heads under ``capture_scope`` (core.capture_scope).
         """
+        scope = capture_scope or CaptureScope()
+        scope.head_mask(int(n_layers), int(n_heads))  # a head out of range fails here, not on the thread
+        stored_keys = scope.stored_keys(max_keys, image_key_end(self._grid_positions))
         self._raise_if_failed()
         if max_keys <= prompt_len:
             raise ValueError(f"max_keys ({max_keys}) must exceed prompt_len ({prompt_len})")
         needed = estimate_run_bytes(
-            n_layers, n_heads, prompt_len, max_keys - prompt_len, prefill_mode, None, capture_decode
+            n_layers, n_heads, prompt_len, max_keys - prompt_len, prefill_mode, None, capture_decode,
+            stored_keys=stored_keys,
         )
         check_disk_space(self.path, needed)
         with self._lock:
@@ -173,6 +181,8 @@ class SessionWriter:
                 prefill_mode=str(prefill_mode),
                 capture_decode=bool(capture_decode),
                 regions=None if regions is None else [r.to_dict() for r in regions],
+                capture_scope=scope.to_dict(),
+                stored_keys=stored_keys,
             )
             self._runs[run_id] = _ProducerRun(spec)
             self._needed_bytes = needed
@@ -393,7 +403,7 @@ class SessionWriter:
         bytes than it has, and closing it can crash the process. So the run ends as failed while
         there is still room to close the file properly."""
         spec = ops.runs[run_id].spec
-        step_bytes = spec.n_layers * spec.n_heads * spec.max_keys * 2 if spec.capture_decode else 0
+        step_bytes = spec.n_layers * spec.n_heads * spec.stored_keys * 2 if spec.capture_decode else 0
         step_bytes += 64  # tokens, targets, text
         need = (ops.n_pending + 2) * step_bytes + _CLOSE_SLACK_BYTES
         # Asking the file system costs ~50 us, a third of a small model's step on this thread. So
