@@ -86,6 +86,7 @@ def test_gemma4_registry_and_eos(gemma4):
     assert adapter_for(model.config) is Gemma4Adapter
     assert adapter.attention_layers == (0, 1, 2, 3)
     assert adapter.tokenizer.convert_tokens_to_ids("<turn|>") in adapter.eos_token_ids
+    assert adapter.tokenizer.unk_token_id not in adapter.eos_token_ids  # "<end_of_turn>" is not in this vocab
 
 
 @pytest.mark.parametrize(("size", "grid"), [((384, 64), (3, 20)), ((64, 384), (20, 3)), ((200, 150), (7, 9))])

@@ -60,8 +60,8 @@ class Gemma4Adapter(FamilyAdapter):
     def extra_eos_token_ids(self) -> list[int]:
         """Chat turns end with the end-of-turn token (the checkpoints' generation config stops there)."""
         unk = getattr(self.tokenizer, "unk_token_id", None)
-        vocab = self.tokenizer.get_vocab()
-        return [int(vocab[t]) for t in END_OF_TURN_TOKENS if t in vocab and vocab[t] != unk]
+        ids = (self.tokenizer.convert_tokens_to_ids(t) for t in END_OF_TURN_TOKENS)
+        return [int(i) for i in ids if i is not None and i != unk]
 
     def process_image(self, image: Image.Image) -> VisionInputs:
         out = self.image_processor(images=[image], return_tensors="pt")
