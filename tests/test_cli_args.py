@@ -46,7 +46,7 @@ BAD = [
     (["generate", "--image", "i", "--prompt", "p", "--heads", "all", "--target", "2"], "--panels N or --box"),
     (
         ["generate", "--image", "i", "--prompt", "p", "--panels", "3", "--heads", "all", "--target", "4"],
-        "only 3 panels",
+        "--target: panel 4 does not exist: the image has 3 panel(s)",
     ),
     (
         ["generate", "--image", "i", "--prompt", "p", "--panels", "3", "--heads", "all", "--schedule", "1,5"],

@@ -250,5 +250,5 @@ def test_bad_arguments_exit_2_with_one_error_line(pipeline, capsys):
     assert info.value.code == 2
     errors = [ln for ln in err.splitlines() if "error:" in ln]
     assert errors == [
-        "gaze-explorer generate: error: --schedule names panel 7 but the image has only 6 panels"
+        "gaze-explorer generate: error: --schedule: panel 7 does not exist: the image has 6 panel(s)"
     ]

@@ -18,6 +18,7 @@ from gaze_explorer.cli.helpers import (
 )
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError
 from gaze_explorer.core.evaluation_report import format_table, write_json
+from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge
 from gaze_explorer.core.steering import SteeringMode
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     evaluation = Evaluation(
         loaded,
         strips,
-        HeadConditions.from_scores(scores, top_k, seed=args.seed),
+        HeadConditions.from_scores(scores, top_k, seed=args.seed, pool=default_control_pool(is_demo(args))),
         config,
         boxes=read_boxes(args.boxes, strips),
         judge=judge,

@@ -11,11 +11,10 @@ import numpy as np
 from gaze_explorer.core.errors import GazeExplorerError, HeadSpecError
 from gaze_explorer.core.heads import (
     HeadSet,
-    all_heads,
+    choose_heads,
+    default_control_pool,
     load_head_list,
     parse_head_spec,
-    random_control_heads,
-    top_k_heads,
 )
 
 
@@ -23,19 +22,18 @@ def export_heads(args: argparse.Namespace, reader) -> HeadSet | None:
     """The head set of ``--heads`` for a session; None (the session's top 10) when not given."""
     if args.heads is None:
         return None
-    kind, k = parse_head_spec(args.heads)
+    spec = parse_head_spec(args.heads)
     scores = reader.gaze_scores()
-    if kind == "file":
-        return load_head_list(args.heads)
-    if kind == "all":
-        n_layers, n_heads = session_shape(reader)
-        return all_heads(n_layers, n_heads)
-    if scores is None:
+    if spec.kind in ("top", "random") and scores is None:
         raise HeadSpecError(f"--heads {args.heads} needs gaze scores, and the session has none")
-    heads = top_k_heads(np.asarray(scores), k)
-    if kind == "random":  # the random control of the evaluations: seeded, outside the top K
-        heads = random_control_heads(np.asarray(scores), k, seed=0, exclude=heads.heads)
-    return heads
+    try:
+        n_layers, n_heads = np.asarray(scores).shape if scores is not None else session_shape(reader)
+    except GazeExplorerError:
+        if spec.kind != "file":
+            raise
+        return load_head_list(spec.path)  # no model size to check the file against
+    pool = default_control_pool(reader.meta.get("model_id") == "demo")
+    return choose_heads(spec, n_layers, n_heads, scores=scores, pool=pool).heads
 
 
 def pick_run(reader, wanted: str | None) -> str | None:

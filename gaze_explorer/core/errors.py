@@ -36,6 +36,10 @@ class HeadSpecError(GazeExplorerError):
     """A head list that is malformed, or names a layer or head out of range for the model."""
 
 
+class ControlPoolError(HeadSpecError):
+    """A random control whose pool (the heads it may be drawn from) holds fewer heads than K."""
+
+
 class ScheduleError(GazeExplorerError):
     """A steering schedule that is malformed or names a region that does not exist."""
 

@@ -1,4 +1,8 @@
-"""Head sets: top-K gaze heads, seeded random controls, all heads, explicit lists; their files.
+"""Head sets: top-K heads by a criterion, seeded random controls, all heads, explicit lists; their files.
+
+:func:`choose_heads` is the one place a head set is chosen from a spec (the CLI, the app, the
+evaluations and the exports call it), with one policy for the random control
+(:class:`ControlPool`, :data:`DEFAULT_CONTROL_POOL`, :data:`DEFAULT_CONTROL_SEED`).
 
 A head is ``(layer, head)`` with 0-based indices into the language model's decoder layers and
 query heads. The authors' ranking format is a JSON list of ``{"layer", "head", "score"}`` sorted
@@ -11,13 +15,13 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gaze_explorer.core.errors import HeadSpecError
+from gaze_explorer.core.errors import ControlPoolError, HeadSpecError
 
 Head = tuple[int, int]
 
@@ -30,7 +34,7 @@ class HeadSet:
     heads: tuple[Head, ...]
 
     def __post_init__(self) -> None:
-        cleaned = tuple(sorted({(int(l), int(h)) for l, h in self.heads}))
+        cleaned = tuple(sorted({(int(layer), int(h)) for layer, h in self.heads}))
         object.__setattr__(self, "heads", cleaned)
 
     def __len__(self) -> int:
@@ -43,22 +47,22 @@ class HeadSet:
         """Boolean ``[layer, head]`` mask of this set. Raises HeadSpecError if out of range."""
         self.validate(n_layers, n_heads)
         m = np.zeros((n_layers, n_heads), dtype=bool)
-        for l, h in self.heads:
-            m[l, h] = True
+        for layer, h in self.heads:
+            m[layer, h] = True
         return m
 
     def by_layer(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
-        for l, h in self.heads:
-            out.setdefault(l, []).append(h)
+        for layer, h in self.heads:
+            out.setdefault(layer, []).append(h)
         return out
 
     def validate(self, n_layers: int, n_heads: int, attention_layers: Iterable[int] | None = None) -> None:
         """Raise HeadSpecError for a head out of range or, when ``attention_layers`` (the model's
         softmax-attention layers) is given, for a head in a linear-attention layer."""
-        bad = [(l, h) for l, h in self.heads if not (0 <= l < n_layers and 0 <= h < n_heads)]
+        bad = [(layer, h) for layer, h in self.heads if not (0 <= layer < n_layers and 0 <= h < n_heads)]
         if bad:
-            shown = ", ".join(f"L{l}H{h}" for l, h in bad[:5])
+            shown = ", ".join(f"L{layer}H{h}" for layer, h in bad[:5])
             raise HeadSpecError(
                 f"{len(bad)} head(s) out of range for a model with {n_layers} layers x {n_heads} heads: {shown}"
             )
@@ -75,7 +79,7 @@ class HeadSet:
 
 
 def all_heads(n_layers: int, n_heads: int) -> HeadSet:
-    return HeadSet("all", tuple((l, h) for l in range(n_layers) for h in range(n_heads)))
+    return HeadSet("all", tuple((layer, h) for layer in range(n_layers) for h in range(n_heads)))
 
 
 def ranking(scores: np.ndarray) -> list[dict]:
@@ -104,52 +108,227 @@ def top_k_heads(scores: np.ndarray, k: int) -> HeadSet:
     return HeadSet(f"top-{k}", tuple((r["layer"], r["head"]) for r in rows))
 
 
-def random_control_heads(
-    scores: np.ndarray,
-    k: int,
-    seed: int = 0,
-    percentile: float = 5.0,
-    exclude: Iterable[Head] = (),
-) -> HeadSet:
-    """``k`` seeded random heads among those scoring at or below ``percentile``, minus ``exclude``.
-
-    If the bottom percentile holds fewer than ``k`` eligible heads, the pool grows to the lowest
-    scoring eligible heads until it has ``k`` (so the control is always the same size as the set
-    it controls for).
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    n_layers, n_heads = scores.shape
-    excluded = {(int(l), int(h)) for l, h in exclude}
-    eligible = [
-        (layer, h) for layer in range(n_layers) for h in range(n_heads)
-        if (layer, h) not in excluded and not np.isnan(scores[layer, h])  # NaN: a linear-attention layer
-    ]  # fmt: skip
-    if not 1 <= k <= len(eligible):
-        raise HeadSpecError(f"a random control of {k} heads needs at least {k} eligible heads, have {len(eligible)}")
-    threshold = float(np.nanpercentile(scores, percentile))
-    pool = [hd for hd in eligible if scores[hd] <= threshold]
-    if len(pool) < k:
-        pool = sorted(eligible, key=lambda hd: (scores[hd], hd))[:k]
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(pool), size=k, replace=False)
-    return HeadSet(f"random-{k}", tuple(pool[i] for i in sorted(picked)))
+# ---- choosing a head set: the one policy ---------------------------------------------------------
+CRITERIA = ("gaze", "image", "localization")  # head-selection criteria; ``top:K`` is ``gaze:K``
+CONTROL_POOL_KINDS = ("percentile", "band", "all-non-gaze")
+DEFAULT_CONTROL_SEED = 0
+DEFAULT_CONTROL_POOL = "percentile:5"  # the authors' code
+DEMO_CONTROL_POOL = "percentile:15"  # see default_control_pool
 
 
-def parse_head_spec(spec: str) -> tuple[str, int | None]:
-    """Parse ``top:K``, ``random:K``, ``all`` into (kind, K). Anything else is taken as a file path."""
-    text = spec.strip()
-    if text == "all":
-        return "all", None
-    for kind in ("top", "random"):
-        if text.startswith(kind + ":"):
+@dataclass(frozen=True)
+class HeadSpec:
+    """A parsed head-set spec: ``CRITERION:K`` (``gaze:100``, ``image:100``, ``localization:100``;
+    ``top:K`` is ``gaze:K``), ``random:K``, ``all``, or a head-list file. ``HeadSpec("custom")``
+    (hand-picked heads, the app's grid) is built directly, never parsed from text."""
+
+    kind: str  # "top" | "random" | "all" | "custom" | "file"
+    k: int | None = None
+    criterion: str | None = None  # for "top": which score ranks the heads
+    path: str | None = None  # for "file"
+
+    @classmethod
+    def parse(cls, spec: str) -> HeadSpec:
+        """Parse a spec; anything that is not one of the named forms is taken as a file path."""
+        text = str(spec).strip()
+        if text == "all":
+            return cls("all")
+        name, sep, value = text.partition(":")
+        if sep and name in (*CRITERIA, "top", "random"):
             try:
-                k = int(text[len(kind) + 1 :])
+                k = int(value)
             except ValueError as exc:
-                raise HeadSpecError(f"'{spec}': K must be a whole number, as in {kind}:10") from exc
+                raise HeadSpecError(f"'{spec}': K must be a whole number, as in {name}:10") from exc
             if k < 1:
                 raise HeadSpecError(f"'{spec}': K must be at least 1")
-            return kind, k
-    return "file", None
+            if name == "random":
+                return cls("random", k)
+            return cls("top", k, "gaze" if name == "top" else name)
+        return cls("file", path=text)
+
+    def __str__(self) -> str:
+        if self.kind == "top":
+            return f"{self.criterion}:{self.k}"
+        if self.kind == "random":
+            return f"random:{self.k}"
+        return str(self.path) if self.kind == "file" else self.kind
+
+
+def parse_head_spec(spec: str) -> HeadSpec:
+    """Parse ``gaze:K`` (alias ``top:K``), ``image:K``, ``localization:K``, ``random:K``, ``all`` or
+    a file path (see :class:`HeadSpec`)."""
+    return HeadSpec.parse(spec)
+
+
+@dataclass(frozen=True)
+class ControlPool:
+    """Which heads a random control may be drawn from; never the top-K gaze heads, nor heads
+    without a score (NaN: a linear-attention layer).
+
+    - ``percentile:P``: heads whose gaze score is at or below the P-th percentile of all scores
+      (the authors' code; ``percentile:5``);
+    - ``band``: every head in the layers from the lowest to the highest layer that the top-K gaze
+      heads occupy (the paper's headline control);
+    - ``all-non-gaze``: every other head.
+    """
+
+    kind: str
+    percentile: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | ControlPool) -> ControlPool:
+        if isinstance(text, ControlPool):
+            return text
+        raw = str(text).strip()
+        name, sep, value = raw.partition(":")
+        if name == "percentile" and sep:
+            try:
+                p = float(value)
+            except ValueError:
+                p = float("nan")
+            if not 0 <= p <= 100:
+                raise HeadSpecError(
+                    f"control pool {raw!r}: P must be a number from 0 to 100, as in percentile:5"
+                )
+            return cls("percentile", p)
+        if raw in ("band", "all-non-gaze"):
+            return cls(raw)
+        raise HeadSpecError(
+            f"unknown control pool {raw!r}; use percentile:P (e.g. percentile:5), band or all-non-gaze"
+        )
+
+    def __str__(self) -> str:
+        return f"percentile:{self.percentile:g}" if self.kind == "percentile" else self.kind
+
+    def heads(self, gaze_scores: np.ndarray, top: Iterable[Head]) -> list[Head]:
+        """The pool for the control of the gaze heads ``top``, in (layer, head) order."""
+        scores = np.asarray(gaze_scores, dtype=np.float64)
+        n_layers, n_heads = scores.shape
+        excluded = {(int(layer), int(h)) for layer, h in top}
+        candidates = [
+            (layer, h)
+            for layer in range(n_layers)
+            for h in range(n_heads)
+            if (layer, h) not in excluded and not np.isnan(scores[layer, h])
+        ]
+        if self.kind == "percentile":
+            threshold = float(np.nanpercentile(scores, self.percentile))
+            return [hd for hd in candidates if scores[hd] <= threshold]
+        if self.kind == "band":
+            layers = [layer for layer, _ in excluded]
+            lo, hi = (min(layers), max(layers)) if layers else (0, -1)
+            return [hd for hd in candidates if lo <= hd[0] <= hi]
+        return candidates
+
+
+def default_control_pool(demo: bool = False) -> str:
+    """The control pool used when none is asked for: the authors' ``percentile:5``, except on the
+    bundled demo model, whose 96 heads hold only 5 at or below the 5th percentile, fewer than its
+    default K of 10 (10 % of its heads): there the pool is the 15th percentile (15 heads), still
+    the lowest-scoring heads, as the authors' control is."""
+    return DEMO_CONTROL_POOL if demo else DEFAULT_CONTROL_POOL
+
+
+@dataclass(frozen=True)
+class HeadChoice:
+    """A chosen head set and how it was chosen (what a session or an evaluation JSON records)."""
+
+    heads: HeadSet
+    spec: str  # e.g. "gaze:10", "random:10", "all", "custom", or the file's path
+    criterion: str | None = None  # the score that ranked the heads (top-K; "gaze" for a control)
+    k: int | None = None
+    seed: int | None = None  # random controls only
+    pool: str | None = None  # random controls only
+    pool_size: int | None = None  # random controls only: how many heads the draw was made from
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec,
+            "name": self.heads.name,
+            "criterion": self.criterion,
+            "k": self.k,
+            "seed": self.seed,
+            "pool": self.pool,
+            "pool_size": self.pool_size,
+            "heads": [list(hd) for hd in self.heads.heads],
+        }
+
+
+def random_control(
+    gaze_scores: np.ndarray,
+    k: int,
+    *,
+    seed: int = DEFAULT_CONTROL_SEED,
+    pool: str | ControlPool = DEFAULT_CONTROL_POOL,
+) -> HeadChoice:
+    """``k`` heads drawn uniformly without replacement (seeded) from the control pool of the top-K
+    gaze heads (see :class:`ControlPool`).
+
+    Raises ControlPoolError when the pool holds fewer than ``k`` heads: the control is then not
+    what it claims to be, and is never padded with the lowest-scoring heads.
+    """
+    pool = ControlPool.parse(pool)
+    top = top_k_heads(gaze_scores, k)
+    candidates = pool.heads(gaze_scores, top.heads)
+    if len(candidates) < k:
+        raise ControlPoolError(
+            f"the random control's pool ({pool}) holds {len(candidates)} head(s), fewer than K={k}: use a "
+            f"smaller K or a wider pool (band, all-non-gaze, or a higher percentile)"
+        )
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(candidates), size=k, replace=False)
+    heads = HeadSet(f"random-{k}", tuple(candidates[i] for i in sorted(picked)))
+    return HeadChoice(heads, f"random:{k}", "gaze", k, int(seed), str(pool), len(candidates))
+
+
+def choose_heads(
+    spec: str | HeadSpec,
+    n_layers: int,
+    n_heads: int,
+    *,
+    scores: Mapping[str, np.ndarray] | np.ndarray | None = None,
+    seed: int = DEFAULT_CONTROL_SEED,
+    pool: str | ControlPool = DEFAULT_CONTROL_POOL,
+    custom: Iterable[Head] = (),
+) -> HeadChoice:
+    """The head set of ``spec`` for a model of ``n_layers`` x ``n_heads`` heads: the one policy.
+
+    ``scores`` maps a criterion (``gaze``, ``image``, ``localization``) to its ``[layer, head]``
+    scores (higher is better; NaN: not applicable); a bare array is the gaze scores. ``CRITERION:K``
+    takes the K best heads by that criterion; ``random:K`` draws K heads (``seed``) from the
+    control ``pool`` of the top-K gaze heads (raises ControlPoolError when the pool is smaller
+    than K); ``all`` is every head; ``custom`` is ``custom``; a file is read and checked against
+    the model. Raises HeadSpecError when the scores a spec needs are missing or the wrong shape.
+    """
+    spec = spec if isinstance(spec, HeadSpec) else HeadSpec.parse(spec)
+    if spec.kind == "all":
+        return HeadChoice(all_heads(n_layers, n_heads), "all")
+    if spec.kind == "custom":
+        heads = HeadSet("custom", tuple(custom))
+        heads.validate(n_layers, n_heads)
+        return HeadChoice(heads, "custom")
+    if spec.kind == "file":
+        heads = load_head_list(spec.path)
+        heads.validate(n_layers, n_heads)
+        return HeadChoice(heads, str(spec.path))
+    by_criterion = {"gaze": scores} if isinstance(scores, np.ndarray) else dict(scores or {})
+    criterion = spec.criterion if spec.kind == "top" else "gaze"
+    grid = by_criterion.get(criterion)
+    if grid is None:
+        raise HeadSpecError(f"'{spec}' needs {criterion} scores (run discovery first)")
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.shape != (n_layers, n_heads):
+        raise HeadSpecError(
+            f"{criterion} scores are {grid.shape[0]} x {grid.shape[1]}, but the model has {n_layers} x {n_heads} heads"
+            if grid.ndim == 2
+            else f"{criterion} scores must be a [layer, head] grid, got shape {grid.shape}"
+        )
+    if spec.kind == "random":
+        return random_control(grid, spec.k, seed=seed, pool=pool)
+    heads = top_k_heads(grid, spec.k)
+    if criterion != "gaze":
+        heads = HeadSet(f"{criterion}-{spec.k}", heads.heads)
+    return HeadChoice(heads, str(spec), criterion, spec.k)
 
 
 def _head_from_record(rec: object, where: str) -> tuple[Head, float | None]:
@@ -159,10 +338,17 @@ def _head_from_record(rec: object, where: str) -> tuple[Head, float | None]:
         layer, head = rec["layer"], rec["head"]
     except KeyError as exc:
         raise HeadSpecError(f"{where}: entry {rec!r} lacks {exc.args[0]!r}") from exc
-    if isinstance(layer, bool) or isinstance(head, bool) or not isinstance(layer, int) or not isinstance(head, int):
+    if (
+        isinstance(layer, bool)
+        or isinstance(head, bool)
+        or not isinstance(layer, int)
+        or not isinstance(head, int)
+    ):
         raise HeadSpecError(f"{where}: 'layer' and 'head' must be whole numbers, got {rec!r}")
     score = rec.get("score")
-    if score is not None and (not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score)):
+    if score is not None and (
+        not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score)
+    ):
         raise HeadSpecError(f"{where}: 'score' must be a finite number, got {score!r}")
     return (layer, head), (None if score is None else float(score))
 
@@ -179,7 +365,7 @@ def parse_head_list(text: str, fmt: str, source: str = "head list") -> tuple[Hea
         if isinstance(data, dict) and "heads" in data:
             data = data["heads"]
         if not isinstance(data, list):
-            raise HeadSpecError(f"{source}: expected a JSON list of {{\"layer\", \"head\", \"score\"}} objects")
+            raise HeadSpecError(f'{source}: expected a JSON list of {{"layer", "head", "score"}} objects')
         for i, rec in enumerate(data):
             hd, sc = _head_from_record(rec, f"{source} entry {i}")
             heads.append(hd)
@@ -194,7 +380,9 @@ def parse_head_list(text: str, fmt: str, source: str = "head list") -> tuple[Hea
                 layer, head = int(row["layer"]), int(row["head"])
                 score = float(row["score"]) if row.get("score") else None
             except ValueError as exc:
-                raise HeadSpecError(f"{source} line {i}: layer and head must be whole numbers, got {row}") from exc
+                raise HeadSpecError(
+                    f"{source} line {i}: layer and head must be whole numbers, got {row}"
+                ) from exc
             heads.append((layer, head))
             scores.append(score)
     else:
@@ -204,9 +392,9 @@ def parse_head_list(text: str, fmt: str, source: str = "head list") -> tuple[Hea
     seen: set[Head] = set()
     dups = sorted({hd for hd in heads if hd in seen or seen.add(hd)})  # type: ignore[func-returns-value]
     if dups:
-        shown = ", ".join(f"L{l}H{h}" for l, h in dups[:5])
+        shown = ", ".join(f"L{layer}H{h}" for layer, h in dups[:5])
         raise HeadSpecError(f"{source}: duplicate heads {shown}")
-    if any((l < 0 or h < 0) for l, h in heads):
+    if any((layer < 0 or h < 0) for layer, h in heads):
         raise HeadSpecError(f"{source}: layer and head indices must be >= 0")
     return HeadSet(Path(source).stem or "custom", tuple(heads)), scores
 
@@ -240,7 +428,8 @@ def _file_order(text: str, fmt: str, source: str) -> list[Head]:
 def head_list_records(heads: HeadSet, scores: np.ndarray | None = None) -> list[dict]:
     """Records in the authors' format, sorted by score when scores are given."""
     recs = [
-        {"layer": l, "head": h, "score": (None if scores is None else float(scores[l, h]))} for l, h in heads.heads
+        {"layer": layer, "head": h, "score": (None if scores is None else float(scores[layer, h]))}
+        for layer, h in heads.heads
     ]
     if scores is not None:
         recs.sort(key=lambda r: -r["score"])

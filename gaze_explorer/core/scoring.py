@@ -6,18 +6,26 @@ The inference layer captures attention rows; these functions reduce them:
   renormalised, so a head that ignores the image scores near 0, as in the paper);
 - :func:`panel_matrix` / :func:`gaze_scores`: the queried x attended panel matrix of a strip and
   the gaze score (its diagonal mean over panels and strips);
-- :func:`trajectory`: per decode step x region attention of a head set, raw, normalised, and
-  weighted by each image token's value-vector norm at prefill.
+- :func:`image_attention` / :func:`overlay_heat` / :func:`region_masses`: the mean selected head's
+  attention on each image token, as a token grid, summed per region (the overlay, the reader's
+  ``image_attention``);
+- :func:`trajectory` / :func:`step_trajectory`: per decode step x region attention of a head set
+  (the staircase), raw, normalised, and weighted by each image token's value-vector norm at
+  prefill; from stacked rows, or step by step from a run's ``rows_at``.
+
+Heads are averaged (not summed), so an overlay or trajectory reads as "the attention of a typical
+selected head"; :func:`head_index` is the one place a head set becomes index arrays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from gaze_explorer.core.errors import HeadSpecError, RegionError
 from gaze_explorer.core.heads import HeadSet
+from gaze_explorer.core.regions import ImageTokenGrid, Region
 
 
 def region_attention(rows: np.ndarray, region_positions: Sequence[np.ndarray]) -> np.ndarray:
@@ -69,8 +77,15 @@ def mean_matrices(matrices: np.ndarray) -> np.ndarray:
     return m if m.ndim == 4 else m.mean(axis=0)
 
 
-def head_index(heads: HeadSet | Iterable[tuple[int, int]], n_layers: int, n_heads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(layers, heads) index arrays of a head set, checked against the model's size."""
+def head_index(
+    heads: HeadSet | Iterable[tuple[int, int]] | None, n_layers: int, n_heads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(layers, heads) index arrays of a head set (``None``: every head), checked against the model's
+    size, for fancy indexing ``rows[..., layers, heads, :]``. Raises HeadSpecError for an empty set
+    or a head out of range."""
+    if heads is None:
+        layers, hs = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+        return layers.reshape(-1), hs.reshape(-1)
     hs = heads if isinstance(heads, HeadSet) else HeadSet("heads", tuple(heads))
     if len(hs) == 0:
         raise HeadSpecError("the head set is empty")
@@ -79,13 +94,61 @@ def head_index(heads: HeadSet | Iterable[tuple[int, int]], n_layers: int, n_head
     return arr[:, 0], arr[:, 1]
 
 
+def select_heads(rows: np.ndarray, heads: HeadSet | Iterable[tuple[int, int]] | None) -> np.ndarray:
+    """The rows of ``heads``: ``[..., layer, head, key] -> [..., n_selected, key]``."""
+    rows = np.asarray(rows)
+    layers, hs = head_index(heads, rows.shape[-3], rows.shape[-2])
+    return rows[..., layers, hs, :]
+
+
+def image_attention(
+    rows: np.ndarray, image_positions: np.ndarray, heads: HeadSet | Iterable[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """Mean over ``heads`` (None: all) of the attention on each image token:
+    ``[..., layer, head, key] -> [..., n_image_tokens]`` (float64, not renormalised)."""
+    picked = select_heads(rows, heads)[..., np.asarray(image_positions, dtype=np.int64)]
+    return picked.astype(np.float64).mean(axis=-2)
+
+
+def region_masses(heat: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    """Sum of a per-image-token quantity (``[n_image_tokens]``, or an overlay's ``[rows, cols]``
+    token grid) over each region's tokens: ``[region]``."""
+    flat = np.asarray(heat, dtype=np.float64).reshape(-1)
+    return np.array([flat[r.token_indices].sum() for r in regions], dtype=np.float64)
+
+
+def overlay_heat(rows: np.ndarray, grid: ImageTokenGrid, heads: HeadSet) -> np.ndarray:
+    """Mean attention of ``heads`` on each image token of one step's rows ``[layer, head, key]``, as
+    the ``[rows, cols]`` token grid; zeros for an empty head set (nothing selected yet)."""
+    if len(heads) == 0:
+        return np.zeros((grid.rows, grid.cols), dtype=np.float64)
+    return image_attention(rows, grid.positions, heads).reshape(grid.rows, grid.cols)
+
+
+def head_region_mass(rows: np.ndarray, grid: ImageTokenGrid, region: Region) -> np.ndarray:
+    """Attention mass of every head on ``region``'s image tokens: ``[layer, head, key] -> [layer, head]``."""
+    return np.asarray(rows)[:, :, region.positions(grid)].astype(np.float64).sum(axis=-1)
+
+
+def stack_step_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Decode steps' rows ``[layer, head, key_s]`` (one more key each step), zero-padded into one
+    ``[step, layer, head, max_key]`` array for :func:`trajectory`."""
+    if not rows:
+        raise ValueError("no captured decode rows (CaptureSpec(decode=True) is needed)")
+    n_keys = max(r.shape[-1] for r in rows)
+    out = np.zeros((len(rows), *rows[0].shape[:2], n_keys), dtype=np.float32)
+    for s, r in enumerate(rows):
+        out[s, ..., : r.shape[-1]] = r
+    return out
+
+
 def trajectory(
     step_rows: np.ndarray,
-    heads: HeadSet | Iterable[tuple[int, int]],
+    heads: HeadSet | Iterable[tuple[int, int]] | None,
     region_positions: Sequence[np.ndarray],
     value_norms: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per step x region attention of a head set (mean over the heads).
+    """Per step x region attention of a head set (mean over the heads): the paper's staircase.
 
     ``step_rows`` is ``[step, layer, head, key]`` (keys padded to the longest step; zeros beyond a
     step's keys are harmless since regions are prompt positions). ``value_norms`` is
@@ -93,11 +156,11 @@ def trajectory(
     ``[step, region]``; ``normalised`` (each step's regions sum to 1); and, with value norms,
     ``weighted`` (attention x ||v|| summed over each region) and ``weighted_normalised``.
     """
-    rows = np.asarray(step_rows, dtype=np.float64)
+    rows = np.asarray(step_rows)
     if rows.ndim != 4:
         raise ValueError(f"expected [step, layer, head, key] rows, got shape {rows.shape}")
     layers, hs = head_index(heads, rows.shape[1], rows.shape[2])
-    sel = rows[:, layers, hs]  # [step, n_sel, key]
+    sel = rows[:, layers, hs].astype(np.float64)  # [step, n_sel, key]: select first, then widen
     out = {"raw": region_attention(sel, region_positions).mean(axis=1)}  # [step, region]
     out["normalised"] = _normalise(out["raw"])
     if value_norms is not None:
@@ -107,6 +170,26 @@ def trajectory(
         weighted[..., :k] = sel[..., :k] * norms[None, :, :k]
         out["weighted"] = region_attention(weighted, region_positions).mean(axis=1)
         out["weighted_normalised"] = _normalise(out["weighted"])
+    return out
+
+
+def step_trajectory(
+    rows_at: Callable[[int], np.ndarray | None],
+    n_steps: int,
+    grid: ImageTokenGrid,
+    regions: Sequence[Region],
+    heads: HeadSet,
+    start: int = 0,
+) -> np.ndarray:
+    """The staircase of a run read step by step (``rows_at(step)`` -> ``[layer, head, key]``, or
+    None for a step without rows): ``[step, region]`` raw attention of the mean selected head for
+    steps ``start`` to ``n_steps - 1`` (a streaming view adds only its new steps), NaN where a step
+    has no rows."""
+    out = np.full((max(n_steps - start, 0), len(regions)), np.nan, dtype=np.float64)
+    for i, step in enumerate(range(start, n_steps)):
+        rows = rows_at(step)
+        if rows is not None:
+            out[i] = region_masses(overlay_heat(rows, grid, heads), regions)
     return out
 
 

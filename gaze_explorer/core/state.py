@@ -21,10 +21,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from psygnal import Signal
 
-from gaze_explorer.core.errors import RegionError, ScheduleError
-from gaze_explorer.core.heads import Head, HeadSet, all_heads, random_control_heads, top_k_heads
+from gaze_explorer.core.errors import HeadSpecError, RegionError, ScheduleError
+from gaze_explorer.core.heads import (
+    DEFAULT_CONTROL_POOL,
+    DEFAULT_CONTROL_SEED,
+    ControlPool,
+    Head,
+    HeadSet,
+    HeadSpec,
+    choose_heads,
+)
 from gaze_explorer.core.regions import ImageTokenGrid, Region, box_region
-from gaze_explorer.core.steering import Schedule, Switch, parse_schedule
+from gaze_explorer.core.steering import Schedule, Switch, check_targets, parse_schedule
 
 COLORMAPS = ("inferno", "magma", "viridis", "plasma")
 NORMALISATIONS = ("per_step", "global")
@@ -193,9 +201,11 @@ class HeadSelectionModel:
         self.custom: set[Head] = set()
         self.kind = "top"
         self.k = 5
-        self.seed = 0
+        self.seed = DEFAULT_CONTROL_SEED
+        self.pool = DEFAULT_CONTROL_POOL  # the random control's pool (core.heads.ControlPool)
         self.file_set: HeadSet | None = None
         self.active = HeadSet("none", ())
+        self.problem = ""  # why the active set is empty when it could not be chosen
 
     def set_shape(self, n_layers: int, n_heads: int) -> None:
         if (n_layers, n_heads) != (self.n_layers, self.n_heads):
@@ -233,7 +243,9 @@ class HeadSelectionModel:
         if self.kind == "custom":
             self._recompute()
 
-    def set_kind(self, kind: str, k: int | None = None, seed: int | None = None) -> None:
+    def set_kind(
+        self, kind: str, k: int | None = None, seed: int | None = None, pool: str | None = None
+    ) -> None:
         if kind not in HEAD_SET_KINDS:
             raise ValueError(f"head set kind must be one of {HEAD_SET_KINDS}, got {kind!r}")
         self.kind = kind
@@ -241,6 +253,8 @@ class HeadSelectionModel:
             self.k = int(k)
         if seed is not None:
             self.seed = int(seed)
+        if pool is not None:
+            self.pool = str(ControlPool.parse(pool))
         self._recompute()
 
     def set_file_set(self, heads: HeadSet) -> None:
@@ -255,23 +269,34 @@ class HeadSelectionModel:
         self.selection_changed.emit()
 
     def _build(self) -> HeadSet:
+        """The active set, chosen by ``core.heads.choose_heads``; a set that cannot be chosen is
+        empty, named for why, with the full reason in ``problem``."""
+        self.problem = ""
         if not self.n_layers:
             return HeadSet("none", ())
-        total = self.n_layers * self.n_heads
-        k = min(max(self.k, 1), total)
-        if self.kind == "all":
-            return all_heads(self.n_layers, self.n_heads)
-        if self.kind == "custom":
-            return HeadSet("custom", tuple(self.custom))
         if self.kind == "file":
             return self.file_set or HeadSet("file", ())
-        if self.gaze_scores is None:
+        k = min(max(self.k, 1), self.n_layers * self.n_heads)
+        if self.kind in ("top", "random") and self.gaze_scores is None:
+            self.problem = "run discovery first: top-K and random heads need gaze scores"
             return HeadSet(f"{self.kind}-{k} (run discovery first)", ())
-        if self.kind == "top":
-            return top_k_heads(self.gaze_scores, k)
-        top = top_k_heads(self.gaze_scores, k).heads
-        exclude = top if total - len(top) >= k else ()
-        return random_control_heads(self.gaze_scores, k, seed=self.seed, exclude=exclude)
+        spec = {"top": f"gaze:{k}", "random": f"random:{k}", "all": "all"}.get(self.kind) or HeadSpec(
+            "custom"
+        )
+        try:
+            choice = choose_heads(
+                spec,
+                self.n_layers,
+                self.n_heads,
+                scores=self.gaze_scores,
+                seed=self.seed,
+                pool=self.pool,
+                custom=self.custom,
+            )
+        except HeadSpecError as err:  # e.g. a random control whose pool is smaller than K
+            self.problem = str(err)
+            return HeadSet(f"{self.kind}-{k} (cannot be chosen)", ())
+        return choice.heads
 
     def mask(self) -> np.ndarray:
         """Boolean ``[layer, head]`` mask of the active set."""
@@ -325,8 +350,7 @@ class TargetModel:
             if not self.schedule_text:
                 raise ScheduleError("write a schedule such as 4,2,1,6,5,3")
             return regions, parse_schedule(self.schedule_text, len(regions), self.switch_every)
-        if not 0 <= self.panel < len(regions):
-            raise ScheduleError(f"panel {self.panel + 1} does not exist; the image has {len(regions)} panel(s)")
+        check_targets((self.panel,), len(regions))
         return regions, self.panel
 
 
@@ -340,7 +364,9 @@ class OverlaySettings:
         self.colormap = "inferno"
         self.normalisation = "per_step"
 
-    def update(self, *, opacity: float | None = None, colormap: str | None = None, normalisation: str | None = None) -> None:
+    def update(
+        self, *, opacity: float | None = None, colormap: str | None = None, normalisation: str | None = None
+    ) -> None:
         if colormap is not None and colormap not in COLORMAPS:
             raise ValueError(f"colormap must be one of {COLORMAPS}")
         if normalisation is not None and normalisation not in NORMALISATIONS:

@@ -10,6 +10,7 @@ the run's region list (panel k is index k-1).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -116,6 +117,52 @@ class Schedule(TargetSource):
         return {**out, "delay": self.delay} if self.delay else out  # sessions without a delay unchanged
 
 
+def check_targets(targets: Iterable[int | None], n_regions: int) -> None:
+    """Raise ScheduleError unless every target (a 0-based region index; None: no target) is one of
+    the run's ``n_regions`` regions. The one check, and the one message, of the CLI, the app and
+    ``generate_stream``."""
+    bad = sorted({int(t) for t in targets if t is not None and not 0 <= int(t) < n_regions})
+    if bad:
+        shown = ", ".join(str(t + 1) for t in bad)
+        verb = "does not exist" if len(bad) == 1 else "do not exist"
+        raise ScheduleError(
+            f"panel{'s' if len(bad) > 1 else ''} {shown} {verb}: the image has {n_regions} panel(s)"
+        )
+
+
+def source_targets(source: TargetSource | int | None) -> tuple[int | None, ...]:
+    """The targets a source will steer to (as far as known before the run: a live source's current one)."""
+    if source is None:
+        return ()
+    if isinstance(source, int):
+        return (source,)
+    if isinstance(source, Schedule | LiveSchedule):
+        return tuple(source.targets)
+    if isinstance(source, FixedTarget):
+        return (source.target,)
+    if isinstance(source, LiveTarget):
+        return (source.get(),)
+    return ()
+
+
+def check_steering(
+    plan: SteeringPlan | None,
+    source: TargetSource | int | None,
+    n_regions: int,
+    n_layers: int,
+    n_heads: int,
+    attention_layers: Iterable[int] | None = None,
+) -> None:
+    """Check a steered run's input before it starts: the plan names heads, each in range (and in a
+    softmax-attention layer when ``attention_layers`` is given), and every target is a region.
+    Raises HeadSpecError or ScheduleError."""
+    if plan is not None:
+        if len(plan.heads) == 0:
+            raise ScheduleError("the head set is empty: run discovery, or pick heads in the grid")
+        plan.heads.validate(n_layers, n_heads, attention_layers)
+    check_targets(source_targets(source), n_regions)
+
+
 def parse_schedule(text: str, n_regions: int, switch_every: int) -> Schedule:
     """Parse a 1-based panel schedule such as ``4,2,1,6,5,3``."""
     parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
@@ -127,9 +174,8 @@ def parse_schedule(text: str, n_regions: int, switch_every: int) -> Schedule:
             k = int(p)
         except ValueError as exc:
             raise ScheduleError(f"schedule {text!r}: {p!r} is not a panel number") from exc
-        if not 1 <= k <= n_regions:
-            raise ScheduleError(f"schedule {text!r} names panel {k}, but the image has {n_regions} panel(s)")
         targets.append(k - 1)
+    check_targets(targets, n_regions)
     return Schedule(tuple(targets), int(switch_every))
 
 

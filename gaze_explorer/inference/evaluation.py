@@ -18,7 +18,13 @@ import numpy as np
 
 from gaze_explorer.core.errors import CancelledError, GazeExplorerError, ScheduleError
 from gaze_explorer.core.evaluation_report import PROTOCOLS, build_report
-from gaze_explorer.core.heads import HeadSet, all_heads, random_control_heads, top_k_heads
+from gaze_explorer.core.heads import (
+    DEFAULT_CONTROL_POOL,
+    DEFAULT_CONTROL_SEED,
+    HeadChoice,
+    HeadSet,
+    choose_heads,
+)
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge, Judge, PanelTruth, judge_for
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import Region, box_region, panel_regions
@@ -88,20 +94,28 @@ class EvalProgress:
 
 @dataclass
 class HeadConditions:
-    """The steered head sets of an evaluation, from one gaze-score grid ``[layer, head]``."""
+    """The steered head sets of an evaluation, from one gaze-score grid ``[layer, head]``, chosen by
+    ``core.heads.choose_heads`` (``choices`` says how each was chosen: K, seed, pool, pool size)."""
 
     gaze: HeadSet
     random: HeadSet
     all: HeadSet
+    choices: dict[str, HeadChoice] = field(default_factory=dict)
 
     @classmethod
     def from_scores(
-        cls, scores: np.ndarray, k: int, seed: int = 0, percentile: float = 5.0
+        cls,
+        scores: np.ndarray,
+        k: int,
+        seed: int = DEFAULT_CONTROL_SEED,
+        pool: str = DEFAULT_CONTROL_POOL,
     ) -> HeadConditions:
-        top = top_k_heads(scores, k)
-        rand = random_control_heads(scores, k, seed=seed, percentile=percentile, exclude=top.heads)
         n_layers, n_heads = np.asarray(scores).shape
-        return cls(top, rand, all_heads(n_layers, n_heads))
+        choices = {
+            name: choose_heads(spec, n_layers, n_heads, scores=scores, seed=seed, pool=pool)
+            for name, spec in (("gaze", f"gaze:{k}"), ("random", f"random:{k}"), ("all", "all"))
+        }
+        return cls(choices["gaze"].heads, choices["random"].heads, choices["all"].heads, choices)
 
 
 def derangement(n: int, rng: np.random.Generator) -> list[int]:

@@ -28,11 +28,12 @@ from gaze_explorer.core.regions import Region
 from gaze_explorer.core.steering import (
     FixedTarget,
     LiveTarget,
-    Schedule,
     SteeringMode,
     SteeringPlan,
     SwitchRecorder,
     TargetSource,
+    check_steering,
+    check_targets,
 )
 from gaze_explorer.inference.attention import ForwardRequest, attention_control
 from gaze_explorer.inference.loading import LoadedModel
@@ -135,15 +136,7 @@ def generate_stream(
     if isinstance(target, int):
         target = FixedTarget(target)
     source = target if target is not None else FixedTarget(None)
-    if plan is not None:
-        plan.heads.validate(loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
-        if len(plan.heads) == 0:
-            raise ScheduleError("the steering plan names no heads")
-    if isinstance(source, FixedTarget | Schedule) and source is not None:
-        targets = source.targets if isinstance(source, Schedule) else (source.target,)
-        bad = [t for t in targets if t is not None and not 0 <= t < len(regions)]
-        if bad:
-            raise ScheduleError(f"target region(s) {[t + 1 for t in bad]} do not exist (the run has {len(regions)})")
+    check_steering(plan, source, len(regions), loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
     grid = prepared.grids[0]
     for r in regions:
         if len(r.token_indices) == 0:
@@ -176,8 +169,7 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
     def bias_for(tgt: int | None, n_keys: int) -> torch.Tensor | None:
         if plan is None or tgt is None:
             return None
-        if not 0 <= tgt < len(regions):
-            raise ScheduleError(f"target region {tgt + 1} does not exist (the run has {len(regions)})")
+        check_targets((tgt,), len(regions))  # a live switch to a region the run does not have
         target_pos = regions[tgt].positions(grid)
         return build_bias(plan.mode, plan.strength, n_keys, prompt_len, image_positions, target_pos, prompt_mask)[None]
 

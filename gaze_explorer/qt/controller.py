@@ -23,10 +23,11 @@ from PIL import Image
 from PySide6 import QtCore
 
 from gaze_explorer.core.errors import GazeExplorerError, ModelLoadError, PromptError
+from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.paths import demo_comics_dir, resources_dir
 from gaze_explorer.core.regions import panel_regions
 from gaze_explorer.core.state import AppState, RunData
-from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule
+from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule, check_steering, check_targets
 from gaze_explorer.qt.session_io import SessionRecorder
 from gaze_explorer.qt.workers import Worker
 
@@ -93,9 +94,13 @@ class AppController(QtCore.QObject):
 
     # ---- model ---------------------------------------------------------------------------------
     def load_model(
-        self, spec: str, device: str = "auto", dtype: str = "auto", device_map: str | None = None,
+        self,
+        spec: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        device_map: str | None = None,
         trust_remote_code: bool = False,
-    ) -> Worker:  # fmt: skip
+    ) -> Worker:
         """Load a model on a worker; a bad spec posts a clear error and keeps the app usable.
 
         ``trust_remote_code`` stays off unless the user passed ``--trust-remote-code``.
@@ -107,11 +112,21 @@ class AppController(QtCore.QObject):
 
             try:
                 yield load_model(
-                    spec, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+                    spec,
+                    device=device,
+                    dtype=dtype,
+                    device_map=device_map,
+                    trust_remote_code=trust_remote_code,
                 )
             except GazeExplorerError:
                 raise
-            except (OSError, ValueError, KeyError, RuntimeError, AssertionError) as err:  # torch asserts on CUDA
+            except (
+                OSError,
+                ValueError,
+                KeyError,
+                RuntimeError,
+                AssertionError,
+            ) as err:  # torch asserts on CUDA
                 raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
         worker = Worker("load-model", stream, classify=lambda _item: "finished")
@@ -133,18 +148,24 @@ class AppController(QtCore.QObject):
             activity="ready",
         )
         self.state.heads.set_shape(loaded.n_layers, loaded.n_heads)
-        # K as the CLI's evaluation defaults it: 10 % of the heads on the demo model, the paper's 100
-        # otherwise (at most half the heads)
+        # K and the control pool as the CLI's evaluation defaults them: 10 % of the heads on the demo
+        # model, the paper's 100 otherwise (at most half the heads)
         from gaze_explorer.inference.evaluation import default_top_k
 
         demo = getattr(loaded, "model_id", "") == "demo"
-        self.state.heads.set_kind(self.state.heads.kind, k=default_top_k(loaded.n_layers, loaded.n_heads, demo))
+        self.state.heads.set_kind(
+            self.state.heads.kind,
+            k=default_top_k(loaded.n_layers, loaded.n_heads, demo),
+            pool=default_control_pool(demo),
+        )
         if self.pil_image is not None:
             self._rebuild_grid()
         self.model_loaded.emit()
 
     # ---- image ---------------------------------------------------------------------------------
-    def set_image(self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None) -> None:
+    def set_image(
+        self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None
+    ) -> None:
         """Show a new image with ``n_panels`` side-by-side panels (0 = none). Starts a new session."""
         self.pil_image = image.convert("RGB")
         self.panel_widths = widths
@@ -211,22 +232,40 @@ class AppController(QtCore.QObject):
             if plan is None:
                 regions, source = panels, None
             else:
-                if not plan.heads.heads:
-                    raise GazeExplorerError("the head set is empty: run discovery, or pick heads in the grid")
-                plan.heads.validate(self.loaded.n_layers, self.loaded.n_heads)
+                if not plan.heads.heads and state.heads.problem:
+                    raise GazeExplorerError(state.heads.problem)  # why the head set could not be chosen
                 regions, target = state.target.resolve(grid, panels)
                 source = LiveSchedule(target) if isinstance(target, Schedule) else LiveTarget(target)
+                loaded = self.loaded
+                check_steering(
+                    plan,
+                    source,
+                    len(regions),
+                    loaded.n_layers,
+                    loaded.n_heads,
+                    loaded.adapter.attention_layers,
+                )
         except GazeExplorerError as err:
             self._fail(str(err))
             return None
-        name = "baseline" if plan is None else f"steered {plan.heads.name} → {self._target_label(source, regions)}"
+        name = (
+            "baseline"
+            if plan is None
+            else f"steered {plan.heads.name} → {self._target_label(source, regions)}"
+        )
         run = RunData(
             name,
-            params={"prompt": prompt, "options": options.to_dict(), "plan": None if plan is None else plan.to_dict()},
+            params={
+                "prompt": prompt,
+                "options": options.to_dict(),
+                "plan": None if plan is None else plan.to_dict(),
+            },
             regions=regions,
         )  # rows_at is set by the recorder: a small window of unflushed steps, then the session file
         if isinstance(source, LiveSchedule):
-            run.scheduled = list(range(source.switch_every, source.switch_every * len(source.targets), source.switch_every))
+            run.scheduled = list(
+                range(source.switch_every, source.switch_every * len(source.targets), source.switch_every)
+            )
             run.params["schedule"] = source.to_dict()
         loaded, image = self.loaded, self.pil_image
         cancel = threading.Event()
@@ -234,7 +273,14 @@ class AppController(QtCore.QObject):
 
         try:  # validates the input now, on this thread; the tokens come on the worker
             stream = generate_stream(
-                loaded, image, prompt, regions=regions, plan=plan, target=source, options=options, capture=capture,
+                loaded,
+                image,
+                prompt,
+                regions=regions,
+                plan=plan,
+                target=source,
+                options=options,
+                capture=capture,
                 cancel=cancel,
             )
         except GazeExplorerError as err:
@@ -249,7 +295,10 @@ class AppController(QtCore.QObject):
         )
 
         worker = Worker(
-            "generate", lambda _cancel: stream, on_item=lambda ev: self.recorder.write(run_handle, ev), cancel_event=cancel
+            "generate",
+            lambda _cancel: stream,
+            on_item=lambda ev: self.recorder.write(run_handle, ev),
+            cancel_event=cancel,
         )
         worker.progress.connect(lambda ev: self._on_prefill(index, ev))
         worker.token.connect(lambda ev: self._on_token(index, ev))
@@ -336,12 +385,14 @@ class AppController(QtCore.QObject):
         if live is None or target.kind != "panel" or self._run_index is None:
             return
         regions = self.state.session.runs[self._run_index].regions
-        if 0 <= target.panel < len(regions):
-            live.set(target.panel)
-            until = " until the schedule's next switch" if isinstance(live, LiveSchedule) else ""
-            self.state.status.post(f"switching to {regions[target.panel].name} at the next token{until}")
-        else:
-            self._fail(f"panel {target.panel + 1} does not exist; the image has {len(regions)} panel(s)")
+        try:
+            check_targets((target.panel,), len(regions))
+        except GazeExplorerError as err:
+            self._fail(str(err))
+            return
+        live.set(target.panel)
+        until = " until the schedule's next switch" if isinstance(live, LiveSchedule) else ""
+        self.state.status.post(f"switching to {regions[target.panel].name} at the next token{until}")
 
     # ---- discovery -----------------------------------------------------------------------------
     def discover(self, source: str, folder: str = "") -> Worker | None:
@@ -358,7 +409,9 @@ class AppController(QtCore.QObject):
             if source == "current":
                 regions = [r for r in self.state.session.regions if r.kind == "panel"]
                 if self.pil_image is None or len(regions) < 2:
-                    raise GazeExplorerError("discovery on the current image needs a strip of at least 2 panels")
+                    raise GazeExplorerError(
+                        "discovery on the current image needs a strip of at least 2 panels"
+                    )
                 widths = [int(r.box[2] - r.box[0]) for r in regions]
                 strips = [Strip(self.pil_image, widths, name=self.state.session.image_name)]
                 total = 1
@@ -386,7 +439,9 @@ class AppController(QtCore.QObject):
 
         worker = Worker("discover", stream, classify=classify)
         self.state.status.set_progress("discovery", 0, total)
-        worker.progress.connect(lambda p: self.state.status.set_progress("discovery", getattr(p, "done", 0), total))
+        worker.progress.connect(
+            lambda p: self.state.status.set_progress("discovery", getattr(p, "done", 0), total)
+        )
         worker.finished.connect(self._on_discovered)
         worker.errored.connect(lambda *_: self.state.status.set_progress("discovery", 0, 0))
         self.state.status.set_busy(True)
@@ -399,6 +454,10 @@ class AppController(QtCore.QObject):
             return
         self.state.heads.set_gaze_scores(np.asarray(result.scores))
         self.panel_matrices = getattr(result, "matrices", None)
+        self.state.discovery.set_result(
+            result.scores, self.panel_matrices, result.n_strips, getattr(result, "image_mass", None),
+            getattr(result, "image_maps", None),
+        )  # fmt: skip
         self.state.heads.set_kind(self.state.heads.kind if self.state.heads.kind != "file" else "top")
         self.recorder.write_discovery(result)
         self.state.grid_score_mode.set_mode("gaze")

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError
-from gaze_explorer.core.heads import HeadSet, save_head_list
+from gaze_explorer.core.heads import HeadSet, choose_heads, save_head_list
 from gaze_explorer.core.regions import ImageTokenGrid, Region
-from gaze_explorer.core.state_data import grid_corners, overlay_heat, region_masses
+from gaze_explorer.core.scoring import overlay_heat, step_trajectory
+from gaze_explorer.core.state_data import grid_corners
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -94,8 +95,13 @@ def grid_figure(scores: np.ndarray, title: str, active: HeadSet | None = None, l
     return fig
 
 
-def trajectory_figure(traj: np.ndarray, title: str, region_names: Sequence[str], tokens: Sequence[str] = (),
-                      switches: Sequence[tuple[int, str]] = ()):
+def trajectory_figure(
+    traj: np.ndarray,
+    title: str,
+    region_names: Sequence[str],
+    tokens: Sequence[str] = (),
+    switches: Sequence[tuple[int, str]] = (),
+):
     """The step x region staircase (inferno), with switch markers (▲ scheduled, ◆ live)."""
     import pyqtgraph as pg
     from PySide6 import QtCore
@@ -113,19 +119,30 @@ def trajectory_figure(traj: np.ndarray, title: str, region_names: Sequence[str],
     for kind, symbol, colour in (("schedule", "t1", "#0072B2"), ("live", "d", "#D55E00")):
         xs = [s for s, k in switches if k == kind]
         if xs:
-            plot.addItem(pg.ScatterPlotItem(xs, [-0.8] * len(xs), symbol=symbol, size=12, brush=colour, pen="w"))
+            plot.addItem(
+                pg.ScatterPlotItem(xs, [-0.8] * len(xs), symbol=symbol, size=12, brush=colour, pen="w")
+            )
     plot.getAxis("left").setTicks([[(i, n) for i, n in enumerate(region_names)]])
     if tokens:
         every = max(1, len(tokens) // 40)
-        plot.getAxis("bottom").setTicks([[(i, t.strip() or "␣") for i, t in enumerate(tokens) if i % every == 0], []])
+        plot.getAxis("bottom").setTicks(
+            [[(i, t.strip() or "␣") for i, t in enumerate(tokens) if i % every == 0], []]
+        )
     plot.setYRange(-1.2, data.shape[0] - 0.5, padding=0)
     _style_axes(plot, "decode step (token)", "region")
     return fig
 
 
-def overlay_figure(image: np.ndarray, grid: ImageTokenGrid, heat: np.ndarray, regions: Sequence[Region],
-                   title: str, colormap: str = "inferno", opacity: float = 0.6,
-                   levels: tuple[float, float] | None = None):
+def overlay_figure(
+    image: np.ndarray,
+    grid: ImageTokenGrid,
+    heat: np.ndarray,
+    regions: Sequence[Region],
+    title: str,
+    colormap: str = "inferno",
+    opacity: float = 0.6,
+    levels: tuple[float, float] | None = None,
+):
     """The image with the heat drawn on each token's pixel box and panel frames."""
     import pyqtgraph as pg
     from PySide6 import QtCore, QtWidgets
@@ -140,7 +157,9 @@ def overlay_figure(image: np.ndarray, grid: ImageTokenGrid, heat: np.ndarray, re
     plot.addItem(img)
     levels = levels or (0.0, float(heat.max()) or 1.0)
     x, y = grid_corners(grid)
-    mesh = pg.PColorMeshItem(x, y, heat, colorMap=pg.colormap.get(colormap), levels=levels, enableAutoLevels=False)
+    mesh = pg.PColorMeshItem(
+        x, y, heat, colorMap=pg.colormap.get(colormap), levels=levels, enableAutoLevels=False
+    )
     mesh.setOpacity(opacity)
     plot.addItem(mesh)
     for i, r in enumerate(rg for rg in regions if rg.box is not None):
@@ -217,7 +236,9 @@ def save_figure(fig, path: str | Path) -> Path:
             device.setTitle(p.stem)
         else:
             device = QtGui.QPdfWriter(str(p))
-            device.setPageSize(QtGui.QPageSize(QtCore.QSizeF(rect.width(), rect.height()), QtGui.QPageSize.Unit.Point))
+            device.setPageSize(
+                QtGui.QPageSize(QtCore.QSizeF(rect.width(), rect.height()), QtGui.QPageSize.Unit.Point)
+            )
             device.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
             device.setResolution(72)
         painter = QtGui.QPainter(device)
@@ -239,12 +260,16 @@ def run_record(run, trajectory: np.ndarray | None, region_names: Sequence[str], 
         "tokens": list(run.tokens),
         "text": "".join(run.tokens),
         "targets": [None if t is None else int(t) for t in run.targets],
-        "switches": [{"step": s.step, "previous": s.previous, "to": s.to, "source": s.source} for s in run.switches],
+        "switches": [
+            {"step": s.step, "previous": s.previous, "to": s.to, "source": s.source} for s in run.switches
+        ],
         "parameters": run.params,
         "trajectory": {
             "heads": [list(h) for h in heads.heads],
             "regions": list(region_names),
-            "values": None if trajectory is None else np.where(np.isnan(trajectory), None, trajectory).tolist(),
+            "values": None
+            if trajectory is None
+            else np.where(np.isnan(trajectory), None, trajectory).tolist(),
         },
     }
 
@@ -267,14 +292,14 @@ def write_head_list(path: str | Path, heads: HeadSet, scores: np.ndarray | None 
 # ---- headless entry points (the CLI's ``export`` command) -------------------------------------------
 def heads_or_top(reader, heads: HeadSet | None, k: int = 10) -> HeadSet:
     """``heads``, or by default the session's top ``k`` heads by gaze score."""
-    from gaze_explorer.core.heads import top_k_heads
-
     if heads is not None:
         return heads
     scores = reader.gaze_scores()
     if scores is None:
         raise GazeExplorerError("the session has no gaze scores; pass a head set or run discovery first")
-    return top_k_heads(np.asarray(scores), min(k, np.asarray(scores).size))
+    scores = np.asarray(scores, dtype=np.float64)
+    k = min(k, int(np.count_nonzero(~np.isnan(scores))))
+    return choose_heads(f"gaze:{k}", *scores.shape, scores=scores).heads
 
 
 def export_grid(reader, out: str | Path, *, heads: HeadSet | None = None) -> Path:
@@ -286,14 +311,17 @@ def export_grid(reader, out: str | Path, *, heads: HeadSet | None = None) -> Pat
     return save_figure(grid_figure(np.asarray(scores), f"Gaze scores · {model}", heads), out)
 
 
-def export_overlay(reader, out: str | Path, *, run: str, step: int, heads: HeadSet | None = None,
-                   colormap: str = "inferno") -> Path:
+def export_overlay(
+    reader, out: str | Path, *, run: str, step: int, heads: HeadSet | None = None, colormap: str = "inferno"
+) -> Path:
     """The image with the heads' attention at ``step`` of ``run``."""
     heads = heads_or_top(reader, heads)
     rows = reader.step_rows(run, step)
     heat = overlay_heat(rows, reader.grid, heads)
     title = f"{reader.meta.get('model_id', 'model')} · run {run} · step {step} · {heads.name} ({len(heads)} heads)"
-    return save_figure(overlay_figure(np.asarray(reader.image), reader.grid, heat, reader.regions, title, colormap), out)
+    return save_figure(
+        overlay_figure(np.asarray(reader.image), reader.grid, heat, reader.regions, title, colormap), out
+    )
 
 
 def export_timeline(reader, out: str | Path, *, run: str, heads: HeadSet | None = None) -> Path:
@@ -301,12 +329,13 @@ def export_timeline(reader, out: str | Path, *, run: str, heads: HeadSet | None 
     heads = heads_or_top(reader, heads)
     tokens = list(reader.tokens(run))
     regions = [r for r in reader.regions if r.kind == "panel"] or list(reader.regions)
-    traj = np.array([region_masses(overlay_heat(reader.step_rows(run, s), reader.grid, heads), regions)
-                     for s in range(len(tokens))]).reshape(len(tokens), len(regions))
+    traj = step_trajectory(lambda s: reader.step_rows(run, s), len(tokens), reader.grid, regions, heads)
     info = reader.run_info(run)
     switches = [(s.step, s.source) for s in getattr(info, "switches", [])]
     title = f"Trajectory · run {run} · {heads.name} ({len(heads)} heads)"
-    return save_figure(trajectory_figure(traj, title, [f"P{i + 1}" for i in range(len(regions))], tokens, switches), out)
+    return save_figure(
+        trajectory_figure(traj, title, [f"P{i + 1}" for i in range(len(regions))], tokens, switches), out
+    )
 
 
 def export_panel_matrix(reader, out: str | Path, *, layer: int, head: int) -> Path:
@@ -316,5 +345,7 @@ def export_panel_matrix(reader, out: str | Path, *, layer: int, head: int) -> Pa
         raise GazeExplorerError("the session has no panel matrices (run discovery first)")
     m = np.asarray(matrices)
     if not (0 <= layer < m.shape[0] and 0 <= head < m.shape[1]):
-        raise GazeExplorerError(f"L{layer}H{head} is out of range for {m.shape[0]} layers x {m.shape[1]} heads")
+        raise GazeExplorerError(
+            f"L{layer}H{head} is out of range for {m.shape[0]} layers x {m.shape[1]} heads"
+        )
     return save_figure(matrix_figure(m[layer, head], f"Panel matrix · L{layer}H{head}"), out)

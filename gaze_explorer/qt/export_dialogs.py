@@ -8,7 +8,7 @@ import numpy as np
 from PySide6 import QtWidgets
 
 from gaze_explorer.core.errors import GazeExplorerError
-from gaze_explorer.core.heads import HeadSet, top_k_heads
+from gaze_explorer.core.heads import HeadSet, choose_heads
 from gaze_explorer.qt import export
 
 FIGURES = ("grid", "timeline", "overlay", "panel matrix")
@@ -66,7 +66,8 @@ def current_heads(window, which: str) -> HeadSet:
         return HeadSet("custom", tuple(heads.custom))
     if heads.gaze_scores is None:
         raise GazeExplorerError("no gaze scores yet: run discovery first")
-    return top_k_heads(heads.gaze_scores, min(heads.k, heads.gaze_scores.size))
+    k = min(heads.k, int(np.count_nonzero(~np.isnan(heads.gaze_scores))))
+    return choose_heads(f"gaze:{k}", heads.n_layers, heads.n_heads, scores=heads.gaze_scores).heads
 
 
 def export_current_heads(window, which: str, path: str | Path) -> Path:

@@ -1,34 +1,146 @@
-"""core/heads and core/steering: top-K, random controls, files, schedules, live target."""
+"""core/heads and core/steering: head specs, top-K, control pools, files, schedules, live target,
+the steering input check."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gaze_explorer.core.errors import HeadSpecError, ScheduleError
+from gaze_explorer.core.errors import ControlPoolError, GazeExplorerError, HeadSpecError, ScheduleError
 from gaze_explorer.core.heads import (
+    DEFAULT_CONTROL_POOL,
+    DEFAULT_CONTROL_SEED,
+    ControlPool,
     HeadSet,
+    HeadSpec,
+    choose_heads,
     load_head_list,
-    random_control_heads,
+    parse_head_spec,
+    random_control,
     save_head_list,
     top_k_heads,
 )
-from gaze_explorer.core.steering import LiveTarget, SwitchRecorder, parse_schedule
+from gaze_explorer.core.steering import (
+    FixedTarget,
+    LiveSchedule,
+    LiveTarget,
+    Schedule,
+    SteeringPlan,
+    SwitchRecorder,
+    check_steering,
+    check_targets,
+    parse_schedule,
+)
+
+# head (l, h) scores 10 * l + h: the top 3 are L3H7-H9, all in layer 3
+SCORES = np.arange(40, dtype=float).reshape(4, 10)
 
 
-def test_top_k_random_controls_and_files(tmp_path):
-    scores = np.arange(40, dtype=float).reshape(4, 10)
-    top = top_k_heads(scores, 3)
+def test_top_k_and_files(tmp_path):
+    top = top_k_heads(SCORES, 3)
     assert top.heads == ((3, 7), (3, 8), (3, 9))
-    ctrl = random_control_heads(scores, 2, seed=1, percentile=10, exclude=top.heads)
-    assert all(scores[h] <= np.percentile(scores, 10) for h in ctrl.heads)
-    assert ctrl == random_control_heads(scores, 2, seed=1, percentile=10, exclude=top.heads)
     for name in ("r.json", "r.csv"):
-        save_head_list(tmp_path / name, top, scores)
+        save_head_list(tmp_path / name, top, SCORES)
         assert load_head_list(tmp_path / name) == HeadSet(name.split(".")[0], top.heads)
     assert load_head_list(tmp_path / "r.json", limit=1).heads == ((3, 9),)
     with pytest.raises(HeadSpecError, match="out of range"):
         HeadSet("x", ((5, 0),)).validate(4, 10)
+
+
+def test_head_specs_parse_criteria_with_top_as_the_gaze_alias():
+    assert parse_head_spec("top:5") == HeadSpec("top", 5, "gaze") == parse_head_spec("gaze:5")
+    assert parse_head_spec("localization:7") == HeadSpec("top", 7, "localization")
+    assert str(parse_head_spec("image:100")) == "image:100" and str(parse_head_spec("top:4")) == "gaze:4"
+    assert parse_head_spec("random:3") == HeadSpec("random", 3)
+    assert parse_head_spec("all") == HeadSpec("all")
+    assert parse_head_spec("heads/ranking.json") == HeadSpec("file", path="heads/ranking.json")
+    for bad in ("random:0", "gaze:x", "image:-2"):
+        with pytest.raises(HeadSpecError, match="K must"):
+            parse_head_spec(bad)
+
+
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [
+        ("percentile:10", {(0, h) for h in range(4)}),  # scores <= 3.9, the 10th percentile of 0..39
+        ("band", {(3, h) for h in range(7)}),  # layer 3 holds the top 3: the rest of layer 3
+        ("all-non-gaze", {(layer, h) for layer in range(4) for h in range(10)} - {(3, 7), (3, 8), (3, 9)}),
+    ],
+)
+def test_each_control_pool_holds_its_known_heads(pool, expected):
+    parsed = ControlPool.parse(pool)
+    assert str(parsed) == pool and set(parsed.heads(SCORES, top_k_heads(SCORES, 3).heads)) == expected
+    choice = random_control(SCORES, 3, seed=4, pool=pool)
+    assert len(choice.heads) == 3 and set(choice.heads.heads) <= expected
+    assert (choice.pool, choice.pool_size, choice.seed, choice.k, choice.criterion) == (
+        pool,
+        len(expected),
+        4,
+        3,
+        "gaze",
+    )
+
+
+def test_band_spans_the_layers_of_the_top_heads_and_skips_unscored_heads():
+    scores = np.zeros((5, 4))
+    scores[1, 2], scores[3, 0] = 9.0, 8.0  # the top 2 lie in layers 1 and 3
+    scores[2, 1] = np.nan  # a head without attention (a linear-attention layer)
+    pool = ControlPool.parse("band").heads(scores, top_k_heads(scores, 2).heads)
+    expected = {(layer, h) for layer in (1, 2, 3) for h in range(4)} - {(1, 2), (3, 0), (2, 1)}
+    assert set(pool) == expected and len(pool) == 9
+
+
+def test_seeds_change_the_draw_and_the_same_seed_repeats_it():
+    draws = {random_control(SCORES, 3, seed=seed, pool="all-non-gaze").heads.heads for seed in range(5)}
+    assert len(draws) > 1  # 37 heads in the pool, 3 drawn
+    again = random_control(SCORES, 3, seed=2, pool="all-non-gaze")
+    assert again == random_control(SCORES, 3, seed=2, pool="all-non-gaze")
+    assert random_control(SCORES, 3, pool="all-non-gaze").seed == DEFAULT_CONTROL_SEED == 0
+
+
+def test_a_pool_smaller_than_k_is_an_error_never_the_lowest_heads():
+    assert DEFAULT_CONTROL_POOL == "percentile:5"
+    with pytest.raises(ControlPoolError, match=r"percentile:5\) holds 2 head\(s\), fewer than K=3") as err:
+        random_control(SCORES, 3)  # the 5th percentile of 0..39 is 1.95: two heads
+    assert isinstance(err.value, GazeExplorerError)
+    with pytest.raises(ControlPoolError):
+        choose_heads("random:8", 4, 10, scores=SCORES, pool="band")  # the top 8 fill layer 3 but for 2 heads
+    with pytest.raises(HeadSpecError, match="unknown control pool"):
+        ControlPool.parse("lowest")
+    with pytest.raises(HeadSpecError, match="from 0 to 100"):
+        ControlPool.parse("percentile:150")
+
+
+def test_choose_heads_takes_scores_per_criterion(tmp_path):
+    image = -SCORES  # the image criterion ranks layer 0 first
+    scores = {"gaze": SCORES, "image": image}
+    top = choose_heads("top:2", 4, 10, scores=scores)
+    assert top.heads.heads == ((3, 8), (3, 9)) and top == choose_heads("gaze:2", 4, 10, scores=SCORES)
+    assert (top.criterion, top.k, top.spec, top.seed, top.pool) == ("gaze", 2, "gaze:2", None, None)
+    img = choose_heads("image:2", 4, 10, scores=scores)
+    assert img.heads == HeadSet("image-2", ((0, 0), (0, 1))) and img.criterion == "image"
+    rand = choose_heads("random:2", 4, 10, scores=scores, seed=3, pool="percentile:10")
+    assert rand == random_control(SCORES, 2, seed=3, pool="percentile:10")
+    assert rand.to_dict() == {
+        "spec": "random:2",
+        "name": "random-2",
+        "criterion": "gaze",
+        "k": 2,
+        "seed": 3,
+        "pool": "percentile:10",
+        "pool_size": 4,
+        "heads": [list(h) for h in rand.heads.heads],
+    }
+    with pytest.raises(HeadSpecError, match="needs localization scores"):
+        choose_heads("localization:2", 4, 10, scores=scores)
+    with pytest.raises(HeadSpecError, match="4 x 10, but the model has 5 x 10"):
+        choose_heads("gaze:2", 5, 10, scores=SCORES)
+    assert len(choose_heads("all", 4, 10).heads) == 40
+    assert choose_heads(HeadSpec("custom"), 4, 10, custom=[(1, 1), (0, 2)]).heads.heads == ((0, 2), (1, 1))
+    save_head_list(tmp_path / "mine.csv", HeadSet("mine", ((2, 3),)))
+    assert choose_heads(str(tmp_path / "mine.csv"), 4, 10).heads.heads == ((2, 3),)
+    with pytest.raises(HeadSpecError, match="out of range"):
+        choose_heads(str(tmp_path / "mine.csv"), 2, 10)
 
 
 def test_schedule_and_live_target():
@@ -41,3 +153,22 @@ def test_schedule_and_live_target():
     rec.target_for_step(0)
     live.set(2)
     assert rec.target_for_step(1) == 2 and rec.switches[0].step == 1
+
+
+def test_one_check_for_steering_input():
+    plan = SteeringPlan(HeadSet("two", ((0, 1), (1, 2))))
+    check_steering(plan, Schedule((0, 5), 4), 6, 2, 4)  # fine: nothing raised
+    check_steering(None, None, 0, 2, 4)
+    for source in (6, FixedTarget(6), Schedule((0, 6), 4), LiveTarget(6), LiveSchedule(Schedule((6,), 2))):
+        with pytest.raises(ScheduleError, match=r"^panel 7 does not exist: the image has 6 panel"):
+            check_steering(plan, source, 6, 2, 4)
+    with pytest.raises(ScheduleError, match="panels 0, 8 do not exist"):
+        check_targets([-1, 2, 7, None], 6)
+    with pytest.raises(ScheduleError, match="the head set is empty"):
+        check_steering(SteeringPlan(HeadSet("none", ())), 0, 6, 2, 4)
+    with pytest.raises(HeadSpecError, match="out of range"):
+        check_steering(SteeringPlan(HeadSet("x", ((2, 0),))), 0, 6, 2, 4)
+    with pytest.raises(HeadSpecError, match="linear-attention"):
+        check_steering(plan, 0, 6, 2, 4, attention_layers=(0,))
+    with pytest.raises(ScheduleError, match="panel 9 does not exist"):
+        parse_schedule("4,9,1", 6, 2)

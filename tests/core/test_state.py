@@ -8,8 +8,9 @@ import pytest
 from gaze_explorer.core.errors import RegionError, ScheduleError
 from gaze_explorer.core.heads import HeadSet
 from gaze_explorer.core.regions import ImageTokenGrid, panel_regions
+from gaze_explorer.core.scoring import head_region_mass, overlay_heat, step_trajectory
 from gaze_explorer.core.state import AppState, RunData
-from gaze_explorer.core.state_data import grid_corners, head_region_mass, overlay_heat, trajectory
+from gaze_explorer.core.state_data import grid_corners
 
 
 def _grid() -> ImageTokenGrid:
@@ -40,7 +41,12 @@ def test_head_selection_top_random_custom_all():
     heads.set_gaze_scores(scores)
     heads.set_kind("top", k=2)
     assert heads.active.heads == ((2, 2), (2, 3))
+    # the default pool (percentile:5 of 12 scores) holds one head: no control, and the model says why
     heads.set_kind("random", k=2, seed=1)
+    assert len(heads.active) == 0 and "holds 1 head(s), fewer than K=2" in heads.problem
+    heads.set_kind("random", pool="band")  # layer 2 holds the top 2: the other two heads of layer 2
+    assert set(heads.active.heads) == {(2, 0), (2, 1)} and heads.problem == ""
+    heads.set_kind("random", pool="all-non-gaze")
     assert len(heads.active) == 2 and not set(heads.active.heads) & {(2, 2), (2, 3)}
     heads.set_kind("custom")
     heads.toggle((1, 1))
@@ -90,7 +96,7 @@ def test_overlay_heat_and_region_mass_follow_positions():
     panels = panel_regions(grid, 6)
     mass = head_region_mass(rows, grid, panels[1])
     assert mass.shape == (2, 3) and mass[1, 2] == 0.5 and mass.sum() == 0.5
-    traj = trajectory(lambda s: rows if s != 1 else None, 3, grid, panels, HeadSet("x", ((1, 2),)))
+    traj = step_trajectory(lambda s: rows if s != 1 else None, 3, grid, panels, HeadSet("x", ((1, 2),)))
     assert traj.shape == (3, 6) and np.isnan(traj[1]).all() and traj[0, 1] == 0.5
 
 
@@ -109,7 +115,9 @@ def test_session_runs_and_region_lookup():
     assert state.session.region_at(100, 10) == 3
     assert state.session.region_at(500, 10) is None
     shown: list[tuple] = []
-    state.session.shown_runs_changed.connect(lambda: shown.append((state.session.shown, state.session.compare)))
+    state.session.shown_runs_changed.connect(
+        lambda: shown.append((state.session.shown, state.session.compare))
+    )
     a = state.session.add_run(RunData("baseline"))
     b = state.session.add_run(RunData("steered"))
     state.session.show_runs(b, a)

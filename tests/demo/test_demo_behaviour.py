@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.demo import prompts
 from gaze_explorer.demo.comics import load_heldout_strips
 from gaze_explorer.demo.training.measure import description_accuracy, evaluate, run_discovery
@@ -101,7 +102,7 @@ def test_dynamic_narration_follows_the_schedule(loaded, strips, discovery, k):
     # averaged over all 24 shipped held-out strips, as in the model card (~5 s)
     every_strip = load_heldout_strips()
     report = Evaluation(
-        loaded, every_strip, HeadConditions.from_scores(discovery.scores, k), cfg
+        loaded, every_strip, HeadConditions.from_scores(discovery.scores, k, pool=default_control_pool(demo=True)), cfg
     ).run_to_end()
     assert report["settings"]["n_strips"] == 24
     assert report["conditions"]["gaze"]["spearman"]["mean"] >= 0.9, report["conditions"]["gaze"]

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 from conftest import make_strip
 
+from gaze_explorer.core.events import PrefillEvent, TokenEvent
 from gaze_explorer.core.heads import HeadSet
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.scoring import stack_step_rows, trajectory
 from gaze_explorer.core.steering import SteeringPlan
 from gaze_explorer.inference.attention import ForwardRequest, attention_control
 from gaze_explorer.inference.discovery import (
@@ -23,7 +25,6 @@ from gaze_explorer.inference.discovery import (
     panel_prompt,
 )
 from gaze_explorer.inference.generation import generate_stream
-from gaze_explorer.inference.trajectory import stream_trajectory, value_norms
 
 
 @dataclass
@@ -72,17 +73,34 @@ def test_discover_matches_unbatched_rows_and_cancels(tiny_qwen):
 
 def test_trajectory_of_a_steered_run(tiny_qwen, strip_image):
     prompt = "describe the panel ."
-    grid = tiny_qwen.prepare(strip_image, prompt).grid
-    regions = panel_regions(grid, 6)
+    prepared = tiny_qwen.prepare(strip_image, prompt)
+    regions = panel_regions(prepared.grid, 6)
     heads = HeadSet("two", ((1, 0), (1, 3)))
-    events = list(generate_stream(tiny_qwen, strip_image, prompt, regions=regions,
-                                  plan=SteeringPlan(heads), target=4,
-                                  options=GenerationOptions(max_new_tokens=4),
-                                  capture=CaptureSpec(value_norms=True)))  # fmt: skip
-    traj = stream_trajectory(events, heads, regions)
+    stream = generate_stream(
+        tiny_qwen,
+        strip_image,
+        prompt,
+        regions=regions,
+        plan=SteeringPlan(heads),
+        target=4,
+        options=GenerationOptions(max_new_tokens=4),
+        capture=CaptureSpec(value_norms=True),
+    )
+    events = list(stream)
+    prefill = events[0]
+    assert isinstance(prefill, PrefillEvent)
+    step_rows = stack_step_rows([e.rows for e in events if isinstance(e, TokenEvent)])
+    positions = [r.positions(prefill.grid) for r in regions]
+    traj = trajectory(step_rows, heads, positions, prefill.value_norms)
     assert traj["raw"].shape == (4, 6) and traj["weighted"].shape == (4, 6)
+    # decode-only steering: step 0 (from the unbiased prefill) is free, every later step on panel 5
     assert np.all(traj["normalised"][1:, 4] > 0.99) and traj["normalised"][0, 4] < 0.9
     np.testing.assert_allclose(traj["normalised"].sum(-1), 1.0, atol=1e-6)
     assert np.all(traj["weighted_normalised"][1:, 4] > 0.99)
-    norms = value_norms(tiny_qwen, strip_image, prompt)
-    np.testing.assert_allclose(norms, events[0].value_norms, rtol=1e-5)
+    # the value norms captured during generation equal those of a separate prefill pass
+    model, adapter = tiny_qwen.model, tiny_qwen.adapter
+    with torch.inference_mode(), attention_control(tiny_qwen) as ctl:
+        ctl.set_request(ForwardRequest(value_norms=True))
+        model(**adapter.prefill_kwargs(model, prepared), use_cache=False, logits_to_keep=1)
+        norms = ctl.take_value_norms()[:, 0].float().numpy()  # [layer, head, key]
+    np.testing.assert_allclose(norms, prefill.value_norms, rtol=1e-5)

@@ -145,7 +145,7 @@ def test_bad_input_raises_before_running(tiny_qwen, strip_image):
     with pytest.raises(HeadSpecError, match="L1H7"):
         generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
                         plan=SteeringPlan(HeadSet("x", ((1, 7),))), target=0)  # fmt: skip
-    with pytest.raises(ScheduleError, match="do not exist"):
+    with pytest.raises(ScheduleError, match="panel 7 does not exist: the image has 6 panel"):
         generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
                         plan=SteeringPlan(HeadSet("x", ((1, 0),))), target=6)  # fmt: skip
     with pytest.raises(InvalidImageError):

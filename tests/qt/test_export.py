@@ -10,7 +10,7 @@ from PySide6 import QtGui
 
 from gaze_explorer.core.errors import GazeExplorerError
 from gaze_explorer.core.heads import HeadSet, load_head_list
-from gaze_explorer.core.state_data import overlay_heat, trajectory
+from gaze_explorer.core.scoring import overlay_heat, step_trajectory
 from gaze_explorer.qt import export
 
 
@@ -26,7 +26,7 @@ def test_figures_in_three_formats(qtbot, state, tmp_path):
     assert pdf.startswith(b"%PDF")
     run = state.session.shown_run
     grid, regions = state.session.grid, state.session.regions
-    traj = trajectory(run.rows_at, run.n_steps, grid, regions, state.heads.active)
+    traj = step_trajectory(run.rows_at, run.n_steps, grid, regions, state.heads.active)
     tfig = export.trajectory_figure(traj, "Trajectory · steered", [f"P{i + 1}" for i in range(6)], run.tokens,
                                     [(3, "live")])
     svg = export.save_figure(tfig, tmp_path / "traj.svg").read_text()
@@ -53,7 +53,7 @@ def test_head_lists_and_run_json_read_back(state, tmp_path):
     with pytest.raises(GazeExplorerError, match="empty"):
         export.write_head_list(tmp_path / "e.json", HeadSet("x", ()))
     run = state.session.shown_run
-    traj = trajectory(run.rows_at, run.n_steps, state.session.grid, state.session.regions, heads)
+    traj = step_trajectory(run.rows_at, run.n_steps, state.session.grid, state.session.regions, heads)
     out = export.write_json(tmp_path / "run.json", export.run_record(run, traj, ["a"] * 6, heads))
     back = json.loads(out.read_text())
     assert back["tokens"] == run.tokens and back["switches"][0]["step"] == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gaze_explorer.core.state_data import head_region_mass
+from gaze_explorer.core.scoring import head_region_mass
 from gaze_explorer.qt.views.head_grid import HeadGridView
 
 

@@ -143,7 +143,7 @@ def test_bad_inputs_get_clear_messages_and_lose_nothing(qtbot, window, tmp_path)
 
 
 def test_open_session_restores_everything_without_a_model(qtbot, window, tmp_path):
-    from gaze_explorer.core.state_data import overlay_heat
+    from gaze_explorer.core.scoring import overlay_heat
     from gaze_explorer.qt.app import main
 
     s = window.state

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaze_explorer.core.options import GenerationOptions
-from gaze_explorer.core.state_data import overlay_heat
+from gaze_explorer.core.scoring import overlay_heat
 from gaze_explorer.demo.prompts import AMBIGUOUS_PROMPT
 
 N_TOKENS = 110

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore
 
-from gaze_explorer.core.state_data import trajectory
+from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.steering import Switch
 from gaze_explorer.qt.views.token_timeline import TokenTimelineView
 
@@ -23,7 +23,7 @@ def test_timeline_draws_tokens_trajectory_and_markers(qtbot, state):
     view = _shown(qtbot, state)
     run = state.session.shown_run
     assert [c.text() for c in view.chips] == [t for t in run.tokens]
-    expected = trajectory(run.rows_at, run.n_steps, state.session.grid, state.session.regions, state.heads.active)
+    expected = step_trajectory(run.rows_at, run.n_steps, state.session.grid, state.session.regions, state.heads.active)
     assert np.allclose(view.tracks[0].data, expected.T)
     xs, _ = view.tracks[0].live_item.getData()
     assert list(xs) == [3]  # the live switch recorded at step 3
@@ -32,7 +32,7 @@ def test_timeline_draws_tokens_trajectory_and_markers(qtbot, state):
     qtbot.waitUntil(lambda: view.tracks[1].data is not None)
     assert view.tracks[1].plot.isVisible()
     base = state.session.runs[0]
-    exp0 = trajectory(base.rows_at, 6, state.session.grid, state.session.regions, state.heads.active)
+    exp0 = step_trajectory(base.rows_at, 6, state.session.grid, state.session.regions, state.heads.active)
     assert np.allclose(view.tracks[1].data, exp0.T)
     # a streamed token and a scheduled switch appear after run_updated
     run = state.session.runs[1]

@@ -295,8 +295,8 @@ def test_head_list_parser(text, fmt):
 @given(text=st.text(max_size=30))
 def test_head_spec_parser(text):
     try:
-        kind, k = parse_head_spec(text)
+        spec = parse_head_spec(text)
     except HeadSpecError:
         return
-    assert kind in ("all", "top", "random", "file")
-    assert k is None or k >= 1
+    assert spec.kind in ("all", "top", "random", "file")
+    assert spec.k is None or spec.k >= 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import storage_synthetic as synthetic
 
-from gaze_explorer.core.errors import SessionFileError
+from gaze_explorer.core.errors import HeadSpecError, SessionFileError
 from gaze_explorer.core.heads import HeadSet
 from gaze_explorer.core.options import GenerationOptions
 from gaze_explorer.core.run_spec import RunSpec
@@ -100,7 +100,11 @@ def test_cancelled_halfway_run_keeps_its_steps(new_writer):
     # stop after 9 of 20 tokens, as a cancel does
     kept = [*events[:10], synthetic.FinishedEvent("cancelled", [], "stopped by the user")]
     spec = RunSpec(
-        name="cut", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=20,
+        name="cut",
+        prompt="p",
+        n_layers=synthetic.N_LAYERS,
+        n_heads=synthetic.N_HEADS,
+        max_new_tokens=20,
     )
     run_id = record(iter(kept), w, spec)
     w.close()
@@ -158,8 +162,10 @@ def test_image_attention_and_trajectory_sum_region_tokens(new_writer):
         traj_all = r.trajectory(run_id)
         _, all_region = r.image_attention(run_id, 2)
         np.testing.assert_allclose(traj_all[2], all_region, rtol=1e-5)
-        with pytest.raises(SessionFileError, match="out of range"):
+        with pytest.raises(HeadSpecError, match="out of range"):
             r.image_attention(run_id, 0, [(9, 0)])
+        with pytest.raises(HeadSpecError, match="out of range"):
+            r.trajectory(run_id, [(0, 9)])
 
 
 def test_step_rows_lru_cache_serves_repeated_steps(new_writer):

@@ -101,6 +101,7 @@ def evaluate(
     loaded, strips: Sequence[Strip], scores: np.ndarray, protocol: str, k: int, seed: int = 0
 ) -> dict:
     """The project's evaluation (static with the ambiguous question, or dynamic narration)."""
+    from gaze_explorer.core.heads import default_control_pool
     from gaze_explorer.inference.evaluation import EvalConfig, Evaluation, HeadConditions
 
     if protocol == "static":
@@ -115,7 +116,7 @@ def evaluate(
             switch_every=prompts.SENTENCE_TOKENS,
             seed=seed,
         )
-    heads = HeadConditions.from_scores(scores, k, seed=seed)
+    heads = HeadConditions.from_scores(scores, k, seed=seed, pool=default_control_pool(demo=True))
     return Evaluation(loaded, strips, heads, cfg, model_name="demo").run_to_end()
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from gaze_explorer.core.scoring import head_region_mass
 from gaze_explorer.core.state import AppState
-from gaze_explorer.core.state_data import head_region_mass
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 

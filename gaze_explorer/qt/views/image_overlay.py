@@ -13,8 +13,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from gaze_explorer.core.scoring import overlay_heat
 from gaze_explorer.core.state import COLORMAPS, AppState, RunData
-from gaze_explorer.core.state_data import grid_corners, overlay_heat
+from gaze_explorer.core.state_data import grid_corners
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 from gaze_explorer.qt.widgets.signals import signals_blocked

@@ -10,8 +10,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.state import AppState, RunData
-from gaze_explorer.core.state_data import overlay_heat, region_masses
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import plain_axis
 from gaze_explorer.qt.widgets.signals import signals_blocked
@@ -36,12 +36,7 @@ class TrajectoryCache:
             return None
         key = (run_index, id(run), state.heads.active.heads, len(regions))
         done = self._rows.setdefault(key, [])
-        for step in range(len(done), run.n_steps):
-            rows = run.rows_at(step)
-            if rows is None:
-                done.append(np.full(len(regions), np.nan))
-            else:
-                done.append(region_masses(overlay_heat(rows, session.grid, state.heads.active), regions))
+        done.extend(step_trajectory(run.rows_at, run.n_steps, session.grid, regions, state.heads.active, len(done)))
         if not done:
             return None
         return np.stack(done[: run.n_steps])  # [step, region]
