@@ -53,6 +53,15 @@ class ForwardRequest:
     capture_rows: str | torch.Tensor | None = None
     bias: torch.Tensor | None = None
     value_norms: bool = False
+    _bias_on: dict = field(default_factory=dict, init=False, repr=False)  # device -> fp32 bias there
+
+    def bias_on(self, device: torch.device) -> torch.Tensor:
+        """The bias as fp32 on ``device``, copied once per forward and device: the layers of a
+        device-mapped model sit on several devices, and each builds its scores on its own."""
+        out = self._bias_on.get(device)
+        if out is None:
+            out = self._bias_on[device] = self.bias.to(device, torch.float32)
+        return out
 
 
 @dataclass
@@ -67,6 +76,16 @@ class AttentionControl:
     rows: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [batch, head, row, key]
     value_norms: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [batch, head, key]
     calls: int = 0  # attention calls that went through this control (tests check the switch)
+    # (layer, device) -> the layer's fp32 [head] steer mask there
+    _steer_on: dict = field(default_factory=dict, init=False, repr=False)
+
+    def steer_mask(self, layer: int, device: torch.device) -> torch.Tensor:
+        """Layer ``layer``'s steered-head mask as fp32 ``[head]`` on ``device`` (the layer's own
+        device under a device map), copied there once."""
+        out = self._steer_on.get((layer, device))
+        if out is None:
+            out = self._steer_on[(layer, device)] = self.steer_heads[layer].to(device, torch.float32)
+        return out
 
     def set_request(self, request: ForwardRequest) -> None:
         """Set what the next forward does; clears the sink."""
@@ -98,6 +117,11 @@ def _stack_layers(by_layer: dict[int, torch.Tensor], layers: Sequence[int]) -> t
     entry, so index ``i`` of the result is always decoder layer ``layers[i]``, never a renumbered
     attention layer."""
     present = [by_layer[layer] for layer in layers if layer in by_layer]
+    # under a device map the layers' rows sit on their layers' devices: gather them on the first's
+    home = present[0].device
+    if any(t.device != home for t in present):
+        by_layer = {layer: t.to(home) for layer, t in by_layer.items()}
+        present = [t.to(home) for t in present]
     if len(present) == len(layers):
         return _stack_left_padded(present)
     template = max(present, key=lambda t: t.shape[-1])
@@ -183,8 +207,8 @@ def gaze_attention_forward(
     add = additive_mask(attention_mask, q_len, k_len, query.device)  # [b|1, 1, q, k]
     if steer is not None:
         # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
-        bias = req.bias[:, -k_len:].to(query.device, torch.float32)  # [batch, k]
-        head_mask = steer.to(query.device, torch.float32)  # [head]
+        bias = req.bias_on(query.device)[:, -k_len:]  # [batch, k]
+        head_mask = control.steer_mask(layer, query.device)  # [head]
         add = add + bias[:, None, None, :] * head_mask[None, :, None, None]  # [batch, head, q, k]
     k_full = repeat_kv(key, n_rep).float()  # [batch, head, k, dim]
     v_full = repeat_kv(value, n_rep)
@@ -229,8 +253,8 @@ def _decode_step(control, layer, req, steer, capture, query, key, value, attenti
         scores = scores + add.reshape(add.shape[0], 1, 1, k_len)
     if steer is not None:
         # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
-        bias = req.bias[:, -k_len:].to(query.device, torch.float32)  # [batch, k]
-        head_mask = steer.to(query.device, torch.float32).reshape(1, n_kv, group, 1)  # [1, kv_head, group, 1]
+        bias = req.bias_on(query.device)[:, -k_len:]  # [batch, k]
+        head_mask = control.steer_mask(layer, query.device).reshape(1, n_kv, group, 1)  # [1, kv, group, 1]
         scores = scores + bias[:, None, None, :] * head_mask
     probs = torch.softmax(scores, dim=-1)  # [batch, kv_head, group, key]
     out = torch.matmul(probs, value.float()).to(query.dtype)  # [batch, kv_head, group, dim]
@@ -323,12 +347,12 @@ def attention_control(
     n_layers = int(text_config.num_hidden_layers)
     n_heads = int(text_config.num_attention_heads)
     attention_layers = attention_layer_indices(text_config)
-    device = next(model.parameters()).device
     steer: dict[int, torch.Tensor] = {}
     if plan_heads is not None:
         plan_heads.validate(n_layers, n_heads, attention_layers)
         for layer, heads in plan_heads.by_layer().items():
-            m = torch.zeros(n_heads, dtype=torch.bool, device=device)
+            # built on the CPU; each layer copies it once to its own device (AttentionControl.steer_mask)
+            m = torch.zeros(n_heads, dtype=torch.bool)
             m[heads] = True
             steer[layer] = m
     layers = list(range(n_layers)) if capture_layers is None else [int(x) for x in capture_layers]

@@ -11,6 +11,7 @@ switches it to the gaze-explorer function only while capturing or steering.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gaze_explorer.core.errors import ModelLoadError, UnsupportedFamilyError
 from gaze_explorer.core.paths import demo_model_dir
 from gaze_explorer.inference.adapters import adapter_for
 from gaze_explorer.inference.adapters.base import FamilyAdapter, PreparedInputs
+from gaze_explorer.inference.placement import ModelFitWarning, execution_device, fit_warning
 
 DEMO_DIR = demo_model_dir()
 DTYPES = {
@@ -205,6 +207,13 @@ def load_model(
     }
     if device_map is not None:
         kwargs["device_map"] = device_map
+        placed = device_map.values() if isinstance(device_map, dict) else [device_map]
+        if "disk" in {str(v) for v in placed}:
+            kwargs["offload_folder"] = _offload_folder()
+    else:
+        warning = fit_warning(config, torch_dtype, dev)
+        if warning is not None:
+            warnings.warn(warning, ModelFitWarning, stacklevel=2)
     try:
         model, info = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
@@ -221,11 +230,23 @@ def load_model(
     if device_map is None:
         model.to(dev)
     else:
-        dev = next(model.parameters()).device
+        dev = execution_device(model)  # not a disk-offloaded layer's meta parameters
     model.eval()
     model.requires_grad_(False)
     adapter = adapter_cls.from_pretrained(path, config=config)
     return LoadedModel(model, adapter, adapter_cls.family, model_id, revision, dev, torch_dtype, path)
+
+
+_OFFLOAD_DIRS: list = []  # temporary folders of disk-offloaded weights, kept for the process
+
+
+def _offload_folder() -> str:
+    """A temporary folder for the weights a ``"disk"`` entry of a device map offloads."""
+    import tempfile
+
+    folder = tempfile.TemporaryDirectory(prefix="gaze-explorer-offload-")
+    _OFFLOAD_DIRS.append(folder)
+    return folder.name
 
 
 def loaded_from_parts(model: Any, adapter: FamilyAdapter, model_id: str = "in-memory") -> LoadedModel:
