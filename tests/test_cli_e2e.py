@@ -140,6 +140,15 @@ def test_generate_appends_baseline_and_scheduled_runs_with_tokens_and_switches(p
     assert steered.plan is not None and len(steered.plan["heads"]) == 4
     top4 = [(r["layer"], r["head"]) for r in ranking(grid)[:4]]
     assert sorted(map(tuple, steered.plan["heads"])) == sorted(top4)
+    assert steered.plan["choice"] == {
+        "spec": "gaze:4",
+        "name": "top-4",
+        "criterion": "gaze",
+        "k": 4,
+        "seed": None,
+        "pool": None,
+        "pool_size": None,
+    }  # how the heads were chosen is recorded with the run
     # the schedule, 0-based: one switch at the start of every segment after the first
     assert [(s.previous, s.to) for s in steered.switches] == [
         (a - 1, b - 1) for a, b in itertools.pairwise(SCHEDULE)

@@ -13,7 +13,7 @@ from gaze_explorer.cli.helpers import demo_discovery_strips, gaze_scores, is_dem
 from gaze_explorer.core.capture_scope import parse_capture_scope
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.events import FinishedEvent, TokenEvent
-from gaze_explorer.core.heads import HeadSet, choose_heads, default_control_pool, parse_head_spec
+from gaze_explorer.core.heads import HeadChoice, choose_heads, default_control_pool, parse_head_spec
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import box_region, panel_regions
 from gaze_explorer.core.run_spec import RunSpec
@@ -21,8 +21,9 @@ from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, Ste
 from gaze_explorer.core.strips import load_image
 
 
-def heads_for(args: argparse.Namespace, loaded) -> HeadSet:
-    """The head set of ``--heads`` (ranked by ``--ranking``, or discovered on the demo)."""
+def heads_for(args: argparse.Namespace, loaded) -> HeadChoice:
+    """The head set of ``--heads`` and how it was chosen (ranked by ``--ranking``, or discovered on
+    the demo)."""
     spec = parse_head_spec(args.heads)
     scores = None
     if spec.kind in ("top", "random"):
@@ -30,7 +31,7 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadSet:
             raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
         scores = gaze_scores(args, loaded, demo_discovery_strips)
     pool = default_control_pool(is_demo(args))
-    return choose_heads(spec, loaded.n_layers, loaded.n_heads, scores=scores, seed=args.seed, pool=pool).heads
+    return choose_heads(spec, loaded.n_layers, loaded.n_heads, scores=scores, seed=args.seed, pool=pool)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     plan = target = None
     if args.heads is not None:
-        plan = SteeringPlan(heads_for(args, loaded), SteeringMode.parse(args.mode), args.strength)
+        choice = heads_for(args, loaded)
+        plan = SteeringPlan(choice.heads, SteeringMode.parse(args.mode), args.strength, choice=choice)
         if args.schedule is not None:
             target = Schedule(tuple(p - 1 for p in args.schedule), switch_every(args))
         else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from gaze_explorer.core.errors import ScheduleError
-from gaze_explorer.core.heads import HeadSet
+from gaze_explorer.core.heads import HeadChoice, HeadSet
 
 DEFAULT_STRENGTH = 1e4
 
@@ -39,20 +39,25 @@ class SteeringMode(str, Enum):  # noqa: UP042 - StrEnum would change str() of sa
 
 @dataclass(frozen=True)
 class SteeringPlan:
-    """Which heads get the bias, how, and how hard."""
+    """Which heads get the bias, how, and how hard; ``choice`` says how the heads were chosen
+    (``core.heads.choose_heads``: spec, criterion, K, seed, pool, pool size), recorded with the run."""
 
     heads: HeadSet
     mode: SteeringMode = SteeringMode.BOOST_SUPPRESS
     strength: float = DEFAULT_STRENGTH
     decode_only: bool = True
+    choice: HeadChoice | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
+        choice = None if self.choice is None else self.choice.to_dict()
         return {
             "head_set": self.heads.name,
             "heads": [list(h) for h in self.heads.heads],
             "mode": self.mode.value,
             "strength": float(self.strength),
             "decode_only": bool(self.decode_only),
+            # the heads are listed once, above
+            "choice": None if choice is None else {k: v for k, v in choice.items() if k != "heads"},
         }
 
 

@@ -155,6 +155,14 @@ def test_schedule_and_live_target():
     assert rec.target_for_step(1) == 2 and rec.switches[0].step == 1
 
 
+def test_a_plan_records_how_its_heads_were_chosen():
+    choice = random_control(SCORES, 2, seed=5, pool="band")
+    plan = SteeringPlan(choice.heads, choice=choice)
+    assert plan.to_dict()["choice"] == {k: v for k, v in choice.to_dict().items() if k != "heads"}
+    assert plan.to_dict()["choice"]["pool_size"] == 8 and plan.to_dict()["heads"] == choice.to_dict()["heads"]
+    assert SteeringPlan(choice.heads).to_dict()["choice"] is None
+
+
 def test_one_check_for_steering_input():
     plan = SteeringPlan(HeadSet("two", ((0, 1), (1, 2))))
     check_steering(plan, Schedule((0, 5), 4), 6, 2, 4)  # fine: nothing raised
