@@ -42,6 +42,10 @@ FAMILIES = {
     "gemma4": ("test_family_gemma4", "tiny_gemma4"),
     "paligemma": ("test_family_paligemma", "tiny_paligemma"),
     "aya_vision": ("test_family_aya_vision", "tiny_aya_vision"),  # native tiles + global tile
+    "internvl": ("test_family_internvl", "tiny_internvl"),  # squash (default); native tiles in its own test
+    "glm4v": ("test_family_glm4v", "tiny_glm"),  # GLM-4.5V / 4.6V share the tower and processor
+    "mistral3": ("test_family_mistral3", "tiny_mistral3"),
+    "ovis2": ("test_family_ovis2", "tiny_ovis2"),  # squash (default); native tiles in its own test
 }
 
 # OneVision shrinks a large feature grid with bilinear interpolation: a shrunk cell is computed
