@@ -22,7 +22,7 @@ from gaze_explorer.core.stats import DEFAULT_RESAMPLES, bootstrap_ci, spearman
 
 SCHEMA_VERSION = 1
 PROTOCOLS = ("static", "narration", "dynamic", "region")
-CONDITION_ORDER = ("gaze", "random", "all", "baseline")
+CONDITION_ORDER = ("gaze", "image", "localization", "random", "all", "baseline")
 
 # A steered answer (nearly) equal to its strip's unsteered answer is a miss, whatever the judge
 # says: steering did nothing. The paper: token-level Jaccard > 0.9, for static VQA and static
@@ -35,6 +35,17 @@ BASELINE_RULES = {
     "off": "no rule",
 }
 DEFAULT_BASELINE_RULE = "jaccard"
+
+# When the steering bias applies (paper Sec. A and the authors' scripts): on the prompt (prefill)
+# rows and every decode step for VQA and static narration; on decode steps only for dynamic
+# narration, whose target changes while it decodes. Region steering is static, so it follows VQA.
+BIAS_ON = ("prefill+decode", "decode")
+DEFAULT_BIAS_ON = {
+    "static": "prefill+decode",
+    "narration": "prefill+decode",
+    "dynamic": "decode",
+    "region": "prefill+decode",
+}
 BASELINE_RULE_PROTOCOLS = ("static", "narration")  # dynamic and region have no unsteered twin rule
 
 
@@ -187,8 +198,10 @@ def build_report(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     baseline_rule: str = DEFAULT_BASELINE_RULE,
+    head_choices: Mapping[str, Mapping] | None = None,
 ) -> dict:
-    """The evaluation JSON from generation records (see docs/evaluation_json.md for the fields)."""
+    """The evaluation JSON from generation records (see docs/evaluation_json.md for the fields);
+    ``head_choices`` says how each head set was chosen (``core.heads.HeadChoice.to_dict``)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}")
     if baseline_rule not in BASELINE_RULES:
@@ -246,6 +259,8 @@ def build_report(
         name: ([list(h) for h in hs.heads] if name != "all" else len(hs))
         for name, hs in heads.items()  # type: ignore[attr-defined]
     }
+    if head_choices is not None:
+        report["head_choices"] = {name: dict(choice) for name, choice in head_choices.items()}
     report["settings"] = dict(settings)
     report["generations"] = gens
     return report
