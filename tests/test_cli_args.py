@@ -40,8 +40,18 @@ BAD = [
     (["generate", "--image", "i", "--prompt", "p", "--heads", "top:0"], "at least 1"),
     (
         ["generate", "--image", "i", "--prompt", "p", "--panels", "6", "--heads", "all"],
-        "--target panel or a --schedule",
+        "--target panel, a --schedule or a --box",
     ),
+    (
+        ["generate", "--image", "i", "--prompt", "p", "--box", "0,0,9,9", "--heads", "all", "--target", "2"],
+        "the box is the only target",
+    ),
+    (["generate", "--image", "i", "--prompt", "p", "--panels", "3", "--panel-widths", "1,2,1,3"], "give 4 panels"),
+    (["generate", "--image", "i", "--prompt", "p", "--panel-widths", "1"], "two or more positive"),
+    (["generate", "--image", "i", "--prompt", "p", "--panel-widths", "1,0,2"], "two or more positive"),
+    (["generate", "--image", "i", "--prompt", "p", "--panel-bounds", "300,100"], "positive and increasing"),
+    (["generate", "--image", "i", "--prompt", "p", "--box", "0,0,9,9", "--panel-widths", "1,2"], "one region"),
+    (["generate", "--image", "i", "--prompt", "p", "--input-policy", "crop"], "invalid choice"),
     (["generate", "--image", "i", "--prompt", "p", "--panels", "6", "--target", "2"], "need --heads"),
     (["generate", "--image", "i", "--prompt", "p", "--heads", "all", "--target", "2"], "--panels N or --box"),
     (

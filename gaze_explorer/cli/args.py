@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from itertools import pairwise
 
 # the values some flags choose among (the CLI's parser, the app's and the docs use these)
 PROTOCOLS = ("static", "narration", "dynamic", "region")
@@ -21,6 +22,7 @@ FIGURES = ("grid", "overlay", "timeline", "matrix", "heads", "all")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 REAL_PANEL_HEIGHT = 256  # strip height of a real comics folder when --panel-height is not given
+INPUT_POLICIES = ("native", "squash", "pad")  # inference.adapters.base.INPUT_POLICIES
 
 
 # -- argument types ----------------------------------------------------------------------------------
@@ -73,6 +75,32 @@ def box(text: str) -> tuple[float, float, float, float]:
     if x1 <= x0 or y1 <= y0:
         raise argparse.ArgumentTypeError(f"{text!r}: need x1 > x0 and y1 > y0")
     return (x0, y0, x1, y1)
+
+
+def _numbers(text: str, what: str, example: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(p.strip()) for p in text.replace(";", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write {what} separated by commas, e.g. {example}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: {what} must be finite")
+    return values
+
+
+def panel_widths(text: str) -> tuple[float, ...]:
+    """Relative widths of side-by-side panels (pixels or ratios), e.g. ``1,2,1,3``."""
+    values = _numbers(text, "panel widths", "1,2,1,3")
+    if len(values) < 2 or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give two or more positive panel widths, e.g. 1,2,1,3")
+    return values
+
+
+def panel_bounds(text: str) -> tuple[float, ...]:
+    """Pixel x-positions of the boundaries between panels, increasing, e.g. ``300,900,1100``."""
+    values = _numbers(text, "boundary x-positions", "300,900,1100")
+    if any(v <= 0 for v in values) or any(b <= a for a, b in pairwise(values)):
+        raise argparse.ArgumentTypeError(f"{text!r}: boundaries must be positive and increasing")
+    return values
 
 
 def schedule(text: str) -> tuple[int, ...]:
@@ -169,6 +197,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)"
     )
     p.add_argument("--dtype", default="auto", choices=DTYPES, help="weights' dtype (default auto)")
+    p.add_argument(
+        "--input-policy",
+        choices=INPUT_POLICIES,
+        default=None,
+        help="how the image is fitted to the model: native (its own processor), squash (resize to the "
+        "tower's square first: the paper's fix for strips) or pad; default: the family's (docs/models.md)",
+    )
     add_placement_args(p)
 
 
@@ -186,6 +221,30 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the Python code shipped in the model folder (needed by some checkpoints); "
         "only for checkpoints you trust (default off)",
+    )
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--executor`` and its settings: run the command as ``--jobs`` shards (``cli.executor``)."""
+    x = p.add_argument_group("sharded runs (--executor)")
+    x.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default=None,
+        help="run as --jobs shards, then merge: local (parallel processes here) or slurm (one job "
+        "array through submitit: pip install 'gaze-explorer[cluster]'); rerun to resume failed shards",
+    )
+    x.add_argument("--jobs", type=positive_int, default=4, help="number of shards (default 4)")
+    x.add_argument("--shard-dir", default=None, help="folder of the shards' partial results (default OUT.shards)")
+    x.add_argument("--retries", type=non_negative_int, default=1, help="reruns of failed shards (default 1)")
+    x.add_argument("--detach", action="store_true", help="slurm: return once submitted; merge with `merge DIR`")
+    x.add_argument("--slurm-partition", default=None, help="slurm partition")
+    x.add_argument("--slurm-gpus-per-job", type=non_negative_int, default=None, help="GPUs per shard")
+    x.add_argument("--slurm-cpus-per-job", type=positive_int, default=None, help="CPUs per shard")
+    x.add_argument("--slurm-mem-gb", type=positive_int, default=None, help="memory per shard (GB)")
+    x.add_argument("--slurm-time-min", type=positive_int, default=None, help="time limit per shard (minutes)")
+    x.add_argument(
+        "--slurm-array-parallelism", type=positive_int, default=None, help="shards running at once (default all)"
     )
 
 

@@ -15,7 +15,7 @@ from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.events import FinishedEvent, TokenEvent
 from gaze_explorer.core.heads import HeadChoice, choose_heads, default_control_pool, parse_head_spec
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
-from gaze_explorer.core.regions import box_region, panel_regions
+from gaze_explorer.core.regions import box_region, coverage_warning, panel_regions, widths_from_boundaries
 from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
 from gaze_explorer.core.strips import load_image
@@ -40,8 +40,19 @@ def run(args: argparse.Namespace) -> int:
 
     image = load_image(args.image)
     loaded = load(args)
-    grid = loaded.adapter.build_inputs(image, args.prompt).grids[0]
-    regions = [box_region(grid, args.box)] if args.box is not None else panel_regions(grid, args.panels or 1)
+    prepared = loaded.adapter.build_inputs(image, args.prompt)
+    grid = prepared.grids[0]
+    coverage = float(prepared.info["vision"].get("coverage", 1.0))
+    warning = coverage_warning(coverage, loaded.adapter.input_policy, loaded.family)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    widths = args.panel_widths
+    if args.panel_bounds is not None:
+        widths = widths_from_boundaries(args.panel_bounds, image.width)
+    if args.box is not None:
+        regions = [box_region(grid, args.box)]
+    else:
+        regions = panel_regions(grid, args.panels or 1, widths)
 
     plan = target = None
     if args.heads is not None:
@@ -76,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         from gaze_explorer.storage.writer import SessionWriter
 
         writer = SessionWriter(
-            args.session, meta=loaded.describe(), image=np.asarray(image), grid=grid, regions=regions
+            args.session,
+            meta={**loaded.describe(), "image_coverage": coverage},
+            image=np.asarray(image),
+            grid=grid,
+            regions=regions,
         )
         spec = RunSpec.with_source(
             "steered" if plan else "baseline",

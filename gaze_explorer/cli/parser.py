@@ -14,6 +14,7 @@ from gaze_explorer.cli.args import (
     FIGURES,
     PROTOCOLS,
     add_comics_args,
+    add_executor_args,
     add_model_args,
     add_steering_args,
     box,
@@ -22,6 +23,8 @@ from gaze_explorer.cli.args import (
     criteria,
     head_spec,
     non_negative_int,
+    panel_bounds,
+    panel_widths,
     positive_int,
     schedule,
     shard,
@@ -59,6 +62,9 @@ def build_parsers() -> Parsers:
         "--out", required=True, help="folder for ranking.json, gaze_scores.npy, panel_matrices.npy"
     )
     d.add_argument("--session", default=None, help="also store scores and matrices in this session file")
+    d.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
+    d.add_argument("--partial", default=None, help=argparse.SUPPRESS)  # a shard's partial result (executor)
+    add_executor_args(d)
 
     g = sub.add_parser(
         "generate", help="generate (optionally steered) text about one image, streaming tokens"
@@ -72,6 +78,19 @@ def build_parsers() -> Parsers:
     )
     where.add_argument(
         "--box", type=box, default=None, help="steer to the tokens inside x0,y0,x1,y1 (pixels)"
+    )
+    shape = g.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--panel-widths",
+        type=panel_widths,
+        default=None,
+        help="unequal panels: their relative widths left to right, e.g. 1,2,1,3 (implies --panels)",
+    )
+    shape.add_argument(
+        "--panel-bounds",
+        type=panel_bounds,
+        default=None,
+        help="unequal panels: x pixel positions of the boundaries between them, e.g. 300,900,1100",
     )
     g.add_argument("--heads", type=head_spec, default=None, help="top:K, random:K, all, or a head-list file")
     g.add_argument(
@@ -181,6 +200,18 @@ def build_parsers() -> Parsers:
     )
     add_steering_args(e)
 
+    add_executor_args(e)
+
+    m = sub.add_parser(
+        "merge",
+        help="merge the shards of a sharded discover/evaluate run (--executor) into one result",
+        description="Build, from the partial results in a sharded run's --shard-dir, exactly what a "
+        "single run writes (discover's --out folder, evaluate's --json).",
+    )
+    m.add_argument("directory", help="the shard folder (it holds manifest.json)")
+    m.add_argument("--out", default=None, help="discover: write here instead of the run's --out")
+    m.add_argument("--json", default=None, help="evaluate: write here instead of the run's --json")
+
     x = sub.add_parser("export", help="figures and head lists from a session file, without the GUI")
     x.add_argument("--session", required=True, help="session file (.h5)")
     x.add_argument("--figure", choices=FIGURES, default="all", help="what to export (default all)")
@@ -197,7 +228,7 @@ def build_parsers() -> Parsers:
     # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "export": x, "bench": b})
+    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "bench": b})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,8 +248,17 @@ def check_generate_targets(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("--switch-every needs --schedule")
     if (args.target is not None or args.schedule is not None) and args.heads is None:
         parser.error("--target/--schedule need --heads (top:K, random:K, all or a file)")
-    if args.heads is not None and args.target is None and args.schedule is None:
-        parser.error("--heads needs a --target panel or a --schedule")
+    shape = args.panel_widths or args.panel_bounds
+    if shape is not None:
+        n = len(args.panel_widths) if args.panel_widths else len(args.panel_bounds) + 1
+        if args.box is not None:
+            parser.error("--panel-widths/--panel-bounds split the image into panels; --box gives one region")
+        if args.panels is not None and args.panels != n:
+            parser.error(f"--panels {args.panels} but the panel widths/bounds give {n} panels")
+        args.panels = n
+    # a box is a target of its own: --heads with --box needs nothing more
+    if args.heads is not None and args.target is None and args.schedule is None and args.box is None:
+        parser.error("--heads needs a --target panel, a --schedule or a --box")
     if args.box is not None and args.schedule is not None:
         parser.error("--box gives one region; a --schedule needs --panels")
     if args.panels is not None:
@@ -235,7 +275,7 @@ def check_generate_targets(parser: argparse.ArgumentParser, args: argparse.Names
     if args.schedule is not None and args.panels is None:
         parser.error("--schedule needs --panels N")
     if args.box is not None and args.target not in (None, 1):
-        parser.error("with --box the only target is the box (--target 1 or none)")
+        parser.error("with --box the box is the only target: leave --target out")
 
 
 def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
@@ -259,6 +299,23 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
+    if args.command in ("discover", "evaluate"):
+        check_executor(sub, args)
+
+
+def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--executor``'s rules: it makes the shards itself, and its settings need it."""
+    if args.executor is None:
+        given = [f for f in ("detach", "slurm_partition", "slurm_gpus_per_job", "shard_dir") if getattr(args, f)]
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} needs --executor")
+        return
+    if args.shard is not None or getattr(args, "partial", None) is not None:
+        parser.error("--executor makes the shards itself: leave out --shard")
+    if args.detach and args.executor != "slurm":
+        parser.error("--detach only applies to --executor slurm")
+    if args.command == "evaluate" and getattr(args, "sweep", False):
+        parser.error("evaluate sweep does not run under --executor yet; shard it with --over values instead")
 
 
 SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure")
