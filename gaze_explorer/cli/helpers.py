@@ -62,6 +62,7 @@ def load(args: argparse.Namespace):
             dtype=args.dtype,
             device_map=device_map,
             trust_remote_code=bool(getattr(args, "trust_remote_code", False)),
+            input_policy=getattr(args, "input_policy", None),
         )
     except AssertionError as exc:
         # torch asserts when a device map names a backend it was built without ("cuda:0" on a CPU build)
