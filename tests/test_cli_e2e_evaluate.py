@@ -18,10 +18,10 @@ DEMO = ROOT / "resources" / "demo_model" / "config.json"
 CONDITIONS = {"gaze", "random", "all", "baseline"}
 TOP_LEVEL = [
     "schema_version", "protocol", "model", "status", "n_pairs", "top_k", "conditions", "baseline_rule",
-    "chance", "judge_agreement", "heads", "settings", "generations",
+    "chance", "judge_agreement", "heads", "head_choices", "settings", "generations",
 ]  # fmt: skip
 SETTINGS = [
-    "prompt", "mode", "strength", "max_new_tokens", "switch_every", "switch_alignment", "seed", "random_percentile",
+    "prompt", "mode", "strength", "max_new_tokens", "switch_every", "switch_alignment", "seed", "random_percentile", "control_pool", "n_resamples",
     "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "shard", "n_strips_total",
 ]  # fmt: skip
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
@@ -163,12 +163,40 @@ def test_evaluate_dynamic_authors_alignment_switches_one_token_later(heads_file,
     assert authors == [2 * k + 1 for k in range(1, len(authors) + 1)]
 
 
+@needs_demo
+def test_evaluate_control_pool_is_the_gaze_band_by_default_and_recorded(heads_file, tmp_path):
+    data = _evaluate("static", heads_file, tmp_path / "band.json", "--max-new-tokens", "3")
+    choice = data["head_choices"]["random"]
+    assert choice["pool"] == "band" and data["settings"]["control_pool"] == "band"
+    gaze = {tuple(h) for h in data["heads"]["gaze"]}
+    layers = [layer for layer, _ in gaze]
+    band = [(layer, h) for layer in range(min(layers), max(layers) + 1) for h in range(16)]
+    assert choice["pool_size"] == len(band) - len(gaze)  # the band's heads, without the gaze heads
+    drawn = {tuple(h) for h in choice["heads"]}
+    assert drawn == {tuple(h) for h in data["heads"]["random"]} and len(drawn) == 4
+    assert drawn <= set(band) - gaze
+    other = _evaluate("static", heads_file, tmp_path / "pct.json", "--max-new-tokens", "3", "--control-pool",
+                      "all-non-gaze")  # fmt: skip
+    assert other["head_choices"]["random"]["pool"] == "all-non-gaze"
+    assert other["head_choices"]["random"]["pool_size"] == 96 - 4
+
+
 # -- docs truth ------------------------------------------------------------------------------------
 def test_docs_evaluation_json_names_every_key():
     text = (ROOT / "docs" / "evaluation_json.md").read_text()
     named = set(re.findall(r"`([a-z_0-9]+)`", text))
     rule_keys = ["same_as_baseline_rate", "accuracy_without_rule", "n_removed", "n_flagged", "judged_credit"]
-    rule_keys += ["trajectory", "switch_steps", "rho_schedule", "rho_natural", "starts_correct", "excluded"]
+    rule_keys += [
+        "head_choices",
+        "control_pool",
+        "pool_size",
+        "trajectory",
+        "switch_steps",
+        "rho_schedule",
+        "rho_natural",
+        "starts_correct",
+        "excluded",
+    ]
     missing = [
         k for k in [*TOP_LEVEL, *SETTINGS, "spearman", "segment_accuracy", *rule_keys] if k not in named
     ]

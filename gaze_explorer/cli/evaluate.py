@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
+    criterion_grids,
     gaze_scores,
     is_demo,
     load,
@@ -18,7 +19,6 @@ from gaze_explorer.cli.helpers import (
 )
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError
 from gaze_explorer.core.evaluation_report import format_table, write_json
-from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge
 from gaze_explorer.core.steering import SteeringMode
 
@@ -39,7 +39,12 @@ def read_boxes(path: str | None, strips) -> list | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; returns the exit code (130 when interrupted, partial results written)."""
+    if getattr(args, "sweep", False):
+        from gaze_explorer.cli import sweep
+
+        return sweep.run(args)
     from gaze_explorer.inference.evaluation import (
+        EVAL_CONTROL_POOL,
         EvalConfig,
         Evaluation,
         HeadConditions,
@@ -59,7 +64,18 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(args)
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     # every shard discovers on the same (unsharded) strips, so all shards steer the same heads
-    scores = gaze_scores(args, loaded, lambda: all_strips)
+    criteria = [c for c in args.conditions if c in ("image", "localization")]
+    if criteria:
+        grids = criterion_grids(args, loaded, lambda: all_strips)
+        missing = [c for c in criteria if c not in grids]
+        if missing:
+            raise GazeExplorerError(
+                f"no {', '.join(missing)} scores: pass --heads-file from a discover --out folder that holds "
+                "image_mass.npy and image_maps.npy, or leave --heads-file out to discover on the fly"
+            )
+    else:
+        grids = {"gaze": gaze_scores(args, loaded, lambda: all_strips)}
+    scores = grids["gaze"]
     if top_k > scores.size // 2:
         raise GazeExplorerError(
             f"--top-k {top_k} leaves too few heads for a random control ({scores.size} heads)"
@@ -81,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     evaluation = Evaluation(
         loaded,
         strips,
-        HeadConditions.from_scores(scores, top_k, seed=args.seed, pool=default_control_pool(is_demo(args))),
+        HeadConditions.from_scores(
+            grids, top_k, seed=args.seed, pool=args.control_pool or EVAL_CONTROL_POOL, criteria=criteria
+        ),
         config,
         boxes=read_boxes(args.boxes, strips),
         judge=judge,

@@ -168,3 +168,23 @@ def gaze_scores(args, loaded, strips_for_discovery) -> np.ndarray:
     strips = strips_for_discovery()
     print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
     return np.asarray(run_discovery(loaded, strips).scores, dtype=np.float64)
+
+
+def criterion_grids(args, loaded, strips_for_discovery) -> dict[str, np.ndarray]:
+    """``[layer, head]`` scores per head-selection criterion (``core.criteria.criterion_scores``):
+    ``gaze`` always; ``image`` and ``localization`` from the discovery's image mass and maps. With
+    ``--heads-file``/``--ranking``, those are read beside it (``image_mass.npy``, ``image_maps.npy``,
+    written by ``discover --out``) when present; else discovery runs once on the fly."""
+    from gaze_explorer.core.criteria import criterion_scores
+
+    path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
+    if path:
+        gaze = scores_from_ranking(path, loaded.n_layers, loaded.n_heads)
+        folder = Path(path).parent
+        arrays = [folder / name for name in ("image_mass.npy", "image_maps.npy")]
+        mass, maps = (np.load(a) if a.exists() else None for a in arrays)
+        return criterion_scores(gaze, mass, maps if mass is not None else None)
+    strips = strips_for_discovery()
+    print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
+    result = run_discovery(loaded, strips)
+    return criterion_scores(np.asarray(result.scores, dtype=np.float64), result.image_mass, result.image_maps)

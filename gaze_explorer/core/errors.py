@@ -62,3 +62,7 @@ class DiskSpaceError(GazeExplorerError):
 
 class CancelledError(GazeExplorerError):
     """Long work stopped by the user; whatever finished before it was kept."""
+
+
+class SweepError(GazeExplorerError):
+    """A bad ``evaluate sweep --over`` value or prompts file, or a ``--resume`` file of another sweep."""

@@ -11,7 +11,7 @@ report's JSON schema is documented in ``docs/evaluation_json.md``; the summary m
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +19,6 @@ import numpy as np
 from gaze_explorer.core.errors import CancelledError, GazeExplorerError, ScheduleError
 from gaze_explorer.core.evaluation_report import PROTOCOLS, build_report
 from gaze_explorer.core.heads import (
-    DEFAULT_CONTROL_POOL,
     DEFAULT_CONTROL_SEED,
     HeadChoice,
     HeadSet,
@@ -28,6 +27,7 @@ from gaze_explorer.core.heads import (
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge, Judge, PanelTruth, judge_for
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
 from gaze_explorer.core.regions import Region, box_region, panel_regions
+from gaze_explorer.core.stats import DEFAULT_RESAMPLES
 from gaze_explorer.core.steering import (
     SWITCH_ALIGNMENTS,
     FixedTarget,
@@ -37,7 +37,12 @@ from gaze_explorer.core.steering import (
 )
 from gaze_explorer.core.strips import Strip
 
-CONDITIONS = ("gaze", "random", "all", "baseline")
+CONDITIONS = ("gaze", "image", "localization", "random", "all", "baseline")
+DEFAULT_CONDITIONS = ("gaze", "random", "all", "baseline")
+CRITERION_CONDITIONS = ("gaze", "image", "localization")  # top-K heads by that criterion's scores
+# The random control's pool in evaluations: the paper's headline control, the layer band that the
+# top-K gaze heads occupy, without them (core.heads.ControlPool; percentile:5 is the authors' code)
+EVAL_CONTROL_POOL = "band"
 
 # The paper's prompts (PAPER_PROTOCOL.md); the demo model has its own (demo/prompts.py).
 PAPER_PROMPTS = {
@@ -68,8 +73,8 @@ class EvalConfig:
     random_percentile: float = 5.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
-    conditions: tuple[str, ...] = CONDITIONS
-    n_resamples: int = 2000
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
+    n_resamples: int = DEFAULT_RESAMPLES  # the paper's 10,000 bootstrap resamples
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -105,17 +110,30 @@ class HeadConditions:
     @classmethod
     def from_scores(
         cls,
-        scores: np.ndarray,
+        scores: np.ndarray | Mapping[str, np.ndarray],
         k: int,
         seed: int = DEFAULT_CONTROL_SEED,
-        pool: str = DEFAULT_CONTROL_POOL,
+        pool: str = EVAL_CONTROL_POOL,
+        criteria: Sequence[str] = (),
     ) -> HeadConditions:
-        n_layers, n_heads = np.asarray(scores).shape
+        """``scores``: the gaze grid, or a grid per criterion (``core.criteria.criterion_scores``);
+        ``criteria`` (``image``, ``localization``) adds their top-K sets to the gaze set."""
+        grids = {"gaze": scores} if isinstance(scores, np.ndarray) else dict(scores)
+        n_layers, n_heads = np.asarray(grids["gaze"]).shape
+        specs = [("gaze", f"gaze:{k}"), ("random", f"random:{k}"), ("all", "all")]
+        specs += [(c, f"{c}:{k}") for c in criteria if c != "gaze"]
         choices = {
-            name: choose_heads(spec, n_layers, n_heads, scores=scores, seed=seed, pool=pool)
-            for name, spec in (("gaze", f"gaze:{k}"), ("random", f"random:{k}"), ("all", "all"))
+            name: choose_heads(spec, n_layers, n_heads, scores=grids, seed=seed, pool=pool) for name, spec in specs
         }
         return cls(choices["gaze"].heads, choices["random"].heads, choices["all"].heads, choices)
+
+    def head_set(self, condition: str) -> HeadSet:
+        """The steered heads of a condition (``gaze``, ``image``, ``localization``, ``random``, ``all``)."""
+        if condition in ("gaze", "random", "all"):
+            return getattr(self, condition)
+        if condition not in self.choices:
+            raise GazeExplorerError(f"no {condition} heads: their criterion's scores were not given")
+        return self.choices[condition].heads
 
 
 def derangement(n: int, rng: np.random.Generator) -> list[int]:
@@ -232,7 +250,7 @@ class Evaluation:
             plan, target = None, None
             if job.condition != "baseline":
                 plan = SteeringPlan(
-                    getattr(self.heads, job.condition), self.config.mode, self.config.strength,
+                    self.heads.head_set(job.condition), self.config.mode, self.config.strength,
                     decode_only=self.config.decode_only,
                 )
             if job.schedule is not None:
@@ -314,7 +332,13 @@ class Evaluation:
             protocol=cfg.protocol,
             model=self.model_name,
             generations=self.generations,
-            heads={"gaze": self.heads.gaze, "random": self.heads.random, "all": self.heads.all},
+            heads={
+                "gaze": self.heads.gaze,
+                **{c: self.heads.head_set(c) for c in cfg.conditions if c in ("image", "localization")},
+                "random": self.heads.random,
+                "all": self.heads.all,
+            },
+            head_choices={name: choice.to_dict() for name, choice in self.heads.choices.items()},
             settings={
                 "prompt": self.prompt,
                 "mode": cfg.mode.value,
@@ -324,6 +348,8 @@ class Evaluation:
                 "switch_alignment": cfg.switch_alignment if cfg.protocol == "dynamic" else None,
                 "seed": cfg.seed,
                 "random_percentile": cfg.random_percentile,
+                "control_pool": self.heads.choices["random"].pool if "random" in self.heads.choices else None,
+                "n_resamples": cfg.n_resamples,
                 "repetition_penalty": cfg.repetition_penalty,
                 "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
                 "judge": getattr(judge, "name", type(judge).__name__),

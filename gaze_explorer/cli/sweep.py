@@ -1,0 +1,241 @@
+"""``gaze-explorer evaluate sweep``: a protocol across K / strength / prompts for each criterion and
+the random control (and all heads once), one JSON written after every cell, ``--resume``, a curve.
+
+The cells are ``core.sweep``'s; each runs through ``inference.sweep.Sweep`` (the evaluation of
+``evaluate``, baselines generated once per prompt). Ctrl-C keeps every finished cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gaze_explorer.cli.helpers import (
+    DEMO_PROMPTS,
+    criterion_grids,
+    is_demo,
+    load,
+    load_strips,
+    progress_bar,
+    switch_every,
+)
+from gaze_explorer.core.errors import DatasetError, GazeExplorerError, SweepError
+from gaze_explorer.core.evaluation_report import write_json
+from gaze_explorer.core.steering import SteeringMode
+from gaze_explorer.core.sweep import (
+    ALL_HEADS,
+    CONTROL,
+    curves,
+    load_resume,
+    parse_over,
+    read_prompts,
+    record_key,
+    sweep_cells,
+    sweep_report,
+)
+
+
+def _over(args: argparse.Namespace, default_k: int) -> dict[str, tuple]:
+    over: dict[str, tuple] = {}
+    for text in args.over or ():
+        name, values = parse_over(text)
+        if name in over:
+            raise SweepError(f"--over {name}=... given twice")
+        over[name] = values
+    over.setdefault("k", (default_k,))
+    over.setdefault("strength", (float(args.strength),))
+    return over
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep; returns the exit code (130 when interrupted, finished cells kept)."""
+    from gaze_explorer.inference.evaluation import (
+        EVAL_CONTROL_POOL,
+        PAPER_PROMPTS,
+        EvalConfig,
+        default_top_k,
+    )
+    from gaze_explorer.inference.sweep import Sweep
+
+    protocol = args.sweep_protocol
+    out = args.json or args.resume
+    criteria = tuple(args.criteria)
+    prompts_in = read_prompts(args.prompts) if args.prompts else [args.prompt]
+    limit = args.max_strips if args.max_strips is not None else args.n_strips
+    strips = load_strips(args, limit)
+    if not strips:
+        raise DatasetError("no strips to evaluate")
+    resumed = load_resume(args.resume, protocol=protocol, model=args.model) if args.resume else None
+    loaded = load(args)
+    top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
+    over = _over(args, top_k)
+    if max(over["k"]) > loaded.n_layers * loaded.n_heads:
+        raise SweepError(f"--over k: {max(over['k'])} is more than the model's {loaded.n_layers * loaded.n_heads} heads")
+    default_prompt = DEMO_PROMPTS.get(protocol) if is_demo(args) else None
+    prompts = [p or default_prompt or PAPER_PROMPTS[protocol] for p in prompts_in]
+    cells = sweep_cells(criteria, over["k"], over["strength"], prompts)
+    grids = criterion_grids(args, loaded, lambda: strips)
+    missing = [c for c in criteria if c not in grids]
+    if missing:
+        raise SweepError(
+            f"no {', '.join(missing)} scores: pass --heads-file from a discover --out folder that holds "
+            "image_mass.npy and image_maps.npy, or leave --heads-file out to discover on the fly"
+        )
+    config = EvalConfig(
+        protocol=protocol,
+        top_k=top_k,
+        mode=SteeringMode.parse(args.mode),
+        strength=args.strength,
+        max_new_tokens=args.max_new_tokens,
+        switch_every=switch_every(args),
+        switch_alignment=args.switch_alignment or "project",
+        seed=args.seed,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+    )
+    sweep = Sweep(
+        loaded,
+        strips,
+        grids,
+        cells,
+        config,
+        pool=args.control_pool or EVAL_CONTROL_POOL,
+        seed=args.seed,
+        model_name=args.model,
+    )
+    if resumed is not None:
+        wanted = {c.key() for c in cells}
+        sweep.done = {record_key(r): r for r in resumed["cells"] if record_key(r) in wanted}
+        sweep.baseline_generations = {p: g for p, g in resumed.get("baseline_generations", {}).items() if p in prompts}
+        print(f"resuming {args.resume}: {len(sweep.done)} of {len(cells)} cells done", file=sys.stderr)
+    settings = {
+        "mode": config.mode.value,
+        "top_k_default": top_k,
+        "max_new_tokens": args.max_new_tokens,
+        "switch_every": config.switch_every if protocol == "dynamic" else None,
+        "switch_alignment": config.switch_alignment if protocol == "dynamic" else None,
+        "seed": args.seed,
+        "control_pool": sweep.pool,
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+        "n_strips": len(strips),
+        "n_panels": args.n_panels,
+    }
+
+    def report(status: str) -> dict:
+        rep = sweep_report(
+            protocol=protocol,
+            model=args.model,
+            criteria=criteria,
+            over=over,
+            prompts=prompts,
+            settings=settings,
+            baselines=sweep.baseline_summaries(),
+            cells=[sweep.done[c.key()] for c in cells if c.key() in sweep.done],
+            n_cells=len(cells),
+            status=status,
+        )
+        rep["baseline_generations"] = sweep.baseline_generations
+        return rep
+
+    def save(_record: dict | None = None) -> None:
+        if out:
+            write_json(out, report("running"))
+
+    bar = progress_bar(sweep.total_generations(), f"sweep {protocol}")
+    interrupted = False
+    try:
+        for progress in sweep.run(on_cell=save):
+            bar.n = progress.done
+            bar.set_postfix_str(progress.message[-40:], refresh=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    final = report("cancelled" if interrupted or sweep.cancelled else "finished")
+    if out:
+        write_json(out, final)
+    print(format_sweep_table(final))
+    if out:
+        print(f"results: {out}", file=sys.stderr)
+    if args.figure:
+        save_sweep_figure(final, args.figure)
+        print(f"figure: {args.figure}", file=sys.stderr)
+    if interrupted:
+        print(f"interrupted: {final['n_done']} of {final['n_cells']} cells kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def format_sweep_table(report: dict) -> str:
+    """One block per (strength, prompt): criterion rows, K columns, accuracy % [CI]."""
+    lines = [
+        f"sweep of {report['protocol']} on {report['model']}: {report['n_done']}/{report['n_cells']} cells"
+        + ("" if report["status"] == "finished" else f" [{report['status']}]")
+    ]
+    for prompt, base in report["baselines"].items():
+        lo, hi = base.get("ci95", [None, None])
+        lines.append(f"baseline ({prompt[:40]}): {_pct(base.get('accuracy'))} % [{_pct(lo)}, {_pct(hi)}]")
+    for rec in report["cells"]:
+        lo, hi = rec["ci95"]
+        k = "-" if rec["k"] is None else rec["k"]
+        extra = f"  ({rec['error']})" if "error" in rec else ""
+        lines.append(
+            f"{rec['criterion']:<13} K={k!s:<4} strength={rec['strength']:<8g} "
+            f"{_pct(rec['accuracy']):>5} % [{_pct(lo)}, {_pct(hi)}] n={rec['n']}{extra}"
+        )
+    return "\n".join(lines)
+
+
+def save_sweep_figure(report: dict, path: str | Path) -> Path:
+    """Accuracy against K (or the strength, when only it varies) with 95% CI bands, one curve per
+    criterion and the control, all heads as a dashed line; matplotlib (``pip install
+    gaze-explorer[report]``)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise GazeExplorerError(
+            "--figure needs matplotlib: pip install 'gaze-explorer[report]' (or matplotlib)"
+        ) from exc
+    p = Path(path)
+    if not p.parent.exists():
+        raise GazeExplorerError(f"folder {p.parent} does not exist")
+    over = report["over"]
+    parameter = "k" if len(over.get("k", ())) > 1 or len(over.get("strength", ())) <= 1 else "strength"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, points in curves(report["cells"], parameter).items():
+        if name == ALL_HEADS:
+            continue
+        xs, ys, lo, hi = (list(v) for v in zip(*points, strict=True))
+        style = "--" if name == CONTROL else "-"
+        line = ax.plot(xs, [100 * y for y in ys], style, marker="o", label=name)[0]
+        ax.fill_between(xs, [100 * v for v in lo], [100 * v for v in hi], color=line.get_color(), alpha=0.15)
+    alls = [r for r in report["cells"] if r["criterion"] == ALL_HEADS and r["accuracy"] is not None]
+    if alls:
+        ax.axhline(100 * alls[0]["accuracy"], color="k", linestyle=":", label="all heads")
+    for base in report["baselines"].values():
+        if base.get("accuracy") is not None:
+            ax.axhline(100 * base["accuracy"], color="grey", linestyle="-.", label="unsteered")
+            break
+    n_panels = report["settings"].get("n_panels")
+    if n_panels:
+        ax.axhline(100 / n_panels, color="grey", linewidth=0.6, label=f"chance (1/{n_panels})")
+    if parameter == "strength":
+        ax.set_xscale("log")
+    ax.set_xlabel("K (heads steered)" if parameter == "k" else "bias strength")
+    ax.set_ylabel("accuracy % (95% CI)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{report['protocol']} on {report['model']} ({report['settings'].get('n_strips')} strips)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(p)
+    plt.close(fig)
+    return p
