@@ -14,7 +14,6 @@ from gaze_explorer.cli.args import (
     FIGURES,
     PROTOCOLS,
     add_comics_args,
-    add_executor_args,
     add_model_args,
     add_steering_args,
     box,
@@ -62,9 +61,6 @@ def build_parsers() -> Parsers:
         "--out", required=True, help="folder for ranking.json, gaze_scores.npy, panel_matrices.npy"
     )
     d.add_argument("--session", default=None, help="also store scores and matrices in this session file")
-    d.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
-    d.add_argument("--partial", default=None, help=argparse.SUPPRESS)  # a shard's partial result (executor)
-    add_executor_args(d)
 
     g = sub.add_parser(
         "generate", help="generate (optionally steered) text about one image, streaming tokens"
@@ -200,18 +196,6 @@ def build_parsers() -> Parsers:
     )
     add_steering_args(e)
 
-    add_executor_args(e)
-
-    m = sub.add_parser(
-        "merge",
-        help="merge the shards of a sharded discover/evaluate run (--executor) into one result",
-        description="Build, from the partial results in a sharded run's --shard-dir, exactly what a "
-        "single run writes (discover's --out folder, evaluate's --json).",
-    )
-    m.add_argument("directory", help="the shard folder (it holds manifest.json)")
-    m.add_argument("--out", default=None, help="discover: write here instead of the run's --out")
-    m.add_argument("--json", default=None, help="evaluate: write here instead of the run's --json")
-
     x = sub.add_parser("export", help="figures and head lists from a session file, without the GUI")
     x.add_argument("--session", required=True, help="session file (.h5)")
     x.add_argument("--figure", choices=FIGURES, default="all", help="what to export (default all)")
@@ -228,7 +212,7 @@ def build_parsers() -> Parsers:
     # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "bench": b})
+    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "export": x, "bench": b})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,23 +283,6 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
-    if args.command in ("discover", "evaluate"):
-        check_executor(sub, args)
-
-
-def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``--executor``'s rules: it makes the shards itself, and its settings need it."""
-    if args.executor is None:
-        given = [f for f in ("detach", "slurm_partition", "slurm_gpus_per_job", "shard_dir") if getattr(args, f)]
-        if given:
-            parser.error(f"--{given[0].replace('_', '-')} needs --executor")
-        return
-    if args.shard is not None or getattr(args, "partial", None) is not None:
-        parser.error("--executor makes the shards itself: leave out --shard")
-    if args.detach and args.executor != "slurm":
-        parser.error("--detach only applies to --executor slurm")
-    if args.command == "evaluate" and getattr(args, "sweep", False):
-        parser.error("evaluate sweep does not run under --executor yet; shard it with --over values instead")
 
 
 SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure")
