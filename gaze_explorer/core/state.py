@@ -11,6 +11,8 @@ Sub-models:
 - :class:`TargetModel` - the steering target (panel, box or schedule).
 - :class:`OverlaySettings` - opacity, colormap and normalisation of the attention overlay.
 - :class:`StatusModel` - model/device/dtype/memory/speed and whether a run is streaming.
+- :class:`DiscoveryModel` - the last discovery (scores, panel matrices) and its summary.
+- :class:`InspectorModel` - the head open in the head inspector.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gaze_explorer.core.steering import Schedule, Switch, check_targets, parse_s
 
 COLORMAPS = ("inferno", "magma", "viridis", "plasma")
 NORMALISATIONS = ("per_step", "global")
+OVERLAY_STYLES = ("colour", "greyscale", "contour")  # image under the heat: as is, grey, or contours only
 HEAD_SET_KINDS = ("top", "random", "all", "custom", "file")
 
 
@@ -363,14 +366,23 @@ class OverlaySettings:
         self.opacity = 0.6
         self.colormap = "inferno"
         self.normalisation = "per_step"
+        self.style = "colour"  # see OVERLAY_STYLES
 
     def update(
-        self, *, opacity: float | None = None, colormap: str | None = None, normalisation: str | None = None
+        self,
+        *,
+        opacity: float | None = None,
+        colormap: str | None = None,
+        normalisation: str | None = None,
+        style: str | None = None,
     ) -> None:
         if colormap is not None and colormap not in COLORMAPS:
             raise ValueError(f"colormap must be one of {COLORMAPS}")
         if normalisation is not None and normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}")
+        if style is not None and style not in OVERLAY_STYLES:
+            raise ValueError(f"overlay style must be one of {OVERLAY_STYLES}")
+        self.style = style or self.style
         if opacity is not None:
             self.opacity = float(min(max(opacity, 0.0), 1.0))
         self.colormap = colormap or self.colormap
@@ -436,6 +448,8 @@ class AppState:
         self.overlay = OverlaySettings()
         self.status = StatusModel()
         self.grid_score_mode = GridScoreMode()
+        self.discovery = DiscoveryModel()
+        self.inspector = InspectorModel()
 
 
 class GridScoreMode:
@@ -454,3 +468,100 @@ class GridScoreMode:
         if panel is not None:
             self.panel = int(panel)
         self.mode_changed.emit()
+
+
+class DiscoveryModel:
+    """The last discovery's results and the summary the discovery dock shows (paper Figs. 2a, 15, 16)."""
+
+    result_changed = Signal()
+
+    def __init__(self) -> None:
+        self.scores: np.ndarray | None = None  # [layer, head] gaze score
+        self.matrices: np.ndarray | None = None  # [layer, head, N, N] queried x attended panel mass
+        self.n_strips = 0
+        self.image_mass: np.ndarray | None = None  # [layer, head], for the other criteria
+        self.image_maps: np.ndarray | None = None  # [layer, head, rows, cols]
+        self._agreement: list[dict] | None = None
+        self._agreement_done = False
+
+    def set_result(
+        self,
+        scores: np.ndarray | None,
+        matrices: np.ndarray | None,
+        n_strips: int = 0,
+        image_mass: np.ndarray | None = None,
+        image_maps: np.ndarray | None = None,
+    ) -> None:
+        self.scores = None if scores is None else np.asarray(scores, dtype=np.float64)
+        self.matrices = None if matrices is None else np.asarray(matrices)
+        self.n_strips = int(n_strips)
+        self.image_mass, self.image_maps = image_mass, image_maps
+        self._agreement, self._agreement_done = None, False
+        self.result_changed.emit()
+
+    @property
+    def has_result(self) -> bool:
+        return self.scores is not None
+
+    def ranked(self) -> list[dict]:
+        """Every scored head, best first (``core.heads.ranking``; NaN heads left out)."""
+        from gaze_explorer.core.heads import ranking
+
+        return [] if self.scores is None else ranking(self.scores)
+
+    def best_head(self) -> Head | None:
+        top = self.ranked()[:1]
+        return (top[0]["layer"], top[0]["head"]) if top else None
+
+    def histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and bin edges of the scored heads' gaze scores (paper Fig. 15)."""
+        values = np.array([] if self.scores is None else self.scores[~np.isnan(self.scores)])
+        if values.size == 0:
+            return np.zeros(bins, dtype=np.int64), np.linspace(0.0, 1.0, bins + 1)
+        return np.histogram(values, bins=bins)
+
+    def layer_counts(self, k: int) -> np.ndarray:
+        """How many of the top-``k`` heads sit in each layer: ``[layer]`` (paper Fig. 16)."""
+        if self.scores is None:
+            return np.zeros(0, dtype=np.int64)
+        counts = np.zeros(self.scores.shape[0], dtype=np.int64)
+        for r in self.ranked()[: max(int(k), 0)]:
+            counts[r["layer"]] += 1
+        return counts
+
+    def agreement(self) -> list[dict] | None:
+        """The agreement table between criteria (``core.criteria.agreement``), when the discovery
+        kept the image mass and maps the other criteria need; computed once."""
+        if not self._agreement_done:
+            self._agreement_done = True
+            if self.scores is not None and self.image_mass is not None and self.image_maps is not None:
+                from gaze_explorer.core.criteria import criteria_report
+
+                self._agreement = criteria_report(self.scores, self.image_mass, self.image_maps)["agreement"]
+        return self._agreement
+
+
+class InspectorModel:
+    """The head the head inspector shows (None: nothing opened yet)."""
+
+    head_changed = Signal()
+
+    def __init__(self) -> None:
+        self.head: Head | None = None
+
+    def set_head(self, head: Head | None) -> None:
+        head = None if head is None else (int(head[0]), int(head[1]))
+        if head != self.head:
+            self.head = head
+            self.head_changed.emit()
+
+
+def head_panel_masses(run: RunData, grid: ImageTokenGrid, regions: Sequence[Region], head: Head) -> np.ndarray:
+    """One head's attention mass on each region at every step of ``run``: ``[step, region]`` (NaN
+    where a step has no captured rows)."""
+    from gaze_explorer.core.scoring import step_trajectory
+
+    if run.rows_at is None or not regions:
+        return np.zeros((run.n_steps, len(regions)))
+    one = HeadSet(f"L{head[0]}H{head[1]}", ((int(head[0]), int(head[1])),))
+    return step_trajectory(run.rows_at, run.n_steps, grid, regions, one)

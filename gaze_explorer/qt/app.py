@@ -15,6 +15,75 @@ from pathlib import Path
 from gaze_explorer.cli.args import add_model_args, non_negative_int  # argparse only: cheap
 from gaze_explorer.qt.controller import DEMO_COMICS
 
+# What Qt's xcb platform plugin (PySide6 6.x: platforms/libqxcb.so and libQt6XcbQpa) loads beyond a
+# base system, found with ldd; soname -> the Debian/Ubuntu package that ships it. Qt's own error names
+# only libxcb-cursor0 (the one it dlopens) and aborts with exit 134, whichever library is missing.
+XCB_LIBRARIES = {
+    "libxcb.so.1": "libxcb1",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
+
+
+def qt_platform() -> str:
+    """The platform plugin Qt will pick: QT_QPA_PLATFORM, else wayland in a Wayland session, else xcb."""
+    chosen = os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    if chosen:
+        return chosen
+    if sys.platform != "linux":
+        return "native"
+    if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("XDG_SESSION_TYPE") == "wayland":
+        return "wayland"
+    return "xcb"
+
+
+def missing_xcb_packages(libraries: dict[str, str] = XCB_LIBRARIES) -> list[str]:
+    """The packages of the xcb plugin's libraries that the dynamic loader cannot find."""
+    import ctypes
+
+    missing = []
+    for soname, package in libraries.items():
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing.append(package)
+    return missing
+
+
+def check_xcb_libraries() -> str | None:
+    """On Linux with the xcb platform, a message with the exact apt command when libraries are
+    missing (Qt would abort with a misleading message), else None."""
+    if qt_platform() != "xcb":
+        return None
+    missing = missing_xcb_packages()
+    if not missing:
+        return None
+    return (
+        "gaze-explorer: Qt's xcb platform plugin needs system libraries that are missing: "
+        + ", ".join(missing)
+        + "\nInstall them with:\n    sudo apt-get install -y "
+        + " ".join(missing)
+        + "\n(or run headless: QT_QPA_PLATFORM=offscreen, e.g. with --screenshot)"
+    )
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The app's own flags; values are checked by the CLI's argument types (bad ones exit with code 2)."""
@@ -51,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    problem = check_xcb_libraries()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from PySide6 import QtWidgets
 
     from gaze_explorer.qt.compat import singleton_refs_guard

@@ -1,11 +1,17 @@
-"""Exports from the running app: the current figure, head list or run, with or without a dialog."""
+"""Exports from the running app: the current figure, head list or run, with or without a dialog.
+
+The dialogs propose a file name from the figure and the run, take the extension from the chosen
+filter when the name has none, remember the last folder (QSettings), and confirm in the status bar.
+The panel-matrix export asks which head, the best-scoring one first.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from gaze_explorer.core.errors import GazeExplorerError
 from gaze_explorer.core.heads import HeadSet, choose_heads
@@ -46,12 +52,20 @@ def current_figure(window, kind: str, head: tuple[int, int] | None = None):
                                      title, s.overlay.colormap, s.overlay.opacity,
                                      levels=window.overlay_view.heat_item.getLevels())
     if kind == "panel matrix":
-        matrices = getattr(window.controller, "panel_matrices", None)
+        matrices = s.discovery.matrices
         if matrices is None:
             raise GazeExplorerError("no panel matrices yet: run discovery first")
-        layer, h = head or (s.heads.active.heads[0] if s.heads.active.heads else (0, 0))
+        layer, h = head or default_matrix_head(window)
         return export.matrix_figure(np.asarray(matrices)[layer, h], f"{model} · panel matrix · L{layer}H{h}")
     raise GazeExplorerError(f"unknown figure {kind!r}; choose one of {', '.join(FIGURES)}")
+
+
+def default_matrix_head(window) -> tuple[int, int]:
+    """The head a panel-matrix export shows unless told: the best-scoring one."""
+    best = window.state.discovery.best_head()
+    if best is None:
+        raise GazeExplorerError("no gaze scores yet: run discovery first")
+    return best
 
 
 def export_current_figure(window, kind: str, path: str | Path, head: tuple[int, int] | None = None) -> Path:
@@ -84,12 +98,70 @@ def export_current_run(window, path: str | Path) -> Path:
     return export.write_json(path, export.run_record(run, traj, [r.name for r in regions], s.heads.active))
 
 
-def _ask(window, title: str, items: tuple[str, ...], filters: str) -> tuple[str, str] | None:
-    kind, ok = QtWidgets.QInputDialog.getItem(window, title, "What to export:", list(items), 0, False)
+FOLDER_KEY = "export/last_folder"
+
+
+def settings() -> QtCore.QSettings:
+    return QtCore.QSettings("gaze-explorer", "gaze-explorer")
+
+
+def default_file_name(window, what: str, suffix: str) -> str:
+    """``<what>_<run>_step<N><suffix>`` (the run and step only when there is a run), filesystem-safe."""
+    s = window.state
+    parts = [what]
+    run = s.session.shown_run
+    if run is not None and what not in ("grid", "panel matrix", "top-K", "custom", "active"):
+        parts.append(run.name)
+        if what == "overlay":
+            parts.append(f"step{s.step.step}")
+    stem = re.sub(r"[^A-Za-z0-9.+-]+", "_", "_".join(parts)).strip("_")
+    return stem + suffix
+
+
+def path_with_suffix(path: str, name_filter: str, filters: str = "") -> str:
+    """``path`` with the extension of the chosen filter (``"PNG (*.png)"``) unless it already ends in
+    one the export writes (any extension in ``filters``)."""
+    chosen = re.search(r"\*(\.[A-Za-z0-9]+)", name_filter).group(1)
+    allowed = {m.lower() for m in re.findall(r"\*(\.[A-Za-z0-9]+)", filters or name_filter)}
+    p = Path(path)
+    return str(p) if p.suffix.lower() in allowed else str(p.with_name(p.name + chosen))
+
+
+def save_path(window, title: str, what: str, filters: str) -> str | None:
+    """Ask where to save (the dialog opens in the last folder, on a default name); None if cancelled."""
+    first_suffix = re.search(r"\*(\.[A-Za-z0-9]+)", filters).group(1)
+    folder = str(settings().value(FOLDER_KEY, "") or Path.cwd())
+    dialog = QtWidgets.QFileDialog(window, title, str(Path(folder) / default_file_name(window, what, first_suffix)))
+    dialog.setAcceptMode(QtWidgets.QFileDialog.AcceptMode.AcceptSave)
+    dialog.setNameFilters(filters.split(";;"))
+
+    def on_filter(name_filter: str) -> None:  # the proposed name follows the chosen format
+        suffix = re.search(r"\*(\.[A-Za-z0-9]+)", name_filter).group(1)
+        dialog.selectFile(default_file_name(window, what, suffix))
+
+    dialog.filterSelected.connect(on_filter)
+    if dialog.exec() != QtWidgets.QDialog.DialogCode.Accepted or not dialog.selectedFiles():
+        return None
+    path = path_with_suffix(dialog.selectedFiles()[0], dialog.selectedNameFilter(), filters)
+    settings().setValue(FOLDER_KEY, str(Path(path).parent))
+    return path
+
+
+def ask_matrix_head(window) -> tuple[int, int] | None:
+    """Which head's panel matrix to export: the ranked heads, best first (the default)."""
+    ranked = window.state.discovery.ranked()
+    if not ranked:
+        raise GazeExplorerError("no panel matrices yet: run discovery first")
+    items = [f"L{r['layer']}H{r['head']}  (gaze score {r['score']:.3f})" for r in ranked]
+    inspected = window.state.inspector.head
+    item, ok = QtWidgets.QInputDialog.getItem(
+        window, "Export panel matrix", "Head (best first" + (f"; inspecting L{inspected[0]}H{inspected[1]}"
+                                                             if inspected else "") + "):", items, 0, False
+    )  # fmt: skip
     if not ok:
         return None
-    path, _ = QtWidgets.QFileDialog.getSaveFileName(window, title, "", filters)
-    return (kind, path) if path else None
+    r = ranked[items.index(item)]
+    return r["layer"], r["head"]
 
 
 def _guarded(window, fn, *args) -> None:
@@ -102,18 +174,34 @@ def _guarded(window, fn, *args) -> None:
 
 
 def export_figure_dialog(window) -> None:
-    choice = _ask(window, "Export figure", FIGURES, "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")
-    if choice:
-        _guarded(window, export_current_figure, *choice)
+    kind, ok = QtWidgets.QInputDialog.getItem(window, "Export figure", "What to export:", list(FIGURES), 0, False)
+    if not ok:
+        return
+    head = None
+    if kind == "panel matrix":
+        try:
+            head = ask_matrix_head(window)
+        except GazeExplorerError as err:
+            window.show_message(str(err), True)
+            return
+        if head is None:
+            return
+    what = f"panel_matrix_L{head[0]}H{head[1]}" if head else kind
+    path = save_path(window, "Export figure", what, "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")
+    if path:
+        _guarded(window, export_current_figure, kind, path, head)
 
 
 def export_heads_dialog(window) -> None:
-    choice = _ask(window, "Export head list", HEAD_LISTS, "JSON (*.json);;CSV (*.csv)")
-    if choice:
-        _guarded(window, export_current_heads, *choice)
+    which, ok = QtWidgets.QInputDialog.getItem(window, "Export head list", "What to export:", list(HEAD_LISTS), 0, False)
+    if not ok:
+        return
+    path = save_path(window, "Export head list", f"heads_{which}", "JSON (*.json);;CSV (*.csv)")
+    if path:
+        _guarded(window, export_current_heads, which, path)
 
 
 def export_run_dialog(window) -> None:
-    path, _ = QtWidgets.QFileDialog.getSaveFileName(window, "Export run", "", "JSON (*.json)")
+    path = save_path(window, "Export run", "run", "JSON (*.json)")
     if path:
         _guarded(window, export_current_run, path)

@@ -2,6 +2,11 @@
 
 The window wires the views' requests to the :class:`AppController` and shows the controller's
 messages; views and controller never call each other directly.
+
+Layout (designed for 1280x760 first): the image in the centre with the token timeline under it; the
+discovery, head inspector and prompt docks tabbed in the left column over the session runs; the grid
+over the steering dock in the right column. The side columns take the full height (the corners
+belong to them). View -> Reset layout returns to this arrangement, sized for the current window.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.controller import AppController
 from gaze_explorer.qt.views.discovery import DiscoveryView
 from gaze_explorer.qt.views.head_grid import HeadGridView
+from gaze_explorer.qt.views.head_inspector import HeadInspectorView
 from gaze_explorer.qt.views.image_overlay import ImageOverlayView
 from gaze_explorer.qt.views.prompt_tokens import PromptTokensView
 from gaze_explorer.qt.views.session_browser import SessionBrowserView
@@ -21,6 +27,20 @@ from gaze_explorer.qt.views.token_timeline import TokenTimelineView
 from gaze_explorer.qt.widgets.step_keys import STEP_KEYS
 
 Dock = QtCore.Qt.DockWidgetArea
+DEFAULT_SIZE = (1560, 960)
+DOCS_URL = "https://github.com/gaze-explorer/gaze-explorer#using-the-app"
+KEYS_HELP = """<table cellspacing=4>
+<tr><td>← / →</td><td>one step back / forward</td></tr>
+<tr><td>Shift+← / Shift+→</td><td>ten steps</td></tr>
+<tr><td>Home / End</td><td>first / last step</td></tr>
+<tr><td>Space</td><td>play / pause</td></tr>
+<tr><td>1–9</td><td>target panel (switches live while a run streams)</td></tr>
+<tr><td>Ctrl+Enter</td><td>steer</td></tr>
+<tr><td>Esc</td><td>stop</td></tr>
+<tr><td>Ctrl+E / Ctrl+Shift+E</td><td>export the figure / the head list</td></tr>
+<tr><td>grid: click / Ctrl+click / Shift+drag</td><td>inspect a head / toggle a pick / pick a rectangle</td></tr>
+<tr><td>image: click / Box target + drag</td><td>target a panel / draw a box target</td></tr>
+</table>"""
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -29,7 +49,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, state: AppState | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("gaze-explorer")
-        self.resize(1560, 960)
+        self.resize(*self._fitted_size())
         self.state = state or AppState()
         self.controller = AppController(self.state, self)
         self.messages: list[tuple[str, bool]] = []  # every message shown, for tests and the log
@@ -42,14 +62,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self.discovery_view = DiscoveryView(self.state)
         self.session_view = SessionBrowserView(self.state)
         self.prompt_view = PromptTokensView(self.state)
+        self.inspector_view = HeadInspectorView(self.state)
         self.setCentralWidget(self.overlay_view)
+        self.setDockNestingEnabled(True)
+        Corner = QtCore.Qt.Corner
+        self.setCorner(Corner.BottomLeftCorner, Dock.LeftDockWidgetArea)
+        self.setCorner(Corner.BottomRightCorner, Dock.RightDockWidgetArea)
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
         self._dock("Layer × head grid", self.grid_view, Dock.RightDockWidgetArea)
         self._dock("Steering", self.steering_panel, Dock.RightDockWidgetArea)
         self._dock("Token timeline", self.timeline_view, Dock.BottomDockWidgetArea)
         self._dock("Discovery", self.discovery_view, Dock.LeftDockWidgetArea)
+        self._dock("Inspector", self.inspector_view, Dock.LeftDockWidgetArea)
+        self._dock("Prompt", self.prompt_view, Dock.LeftDockWidgetArea)
         self._dock("Session runs", self.session_view, Dock.LeftDockWidgetArea)
-        self._dock("Prompt tokens", self.prompt_view, Dock.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Discovery"], self.docks["Inspector"])
+        self.tabifyDockWidget(self.docks["Inspector"], self.docks["Prompt"])
+        self.docks["Discovery"].raise_()
         self._sized = False
 
         self.status_label = QtWidgets.QLabel()
@@ -81,6 +110,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overlay_view.panel_count_changed.connect(c.set_panel_count)
         s.status.status_changed.connect(self._show_status)
         s.status.message_posted.connect(self.show_message)
+        s.inspector.head_changed.connect(self._raise_inspector)
 
     def generate_baseline(self) -> None:
         try:
@@ -148,29 +178,58 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction("Quit", QtGui.QKeySequence.StandardKey.Quit, self.close)
         model_menu = bar.addMenu("&Model")
         model_menu.addAction("Load model…", self._load_model_dialog)
+        Key, Mod = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier
+        ctrl = Mod.ControlModifier
+        self.actions: dict[str, QtGui.QAction] = {}  # the menu actions whose keys the menus show
         run_menu = bar.addMenu("&Run")
         run_menu.addAction("Generate baseline", self.generate_baseline)
-        run_menu.addAction("Steer", self.steer)
-        run_menu.addAction("Stop", self.controller.stop)
+        self._keyed(run_menu, "Steer", self.steer, QtCore.QKeyCombination(ctrl, Key.Key_Return),
+                    QtCore.QKeyCombination(ctrl, Key.Key_Enter))
+        self._keyed(run_menu, "Stop", self.controller.stop, Key.Key_Escape)
+        run_menu.addAction("Discover gaze heads", lambda: self.docks["Discovery"].raise_())
         view_menu = bar.addMenu("&View")
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction("Reset layout", self.reset_layout)
         export_menu = bar.addMenu("&Export")
-        export_menu.addAction("Figure…", self.export_figure_dialog)
-        export_menu.addAction("Head list…", self.export_heads_dialog)
+        self._keyed(export_menu, "Figure…", self.export_figure_dialog, QtCore.QKeyCombination(ctrl, Key.Key_E))
+        self._keyed(export_menu, "Head list…", self.export_heads_dialog,
+                    QtCore.QKeyCombination(ctrl | Mod.ShiftModifier, Key.Key_E))
         export_menu.addAction("Run as JSON…", self.export_run_dialog)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("Keys and mouse…", self.show_keys)
+        help_menu.addAction("Documentation (README)", self.open_docs)
+
+    def _keyed(self, menu: QtWidgets.QMenu, text: str, slot, *keys) -> QtGui.QAction:
+        """A menu action that owns its keyboard shortcut, so the menu shows the key."""
+        action = menu.addAction(text, slot)
+        action.setShortcuts([QtGui.QKeySequence(k) for k in keys])
+        action.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+        self.actions[text] = action
+        return action
+
+    def show_keys(self) -> None:
+        box = QtWidgets.QMessageBox(self)
+        box.setWindowTitle("gaze-explorer: keys and mouse")
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        box.setText(KEYS_HELP + f'<p>More in the <a href="{DOCS_URL}">README</a>.</p>')
+        box.open()
+
+    def open_docs(self) -> None:
+        """Open the README: the local copy when the package runs from a checkout, else the web page."""
+        from pathlib import Path
+
+        local = Path(__file__).resolve().parents[2] / "README.md"
+        url = QtCore.QUrl.fromLocalFile(str(local)) if local.exists() else QtCore.QUrl(DOCS_URL)
+        if not QtGui.QDesktopServices.openUrl(url):
+            self.show_message(f"open {url.toString()} to read the documentation")
 
     def _build_shortcuts(self) -> None:
         step = self.state.step
-        Key, Mod = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier
+        Key = QtCore.Qt.Key
         bindings = [(combo, lambda act=act: act(step)) for combo, act in STEP_KEYS]
-        bindings += [
-            (QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_Return), self.steer),
-            (QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_Enter), self.steer),
-            (Key.Key_Escape, self.controller.stop),
-            (QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_E), self.export_figure_dialog),
-            (QtCore.QKeyCombination(Mod.ControlModifier | Mod.ShiftModifier, Key.Key_E), self.export_heads_dialog),
-        ]
+        # Steer, Stop and the exports are keyed on their menu actions (the menus show the keys)
         for k in range(1, 10):
             bindings.append((getattr(Key, f"Key_{k}"), lambda k=k: self.state.target.set_panel(k - 1)))
         self.shortcuts = []
@@ -201,9 +260,13 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _load_model_dialog(self) -> None:
-        spec, ok = QtWidgets.QInputDialog.getText(self, "Load model", "demo, a local folder, or a cached Hugging Face id:")
-        if ok and spec.strip():
-            self.controller.load_model(spec.strip())
+        from gaze_explorer.qt.widgets.load_model_dialog import LoadModelDialog
+
+        dialog = LoadModelDialog(self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            spec, device, dtype = dialog.choice()
+            if spec:
+                self.controller.load_model(spec, device=device, dtype=dtype)
 
     def export_figure_dialog(self) -> None:
         from gaze_explorer.qt.export_dialogs import export_figure_dialog
@@ -220,18 +283,64 @@ class MainWindow(QtWidgets.QMainWindow):
 
         export_run_dialog(self)
 
+    def _fitted_size(self) -> tuple[int, int]:
+        """The default size, shrunk to the screen's available area (a laptop's 1280x760)."""
+        screen = QtGui.QGuiApplication.primaryScreen()
+        if screen is None:
+            return DEFAULT_SIZE
+        avail = screen.availableGeometry()
+        return min(DEFAULT_SIZE[0], avail.width()), min(DEFAULT_SIZE[1], avail.height())
+
+    def _raise_inspector(self) -> None:
+        dock = self.docks["Inspector"]
+        dock.show()
+        dock.raise_()
+
+    def open_best_head(self) -> None:
+        """Open the best-scoring head in the inspector."""
+        self.inspector_view.open_best()
+
+    def reset_layout(self) -> None:
+        """Every dock back in its place, shown, docked, and sized for the window's current size."""
+        V = QtCore.Qt.Orientation.Vertical
+        d = self.docks
+        places = {
+            "Layer × head grid": Dock.RightDockWidgetArea, "Steering": Dock.RightDockWidgetArea,
+            "Token timeline": Dock.BottomDockWidgetArea, "Discovery": Dock.LeftDockWidgetArea,
+            "Inspector": Dock.LeftDockWidgetArea, "Prompt": Dock.LeftDockWidgetArea,
+            "Session runs": Dock.LeftDockWidgetArea,
+        }  # fmt: skip
+        for name, area in places.items():
+            d[name].setFloating(False)
+            self.addDockWidget(area, d[name])  # re-adding moves a dock to the end of its area
+            d[name].show()
+        self.splitDockWidget(d["Layer × head grid"], d["Steering"], V)
+        self.splitDockWidget(d["Discovery"], d["Session runs"], V)
+        self.tabifyDockWidget(d["Discovery"], d["Inspector"])
+        self.tabifyDockWidget(d["Inspector"], d["Prompt"])
+        d["Discovery"].raise_()
+        self._size_docks()
+
+    def _size_docks(self) -> None:
+        V, H = QtCore.Qt.Orientation.Vertical, QtCore.Qt.Orientation.Horizontal
+        d = self.docks
+        w, h = self.width(), self.height()
+        side_left = max(250, min(360, w // 5))
+        side_right = max(400, min(540, int(w * 0.3)))
+        self.resizeDocks([d["Discovery"]], [side_left], H)
+        self.resizeDocks([d["Layer × head grid"]], [side_right], H)
+        # the steering dock keeps the height its fixed rows need; the grid takes the rest
+        self.resizeDocks([d["Layer × head grid"], d["Steering"]], [max(220, h - 470), 400], V)
+        self.resizeDocks([d["Discovery"], d["Session runs"]], [max(300, h - 260), 160], V)
+        self.resizeDocks([d["Token timeline"]], [max(260, int(h * 0.4))], V)
+
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
         if not self._sized:  # dock sizes only stick once the window has its size
             self._sized = True
-            d = self.docks
-            self.resizeDocks(
-                [d["Discovery"], d["Session runs"], d["Prompt tokens"]], [150, 220, 120], QtCore.Qt.Orientation.Vertical
-            )
-            self.resizeDocks([d["Layer × head grid"], d["Steering"]], [330, 400], QtCore.Qt.Orientation.Vertical)
-            self.resizeDocks([d["Discovery"]], [240], QtCore.Qt.Orientation.Horizontal)
-            self.resizeDocks([d["Layer × head grid"]], [480], QtCore.Qt.Orientation.Horizontal)
-            self.resizeDocks([d["Token timeline"]], [max(330, self.height() // 3)], QtCore.Qt.Orientation.Vertical)
+            if self.state.inspector.head is None:  # a tab raised before the window shows does not stick
+                self.docks["Discovery"].raise_()
+            self._size_docks()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.controller.shutdown()

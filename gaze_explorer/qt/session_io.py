@@ -303,6 +303,7 @@ def open_session(path: str | Path, state: AppState):
     scores = reader.gaze_scores()
     if scores is not None:
         state.heads.set_gaze_scores(np.asarray(scores))
+    state.discovery.set_result(scores, reader.panel_matrices(), 0, reader.image_mass(), reader.image_maps())
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)
     if session.runs:

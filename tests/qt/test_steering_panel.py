@@ -13,6 +13,7 @@ from gaze_explorer.qt.views.steering_panel import SteeringPanel
 def _panel(qtbot, state):
     panel = SteeringPanel(state)
     qtbot.addWidget(panel)
+    panel.resize(480, 720)  # as the dock sizes it: every option in view, none scrolled away
     panel.show()
     return panel
 

@@ -1,11 +1,27 @@
 """Discovery: run gaze-head discovery on the demo comics, a folder, or the current strip, with a
-progress bar and Cancel. The main window runs the worker; this view asks for it and shows progress."""
+progress bar and Cancel. The main window runs the worker; this view asks for it and shows progress.
+
+Before any discovery it says that this is where to start; after one, a summary of
+:class:`~gaze_explorer.core.state.DiscoveryModel`: strips used, the top heads with their scores, the
+score histogram (paper Fig. 15), where the top-K heads sit by layer (Fig. 16) and, when discovery
+kept what the other criteria need, the agreement between criteria (gaze / image / localization).
+"""
 
 from __future__ import annotations
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gaze_explorer.core.state import AppState
+from gaze_explorer.qt.widgets.plot_style import plain_axis
+
+START_TEXT = (
+    "<b>Start here.</b> Run discovery to find the gaze heads: it scores every head on comic strips "
+    "(the demo comics take a few seconds). The top-K heads then drive the overlay, the staircase and "
+    "Steer; click a grid cell to inspect one head."
+)
+N_TOP_SHOWN = 8
 
 SOURCES = (("demo", "demo comics"), ("folder", "a folder (comicN/p1..pN)"), ("current", "the current strip"))
 
@@ -45,10 +61,46 @@ class DiscoveryView(QtWidgets.QWidget):
         layout.addWidget(self.run_button, 2, 1)
         layout.addWidget(self.cancel_button, 2, 2)
         layout.addWidget(self.progress, 3, 0, 1, 3)
+        self.summary_label = QtWidgets.QLabel(START_TEXT)
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.summary_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.summary_plots = pg.GraphicsLayoutWidget()
+        self.summary_plots.setBackground("w")
+        self.summary_plots.setMinimumHeight(260)
+        self.hist_plot = self.summary_plots.addPlot(row=0, col=0)
+        self.layer_plot = self.summary_plots.addPlot(row=1, col=0)
+        for plot, bottom, left in ((self.hist_plot, "gaze score", "heads"), (self.layer_plot, "layer", "top-K heads")):
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.setLabel("bottom", bottom)
+            plot.setLabel("left", left)
+            for axis in ("bottom", "left"):
+                plain_axis(plot.getAxis(axis))
+        self.hist_item = pg.BarGraphItem(x=[], height=[], width=1.0, brush="#0072B2")
+        self.layer_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#D55E00")
+        self.hist_plot.addItem(self.hist_item)
+        self.layer_plot.addItem(self.layer_item)
+        self.summary_plots.setVisible(False)
+        summary = QtWidgets.QWidget()
+        summary_layout = QtWidgets.QVBoxLayout(summary)
+        summary_layout.setContentsMargins(0, 0, 0, 0)
+        summary_layout.addWidget(self.summary_label)
+        summary_layout.addWidget(self.summary_plots)
+        summary_layout.addStretch(1)
+        self.summary_scroll = QtWidgets.QScrollArea()
+        self.summary_scroll.setWidget(summary)
+        self.summary_scroll.setWidgetResizable(True)
+        self.summary_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.summary_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout.addWidget(self.summary_scroll, 4, 0, 1, 3)
         layout.setRowStretch(4, 1)
         self._source_changed()
         self._task_running = False
         state.status.progress_changed.connect(self._on_progress)
+        state.discovery.result_changed.connect(self.show_summary)
+        state.heads.selection_changed.connect(self._on_k_changed)
+        self._summary_k = -1
 
     def _source_changed(self, *_: object) -> None:
         folder = self.source_combo.currentData() == "folder"
@@ -73,3 +125,50 @@ class DiscoveryView(QtWidgets.QWidget):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done if total else 0)
         self.progress.setFormat(f"{done}/{total} strips" if total else "idle")
+
+    # ---- summary -------------------------------------------------------------------------------
+    def _on_k_changed(self) -> None:
+        if self.state.discovery.has_result and self.state.heads.k != self._summary_k:
+            self.show_summary()
+
+    def summary_text(self) -> str:
+        """The summary's text (HTML): strips, top heads with scores, agreement between criteria."""
+        d = self.state.discovery
+        if not d.has_result:
+            return START_TEXT
+        ranked = d.ranked()
+        k = self.state.heads.k
+        strips = f"{d.n_strips} strip(s)" if d.n_strips else "strips: as stored in the session"
+        lines = [f"<b>Discovery</b>: {strips}, {len(ranked)} heads scored."]
+        top = ", ".join(f"L{r['layer']}H{r['head']} {r['score']:.2f}" for r in ranked[:N_TOP_SHOWN])
+        lines.append(f"<b>Top heads</b>: {top}")
+        agreement = d.agreement()
+        if agreement:
+            rows = []
+            for row in agreement:
+                cells = "".join(
+                    f"<td>{p['a'][:4]}–{p['b'][:4]}: {p['overlap']} ({p['chance_overlap']:.1f})</td>"
+                    for p in row["pairs"]
+                )
+                rows.append(f"<tr><td>K={row['k_used']}</td>{cells}<td>all: {row['common']}</td></tr>")
+            lines.append(
+                "<b>Agreement between criteria</b> (top-K overlap, chance in brackets):"
+                f"<table cellspacing=3>{''.join(rows)}</table>"
+            )
+        lines.append(f"Histogram of gaze scores; where the top-{k} sit by layer:")
+        return "<br>".join(lines)
+
+    def show_summary(self) -> None:
+        d = self.state.discovery
+        self.summary_label.setText(self.summary_text())
+        self.summary_plots.setVisible(d.has_result)
+        if not d.has_result:
+            return
+        counts, edges = d.histogram()
+        self.hist_item.setOpts(x=(edges[:-1] + edges[1:]) / 2, height=counts, width=float(edges[1] - edges[0]))
+        self.hist_plot.autoRange()
+        k = self._summary_k = self.state.heads.k
+        by_layer = d.layer_counts(k)
+        self.layer_item.setOpts(x=np.arange(by_layer.size), height=by_layer)
+        self.layer_plot.setTitle(f"top-{k} heads by layer", size="9pt")
+        self.layer_plot.autoRange()

@@ -1,8 +1,10 @@
 """Layer x head grid: a per-head score image (gaze score, or the current step's attention mass on
-the target or on one panel), with hover read-out, click-to-toggle and shift-drag rectangle picks.
+the target or on one panel), with hover read-out, click-to-inspect, Ctrl+click to toggle a custom
+pick and shift-drag rectangle picks.
 
-The active head set is outlined. Picks go to the model's custom set; the model decides what the
-active set is.
+The active head set is outlined, the inspected head framed. Picks go to the model's custom set; the
+model decides what the active set is. Axis ticks stay on integers and label every layer and head
+that fits (every one up to ~40 at a normal dock size; a stride, and wheel zoom, for 64 x 64).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from PySide6 import QtCore, QtWidgets
 from gaze_explorer.core.scoring import head_region_mass
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
-from gaze_explorer.qt.widgets.plot_style import plain_axis
+from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis
+
+INSPECTED_COLOUR = "#00BFFF"
 
 
 class _PickViewBox(pg.ViewBox):
@@ -53,6 +57,7 @@ class HeadGridView(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = state
         self.scores: np.ndarray | None = None  # what the image shows, [layer, head]
+        self._limits: tuple[int, int] | None = None
         self.mode_combo = QtWidgets.QComboBox()
         self.mode_combo.addItem("gaze score (discovery)", "gaze")
         self.mode_combo.addItem("step → target", "target")
@@ -62,8 +67,11 @@ class HeadGridView(QtWidgets.QWidget):
         self.panel_spin.setPrefix("panel ")
         self.mode_combo.currentIndexChanged.connect(self._mode_from_ui)
         self.panel_spin.valueChanged.connect(self._mode_from_ui)
-        self.hover_label = QtWidgets.QLabel("hover a cell")
-        self.hover_label.setMinimumWidth(150)
+        self.panel_spin.setVisible(False)
+        self.hover_label = QtWidgets.QLabel("click: inspect")
+        self.hover_label.setToolTip("Click: open the head in the inspector · Ctrl+click: toggle a custom pick · "
+                                    "Shift+drag: pick a rectangle · wheel: zoom")
+        self.hover_label.setMinimumWidth(120)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("score"))
         row.addWidget(self.mode_combo)
@@ -91,7 +99,12 @@ class HeadGridView(QtWidgets.QWidget):
             symbol="s", size=0.92, pxMode=False, pen=pg.mkPen("#D55E00", width=3), brush=None
         )
         self.custom_item = pg.ScatterPlotItem(symbol="o", size=0.3, pxMode=False, pen=None, brush=pg.mkBrush("w"))
-        for item in (self.active_item, self.custom_item):
+        self.inspected_item = pg.ScatterPlotItem(
+            symbol="s", size=1.0, pxMode=False, pen=pg.mkPen(INSPECTED_COLOUR, width=2), brush=None
+        )
+        self.y_ticks = IntegerAxis(self.plot, "left", min_px=13, count=lambda: self.state.heads.n_layers)
+        self.x_ticks = IntegerAxis(self.plot, "bottom", min_px=22, count=lambda: self.state.heads.n_heads)
+        for item in (self.active_item, self.custom_item, self.inspected_item):
             item.setZValue(10)
             self.plot.addItem(item)
         layout = QtWidgets.QVBoxLayout(self)
@@ -109,6 +122,7 @@ class HeadGridView(QtWidgets.QWidget):
         s.heads.scores_changed.connect(self._schedule)
         s.heads.selection_changed.connect(self._draw_marks)
         s.heads.custom_changed.connect(self._draw_marks)
+        s.inspector.head_changed.connect(self._draw_marks)
         s.grid_score_mode.mode_changed.connect(self._schedule)
         s.step.step_changed.connect(self._schedule)
         s.session.shown_runs_changed.connect(self._schedule)
@@ -121,7 +135,7 @@ class HeadGridView(QtWidgets.QWidget):
 
     def _mode_from_ui(self, *_: object) -> None:
         mode = self.mode_combo.currentData()
-        self.panel_spin.setEnabled(mode == "panel")
+        self.panel_spin.setVisible(mode == "panel")
         self.state.grid_score_mode.set_mode(mode, self.panel_spin.value() - 1)
 
     def compute_scores(self) -> tuple[np.ndarray | None, str]:
@@ -157,6 +171,9 @@ class HeadGridView(QtWidgets.QWidget):
         self.scores = scores
         self.plot.setTitle(title)
         n_layers, n_heads = self.state.heads.n_layers, self.state.heads.n_heads
+        if n_layers and self._limits != (n_layers, n_heads):  # zoom and pan stay on the grid
+            self._limits = (n_layers, n_heads)
+            self.viewbox.setLimits(xMin=-1, xMax=n_heads, yMin=-1, yMax=n_layers, minXRange=3, minYRange=3)
         if scores is None:
             self.image_item.clear()
             if n_layers:
@@ -178,6 +195,8 @@ class HeadGridView(QtWidgets.QWidget):
         self.active_item.setData(x=active[:, 1], y=active[:, 0])
         custom = np.array(sorted(heads.custom), dtype=float).reshape(-1, 2)
         self.custom_item.setData(x=custom[:, 1], y=custom[:, 0])
+        head = self.state.inspector.head
+        self.inspected_item.setData(x=[] if head is None else [head[1]], y=[] if head is None else [head[0]])
 
     def _cell_at(self, scene_pos) -> tuple[int, int] | None:
         if not self.plot.sceneBoundingRect().contains(scene_pos):
@@ -200,10 +219,14 @@ class HeadGridView(QtWidgets.QWidget):
         if event.button() != QtCore.Qt.MouseButton.LeftButton:
             return
         cell = self._cell_at(event.scenePos())
-        if cell is not None:
+        if cell is None:
+            return
+        if event.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
             self.state.heads.toggle(cell)
             if self.state.heads.kind != "custom":
                 self.state.heads.set_kind("custom")
+        else:
+            self.state.inspector.set_head(cell)
 
     def _on_rect(self, x0: float, y0: float, x1: float, y1: float) -> None:
         heads = self.state.heads

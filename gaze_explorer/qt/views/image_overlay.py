@@ -1,8 +1,11 @@
 """Image + attention overlay: the image, its panels, and the selected heads' attention at the
 current step drawn on each image token's real pixel box.
 
-Click a panel to make it the steering target; drag the rectangle ROI to set a box target. Open,
-drop or paste an image to load it (the main window does the loading: this view only asks): a file
+Click a panel to make it the steering target; press "Box target" and drag on the image to draw a
+box target (the token cells it selects, those whose centres fall inside, are dotted). Each panel's
+dotted outline shows where it snaps to the token grid. The image is drawn as is, in grey under the
+heat, or in colour under heat contours (``OverlaySettings.style``), and fills the view. Open, drop
+or paste an image to load it (the main window does the loading: this view only asks): a file
 URL, Qt image data, or raw encoded bytes (``image/png`` ...) all work; anything else is refused
 with a clear message (``image_rejected``), never a traceback.
 """
@@ -13,17 +16,65 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from gaze_explorer.core.errors import RegionError
+from gaze_explorer.core.regions import box_region
 from gaze_explorer.core.scoring import overlay_heat
-from gaze_explorer.core.state import COLORMAPS, AppState, RunData
+from gaze_explorer.core.state import COLORMAPS, OVERLAY_STYLES, AppState, RunData
 from gaze_explorer.core.state_data import grid_corners
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
-from gaze_explorer.qt.widgets.plot_style import plain_axis
+from gaze_explorer.qt.widgets.plot_style import PANEL_COLOURS, greyscale, plain_axis
 from gaze_explorer.qt.widgets.signals import signals_blocked
 
-# Okabe-Ito: colour-blind-safe panel colours
-PANEL_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+CONTOUR_LEVELS = (0.25, 0.5, 0.75, 0.9)  # fractions of the step's (or run's) maximum heat
+STYLE_LABELS = {"colour": "colour", "greyscale": "grey image", "contour": "contours"}
 TARGET_COLOUR = "#56B4E9"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class _BoxViewBox(pg.ViewBox):
+    """A ViewBox whose left-drag draws a box (image pixel coordinates) while ``drawing`` is on."""
+
+    box_drawn = QtCore.Signal(float, float, float, float)  # x0, y0, x1, y1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawing = False
+        self.band = QtWidgets.QGraphicsRectItem()
+        self.band.setPen(pg.mkPen(TARGET_COLOUR, width=2, style=QtCore.Qt.PenStyle.DashLine))
+        self.band.setZValue(40)
+        self.band.setVisible(False)
+        self.addItem(self.band, ignoreBounds=True)
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        if not self.drawing or ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        rect = QtCore.QRectF(self.mapSceneToView(ev.buttonDownScenePos()), self.mapSceneToView(ev.scenePos()))
+        rect = rect.normalized()
+        self.band.setRect(rect)
+        self.band.setVisible(not ev.isFinish())
+        if ev.isFinish():
+            self.box_drawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
+
+
+def contour_lines(heat: np.ndarray, x_centres: np.ndarray, y_centres: np.ndarray, level: float) -> tuple:
+    """The iso-line of ``heat`` ``[rows, cols]`` at ``level`` in image pixels: ``(x, y)`` arrays with
+    NaN between separate lines. Cell centres may be unevenly spaced (tiled grids); the border is
+    padded with zeros so every line closes."""
+    padded = np.pad(np.asarray(heat, dtype=np.float64), 1)
+    rows, cols = heat.shape
+    # centre positions of the padded grid: one extra half-cell beyond each edge
+    ys = np.concatenate([[y_centres[0] - (y_centres[1] - y_centres[0] if rows > 1 else 1)], y_centres,
+                         [y_centres[-1] + (y_centres[-1] - y_centres[-2] if rows > 1 else 1)]])
+    xs = np.concatenate([[x_centres[0] - (x_centres[1] - x_centres[0] if cols > 1 else 1)], x_centres,
+                         [x_centres[-1] + (x_centres[-1] - x_centres[-2] if cols > 1 else 1)]])
+    out_x, out_y = [], []
+    for line in pg.functions.isocurve(padded, level, connected=True):
+        pts = np.asarray(line, dtype=np.float64)  # (row index, col index)
+        out_y += [*np.interp(pts[:, 0], np.arange(rows + 2), ys), np.nan]
+        out_x += [*np.interp(pts[:, 1], np.arange(cols + 2), xs), np.nan]
+    return np.asarray(out_x), np.asarray(out_y)
 
 
 class ImageOverlayView(QtWidgets.QWidget):
@@ -41,6 +92,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         # global normalisation: (run, heads, steps scanned, their max heat); a streaming run only
         # scans its new steps (its rows are read back from the session file, so a rescan costs I/O)
         self._global_max: tuple | None = None
+        self._image_style: tuple | None = None
+        self.box_tokens = np.zeros(0, dtype=np.int64)
+        self.snap_boxes: list[tuple[float, float, float, float]] = []
         self._build_controls()
         self._build_plot()
         # coalesce bursts of step/selection changes into one redraw per event-loop turn
@@ -56,6 +110,7 @@ class ImageOverlayView(QtWidgets.QWidget):
         s.overlay.settings_changed.connect(self._on_settings_changed)
         s.target.target_changed.connect(self._draw_target)
         self._on_image_changed()
+        self._draw_target()
 
     # ---- construction -------------------------------------------------------------------------
     def _build_controls(self) -> None:
@@ -74,6 +129,16 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.norm_combo.currentIndexChanged.connect(
             lambda i: self.state.overlay.update(normalisation=self.norm_combo.itemData(i))
         )
+        self.style_combo = QtWidgets.QComboBox()
+        for style in OVERLAY_STYLES:
+            self.style_combo.addItem(STYLE_LABELS[style], style)
+        self.style_combo.setToolTip(
+            "colour: the image as is under the heat · grey image: the image in greyscale, so the heat "
+            "stands out on colourful images · contours: the image in colour under heat contour lines"
+        )
+        self.style_combo.currentIndexChanged.connect(
+            lambda i: self.state.overlay.update(style=self.style_combo.itemData(i))
+        )
         self.panels_spin = QtWidgets.QSpinBox()
         self.panels_spin.setRange(0, 32)
         self.panels_spin.setSpecialValueText("none")
@@ -81,18 +146,21 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.panels_spin.editingFinished.connect(lambda: self.panel_count_changed.emit(self.panels_spin.value()))
         self.box_button = QtWidgets.QPushButton("Box target")
         self.box_button.setCheckable(True)
-        self.box_button.setToolTip("Show a rectangle; drag or resize it to steer to that box")
-        self.box_button.toggled.connect(self._toggle_roi)
+        self.box_button.setToolTip("Then drag on the image to draw the box to steer to (drag again to redraw)")
+        self.box_button.toggled.connect(self._toggle_box_mode)
         self.open_button = QtWidgets.QPushButton("Open image…")
         self.open_button.clicked.connect(self.open_dialog)
         row = QtWidgets.QHBoxLayout()
+        self.opacity_slider.setMaximumWidth(90)
         for label, w in (
             ("opacity", self.opacity_slider),
-            ("colormap", self.cmap_combo),
+            ("", self.style_combo),
+            ("", self.cmap_combo),
             ("scale", self.norm_combo),
             ("panels", self.panels_spin),
         ):
-            row.addWidget(QtWidgets.QLabel(label))
+            if label:
+                row.addWidget(QtWidgets.QLabel(label))
             row.addWidget(w)
         row.addWidget(self.box_button)
         row.addWidget(self.open_button)
@@ -111,14 +179,16 @@ class ImageOverlayView(QtWidgets.QWidget):
         # drops over the plot go up to this view (Qt hands drag events to the nearest accepting parent)
         self.graphics.setAcceptDrops(False)
         self.graphics.viewport().setAcceptDrops(False)
-        self.plot = self.graphics.addPlot()
+        self.box_viewbox = _BoxViewBox()
+        self.plot = self.graphics.addPlot(viewBox=self.box_viewbox)
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
-        self.plot.setLabel("bottom", "x (image pixels)")
-        self.plot.setLabel("left", "y (image pixels)")
+        # no pixel axes: the image fills the view (the caption gives its size, hover the pixel)
+        self.plot.hideAxis("bottom")
+        self.plot.hideAxis("left")
         self.plot.setMenuEnabled(False)
-        for axis in ("bottom", "left"):
-            plain_axis(self.plot.getAxis(axis))
+        self.box_viewbox.box_drawn.connect(self._box_drawn)
+        self.box_viewbox.sigResized.connect(self.fit_image)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image_item)
         self.heat_item = pg.PColorMeshItem(colorMap=pg.colormap.get(self.state.overlay.colormap), enableAutoLevels=False)
@@ -137,7 +207,16 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.target_item.setZValue(20)
         self.target_item.setVisible(False)
         self.plot.addItem(self.target_item)
-        self.roi: pg.RectROI | None = None
+        # the target box's selected tokens (cell centres inside it)
+        self.box_tokens_item = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen("k"), brush=pg.mkBrush(TARGET_COLOUR))
+        self.box_tokens_item.setZValue(21)
+        self.plot.addItem(self.box_tokens_item)
+        self.contour_items: list[pg.PlotCurveItem] = []
+        for _ in CONTOUR_LEVELS:
+            curve = pg.PlotCurveItem(connect="finite")
+            curve.setZValue(6)
+            self.plot.addItem(curve)
+            self.contour_items.append(curve)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self._layout.addWidget(self.graphics, 1)
         self._layout.addWidget(self.caption)
@@ -156,19 +235,42 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.heat_item.setColorMap(cmap)
         self.colour_bar.setColorMap(cmap)
         self.heat_item.setOpacity(ov.opacity)
+        with signals_blocked(self.style_combo):
+            self.style_combo.setCurrentIndex(OVERLAY_STYLES.index(ov.style))
+        self._show_image()
         self.refresh_heat()
+
+    def _show_image(self) -> None:
+        image = self.state.session.image
+        if image is None:
+            self.image_item.clear()
+            return
+        shown = greyscale(image) if self.state.overlay.style == "greyscale" else image
+        if self.image_item.image is None or self.image_item.image.shape != shown.shape or self._image_style != (
+            id(image), self.state.overlay.style
+        ):
+            self._image_style = (id(image), self.state.overlay.style)
+            self.image_item.setImage(shown, autoLevels=False, levels=(0, 255))
+
+    def fit_image(self, *_: object) -> None:
+        """Show the whole image as large as the view allows."""
+        image = self.state.session.image
+        if image is not None:
+            h, w = image.shape[:2]
+            self.plot.vb.setRange(QtCore.QRectF(0, 0, w, h), padding=0.01)
 
     def _on_image_changed(self) -> None:
         session = self.state.session
         for item in self.panel_items:
             self.plot.removeItem(item)
         self.panel_items = []
+        self.snap_boxes: list[tuple[float, float, float, float]] = []  # per panel, token-grid extent
         self._global_max = None
         if session.image is None:
             self.image_item.clear()
             self.heat_item.setVisible(False)
             return
-        self.image_item.setImage(session.image, autoLevels=False, levels=(0, 255))
+        self._show_image()
         h, w = session.image.shape[:2]
         self.image_item.setRect(QtCore.QRectF(0, 0, w, h))
         with signals_blocked(self.panels_spin):
@@ -182,11 +284,22 @@ class ImageOverlayView(QtWidgets.QWidget):
             label = pg.TextItem(f"P{i + 1}", color="w", fill=pg.mkBrush(colour), anchor=(0, 0))
             label.setPos(x0 + 2, y0 + 2)
             label.setZValue(11)
-            for item in (frame, label):
+            items = [frame, label]
+            if session.grid is not None and len(region.token_indices):
+                # where the panel snaps to the token grid: the box around its tokens' cells
+                b = session.grid.token_boxes[region.token_indices]
+                sx0, sy0, sx1, sy1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+                snap = QtWidgets.QGraphicsRectItem(sx0 + 3, sy0 + 3, sx1 - sx0 - 6, sy1 - sy0 - 6)
+                snap.setPen(pg.mkPen(colour, width=1.5, style=QtCore.Qt.PenStyle.DotLine))
+                snap.setZValue(10)
+                snap.setToolTip(f"P{i + 1} covers image tokens over x {sx0:.0f}–{sx1:.0f}, y {sy0:.0f}–{sy1:.0f}")
+                items.append(snap)
+                self.snap_boxes.append((sx0, sy0, sx1, sy1))
+            for item in items:
                 self.plot.addItem(item)
                 self.panel_items.append(item)
         self.caption.setText(f"{session.image_name}  ·  {w}×{h} px  ·  {session.n_panels or 'no'} panel(s)")
-        self.plot.autoRange(padding=0.02)
+        self.fit_image()
         self._draw_target()
         self.refresh_heat()
 
@@ -201,6 +314,19 @@ class ImageOverlayView(QtWidgets.QWidget):
         if rect is not None:
             x0, y0, x1, y1 = rect
             self.target_item.setRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.box_tokens = self.selected_tokens()
+        centres = np.zeros((0, 2)) if session.grid is None else session.grid.centres[self.box_tokens]
+        self.box_tokens_item.setData(x=centres[:, 0], y=centres[:, 1])
+
+    def selected_tokens(self) -> np.ndarray:
+        """Indices of the image tokens a box target selects (cell centres inside it; core's rule)."""
+        session, target = self.state.session, self.state.target
+        if target.kind != "box" or target.box is None or session.grid is None:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            return box_region(session.grid, target.box).token_indices
+        except RegionError:
+            return np.zeros(0, dtype=np.int64)
 
     def current_heat(self, run: RunData | None = None) -> np.ndarray | None:
         """The ``[rows, cols]`` heat drawn at the current step, or None when there is nothing to draw."""
@@ -217,8 +343,11 @@ class ImageOverlayView(QtWidgets.QWidget):
     def refresh_heat(self) -> None:
         heat = self.current_heat()
         grid = self.state.session.grid
+        contour = self.state.overlay.style == "contour"
         if heat is None or grid is None or not self.state.heads.active.heads:
             self.heat_item.setVisible(False)
+            for curve in self.contour_items:
+                curve.setData([], [])
             return
         top = self._global_level(heat) if self.state.overlay.normalisation == "global" else float(heat.max())
         levels = (0.0, top if top > 0 else 1.0)
@@ -226,7 +355,21 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.heat_item.setData(x, y, heat, autoLevels=False)
         self.heat_item.setLevels(levels)
         self.colour_bar.setLevels(levels)
-        self.heat_item.setVisible(True)
+        self.heat_item.setVisible(not contour)
+        self._draw_contours(heat if contour else None, levels[1], x, y)
+
+    def _draw_contours(self, heat: np.ndarray | None, top: float, x: np.ndarray, y: np.ndarray) -> None:
+        if heat is None:
+            for curve in self.contour_items:
+                curve.setData([], [])
+            return
+        cmap = pg.colormap.get(self.state.overlay.colormap)
+        xc, yc = (x[0, :-1] + x[0, 1:]) / 2, (y[:-1, 0] + y[1:, 0]) / 2
+        for fraction, curve in zip(CONTOUR_LEVELS, self.contour_items, strict=True):
+            cx, cy = contour_lines(heat, xc, yc, fraction * top)
+            colour = cmap.map(0.35 + 0.65 * fraction, mode="qcolor")
+            curve.setPen(pg.mkPen(colour, width=1.5 + 2.5 * fraction))
+            curve.setData(cx, cy)
 
     def _global_level(self, heat: np.ndarray) -> float:
         """The maximum over every step of the shown run (kept per run and head set, extended as the
@@ -252,24 +395,26 @@ class ImageOverlayView(QtWidgets.QWidget):
         if index is not None and self.state.session.regions[index].kind == "panel":
             self.state.target.set_panel(index)
 
-    def _toggle_roi(self, on: bool) -> None:
-        if on and self.roi is None and self.state.session.image is not None:
-            h, w = self.state.session.image.shape[:2]
-            self.roi = pg.RectROI([w * 0.35, h * 0.25], [w * 0.3, h * 0.5], pen=pg.mkPen(TARGET_COLOUR, width=2))
-            self.roi.setZValue(30)
-            self.roi.sigRegionChangeFinished.connect(self._roi_changed)
-            self.plot.addItem(self.roi)
-            self._roi_changed()
-        elif not on and self.roi is not None:
-            self.plot.removeItem(self.roi)
-            self.roi = None
+    def _toggle_box_mode(self, on: bool) -> None:
+        """Box mode: a left-drag on the image draws the box target (and does not pan)."""
+        self.box_viewbox.drawing = on
+        self.graphics.setCursor(QtCore.Qt.CursorShape.CrossCursor if on else QtCore.Qt.CursorShape.ArrowCursor)
+        if on:
+            self.state.status.post("drag on the image to draw the box target")
+        elif self.state.target.kind == "box":
             self.state.target.set_panel(self.state.target.panel)
 
-    def _roi_changed(self, *_: object) -> None:
-        if self.roi is None:
+    def _box_drawn(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        image = self.state.session.image
+        if image is None:
             return
-        pos, size = self.roi.pos(), self.roi.size()
-        self.state.target.set_box((pos.x(), pos.y(), pos.x() + size.x(), pos.y() + size.y()))
+        h, w = image.shape[:2]
+        box = (max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h)))
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            return  # a click, or a drag outside the image
+        self.state.target.set_box(box)
+        if self.state.session.grid is not None and self.selected_tokens().size == 0:
+            self.state.status.post("the box holds no image-token centre; draw it larger", error=True)
 
     def open_dialog(self) -> None:
         """Ask for an image file; emits ``image_open_requested`` with the chosen path."""

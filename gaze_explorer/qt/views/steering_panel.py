@@ -2,7 +2,9 @@
 Generate baseline / Steer / Stop buttons.
 
 Head-set and target choices are written to the models at once; the buttons only announce a
-request (``baseline_requested`` ...), which the main window turns into a worker run.
+request (``baseline_requested`` ...), which the main window turns into a worker run. The target row
+and the buttons sit below a scroll area that holds the rest, so they never scroll away on a small
+screen.
 """
 
 from __future__ import annotations
@@ -29,8 +31,24 @@ class SteeringPanel(QtWidgets.QWidget):
     def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        form = QtWidgets.QFormLayout(self)
+        options = QtWidgets.QWidget()
+        form = QtWidgets.QFormLayout(options)
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setContentsMargins(4, 2, 4, 2)
+        self.options_scroll = QtWidgets.QScrollArea()
+        self.options_scroll.setWidget(options)
+        self.options_scroll.setWidgetResizable(True)
+        self.options_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.options_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        fixed = QtWidgets.QFormLayout()
+        fixed.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        fixed.setContentsMargins(4, 2, 4, 2)
+        self._options = options
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
+        outer.addWidget(self.options_scroll, 1)
+        outer.addLayout(fixed)
 
         # head set
         self.head_buttons: dict[str, QtWidgets.QRadioButton] = {}
@@ -49,12 +67,13 @@ class SteeringPanel(QtWidgets.QWidget):
             b = QtWidgets.QRadioButton(label)
             self.head_buttons[kind] = b
             self.head_group.addButton(b)
-            heads_box.addWidget(b, i // 2, (i % 2) * 2)
+            heads_box.addWidget(b, i // 2, i % 2)
         self.head_buttons[state.heads.kind].setChecked(True)
-        heads_box.addWidget(QtWidgets.QLabel("K"), 3, 0)
-        heads_box.addWidget(self.k_spin, 3, 1)
-        heads_box.addWidget(self.seed_spin, 3, 2)
-        heads_box.addWidget(self.load_heads_button, 2, 2)
+        self.k_spin.setPrefix("K ")
+        heads_box.addWidget(self.load_heads_button, 2, 1)
+        heads_box.addWidget(self.k_spin, 3, 0)
+        heads_box.addWidget(self.seed_spin, 3, 1)
+        heads_box.setColumnStretch(2, 1)  # the radio buttons as wide as their text (their click area)
         form.addRow("heads", heads_box)
         self.heads_label = QtWidgets.QLabel("")
         self.heads_label.setWordWrap(True)
@@ -128,7 +147,7 @@ class SteeringPanel(QtWidgets.QWidget):
         row = QtWidgets.QHBoxLayout()
         for w in (self.target_kind, self.panel_spin, self.schedule_edit, self.every_spin):
             row.addWidget(w)
-        form.addRow("target", row)
+        fixed.addRow("target", row)
         self.target_kind.currentTextChanged.connect(self._target_from_ui)
         self.panel_spin.valueChanged.connect(self._target_from_ui)
         self.schedule_edit.editingFinished.connect(self._target_from_ui)
@@ -137,9 +156,9 @@ class SteeringPanel(QtWidgets.QWidget):
         # buttons
         self.baseline_button = QtWidgets.QPushButton("Generate baseline")
         self.steer_button = QtWidgets.QPushButton("Steer")
-        self.steer_button.setToolTip("Ctrl+Enter")
+        self.steer_button.setToolTip("Steer the active heads to the target (Ctrl+Enter)")
         self.stop_button = QtWidgets.QPushButton("Stop")
-        self.stop_button.setToolTip("Esc")
+        self.stop_button.setToolTip("Stop the run; keeps the tokens so far (Esc)")
         self.stop_button.setEnabled(False)
         self.baseline_button.clicked.connect(self.baseline_requested)
         self.steer_button.clicked.connect(self.steer_requested)
@@ -147,8 +166,11 @@ class SteeringPanel(QtWidgets.QWidget):
         row = QtWidgets.QHBoxLayout()
         for w in (self.baseline_button, self.steer_button, self.stop_button):
             row.addWidget(w)
-        form.addRow(row)
+        fixed.addRow(row)
 
+        # the dock is at least as wide as the options, so none is cut off at the right edge
+        bar = self.options_scroll.verticalScrollBar().sizeHint().width()
+        self.options_scroll.setMinimumWidth(options.minimumSizeHint().width() + bar + 4)
         state.heads.selection_changed.connect(self._show_heads)
         state.target.target_changed.connect(self._show_target)
         state.status.busy_changed.connect(self._on_busy)

@@ -1,7 +1,9 @@
 """Token timeline: the generated tokens as chips, a step slider with play/scrub keys, and the
 step x region trajectory ("staircase") of the selected heads with target-switch markers.
 
-A second run (the comparison) is drawn under the first, on the same step axis.
+A second run (the comparison) is drawn under the first, on the same step axis. Each region row is
+at least ``ROW_PX`` tall and labelled; the plots sit in a scroll area, so many regions or a second
+run make the plots scroll instead of growing the dock. Step ticks are integers.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
-from gaze_explorer.qt.widgets.plot_style import plain_axis
+from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis
 from gaze_explorer.qt.widgets.signals import signals_blocked
 from gaze_explorer.qt.widgets.step_keys import step_key_action
 
 SCHEDULED_SYMBOL, LIVE_SYMBOL = "t1", "d"  # ▲ scheduled switch, ◆ live switch
 SCHEDULED_COLOUR, LIVE_COLOUR = "#0072B2", "#D55E00"
+ROW_PX = 18  # least height of one region row of the staircase
+TRACK_EXTRA_PX = 80  # a track's title, switch-marker row and step axis
+LEFT_AXIS_PX = 44  # both tracks' region axes equally wide, so their step columns line up
+EOS_CHIP = "∅"  # how an empty (end-of-sequence) token is shown, here and in exported timelines
 CHIP_STYLE = "QLabel {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 1px 4px; }}"
 
 
@@ -56,6 +62,8 @@ class _RunTrack:
         plot.setLabel("left", "region")
         for axis in ("bottom", "left"):
             plain_axis(plot.getAxis(axis))
+        plot.getAxis("left").setWidth(LEFT_AXIS_PX)
+        self.step_ticks = IntegerAxis(plot, "bottom", min_px=30)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         plot.addItem(self.image_item)
         self.step_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00BFFF", width=2))
@@ -117,13 +125,23 @@ class TokenTimelineView(QtWidgets.QWidget):
         plain_axis(self.colour_bar.axis)
         self.colour_bar.axis.setLabel("attention mass")
         self.tracks[1].plot.setVisible(False)
-        self.graphics.setMinimumHeight(210)
+        self.tracks[1].plot.setMaximumHeight(0)
+        self.graphics.setMinimumHeight(ROW_PX * 6 + TRACK_EXTRA_PX)
+        self.plots_scroll = QtWidgets.QScrollArea()
+        self.plots_scroll.setWidget(self.graphics)
+        self.plots_scroll.setWidgetResizable(True)
+        self.plots_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.plots_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.empty_label = QtWidgets.QLabel("")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setStyleSheet("QLabel { color: #555; padding: 2px 6px; }")
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.chip_scroll)
         layout.addLayout(row)
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.empty_label)
+        layout.addWidget(self.plots_scroll, 1)
 
         self.play_timer = QtCore.QTimer(self, interval=120)
         self.play_timer.timeout.connect(self._advance)
@@ -202,7 +220,7 @@ class TokenTimelineView(QtWidgets.QWidget):
             self._chip_run = key
             self._styled_step = -1
         for i in range(len(self.chips), len(tokens)):
-            chip = QtWidgets.QLabel(tokens[i].replace("\n", "⏎") or "∅")
+            chip = QtWidgets.QLabel(tokens[i].replace("\n", "⏎") or EOS_CHIP)
             chip.setToolTip(f"step {i}: {tokens[i]!r}")
             self._style_chip(chip, i == self.state.step.step)
             self.chip_layout.insertWidget(self.chip_layout.count() - 1, chip)
@@ -215,7 +233,10 @@ class TokenTimelineView(QtWidgets.QWidget):
         levels_top = 0.0
         for t, index in shown:
             track = self.tracks[t]
-            track.plot.setVisible(index is not None or t == 0)
+            shown_track = index is not None or t == 0
+            track.plot.setVisible(shown_track)
+            # a hidden plot keeps its row in the layout; a zero height gives the row back
+            track.plot.setMaximumHeight(1e6 if shown_track else 0)
             if index is None:
                 track.image_item.clear()
                 track.data = None
@@ -248,11 +269,28 @@ class TokenTimelineView(QtWidgets.QWidget):
             self.tracks[0].plot.setXRange(-0.5, max(n_max, 1) - 0.5, padding=0.01)
         compare = session.compare is not None
         self.tracks[0].plot.getAxis("bottom").setStyle(showValues=not compare)
+        n_regions = [len(session.runs[i].regions or session.regions) for _, i in shown if i is not None] or [6]
+        self.graphics.setMinimumHeight(sum(max(n, 1) * ROW_PX + TRACK_EXTRA_PX for n in n_regions))
+        self.empty_label.setText(self.empty_text())
+        self.empty_label.setVisible(bool(self.empty_label.text()))
         for track in self.tracks:
             track.image_item.setLevels(levels)
         self.colour_bar.setLevels(levels)
         self.tracks[-1].plot.setLabel("bottom", "decode step")
         self._on_step(self.state.step.step)
+
+    def empty_text(self) -> str:
+        """What to do first when the staircase is empty (an empty string when it is not)."""
+        s = self.state
+        run = s.session.shown_run
+        if run is None:
+            return "No run yet: press Generate baseline or Steer (Steering dock) to see the staircase."
+        if not s.heads.active.heads:
+            if s.heads.gaze_scores is None:
+                return ("The staircase shows the attention of the selected heads, and none are selected yet: "
+                        "run discovery (Discovery dock) for the top-K gaze heads, or Ctrl+click heads in the grid.")
+            return "No heads selected: choose a head set in the Steering dock, or Ctrl+click heads in the grid."
+        return ""
 
     # ---- view -> model -----------------------------------------------------------------------
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
