@@ -21,8 +21,8 @@ TOP_LEVEL = [
     "chance", "judge_agreement", "heads", "head_choices", "settings", "generations",
 ]  # fmt: skip
 SETTINGS = [
-    "prompt", "mode", "strength", "max_new_tokens", "switch_every", "switch_alignment", "seed", "random_percentile", "control_pool", "n_resamples",
-    "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "shard", "n_strips_total",
+    "prompt", "mode", "strength", "max_new_tokens", "bias_on", "switch_every", "switch_alignment", "seed", "random_percentile", "control_pool", "n_resamples",
+    "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "baseline_rule", "shard", "n_strips_total",
 ]  # fmt: skip
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
 

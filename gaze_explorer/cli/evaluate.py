@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         mode=SteeringMode.parse(args.mode),
         strength=args.strength,
         max_new_tokens=args.max_new_tokens,
+        bias_on=args.bias_on,
+        baseline_rule=args.baseline_rule,
         switch_every=switch_every(args),
         switch_alignment=args.switch_alignment or "project",
         seed=args.seed,

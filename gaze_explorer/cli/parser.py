@@ -28,6 +28,7 @@ from gaze_explorer.cli.args import (
     schedule,
     shard,
 )
+from gaze_explorer.core.evaluation_report import BASELINE_RULES, BIAS_ON, DEFAULT_BASELINE_RULE
 
 
 class Parsers(NamedTuple):
@@ -184,6 +185,20 @@ def build_parsers() -> Parsers:
         default=None,
         help="dynamic: when each switch lands: project (default; the token at k x every is the first "
         "under the k-th panel) or authors (their script's timing, one token later)",
+    )
+    e.add_argument(
+        "--bias-on",
+        choices=BIAS_ON,
+        default=None,
+        help="when the steering bias applies: prefill+decode (default for static, narration and region, "
+        "as in the paper) or decode (default for dynamic)",
+    )
+    e.add_argument(
+        "--baseline-rule",
+        choices=tuple(BASELINE_RULES),
+        default=DEFAULT_BASELINE_RULE,
+        help="static and narration: a steered answer like the unsteered one is a miss: jaccard (default, "
+        "the paper: word Jaccard > 0.9), authors (their code), exact, off",
     )
     e.add_argument("--judge", choices=("auto", "attributes", "captions"), default="auto")
     e.add_argument("--max-strips", type=positive_int, default=None, help="evaluate only the first N strips")

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gaze_explorer.core.errors import CancelledError, GazeExplorerError, ScheduleError
-from gaze_explorer.core.evaluation_report import PROTOCOLS, build_report
+from gaze_explorer.core.evaluation_report import (
+    BASELINE_RULES,
+    BIAS_ON,
+    DEFAULT_BASELINE_RULE,
+    DEFAULT_BIAS_ON,
+    PROTOCOLS,
+    build_report,
+)
 from gaze_explorer.core.heads import (
     DEFAULT_CONTROL_SEED,
     HeadChoice,
@@ -52,20 +59,23 @@ PAPER_PROMPTS = {
     "in one short sentence each.",
     "region": "What is happening in this panel of the comic strip?",
 }
-DEFAULT_MAX_NEW_TOKENS = {"static": 30, "narration": 100, "region": 30}
+# Static VQA: 15 new tokens (the authors' script); narration 100 (the paper); region: the project's.
+DEFAULT_MAX_NEW_TOKENS = {"static": 15, "narration": 100, "region": 30}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What to run. ``max_new_tokens=None`` takes the protocol's default (dynamic: one
-    ``switch_every`` per panel)."""
+    """What to run. ``None`` takes the protocol's default: ``max_new_tokens`` (dynamic: one
+    ``switch_every`` per panel) and ``bias_on`` (``core.evaluation_report.DEFAULT_BIAS_ON``). The
+    other defaults are the paper's too: 10,000 bootstrap resamples, the same-as-unsteered rule
+    ``jaccard``."""
 
     protocol: str = "static"
     top_k: int = 10
     prompt: str | None = None
     mode: SteeringMode = SteeringMode.BOOST_SUPPRESS
     strength: float = 1e4
-    decode_only: bool = True  # the paper's default; False also steers the prompt (prefill) rows
+    bias_on: str | None = None  # "prefill+decode" or "decode"; None: the protocol's default
     max_new_tokens: int | None = None
     switch_every: int = 50
     switch_alignment: str = "project"  # or "authors": each switch one token later (SWITCH_ALIGNMENTS)
@@ -75,6 +85,7 @@ class EvalConfig:
     no_repeat_ngram_size: int = 0
     conditions: tuple[str, ...] = DEFAULT_CONDITIONS
     n_resamples: int = DEFAULT_RESAMPLES  # the paper's 10,000 bootstrap resamples
+    baseline_rule: str = DEFAULT_BASELINE_RULE  # a steered answer like the unsteered one is a miss
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -85,9 +96,20 @@ class EvalConfig:
             raise GazeExplorerError(
                 f"unknown switch alignment {self.switch_alignment!r}; choose one of {', '.join(SWITCH_ALIGNMENTS)}"
             )
+        if self.bias_on is not None and self.bias_on not in BIAS_ON:
+            raise GazeExplorerError(f"bias_on must be one of {', '.join(BIAS_ON)}, got {self.bias_on!r}")
+        if self.baseline_rule not in BASELINE_RULES:
+            raise GazeExplorerError(
+                f"unknown baseline rule {self.baseline_rule!r}; choose one of {', '.join(BASELINE_RULES)}"
+            )
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad or not self.conditions:
             raise GazeExplorerError(f"unknown condition(s) {bad}; choose among {', '.join(CONDITIONS)}")
+
+    @property
+    def effective_bias_on(self) -> str:
+        """``bias_on``, or the protocol's default when it is None."""
+        return self.bias_on or DEFAULT_BIAS_ON[self.protocol]
 
 
 @dataclass(frozen=True)
@@ -251,7 +273,7 @@ class Evaluation:
             if job.condition != "baseline":
                 plan = SteeringPlan(
                     self.heads.head_set(job.condition), self.config.mode, self.config.strength,
-                    decode_only=self.config.decode_only,
+                    decode_only=self.config.effective_bias_on == "decode",
                 )
             if job.schedule is not None:
                 delay = SWITCH_ALIGNMENTS[self.config.switch_alignment]
@@ -344,6 +366,7 @@ class Evaluation:
                 "mode": cfg.mode.value,
                 "strength": cfg.strength,
                 "max_new_tokens": self._options(self.strips[0].n_panels).max_new_tokens,
+                "bias_on": cfg.effective_bias_on,
                 "switch_every": cfg.switch_every if cfg.protocol == "dynamic" else None,
                 "switch_alignment": cfg.switch_alignment if cfg.protocol == "dynamic" else None,
                 "seed": cfg.seed,
@@ -354,10 +377,12 @@ class Evaluation:
                 "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
                 "judge": getattr(judge, "name", type(judge).__name__),
                 "n_strips": len(self.strips),
+                "baseline_rule": cfg.baseline_rule,
             },
             status="cancelled" if self.cancelled else "finished",
             n_resamples=cfg.n_resamples,
             seed=cfg.seed,
+            baseline_rule=cfg.baseline_rule,
         )
 
     def run_to_end(self, cancel: threading.Event | None = None) -> dict:

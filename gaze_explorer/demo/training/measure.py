@@ -105,8 +105,18 @@ def evaluate(
     from gaze_explorer.inference.evaluation import EvalConfig, Evaluation, HeadConditions
 
     if protocol == "static":
+        # the model card's measurement: judged accuracy under the steering the demo was trained for
+        # (decode-only, so the fixed opener comes from the unsteered prefill), without the paper's
+        # same-as-unsteered rule, which caps target-1 pairs here since the unsteered answer is panel 1
+        # (docs/evaluation_json.md has the numbers under both); `evaluate` itself uses the paper's
         cfg = EvalConfig(
-            protocol="static", top_k=k, prompt=prompts.AMBIGUOUS_PROMPT, max_new_tokens=12, seed=seed
+            protocol="static",
+            top_k=k,
+            prompt=prompts.AMBIGUOUS_PROMPT,
+            max_new_tokens=12,
+            seed=seed,
+            bias_on="decode",
+            baseline_rule="off",
         )
     else:
         cfg = EvalConfig(
