@@ -75,6 +75,38 @@ class ImageTokenGrid:
         )
 
 
+
+def covered_fraction(image_width: int, image_height: int, boxes: np.ndarray, resolution: int = 1024) -> float:
+    """The fraction of the image's area inside the union of ``boxes [n, 4]`` (x0, y0, x1, y1).
+
+    Measured on a raster at most ``resolution`` cells on its longer side (exact for boxes on its
+    cell edges, within one cell row or column otherwise).
+    """
+    scale = min(1.0, resolution / max(image_width, image_height, 1))
+    w, h = max(1, round(image_width * scale)), max(1, round(image_height * scale))
+    mask = np.zeros((h, w), dtype=bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        c0, c1 = (int(np.clip(round(v * w / image_width), 0, w)) for v in (x0, x1))
+        r0, r1 = (int(np.clip(round(v * h / image_height), 0, h)) for v in (y0, y1))
+        mask[r0:r1, c0:c1] = True
+    return float(mask.mean())
+
+
+def coverage_warning(coverage: float, input_policy: str, family: str = "") -> str | None:
+    """A warning when an input policy lets only part of the image reach the model (None if all does).
+
+    The CLI prints it and the app shows it; ``coverage`` is the adapter's
+    ``info["vision"]["coverage"]``.
+    """
+    if coverage >= 0.999:
+        return None
+    who = f"the {family} " if family else "the "
+    return (
+        f"{who}input policy {input_policy!r} lets only {coverage:.0%} of the image reach the model "
+        "(the rest is cropped away); panels or boxes outside it cannot be seen. Use --input-policy "
+        "squash (the paper's fix for strips) to keep the whole image."
+    )
+
 @dataclass(frozen=True, eq=False)
 class Region:
     """A named set of image tokens: a panel, a drawn box, or an explicit token set.

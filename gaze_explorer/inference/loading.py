@@ -78,6 +78,7 @@ class LoadedModel:
             "n_heads": self.n_heads,
             "n_kv_heads": self.n_kv_heads,
             "head_dim": self.head_dim,
+            "input_policy": str(getattr(self.adapter, "input_policy", "native")),
         }
 
 
@@ -174,9 +175,11 @@ def load_model(
     device_map: str | dict | None = None,
     trust_remote_code: bool = False,
     num_threads: int | None = None,
+    input_policy: str | None = None,
 ) -> LoadedModel:
     """Load a VLM for gaze-explorer (see the module docstring). ``device_map="auto"`` spreads a
-    checkpoint larger than one GPU over the available devices (accelerate)."""
+    checkpoint larger than one GPU over the available devices (accelerate). ``input_policy``: how
+    images are fitted to the processor (``native``, ``squash``, ``pad``; None: the family's default)."""
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     if num_threads is not None:
@@ -234,6 +237,8 @@ def load_model(
     model.eval()
     model.requires_grad_(False)
     adapter = adapter_cls.from_pretrained(path, config=config)
+    if input_policy is not None:
+        adapter.set_input_policy(input_policy)
     return LoadedModel(model, adapter, adapter_cls.family, model_id, revision, dev, torch_dtype, path)
 
 

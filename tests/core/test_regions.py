@@ -10,6 +10,8 @@ from gaze_explorer.core.regions import (
     ImageTokenGrid,
     Region,
     box_region,
+    coverage_warning,
+    covered_fraction,
     panel_edges,
     panel_regions,
     panel_shares,
@@ -100,3 +102,14 @@ def test_panel_widths_and_boundaries():
         panel_edges(400, 2, [1, 0])
     with pytest.raises(RegionError, match="positive"):
         panel_edges(400, 3, [1, 2])
+
+
+def test_covered_fraction_and_the_coverage_warning():
+    # a 1536 x 256 strip of which a 256 px centre crop reaches the model (CLIP's native crop)
+    crop = np.array([[640.0, 0.0, 896.0, 256.0]])
+    assert np.isclose(covered_fraction(1536, 256, crop), 1 / 6, atol=1e-3)
+    halves = np.array([[0, 0, 800, 256], [700, 0, 1536, 256]], dtype=float)  # overlapping boxes
+    assert covered_fraction(1536, 256, halves) == 1.0
+    message = coverage_warning(1 / 6, "native", "llava")
+    assert message is not None and "17%" in message and "--input-policy squash" in message
+    assert coverage_warning(1.0, "squash") is None

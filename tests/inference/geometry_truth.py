@@ -189,7 +189,7 @@ class GeometryOracle:
         other_pos = np.asarray(others[0], dtype=np.int64) if others is not None else np.zeros(0, np.int64)
         return embeds[grid.positions], embeds[other_pos], prepared
 
-    def grid_embeddings(self, images: Sequence[Image.Image], chunk: int = 16) -> list[np.ndarray]:
+    def grid_embeddings(self, images: Sequence[Image.Image], chunk: int = 32) -> list[np.ndarray]:
         """The grid tokens' LM input embeddings ``[n_grid, d]`` of each image (all of one size).
 
         Images of one size give inputs of one shape, so they run as one batch, stacked on dim 0 as
@@ -268,9 +268,11 @@ class GeometryOracle:
         for axis in axes:
             extent = (width, height)[axis]
             sizes = claimed[:, axis + 2] - claimed[:, axis]
-            w = int(stripe_px or max(1, round(float(np.median(sizes)) / 6.0)))
+            w = int(stripe_px or max(1, round(float(np.median(sizes)) / 4.0)))
             n_stripes = int(np.ceil(extent / w))
-            period = min(int(np.ceil((1.6 * sizes.max() + 16.0) / w)) + 2, n_stripes)
+            # a range is a token plus the filter's bleed on each side (about two resized pixels, more
+            # where a processor resizes twice, as Idefics3's tiles): two tokens fit in a period
+            period = min(int(np.ceil((2.0 * sizes.max() + 8.0) / w)) + 2, n_stripes)
             probes = []
             for j in range(period):
                 stripes = [(s * w, s * w + w) for s in range(j, n_stripes, period)]

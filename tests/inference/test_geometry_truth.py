@@ -73,7 +73,10 @@ def tiny_qwen3_vl():
     torch.manual_seed(0)
     model = Qwen3VLForConditionalGeneration._from_config(config, dtype=torch.float32).eval()
     randomise_constant_matrices(model)
-    return model, Qwen3VLAdapter.from_parts(config, tok)
+    # a small pixel budget (the published one upsamples a 160 px image to 65k pixels): 4..64 tokens
+    processor = Qwen3VLAdapter.default_image_processor(config)
+    processor.size = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64}
+    return model, Qwen3VLAdapter.from_parts(config, tok, processor)
 
 
 def build(family: str):
@@ -162,7 +165,11 @@ def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
                                 comparison.claimed[:, 3] - comparison.claimed[:, 1]])  # fmt: skip
         tolerance = comparison.tolerance_px + LOOSE_FAMILIES.get(family, 0.0) * float(sizes.max())
         assert comparison.max_error_px <= tolerance, f"{family} {name}: {comparison.worst()}"
-        grid = adapter.build_inputs(image, "describe the image .").grid
+        prepared = adapter.build_inputs(image, "describe the image .")
+        grid = prepared.grid
+        # every adapter reports its policy and how much of the image reaches the model (here: all)
+        assert prepared.info["vision"]["input_policy"] == adapter.input_policy
+        assert prepared.info["vision"]["coverage"] == 1.0, (family, name)
         for widths in ([1, 1, 1], [1, 2, 1]):
             if grid.cols < len(widths):
                 continue

@@ -12,6 +12,11 @@ An adapter answers three questions for its family and nothing else:
    position ids for the prefill and for each decode step, the sub-config name for
    ``set_attn_implementation``).
 
+An adapter also has an input policy (``INPUT_POLICIES``: ``native``, ``squash``, ``pad``): how
+the image is fitted to its processor. Every input reports the policy and the fraction of the
+image that reaches the language model (``info["vision"]["coverage"]``), so a centre crop that
+drops the outer panels of a strip is seen, not silent.
+
 Writing a new family: subclass :class:`FamilyAdapter`, set ``family`` and ``model_types``,
 implement ``image_processor_class`` and ``process_image`` (and override the hooks that differ),
 and list the class in the module's ``ADAPTERS`` tuple; add the module name to
@@ -33,7 +38,7 @@ import torch
 from PIL import Image
 
 from gaze_explorer.core.errors import InvalidImageError, ModelLoadError, PromptError
-from gaze_explorer.core.regions import ImageTokenGrid
+from gaze_explorer.core.regions import ImageTokenGrid, covered_fraction
 
 
 @dataclass
@@ -147,6 +152,25 @@ def attention_layer_indices(text_config: Any) -> tuple[int, ...]:
     return tuple(i for i, t in enumerate(types) if t not in NON_ATTENTION_LAYER_TYPES)
 
 
+# How an image is fitted to a family's processor (the session and evaluation JSON record it).
+INPUT_POLICIES = {
+    "native": "the family's own processing (a fixed-resolution CLIP-style processor centre-crops)",
+    "squash": "resize the whole image to the vision tower's S x S input first (the paper's fix for strips)",
+    "pad": "pad the image to a square with the mean colour, then resize (LLaVA-1.5's original recipe)",
+}
+
+
+def squash_vision(vision: VisionInputs, size: tuple[int, int], squashed: tuple[int, int]) -> VisionInputs:
+    """``vision`` of an image squashed from ``size`` to ``squashed`` (both ``(width, height)``),
+    with every pixel box mapped back to the original image (the squash is a plain rescale)."""
+    sx, sy = size[0] / squashed[0], size[1] / squashed[1]
+    scale = np.array([sx, sy, sx, sy])
+    vision.token_boxes = np.asarray(vision.token_boxes, dtype=np.float64) * scale
+    if vision.info.get("global_boxes") is not None:
+        vision.info["global_boxes"] = np.asarray(vision.info["global_boxes"], dtype=np.float64) * scale
+    return vision
+
+
 class FamilyAdapter(ABC):
     """Builds inputs and image-token geometry for one VLM family (see the module docstring)."""
 
@@ -154,11 +178,29 @@ class FamilyAdapter(ABC):
     model_types: ClassVar[tuple[str, ...]] = ()  # config.model_type values this adapter handles
     text_config_key: ClassVar[str] = "text_config"  # sub-config given to set_attn_implementation
     template_image_marker: ClassVar[str | None] = None  # None: the tokenizer's image token
+    input_policies: ClassVar[tuple[str, ...]] = ("native",)  # keys of INPUT_POLICIES it supports
+    default_input_policy: ClassVar[str] = "native"
 
     def __init__(self, config: Any, tokenizer: Any, image_processor: Any) -> None:
         self.config = config
         self.tokenizer = tokenizer
         self.image_processor = image_processor
+        self.input_policy = self.default_input_policy
+
+    def set_input_policy(self, policy: str | None) -> None:
+        """Use ``policy`` (a key of ``INPUT_POLICIES`` this family supports; None: its default)."""
+        policy = self.default_input_policy if policy is None else str(policy)
+        if policy not in self.input_policies:
+            raise ModelLoadError(
+                f"the {self.family} adapter has no input policy {policy!r}; "
+                f"choose one of {', '.join(self.input_policies)}"
+            )
+        self.input_policy = policy
+
+    def squash_side(self) -> int | None:
+        """``S`` of the vision tower's square input, used by the ``squash`` policy (None: the family
+        squashes inside its own processor, or has no square input)."""
+        return None
 
     # ----- construction -------------------------------------------------------------------
     @classmethod
@@ -331,6 +373,14 @@ class FamilyAdapter(ABC):
             return dict(vision.tensors)
         return {k: torch.cat([v] * batch_size, dim=0) for k, v in vision.tensors.items()}
 
+    def coverage(self, vision: VisionInputs, width: int, height: int) -> float:
+        """The fraction of the ``width x height`` image that reaches the language model: the union of
+        the grid's boxes and any global view's boxes (a centre crop leaves the rest out)."""
+        boxes = [np.asarray(vision.token_boxes, dtype=np.float64).reshape(-1, 4)]
+        if vision.info.get("global_boxes") is not None:
+            boxes.append(np.asarray(vision.info["global_boxes"], dtype=np.float64).reshape(-1, 4))
+        return covered_fraction(width, height, np.concatenate(boxes))
+
     def image_token_positions(self, ids: torch.Tensor, vision: VisionInputs) -> np.ndarray:
         """Positions in one row's ``ids`` of the grid's image tokens, in grid (row-major) order."""
         pos = torch.nonzero(ids == self.image_token_id).flatten().cpu().numpy().astype(np.int64)
@@ -385,10 +435,16 @@ class FamilyAdapter(ABC):
         for t in texts:
             if not isinstance(t, str) or not t.strip():
                 raise PromptError("the prompt is empty; type a question or instruction about the image")
+        side = self.squash_side() if self.input_policy == "squash" else None
+        fitted = rgb.resize((side, side), Image.Resampling.BICUBIC) if side else rgb
         try:
-            vision = self.process_image(rgb)
+            vision = self.process_image(fitted)
         except (ValueError, OSError, TypeError) as exc:
             raise InvalidImageError(f"the {self.family} image processor cannot use this image: {exc}") from exc
+        if side:
+            vision = squash_vision(vision, rgb.size, fitted.size)
+        vision.info["input_policy"] = self.input_policy
+        vision.info["coverage"] = self.coverage(vision, *rgb.size)
         rows_ids = [self.tokenize(self.expand_placeholder(self.format_prompt(t), vision)) for t in texts]
         length = max(len(r) for r in rows_ids)
         if self.max_positions is not None and length >= self.max_positions:

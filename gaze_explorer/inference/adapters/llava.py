@@ -1,16 +1,17 @@
 """LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision adapters: square views, anyres tiles, newline tokens.
 
 LLaVA-1.5 (``llava``)
-    The image is padded to a square with the mean colour (the original LLaVA-1.5 recipe,
-    ``image_aspect_ratio="pad"``), then resized to the CLIP input size; the LM sees the
-    ``g x g`` patch grid (``g = image_size / patch_size``; 24 x 24 = 576 for 336 px). We always pad:
-    the hf processors' default centre crop would drop the outer panels of a comic strip, which is
-    exactly what the tool studies. Rule for the padding: tokens whose cell lies entirely in the
-    padding cover no original pixels, so they are NOT in the grid (they stay in the sequence and
-    are listed in ``info["vision"]["non_grid_positions"]``, for steering to suppress as "other
-    image tokens"); tokens that straddle the image edge are in
-    the grid with their box clipped to the image. The grid is the band of rows (or columns) that
-    carry the image: still a full ``rows x cols`` row-major grid.
+    One CLIP square view; the LM sees its ``g x g`` patch grid (``g = image_size / patch_size``;
+    24 x 24 = 576 for 336 px). Input policies: ``squash`` (default; the paper's fix: the image is
+    resized to ``S x S`` first, so every panel of a strip keeps its share of the token columns),
+    ``pad`` (the original recipe, ``image_aspect_ratio="pad"``: padded to a square with the mean
+    colour) and ``native`` (the hf processor's resize-shortest-side + centre crop, which keeps
+    only the middle of a strip; the coverage check reports it). Rule for the padding: tokens whose
+    cell lies entirely in the padding cover no original pixels, so they are NOT in the grid (they
+    stay in the sequence and are listed in ``info["vision"]["non_grid_positions"]``, for steering
+    to suppress as "other image tokens"); tokens that straddle the image edge are in the grid with
+    their box clipped to the image (narrower than the others: panels are assigned from these real
+    boxes). The grid is the band of rows (or columns) that carry the image.
 
 LLaVA-NeXT (``llava_next``)
     Each image gives a base view (the whole image squashed to one CLIP square, ``g x g`` tokens,
@@ -161,10 +162,19 @@ class _ClipViewMixin:
 
 
 class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
-    """LLaVA-1.5 (``llava``): one padded square view, ``g x g`` tokens."""
+    """LLaVA-1.5 (``llava``): one ``S x S`` view, ``g x g`` tokens.
+
+    Input policies: ``squash`` (default, the paper's fix: the image is resized to ``S x S``, so every
+    panel of a strip keeps its share of token columns), ``pad`` (the original LLaVA-1.5 recipe:
+    padded to a square, the grid is the band of cells that hold pixels) and ``native`` (the hf
+    processor's resize-shortest-side and centre crop, which keeps only the middle of a strip: the
+    coverage check reports it).
+    """
 
     family = "llava"
     model_types = ("llava",)
+    input_policies = ("squash", "pad", "native")
+    default_input_policy = "squash"
 
     @classmethod
     def image_processor_class(cls) -> type:
@@ -179,12 +189,22 @@ class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
             size={"shortest_edge": side}, crop_size={"height": side, "width": side}, do_pad=True
         )
 
+    def squash_side(self) -> int:
+        return int(self.config.vision_config.image_size)
+
     def process_image(self, image: Image.Image) -> VisionInputs:
-        out = self.image_processor(images=[image], do_pad=True, return_tensors="pt")
+        crop = self.input_policy == "native"
+        out = self.image_processor(images=[image], do_pad=not crop, return_tensors="pt")
         pixel_values = out["pixel_values"]  # [1, 3, S, S]
-        g = int(pixel_values.shape[-1]) // self.patch_size
+        side = int(pixel_values.shape[-1])
+        g = side // self.patch_size
         width, height = image.size
-        r0, c0, rows, cols, boxes = pad_to_square_boxes(width, height, g)
+        if crop:
+            r0, c0, rows, cols = 0, 0, g, g
+            boxes, seen = centre_crop_boxes(width, height, side, g)
+        else:  # padded (a squashed image is already square: the pad is a no-op)
+            r0, c0, rows, cols, boxes = pad_to_square_boxes(width, height, g)
+            seen = (0.0, 0.0, float(width), float(height))
         n_placeholders = g * g + self.cls_tokens
         index = self.cls_tokens + (r0 + np.arange(rows))[:, None] * g + (c0 + np.arange(cols))[None, :]
         return VisionInputs(
@@ -198,9 +218,27 @@ class LlavaAdapter(_ClipViewMixin, FamilyAdapter):
                 "n_placeholders": n_placeholders,
                 "grid_token_index": index.ravel(),
                 "global_index": np.arange(self.cls_tokens) if self.cls_tokens else None,
-                "global_boxes": np.array([[0.0, 0.0, width, height]]) if self.cls_tokens else None,
+                # the CLS token sees what the view holds: the whole image, or the crop
+                "global_boxes": np.array([seen]) if self.cls_tokens else None,
             },
         )
+
+
+def centre_crop_boxes(width: int, height: int, side: int, g: int) -> tuple[np.ndarray, tuple]:
+    """Boxes of the ``g x g`` grid of CLIP's resize-shortest-side-to-``side`` + centre crop, in
+    original pixels, and the box of the cropped part of the image."""
+    if width <= height:
+        new_w, new_h = side, int(side * height / width)
+    else:
+        new_w, new_h = int(side * width / height), side
+    left, top = (new_w - side) // 2, (new_h - side) // 2
+    sx, sy = width / new_w, height / new_h
+    xs = (left + np.linspace(0.0, float(side), g + 1)) * sx
+    ys = (top + np.linspace(0.0, float(side), g + 1)) * sy
+    x0, y0 = np.meshgrid(xs[:-1], ys[:-1])
+    x1, y1 = np.meshgrid(xs[1:], ys[1:])
+    boxes = np.stack([x0.ravel(), y0.ravel(), x1.ravel(), y1.ravel()], axis=1)  # [g*g, 4]
+    return boxes, (float(xs[0]), float(ys[0]), float(xs[-1]), float(ys[-1]))
 
 
 def anyres_geometry(
@@ -254,6 +292,10 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
 
     family = "llava_next"
     model_types = ("llava_next",)
+    # anyres keeps the whole image (tiles at the best pinpoint, plus a squashed base view), so the
+    # family's own processing is the default; ``squash`` is the paper's setting
+    input_policies = ("native", "squash")
+    default_input_policy = "native"
 
     @classmethod
     def image_processor_class(cls) -> type:
@@ -269,6 +311,9 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
             crop_size={"height": side, "width": side},
             image_grid_pinpoints=[list(p) for p in config.image_grid_pinpoints],
         )
+
+    def squash_side(self) -> int:
+        return int(self.config.vision_config.image_size)
 
     def max_patches(self) -> int | None:
         """OneVision's ``anyres_max_N`` limit (None: LLaVA-NeXT never shrinks)."""
