@@ -297,12 +297,18 @@ def choose_heads(
     scores (higher is better; NaN: not applicable); a bare array is the gaze scores. ``CRITERION:K``
     takes the K best heads by that criterion; ``random:K`` draws K heads (``seed``) from the
     control ``pool`` of the top-K gaze heads (raises ControlPoolError when the pool is smaller
-    than K); ``all`` is every head; ``custom`` is ``custom``; a file is read and checked against
+    than K); ``all`` is every head (every head with a gaze score when the scores mark some not
+    applicable with NaN: linear-attention layers); ``custom`` is ``custom``; a file is read and checked against
     the model. Raises HeadSpecError when the scores a spec needs are missing or the wrong shape.
     """
     spec = spec if isinstance(spec, HeadSpec) else HeadSpec.parse(spec)
     if spec.kind == "all":
-        return HeadChoice(all_heads(n_layers, n_heads), "all")
+        heads = all_heads(n_layers, n_heads)
+        gaze = scores if isinstance(scores, np.ndarray) else dict(scores or {}).get("gaze")
+        if gaze is not None and np.shape(gaze) == (n_layers, n_heads) and np.isnan(gaze).any():
+            # NaN-scored heads lie in linear-attention layers (Qwen3.5): nothing to steer there
+            heads = HeadSet("all", tuple(hd for hd in heads.heads if not np.isnan(gaze[hd])))
+        return HeadChoice(heads, "all")
     if spec.kind == "custom":
         heads = HeadSet("custom", tuple(custom))
         heads.validate(n_layers, n_heads)

@@ -29,7 +29,7 @@ from family_helpers import (
 
 from gaze_explorer.core.criteria import criterion_scores
 from gaze_explorer.core.errors import HeadSpecError
-from gaze_explorer.core.heads import HeadSet, random_control, top_k_heads
+from gaze_explorer.core.heads import HeadSet, choose_heads, random_control, top_k_heads
 from gaze_explorer.core.regions import panel_regions
 from gaze_explorer.core.steering import SteeringPlan
 from gaze_explorer.inference import word_tokenizer as wt
@@ -246,6 +246,8 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5):
         top_k_heads(result.scores, 9)
     control = random_control(result.scores, 3, seed=0, pool="percentile:50")
     assert {layer for layer, _ in control.heads.heads} <= {1, 3}
+    everything = choose_heads("all", 4, 4, scores=result.scores).heads  # the "all heads" condition
+    assert len(everything) == 8 and {layer for layer, _ in everything.heads} == {1, 3}
 
 
 def test_checkpoint_round_trip(qwen, tmp_path):
