@@ -27,7 +27,7 @@ from family_helpers import (
     strip_image,
 )
 
-from gaze_explorer.core.criteria import criterion_scores
+from gaze_explorer.core.criteria import criteria_report, criterion_scores
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.heads import HeadSet, choose_heads, random_control, top_k_heads
 from gaze_explorer.core.regions import panel_regions
@@ -242,6 +242,8 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5):
     # the other criteria (image heads, localization heads) leave the linear layers out too
     for name, grid in criterion_scores(result.scores, result.image_mass, result.image_maps, min_layer=0).items():
         assert np.isnan(grid[[0, 2]]).all() and np.isfinite(grid[[1, 3]]).all(), name
+    report = criteria_report(result.scores, result.image_mass, result.image_maps, ks=(4,), min_layer=0)
+    assert report["n_heads"] == 8 and {r["layer"] for r in report["image"]["ranking"]} == {1, 3}
     with pytest.raises(HeadSpecError, match="K <= 8"):
         top_k_heads(result.scores, 9)
     control = random_control(result.scores, 3, seed=0, pool="percentile:50")
