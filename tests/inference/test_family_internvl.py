@@ -114,6 +114,7 @@ def test_internvl_squash_is_one_view_over_the_whole_image(internvl):
     assert ids[1, grid.positions[-1] + 1] == tok.convert_tokens_to_ids("</img>")
     assert np.array_equal(np.diff(grid.positions), np.ones(63))
     assert prepared.info["vision"]["non_grid_positions"][1].size == 0
+    assert prepared.info["vision"]["coverage"] == 1.0  # stretched, never cropped
 
 
 def test_internvl_native_tiles_form_the_grid_and_the_thumbnail_is_a_global_view(internvl_native):
@@ -133,6 +134,7 @@ def test_internvl_native_tiles_form_the_grid_and_the_thumbnail_is_a_global_view(
     thumb = prepared.info["vision"]["global_positions"][1]
     assert np.array_equal(thumb, all_image[256:])
     assert np.array_equal(prepared.info["vision"]["non_grid_positions"][1], thumb)
+    assert prepared.info["vision"]["input_policy"] == "native" and prepared.info["vision"]["coverage"] == 1.0
     check_parity_and_steering(model, adapter, prepared)
 
 

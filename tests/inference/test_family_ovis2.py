@@ -127,6 +127,9 @@ def test_ovis2_native_tiles_thumbnail_first_with_row_and_column_indicators(ovis2
         thumb = prepared.info["vision"]["global_positions"][1]
         assert np.array_equal(thumb, all_image[:64])  # the thumbnail comes first
         assert np.array_equal(prepared.info["vision"]["non_grid_positions"][1], thumb)
+        assert (
+            prepared.info["vision"]["input_policy"] == "native" and prepared.info["vision"]["coverage"] == 1.0
+        )
         # tile 1's first row, then tile 2's first row: the grid skips <IMG_COL> between them
         assert np.array_equal(grid.positions[:16], all_image[np.r_[64:72, 128:136]])
         col = adapter.tokenizer.convert_tokens_to_ids("<IMG_COL>")

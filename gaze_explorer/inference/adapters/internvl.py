@@ -43,7 +43,6 @@ from gaze_explorer.inference.adapters.llava import attach_extra_positions, grid_
 IMAGE_TOKEN = "<IMG_CONTEXT>"
 START_TOKEN = "<img>"
 END_TOKEN = "</img>"
-INPUT_POLICIES = ("squash", "native")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -84,16 +83,14 @@ def tiles_and_thumbnail(
 
 
 class _TiledViewsMixin:
-    """What InternVL and Ovis2 share: an input policy, sparse grid positions, extra positions."""
+    """What the tiled-view families share (InternVL, Ovis2, Aya Vision): two input policies, sparse
+    grid positions (tiles stitched, global view left out), extra positions for steering.
 
-    input_policy: str
+    ``squash`` is done by the family's own processor (one S x S view, ``crop_to_patches=False``),
+    so ``squash_side`` stays None and the base class does not resize the image first."""
+
+    input_policies: ClassVar[tuple[str, ...]] = ("squash", "native")
     image_token_id: int
-
-    def set_input_policy(self, policy: str) -> None:
-        """``squash`` (one S x S view, the paper's setting) or ``native`` (tiles + thumbnail)."""
-        if policy not in INPUT_POLICIES:
-            raise ModelLoadError(f"unknown input policy {policy!r}; use one of {', '.join(INPUT_POLICIES)}")
-        self.input_policy = policy
 
     def image_token_positions(self, ids: Any, vision: VisionInputs) -> np.ndarray:
         return grid_positions(ids, self.image_token_id, vision)
@@ -108,10 +105,6 @@ class InternVLAdapter(_TiledViewsMixin, FamilyAdapter):
     family = "internvl"
     model_types = ("internvl",)
     default_input_policy: ClassVar[str] = "squash"
-
-    def __init__(self, config: Any, tokenizer: Any, image_processor: Any) -> None:
-        super().__init__(config, tokenizer, image_processor)
-        self.input_policy = self.default_input_policy
 
     @classmethod
     def image_processor_class(cls) -> type:
@@ -188,7 +181,6 @@ class InternVLAdapter(_TiledViewsMixin, FamilyAdapter):
             token_boxes=geo["boxes"],
             placeholder=f"{start}{self.image_token * geo['n_tokens']}{end}",
             info={
-                "input_policy": self.input_policy,
                 "tiles": [n_rows, n_cols],
                 "n_placeholders": geo["n_tokens"],
                 "grid_token_index": geo["grid_token_index"],

@@ -58,10 +58,6 @@ class Ovis2Adapter(_TiledViewsMixin, FamilyAdapter):
     template_image_marker = TEMPLATE_MARKER
     default_input_policy: ClassVar[str] = "squash"
 
-    def __init__(self, config: Any, tokenizer: Any, image_processor: Any) -> None:
-        super().__init__(config, tokenizer, image_processor)
-        self.input_policy = self.default_input_policy
-
     @classmethod
     def image_processor_class(cls) -> type:
         from transformers.models.ovis2.image_processing_pil_ovis2 import Ovis2ImageProcessorPil
@@ -120,7 +116,6 @@ class Ovis2Adapter(_TiledViewsMixin, FamilyAdapter):
             token_boxes=geo["boxes"],
             placeholder=placeholder,
             info={
-                "input_policy": self.input_policy,
                 "tiles": [n_rows, n_cols],
                 "n_placeholders": geo["n_tokens"],
                 "grid_token_index": geo["grid_token_index"],
