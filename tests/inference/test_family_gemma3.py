@@ -11,7 +11,9 @@ from family_helpers import (
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
     check_decode_steering,
+    check_discovery_batched_equals_unbatched,
     check_generate_stream,
+    check_greedy_matches_generate,
     check_parity,
     strip_image,
     word_tokenizer,
@@ -182,3 +184,13 @@ def test_gemma3_published_geometry_on_a_real_size_strip(gemma3):
 def test_gemma3_checkpoint_round_trip(gemma3, tmp_path):
     model, adapter = gemma3
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60))
+
+
+def test_gemma3_greedy_tokens_match_model_generate(gemma3):
+    model, adapter = gemma3
+    check_greedy_matches_generate(model, adapter, strip_image(384, 64))
+
+
+def test_gemma3_discovery_batched_equals_unbatched(gemma3):
+    model, adapter = gemma3
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(384, 64))

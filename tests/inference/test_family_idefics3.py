@@ -10,7 +10,9 @@ from family_helpers import (
     assert_panels_partition,
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
+    check_discovery_batched_equals_unbatched,
     check_generate_stream,
+    check_greedy_matches_generate,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
@@ -190,3 +192,13 @@ def test_idefics3_checkpoint_round_trip(idefics3, tmp_path):
 def test_smolvlm_checkpoint_with_legacy_processor_template_round_trip(tmp_path):
     model, adapter = tiny_idefics3("smolvlm")
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60), legacy_template=True)
+
+
+def test_idefics3_greedy_tokens_match_model_generate(idefics3):
+    model, adapter = idefics3
+    check_greedy_matches_generate(model, adapter, strip_image(336, 56))
+
+
+def test_idefics3_discovery_batched_equals_unbatched(idefics3):
+    model, adapter = idefics3
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(336, 56))

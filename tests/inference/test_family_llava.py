@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,14 +12,16 @@ from family_helpers import (
     assert_panels_partition,
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
+    check_discovery_batched_equals_unbatched,
     check_generate_stream,
+    check_greedy_matches_generate,
     check_parity,
     check_parity_and_steering,
     strip_image,
     word_tokenizer,
 )
 
-from gaze_explorer.core.errors import PromptError
+from gaze_explorer.core.errors import ModelLoadError, PromptError
 from gaze_explorer.inference.adapters import adapter_for
 from gaze_explorer.inference.adapters.llava import (
     LlavaAdapter,
@@ -50,10 +54,10 @@ def _tokenizer(template: str | None = TEMPLATE):
     return tok
 
 
-def _configs(tok, image_size: int):
+def _configs(tok, image_size: int, patch_size: int = 7):
     vision = dict(
         model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, image_size=image_size, patch_size=7, projection_dim=32,
+        num_attention_heads=2, image_size=image_size, patch_size=patch_size, projection_dim=32,
     )  # fmt: skip
     text = dict(
         model_type="llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -63,12 +67,15 @@ def _configs(tok, image_size: int):
     return vision, text
 
 
-def tiny_llava(template: str | None = TEMPLATE, strategy: str = "default"):
+def tiny_llava(
+    template: str | None = TEMPLATE, strategy: str = "default", image_size: int = 56, patch_size: int = 7
+):
     """LLaVA-1.5 layout: 56 px CLIP (8 x 8 patches of 7 px), CLS dropped (or kept: "full"), Llama LM."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
     tok = _tokenizer(template)
-    vision, text = _configs(tok, 56)
+    vision, text = _configs(tok, image_size, patch_size)
+    text["max_position_embeddings"] = max(512, 2 * (image_size // patch_size) ** 2)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -109,8 +116,16 @@ def test_llava_registry_finds_adapters(llava, llava_next):
     assert adapter_for(llava_next[0].config) is LlavaNextAdapter
 
 
+def with_policy(adapter, policy: str):
+    """A copy of ``adapter`` using input policy ``policy`` (the fixtures' adapters stay as they are)."""
+    other = copy.copy(adapter)
+    other.set_input_policy(policy)
+    return other
+
+
 def test_llava_padded_strip_grid_is_the_band_that_holds_the_image(llava):
     model, adapter = llava
+    adapter = with_policy(adapter, "pad")
     prepared = adapter.build_inputs(strip_image(336, 56), "describe the third panel .")
     grid = prepared.grid
     # 336 x 56 padded to 336 x 336: of the 8 x 8 cells only the middle rows hold pixels (140..196)
@@ -129,7 +144,7 @@ def test_llava_padded_strip_grid_is_the_band_that_holds_the_image(llava):
 
 
 def test_llava_tall_image_keeps_a_band_of_columns(llava):
-    _, adapter = llava
+    adapter = with_policy(llava[1], "pad")
     grid = adapter.build_inputs(strip_image(50, 300, n_panels=1), "describe the image .").grid
     assert grid.rows == 8 and grid.cols < 8
     assert_grid_covers_image(grid, 50, 300)
@@ -201,7 +216,7 @@ def test_llava_inputs_match_the_stock_processors(llava, llava_next):
 
     image = strip_image(300, 60)
     for (_, adapter), processor_cls, extra in (
-        (llava, LlavaProcessor, {"do_pad": True}),
+        ((None, with_policy(llava[1], "pad")), LlavaProcessor, {"do_pad": True}),
         (llava_next, LlavaNextProcessor, {}),
     ):
         processor = processor_cls(
@@ -298,8 +313,8 @@ def test_llava_onevision_token_count_matches_the_stock_processor(llava_onevision
 @pytest.mark.parametrize(
     ("adapter_cls", "expected"),
     [
-        # 336 px CLIP, 24 x 24 cells of 65.25 px on the 1566 px square; the strip sits at y 655..911
-        (LlavaAdapter, (4, 24)),
+        # 336 px CLIP, squashed (the default): all 24 x 24 cells hold the strip
+        (LlavaAdapter, (24, 24)),
         # 336 x 1008 pinpoint: 3 tiles of 24 x 24 features; 11.8 rows of image -> unpad keeps 12
         (LlavaNextAdapter, (12, 72)),
         # 384 x 1920 pinpoint (wastes less than 2304): 5 SigLIP tiles of 27 x 27; 22 rows + 1 kept
@@ -336,6 +351,7 @@ def test_llava_checkpoint_with_legacy_processor_template_round_trip(llava_next, 
 
 def test_llava_full_strategy_keeps_cls_outside_the_grid():
     model, adapter = tiny_llava(strategy="full")
+    adapter.set_input_policy("pad")
     prepared = adapter.build_inputs(
         strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
     )
@@ -365,3 +381,111 @@ def test_llava_next_extreme_aspect_falls_back_to_the_base_view(llava_next):
                      add_special_tokens=False)["input_ids"]  # fmt: skip
     assert torch.equal(expected, prepared.tensors["input_ids"])
     check_parity(model, adapter, prepared)
+
+
+def test_llava_input_policies_squash_pad_and_crop(llava):
+    """squash (default): the whole strip on all 8 x 8 cells; pad: a band of rows, all the image;
+    native (CLIP's centre crop): the middle 56 px of a 336 px strip, coverage 1/6, which is reported."""
+    _, adapter = llava
+    image = strip_image(336, 56)
+    assert adapter.input_policy == "squash"
+    squashed = adapter.build_inputs(image, "describe the panel .")
+    assert (squashed.grid.rows, squashed.grid.cols) == (8, 8)
+    assert_grid_covers_image(squashed.grid, 336, 56)
+    assert squashed.info["vision"]["input_policy"] == "squash" and squashed.info["vision"]["coverage"] == 1.0
+    padded = with_policy(adapter, "pad").build_inputs(image, "describe the panel .")
+    assert (padded.grid.rows, padded.grid.cols) == (2, 8) and padded.info["vision"]["coverage"] == 1.0
+    cropped = with_policy(adapter, "native").build_inputs(image, "describe the panel .")
+    assert (cropped.grid.rows, cropped.grid.cols) == (8, 8)
+    assert np.isclose(cropped.info["vision"]["coverage"], 1 / 6, atol=0.01)
+    assert np.allclose(cropped.grid.token_boxes[:, [0, 2]].min(), 140) and np.allclose(
+        cropped.grid.token_boxes[:, [0, 2]].max(), 196
+    )
+    with pytest.raises(ModelLoadError, match="no input policy 'tiles'"):
+        adapter.set_input_policy("tiles")
+
+
+@pytest.mark.parametrize("policy", ["squash", "pad", "native"])
+def test_llava_policies_match_the_measured_geometry(llava, policy):
+    """Each policy's token boxes against the ground truth measured on the model (geometry_truth)."""
+    from geometry_truth import GeometryOracle, noise_image
+
+    model, adapter = llava
+    oracle = GeometryOracle(model, with_policy(adapter, policy))
+    for width, height in ((168, 56), (60, 150)):
+        comparison = oracle.measure_boxes(noise_image(width, height))
+        assert comparison.max_error_px <= comparison.tolerance_px, (policy, width, height, comparison.worst())
+
+
+def test_llava_padded_portrait_panels_follow_the_measured_column_widths():
+    """Issue 19's case: a 360 x 1000 portrait on a 336 px / 14 px CLIP (24 x 24 cells of 41.7 px
+    after padding to 1000 x 1000), the first and last columns clipped to 13.3 px. The columns'
+    edges measured on the model (x only, 2 px stripes) give each panel the columns holding most of
+    its pixels: 56% for three equal panels, 84% for widths 1:2:1."""
+    from geometry_truth import GeometryOracle, noise_image
+
+    from gaze_explorer.core.regions import panel_edges, panel_regions, panel_shares
+
+    model, adapter = tiny_llava(image_size=336, patch_size=14)
+    adapter.set_input_policy("pad")
+    image = noise_image(360, 1000)
+    comparison = GeometryOracle(model, adapter).measure_boxes(image, stripe_px=2, axes=(0,))
+    assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()
+    grid = adapter.build_inputs(image, "describe the image .").grid
+    assert grid.cols == 10 and np.isclose(comparison.measured[0, 2], 40 / 3, atol=comparison.tolerance_px)
+    measured = type(grid)(360, 1000, grid.rows, grid.cols, comparison.measured, grid.positions)
+    for widths, share, expected in (([1, 1, 1], 0.56, [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]),
+                                    ([1, 2, 1], 0.84, [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]])):  # fmt: skip
+        columns = [np.unique(r.token_indices % 10).tolist() for r in panel_regions(grid, 3, widths)]
+        assert columns == expected
+        truth = panel_shares(measured, panel_edges(360, 3, widths))[:10]  # [column, panel], row 0
+        owner = [next(k for k, c in enumerate(columns) if col in c) for col in range(10)]
+        assert truth.argmax(axis=1).tolist() == owner
+        straddler = expected[0][-1]  # the last column of panel 1 straddles panels 1 and 2
+        assert abs(truth[straddler, 0] - share) <= 0.04
+
+
+def test_llava_next_squash_policy_matches_the_measured_geometry(llava_next):
+    """NeXT's native anyres is the default (it keeps the whole strip); squash is the paper's setting:
+    the strip is one square, cut into the square pinpoint's tiles, boxes scaled back to the strip."""
+    from geometry_truth import GeometryOracle, noise_image
+
+    model, adapter = llava_next
+    assert adapter.input_policy == "native"
+    squash = with_policy(adapter, "squash")
+    image = noise_image(168, 42)
+    prepared = squash.build_inputs(image, "describe the image .")
+    assert prepared.grid.rows == prepared.grid.cols  # a square view of the squashed strip
+    assert prepared.info["vision"]["input_policy"] == "squash" and prepared.info["vision"]["coverage"] == 1.0
+    comparison = GeometryOracle(model, squash).measure_boxes(image)
+    assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()
+
+
+def test_llava_greedy_tokens_match_model_generate(llava):
+    model, adapter = llava
+    check_greedy_matches_generate(model, adapter, strip_image(336, 56))
+
+
+def test_llava_discovery_batched_equals_unbatched(llava):
+    model, adapter = llava
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(336, 56))
+
+
+def test_llava_next_greedy_tokens_match_model_generate(llava_next):
+    model, adapter = llava_next
+    check_greedy_matches_generate(model, adapter, strip_image(300, 60))
+
+
+def test_llava_next_discovery_batched_equals_unbatched(llava_next):
+    model, adapter = llava_next
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(300, 60))
+
+
+def test_llava_onevision_greedy_tokens_match_model_generate(llava_onevision):
+    model, adapter = llava_onevision
+    check_greedy_matches_generate(model, adapter, strip_image(300, 60))
+
+
+def test_llava_onevision_discovery_batched_equals_unbatched(llava_onevision):
+    model, adapter = llava_onevision
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(300, 60))

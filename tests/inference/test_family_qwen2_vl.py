@@ -11,7 +11,9 @@ from family_helpers import (
     assert_panels_partition,
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
+    check_discovery_batched_equals_unbatched,
     check_generate_stream,
+    check_greedy_matches_generate,
     check_parity_and_steering,
     strip_image,
 )
@@ -145,3 +147,13 @@ def test_qwen2_vl_published_preprocessing_on_a_real_size_strip(qwen2_vl):
 def test_qwen2_vl_checkpoint_round_trip(qwen2_vl, tmp_path):
     model, adapter = qwen2_vl
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 60))
+
+
+def test_qwen2_vl_greedy_tokens_match_model_generate(qwen2_vl):
+    model, adapter = qwen2_vl
+    check_greedy_matches_generate(model, adapter, strip_image(336, 56))
+
+
+def test_qwen2_vl_discovery_batched_equals_unbatched(qwen2_vl):
+    model, adapter = qwen2_vl
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(336, 56))
