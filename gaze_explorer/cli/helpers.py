@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -139,8 +140,13 @@ def run_discovery(loaded, strips: list[Strip], cancel: threading.Event | None = 
     return result
 
 
-def scores_from_ranking(path: str, n_layers: int, n_heads: int) -> np.ndarray:
-    """A ``[layer, head]`` score grid from an authors' ranking JSON (listed order when no scores)."""
+def scores_from_ranking(
+    path: str, n_layers: int, n_heads: int, attention_layers: Sequence[int] | None = None
+) -> np.ndarray:
+    """A ``[layer, head]`` score grid from an authors' ranking JSON (listed order when no scores).
+
+    Layers not in ``attention_layers`` (linear attention, Qwen3.5) score NaN: not applicable, so
+    no top-K, random control or "all" set picks their heads."""
     p = Path(path)
     try:
         records = json.loads(p.read_text(encoding="utf-8"))
@@ -157,6 +163,8 @@ def scores_from_ranking(path: str, n_layers: int, n_heads: int) -> np.ndarray:
     scores[:] = min(base, 0.0) - 1.0 if have_scores else 0.0
     for rank, r in enumerate(records):
         scores[r["layer"], r["head"]] = r["score"] if have_scores else float(len(records) - rank)
+    if attention_layers is not None:
+        scores[[x for x in range(n_layers) if x not in set(attention_layers)]] = np.nan
     return scores
 
 
@@ -164,7 +172,7 @@ def gaze_scores(args, loaded, strips_for_discovery) -> np.ndarray:
     """Scores from ``--heads-file``/``--ranking``, else discovered on the fly."""
     path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
     if path:
-        return scores_from_ranking(path, loaded.n_layers, loaded.n_heads)
+        return scores_from_ranking(path, loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
     strips = strips_for_discovery()
     print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
     return np.asarray(run_discovery(loaded, strips).scores, dtype=np.float64)
@@ -179,7 +187,7 @@ def criterion_grids(args, loaded, strips_for_discovery) -> dict[str, np.ndarray]
 
     path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
     if path:
-        gaze = scores_from_ranking(path, loaded.n_layers, loaded.n_heads)
+        gaze = scores_from_ranking(path, loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
         folder = Path(path).parent
         arrays = [folder / name for name in ("image_mass.npy", "image_maps.npy")]
         mass, maps = (np.load(a) if a.exists() else None for a in arrays)

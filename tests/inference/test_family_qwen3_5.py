@@ -7,6 +7,7 @@ layers' TRUE indices (1 and 3) differ from their rank among the attention layers
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,6 +28,7 @@ from family_helpers import (
     strip_image,
 )
 
+from gaze_explorer.cli.helpers import scores_from_ranking
 from gaze_explorer.core.criteria import criteria_report, criterion_scores
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.heads import HeadSet, choose_heads, random_control, top_k_heads
@@ -227,7 +229,7 @@ def test_qwen3_5_steering_a_linear_layer_is_refused(qwen3_5):
     assert model.config.text_config._attn_implementation == "sdpa"
 
 
-def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5):
+def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5, tmp_path):
     """Scores keep the model's layer numbering: linear layers are NaN (not applicable), out of the
     ranking, and never chosen by top-K or a random control."""
     model, adapter = qwen3_5
@@ -250,6 +252,11 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5):
     assert {layer for layer, _ in control.heads.heads} <= {1, 3}
     everything = choose_heads("all", 4, 4, scores=result.scores).heads  # the "all heads" condition
     assert len(everything) == 8 and {layer for layer, _ in everything.heads} == {1, 3}
+    # a ranking file read back for this model (the CLI's --heads-file) marks the linear layers too
+    path = tmp_path / "ranking.json"
+    path.write_text(json.dumps(result.ranking))
+    from_file = scores_from_ranking(str(path), 4, 4, adapter.attention_layers)
+    assert np.isnan(from_file[[0, 2]]).all() and np.array_equal(from_file[[1, 3]], result.scores[[1, 3]])
 
 
 def test_checkpoint_round_trip(qwen, tmp_path):
