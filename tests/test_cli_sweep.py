@@ -123,6 +123,15 @@ def test_resume_refuses_another_protocols_sweep(discovery, tmp_path, capsys):
     other.write_text(json.dumps({"kind": "sweep", "protocol": "narration", "model": "demo", "cells": []}))
     assert _sweep(discovery, tmp_path / "o.json", "--resume", str(other)) == 1
     assert "narration sweep of demo, not static" in capsys.readouterr().err
+    # cells of another strip count (or bias, answer length, pool...) are never mixed in
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(
+        json.dumps(
+            {"kind": "sweep", "protocol": "static", "model": "demo", "cells": [], "settings": {"n_strips": 1}}
+        )
+    )
+    assert _sweep(discovery, tmp_path / "o.json", "--resume", str(fewer)) == 1
+    assert "other settings (n_strips 1 -> 2)" in capsys.readouterr().err
 
 
 def test_sweep_only_flags_are_refused_elsewhere(capsys):

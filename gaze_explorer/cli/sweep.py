@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     over = _over(args, top_k)
     if max(over["k"]) > loaded.n_layers * loaded.n_heads:
-        raise SweepError(f"--over k: {max(over['k'])} is more than the model's {loaded.n_layers * loaded.n_heads} heads")
+        raise SweepError(
+            f"--over k: {max(over['k'])} is more than the model's {loaded.n_layers * loaded.n_heads} heads"
+        )
     default_prompt = DEMO_PROMPTS.get(protocol) if is_demo(args) else None
     prompts = [p or default_prompt or PAPER_PROMPTS[protocol] for p in prompts_in]
     cells = sweep_cells(criteria, over["k"], over["strength"], prompts)
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
+        bias_on=getattr(args, "bias_on", None),
     )
     sweep = Sweep(
         loaded,
@@ -104,13 +107,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         model_name=args.model,
     )
-    if resumed is not None:
-        wanted = {c.key() for c in cells}
-        sweep.done = {record_key(r): r for r in resumed["cells"] if record_key(r) in wanted}
-        sweep.baseline_generations = {p: g for p, g in resumed.get("baseline_generations", {}).items() if p in prompts}
-        print(f"resuming {args.resume}: {len(sweep.done)} of {len(cells)} cells done", file=sys.stderr)
     settings = {
         "mode": config.mode.value,
+        "bias_on": config.effective_bias_on,
         "top_k_default": top_k,
         "max_new_tokens": args.max_new_tokens,
         "switch_every": config.switch_every if protocol == "dynamic" else None,
@@ -122,6 +121,21 @@ def run(args: argparse.Namespace) -> int:
         "n_strips": len(strips),
         "n_panels": args.n_panels,
     }
+    if resumed is not None:
+        # cells measured under other settings (strips, bias, answer length, pool...) cannot be mixed
+        old = resumed.get("settings", {})
+        changed = sorted(k for k in settings if k in old and old[k] != settings[k])
+        if changed:
+            shown = ", ".join(f"{k} {old[k]!r} -> {settings[k]!r}" for k in changed)
+            raise SweepError(
+                f"--resume {args.resume} was run with other settings ({shown}); use a new --json"
+            )
+        wanted = {c.key() for c in cells}
+        sweep.done = {record_key(r): r for r in resumed["cells"] if record_key(r) in wanted}
+        sweep.baseline_generations = {
+            p: g for p, g in resumed.get("baseline_generations", {}).items() if p in prompts
+        }
+        print(f"resuming {args.resume}: {len(sweep.done)} of {len(cells)} cells done", file=sys.stderr)
 
     def report(status: str) -> dict:
         rep = sweep_report(
