@@ -21,7 +21,7 @@ TOP_LEVEL = [
     "chance", "judge_agreement", "heads", "head_choices", "settings", "generations",
 ]  # fmt: skip
 SETTINGS = [
-    "prompt", "mode", "strength", "max_new_tokens", "bias_on", "switch_every", "switch_alignment", "seed", "random_percentile", "control_pool", "n_resamples",
+    "prompt", "input_policy", "image_coverage_min", "mode", "strength", "max_new_tokens", "bias_on", "switch_every", "switch_alignment", "seed", "random_percentile", "control_pool", "n_resamples",
     "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "baseline_rule", "shard", "n_strips_total",
 ]  # fmt: skip
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
@@ -45,6 +45,8 @@ def _evaluate(protocol, heads_file, out, *extra):
     assert data["schema_version"] == 1 and data["protocol"] == protocol and data["model"] == "demo"
     assert data["status"] == "finished" and data["top_k"] == 4 and set(data["conditions"]) == CONDITIONS
     assert list(data["settings"]) == SETTINGS and data["settings"]["n_strips"] == 1
+    # the demo model is a Qwen3-VL: its own processing keeps every strip whole
+    assert data["settings"]["input_policy"] == "native" and data["settings"]["image_coverage_min"] == 1.0
     for c in data["conditions"].values():
         lo, hi = c["ci95"]
         assert 0.0 <= lo <= c["accuracy"] <= hi <= 1.0 and 0.0 <= c["degenerate_rate"] <= 1.0

@@ -44,7 +44,9 @@ def strip_png(tmp_path_factory):
 
 def _regions(session: Path) -> list[dict]:
     with h5py.File(session, "r") as f:
-        return json.loads(f["regions"].attrs["regions_json"]), json.loads(f.attrs["meta_json"])
+        meta = json.loads(f.attrs["meta_json"])
+        assert f.attrs["input_policy"] == meta["input_policy"]  # also a root attribute
+        return json.loads(f["regions"].attrs["regions_json"]), meta
 
 
 def test_generate_steers_to_a_box_without_a_target_and_records_the_policy(strip_png, tmp_path):

@@ -37,7 +37,7 @@ from gaze_explorer.storage.schema import (
 from gaze_explorer.storage.validate import validate_session
 
 _STR = h5py.string_dtype("utf-8")
-_META_KEYS = ("model_id", "revision", "family", "dtype", "device")
+_META_KEYS = ("model_id", "revision", "family", "dtype", "device", "input_policy", "image_coverage")
 
 
 @dataclass

@@ -153,6 +153,32 @@ def test_measurement_catches_a_mirrored_map(qwen2):
         assert comparison.max_error_px <= comparison.tolerance_px
 
 
+def min_embedding_distance(embeddings: np.ndarray) -> float:
+    """The smallest distance between two image tokens' embeddings ``[n, d]``, relative to their scale:
+    0 when two distinct patches give the same embedding (a degenerate random model)."""
+    e = embeddings / max(float(np.abs(embeddings).max()), 1e-12)
+    d = np.sqrt(((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)) + np.eye(len(e)) * 1e9
+    return float(d.min())
+
+
+def test_a_zero_initialised_projection_is_caught():
+    """Gemma 3's projection as transformers initialises it (zeros): every image token gets the same
+    embedding, which the distinctness check sees; the tiny model's randomised one passes."""
+    model, adapter = build("gemma3")
+    oracle = GeometryOracle(model, adapter)
+    image = noise_image(96, 96)
+    assert min_embedding_distance(oracle.embeddings(image)[0]) > 1e-3
+    weight = model.model.multi_modal_projector.mm_input_projection_weight
+    saved = weight.detach().clone()
+    try:
+        with torch.no_grad():
+            weight.zero_()
+        assert min_embedding_distance(oracle.embeddings(image)[0]) < 1e-9
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved)
+
+
 # ----- every family -----------------------------------------------------------------------------
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
@@ -165,6 +191,7 @@ def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
                                 comparison.claimed[:, 3] - comparison.claimed[:, 1]])  # fmt: skip
         tolerance = comparison.tolerance_px + LOOSE_FAMILIES.get(family, 0.0) * float(sizes.max())
         assert comparison.max_error_px <= tolerance, f"{family} {name}: {comparison.worst()}"
+        assert min_embedding_distance(oracle.embeddings(image)[0]) > 1e-6, f"{family} {name}: degenerate"
         prepared = adapter.build_inputs(image, "describe the image .")
         grid = prepared.grid
         # every adapter reports its policy and how much of the image reaches the model (here: all)
