@@ -195,6 +195,7 @@ class Evaluation:
     model_name: str = ""
     generations: list[dict] = field(default_factory=list)
     cancelled: bool = False
+    coverage: dict[int, float] = field(default_factory=dict)  # strip index -> image fraction seen
 
     def __post_init__(self) -> None:
         if not self.strips:
@@ -268,6 +269,7 @@ class Evaluation:
             if job.strip_index not in regions_of:
                 prepared = self.loaded.adapter.build_inputs(strip.image, self.prompt)
                 regions_of = {job.strip_index: self._regions(job.strip_index, prepared.grids[0])}
+                self.coverage[job.strip_index] = float(prepared.info["vision"].get("coverage", 1.0))
             regions = regions_of[job.strip_index]
             plan, target = None, None
             if job.condition != "baseline":
@@ -363,6 +365,9 @@ class Evaluation:
             head_choices={name: choice.to_dict() for name, choice in self.heads.choices.items()},
             settings={
                 "prompt": self.prompt,
+                # how strips were fitted to the model, and the least of a strip that reached it
+                "input_policy": str(getattr(self.loaded.adapter, "input_policy", "native")),
+                "image_coverage_min": min(self.coverage.values()) if self.coverage else None,
                 "mode": cfg.mode.value,
                 "strength": cfg.strength,
                 "max_new_tokens": self._options(self.strips[0].n_panels).max_new_tokens,
