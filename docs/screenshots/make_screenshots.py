@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     win.controller.set_image(strip.image, strip.n_panels, f"demo strip {strip.name}", strip.panel_widths)
     win.controller.load_model("demo")
     wait(app, lambda: not win.controller.workers)
+    best = None
     if not args.no_discovery:
         win.controller.discover("demo")
         wait(app, lambda: not win.controller.workers)
@@ -64,6 +65,10 @@ def main(argv=None) -> int:
     for size in args.size or ["1280x760"]:
         w, h = (int(v) for v in size.split("x"))
         win.resize(w, h)
+        wait(app, lambda: False, timeout_s=0.3)
+        win.reset_layout()  # the layout the window opens with at this size
+        if best is not None and not args.no_discovery:
+            win._raise_inspector()
         wait(app, lambda: False, timeout_s=0.5)
         path = Path(args.out) / f"{args.prefix}_{w}x{h}.png"
         win.grab().save(str(path), "PNG")

@@ -55,12 +55,13 @@ def qt_platform() -> str:
     return "xcb"
 
 
-def missing_xcb_packages(libraries: dict[str, str] = XCB_LIBRARIES) -> list[str]:
-    """The packages of the xcb plugin's libraries that the dynamic loader cannot find."""
+def missing_xcb_packages(libraries: dict[str, str] | None = None) -> list[str]:
+    """The packages of the xcb plugin's libraries (default :data:`XCB_LIBRARIES`) that the dynamic
+    loader cannot find."""
     import ctypes
 
     missing = []
-    for soname, package in libraries.items():
+    for soname, package in (XCB_LIBRARIES if libraries is None else libraries).items():
         try:
             ctypes.CDLL(soname)
         except OSError:

@@ -20,7 +20,7 @@ from gaze_explorer.core.heads import HeadSet, choose_heads, save_head_list
 from gaze_explorer.core.regions import ImageTokenGrid, Region
 from gaze_explorer.core.scoring import overlay_heat, step_trajectory
 from gaze_explorer.core.state_data import grid_corners
-from gaze_explorer.qt.widgets.plot_style import plain_axis
+from gaze_explorer.qt.widgets.plot_style import plain_axis, thinned_token_ticks
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -123,11 +123,13 @@ def trajectory_figure(
                 pg.ScatterPlotItem(xs, [-0.8] * len(xs), symbol=symbol, size=12, brush=colour, pen="w")
             )
     plot.getAxis("left").setTicks([[(i, n) for i, n in enumerate(region_names)]])
-    if tokens:
-        every = max(1, len(tokens) // 40)
-        plot.getAxis("bottom").setTicks(
-            [[(i, t.strip() or "␣") for i, t in enumerate(tokens) if i % every == 0], []]
-        )
+    if tokens:  # labels thinned so none overlaps, written as the app's chips (∅ end of sequence)
+        from PySide6 import QtGui
+
+        metrics = QtGui.QFontMetrics(plot.getAxis("bottom").style.get("tickFont") or QtGui.QFont())
+        px_per_step = max(fig.width() - 200, 100) / max(data.shape[1], 1)
+        ticks = thinned_token_ticks(tokens, px_per_step, metrics.horizontalAdvance)
+        plot.getAxis("bottom").setTicks([ticks, []])
     plot.setYRange(-1.2, data.shape[0] - 0.5, padding=0)
     _style_axes(plot, "decode step (token)", "region")
     return fig

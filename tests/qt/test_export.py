@@ -58,3 +58,30 @@ def test_head_lists_and_run_json_read_back(state, tmp_path):
     back = json.loads(out.read_text())
     assert back["tokens"] == run.tokens and back["switches"][0]["step"] == 3
     assert np.allclose(np.array(back["trajectory"]["values"]), traj)
+
+
+def test_exported_timeline_labels_tokens_without_overlap_and_shows_eos_as_the_app(qtbot, state):
+    from PySide6 import QtGui
+
+    from gaze_explorer.qt.widgets.plot_style import thinned_token_ticks, token_label
+
+    assert [token_label(t) for t in ("", "\n", " ", " gray")] == ["∅", "⏎", "␣", "gray"]
+    # 10 px per step, labels 3 px per character: the greedy pass keeps a label only past the last one
+    ticks = thinned_token_ticks(["aaaaaaaaaa"] * 12 + [""], 10.0, lambda s: 3.0 * len(s))
+    lefts = [i * 10 - 1.5 * len(t) for i, t in ticks]
+    rights = [i * 10 + 1.5 * len(t) for i, t in ticks]
+    assert all(lefts[k + 1] >= rights[k] + 6 for k in range(len(ticks) - 1))
+    assert [i for i, _ in ticks] == [0, 4, 8, 12] and ticks[-1][1] == "∅"
+    # the figure: many long tokens, none overlapping at the figure's font
+    tokens = [f" token{i:03d}" for i in range(80)] + [""]
+    traj = np.random.default_rng(0).random((len(tokens), 6))
+    fig = export.trajectory_figure(traj, "t", [f"P{i + 1}" for i in range(6)], tokens)
+    axis = fig.getItem(1, 0).getAxis("bottom")
+    shown = axis._tickLevels[0]
+    assert 5 < len(shown) < len(tokens)
+    metrics = QtGui.QFontMetrics(QtGui.QFont())
+    px = (fig.width() - 200) / len(tokens)
+    spans = [(i * px - metrics.horizontalAdvance(t) / 2, i * px + metrics.horizontalAdvance(t) / 2) for i, t in shown]
+    assert all(spans[k + 1][0] > spans[k][1] for k in range(len(spans) - 1))
+    few = export.trajectory_figure(traj[:4], "t", [f"P{i + 1}" for i in range(6)], [" a", " b", ".", ""])
+    assert few.getItem(1, 0).getAxis("bottom")._tickLevels[0] == [(0, "a"), (1, "b"), (2, "."), (3, "∅")]

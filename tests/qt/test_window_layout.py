@@ -39,6 +39,7 @@ def _fully_visible(win: QtWidgets.QMainWindow, widget: QtWidgets.QWidget) -> boo
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_run_buttons_and_target_row_are_visible(qtbot, state, size):
     win = _window(qtbot, state, size)
+    assert (win.width(), win.height()) == size  # no dock's minimum makes the window outgrow the screen
     panel = win.steering_panel
     for w in (panel.baseline_button, panel.steer_button, panel.stop_button, panel.target_kind, panel.panel_spin):
         assert _fully_visible(win, w), (w, size)

@@ -55,14 +55,16 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.matrix_plot = pg.PlotItem()
-        self.matrix_plot.invertY(True)
-        self.matrix_plot.setAspectLocked(True)
+        self.matrix_plot.invertY(True)  # not aspect-locked: in a narrow dock the cells use its width
+        self.matrix_plot.setMouseEnabled(x=False, y=False)
         self.matrix_plot.setLabel("bottom", "attended panel")
         self.matrix_plot.setLabel("left", "queried panel")
         self.matrix_item = pg.ImageItem(axisOrder="row-major")
         self.matrix_item.setColorMap(pg.colormap.get("viridis"))
         self.matrix_plot.addItem(self.matrix_item)
         self.matrix_labels: list[pg.TextItem] = []
+        self._value_font = QtGui.QFont()
+        self._value_font.setPointSize(7)
 
         self.image_plot = pg.PlotItem()
         self.image_plot.setAspectLocked(True)
@@ -83,7 +85,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.mass_plot.setLabel("left", "attention mass")
         self.mass_plot.setMouseEnabled(x=True, y=False)
         self.mass_ticks = IntegerAxis(self.mass_plot, "bottom", min_px=30)
-        self.mass_legend = self.mass_plot.addLegend(offset=(-4, 4), labelTextSize="8pt", colCount=3)
+        self.mass_legend = self.mass_plot.addLegend(offset=(-4, 4), labelTextSize="8pt", colCount=2)
         self.mass_curves: list[pg.PlotDataItem] = []
         self.step_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00BFFF", width=2))
         self.mass_plot.addItem(self.step_line)
@@ -156,10 +158,6 @@ class HeadInspectorView(QtWidgets.QWidget):
                 layout.removeItem(plot)
         for i, plot in enumerate((self.matrix_plot, self.image_plot, self.mass_plot)):
             layout.addItem(plot, row=0 if horizontal else i, col=i if horizontal else 0)
-        grid = layout.layout
-        for i, stretch in enumerate((4, 2, 4)):  # the image is a strip: it needs less height
-            grid.setColumnStretchFactor(i, stretch if horizontal else 0)
-            grid.setRowStretchFactor(i, 0 if horizontal else stretch)
 
     def _fit_image(self, *_: object) -> None:
         image = self.state.session.image
@@ -243,8 +241,8 @@ class HeadInspectorView(QtWidgets.QWidget):
     def _label_matrix(self, *_: object) -> None:
         """The values in the cells, when a cell is wide enough to hold "0.00" legibly."""
         m = self.matrix
-        cell_px = 0.0 if m is None else self.matrix_plot.getViewBox().width() / max(m.shape[1], 1)
-        want = m is not None and cell_px >= 34
+        vb = self.matrix_plot.getViewBox()
+        want = m is not None and vb.width() / max(m.shape[1], 1) >= 32 and vb.height() / max(m.shape[0], 1) >= 14
         if want == bool(self.matrix_labels):
             return
         for label in self.matrix_labels:
@@ -255,6 +253,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         top = float(np.nanmax(m)) if np.isfinite(m).any() else 1.0
         for (q, a), v in np.ndenumerate(m):
             label = pg.TextItem(f"{v:.2f}", color="w" if v < 0.6 * top else "k", anchor=(0.5, 0.5))
+            label.setFont(self._value_font)
             label.setPos(a, q)
             label.setZValue(5)
             self.matrix_plot.addItem(label)
@@ -298,7 +297,7 @@ class HeadInspectorView(QtWidgets.QWidget):
             name = f"P{i + 1}" if region.kind == "panel" else region.name
             curve = self.mass_plot.plot(steps, masses[:, i], pen=pg.mkPen(colour, width=2), name=name)
             self.mass_curves.append(curve)
-        self.mass_plot.setTitle(f"mass per region over {self.state.session.shown_run.name}", size="9pt")
+        self.mass_plot.setTitle("mass per region over the run", size="9pt")  # short: a title sets the width
         self.step_line.setValue(self.state.step.step)
 
     # ---- view -> model -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ from gaze_explorer.qt.widgets.plot_style import PANEL_COLOURS, greyscale, plain_
 from gaze_explorer.qt.widgets.signals import signals_blocked
 
 CONTOUR_LEVELS = (0.25, 0.5, 0.75, 0.9)  # fractions of the step's (or run's) maximum heat
-STYLE_LABELS = {"colour": "colour", "greyscale": "grey image", "contour": "contours"}
+STYLE_LABELS = {"colour": "colour image", "greyscale": "grey image", "contour": "contours"}
 TARGET_COLOUR = "#56B4E9"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -150,26 +150,34 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.box_button.toggled.connect(self._toggle_box_mode)
         self.open_button = QtWidgets.QPushButton("Open image…")
         self.open_button.clicked.connect(self.open_dialog)
-        row = QtWidgets.QHBoxLayout()
+        # two short rows rather than one long one: the centre fits beside the docks at 1280 px
         self.opacity_slider.setMaximumWidth(90)
+        self.norm_combo.setToolTip("Colour scale: each step's own maximum, or the run's")
+        row = QtWidgets.QHBoxLayout()
         for label, w in (
             ("opacity", self.opacity_slider),
             ("", self.style_combo),
             ("", self.cmap_combo),
             ("scale", self.norm_combo),
-            ("panels", self.panels_spin),
         ):
             if label:
                 row.addWidget(QtWidgets.QLabel(label))
             row.addWidget(w)
-        row.addWidget(self.box_button)
-        row.addWidget(self.open_button)
         row.addStretch(1)
         self.caption = QtWidgets.QLabel("")
-        self.caption.setWordWrap(True)
+        # the caption never widens the view: it is clipped instead
+        self.caption.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        row2 = QtWidgets.QHBoxLayout()
+        row2.addWidget(QtWidgets.QLabel("panels"))
+        row2.addWidget(self.panels_spin)
+        row2.addWidget(self.box_button)
+        row2.addWidget(self.open_button)
+        row2.addWidget(self.caption, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
         layout.addLayout(row)
+        layout.addLayout(row2)
         self._controls_row = row
         self._layout = layout
 
@@ -219,7 +227,6 @@ class ImageOverlayView(QtWidgets.QWidget):
             self.contour_items.append(curve)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self._layout.addWidget(self.graphics, 1)
-        self._layout.addWidget(self.caption)
 
     # ---- model -> view -----------------------------------------------------------------------
     def _schedule_redraw(self, *_: object) -> None:

@@ -32,7 +32,11 @@ class SteeringPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = state
         options = QtWidgets.QWidget()
-        form = QtWidgets.QFormLayout(options)
+        options_column = QtWidgets.QVBoxLayout(options)
+        options_column.setContentsMargins(0, 0, 0, 0)
+        form = QtWidgets.QFormLayout()
+        options_column.addLayout(form)
+        options_column.addStretch(1)  # spare height below the options, not between them
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setContentsMargins(4, 2, 4, 2)
         self.options_scroll = QtWidgets.QScrollArea()
@@ -95,10 +99,9 @@ class SteeringPanel(QtWidgets.QWidget):
         self.decode_only.setChecked(True)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.mode_combo, 1)
-        row.addWidget(QtWidgets.QLabel("strength"))
-        row.addWidget(self.strength_spin)
         row.addWidget(self.decode_only)
         form.addRow("mode", row)
+        form.addRow("strength", self.strength_spin)
 
         # prompt and decoding
         self.prompt_edit = QtWidgets.QPlainTextEdit(DEFAULT_PROMPT)
@@ -119,7 +122,8 @@ class SteeringPanel(QtWidgets.QWidget):
         self.rep_penalty.setPrefix("rep ")
         self.no_repeat = QtWidgets.QSpinBox()
         self.no_repeat.setRange(0, 16)
-        self.no_repeat.setPrefix("no-repeat n ")
+        self.no_repeat.setPrefix("no-rep ")
+        self.no_repeat.setToolTip("no_repeat_ngram_size: forbid repeating n-grams of this size (0 = off)")
         self.ignore_eos = QtWidgets.QCheckBox("past EOS")
         self.ignore_eos.setToolTip("Keep generating after the end-of-sequence token, up to max new tokens")
         row = QtWidgets.QHBoxLayout()

@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
-from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis
+from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, token_label
 from gaze_explorer.qt.widgets.signals import signals_blocked
 from gaze_explorer.qt.widgets.step_keys import step_key_action
 
@@ -24,7 +24,6 @@ SCHEDULED_COLOUR, LIVE_COLOUR = "#0072B2", "#D55E00"
 ROW_PX = 18  # least height of one region row of the staircase
 TRACK_EXTRA_PX = 80  # a track's title, switch-marker row and step axis
 LEFT_AXIS_PX = 44  # both tracks' region axes equally wide, so their step columns line up
-EOS_CHIP = "∅"  # how an empty (end-of-sequence) token is shown, here and in exported timelines
 CHIP_STYLE = "QLabel {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 1px 4px; }}"
 
 
@@ -220,7 +219,7 @@ class TokenTimelineView(QtWidgets.QWidget):
             self._chip_run = key
             self._styled_step = -1
         for i in range(len(self.chips), len(tokens)):
-            chip = QtWidgets.QLabel(tokens[i].replace("\n", "⏎") or EOS_CHIP)
+            chip = QtWidgets.QLabel(token_label(tokens[i]))
             chip.setToolTip(f"step {i}: {tokens[i]!r}")
             self._style_chip(chip, i == self.state.step.step)
             self.chip_layout.insertWidget(self.chip_layout.count() - 1, chip)

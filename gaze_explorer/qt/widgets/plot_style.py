@@ -72,3 +72,28 @@ def greyscale(image):
 
     rgb = np.asarray(image, dtype=np.float32)
     return np.rint(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).clip(0, 255).astype(np.uint8)
+
+
+EOS_LABEL = "∅"  # an empty token (end of sequence, decoded without special tokens)
+
+
+def token_label(text: str) -> str:
+    """How a generated token is written in the app's chips and in exported timelines: ∅ for an empty
+    (end-of-sequence) token, ⏎ for a newline, ␣ for other whitespace."""
+    if text == "":
+        return EOS_LABEL
+    return text.replace("\n", "⏎").strip() or "␣"
+
+
+def thinned_token_ticks(tokens, px_per_step: float, text_width, gap_px: float = 6.0) -> list:
+    """Tick labels ``[(step, label)]`` for tokens under their steps, left out where they would
+    overlap the previous label (greedy, left to right); ``text_width(label)`` gives a label's pixels."""
+    ticks, right_edge = [], -1e9
+    for i, text in enumerate(tokens):
+        label = token_label(text)
+        half = text_width(label) / 2
+        centre = i * px_per_step
+        if centre - half >= right_edge + gap_px:
+            ticks.append((i, label))
+            right_edge = centre + half
+    return ticks
