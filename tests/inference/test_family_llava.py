@@ -489,3 +489,22 @@ def test_llava_onevision_greedy_tokens_match_model_generate(llava_onevision):
 def test_llava_onevision_discovery_batched_equals_unbatched(llava_onevision):
     model, adapter = llava_onevision
     check_discovery_batched_equals_unbatched(model, adapter, strip_image(300, 60))
+
+
+def test_generate_warns_when_the_input_policy_crops_the_image(tmp_path, capsys):
+    """``generate --input-policy native`` on a LLaVA-1.5 checkpoint: CLIP's centre crop keeps 1/6 of
+    a 336 x 56 strip, and the command says so (the default, squash, keeps it all and says nothing)."""
+    from gaze_explorer.cli import main
+
+    model, adapter = tiny_llava()
+    model.save_pretrained(tmp_path / "ckpt")
+    adapter.tokenizer.save_pretrained(tmp_path / "ckpt")
+    adapter.image_processor.save_pretrained(tmp_path / "ckpt")
+    strip_image(336, 56).save(tmp_path / "strip.png")
+    argv = ["generate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--dtype", "float32",
+            "--image", str(tmp_path / "strip.png"), "--prompt", "describe the panel .", "--max-new-tokens", "1"]  # fmt: skip
+    assert main([*argv, "--input-policy", "native"]) == 0
+    err = capsys.readouterr().err
+    assert "input policy 'native' lets only 17% of the image reach the model" in err
+    assert main(argv) == 0
+    assert "lets only" not in capsys.readouterr().err
