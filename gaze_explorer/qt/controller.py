@@ -100,10 +100,12 @@ class AppController(QtCore.QObject):
         dtype: str = "auto",
         device_map: str | None = None,
         trust_remote_code: bool = False,
+        input_policy: str | None = None,
     ) -> Worker:
         """Load a model on a worker; a bad spec posts a clear error and keeps the app usable.
 
-        ``trust_remote_code`` stays off unless the user passed ``--trust-remote-code``.
+        ``trust_remote_code`` stays off unless the user passed ``--trust-remote-code``;
+        ``input_policy`` is ``--input-policy`` (None: the family's default).
         """
         self.state.status.update(activity=f"loading {spec}…")
 
@@ -117,6 +119,7 @@ class AppController(QtCore.QObject):
                     dtype=dtype,
                     device_map=device_map,
                     trust_remote_code=trust_remote_code,
+                    input_policy=input_policy,
                 )
             except GazeExplorerError:
                 raise
