@@ -1,4 +1,5 @@
-"""``scrub`` benchmark: step change -> grid + overlay + timeline repainted, against the 16 ms frame.
+"""``scrub`` benchmark: step change -> grid + overlay + timeline + head inspector repainted, against
+the 16 ms frame.
 
 The benchmark writes a synthetic session of Qwen3-VL-8B shape (36 layers x 32 heads, 1,000 keys,
 300 steps) with the real ``SessionWriter``, opens it in the real ``MainWindow`` offscreen through
@@ -130,7 +131,9 @@ def run(
         try:
             if not window.open_session(str(path)):
                 raise RuntimeError(f"the window could not open the synthetic session: {window.messages}")
-            views = [window.grid_view, window.overlay_view, window.timeline_view]
+            # the head inspector open on a head too: it follows the step like the other views
+            window.state.inspector.set_head((layers // 2, heads // 2))
+            views = [window.grid_view, window.overlay_view, window.timeline_view, window.inspector_view]
             _settle(app, views)
             rng = random.Random(seed)
             latency: list[float] = []
@@ -150,9 +153,11 @@ def run(
                 window.grid_view._redraw_timer.stop()
                 window.overlay_view._redraw_timer.stop()
                 window.timeline_view._redraw_timer.stop()
+                window.inspector_view._redraw_timer.stop()
                 window.grid_view.refresh()
                 window.overlay_view.refresh_heat()
                 window.timeline_view.refresh()
+                window.inspector_view.refresh()
                 for v in views:
                     v.repaint()
                 work.append(1000.0 * (time.perf_counter() - t0))

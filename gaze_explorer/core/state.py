@@ -556,12 +556,14 @@ class InspectorModel:
             self.head_changed.emit()
 
 
-def head_panel_masses(run: RunData, grid: ImageTokenGrid, regions: Sequence[Region], head: Head) -> np.ndarray:
-    """One head's attention mass on each region at every step of ``run``: ``[step, region]`` (NaN
-    where a step has no captured rows)."""
+def head_panel_masses(
+    run: RunData, grid: ImageTokenGrid, regions: Sequence[Region], head: Head, start: int = 0
+) -> np.ndarray:
+    """One head's attention mass on each region at steps ``start`` .. ``n_steps - 1`` of ``run``:
+    ``[step, region]`` (NaN where a step has no captured rows; a streaming view adds its new steps)."""
     from gaze_explorer.core.scoring import step_trajectory
 
     if run.rows_at is None or not regions:
-        return np.zeros((run.n_steps, len(regions)))
+        return np.zeros((max(run.n_steps - start, 0), len(regions)))
     one = HeadSet(f"L{head[0]}H{head[1]}", ((int(head[0]), int(head[1])),))
-    return step_trajectory(run.rows_at, run.n_steps, grid, regions, one)
+    return step_trajectory(run.rows_at, run.n_steps, grid, regions, one, start)

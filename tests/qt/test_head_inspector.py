@@ -147,3 +147,22 @@ def test_export_file_names_and_suffixes(qtbot, state):
     # the status bar confirms an export
     export_dialogs._guarded(win, lambda _w: "/x/fig.png")
     assert win.statusBar().currentMessage() == "exported /x/fig.png"
+
+
+def test_inspector_follows_a_streaming_run_step_by_step(qtbot, state):
+    """New steps of a streaming run extend the per-region masses (the earlier steps are kept)."""
+    _discovered(state)
+    view = _shown(qtbot, HeadInspectorView(state))
+    run, grid, regions = state.session.shown_run, state.session.grid, state.session.regions
+    full_tokens, full_targets = list(run.tokens), list(run.targets)
+    del run.tokens[3:], run.targets[3:]
+    state.inspector.set_head((0, 3))
+    qtbot.waitUntil(lambda: view.masses is not None and view.masses.shape == (3, N_PANELS))
+    first = view.masses.copy()
+    run.tokens[:], run.targets[:] = full_tokens, full_targets
+    state.session.notify_run(state.session.shown)
+    qtbot.waitUntil(lambda: view.masses.shape == (run.n_steps, N_PANELS))
+    one = HeadSet("L0H3", ((0, 3),))
+    expected = np.stack([region_masses(overlay_heat(run.rows_at(s), grid, one), regions) for s in range(run.n_steps)])
+    assert np.array_equal(view.masses[:3], first) and np.allclose(view.masses, expected)
+    assert len(view.mass_curves[0].getData()[1]) == run.n_steps

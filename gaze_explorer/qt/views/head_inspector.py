@@ -31,7 +31,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.matrix: np.ndarray | None = None  # [N, N] shown
         self.heat: np.ndarray | None = None  # [rows, cols] shown
         self.masses: np.ndarray | None = None  # [step, region] shown
-        self._masses_key: tuple | None = None
+        self._static_key: tuple | None = None
         self._image_id: int | None = None
         self._horizontal: bool | None = None
 
@@ -101,15 +101,15 @@ class HeadInspectorView(QtWidgets.QWidget):
         layout.addWidget(self.graphics, 1)
         self._arrange()
 
-        self._redraw = FrameCoalescer(self.refresh, min_gap_ms=15, parent=self, busy=lambda: streaming(self.state))
+        self._redraw_timer = FrameCoalescer(self.refresh, min_gap_ms=15, parent=self, busy=lambda: streaming(self.state))
         s = state
         s.inspector.head_changed.connect(self._on_head)
-        s.discovery.result_changed.connect(self._redraw.request)
+        s.discovery.result_changed.connect(self._redraw_timer.request)
         s.heads.scores_changed.connect(self._on_shape)
         s.step.step_changed.connect(self._on_step)
-        s.session.shown_runs_changed.connect(self._redraw.request)
+        s.session.shown_runs_changed.connect(self._redraw_timer.request)
         s.session.run_updated.connect(self._on_run_updated)
-        s.session.image_changed.connect(self._redraw.request)
+        s.session.image_changed.connect(self._redraw_timer.request)
         self._on_shape()
         self.refresh()
 
@@ -119,7 +119,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         with signals_blocked(self.layer_spin, self.head_spin):
             self.layer_spin.setRange(0, max(heads.n_layers - 1, 0))
             self.head_spin.setRange(0, max(heads.n_heads - 1, 0))
-        self._redraw.request()
+        self._redraw_timer.request()
 
     def _on_head(self) -> None:
         head = self.state.inspector.head
@@ -127,20 +127,20 @@ class HeadInspectorView(QtWidgets.QWidget):
             with signals_blocked(self.layer_spin, self.head_spin):
                 self.layer_spin.setValue(head[0])
                 self.head_spin.setValue(head[1])
-        self._redraw.request()
+        self._redraw_timer.request()
 
     def _on_step(self, step: int) -> None:
         self.step_line.setValue(step)
         if self.isVisible():  # the heat follows the step; a hidden inspector costs nothing to scrub
-            self._redraw.request()
+            self._redraw_timer.request()
 
     def _on_run_updated(self, index: int) -> None:
         if index == self.state.session.shown and self.isVisible():
-            self._redraw.request()
+            self._redraw_timer.request()
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
-        self._redraw.request()
+        self._redraw_timer.request()
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -183,15 +183,38 @@ class HeadInspectorView(QtWidgets.QWidget):
         return None
 
     def refresh(self) -> None:
+        """Redraw what changed: a step change redraws only the heat and the step line (the matrix,
+        title and mass curves are kept while their head, data and run stay the same)."""
         s = self.state
         head = s.inspector.head
         n_layers, n_heads = s.heads.n_layers, s.heads.n_heads
         if head is not None and not (0 <= head[0] < n_layers and 0 <= head[1] < n_heads):
             head = None
+        run, grid = s.session.shown_run, s.session.grid
+        static_key = (head, id(s.discovery.matrices), id(s.heads.gaze_scores), id(run), id(grid))
+        if static_key != self._static_key:
+            self._static_key = static_key
+            self._refresh_static(head, run, grid)
+        elif run is not None and self.masses is not None and len(self.masses) < run.n_steps:
+            # a streaming run: only its new steps
+            regions = run.regions or s.session.regions
+            self.masses = np.concatenate([self.masses, head_panel_masses(run, grid, regions, head, len(self.masses))])
+            self._show_masses(self.masses, regions)
+        if head is None or run is None or grid is None or run.rows_at is None or run.n_steps == 0:
+            self._show_heat(None)
+            return
+        step = min(s.step.step, run.n_steps - 1)
+        rows = run.rows_at(step)
+        one = HeadSet(f"L{head[0]}H{head[1]}", (head,))
+        self._show_heat(None if rows is None else overlay_heat(rows, grid, one), step)
+        self.step_line.setValue(step)
+
+    def _refresh_static(self, head, run, grid) -> None:
+        """Title, panel matrix and the per-region mass curves of ``head`` over ``run``."""
+        s = self.state
         if head is None:
             self.title.setText("Click a cell of the layer × head grid (or press Best) to inspect that head.")
             self._show_matrix(None, "panel matrix")
-            self._show_heat(None)
             self._show_masses(None, [])
             return
         scored = self.head_score()
@@ -202,20 +225,11 @@ class HeadInspectorView(QtWidgets.QWidget):
             self._show_matrix(None, "panel matrix: run discovery first")
         else:
             self._show_matrix(np.asarray(matrices)[head], f"panel matrix ({s.discovery.n_strips or '?'} strips)")
-        run, grid = s.session.shown_run, s.session.grid
         if run is None or grid is None or run.rows_at is None or run.n_steps == 0:
-            self._show_heat(None)
             self._show_masses(None, [])
             return
-        step = min(s.step.step, run.n_steps - 1)
-        rows = run.rows_at(step)
-        one = HeadSet(f"L{head[0]}H{head[1]}", (head,))
-        self._show_heat(None if rows is None else overlay_heat(rows, grid, one), step)
         regions = run.regions or s.session.regions
-        key = (id(run), run.n_steps, head, len(regions))
-        if key != self._masses_key:
-            self._masses_key = key
-            self.masses = head_panel_masses(run, grid, regions, head) if regions else None
+        self.masses = head_panel_masses(run, grid, regions, head) if regions else None
         self._show_masses(self.masses, regions)
 
     def _show_matrix(self, matrix: np.ndarray | None, title: str) -> None:
@@ -284,6 +298,11 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.image_plot.setTitle(f"step {step} {token!r} · max {top:.3g}", size="9pt")
 
     def _show_masses(self, masses: np.ndarray | None, regions) -> None:
+        if masses is not None and masses.size and len(self.mass_curves) == len(regions) == masses.shape[1]:
+            steps = np.arange(masses.shape[0])  # the same regions: new data on the same curves
+            for i, curve in enumerate(self.mass_curves):
+                curve.setData(steps, masses[:, i])
+            return
         for curve in self.mass_curves:
             self.mass_plot.removeItem(curve)
         self.mass_curves = []
