@@ -63,7 +63,10 @@ def test_errors_become_readable_messages(qtbot):
         yield _token(0)
         raise ZeroDivisionError("division by zero")
 
-    for make, expected, is_user in ((user_error, "the prompt is empty", True), (bug, "ZeroDivisionError", False)):
+    for make, expected, is_user in (
+        (user_error, "the prompt is empty", True),
+        (bug, "ZeroDivisionError", False),
+    ):
         worker = Worker("err", make)
         finished = []
         worker.finished.connect(finished.append)
