@@ -22,17 +22,22 @@ import numpy as np
 from gaze_explorer.core.capture_scope import CaptureScope
 from gaze_explorer.core.errors import SessionFileError
 from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.core.run_label import display_name, run_label
 from gaze_explorer.core.scoring import head_index, image_attention, region_masses, trajectory
 from gaze_explorer.core.steering import Switch
 from gaze_explorer.storage import handles
 from gaze_explorer.storage.schema import (
     DERIVED_GROUP,
+    DISCOVERIES_GROUP,
     DISCOVERY_ARRAYS,
     NO_TARGET,
     RUNS_GROUP,
     STATUS_CODES,
     SWITCH_SOURCES,
+    UI_ATTR,
     UNFINISHED,
+    USER_NAME_ATTR,
+    V1_MISSING,
 )
 from gaze_explorer.storage.validate import (
     MAX_WHOLE_READ_BYTES,
@@ -48,6 +53,20 @@ from gaze_explorer.storage.validate import (
 
 # h5py raises these for damaged metadata (RuntimeError: a checksum that fails on every retry)
 _H5_ERRORS = (KeyError, ValueError, TypeError, OSError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class DiscoveryInfo:
+    """One stored discovery: where its arrays live and how it was made."""
+
+    key: str  # disc_NNN, or "derived" for a version-1 file's single discovery
+    created: str  # ISO time ("" in a version-1 file)
+    source: str  # demo, folder, current image, ... ("" in a version-1 file)
+    params: dict
+    n_strips: int
+    n_panels: int
+    cancelled: bool
+    criteria: dict | None = None  # core.criteria.criteria_report, when stored
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,18 @@ class RunInfo:
     # what of each decode row was stored: full, image-keys (keys up to the last image token) or
     # heads (the other heads' rows are NaN); see core.capture_scope
     capture_scope: CaptureScope = field(default_factory=CaptureScope)
+    user_name: str = ""  # the name the user gave the run ("" = none; version 1 had none)
+
+    @property
+    def label(self) -> str:
+        """The run's label derived from its head set, target and switches (core.run_label)."""
+        names = [r.name for r in self.regions] if self.regions else []
+        return run_label(self.plan, self.schedule, self.target, self.switches, names)
+
+    @property
+    def display_name(self) -> str:
+        """The user's name for the run, else its label."""
+        return display_name(self.user_name, self.label)
 
     @property
     def params(self) -> dict:
@@ -280,6 +311,7 @@ class SessionReader:
                 capture_scope=CaptureScope.from_dict(
                     as_json(a.get("capture_scope_json", "null"), "capture_scope_json", p)
                 ),
+                user_name=as_str(a.get(USER_NAME_ATTR, ""), "user_name", p),
             )
 
     def _writer_alive(self, attrs) -> bool:
@@ -444,20 +476,91 @@ class SessionReader:
                 return None
             return np.asarray(self._whole(parent[DERIVED_GROUP][name], f"the derived array {name!r}"))
 
+    # ---- discoveries ---------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.meta.get("schema_version", 1))
+
+    def missing(self) -> list[str]:
+        """What this file cannot hold because of its schema version (empty for a current file)."""
+        return list(V1_MISSING) if self.schema_version < 2 else []
+
+    def discoveries(self) -> list[DiscoveryInfo]:
+        """Every discovery of the session, oldest first (the last one is the default)."""
+        p = self.path
+        with self._access() as f:
+            if DISCOVERIES_GROUP in f and len(f[DISCOVERIES_GROUP]):
+                out = []
+                for key in sorted(f[DISCOVERIES_GROUP].keys()):
+                    a = f[DISCOVERIES_GROUP][key].attrs
+                    criteria = a.get("criteria_json")
+                    out.append(
+                        DiscoveryInfo(
+                            key=key,
+                            created=as_str(a.get("created", ""), "discovery created", p),
+                            source=as_str(a.get("source", ""), "discovery source", p),
+                            params=as_json(a.get("params_json", "{}"), "discovery params_json", p),
+                            n_strips=int(a.get("n_strips", 0)),
+                            n_panels=int(a.get("n_panels", 0)),
+                            cancelled=bool(a.get("cancelled", 0)),
+                            criteria=None if criteria is None else as_json(criteria, "criteria_json", p),
+                        )
+                    )
+                return out
+            derived = f.get(DERIVED_GROUP)
+            if derived is None or "gaze_scores" not in derived:
+                return []
+            a = derived["gaze_scores"].attrs  # a version-1 file: one discovery, arrays only
+            return [
+                DiscoveryInfo(
+                    "derived",
+                    "",
+                    "",
+                    {},
+                    int(a.get("n_strips", 0)),
+                    int(a.get("n_panels", 0)),
+                    bool(a.get("cancelled", 0)),
+                )
+            ]
+
+    def discovery_array(self, name: str, key: str | None = None) -> np.ndarray | None:
+        """One array (``gaze_scores``, ``panel_matrices``, ``image_mass``, ``image_maps``,
+        ``ranking``) of the discovery ``key`` (default: the newest), or None if absent."""
+        found = self.discoveries()
+        if not found:
+            return None
+        key = found[-1].key if key is None else key
+        if key == "derived":
+            return self.derived(name)
+        with self._access() as f:
+            if DISCOVERIES_GROUP not in f or key not in f[DISCOVERIES_GROUP]:
+                have = ", ".join(d.key for d in found)
+                raise SessionFileError(f"{self.path} has no discovery {key!r} (it has {have})")
+            g = f[DISCOVERIES_GROUP][key]
+            if name not in g:
+                return None
+            return np.asarray(self._whole(g[name], f"the discovery array {name!r}"))
+
+    def ui_state(self) -> dict:
+        """The selection saved with the session (shown / compared run ids, step...), or {}."""
+        with self._access() as f:
+            raw = f.attrs.get(UI_ATTR)
+        return {} if raw is None else dict(as_json(raw, "the saved selection", self.path) or {})
+
     def gaze_scores(self) -> np.ndarray | None:
         """Gaze scores ``[layer, head]`` if discovery stored them."""
-        return self.derived("gaze_scores")
+        return self.discovery_array("gaze_scores")
 
     def panel_matrices(self) -> np.ndarray | None:
         """Per-head queried x attended panel matrices ``[layer, head, N, N]`` if stored."""
-        return self.derived("panel_matrices")
+        return self.discovery_array("panel_matrices")
 
     def image_mass(self) -> np.ndarray | None:
         """Each head's attention on all image tokens ``[layer, head]`` (mean over the discovery
         questions; the Image Heads criterion) if discovery stored it."""
-        return self.derived(DISCOVERY_ARRAYS["image_mass"])
+        return self.discovery_array(DISCOVERY_ARRAYS["image_mass"])
 
     def image_maps(self) -> np.ndarray | None:
         """Each head's attention over the image token grid ``[layer, head, rows, cols]`` (mean over
         the discovery questions; the Localization Heads criterion) if discovery stored it."""
-        return self.derived(DISCOVERY_ARRAYS["image_maps"])
+        return self.discovery_array(DISCOVERY_ARRAYS["image_maps"])

@@ -23,6 +23,7 @@ from gaze_explorer.storage import handles
 from gaze_explorer.storage.schema import (
     ATTENTION_DTYPE,
     DERIVED_GROUP,
+    DISCOVERIES_GROUP,
     FORMAT_NAME,
     NO_TARGET,
     REASON_BYTES,
@@ -32,8 +33,10 @@ from gaze_explorer.storage.schema import (
     STATUS_RUNNING,
     SWITCH_SOURCES,
     compression_kwargs,
+    discovery_key,
     dumps,
 )
+from gaze_explorer.storage.upgrade import upgrade_in_place
 from gaze_explorer.storage.validate import validate_session
 
 _STR = h5py.string_dtype("utf-8")
@@ -131,6 +134,7 @@ class FileOps:
                 f.flush()
             else:
                 validate_session(f, path)
+                upgrade_in_place(f)  # a version-1 file gains the version-2 layout before it grows
                 if f["image"].shape != image.shape or not np.array_equal(f["image"][()], image):
                     raise SessionFileError(
                         f"{path} holds a different image; a session holds one image, so start a new session"
@@ -350,6 +354,29 @@ class FileOps:
             d.attrs[key] = value if isinstance(value, (int, float, str, np.ndarray)) else dumps(value)
         self.file.flush()
 
+    def write_discovery(self, arrays: dict, attrs: dict) -> str:
+        """A new group ``/discoveries/disc_NNN`` with the discovery's arrays and attributes."""
+        self._structure_mode()
+        parent = self.file.require_group(DISCOVERIES_GROUP)
+        key = discovery_key(len(parent))
+        g = parent.create_group(key)
+        for name, array in arrays.items():
+            g.create_dataset(name, data=array, compression="gzip", compression_opts=1)
+        for name, value in attrs.items():
+            g.attrs[name] = value if isinstance(value, (int, float, str)) else dumps(value)
+        self.file.flush()
+        return key
+
+    def set_attrs(self, where: str, attrs: dict) -> None:
+        """Set attributes of an existing object (a run's user name, the root's saved selection)."""
+        self._structure_mode()
+        if where not in self.file:
+            raise SessionFileError(f"{self.path} has no {where!r}")
+        obj = self.file[where]
+        for name, value in attrs.items():
+            obj.attrs[name] = value if isinstance(value, (int, float, str)) else dumps(value)
+        self.file.flush()
+
     def close(self, unended_status: str) -> None:
         """Mark runs that were never ended, then close the file (clears HDF5's open flags)."""
         for run_id, run in self.runs.items():
@@ -414,3 +441,4 @@ def _write_header(f: h5py.File, meta: dict, image: np.ndarray, grid: ImageTokenG
         region_dicts.append(d)
     f.create_group("regions").attrs["regions_json"] = dumps(region_dicts)
     f.create_group(RUNS_GROUP)
+    f.create_group(DISCOVERIES_GROUP)

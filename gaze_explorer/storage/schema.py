@@ -16,7 +16,14 @@ import numpy as np
 from gaze_explorer.core.errors import DiskSpaceError
 
 FORMAT_NAME = "gaze-explorer-session"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What a version-1 file lacks (docs/session_schema.md, "Version 1 files"); the reader reports it
+# (SessionReader.missing) and the app shows it as a note when such a file is opened.
+V1_MISSING = (
+    "discovery parameters, time stamp, ranking and criteria (only the newest discovery's arrays)",
+    "user-given run names",
+    "the selection on screen when it was saved (the last run is shown)",
+)
 
 # Run status codes, stored in the run's one-element ``status`` dataset (int8) so that it can be
 # overwritten while the file is in SWMR mode (attributes cannot be).
@@ -40,6 +47,11 @@ DISCOVERY_ARRAYS = {
     "image_mass": "image_mass",
     "image_maps": "image_maps",
 }
+# Version 2: every discovery in its own group /discoveries/disc_NNN (arrays as above, plus the
+# ranking and attributes), newest last; a run's user-given name; the selection on screen.
+DISCOVERIES_GROUP = "discoveries"
+USER_NAME_ATTR = "user_name"  # a run's name as the user typed it ("" = show the derived label)
+UI_ATTR = "ui_json"  # root attribute: the selection on screen (shown/compare run ids, step, ...)
 RUN_DATASETS = (
     "status",
     "n_steps",
@@ -58,6 +70,11 @@ ATTENTION_DTYPE = np.float16
 def run_key(index: int) -> str:
     """The group name of the ``index``-th run of a session (``run_000``, ``run_001``...)."""
     return f"run_{index:03d}"
+
+
+def discovery_key(index: int) -> str:
+    """The group name of the ``index``-th discovery of a session (``disc_000``...)."""
+    return f"disc_{index:03d}"
 
 
 def dumps(value) -> str:

@@ -19,6 +19,7 @@ is the threading, queueing and error handling around them.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import queue
 import threading
@@ -38,12 +39,17 @@ from gaze_explorer.storage.schema import (
     COMPRESSIONS,
     DEFAULT_COMPRESSION,
     DISCOVERY_ARRAYS,
+    RUNS_GROUP,
     STATUS_BY_NAME,
+    UI_ATTR,
+    USER_NAME_ATTR,
     check_disk_space,
+    dumps,
     estimate_run_bytes,
     human_bytes,
     run_key,
 )
+from gaze_explorer.storage.upgrade import ranking_array
 
 THREAD_NAME = "gaze-explorer-session-writer"
 # Steps that arrive within this long of the last commit are written together: one resize and one
@@ -250,20 +256,53 @@ class SessionWriter:
             self._run(run, allow_ended=True)
         self._submit(("derived", str(name), np.asarray(array), dict(attrs or {}), run))
 
-    def write_discovery(self, result) -> None:
+    def write_discovery(self, result, *, source: str = "", params: dict | None = None) -> None:
         """Store a discovery result (``inference.discovery.DiscoveryResult``, duck-typed: storage
-        never imports the inference layer) under ``/derived``: every array of
-        :data:`~gaze_explorer.storage.schema.DISCOVERY_ARRAYS` that the result holds, as float32,
-        each with the attrs ``n_strips``, ``n_panels`` and ``cancelled`` (a partial discovery)."""
+        never imports the inference layer) as a new group ``/discoveries/disc_NNN``: every array of
+        :data:`~gaze_explorer.storage.schema.DISCOVERY_ARRAYS` that the result holds (float32), the
+        ranking (``[n, 2]`` layer, head, best gaze score first), and the attributes ``n_strips``,
+        ``n_panels``, ``cancelled`` (a partial discovery), ``created``, ``source`` (demo, folder,
+        current image...), ``params_json`` (strips, prompt, panels, dtype, criterion...) and
+        ``criteria_json`` (core.criteria.criteria_report, when the result holds the image arrays).
+        A session may hold several; the newest is the one readers serve by default."""
+        self._raise_if_failed()
+        arrays = {}
+        for field_name, name in DISCOVERY_ARRAYS.items():
+            value = getattr(result, field_name, None)
+            if value is not None:
+                arrays[name] = np.asarray(value, dtype=np.float32)
+        if "gaze_scores" not in arrays:
+            raise ValueError("a discovery result needs its gaze scores")
+        arrays["ranking"] = ranking_array(arrays["gaze_scores"])
         attrs = {
             "n_strips": int(result.n_strips),
             "n_panels": int(result.n_panels),
             "cancelled": int(bool(getattr(result, "cancelled", False))),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "source": str(source),
+            "params_json": dumps(params or {}),
         }
-        for field, name in DISCOVERY_ARRAYS.items():
-            value = getattr(result, field, None)
-            if value is not None:
-                self.write_derived(name, np.asarray(value, dtype=np.float32), attrs)
+        if "image_mass" in arrays and "image_maps" in arrays:
+            from gaze_explorer.core.criteria import criteria_report
+
+            try:
+                report = criteria_report(arrays["gaze_scores"], arrays["image_mass"], arrays["image_maps"])
+                attrs["criteria_json"] = json.dumps(report, default=float)
+            except (ValueError, GazeExplorerError):  # arrays too small for a criterion: recomputable later
+                pass
+        self._submit(("discovery", arrays, attrs))
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Save the user's name for a run (``""`` = show the derived label again)."""
+        self._raise_if_failed()
+        if not run_id.startswith("run_") or "/" in run_id:
+            raise ValueError(f"not a run id: {run_id!r}")
+        self._submit(("attrs", f"{RUNS_GROUP}/{run_id}", {USER_NAME_ATTR: str(name)}))
+
+    def write_ui(self, ui: dict) -> None:
+        """Save the selection on screen (shown / compared run ids, step...) in the root attributes."""
+        self._raise_if_failed()
+        self._submit(("attrs", "/", {UI_ATTR: dumps(ui)}))
 
     def wait(self) -> None:
         """Block until every queued item has been written (or the thread failed)."""
@@ -367,6 +406,10 @@ class SessionWriter:
                         ops.end_run(*item[1:])
                     elif kind == "derived":
                         ops.write_derived(*item[1:])
+                    elif kind == "discovery":
+                        ops.write_discovery(*item[1:])
+                    elif kind == "attrs":
+                        ops.set_attrs(*item[1:])
                 finally:
                     if not staged:
                         self._queue.task_done()

@@ -57,7 +57,7 @@ def test_not_hdf5(tmp_path):
 def test_newer_schema_version(good_file):
     with h5py.File(good_file, "r+") as f:
         f.attrs["schema_version"] = 99
-    _assert_refused(good_file, SchemaVersionError, match="version 99.*up to 1")
+    _assert_refused(good_file, SchemaVersionError, match="version 99.*up to 2")
     grid = synthetic.make_grid()
     with pytest.raises(SchemaVersionError):  # nor will a writer append to it
         SessionWriter(

@@ -49,10 +49,32 @@ def test_discovery_round_trip_with_criteria(new_writer, tmp_path):
         np.testing.assert_array_equal(r.image_mass(), res.image_mass)
         np.testing.assert_array_equal(r.image_maps(), res.image_maps)
         stored = criteria_report(r.gaze_scores(), r.image_mass(), r.image_maps())
+        (info,) = r.discoveries()
     assert stored == criteria_report(res.scores, res.image_mass, res.image_maps)
-    with h5py.File(tmp_path / "d.h5", "r") as f:
-        attrs = dict(f["derived/image_maps"].attrs)
-    assert (attrs["n_strips"], attrs["n_panels"], attrs["cancelled"]) == (7, 6, 1)
+    assert (info.n_strips, info.n_panels, info.cancelled) == (7, 6, True)
+    with h5py.File(tmp_path / "d.h5", "r") as f:  # schema 2: each discovery in its own group
+        assert "gaze_scores" in f["discoveries/disc_000"] and "derived" not in f
+
+
+def test_several_discoveries_newest_default(new_writer, tmp_path):
+    """Every discovery is kept with its source, parameters, time stamp, ranking and criteria; the
+    readers' default arrays are the newest one's, and an older one stays readable by key."""
+    first, second = _result(), _result()
+    second.scores = second.scores[::-1].copy()
+    w = new_writer("two.h5")
+    w.write_discovery(first, source="demo", params={"n_strips": 7, "criterion": "gaze"})
+    w.write_discovery(second, source="current image", params={"prompt": "what is in panel k"})
+    w.close()
+    with SessionReader(tmp_path / "two.h5") as r:
+        old, new = r.discoveries()
+        np.testing.assert_array_equal(r.gaze_scores(), second.scores)
+        np.testing.assert_array_equal(r.discovery_array("gaze_scores", old.key), first.scores)
+        ranking = r.discovery_array("ranking", old.key)
+    assert (old.source, old.params, new.source) == ("demo", {"n_strips": 7, "criterion": "gaze"}, "current image")
+    assert old.created and new.created
+    best = np.unravel_index(np.argmax(first.scores), first.scores.shape)
+    assert tuple(ranking[0]) == tuple(int(i) for i in best) and len(ranking) == first.scores.size
+    assert new.criteria is not None and "agreement" in new.criteria
 
 
 def test_discovery_without_criteria_arrays(new_writer, tmp_path):

@@ -41,7 +41,7 @@ def test_session_header_and_finished_run_read_back_identical(new_writer):
     run_id = _record(w, plan=PLAN, schedule=Schedule((2, 0), 4), switch_at=5)
     w.close()
     with SessionReader(w.path) as r:
-        assert r.meta["schema_version"] == 1 and r.meta["format"] == "gaze-explorer-session"
+        assert r.meta["schema_version"] == 2 and r.meta["format"] == "gaze-explorer-session"
         assert r.meta["model_id"] == "tiny/test-model" and r.meta["revision"] == "abc123"
         assert r.meta["model"] == synthetic.META
         np.testing.assert_array_equal(r.image, synthetic.make_image())
