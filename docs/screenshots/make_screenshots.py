@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         win.state.target.set_panel(3)
         win.steer()
         wait(app, lambda: not win.controller.workers)
-        win.state.step.set_step(8)
+        win.state.step.set_step(3)
         best = getattr(win, "open_best_head", None)
         if best is not None:
             best()
