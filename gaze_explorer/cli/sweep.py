@@ -51,6 +51,7 @@ def _over(args: argparse.Namespace, default_k: int) -> dict[str, tuple]:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; returns the exit code (130 when interrupted, finished cells kept)."""
     from gaze_explorer.inference.evaluation import (
+        DEFAULT_MAX_NEW_TOKENS,
         EVAL_CONTROL_POOL,
         PAPER_PROMPTS,
         EvalConfig,
@@ -111,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
         "mode": config.mode.value,
         "bias_on": config.effective_bias_on,
         "top_k_default": top_k,
-        "max_new_tokens": args.max_new_tokens,
+        "max_new_tokens": args.max_new_tokens
+        or (
+            config.switch_every * args.n_panels if protocol == "dynamic" else DEFAULT_MAX_NEW_TOKENS[protocol]
+        ),
         "switch_every": config.switch_every if protocol == "dynamic" else None,
         "switch_alignment": config.switch_alignment if protocol == "dynamic" else None,
         "seed": args.seed,
