@@ -166,3 +166,31 @@ def test_inspector_follows_a_streaming_run_step_by_step(qtbot, state):
     expected = np.stack([region_masses(overlay_heat(run.rows_at(s), grid, one), regions) for s in range(run.n_steps)])
     assert np.array_equal(view.masses[:3], first) and np.allclose(view.masses, expected)
     assert len(view.mass_curves[0].getData()[1]) == run.n_steps
+
+
+def test_export_dialog_remembers_the_last_folder_and_takes_the_filter_extension(qtbot, state, tmp_path, monkeypatch):
+    from PySide6 import QtCore
+
+    from gaze_explorer.qt import export_dialogs
+    from gaze_explorer.qt.main_window import MainWindow
+
+    win = MainWindow(state)
+    qtbot.addWidget(win)
+    store = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    monkeypatch.setattr(export_dialogs, "settings", lambda: store)
+    opened = []
+
+    def fake_exec(dialog):  # the user picks the SVG filter and types a name without extension
+        opened.append((dialog.directory().absolutePath(), [QtCore.QFileInfo(f).fileName() for f in dialog.selectedFiles()]))
+        dialog.selectNameFilter("SVG (*.svg)")
+        dialog.selectFile(str(tmp_path / "out" / "my_figure"))
+        return QtWidgets.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "exec", fake_exec)
+    (tmp_path / "out").mkdir()
+    filters = "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
+    path = export_dialogs.save_path(win, "Export figure", "timeline", filters)
+    assert path == str(tmp_path / "out" / "my_figure.svg")
+    assert opened[0][1] == ["timeline_steered.png"]  # the proposed name
+    export_dialogs.save_path(win, "Export figure", "grid", filters)
+    assert opened[1][0] == str(tmp_path / "out")  # the next dialog opens where the last export went

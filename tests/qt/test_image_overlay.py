@@ -118,3 +118,20 @@ def test_image_fills_the_view_and_panels_show_their_token_snap(qtbot, state):
     assert not view.plot.getAxis("left").isVisible()
     # panels snap to whole token columns: 6 panels over 6 columns, each one column of 32 px
     assert view.snap_boxes == [(32.0 * i, 0.0, 32.0 * (i + 1), 64.0) for i in range(6)]
+
+
+def test_panels_on_a_custom_image_show_where_they_snap_to_the_token_grid(qtbot, state):
+    """4 panels of 48 px over 6 token columns of 32 px: each panel's tokens cover whole columns, and
+    the dotted outline shows those columns, not the 48 px panel box."""
+    from gaze_explorer.core.regions import panel_regions
+
+    view = ImageOverlayView(state)
+    qtbot.addWidget(view)
+    session = state.session
+    regions = panel_regions(session.grid, 4)
+    session.set_image(session.image, session.grid, regions, 4, name="custom")
+    assert [r.box[2] for r in regions] == [48.0, 96.0, 144.0, 192.0]
+    for region, snap in zip(regions, view.snap_boxes, strict=True):
+        cols = sorted({int(i) % 6 for i in region.token_indices})
+        assert snap == (32.0 * cols[0], 0.0, 32.0 * (cols[-1] + 1), 64.0)
+    assert any(snap[2] != region.box[2] for region, snap in zip(regions, view.snap_boxes, strict=True))
