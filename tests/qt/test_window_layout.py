@@ -115,5 +115,6 @@ def test_load_model_dialog_offers_a_folder_device_and_dtype(qtbot):
     dialog.device_combo.setCurrentText("cuda")
     dialog.dtype_combo.setCurrentText("bfloat16")
     assert dialog.choice() == ("/models/qwen", "cuda", "bfloat16")
-    assert [dialog.dtype_combo.itemText(i) for i in range(dialog.dtype_combo.count())] == [
-        "auto", "float32", "bfloat16", "float16"]
+    from gaze_explorer.cli.args import DTYPES
+
+    assert [dialog.dtype_combo.itemText(i) for i in range(dialog.dtype_combo.count())] == list(DTYPES)
