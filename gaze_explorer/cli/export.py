@@ -32,7 +32,7 @@ def export_heads(args: argparse.Namespace, reader) -> HeadSet | None:
         if spec.kind != "file":
             raise
         return load_head_list(spec.path)  # no model size to check the file against
-    pool = default_control_pool(reader.meta.get("model_id") == "demo")
+    pool = args.control_pool or default_control_pool(reader.meta.get("model_id") == "demo")
     return choose_heads(spec, n_layers, n_heads, scores=scores, pool=pool).heads
 
 

@@ -30,7 +30,7 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadChoice:
         if not args.ranking and not is_demo(args):
             raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
         scores = gaze_scores(args, loaded, demo_discovery_strips)
-    pool = default_control_pool(is_demo(args))
+    pool = args.control_pool or default_control_pool(is_demo(args))
     return choose_heads(spec, loaded.n_layers, loaded.n_heads, scores=scores, seed=args.seed, pool=pool)
 
 

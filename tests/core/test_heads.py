@@ -99,9 +99,9 @@ def test_seeds_change_the_draw_and_the_same_seed_repeats_it():
 
 
 def test_a_pool_smaller_than_k_is_an_error_never_the_lowest_heads():
-    assert DEFAULT_CONTROL_POOL == "percentile:5"
+    assert DEFAULT_CONTROL_POOL == "band"  # the paper's headline control
     with pytest.raises(ControlPoolError, match=r"percentile:5\) holds 2 head\(s\), fewer than K=3") as err:
-        random_control(SCORES, 3)  # the 5th percentile of 0..39 is 1.95: two heads
+        random_control(SCORES, 3, pool="percentile:5")  # the 5th percentile of 0..39 is 1.95: two heads
     assert isinstance(err.value, GazeExplorerError)
     with pytest.raises(ControlPoolError):
         choose_heads("random:8", 4, 10, scores=SCORES, pool="band")  # the top 8 fill layer 3 but for 2 heads

@@ -41,11 +41,12 @@ def test_head_selection_top_random_custom_all():
     heads.set_gaze_scores(scores)
     heads.set_kind("top", k=2)
     assert heads.active.heads == ((2, 2), (2, 3))
-    # the default pool (percentile:5 of 12 scores) holds one head: no control, and the model says why
+    # the default pool, band: layer 2 holds the top 2, so the control is the other two heads of layer 2
     heads.set_kind("random", k=2, seed=1)
-    assert len(heads.active) == 0 and "holds 1 head(s), fewer than K=2" in heads.problem
-    heads.set_kind("random", pool="band")  # layer 2 holds the top 2: the other two heads of layer 2
     assert set(heads.active.heads) == {(2, 0), (2, 1)} and heads.problem == ""
+    # the authors' pool (percentile:5 of 12 scores) holds one head: no control, and the model says why
+    heads.set_kind("random", pool="percentile:5")
+    assert len(heads.active) == 0 and "holds 1 head(s), fewer than K=2" in heads.problem
     heads.set_kind("random", pool="all-non-gaze")
     assert len(heads.active) == 2 and not set(heads.active.heads) & {(2, 2), (2, 3)}
     heads.set_kind("custom")

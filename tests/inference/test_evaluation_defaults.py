@@ -35,7 +35,7 @@ def _heads(loaded):
     scores = np.arange(loaded.n_layers * loaded.n_heads, dtype=np.float64).reshape(
         loaded.n_layers, loaded.n_heads
     )
-    return HeadConditions.from_scores(scores, 4)  # the demo's 5th-percentile pool holds 5 heads
+    return HeadConditions.from_scores(scores, 4)  # the band pool: layer 5's 12 other heads
 
 
 def test_config_defaults_are_the_papers():

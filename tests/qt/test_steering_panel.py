@@ -25,7 +25,7 @@ def test_head_set_controls_drive_the_model(qtbot, state):
     qtbot.mouseClick(panel.head_buttons["all"], QtCore.Qt.MouseButton.LeftButton)
     assert state.heads.kind == "all" and len(state.heads.active) == 12
     qtbot.mouseClick(panel.head_buttons["random"], QtCore.Qt.MouseButton.LeftButton)
-    # 12 heads: the default pool (at or below the 5th percentile) holds one, fewer than K = 3
+    # 12 heads: the default pool (band: layer 2, the top 3's layer) holds one other head, fewer than K = 3
     assert state.heads.kind == "random" and len(state.heads.active) == 0
     assert "fewer than K=3" in state.heads.problem and "cannot be chosen" in panel.heads_label.text()
     state.heads.set_kind("random", pool="all-non-gaze")
