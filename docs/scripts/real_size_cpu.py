@@ -124,7 +124,7 @@ def main() -> int:
         "load_avg_start": os.getloadavg(),
     }
     t0 = time.perf_counter()
-    loaded, label = load_bench_model("demo", args.geometry, "cpu")
+    loaded, _label = load_bench_model("demo", args.geometry, "cpu")
     rec["load_s"] = time.perf_counter() - t0
     rec["rss_after_load_mib"] = _rss_mib()
     rec["layers_x_heads"] = [loaded.n_layers, loaded.n_heads]

@@ -23,6 +23,7 @@ COMMAND_MODULES = {
     "generate": "gaze_explorer.cli.generate",
     "evaluate": "gaze_explorer.cli.evaluate",
     "export": "gaze_explorer.cli.export",
+    "merge": "gaze_explorer.cli.merge",
 }
 # bench parses its own arguments: gaze_explorer.cli.bench hands them over unparsed
 COMMANDS = (*COMMAND_MODULES, "bench")
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None, app_only: bool = False) -> int:
     parsers = build_parsers()
     args = parsers.main.parse_args(argv)  # exits with code 2 on bad arguments
     check_args(parsers, args)
+    args.argv = argv  # a sharded run (--executor) gives each shard the same command line
     from gaze_explorer.core.errors import GazeExplorerError
 
     command = importlib.import_module(COMMAND_MODULES[args.command])

@@ -224,6 +224,30 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--executor`` and its settings: run the command as ``--jobs`` shards (``cli.executor``)."""
+    x = p.add_argument_group("sharded runs (--executor)")
+    x.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default=None,
+        help="run as --jobs shards, then merge: local (parallel processes here) or slurm (one job "
+        "array through submitit: pip install 'gaze-explorer[cluster]'); rerun to resume failed shards",
+    )
+    x.add_argument("--jobs", type=positive_int, default=4, help="number of shards (default 4)")
+    x.add_argument("--shard-dir", default=None, help="folder of the shards' partial results (default OUT.shards)")
+    x.add_argument("--retries", type=non_negative_int, default=1, help="reruns of failed shards (default 1)")
+    x.add_argument("--detach", action="store_true", help="slurm: return once submitted; merge with `merge DIR`")
+    x.add_argument("--slurm-partition", default=None, help="slurm partition")
+    x.add_argument("--slurm-gpus-per-job", type=non_negative_int, default=None, help="GPUs per shard")
+    x.add_argument("--slurm-cpus-per-job", type=positive_int, default=None, help="CPUs per shard")
+    x.add_argument("--slurm-mem-gb", type=positive_int, default=None, help="memory per shard (GB)")
+    x.add_argument("--slurm-time-min", type=positive_int, default=None, help="time limit per shard (minutes)")
+    x.add_argument(
+        "--slurm-array-parallelism", type=positive_int, default=None, help="shards running at once (default all)"
+    )
+
+
 def add_comics_args(p: argparse.ArgumentParser) -> None:
     """``--comics``, ``--use-raw``, ``--n-panels``, ``--panel-height``, ``--seed``, ``--n-strips``."""
     # here, not at module level: demo.comics imports numpy and PIL, which `import gaze_explorer.cli`

@@ -15,6 +15,7 @@ import numpy as np
 
 from gaze_explorer.cli.helpers import DiscoveryInterrupted, load, load_strips, run_discovery
 from gaze_explorer.core.criteria import criteria_report, image_head_scores
+from gaze_explorer.core.errors import DatasetError
 from gaze_explorer.core.heads import ranking
 from gaze_explorer.core.strips import Strip
 
@@ -93,7 +94,24 @@ def write_discovery_session(path: str, loaded, strip: Strip, result) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "executor", None):
+        from gaze_explorer.cli import executor
+
+        return executor.run(args)
     strips = load_strips(args, args.n_strips)  # before the model: a bad folder fails fast
+    if getattr(args, "shard", None):
+        from gaze_explorer.inference.evaluation import shard
+
+        indices = shard(range(len(strips)), args.shard)
+        if not indices:
+            raise DatasetError(f"shard {args.shard} of {len(strips)} strips is empty")
+        if getattr(args, "partial", None):  # a job of a sharded run: only its partial result
+            from gaze_explorer.cli.merge import write_discovery_partial
+
+            write_discovery_partial(args.partial, load(args), [strips[i] for i in indices], indices, len(strips))
+            print(f"shard {args.shard}: {len(indices)} strips -> {args.partial}")
+            return 0
+        strips = [strips[i] for i in indices]
     loaded = load(args)
     out = Path(args.out)
     try:

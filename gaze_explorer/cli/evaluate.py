@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         from gaze_explorer.cli import sweep
 
         return sweep.run(args)
+    if getattr(args, "executor", None):
+        from gaze_explorer.cli import executor
+
+        return executor.run(args)
     from gaze_explorer.inference.evaluation import (
         EVAL_CONTROL_POOL,
         EvalConfig,
@@ -98,14 +102,15 @@ def run(args: argparse.Namespace) -> int:
     )
     evaluation = Evaluation(
         loaded,
-        strips,
+        all_strips,  # planned in full, run for --shard only (the same schedules as one run)
         HeadConditions.from_scores(
             grids, top_k, seed=args.seed, pool=args.control_pool or EVAL_CONTROL_POOL, criteria=criteria
         ),
         config,
-        boxes=read_boxes(args.boxes, strips),
+        boxes=read_boxes(args.boxes, all_strips),
         judge=judge,
         model_name=args.model,
+        shard=args.shard,
     )
     bar = None
     interrupted = False

@@ -14,6 +14,7 @@ from gaze_explorer.cli.args import (
     FIGURES,
     PROTOCOLS,
     add_comics_args,
+    add_executor_args,
     add_model_args,
     add_steering_args,
     box,
@@ -62,6 +63,9 @@ def build_parsers() -> Parsers:
         "--out", required=True, help="folder for ranking.json, gaze_scores.npy, panel_matrices.npy"
     )
     d.add_argument("--session", default=None, help="also store scores and matrices in this session file")
+    d.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
+    d.add_argument("--partial", default=None, help=argparse.SUPPRESS)  # a shard's partial result (executor)
+    add_executor_args(d)
 
     g = sub.add_parser(
         "generate", help="generate (optionally steered) text about one image, streaming tokens"
@@ -109,7 +113,6 @@ def build_parsers() -> Parsers:
         help="keep generating past the end-of-sequence token, up to --max-new-tokens",
     )
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of random:K heads")
-    add_control_pool_arg(g)
     g.add_argument("--session", default=None, help="append the run to this session file (.h5)")
     g.add_argument(
         "--capture",
@@ -143,7 +146,13 @@ def build_parsers() -> Parsers:
         default=DEFAULT_CONDITIONS,
         help="comma list of gaze,image,localization,random,all,baseline (default gaze,random,all,baseline)",
     )
-    add_control_pool_arg(e)
+    e.add_argument(
+        "--control-pool",
+        default=None,
+        help="where random heads are drawn from: band (default; the layers the top-K gaze heads occupy, "
+        "without them: the paper's headline), percentile:P (gaze score <= the P-th percentile; "
+        "percentile:5 is the authors' code) or all-non-gaze",
+    )
     sw = e.add_argument_group("sweep (evaluate sweep)")
     sw.add_argument(
         "--protocol",
@@ -205,6 +214,17 @@ def build_parsers() -> Parsers:
         help='region: JSON {"strip name": [[x0,y0,x1,y1], ...]} (default: one per panel)',
     )
     add_steering_args(e)
+    add_executor_args(e)
+
+    m = sub.add_parser(
+        "merge",
+        help="merge the shards of a sharded discover/evaluate run (--executor) into one result",
+        description="Build, from the partial results in a sharded run's --shard-dir, exactly what a "
+        "single run writes (discover's --out folder, evaluate's --json).",
+    )
+    m.add_argument("directory", help="the shard folder (it holds manifest.json)")
+    m.add_argument("--out", default=None, help="discover: write here instead of the run's --out")
+    m.add_argument("--json", default=None, help="evaluate: write here instead of the run's --json")
 
     x = sub.add_parser("export", help="figures and head lists from a session file, without the GUI")
     x.add_argument("--session", required=True, help="session file (.h5)")
@@ -218,24 +238,11 @@ def build_parsers() -> Parsers:
     )
     x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
     x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
-    add_control_pool_arg(x)
 
     # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "export": x, "bench": b})
-
-
-def add_control_pool_arg(p: argparse.ArgumentParser) -> None:
-    """``--control-pool``: where ``random:K`` heads are drawn from (``core.heads.ControlPool``; checked
-    when the heads are chosen)."""
-    p.add_argument(
-        "--control-pool",
-        default=None,
-        help="where random heads are drawn from: band (default; the layers the top-K gaze heads occupy, "
-        "without them: the paper's headline), percentile:P (gaze score <= the P-th percentile; "
-        "percentile:5 is the authors' code) or all-non-gaze",
-    )
+    return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "bench": b})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,6 +313,23 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
+    if args.command in ("discover", "evaluate"):
+        check_executor(sub, args)
+
+
+def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--executor``'s rules: it makes the shards itself, and its settings need it."""
+    if args.executor is None:
+        given = [f for f in ("detach", "slurm_partition", "slurm_gpus_per_job", "shard_dir") if getattr(args, f)]
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} needs --executor")
+        return
+    if args.shard is not None or getattr(args, "partial", None) is not None:
+        parser.error("--executor makes the shards itself: leave out --shard")
+    if args.detach and args.executor != "slurm":
+        parser.error("--detach only applies to --executor slurm")
+    if args.command == "evaluate" and getattr(args, "sweep", False):
+        parser.error("evaluate sweep does not run under --executor yet; shard it with --over values instead")
 
 
 SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure")

@@ -267,6 +267,21 @@ class MapAverage:
             self._sums[shape] = a.copy()
         self._counts[shape] = self._counts.get(shape, 0) + 1
 
+    def add_sum(self, total: np.ndarray, count: int) -> None:
+        """Add the sum of ``count`` maps of one grid shape (another MapAverage's, e.g. a shard's)."""
+        a = np.asarray(total, dtype=np.float64)
+        shape = (int(a.shape[-2]), int(a.shape[-1]))
+        self._sums[shape] = self._sums[shape] + a if shape in self._sums else a.copy()
+        self._counts[shape] = self._counts.get(shape, 0) + int(count)
+
+    def sums(self) -> dict[tuple[int, int], np.ndarray]:
+        """The running sum per grid shape (``rows, cols``)."""
+        return dict(self._sums)
+
+    def counts(self) -> dict[tuple[int, int], int]:
+        """How many maps each grid shape's sum holds."""
+        return dict(self._counts)
+
     @property
     def count(self) -> int:
         return sum(self._counts.values())

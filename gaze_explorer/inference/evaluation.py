@@ -26,7 +26,6 @@ from gaze_explorer.core.evaluation_report import (
     build_report,
 )
 from gaze_explorer.core.heads import (
-    DEFAULT_CONTROL_POOL,
     DEFAULT_CONTROL_SEED,
     HeadChoice,
     HeadSet,
@@ -48,8 +47,9 @@ from gaze_explorer.core.strips import Strip
 CONDITIONS = ("gaze", "image", "localization", "random", "all", "baseline")
 DEFAULT_CONDITIONS = ("gaze", "random", "all", "baseline")
 CRITERION_CONDITIONS = ("gaze", "image", "localization")  # top-K heads by that criterion's scores
-# The random control's pool in evaluations: core.heads' default, the paper's headline band
-EVAL_CONTROL_POOL = DEFAULT_CONTROL_POOL
+# The random control's pool in evaluations: the paper's headline control, the layer band that the
+# top-K gaze heads occupy, without them (core.heads.ControlPool; percentile:5 is the authors' code)
+EVAL_CONTROL_POOL = "band"
 
 # The paper's prompts (PAPER_PROTOCOL.md); the demo model has its own (demo/prompts.py).
 PAPER_PROMPTS = {
@@ -195,6 +195,9 @@ class Evaluation:
     model_name: str = ""
     generations: list[dict] = field(default_factory=list)
     cancelled: bool = False
+    # "i/n": ``strips`` are ALL the strips; every one is planned (so the dynamic schedules, drawn
+    # strip after strip from one seeded generator, are the unsharded run's) but only this shard's run
+    shard: str | None = None
     coverage: dict[int, float] = field(default_factory=dict)  # strip index -> image fraction seen
 
     def __post_init__(self) -> None:
@@ -225,6 +228,9 @@ class Evaluation:
                     jobs.append(_Job(i, c, None))
                 else:
                     jobs += [_Job(i, c, k) for k in range(n)]
+        if self.shard:
+            keep = set(shard(range(len(self.strips)), self.shard))
+            jobs = [job for job in jobs if job.strip_index in keep]
         return jobs
 
     @property
@@ -381,7 +387,7 @@ class Evaluation:
                 "repetition_penalty": cfg.repetition_penalty,
                 "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
                 "judge": getattr(judge, "name", type(judge).__name__),
-                "n_strips": len(self.strips),
+                "n_strips": len(shard(self.strips, self.shard)),
                 "baseline_rule": cfg.baseline_rule,
             },
             status="cancelled" if self.cancelled else "finished",
