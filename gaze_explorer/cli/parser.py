@@ -167,7 +167,9 @@ def build_parsers() -> Parsers:
         default=None,
         help="k=5,10,50 and/or strength=1,10,100 (repeat the flag for both)",
     )
-    sw.add_argument("--prompts", default=None, help="file with one prompt per line: each is a sweep axis value")
+    sw.add_argument(
+        "--prompts", default=None, help="file with one prompt per line: each is a sweep axis value"
+    )
     sw.add_argument(
         "--criteria",
         type=criteria,
@@ -342,7 +344,9 @@ def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     if not args.sweep:
         given = [name for name in SWEEP_ONLY if getattr(args, name) is not None]
         if given:
-            parser.error(f"--{given[0].replace('sweep_', '').replace('_', '-')} only applies to evaluate sweep")
+            parser.error(
+                f"--{given[0].replace('sweep_', '').replace('_', '-')} only applies to evaluate sweep"
+            )
         return
     args.sweep_protocol = args.sweep_protocol or "static"
     args.protocol = args.sweep_protocol

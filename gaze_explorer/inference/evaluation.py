@@ -145,7 +145,8 @@ class HeadConditions:
         specs = [("gaze", f"gaze:{k}"), ("random", f"random:{k}"), ("all", "all")]
         specs += [(c, f"{c}:{k}") for c in criteria if c != "gaze"]
         choices = {
-            name: choose_heads(spec, n_layers, n_heads, scores=grids, seed=seed, pool=pool) for name, spec in specs
+            name: choose_heads(spec, n_layers, n_heads, scores=grids, seed=seed, pool=pool)
+            for name, spec in specs
         }
         return cls(choices["gaze"].heads, choices["random"].heads, choices["all"].heads, choices)
 
@@ -280,7 +281,9 @@ class Evaluation:
             plan, target = None, None
             if job.condition != "baseline":
                 plan = SteeringPlan(
-                    self.heads.head_set(job.condition), self.config.mode, self.config.strength,
+                    self.heads.head_set(job.condition),
+                    self.config.mode,
+                    self.config.strength,
                     decode_only=self.config.effective_bias_on == "decode",
                 )
             if job.schedule is not None:

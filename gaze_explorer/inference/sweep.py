@@ -63,7 +63,9 @@ class Sweep:
 
     def _config(self, cell: SweepCell, condition: str) -> EvalConfig:
         k = cell.k if cell.k is not None else self.config.top_k
-        return replace(self.config, top_k=k, strength=cell.strength, prompt=cell.prompt, conditions=(condition,))
+        return replace(
+            self.config, top_k=k, strength=cell.strength, prompt=cell.prompt, conditions=(condition,)
+        )
 
     def _heads(self, cell: SweepCell) -> HeadConditions:
         """The cell's own head set, under its condition's name (the other slots hold the same set:
@@ -74,9 +76,13 @@ class Sweep:
         return HeadConditions(choice.heads, choice.heads, choice.heads, {cell.criterion: choice})
 
     def _evaluation(self, heads: HeadConditions, config: EvalConfig) -> Evaluation:
-        return Evaluation(self.loaded, self.strips, heads, config, judge=self.judge, model_name=self.model_name)
+        return Evaluation(
+            self.loaded, self.strips, heads, config, judge=self.judge, model_name=self.model_name
+        )
 
-    def _run(self, evaluation: Evaluation, offset: int, total: int, label: str, cancel) -> Iterator[SweepProgress]:
+    def _run(
+        self, evaluation: Evaluation, offset: int, total: int, label: str, cancel
+    ) -> Iterator[SweepProgress]:
         for p in evaluation.run(cancel):
             if p.done:
                 self.n_generations += 1
@@ -107,7 +113,10 @@ class Sweep:
             try:
                 heads = self._heads(cell)
             except ControlPoolError as exc:  # this K is beyond the pool: say so in the cell, go on
-                record = {**cell_record(cell, {"accuracy": None, "ci95": [None, None], "n": 0}), "error": str(exc)}
+                record = {
+                    **cell_record(cell, {"accuracy": None, "ci95": [None, None], "n": 0}),
+                    "error": str(exc),
+                }
                 offset += self._jobs_per_cell()
                 yield SweepProgress(offset, total, f"{cell.label()}: skipped ({exc})")
                 self._finish(cell, record, on_cell)
