@@ -113,6 +113,7 @@ def build_parsers() -> Parsers:
         help="keep generating past the end-of-sequence token, up to --max-new-tokens",
     )
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of random:K heads")
+    add_control_pool_arg(g)
     g.add_argument("--session", default=None, help="append the run to this session file (.h5)")
     g.add_argument(
         "--capture",
@@ -146,13 +147,7 @@ def build_parsers() -> Parsers:
         default=DEFAULT_CONDITIONS,
         help="comma list of gaze,image,localization,random,all,baseline (default gaze,random,all,baseline)",
     )
-    e.add_argument(
-        "--control-pool",
-        default=None,
-        help="where random heads are drawn from: band (default; the layers the top-K gaze heads occupy, "
-        "without them: the paper's headline), percentile:P (gaze score <= the P-th percentile; "
-        "percentile:5 is the authors' code) or all-non-gaze",
-    )
+    add_control_pool_arg(e)
     sw = e.add_argument_group("sweep (evaluate sweep)")
     sw.add_argument(
         "--protocol",
@@ -240,11 +235,24 @@ def build_parsers() -> Parsers:
     )
     x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
     x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
+    add_control_pool_arg(x)
 
     # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
     return Parsers(parser, {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "bench": b})
+
+
+def add_control_pool_arg(p: argparse.ArgumentParser) -> None:
+    """``--control-pool``: where ``random:K`` heads are drawn from (``core.heads.ControlPool``; checked
+    when the heads are chosen)."""
+    p.add_argument(
+        "--control-pool",
+        default=None,
+        help="where random heads are drawn from: band (default; the layers the top-K gaze heads occupy, "
+        "without them: the paper's headline), percentile:P (gaze score <= the P-th percentile; "
+        "percentile:5 is the authors' code) or all-non-gaze",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from gaze_explorer.core.evaluation_report import (
     build_report,
 )
 from gaze_explorer.core.heads import (
+    DEFAULT_CONTROL_POOL,
     DEFAULT_CONTROL_SEED,
     HeadChoice,
     HeadSet,
@@ -47,9 +48,8 @@ from gaze_explorer.core.strips import Strip
 CONDITIONS = ("gaze", "image", "localization", "random", "all", "baseline")
 DEFAULT_CONDITIONS = ("gaze", "random", "all", "baseline")
 CRITERION_CONDITIONS = ("gaze", "image", "localization")  # top-K heads by that criterion's scores
-# The random control's pool in evaluations: the paper's headline control, the layer band that the
-# top-K gaze heads occupy, without them (core.heads.ControlPool; percentile:5 is the authors' code)
-EVAL_CONTROL_POOL = "band"
+# The random control's pool in evaluations: core.heads' default, the paper's headline band
+EVAL_CONTROL_POOL = DEFAULT_CONTROL_POOL
 
 # The paper's prompts (PAPER_PROTOCOL.md); the demo model has its own (demo/prompts.py).
 PAPER_PROMPTS = {
