@@ -194,3 +194,18 @@ def test_export_dialog_remembers_the_last_folder_and_takes_the_filter_extension(
     assert opened[0][1] == ["timeline_steered.png"]  # the proposed name
     export_dialogs.save_path(win, "Export figure", "grid", filters)
     assert opened[1][0] == str(tmp_path / "out")  # the next dialog opens where the last export went
+
+
+def test_inspector_shows_nothing_for_rows_that_miss_the_image_tokens(qtbot, state):
+    """A run whose rows stop before the image tokens (the bench's tiny synthetic sessions) leaves the
+    inspector empty instead of raising on every step."""
+    from gaze_explorer.core.state import RunData
+
+    short = np.full((3, 4, 5), 0.2)  # [layer, head, key]: 5 keys, the image tokens start at 2 and end at 13
+    run = RunData("short", tokens=["a", "b"], targets=[0, 0], status="finished", rows_at=lambda s: short,
+                  regions=list(state.session.regions))
+    state.session.add_run(run)
+    view = _shown(qtbot, HeadInspectorView(state))
+    state.inspector.set_head((1, 1))
+    view.refresh()
+    assert view.heat is None and view.masses is None and not view.heat_item.isVisible()

@@ -195,7 +195,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         if static_key != self._static_key:
             self._static_key = static_key
             self._refresh_static(head, run, grid)
-        elif run is not None and self.masses is not None and len(self.masses) < run.n_steps:
+        elif run is not None and grid is not None and self.masses is not None and len(self.masses) < run.n_steps:
             # a streaming run: only its new steps
             regions = run.regions or s.session.regions
             self.masses = np.concatenate([self.masses, head_panel_masses(run, grid, regions, head, len(self.masses))])
@@ -205,6 +205,8 @@ class HeadInspectorView(QtWidgets.QWidget):
             return
         step = min(s.step.step, run.n_steps - 1)
         rows = run.rows_at(step)
+        if rows is not None and not self._reaches_image(rows, grid):
+            rows = None
         one = HeadSet(f"L{head[0]}H{head[1]}", (head,))
         self._show_heat(None if rows is None else overlay_heat(rows, grid, one), step)
         self.step_line.setValue(step)
@@ -229,8 +231,16 @@ class HeadInspectorView(QtWidgets.QWidget):
             self._show_masses(None, [])
             return
         regions = run.regions or s.session.regions
-        self.masses = head_panel_masses(run, grid, regions, head) if regions else None
+        first = run.rows_at(0)
+        usable = bool(regions) and (first is None or self._reaches_image(first, grid))
+        self.masses = head_panel_masses(run, grid, regions, head) if usable else None
         self._show_masses(self.masses, regions)
+
+    @staticmethod
+    def _reaches_image(rows: np.ndarray, grid) -> bool:
+        """Whether a step's rows ``[layer, head, key]`` hold the image tokens' keys (a run whose rows
+        and grid disagree is shown empty rather than raising on every step)."""
+        return grid.n_tokens > 0 and int(grid.positions.max()) < rows.shape[-1]
 
     def _show_matrix(self, matrix: np.ndarray | None, title: str) -> None:
         self.matrix = None if matrix is None else np.asarray(matrix, dtype=np.float64)
