@@ -24,7 +24,7 @@ def heads_label(plan: dict | None) -> str:
     if spec.startswith("random"):  # a random control (its criterion names the pool's score)
         return f"random-{k or n}"
     if spec == "all":
-        return "all heads"
+        return "all"
     if criterion and k:
         return f"top-{k} {criterion}"
     name = str(plan.get("head_set") or "")

@@ -26,6 +26,7 @@ from gaze_explorer.core.errors import GazeExplorerError, ModelLoadError, PromptE
 from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.paths import demo_comics_dir, resources_dir
 from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.run_label import display_name, run_label
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule, check_steering, check_targets
 from gaze_explorer.qt.session_io import SessionRecorder
@@ -54,6 +55,7 @@ class AppController(QtCore.QObject):
         self._run_index: int | None = None
         self.panel_matrices: np.ndarray | None = None  # [layer, head, N, N] from the last discovery
         self._handles: dict = {}  # run index -> session_io.RunHandle
+        self._saved_view: dict | None = None  # the selection as the session file last held it
         self._t0 = 0.0
         # Token events land at model speed (hundreds a second on the demo); the run's data is
         # appended at once, but the views hear about it at most ~30 times a second.
@@ -86,6 +88,7 @@ class AppController(QtCore.QObject):
             w.cancel()
         for w in list(self.workers):
             w.wait(timeout)
+        self.save_view()
         self.recorder.close()
 
     @property
@@ -134,8 +137,20 @@ class AppController(QtCore.QObject):
 
         worker = Worker("load-model", stream, classify=lambda _item: "finished")
         worker.finished.connect(self._on_model_loaded)
-        worker.errored.connect(lambda *_: self.state.status.update(activity="no model loaded"))
+        worker.errored.connect(lambda *_: self._on_model_failed(spec))
         return self._start(worker)
+
+    def _on_model_failed(self, spec: str) -> None:
+        """A failed load leaves the model that was loaded (if any) in place: say which."""
+        if self.loaded is None:
+            self.state.status.update(activity="no model loaded")
+        else:
+            self.state.status.update(activity=f"could not load {spec}; {self._ready_text()}")
+
+    def _ready_text(self) -> str:
+        """The idle status: ready, and on which session file (the next run's)."""
+        path = self.recorder.current_path
+        return f"ready · session {Path(path).name}" if path else "ready"
 
     def _on_model_loaded(self, loaded: object) -> None:
         self.loaded = loaded
@@ -150,6 +165,7 @@ class AppController(QtCore.QObject):
             memory_mb=memory,
             activity="ready",
         )
+        self.state.status.update(activity=self._ready_text())
         self.state.heads.set_shape(loaded.n_layers, loaded.n_heads)
         # K and the control pool as the CLI's evaluation defaults them: 10 % of the heads on the demo
         # model, the paper's 100 otherwise (at most half the heads)
@@ -170,13 +186,88 @@ class AppController(QtCore.QObject):
         self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None
     ) -> None:
         """Show a new image with ``n_panels`` side-by-side panels (0 = none). Starts a new session."""
+        self.save_view()  # the selection on the session being left
         self.pil_image = image.convert("RGB")
         self.panel_widths = widths
         self.recorder.close()
+        self.recorder.adopted = None
+        self._reset_box_target()
         self.state.session.path = None
         self.state.session.clear_runs()
         self.state.step.set_n_steps(0)
         self._rebuild_grid(n_panels, name)
+
+    def _reset_box_target(self) -> None:
+        target = self.state.target
+        if target.kind == "box" or target.box is not None:
+            target.box = None
+            target.set_panel(0)
+
+    def open_session(self, path: str):
+        """Reopen a session file: its image becomes the one the next run uses, new runs are added
+        to the same file, and the status bar keeps naming the model that is loaded (if any).
+        Returns the reader; raises GazeExplorerError for a file that cannot be opened."""
+        from gaze_explorer.qt.session_io import open_session, restore_view
+
+        self.save_view()
+        reader = open_session(path, self.state)
+        self.recorder.close()
+        self.recorder.adopted = Path(path)
+        self._reset_box_target()
+        self.pil_image = Image.fromarray(np.asarray(reader.image)).convert("RGB")
+        panels = [r for r in reader.regions if r.kind == "panel" and r.box is not None]
+        self.panel_widths = [round(r.box[2] - r.box[0]) for r in panels] or None
+        if self.loaded is not None:
+            shown, compare, step = self.state.session.shown, self.state.session.compare, self.state.step.step
+            self._rebuild_grid(len(panels), self.state.session.image_name)  # the loaded model's grid
+            restore_view(self.state, shown, compare, step)
+            self.state.status.update(activity=f"{self._ready_text()} (opened)")
+        self._saved_view = self._view()
+        missing = reader.missing()
+        if missing:
+            self.state.status.post(
+                f"{Path(path).name} was saved by an older gaze-explorer (session schema "
+                f"{reader.schema_version}); it does not hold: " + "; ".join(missing)
+            )
+        return reader
+
+    def rename_run(self, index: int, name: str) -> None:
+        """Give run ``index`` the user's name (empty: its derived label again), saved in the file."""
+        run = self.state.session.runs[index]
+        run.params["user_name"] = name.strip()
+        run.name = self._run_name(run)
+        if run.run_id is not None:
+            try:
+                self.recorder.rename_run(run.run_id, name.strip())
+            except GazeExplorerError as err:
+                self._fail(f"the new name is shown but not saved: {err}")
+        self.state.session.notify_run(index)
+
+    def _view(self) -> dict | None:
+        session = self.state.session
+        ids = [None if i is None else session.runs[i].run_id for i in (session.shown, session.compare)]
+        if ids[0] is None:
+            return None
+        return {"shown": ids[0], "compare": ids[1], "step": int(self.state.step.step)}
+
+    def save_view(self) -> None:
+        """Save the selection on screen (shown and compared runs, step) in the session file, when
+        it changed since the file was opened (only looking at a file does not write to it)."""
+        view = self._view()
+        if view is None or view == self._saved_view:
+            return
+        try:
+            self.recorder.save_ui(view)
+            self._saved_view = view
+        except GazeExplorerError as err:
+            self._fail(f"the selection could not be saved in the session: {err}")
+
+    @staticmethod
+    def _run_name(run: RunData) -> str:
+        p = run.params
+        label = run_label(p.get("plan"), p.get("schedule"), p.get("target"), run.switches,
+                          [r.name for r in run.regions])  # fmt: skip
+        return display_name(str(p.get("user_name", "")), label)
 
     def open_image(self, path: str, n_panels: int | None = None) -> bool:
         """Load an image file; an unreadable file posts a clear error and changes nothing."""
@@ -251,17 +342,13 @@ class AppController(QtCore.QObject):
         except GazeExplorerError as err:
             self._fail(str(err))
             return None
-        name = (
-            "baseline"
-            if plan is None
-            else f"steered {plan.heads.name} → {self._target_label(source, regions)}"
-        )
         run = RunData(
-            name,
+            "",
             params={
                 "prompt": prompt,
                 "options": options.to_dict(),
                 "plan": None if plan is None else plan.to_dict(),
+                "target": None if source is None or isinstance(source, LiveSchedule) else source.get(),
             },
             regions=regions,
         )  # rows_at is set by the recorder: a small window of unflushed steps, then the session file
@@ -270,6 +357,7 @@ class AppController(QtCore.QObject):
                 range(source.switch_every, source.switch_every * len(source.targets), source.switch_every)
             )
             run.params["schedule"] = source.to_dict()
+        run.name = self._run_name(run)
         loaded, image = self.loaded, self.pil_image
         cancel = threading.Event()
         from gaze_explorer.inference.generation import generate_stream
@@ -290,12 +378,11 @@ class AppController(QtCore.QObject):
             self._fail(str(err))
             return None
         self.live = source
-        index = state.session.add_run(run)
+        run_handle = self.recorder.begin(run, image, grid, regions, loaded, source, plan, options, capture=capture)
+        index = state.session.add_run(run)  # after begin: the session file exists and is named
+        self._handles[index] = run_handle
         self._run_index = index
         state.step.set_n_steps(0)
-        run_handle = self._handles[index] = self.recorder.begin(
-            run, image, grid, regions, loaded, source, plan, options, capture=capture
-        )
 
         worker = Worker(
             "generate",
@@ -308,14 +395,9 @@ class AppController(QtCore.QObject):
         worker.finished.connect(lambda ev: self._on_finished(index, ev))
         worker.errored.connect(lambda msg, _u: self._on_failed(index, msg))
         state.status.set_busy(True)
+        state.status.update(activity=f"generating '{run.name}'")
         self._t0 = time.perf_counter()
         return self._start(worker)
-
-    @staticmethod
-    def _target_label(source, regions) -> str:
-        if isinstance(source, LiveSchedule):
-            return "schedule " + ",".join(str(t + 1) for t in source.targets)
-        return regions[source.get()].name if source is not None and source.get() is not None else "none"
 
     def _on_prefill(self, index: int, event: object) -> None:
         run = self.state.session.runs[index]
@@ -329,6 +411,7 @@ class AppController(QtCore.QObject):
         run.targets.append(event.target)
         if event.switch is not None:
             run.switches.append(event.switch)
+            run.name = self._run_name(run)  # the label follows the switches as they happen
         self._pending_runs.add(index)
         if not self._notify_timer.isActive():
             self._notify_timer.start()
@@ -354,6 +437,7 @@ class AppController(QtCore.QObject):
         switches = list(getattr(event, "switches", []) or [])
         if switches:
             run.switches = switches
+        run.name = self._run_name(run)
         handle = self._handles.pop(index, None)
         if handle is not None:
             try:
@@ -361,6 +445,7 @@ class AppController(QtCore.QObject):
             except GazeExplorerError as err:
                 self._fail(f"the run is shown from memory; its session file could not be read: {err}")
         self.live = None
+        self.state.status.update(activity=self._ready_text())
         self.state.session.notify_run(index)
         if run.status == "cancelled":
             self.state.status.post(f"stopped: kept {run.n_steps} token(s) of '{run.name}', marked cancelled")
@@ -374,6 +459,7 @@ class AppController(QtCore.QObject):
         if handle is not None:
             self.recorder.end_handle(handle, "failed", message)
         self.live = None
+        self.state.status.update(activity=self._ready_text())
         self.state.session.notify_run(index)
         self.run_finished.emit(index)
 
@@ -440,6 +526,15 @@ class AppController(QtCore.QObject):
 
             return "finished" if isinstance(item, DiscoveryResult) else "progress"
 
+        self._discovery_params = {
+            "source": source,
+            "folder": "" if source != "folder" else str(folder),
+            "n_strips": int(total),
+            "n_panels": int(self.state.session.n_panels if source == "current" else n_panels),
+            "image": self.state.session.image_name if source == "current" else "",
+            "model_id": str(getattr(loaded, "model_id", "")),
+            "dtype": str(getattr(loaded, "dtype", "")).replace("torch.", ""),
+        }
         worker = Worker("discover", stream, classify=classify)
         self.state.status.set_progress("discovery", 0, total)
         worker.progress.connect(
@@ -462,7 +557,22 @@ class AppController(QtCore.QObject):
             getattr(result, "image_maps", None),
         )  # fmt: skip
         self.state.heads.set_kind(self.state.heads.kind if self.state.heads.kind != "file" else "top")
-        self.recorder.write_discovery(result)
+        params = dict(getattr(self, "_discovery_params", {}) or {})
+        params["n_strips"] = int(result.n_strips)
+        from gaze_explorer.inference.discovery import PAPER_PROMPT
+
+        params["prompt"] = PAPER_PROMPT  # the template every discovery in the app asks
+        params["criteria"] = ["gaze"] + (["image", "localization"] if getattr(result, "image_maps", None) is not None else [])
+        try:
+            if self.pil_image is not None and self.state.session.grid is not None:
+                self.recorder.write_discovery(
+                    result, self.pil_image, self.state.session.grid, self.state.session.regions,
+                    self.loaded, source=str(params.get("source", "")), params=params,
+                )  # fmt: skip
+            else:
+                self.state.status.post("discovery done; open an image to save it in a session")
+        except GazeExplorerError as err:
+            self._fail(f"the discovery is shown but could not be saved: {err}")
         self.state.grid_score_mode.set_mode("gaze")
         self.state.status.post(f"discovery done on {result.n_strips} strip(s)")
         self.discovery_finished.emit()

@@ -247,13 +247,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_session(self, path: str) -> bool:
         """Reopen a session file; a bad file shows a clear message and keeps what was open."""
-        from gaze_explorer.qt.session_io import open_session
-
         if self.controller.busy:
             self.show_message("a run is in progress; stop it before opening a session", True)
             return False
         try:
-            self.reader = open_session(path, self.state)
+            self.reader = self.controller.open_session(path)
         except GazeExplorerError as err:
             self.show_message(str(err), True)
             return False

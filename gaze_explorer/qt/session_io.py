@@ -12,6 +12,7 @@ the reader's LRU cache, so a 1,000-token run costs no more memory than a 10-toke
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import threading
@@ -123,15 +124,19 @@ class SessionRecorder:
         self.directory = Path(directory) if directory is not None else Path.cwd() / "sessions"
         self.writer = None
         self.enabled = True
+        self.adopted: Path | None = None  # a reopened session file: new runs and discoveries go there
         self._reader = None  # a SessionReader on the file being written (streaming and finished runs)
         self._windows: dict[str, StepWindow] = {}  # run id -> its window, for the writer thread
 
     def _ensure_writer(self, image, grid, regions, loaded) -> None:
         if self.writer is not None or not self.enabled:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H%M%S_%f")
-        path = self.directory / f"{stamp}.h5"
+        if self.adopted is not None and self.adopted.exists():
+            path = self.adopted  # the writer checks that it holds this very image
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H%M%S_%f")
+            path = self.directory / f"{stamp}.h5"
         meta = loaded.describe() if hasattr(loaded, "describe") else {}
         self.writer = _flush_tracking_writer()(
             path,
@@ -255,10 +260,47 @@ class SessionRecorder:
         self._windows.pop(run_id, None)
         return True
 
-    def write_discovery(self, result) -> None:
+    @property
+    def current_path(self) -> str | None:
+        """The file the next run goes to (open, or reopened), if any."""
+        if self.writer is not None:
+            return str(self.writer.path)
+        return None if self.adopted is None else str(self.adopted)
+
+    def write_discovery(self, result, image, grid, regions, loaded, source: str = "", params=None) -> None:
+        """Save a discovery in the session file, creating the file if no run has yet."""
+        panels = [r for r in regions if r.kind == "panel"]
+        self._ensure_writer(image, grid, panels, loaded)
         if self.writer is None:
             return
-        self.writer.write_discovery(result)  # the one place that knows a discovery's arrays
+        # the one place that knows a discovery's arrays
+        self.writer.write_discovery(result, source=source, params=params)
+        self.writer.wait()
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Save a run's user-given name: through the open writer, or in the reopened file."""
+        self._edit(lambda w: w.rename_run(run_id, name))
+
+    def save_ui(self, ui: dict) -> None:
+        """Save the selection on screen in the session file."""
+        self._edit(lambda w: w.write_ui(ui))
+
+    def _edit(self, action) -> None:
+        if self.writer is not None:
+            action(self.writer)
+            self.writer.wait()
+            return
+        if self.adopted is None or not self.adopted.exists():
+            return
+        from gaze_explorer.storage import SessionReader, SessionWriter
+
+        with SessionReader(self.adopted) as r:  # the file's own header: the writer checks it
+            header = dict(meta=dict(r.meta.get("model") or {}), image=r.image, grid=r.grid, regions=r.regions)
+        writer = SessionWriter(self.adopted, **header)
+        try:
+            action(writer)
+        finally:
+            writer.close()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -293,6 +335,7 @@ def open_session(path: str | Path, state: AppState):
     model_meta = dict(reader.meta.get("model") or {})
     n_layers, n_heads = int(model_meta.get("n_layers", 0)), int(model_meta.get("n_heads", 0))
     session.clear_runs()
+    state.step.set_n_steps(0)
     session.path = str(p)
     session.set_image(image, reader.grid, [r for r in regions if r.kind == "panel"], n_panels, name=p.name)
     runs = reader.runs()
@@ -306,9 +349,11 @@ def open_session(path: str | Path, state: AppState):
     state.discovery.set_result(scores, reader.panel_matrices(), 0, reader.image_mass(), reader.image_maps())
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)
-    if session.runs:
-        session.show_runs(len(session.runs) - 1)
-        state.step.set_n_steps(session.runs[-1].n_steps)
+    ui = reader.ui_state()
+    ids = [r.run_id for r in session.runs]
+    shown = ids.index(ui["shown"]) if ui.get("shown") in ids else (len(ids) - 1 if ids else None)
+    compare = ids.index(ui["compare"]) if ui.get("compare") in ids else None
+    restore_view(state, shown, compare, ui.get("step"))
     state.status.update(
         model=str(model_meta.get("model_id", "session")),
         device=str(model_meta.get("device", "-")),
@@ -316,6 +361,27 @@ def open_session(path: str | Path, state: AppState):
         activity=f"session {p.name} (no model loaded)",
     )
     return reader
+
+
+def restore_view(state: AppState, shown: int | None, compare: int | None, step: int | None) -> None:
+    """Show runs ``shown`` (and ``compare``) at ``step`` (default: the last), with the shown run's
+    own head set outlined on the grid (a baseline keeps the current set)."""
+    session = state.session
+    if shown is None:
+        return
+    session.show_runs(shown, compare)
+    run = session.runs[shown]
+    n = run.n_steps
+    state.step.set_n_steps(n)
+    state.step.set_step(max(0, min(n - 1, n - 1 if step is None else int(step))))
+    plan = run.params.get("plan") or {}
+    if plan.get("heads"):
+        from gaze_explorer.core.heads import HeadSet
+        from gaze_explorer.core.run_label import heads_label
+
+        heads = HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
+        with contextlib.suppress(GazeExplorerError):  # a run of another model size: keep the grid's set
+            state.heads.set_file_set(heads)
 
 
 def run_from_reader(reader, info, session_regions) -> RunData:
@@ -327,13 +393,15 @@ def run_from_reader(reader, info, session_regions) -> RunData:
         regions = list(info.regions)
     targets = list(info.targets)
     _, prompt_tokens = reader.prompt_tokens(run_id)
+    params = dict(info.params)
+    params["user_name"] = info.user_name
     return RunData(
-        name=info.name,
+        name=info.display_name,
         tokens=tokens,
         targets=targets,
         switches=list(info.switches),
         status=str(info.status),
-        params=dict(info.params),
+        params=params,
         run_id=run_id,
         prompt_len=int(info.prompt_len),
         prompt_tokens=list(prompt_tokens),

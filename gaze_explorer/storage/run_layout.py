@@ -127,7 +127,9 @@ class FileOps:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be [H, W, 3] uint8, got {image.shape} {image.dtype}")
         create = not path.exists()
-        f = handles.open_for_writing(path, create=create)
+        with state.lock:  # readers of this process (a reopened session on screen) let go first
+            handles.drop_reader_handles(state)
+            f = handles.open_for_writing(path, create=create)
         try:
             if create:
                 _write_header(f, meta, image, grid, regions)

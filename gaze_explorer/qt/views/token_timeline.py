@@ -177,6 +177,10 @@ class TokenTimelineView(QtWidgets.QWidget):
         self.step_label.setText(f"step {step}/{max(n - 1, 0)}  {token!r}")
         for track in self.tracks:
             track.step_line.setValue(step)
+        # while a run streams the step can reach a token whose chip the (throttled) redraw has not
+        # added yet: add it now, so the label and the current chip name the same token
+        if run is not None and len(self.chips) <= step < run.n_steps:
+            self._sync_chips(run)
         # restyle only the chip that was current and the new one (a stylesheet costs ~0.3 ms a chip)
         old = self._styled_step
         if old != step and 0 <= old < len(self.chips):

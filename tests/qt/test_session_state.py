@@ -1,0 +1,116 @@
+"""One truth on screen (issue 15), on the demo model: the image on screen is the one the next run
+uses and is saved with; the status bar and the session path name what is loaded; a run switched
+live gets a label that lists its switches; while a run streams the step label and the current chip
+agree; a discovery made in the app is saved before any run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6 import QtCore
+
+from gaze_explorer.core.options import GenerationOptions
+from gaze_explorer.demo.prompts import NARRATION_PROMPT
+
+V1_FILE = Path(__file__).resolve().parents[1] / "data" / "session_v1.h5"
+
+
+def test_the_image_on_screen_is_the_one_the_next_run_uses(qtbot, demo_window, tmp_path):
+    from gaze_explorer.storage import SessionReader
+
+    win, c = demo_window, demo_window.controller
+    other = Image.fromarray(np.full((120, 480, 3), 200, np.uint8))
+    other.save(tmp_path / "my4panel.png")
+    assert c.open_image(str(tmp_path / "my4panel.png"), 4)
+    session = tmp_path / "strip.h5"
+    shutil.copy(V1_FILE, session)  # a session made on a demo strip (version 1)
+    assert win.open_session(str(session))
+    with SessionReader(session) as r:
+        strip = np.asarray(r.image)
+    assert np.array_equal(np.asarray(c.pil_image), strip)
+    c.generate("what happens", GenerationOptions(max_new_tokens=4))
+    run = win.state.session.runs[-1]
+    qtbot.waitUntil(lambda: run.status != "running", timeout=60000)
+    assert run.status == "finished"
+    assert not [m for m, err in win.messages if err], win.messages
+    c.recorder.close()
+    with SessionReader(session) as r:  # the new run went into the session on screen, upgraded
+        assert np.array_equal(r.image, strip) and len(r.runs()) == 3 and r.schema_version == 2
+
+
+def test_status_bar_and_session_path_name_what_is_loaded(qtbot, demo_window, tmp_path):
+    win, c, s = demo_window, demo_window.controller, demo_window.state
+    assert win.session_view.path_label.text() == "no session file"
+    c.generate("what happens", GenerationOptions(max_new_tokens=30, ignore_eos=True))
+    run = s.session.runs[-1]
+    # the first run's session file is named as soon as the run is listed
+    assert s.session.path and win.session_view.path_label.text() == s.session.path
+    assert "ready" not in s.status.summary()  # not "ready" while the run streams
+    qtbot.waitUntil(lambda: run.status != "running", timeout=60000)
+    assert "ready" in s.status.summary()
+    c.recorder.close()
+    path = s.session.path
+    assert win.open_session(path)  # a session opened while the model is loaded
+    summary = win.status_label.text()
+    assert "no model loaded" not in summary and "demo" in summary and Path(path).name in summary
+
+
+def test_a_run_switched_live_is_labelled_with_its_switches(qtbot, demo_window):
+    win, s = demo_window, demo_window.state
+    s.heads.set_kind("top", k=10)
+    assert s.heads.gaze_scores is None
+    s.heads.set_kind("all")
+    s.target.set_panel(3)
+    panel = win.steering_panel
+    panel.prompt_edit.setPlainText(NARRATION_PROMPT)
+    panel.max_tokens.setValue(60)
+    panel.ignore_eos.setChecked(True)
+    qtbot.mouseClick(panel.steer_button, QtCore.Qt.MouseButton.LeftButton)
+    run = s.session.runs[-1]
+    qtbot.waitUntil(lambda: run.n_steps >= 4, timeout=60000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_2)
+    qtbot.waitUntil(lambda: len(run.switches) >= 1, timeout=60000)
+    qtbot.waitUntil(lambda: run.n_steps >= run.switches[0].step + 3, timeout=60000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_6)
+    qtbot.waitUntil(lambda: run.status != "running", timeout=120000)
+    a, b = (sw.step for sw in run.switches)
+    assert [sw.to for sw in run.switches] == [1, 5]
+    assert run.name == f"all → 4 → 2 (live @{a}) → 6 (live @{b})"
+    assert win.session_view.list.item(len(s.session.runs) - 1).text().split(" · ")[0] == run.name
+
+
+def test_streaming_step_label_matches_the_current_chip(qtbot, demo_window):
+    win, s = demo_window, demo_window.state
+    timeline = win.timeline_view
+    seen: list[tuple[int, int, str]] = []
+
+    def check(step: int) -> None:
+        run = s.session.shown_run
+        if run is not None and run.status == "running" and step > 0:
+            chip = timeline.chips[step].text() if step < len(timeline.chips) else "<no chip>"
+            seen.append((step, len(timeline.chips), chip))
+
+    s.step.step_changed.connect(check)
+    win.controller.generate("what happens", GenerationOptions(max_new_tokens=25, ignore_eos=True))
+    run = s.session.runs[-1]
+    qtbot.waitUntil(lambda: run.status != "running", timeout=60000)
+    assert seen, "the step never moved while the run streamed"
+    assert all(step < n_chips for step, n_chips, _ in seen), seen  # the labelled step has its chip
+
+
+def test_discovery_in_the_app_is_saved_before_any_run(qtbot, demo_window):
+    from gaze_explorer.storage import SessionReader
+
+    c, s = demo_window.controller, demo_window.state
+    c.discover("current")
+    qtbot.waitUntil(lambda: s.discovery.has_result and not c.busy, timeout=120000)
+    path = c.recorder.current_path
+    assert path is not None and s.session.path == path
+    c.recorder.close()
+    with SessionReader(path) as r:
+        (disc,) = r.discoveries()
+        np.testing.assert_array_equal(r.gaze_scores(), np.asarray(s.heads.gaze_scores, dtype=np.float32))
+    assert disc.source == "current" and disc.params["n_panels"] == s.session.n_panels and disc.created
