@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.scoring import head_region_mass
 from gaze_explorer.core.state import AppState
@@ -102,7 +102,11 @@ class HeadGridView(QtWidgets.QWidget):
         self.inspected_item = pg.ScatterPlotItem(
             symbol="s", size=1.0, pxMode=False, pen=pg.mkPen(INSPECTED_COLOUR, width=2), brush=None
         )
-        self.y_ticks = IntegerAxis(self.plot, "left", min_px=13, count=lambda: self.state.heads.n_layers)
+        tick_font = QtGui.QFont()
+        tick_font.setPointSize(8)  # small enough to label each of 40 layers in a ~450 px plot
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).setStyle(tickFont=tick_font)
+        self.y_ticks = IntegerAxis(self.plot, "left", min_px=11, count=lambda: self.state.heads.n_layers)
         self.x_ticks = IntegerAxis(self.plot, "bottom", min_px=22, count=lambda: self.state.heads.n_heads)
         for item in (self.active_item, self.custom_item, self.inspected_item):
             item.setZValue(10)
