@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         from gaze_explorer.cli import sweep
 
         return sweep.run(args)
+    if getattr(args, "coco_annotations", None):
+        from gaze_explorer.cli import region_coco
+
+        return region_coco.run(args)
     if getattr(args, "executor", None):
         from gaze_explorer.cli import executor
 

@@ -210,6 +210,21 @@ def build_parsers() -> Parsers:
         default=None,
         help='region: JSON {"strip name": [[x0,y0,x1,y1], ...]} (default: one per panel)',
     )
+    co = e.add_argument_group("region on COCO-format annotations (evaluate region --coco-annotations)")
+    co.add_argument(
+        "--coco-annotations",
+        default=None,
+        help="region: a COCO instances JSON (images, annotations with bbox and area, categories); steer to "
+        "each object's box and judge whether the answer names its category, by COCO size class",
+    )
+    co.add_argument("--images", default=None, help="the folder holding the annotations' image files")
+    co.add_argument(
+        "--synonyms", default=None, help='JSON {"category": ["other name", ...]} added to the built-in table'
+    )
+    co.add_argument(
+        "--min-box-area", type=float, default=None, help="skip boxes smaller than this in px^2 (default 750)"
+    )
+    co.add_argument("--max-images", type=positive_int, default=None, help="only the first N images")
     add_steering_args(e)
     add_executor_args(e)
 
@@ -319,12 +334,33 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("--switch-alignment only applies to evaluate dynamic")
         if args.boxes is not None and args.protocol != "region":
             sub.error("--boxes only applies to evaluate region")
+        check_coco(sub, args)
         if args.protocol == "dynamic" and args.n_panels < 2:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
     if args.command in ("discover", "evaluate"):
         check_executor(sub, args)
+
+
+COCO_ONLY = ("images", "synonyms", "min_box_area", "max_images")
+
+
+def check_coco(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``evaluate region --coco-annotations``'s rules."""
+    if args.coco_annotations is None:
+        given = [name for name in COCO_ONLY if getattr(args, name) is not None]
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} needs --coco-annotations")
+        return
+    if args.protocol != "region" or getattr(args, "sweep", False):
+        parser.error("--coco-annotations only applies to evaluate region")
+    if args.images is None:
+        parser.error("--coco-annotations needs --images DIR (the folder of its image files)")
+    if args.boxes is not None:
+        parser.error("--coco-annotations gives the boxes: leave out --boxes")
+    if args.shard is not None or getattr(args, "executor", None) is not None:
+        parser.error("--coco-annotations does not run sharded yet: leave out --shard and --executor")
 
 
 def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -11,7 +11,10 @@ The authors judge with an LLM API; these judges run offline and are deterministi
   shares weigh nothing; stop words dropped; each query word counted once so a loop cannot vote
   twice). The best-scoring caption is the choice.
 
-Both first flag degenerate outputs (:func:`degenerate_reason`): empty text, a repetition loop, or
+- :class:`CategoryJudge` (COCO region steering): does the text name an object category, or one of
+  its synonyms (:data:`COCO_SYNONYMS`, extended with a ``--synonyms`` file)?
+
+All first flag degenerate outputs (:func:`degenerate_reason`): empty text, a repetition loop, or
 nothing recognisable. A degenerate output is a miss. A new judge (an API judge, say) only has to
 implement :class:`Judge`.
 """
@@ -216,6 +219,116 @@ def token_jaccard(a: str, b: str) -> float:
     wa, wb = set(words(a)), set(words(b))
     union = wa | wb
     return len(wa & wb) / len(union) if union else 1.0
+
+
+# Other words that name each of the 80 COCO categories (the category's own name always counts; a
+# plural "s"/"es" is accepted on every form). Kept small and literal: extend it with --synonyms FILE.
+COCO_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "person": ("man", "woman", "boy", "girl", "child", "kid", "people", "men", "women", "children",
+               "player", "lady", "guy", "baby", "human", "skier", "surfer", "skateboarder", "rider"),
+    "bicycle": ("bike", "cycle"), "car": ("automobile", "sedan", "vehicle", "taxi", "suv"),
+    "motorcycle": ("motorbike", "scooter", "moped"), "airplane": ("plane", "aeroplane", "aircraft", "jet"),
+    "bus": ("coach",), "train": ("locomotive", "tram"), "truck": ("lorry", "pickup"),
+    "boat": ("ship", "sailboat", "canoe", "kayak", "yacht"), "traffic light": ("stoplight", "traffic signal"),
+    "fire hydrant": ("hydrant",), "stop sign": ("sign",), "parking meter": ("meter",),
+    "bench": ("park bench",), "bird": ("pigeon", "seagull", "gull", "duck", "parrot"),
+    "cat": ("kitten", "kitty"), "dog": ("puppy", "pup"), "horse": ("pony", "foal"),
+    "sheep": ("lamb",), "cow": ("cattle", "bull", "calf", "cows"), "elephant": (), "bear": (),
+    "zebra": (), "giraffe": (), "backpack": ("rucksack", "bag"), "umbrella": ("parasol",),
+    "handbag": ("purse", "bag"), "tie": ("necktie",), "suitcase": ("luggage", "bag"),
+    "frisbee": ("disc", "flying disc"), "skis": ("ski",), "snowboard": ("board",),
+    "sports ball": ("ball", "football", "soccer ball", "baseball", "tennis ball", "basketball"),
+    "kite": (), "baseball bat": ("bat",), "baseball glove": ("glove", "mitt"),
+    "skateboard": ("board",), "surfboard": ("surf board", "board"), "tennis racket": ("racket", "racquet"),
+    "bottle": (), "wine glass": ("glass",), "cup": ("mug",), "fork": (), "knife": ("knives",),
+    "spoon": (), "bowl": (), "banana": (), "apple": (), "sandwich": ("sub", "burger"),
+    "orange": ("tangerine",), "broccoli": (), "carrot": (), "hot dog": ("hotdog", "sausage"),
+    "pizza": (), "donut": ("doughnut",), "cake": ("cupcake",), "chair": ("seat", "stool"),
+    "couch": ("sofa",), "potted plant": ("plant", "houseplant", "flower"), "bed": (),
+    "dining table": ("table",), "toilet": (), "tv": ("television", "monitor", "screen"),
+    "laptop": ("computer", "notebook"), "mouse": (), "remote": ("remote control", "controller"),
+    "keyboard": (), "cell phone": ("phone", "cellphone", "smartphone", "mobile"), "microwave": (),
+    "oven": ("stove",), "toaster": (), "sink": ("basin",), "refrigerator": ("fridge",), "book": (),
+    "clock": (), "vase": (), "scissors": (), "teddy bear": ("teddy", "bear", "stuffed animal", "toy"),
+    "hair drier": ("hair dryer", "dryer", "drier", "blow dryer"), "toothbrush": ("tooth brush", "brush"),
+}  # fmt: skip
+
+
+def _singular(word: str) -> str:
+    """A crude singular: ``dogs`` -> ``dog``, ``boxes`` -> ``box`` (enough to match a plural answer)."""
+    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def read_synonyms(path) -> dict[str, tuple[str, ...]]:
+    """Synonyms from a JSON file ``{"category": ["other name", ...]}`` (``--synonyms``)."""
+    import json
+    from pathlib import Path
+
+    from gaze_explorer.core.errors import DatasetError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read synonyms file {path}: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(w, str) for w in v) for v in data.values()
+    ):
+        raise DatasetError(f'synonyms file {path} must be {{"category": ["other name", ...], ...}}')
+    return {str(k).lower(): tuple(v) for k, v in data.items()}
+
+
+@dataclass
+class CategoryJudge:
+    """The category judge (COCO region steering): does the text name an object category?
+
+    Each "panel" of the truth is a candidate category, given as the attribute ``category``
+    (``PanelTruth(attributes=[{"category": "dog"}])``). A candidate scores 1 when the text names it
+    or one of its synonyms as whole words (plurals accepted), else 0. With one candidate -- the
+    target -- ``credit(0)`` is 1 exactly when the answer names the target. ``synonyms`` extend (not
+    replace) :data:`COCO_SYNONYMS`.
+    """
+
+    synonyms: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    name: str = "category"
+
+    def forms(self, category: str) -> list[list[str]]:
+        """The word sequences that name ``category`` (singularised)."""
+        key = str(category).lower()
+        names = [key, *COCO_SYNONYMS.get(key, ()), *self.synonyms.get(key, ())]
+        out = []
+        for n in names:
+            form = [_singular(w) for w in words(n)]
+            if form and form not in out:
+                out.append(form)
+        return out
+
+    def first_mention(self, text: str, category: str) -> int | None:
+        """Word index where ``text`` first names ``category``, or None."""
+        toks = [_singular(w) for w in words(text)]
+        hits = [p for form in self.forms(category) for p in _phrase_positions(toks, form)]
+        return min(hits) if hits else None
+
+    def judge(self, text: str, truth: PanelTruth) -> Judgement:
+        if not truth.attributes or not all("category" in a for a in truth.attributes):
+            raise ValueError("the category judge needs a 'category' attribute per candidate")
+        reason = degenerate_reason(text)
+        if reason:
+            return Judgement(None, (), (0.0,) * truth.n_panels, True, reason)
+        firsts = [self.first_mention(text, a["category"]) for a in truth.attributes]
+        scores = tuple(0.0 if f is None else 1.0 for f in firsts)
+        named = [k for k, f in enumerate(firsts) if f is not None]
+        if not named:
+            return Judgement(None, (), scores, False, "names no candidate category")
+        # a text naming several candidates is credited for each: it named the target
+        return Judgement(min(named, key=lambda k: firsts[k]), tuple(named), scores)
+
+    def names(self, text: str, category: str) -> bool:
+        """Whether ``text`` (not degenerate) names ``category``."""
+        return self.judge(text, PanelTruth(attributes=[{"category": category}])).credit(0) == 1.0
 
 
 def judge_for(truth: PanelTruth) -> Judge:

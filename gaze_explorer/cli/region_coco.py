@@ -1,0 +1,102 @@
+"""``gaze-explorer evaluate region --coco-annotations F --images DIR``: the paper's COCO region
+steering (Tab. 1) on any dataset in the COCO instances format; prints the table by size class and
+writes the JSON (docs/evaluation_json.md, "Region on COCO annotations"), also on Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gaze_explorer.cli.helpers import gaze_scores, is_demo, load, load_strips, progress_bar
+from gaze_explorer.core.coco import MIN_BOX_AREA, format_region_table, read_coco, select_objects
+from gaze_explorer.core.errors import DatasetError, GazeExplorerError
+from gaze_explorer.core.evaluation_report import write_json
+from gaze_explorer.core.judges import CategoryJudge, read_synonyms
+from gaze_explorer.core.steering import SteeringMode
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the COCO region evaluation; returns the exit code (130 when interrupted)."""
+    from gaze_explorer.inference.coco_region import CocoRegionEvaluation, image_paths
+    from gaze_explorer.inference.evaluation import (
+        EVAL_CONTROL_POOL,
+        EvalConfig,
+        HeadConditions,
+        default_top_k,
+    )
+
+    # everything about the files is checked before the model loads: a bad path fails fast
+    dataset = read_coco(args.coco_annotations)
+    min_area = MIN_BOX_AREA if args.min_box_area is None else args.min_box_area
+    selection = select_objects(dataset.objects, min_area, args.max_images)
+    if not selection.objects:
+        raise DatasetError(
+            f"{args.coco_annotations}: no object to steer to ({selection.skipped_small} boxes under "
+            f"{min_area:g} px^2, {selection.skipped_crowd} crowds, of {len(dataset.objects)} annotations)"
+        )
+    images = image_paths(dataset, selection, args.images)
+    judge = CategoryJudge(read_synonyms(args.synonyms) if args.synonyms else {})
+    criteria = [c for c in args.conditions if c in ("image", "localization")]
+    if criteria:
+        raise GazeExplorerError("--coco-annotations runs the gaze, random, all and baseline conditions only")
+    loaded = load(args)
+    top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
+    # the gaze heads come from a ranking, or are discovered on the strips (--comics)
+    scores = gaze_scores(args, loaded, lambda: load_strips(args, args.max_strips or args.n_strips))
+    if top_k > scores.size // 2:
+        raise GazeExplorerError(
+            f"--top-k {top_k} leaves too few heads for a random control ({scores.size} heads)"
+        )
+    config = EvalConfig(
+        protocol="region",
+        top_k=top_k,
+        prompt=args.prompt,
+        mode=SteeringMode.parse(args.mode),
+        strength=args.strength,
+        max_new_tokens=args.max_new_tokens,
+        bias_on=args.bias_on,
+        seed=args.seed,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        conditions=tuple(args.conditions),
+    )
+    evaluation = CocoRegionEvaluation(
+        loaded,
+        dataset,
+        selection,
+        images,
+        HeadConditions.from_scores(
+            scores, top_k, seed=args.seed, pool=args.control_pool or EVAL_CONTROL_POOL
+        ),
+        config,
+        judge=judge,
+        min_box_area=min_area,
+        model_name=args.model,
+    )
+    bar = None
+    interrupted = False
+    try:
+        for progress in evaluation.run():
+            if bar is None:
+                bar = progress_bar(progress.total, "evaluate region (COCO)")
+            bar.n = progress.done
+            bar.set_postfix_str(progress.message[-30:], refresh=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        evaluation.cancelled = True
+    finally:
+        if bar is not None:
+            bar.close()
+    report = evaluation.report(str(args.coco_annotations), str(args.images))
+    if args.json:
+        write_json(args.json, report)
+    print(format_region_table(report))
+    if args.json:
+        print(f"results: {args.json}", file=sys.stderr)
+    if interrupted:
+        print(
+            f"interrupted after {len(evaluation.generations)} judged answers; partial results kept",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
