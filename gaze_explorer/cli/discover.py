@@ -76,18 +76,24 @@ def agreement_lines(report: dict) -> list[str]:
     return lines
 
 
-def write_discovery_session(path: str, loaded, strip: Strip, result) -> None:
-    """Store the discovery's arrays (with the first strip's image) in a session file."""
+def write_discovery_session(path: str, loaded, strip: Strip, result, params: dict | None = None) -> None:
+    """Add the discovery (with its source and parameters) to a session file: a new file holds the
+    first strip's image; an existing one (an app session) keeps its own image and gains one more
+    discovery."""
     from gaze_explorer.core.regions import panel_regions
+    from gaze_explorer.storage import SessionReader
     from gaze_explorer.storage.writer import SessionWriter
 
-    grid = loaded.adapter.build_inputs(strip.image, "discovery").grids[0]
-    regions = panel_regions(grid, strip.n_panels, strip.panel_widths)
-    writer = SessionWriter(
-        path, meta=loaded.describe(), image=np.asarray(strip.image), grid=grid, regions=regions
-    )
+    if Path(path).exists():
+        with SessionReader(path) as r:  # the file's own header: the writer checks it is this file's
+            header = dict(meta=dict(r.meta.get("model") or {}), image=r.image, grid=r.grid, regions=r.regions)
+    else:
+        grid = loaded.adapter.build_inputs(strip.image, "discovery").grids[0]
+        regions = panel_regions(grid, strip.n_panels, strip.panel_widths)
+        header = dict(meta=loaded.describe(), image=np.asarray(strip.image), grid=grid, regions=regions)
+    writer = SessionWriter(path, **header)
     try:
-        writer.write_discovery(result)
+        writer.write_discovery(result, source="cli", params=params)
     finally:
         writer.close()
     print(f"session: {path}")
@@ -99,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
 
         return executor.run(args)
     strips = load_strips(args, args.n_strips)  # before the model: a bad folder fails fast
+    if args.session and Path(args.session).exists():  # and a session that cannot take it
+        from gaze_explorer.storage import SessionReader
+
+        SessionReader(args.session).close()
     if getattr(args, "shard", None):
         from gaze_explorer.inference.evaluation import shard
 
@@ -126,7 +136,12 @@ def run(args: argparse.Namespace) -> int:
         raise
     report = write_discovery(out, result, args.model)
     if args.session:
-        write_discovery_session(args.session, loaded, strips[0], result)
+        params = {
+            "comics": str(args.comics), "n_panels": int(args.n_panels), "n_strips": int(result.n_strips),
+            "model": str(args.model), "dtype": str(getattr(args, "dtype", "")),
+            "criteria": ["gaze", "image", "localization"],
+        }  # fmt: skip
+        write_discovery_session(args.session, loaded, strips[0], result, params)
     ranked = ranking(np.asarray(result.scores))
     print(f"ranked {len(ranked)} heads over {result.n_strips} strips -> {out}/ranking.json")
     print("top heads: " + ", ".join(f"L{r['layer']}H{r['head']} {r['score']:.3f}" for r in ranked[:5]))

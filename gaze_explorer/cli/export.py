@@ -16,6 +16,7 @@ from gaze_explorer.core.heads import (
     load_head_list,
     parse_head_spec,
 )
+from gaze_explorer.core.run_label import heads_label
 
 
 def export_heads(args: argparse.Namespace, reader) -> HeadSet | None:
@@ -37,15 +38,38 @@ def export_heads(args: argparse.Namespace, reader) -> HeadSet | None:
 
 
 def pick_run(reader, wanted: str | None) -> str | None:
-    """The run id for ``--run`` (a run id or a run name; the last run of that name), default the last run."""
+    """The run id for ``--run`` (a run id, a run name or the label shown in the app; the last run of
+    that name), default the run the app showed when the session was saved, else the last run."""
     runs = reader.runs()
     if wanted is None:
+        shown = reader.ui_state().get("shown")
+        if shown in [r.run_id for r in runs]:
+            return shown
         return runs[-1].run_id if runs else None
     for info in reversed(runs):
-        if wanted in (info.run_id, info.name):
+        if wanted in (info.run_id, info.name, info.display_name):
             return info.run_id
     have = ", ".join(f"{r.run_id} ({r.name})" for r in runs) or "none"
     raise GazeExplorerError(f"the session has no run {wanted!r} (it has: {have})")
+
+
+def run_heads(reader, run_id: str | None) -> HeadSet | None:
+    """The head set a steered run was made with (its plan's heads), or None (a baseline, no run)."""
+    if run_id is None:
+        return None
+    plan = reader.run_info(run_id).plan or {}
+    if not plan.get("heads"):
+        return None
+    return HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
+
+
+def fallback_heads(reader, run_id: str | None) -> HeadSet | None:
+    """Without gaze scores or a steered run: every head of the run's model (so a session of
+    baselines still exports its overlay and timeline)."""
+    if run_id is None or reader.gaze_scores() is not None:
+        return None
+    info = reader.run_info(run_id)
+    return choose_heads("all", info.n_layers, info.n_heads).heads
 
 
 def session_shape(reader) -> tuple[int, int]:
@@ -62,32 +86,42 @@ def run(args: argparse.Namespace) -> int:
     from gaze_explorer.storage.reader import SessionReader
 
     reader = SessionReader(args.session)
-    heads = export_heads(args, reader)
-    out = Path(args.out)
+    run_id = pick_run(reader, args.run)
+    # default: the run's own head set, as the app outlined it (a baseline: the session's top 10)
+    heads = export_heads(args, reader) or run_heads(reader, run_id)
+    session = Path(args.session)
+    out = Path(args.out) if args.out else session.with_name(f"{session.stem}_figures")
+    step = args.step
+    if step is None:
+        ui = reader.ui_state()
+        step = int(ui.get("step", 0)) if ui.get("shown") == run_id else 0
     wanted = ("grid", "overlay", "timeline", "heads") if args.figure == "all" else (args.figure,)
     single = len(wanted) == 1 and out.suffix != ""
     if not single:
         out.mkdir(parents=True, exist_ok=True)
-    run_id = pick_run(reader, args.run)
     written = []
     for what in wanted:
         suffix = ".json" if what == "heads" else f".{args.format}"
         target = out if single else out / f"{what}{suffix}"
         if what == "grid":
+            if reader.gaze_scores() is None and args.figure == "all":
+                print("grid: skipped, the session holds no discovery")
+                continue
             written.append(ex.export_grid(reader, target, heads=heads))
         elif what == "matrix":
             written.append(ex.export_panel_matrix(reader, target, layer=args.layer, head=args.head))
         elif what == "heads":
             scores = reader.gaze_scores()
-            chosen = ex.heads_or_top(reader, heads)
+            chosen = ex.heads_or_top(reader, heads or fallback_heads(reader, run_id))
             written.append(ex.write_head_list(target, chosen, None if scores is None else np.asarray(scores)))
         elif run_id is None:
             if args.figure != "all":
                 raise GazeExplorerError(f"the session has no runs to draw a {what} from")
         elif what == "overlay":
-            written.append(ex.export_overlay(reader, target, run=run_id, step=args.step, heads=heads))
+            chosen = heads or fallback_heads(reader, run_id)
+            written.append(ex.export_overlay(reader, target, run=run_id, step=step, heads=chosen))
         elif what == "timeline":
-            written.append(ex.export_timeline(reader, target, run=run_id, heads=heads))
+            written.append(ex.export_timeline(reader, target, run=run_id, heads=heads or fallback_heads(reader, run_id)))
     for p in written:
         print(p)
     return 0

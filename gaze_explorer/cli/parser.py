@@ -241,13 +241,20 @@ def build_parsers() -> Parsers:
     x = sub.add_parser("export", help="figures and head lists from a session file, without the GUI")
     x.add_argument("--session", required=True, help="session file (.h5)")
     x.add_argument("--figure", choices=FIGURES, default="all", help="what to export (default all)")
-    x.add_argument("--out", required=True, help="output folder (or file for a single figure)")
-    x.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
-    x.add_argument("--run", default=None, help="run name for overlay/timeline (default: the last run)")
-    x.add_argument("--step", type=non_negative_int, default=0, help="decode step for overlay")
     x.add_argument(
-        "--heads", type=head_spec, default=None, help="head set (default top:10 of the session's scores)"
+        "--out", default=None, help="output folder (or file for a single figure; default SESSION_figures beside it)"
     )
+    x.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
+    x.add_argument(
+        "--run", default=None, help="run id or name for overlay/timeline (default: the run the app showed, else the last)"
+    )
+    x.add_argument(
+        "--step", type=non_negative_int, default=None, help="decode step for overlay (default: the saved one, else 0)"
+    )
+    x.add_argument(
+        "--heads", type=head_spec, default=None,
+        help="head set (default: the run's own heads; a baseline: top:10 of the session's scores)",
+    )  # fmt: skip
     x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
     x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
     add_control_pool_arg(x)
