@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE), help="folder for the PNGs")
     p.add_argument("--prefix", default="app")
     p.add_argument("--no-discovery", action="store_true")
+    p.add_argument("--style", choices=("colour", "greyscale", "contour"), default="colour", help="overlay style")
     args = p.parse_args(argv)
     from PySide6 import QtWidgets
 
@@ -44,6 +45,7 @@ def main(argv=None) -> int:
     singleton_refs_guard()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     win = MainWindow()
+    win.state.overlay.update(style=args.style)
     win.show()
     strip = demo_strip()
     win.controller.set_image(strip.image, strip.n_panels, f"demo strip {strip.name}", strip.panel_widths)

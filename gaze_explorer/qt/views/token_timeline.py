@@ -174,7 +174,8 @@ class TokenTimelineView(QtWidgets.QWidget):
         n = self.state.step.n_steps
         run = self.state.session.shown_run
         token = run.tokens[step] if run is not None and step < run.n_steps else ""
-        self.step_label.setText(f"step {step}/{max(n - 1, 0)}  {token!r}")
+        shown = token_label(token) if token == "" else repr(token)  # ∅ at the end of sequence, as the chips
+        self.step_label.setText(f"step {step}/{max(n - 1, 0)}  {shown}")
         for track in self.tracks:
             track.step_line.setValue(step)
         # while a run streams the step can reach a token whose chip the (throttled) redraw has not
