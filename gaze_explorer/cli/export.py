@@ -91,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     heads = export_heads(args, reader) or run_heads(reader, run_id)
     session = Path(args.session)
     out = Path(args.out) if args.out else session.with_name(f"{session.stem}_figures")
+    if getattr(args, "spans", None):
+        from gaze_explorer.cli.spans_export import export_spans
+
+        for p in export_spans(args, reader, run_id, heads or fallback_heads(reader, run_id), out):
+            print(p)
+        return 0
     step = args.step
     if step is None:
         ui = reader.ui_state()

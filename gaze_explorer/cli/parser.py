@@ -226,6 +226,7 @@ def build_parsers() -> Parsers:
     )
     co.add_argument("--max-images", type=positive_int, default=None, help="only the first N images")
     add_steering_args(e)
+
     add_executor_args(e)
 
     m = sub.add_parser(
@@ -257,6 +258,12 @@ def build_parsers() -> Parsers:
     )  # fmt: skip
     x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
     x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
+    x.add_argument(
+        "--spans",
+        default=None,
+        help="one overlay per span, averaged over its steps: 0-12,13-30 (name:0-12 names one), a spans JSON "
+        "file, saved (the run's spans in the session) or auto (steps whose heat peaks in the same region)",
+    )
     add_control_pool_arg(x)
 
     # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over

@@ -66,3 +66,7 @@ class CancelledError(GazeExplorerError):
 
 class SweepError(GazeExplorerError):
     """A bad ``evaluate sweep --over`` value or prompts file, or a ``--resume`` file of another sweep."""
+
+
+class SpanError(GazeExplorerError):
+    """A malformed span (a named step range of a run) or one outside the run's steps."""

@@ -9,6 +9,8 @@ The inference layer captures attention rows; these functions reduce them:
 - :func:`image_attention` / :func:`overlay_heat` / :func:`region_masses`: the mean selected head's
   attention on each image token, as a token grid, summed per region (the overlay, the reader's
   ``image_attention``);
+- :func:`span_heat` / :func:`step_peaks`: a span's heatmap (the overlay averaged over a step range,
+  raw or value-weighted) and the region each step's heatmap peaks in (for proposing spans);
 - :func:`trajectory` / :func:`step_trajectory`: per decode step x region attention of a head set
   (the staircase), raw, normalised, and weighted by each image token's value-vector norm at
   prefill; from stacked rows, or step by step from a run's ``rows_at``.
@@ -165,9 +167,7 @@ def trajectory(
     out["normalised"] = _normalise(out["raw"])
     if value_norms is not None:
         norms = np.asarray(value_norms, dtype=np.float64)[layers, hs]  # [n_sel, key]
-        k = min(norms.shape[-1], sel.shape[-1])
-        weighted = np.zeros_like(sel)
-        weighted[..., :k] = sel[..., :k] * norms[None, :, :k]
+        weighted = weight_by_value_norms(sel, norms)  # [step, n_sel, key] x [n_sel, key]
         out["weighted"] = region_attention(weighted, region_positions).mean(axis=1)
         out["weighted_normalised"] = _normalise(out["weighted"])
     return out
@@ -190,6 +190,54 @@ def step_trajectory(
         rows = rows_at(step)
         if rows is not None:
             out[i] = region_masses(overlay_heat(rows, grid, heads), regions)
+    return out
+
+
+def weight_by_value_norms(rows: np.ndarray, value_norms: np.ndarray) -> np.ndarray:
+    """``rows [..., layer, head, key]`` times each key's ``||v||`` (``value_norms [layer, head,
+    key>=prompt]``, query heads): value-weighted attention. Keys beyond the norms (generated
+    tokens) weigh 0; image tokens are prompt keys, so overlays are unaffected by that."""
+    rows = np.asarray(rows, dtype=np.float64)
+    norms = np.asarray(value_norms, dtype=np.float64)
+    k = min(norms.shape[-1], rows.shape[-1])
+    out = np.zeros_like(rows)
+    out[..., :k] = rows[..., :k] * norms[..., :k]
+    return out
+
+
+def span_heat(
+    rows_at: Callable[[int], np.ndarray | None],
+    steps: Iterable[int],
+    grid: ImageTokenGrid,
+    heads: HeadSet,
+    value_norms: np.ndarray | None = None,
+) -> np.ndarray:
+    """A span's heatmap: the mean over ``steps`` of each step's :func:`overlay_heat` (the selected
+    heads' mean attention on each image token), ``[rows, cols]``. Raw, or value-weighted with
+    ``value_norms`` (:func:`weight_by_value_norms`). Steps without rows (``rows_at`` -> None) are
+    left out of the mean; a span with none is all NaN."""
+    heats = []
+    for step in steps:
+        rows = rows_at(step)
+        if rows is None:
+            continue
+        if value_norms is not None:
+            rows = weight_by_value_norms(rows, value_norms)
+        heats.append(overlay_heat(rows, grid, heads))
+    if not heats:
+        return np.full((grid.rows, grid.cols), np.nan, dtype=np.float64)
+    return np.mean(heats, axis=0)
+
+
+def step_peaks(heats: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    """The region (index) holding the most heat at each step: ``[step, rows, cols]`` (or ``[step,
+    n_image_tokens]``) -> ``[step]`` int; -1 where a step has no heat (NaN or all zero)."""
+    heats = np.asarray(heats, dtype=np.float64)
+    out = np.full(heats.shape[0], -1, dtype=np.int64)
+    for s, heat in enumerate(heats):
+        masses = region_masses(np.nan_to_num(heat, nan=0.0), regions)
+        if masses.max() > 0:
+            out[s] = int(masses.argmax())
     return out
 
 

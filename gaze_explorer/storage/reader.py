@@ -32,6 +32,7 @@ from gaze_explorer.storage.schema import (
     DISCOVERY_ARRAYS,
     NO_TARGET,
     RUNS_GROUP,
+    SPANS_ATTR,
     STATUS_CODES,
     SWITCH_SOURCES,
     UI_ATTR,
@@ -546,6 +547,15 @@ class SessionReader:
         with self._access() as f:
             raw = f.attrs.get(UI_ATTR)
         return {} if raw is None else dict(as_json(raw, "the saved selection", self.path) or {})
+
+    def spans(self, run: str | int) -> list:
+        """A run's named spans (``core.spans.Span``, saved by ``SessionWriter.write_spans``), or []."""
+        from gaze_explorer.core.spans import loads_spans
+
+        run_id = self._run_id(run)
+        with self._access() as f:
+            raw = self._group(f, run_id).attrs.get(SPANS_ATTR)
+        return loads_spans(None if raw is None else as_str(raw, SPANS_ATTR, self.path))
 
     def gaze_scores(self) -> np.ndarray | None:
         """Gaze scores ``[layer, head]`` if discovery stored them."""

@@ -52,6 +52,7 @@ DISCOVERY_ARRAYS = {
 DISCOVERIES_GROUP = "discoveries"
 USER_NAME_ATTR = "user_name"  # a run's name as the user typed it ("" = show the derived label)
 UI_ATTR = "ui_json"  # root attribute: the selection on screen (shown/compare run ids, step, ...)
+SPANS_ATTR = "spans_json"  # a run's named spans: [{"name", "start", "end"}] (core.spans), additive
 RUN_DATASETS = (
     "status",
     "n_steps",

@@ -40,6 +40,7 @@ from gaze_explorer.storage.schema import (
     DEFAULT_COMPRESSION,
     DISCOVERY_ARRAYS,
     RUNS_GROUP,
+    SPANS_ATTR,
     STATUS_BY_NAME,
     UI_ATTR,
     USER_NAME_ATTR,
@@ -298,6 +299,15 @@ class SessionWriter:
         if not run_id.startswith("run_") or "/" in run_id:
             raise ValueError(f"not a run id: {run_id!r}")
         self._submit(("attrs", f"{RUNS_GROUP}/{run_id}", {USER_NAME_ATTR: str(name)}))
+
+    def write_spans(self, run_id: str, spans) -> None:
+        """Save a run's named spans (``core.spans.Span``s; replaces the ones saved before)."""
+        from gaze_explorer.core.spans import dumps_spans
+
+        self._raise_if_failed()
+        if not run_id.startswith("run_") or "/" in run_id:
+            raise ValueError(f"not a run id: {run_id!r}")
+        self._submit(("attrs", f"{RUNS_GROUP}/{run_id}", {SPANS_ATTR: dumps_spans(spans)}))
 
     def write_ui(self, ui: dict) -> None:
         """Save the selection on screen (shown / compared run ids, step...) in the root attributes."""

@@ -1,0 +1,83 @@
+"""``gaze-explorer export --spans``: one figure per span of a run -- the selected heads' attention
+over the image tokens averaged over the span's steps (``core.scoring.span_heat``), drawn over the
+image with the app's overlay renderer -- and ``spans.json`` listing them.
+
+``--spans`` takes ``"0-12,13-30"`` (steps, both ends included; ``name:0-12`` names a span), a spans
+JSON file, ``saved`` (the spans stored with the run in the session) or ``auto`` (proposed: runs of
+consecutive steps whose heatmap peaks in the same region). Sessions store no value norms, so the
+heatmaps are raw attention (the app can weight live runs by ``||v||``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from gaze_explorer.core.errors import GazeExplorerError, SpanError
+from gaze_explorer.core.scoring import overlay_heat, span_heat, step_peaks
+from gaze_explorer.core.spans import Span, block_regions, check_spans, propose_spans, read_spans
+
+
+def peak_regions(reader, run_id: str):
+    """The regions span proposals compare peaks in: the run's panels or boxes, else 3x3 blocks."""
+    info = reader.run_info(run_id)
+    regions = list(info.regions) if info.regions else list(reader.regions)
+    return regions or block_regions(reader.grid)
+
+
+def spans_for(reader, run_id: str, arg: str, heads) -> list[Span]:
+    """The spans ``--spans`` names for ``run_id`` (checked against its steps)."""
+    n_steps = reader.run_info(run_id).n_steps
+    if arg == "saved":
+        spans = reader.spans(run_id)
+        if not spans:
+            raise SpanError(f"run {run_id} has no saved spans; give them as --spans 0-12,13-30")
+    elif arg == "auto":
+        regions = peak_regions(reader, run_id)
+        heats = np.stack(
+            [overlay_heat(reader.step_rows(run_id, s), reader.grid, heads) for s in range(n_steps)]
+        )
+        peaks = step_peaks(heats, regions)  # [step, rows, cols] -> the region of each step's peak
+        spans = propose_spans(peaks, [r.name for r in regions])
+        if not spans:
+            raise SpanError(f"run {run_id}: no two consecutive steps peak in the same region; give --spans")
+    else:
+        spans = read_spans(arg)
+    return check_spans(spans, n_steps)
+
+
+def export_spans(args: argparse.Namespace, reader, run_id: str | None, heads, out: Path) -> list[Path]:
+    """Write ``span_<name>.<format>`` per span and ``spans.json`` into ``out``; returns the paths."""
+    from gaze_explorer.qt import export as ex
+
+    if run_id is None:
+        raise GazeExplorerError("the session has no runs to draw spans from")
+    heads = ex.heads_or_top(reader, heads)
+    spans = spans_for(reader, run_id, args.spans, heads)
+    tokens = list(reader.tokens(run_id))
+    heats = [span_heat(lambda s: reader.step_rows(run_id, s), sp.steps, reader.grid, heads) for sp in spans]
+    top = max(float(np.nanmax(h)) for h in heats) or 1.0  # one colour scale: spans compare by eye
+    out.mkdir(parents=True, exist_ok=True)
+    written, listing = [], []
+    model = reader.meta.get("model_id", "model")
+    for sp, heat in zip(spans, heats, strict=True):
+        text = "".join(tokens[sp.start : sp.end + 1]).strip()
+        title = f"{model} · run {run_id} · span {sp.name} (steps {sp.start}-{sp.end}: {text[:40]!r}) · {heads.name}"
+        fig = ex.overlay_figure(
+            np.asarray(reader.image), reader.grid, heat, reader.regions, title, levels=(0.0, top)
+        )
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", sp.name).strip("_") or "span"
+        written.append(ex.save_figure(fig, out / f"span_{safe}.{args.format}"))
+        r, c = np.unravel_index(int(np.nanargmax(heat)), heat.shape)
+        listing.append(
+            {**sp.to_dict(), "text": text, "figure": written[-1].name, "peak_token": [int(r), int(c)]}
+        )
+    spans_json = out / "spans.json"
+    spans_json.write_text(
+        json.dumps({"run": run_id, "heads": [list(h) for h in heads.heads], "weighting": "raw", "spans": listing},
+                   indent=1) + "\n", encoding="utf-8",
+    )  # fmt: skip
+    return [*written, spans_json]
