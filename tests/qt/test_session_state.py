@@ -114,3 +114,22 @@ def test_discovery_in_the_app_is_saved_before_any_run(qtbot, demo_window):
         (disc,) = r.discoveries()
         np.testing.assert_array_equal(r.gaze_scores(), np.asarray(s.heads.gaze_scores, dtype=np.float32))
     assert disc.source == "current" and disc.params["n_panels"] == s.session.n_panels and disc.created
+
+
+def test_prompt_dock_follows_the_selected_run(qtbot, demo_window):
+    win, c, s = demo_window, demo_window.controller, demo_window.state
+    s.heads.set_kind("all")
+    for plan in (None, "steer"):  # a baseline and a steered run with the same prompt
+        if plan is None:
+            c.generate("what happens", GenerationOptions(max_new_tokens=3))
+        else:
+            win.steering_panel.prompt_edit.setPlainText("what happens")
+            win.steering_panel.max_tokens.setValue(3)
+            qtbot.mouseClick(win.steering_panel.steer_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: s.session.runs[-1].status != "running", timeout=60000)
+    base, steered = s.session.runs
+    assert base.prompt_tokens == steered.prompt_tokens and base.name != steered.name
+    win.session_view.select_run(0)
+    assert win.prompt_view.header.text().startswith(base.name + ":")
+    win.session_view.select_run(1)
+    assert win.prompt_view.header.text().startswith(steered.name + ":")

@@ -41,6 +41,7 @@ class PromptTokensView(QtWidgets.QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.text, 1)
         self.tokens: list[str] = []  # what is shown (for tests and exports)
+        self._shown: tuple | None = None  # (run, its name, tokens) last drawn
         s = state.session
         s.shown_runs_changed.connect(self.refresh)
         s.runs_changed.connect(self.refresh)
@@ -50,8 +51,12 @@ class PromptTokensView(QtWidgets.QWidget):
     def refresh(self) -> None:
         run = self.state.session.shown_run
         tokens = list(run.prompt_tokens) if run is not None else []
-        if tokens == self.tokens and run is not None:
+        # the header names the run: runs with the same prompt (a baseline and its steered twin)
+        # still change it, and a renamed or relabelled run too
+        shown = (None if run is None else id(run), None if run is None else run.name, tokens)
+        if shown == self._shown:
             return
+        self._shown = shown
         self.tokens = tokens
         if run is None:
             self.header.setText("no run")
