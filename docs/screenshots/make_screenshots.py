@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE), help="folder for the PNGs")
     p.add_argument("--prefix", default="app")
     p.add_argument("--no-discovery", action="store_true")
+    p.add_argument("--dock", default="Inspector", help="the tabbed dock to raise (Discovery, Inspector, Prompt)")
     p.add_argument("--style", choices=("colour", "greyscale", "contour"), default="colour", help="overlay style")
     args = p.parse_args(argv)
     from PySide6 import QtWidgets
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
         wait(app, lambda: False, timeout_s=0.3)
         win.reset_layout()  # the layout the window opens with at this size
         if best is not None and not args.no_discovery:
-            win._raise_inspector()
+            win.docks[args.dock].raise_()
         wait(app, lambda: False, timeout_s=0.5)
         path = Path(args.out) / f"{args.prefix}_{w}x{h}.png"
         win.grab().save(str(path), "PNG")

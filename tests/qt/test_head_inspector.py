@@ -101,7 +101,10 @@ def test_discovery_summary_shows_the_agreement_between_criteria(qtbot, state):
     state.discovery.set_result(scores, None, 4, rng.random((n_layers, n_heads)), rng.random((n_layers, n_heads, 2, 6)))
     table = state.discovery.agreement()
     assert table and "Agreement between criteria" in view.summary_label.text()
-    assert f"all: {table[0]['common']}" in view.summary_label.text()
+    first = table[0]
+    row = "".join(f"<td>{p['overlap']} ({p['chance_overlap']:.1f})</td>" for p in first["pairs"])
+    assert f"<tr><td>{first['k_used']}</td>{row}<td>{first['common']}</td></tr>" in view.summary_label.text()
+    assert "<th>gaze∩img</th><th>gaze∩loc</th><th>img∩loc</th>" in view.summary_label.text()
 
 
 def test_panel_matrix_export_defaults_to_the_best_head(qtbot, state, tmp_path, monkeypatch):

@@ -144,16 +144,16 @@ class DiscoveryView(QtWidgets.QWidget):
         lines.append(f"<b>Top heads</b>: {top}")
         agreement = d.agreement()
         if agreement:
-            rows = []
+            short = {"gaze": "gaze", "image": "img", "localization": "loc"}
+            head = "".join(f"<th>{short.get(p['a'], p['a'])}∩{short.get(p['b'], p['b'])}</th>"
+                           for p in agreement[0]["pairs"])
+            rows = [f"<tr><th>K</th>{head}<th>all</th></tr>"]
             for row in agreement:
-                cells = "".join(
-                    f"<td>{p['a'][:4]}–{p['b'][:4]}: {p['overlap']} ({p['chance_overlap']:.1f})</td>"
-                    for p in row["pairs"]
-                )
-                rows.append(f"<tr><td>K={row['k_used']}</td>{cells}<td>all: {row['common']}</td></tr>")
+                cells = "".join(f"<td>{p['overlap']} ({p['chance_overlap']:.1f})</td>" for p in row["pairs"])
+                rows.append(f"<tr><td>{row['k_used']}</td>{cells}<td>{row['common']}</td></tr>")
             lines.append(
-                "<b>Agreement between criteria</b> (top-K overlap, chance in brackets):"
-                f"<table cellspacing=3>{''.join(rows)}</table>"
+                "<b>Agreement between criteria</b>: top-K overlap (chance in brackets)"
+                f"<table cellspacing=6 cellpadding=0>{''.join(rows)}</table>"
             )
         lines.append(f"Histogram of gaze scores; where the top-{k} sit by layer:")
         return "<br>".join(lines)
