@@ -30,6 +30,8 @@ from gaze_explorer.storage.schema import (
     DERIVED_GROUP,
     DISCOVERIES_GROUP,
     DISCOVERY_ARRAYS,
+    FIRST_IMAGE,
+    IMAGES_GROUP,
     NO_TARGET,
     RUNS_GROUP,
     SPANS_ATTR,
@@ -98,6 +100,7 @@ class RunInfo:
     # heads (the other heads' rows are NaN); see core.capture_scope
     capture_scope: CaptureScope = field(default_factory=CaptureScope)
     user_name: str = ""  # the name the user gave the run ("" = none; version 1 had none)
+    image_key: str = FIRST_IMAGE  # the session image the run was made on
 
     @property
     def label(self) -> str:
@@ -212,9 +215,17 @@ class SessionReader:
         meta = {k: v for k, v in attrs.items() if k != "meta_json"}
         meta["model"] = as_json(attrs.get("meta_json", "{}"), "the 'meta_json' attribute", p)
         self.meta: dict = meta
-        self.image: np.ndarray = np.asarray(self._whole(f["image"], "the image"))  # [H, W, 3] uint8
-        g = f["grid"]
-        self.grid = ImageTokenGrid(
+        image, grid, regions = self._read_image(f)
+        self.image: np.ndarray = image  # [H, W, 3] uint8, the session's first image
+        self.grid: ImageTokenGrid = grid
+        self.regions: list[Region] = regions
+
+    def _read_image(self, parent) -> tuple[np.ndarray, ImageTokenGrid, list[Region]]:
+        """Image, token grid and regions of one session image (the root, or /images/<key>)."""
+        p = self.path
+        image = np.asarray(self._whole(parent["image"], "the image"))
+        g = parent["grid"]
+        grid = ImageTokenGrid(
             *(
                 as_int(g.attrs[k], f"grid attribute {k!r}", p)
                 for k in ("image_width", "image_height", "rows", "cols")
@@ -222,8 +233,25 @@ class SessionReader:
             np.asarray(self._whole(g["token_boxes"], "grid/token_boxes")),
             np.asarray(self._whole(g["positions"], "grid/positions")),
         )
-        regions = as_json(f["regions"].attrs.get("regions_json", "[]"), "the regions", p)
-        self.regions: list[Region] = [Region.from_dict(r) for r in regions]
+        regions = as_json(parent["regions"].attrs.get("regions_json", "[]"), "the regions", p)
+        return image, grid, [Region.from_dict(r) for r in regions]
+
+    def image_keys(self) -> list[str]:
+        """The keys of the session's images: ``img_000`` (the first, at the root), then any more."""
+        with self._access() as f:
+            more = sorted(f[IMAGES_GROUP].keys()) if IMAGES_GROUP in f else []
+        return [FIRST_IMAGE, *more]
+
+    def image_set(self, key: str = FIRST_IMAGE) -> tuple[np.ndarray, ImageTokenGrid, list[Region], str]:
+        """``(image, grid, regions, name)`` of the session image ``key``."""
+        if key == FIRST_IMAGE:
+            return self.image, self.grid, self.regions, ""
+        with self._access() as f:
+            if IMAGES_GROUP not in f or key not in f[IMAGES_GROUP]:
+                raise SessionFileError(f"{self.path} has no image {key!r} (it has {', '.join(self.image_keys())})")
+            g = f[IMAGES_GROUP][key]
+            image, grid, regions = self._read_image(g)
+            return image, grid, regions, as_str(g.attrs.get("name", ""), "image name", self.path)
 
     def _whole(self, d, what: str) -> np.ndarray:
         """Read a whole dataset, refusing absurd stored shapes before allocating them."""
@@ -313,6 +341,7 @@ class SessionReader:
                     as_json(a.get("capture_scope_json", "null"), "capture_scope_json", p)
                 ),
                 user_name=as_str(a.get(USER_NAME_ATTR, ""), "user_name", p),
+                image_key=as_str(a.get("image_key", FIRST_IMAGE), "image_key", p),
             )
 
     def _writer_alive(self, attrs) -> bool:
@@ -433,14 +462,19 @@ class SessionReader:
             )
 
     def _regions_of(self, info: RunInfo) -> list[Region]:
-        return list(info.regions) if info.regions else self.regions
+        return list(info.regions) if info.regions else self.image_set(info.image_key)[2]
+
+    def grid_of(self, run: str | int | RunInfo) -> ImageTokenGrid:
+        """The token grid of the image a run was made on."""
+        info = run if isinstance(run, RunInfo) else self.run_info(run)
+        return self.image_set(info.image_key)[1]
 
     def image_attention(self, run: str | int, step: int, heads=None) -> tuple[np.ndarray, np.ndarray]:
         """Mean over ``heads`` (all if None) of step ``step``'s attention on each image token
         ``[n_image_tokens]``, and its sum over each region's tokens ``[n_regions]`` (not renormalised).
         The math is ``core.scoring``'s; a head out of range raises HeadSpecError."""
         info = self.run_info(run)
-        per_token = image_attention(self.step_rows(info.run_id, step), self.grid.positions, heads)
+        per_token = image_attention(self.step_rows(info.run_id, step), self.grid_of(info).positions, heads)
         per_region = region_masses(per_token, self._regions_of(info))
         return per_token.astype(np.float32), per_region.astype(np.float32)
 
@@ -451,12 +485,13 @@ class SessionReader:
         info = self.run_info(run)
         regions = self._regions_of(info)
         head_index(heads, info.n_layers, info.n_heads)  # a bad head set fails before any read
-        positions = [r.positions(self.grid) for r in regions]
+        grid = self.grid_of(info)
+        positions = [r.positions(grid) for r in regions]
         out = np.zeros((info.n_steps, len(regions)), dtype=np.float32)
         with self._access() as f:
             att = self._attention_group(f, info.run_id)
             d = self._ds(f, f"{att.name}/decode")
-            width = int(self.grid.positions.max()) + 1  # image tokens come before any generated key
+            width = int(grid.positions.max()) + 1  # image tokens come before any generated key
             if width > d.shape[3]:
                 raise SessionFileError(
                     f"{self.path} is damaged: {d.name} has {d.shape[3]} keys, fewer than the image's {width}"

@@ -24,7 +24,9 @@ from gaze_explorer.storage.schema import (
     ATTENTION_DTYPE,
     DERIVED_GROUP,
     DISCOVERIES_GROUP,
+    FIRST_IMAGE,
     FORMAT_NAME,
+    IMAGES_GROUP,
     NO_TARGET,
     REASON_BYTES,
     RUNS_GROUP,
@@ -35,6 +37,7 @@ from gaze_explorer.storage.schema import (
     compression_kwargs,
     discovery_key,
     dumps,
+    image_digest,
 )
 from gaze_explorer.storage.upgrade import upgrade_in_place
 from gaze_explorer.storage.validate import validate_session
@@ -63,6 +66,7 @@ class RunSpec:
     regions: list | None = None
     capture_scope: dict | None = None  # core.capture_scope.CaptureScope.to_dict(); None: full
     stored_keys: int = 0  # keys stored per decode row (max_keys, or fewer for image-keys); 0: max_keys
+    image_key: str = FIRST_IMAGE  # the session image the run was made on
 
     def __post_init__(self) -> None:
         if not self.stored_keys:
@@ -119,6 +123,10 @@ class FileOps:
         self.pending: dict[str, list[_StagedStep]] = {}  # run id -> steps staged, not yet written
         self.n_pending = 0
         self.n_existing_runs = len(file[RUNS_GROUP])
+        # digest -> key of every image the file holds (the producer side picks keys from it)
+        self.images = {image_digest(file["image"][()]): FIRST_IMAGE}
+        for key in sorted(file[IMAGES_GROUP].keys()) if IMAGES_GROUP in file else ():
+            self.images[image_digest(file[IMAGES_GROUP][key]["image"][()])] = key
 
     @classmethod
     def open(cls, path: Path, meta, image, grid, regions, compression, state) -> FileOps:
@@ -192,6 +200,7 @@ class FileOps:
         a["writer_pid"] = os.getpid()
         a["writer_host"] = socket.gethostname()
         a["status"] = "running"
+        a["image_key"] = spec.image_key
         g.create_dataset("status", data=np.array([STATUS_RUNNING], dtype=np.int8))
         g.create_dataset("n_steps", data=np.zeros(1, dtype=np.int64))
         g.create_dataset("reason", data=np.zeros(REASON_BYTES, dtype=np.uint8))
@@ -369,6 +378,14 @@ class FileOps:
         self.file.flush()
         return key
 
+    def add_image(self, key: str, name: str, image: np.ndarray, grid: ImageTokenGrid, regions) -> None:
+        """A further image of the session: ``/images/<key>`` with its own grid and regions."""
+        self._structure_mode()
+        g = self.file.require_group(IMAGES_GROUP).create_group(key)
+        g.attrs["name"] = str(name)
+        _write_image(g, image, grid, regions)
+        self.file.flush()
+
     def set_attrs(self, where: str, attrs: dict) -> None:
         """Set attributes of an existing object (a run's user name, the root's saved selection)."""
         self._structure_mode()
@@ -430,6 +447,15 @@ def _write_header(f: h5py.File, meta: dict, image: np.ndarray, grid: ImageTokenG
     for key in _META_KEYS:
         a[key] = "" if meta.get(key) is None else str(meta[key])
     a["meta_json"] = dumps(meta)
+    _write_image(f, image, grid, regions)
+    f.create_group(RUNS_GROUP)
+    f.create_group(DISCOVERIES_GROUP)
+
+
+def _write_image(parent, image: np.ndarray, grid: ImageTokenGrid, regions) -> None:
+    """``image``, ``grid`` and ``regions`` of one session image under ``parent`` (the root, or
+    ``/images/<key>``)."""
+    f = parent
     f.create_dataset("image", data=image, compression="gzip", compression_opts=1)
     g = f.create_group("grid")
     for key in ("image_width", "image_height", "rows", "cols"):
@@ -442,5 +468,3 @@ def _write_header(f: h5py.File, meta: dict, image: np.ndarray, grid: ImageTokenG
         d["positions"] = [int(p) for p in r.positions(grid)]
         region_dicts.append(d)
     f.create_group("regions").attrs["regions_json"] = dumps(region_dicts)
-    f.create_group(RUNS_GROUP)
-    f.create_group(DISCOVERIES_GROUP)

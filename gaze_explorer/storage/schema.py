@@ -51,6 +51,8 @@ DISCOVERY_ARRAYS = {
 # ranking and attributes), newest last; a run's user-given name; the selection on screen.
 DISCOVERIES_GROUP = "discoveries"
 USER_NAME_ATTR = "user_name"  # a run's name as the user typed it ("" = show the derived label)
+IMAGES_GROUP = "images"  # the session's further images: /images/img_001... (img_000 is the root's)
+FIRST_IMAGE = "img_000"  # the root /image, /grid, /regions; a run without image_key was made on it
 UI_ATTR = "ui_json"  # root attribute: the selection on screen (shown/compare run ids, step, ...)
 SPANS_ATTR = "spans_json"  # a run's named spans: [{"name", "start", "end"}] (core.spans), additive
 RUN_DATASETS = (
@@ -76,6 +78,19 @@ def run_key(index: int) -> str:
 def discovery_key(index: int) -> str:
     """The group name of the ``index``-th discovery of a session (``disc_000``...)."""
     return f"disc_{index:03d}"
+
+
+def image_key(index: int) -> str:
+    """The key of the ``index``-th image of a session (``img_000`` is the root image)."""
+    return f"img_{index:03d}"
+
+
+def image_digest(image) -> str:
+    """A digest of an image's shape and pixels (the same picture opened twice is one image)."""
+    import hashlib
+
+    a = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    return hashlib.sha1(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
 def dumps(value) -> str:

@@ -39,6 +39,7 @@ from gaze_explorer.storage.schema import (
     COMPRESSIONS,
     DEFAULT_COMPRESSION,
     DISCOVERY_ARRAYS,
+    FIRST_IMAGE,
     RUNS_GROUP,
     SPANS_ATTR,
     STATUS_BY_NAME,
@@ -48,6 +49,8 @@ from gaze_explorer.storage.schema import (
     dumps,
     estimate_run_bytes,
     human_bytes,
+    image_digest,
+    image_key,
     run_key,
 )
 from gaze_explorer.storage.upgrade import ranking_array
@@ -121,6 +124,9 @@ class SessionWriter:
             handles.release_writer(self.path, self)
             raise
         self._grid_positions = np.asarray(grid.positions)  # for the image-keys capture scope
+        self._images = dict(self._ops.images)  # digest -> key of the file's images
+        self._image_positions = {FIRST_IMAGE: self._grid_positions}
+        self._current_image = self._images.get(image_digest(image), FIRST_IMAGE)
         self._runs: dict[str, _ProducerRun] = {}
         self._next_index = self._ops.n_existing_runs
         self._lock = threading.Lock()
@@ -161,7 +167,8 @@ class SessionWriter:
         """
         scope = capture_scope or CaptureScope()
         scope.head_mask(int(n_layers), int(n_heads))  # a head out of range fails here, not on the thread
-        stored_keys = scope.stored_keys(max_keys, image_key_end(self._grid_positions))
+        positions = self._image_positions.get(self._current_image, self._grid_positions)
+        stored_keys = scope.stored_keys(max_keys, image_key_end(positions))
         self._raise_if_failed()
         if max_keys <= prompt_len:
             raise ValueError(f"max_keys ({max_keys}) must exceed prompt_len ({prompt_len})")
@@ -190,6 +197,7 @@ class SessionWriter:
                 regions=None if regions is None else [r.to_dict() for r in regions],
                 capture_scope=scope.to_dict(),
                 stored_keys=stored_keys,
+                image_key=self._current_image,
             )
             self._runs[run_id] = _ProducerRun(spec)
             self._needed_bytes = needed
@@ -292,6 +300,28 @@ class SessionWriter:
             except (ValueError, GazeExplorerError):  # arrays too small for a criterion: recomputable later
                 pass
         self._submit(("discovery", arrays, attrs))
+
+    def use_image(self, image, grid: ImageTokenGrid, regions: Sequence[Region], name: str = "") -> str:
+        """Make ``image`` the one the next runs are made on: one the session already holds (same
+        pixels), or a new ``/images/img_NNN``. Returns its key."""
+        self._raise_if_failed()
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be [H, W, 3] uint8, got {image.shape} {image.dtype}")
+        digest = image_digest(image)
+        key = self._images.get(digest)
+        if key is None:
+            key = image_key(len(self._images))
+            self._images[digest] = key
+            self._submit(("image", key, str(name), image, grid, list(regions)))
+        self._image_positions[key] = np.asarray(grid.positions)
+        self._current_image = key
+        return key
+
+    @property
+    def current_image(self) -> str:
+        """The key of the image the next run is made on."""
+        return self._current_image
 
     def rename_run(self, run_id: str, name: str) -> None:
         """Save the user's name for a run (``""`` = show the derived label again)."""
@@ -420,6 +450,8 @@ class SessionWriter:
                         ops.write_discovery(*item[1:])
                     elif kind == "attrs":
                         ops.set_attrs(*item[1:])
+                    elif kind == "image":
+                        ops.add_image(*item[1:])
                 finally:
                     if not staged:
                         self._queue.task_done()

@@ -77,3 +77,25 @@ def test_rename_and_selection_in_a_new_session(new_writer, tmp_path):
         (info,) = r.runs()
         assert info.user_name == "mine, renamed again" and info.display_name == "mine, renamed again"
         assert r.ui_state()["shown"] == run_id
+
+
+def test_runs_on_several_images_name_their_image(new_writer, tmp_path):
+    """A second image joins the session (the same pixels again are the same image); each run names
+    the image it was made on, and its staircase is computed on that image's grid and regions."""
+    w = new_writer("multi.h5")
+    spec = RunSpec("first", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=3)
+    first = record(synthetic.events(3), w, spec)
+    other = np.ascontiguousarray(synthetic.make_image()[:, ::-1])  # another picture, the same size
+    grid = synthetic.make_grid()
+    regions = synthetic.make_regions(grid)[:2]
+    key = w.use_image(other, grid, regions, name="mirrored.png")
+    assert w.use_image(other, grid, regions) == key  # opened again: the same image
+    second = record(synthetic.events(3, seed=5), w, RunSpec("second", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=3))
+    assert w.use_image(synthetic.make_image(), grid, synthetic.make_regions(grid)) == "img_000"
+    w.close()
+    with SessionReader(tmp_path / "multi.h5") as r:
+        assert r.image_keys() == ["img_000", key] and key == "img_001"
+        image, _, stored_regions, name = r.image_set(key)
+        assert np.array_equal(image, other) and name == "mirrored.png" and len(stored_regions) == 2
+        assert [r.run_info(x).image_key for x in (first, second)] == ["img_000", key]
+        assert r.trajectory(second).shape == (3, 2) and r.trajectory(first).shape[1] == len(r.regions)
