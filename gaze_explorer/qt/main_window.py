@@ -11,6 +11,8 @@ belong to them). View -> Reset layout returns to this arrangement, sized for the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.errors import GazeExplorerError
@@ -28,7 +30,7 @@ from gaze_explorer.qt.widgets.step_keys import STEP_KEYS
 
 Dock = QtCore.Qt.DockWidgetArea
 DEFAULT_SIZE = (1560, 960)
-DOCS_URL = "https://github.com/gaze-explorer/gaze-explorer#using-the-app"
+README = Path(__file__).resolve().parents[2] / "README.md"  # present in a checkout, not in a wheel
 KEYS_HELP = """<table cellspacing=4>
 <tr><td>← / →</td><td>one step back / forward</td></tr>
 <tr><td>Shift+← / Shift+→</td><td>ten steps</td></tr>
@@ -213,17 +215,19 @@ class MainWindow(QtWidgets.QMainWindow):
         box = QtWidgets.QMessageBox(self)
         box.setWindowTitle("gaze-explorer: keys and mouse")
         box.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        box.setText(KEYS_HELP + f'<p>More in the <a href="{DOCS_URL}">README</a>.</p>')
+        more = (f'<p>More in the <a href="{QtCore.QUrl.fromLocalFile(str(README)).toString()}">README</a>.</p>'
+                if README.exists() else "<p>More in the README of the gaze-explorer source.</p>")
+        box.setText(KEYS_HELP + more)
         box.open()
 
     def open_docs(self) -> None:
-        """Open the README: the local copy when the package runs from a checkout, else the web page."""
-        from pathlib import Path
-
-        local = Path(__file__).resolve().parents[2] / "README.md"
-        url = QtCore.QUrl.fromLocalFile(str(local)) if local.exists() else QtCore.QUrl(DOCS_URL)
+        """Open the README (a checkout has it beside the package); say where it is otherwise."""
+        if not README.exists():
+            self.show_message("the documentation is the README and docs/ of the gaze-explorer source")
+            return
+        url = QtCore.QUrl.fromLocalFile(str(README))
         if not QtGui.QDesktopServices.openUrl(url):
-            self.show_message(f"open {url.toString()} to read the documentation")
+            self.show_message(f"open {README} to read the documentation")
 
     def _build_shortcuts(self) -> None:
         step = self.state.step
