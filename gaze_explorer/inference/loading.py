@@ -210,9 +210,8 @@ def load_model(
     }
     if device_map is not None:
         kwargs["device_map"] = device_map
-        placed = device_map.values() if isinstance(device_map, dict) else [device_map]
-        if "disk" in {str(v) for v in placed}:
-            kwargs["offload_folder"] = _offload_folder()
+        # where accelerate puts the layers that fit nowhere else ("disk" in a map; "auto" may choose it)
+        kwargs["offload_folder"] = _offload_folder()
     else:
         warning = fit_warning(config, torch_dtype, dev)
         if warning is not None:

@@ -138,3 +138,15 @@ def test_load_warns_before_loading_a_checkpoint_larger_than_the_ram(tiny_qwen_di
     (tmp_path / "model.safetensors").write_bytes(b"not weights")
     with pytest.warns(ModelFitWarning, match="--device-map auto"), pytest.raises(ModelLoadError):
         load_model(tmp_path, device="cpu", dtype="fp32")
+
+
+def test_device_map_auto_loads_and_generates_like_the_unsplit_model(tiny_qwen, tiny_qwen_dir, strip_image):
+    auto = load_model(tiny_qwen_dir, device="cpu", dtype="fp32", device_map="auto")
+    assert auto.device == torch.device("cpu")  # auto on a CPU-only machine: everything on the CPU
+    grid = tiny_qwen.prepare(strip_image, PROMPT).grids[0]
+    regions = panel_regions(grid, 6)
+    plan = SteeringPlan(HeadSet("three", STEERED))
+    tok_a, rows_a, _ = _run(tiny_qwen, strip_image, regions, plan, 3)
+    tok_b, rows_b, _ = _run(auto, strip_image, regions, plan, 3)
+    assert tok_b == tok_a
+    np.testing.assert_allclose(rows_b, rows_a, atol=1e-6)
