@@ -59,7 +59,10 @@ def test_region_coco_end_to_end_counts_and_structure(heads_file, tmp_path, capsy
     assert (counts["skipped_small"], counts["skipped_crowd"], counts["skipped_no_tokens"]) == (1, 1, 1)
     assert counts["n_selected"] == 7 and counts["evaluated_by_size"] == {"small": 1, "medium": 3, "large": 2}
     assert data["n_objects"] == 6 and data["top_k"] == 4
-    assert data["settings"]["prompt"] == "What is the main object in this part of the image? Answer in a few words."
+    assert (
+        data["settings"]["prompt"]
+        == "What is the main object in this part of the image? Answer in a few words."
+    )
     assert data["settings"]["judge"] == "category" and data["settings"]["bias_on"] == "prefill+decode"
     gens = data["generations"]
     assert len(gens) == 6 * 4  # every object under gaze, random, all and the baseline
@@ -69,7 +72,11 @@ def test_region_coco_end_to_end_counts_and_structure(heads_file, tmp_path, capsy
     assert len({(g["image"], g["text"]) for g in base}) == 3
     for name in ("gaze", "random", "all", "baseline"):
         c = data["conditions"][name]
-        assert c["overall"]["n"] == 6 and [c["by_size"][s]["n"] for s in ("small", "medium", "large")] == [1, 3, 2]
+        assert c["overall"]["n"] == 6 and [c["by_size"][s]["n"] for s in ("small", "medium", "large")] == [
+            1,
+            3,
+            2,
+        ]
         hits = [g["hit"] for g in gens if g["condition"] == name]
         assert c["overall"]["accuracy"] == pytest.approx(sum(hits) / 6, abs=1e-6)
         lo, hi = c["overall"]["ci95"]

@@ -51,7 +51,9 @@ def test_export_spans_writes_one_overlay_per_span(session, tmp_path, capsys):
     with SessionReader(session) as r:
         (info,) = r.runs()
         heads = choose_heads("all", info.n_layers, info.n_heads).heads
-        mean = np.mean([overlay_heat(r.step_rows(info.run_id, s), r.grid, heads) for s in range(0, 4)], axis=0)
+        mean = np.mean(
+            [overlay_heat(r.step_rows(info.run_id, s), r.grid, heads) for s in range(0, 4)], axis=0
+        )
         tokens = r.tokens(info.run_id)
     assert listing["spans"][0]["peak_token"] == list(np.unravel_index(int(mean.argmax()), mean.shape))
     assert listing["spans"][0]["text"] == "".join(tokens[0:4]).strip()
@@ -95,6 +97,10 @@ def test_export_spans_from_json_saved_and_auto(session, tmp_path, capsys):
 
 
 def test_export_spans_bad_ranges_are_clear_errors(session, tmp_path, capsys):
-    for bad, message in (("0-99", "the run has steps 0-11"), ("4-2", "need 0 <= start <= end"), ("x", "step range")):
+    for bad, message in (
+        ("0-99", "the run has steps 0-11"),
+        ("4-2", "need 0 <= start <= end"),
+        ("x", "step range"),
+    ):
         assert main(["export", "--session", str(session), "--spans", bad, "--out", str(tmp_path / "b")]) == 1
         assert message in capsys.readouterr().err

@@ -34,6 +34,13 @@ SMALL_MAX_AREA = 32.0**2  # COCO: small < 32^2, medium < 96^2, large >= 96^2 (an
 MEDIUM_MAX_AREA = 96.0**2
 SIZE_CLASSES = ("small", "medium", "large")
 REGION_CONDITION_ORDER = ("gaze", "image", "localization", "random", "all", "baseline")
+# The paper's Tab. 1 (Qwen3-VL-8B, COCO val2017): accuracy (gaze, non-gaze control) per size class
+PAPER_REGION_ACCURACY = {
+    "overall": (0.765, 0.259),
+    "small": (0.617, 0.186),
+    "medium": (0.762, 0.194),
+    "large": (0.803, 0.366),
+}
 
 
 def size_class(area: float) -> str:
@@ -303,6 +310,8 @@ def format_region_table(report: Mapping) -> str:
     for name, c in report["conditions"].items():
         cells = [c["overall"], *(c["by_size"][s] for s in SIZE_CLASSES)]
         lines.append(f"{name:<10} " + " ".join(f"{cell(s):>22}" for s in cells))
+    paper = " ".join(f"{name} {100 * g:.1f}/{100 * c:.1f}" for name, (g, c) in PAPER_REGION_ACCURACY.items())
+    lines.append(f"paper (Qwen3-VL-8B, COCO val2017), gaze/non-gaze %: {paper}")
     comp = report.get("gaze_vs_control")
     if comp:
         d = comp["overall"]

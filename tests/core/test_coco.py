@@ -113,7 +113,9 @@ def test_category_judge_names_categories_with_synonyms_and_plurals():
     assert len(COCO_SYNONYMS) == 80
     assert judge.names("Two dogs on a sofa.", "dog") and judge.names("Two dogs on a sofa.", "couch")
     assert judge.names("A small puppy", "dog")
-    assert judge.names("a red traffic light", "traffic light") and not judge.names("the light", "traffic light")
+    assert judge.names("a red traffic light", "traffic light") and not judge.names(
+        "the light", "traffic light"
+    )
     assert judge.names("a blow dryer", "hair drier")
     assert not judge.names("a cat", "dog")
     assert not judge.names("dog dog dog dog dog", "dog")  # a repetition loop is degenerate: a miss
@@ -133,7 +135,13 @@ def test_synonyms_file_extends_the_table(tmp_path):
 
 
 def _gen(aid, size, condition, hit, degenerate=False):
-    return {"annotation_id": aid, "size_class": size, "condition": condition, "hit": hit, "degenerate": degenerate}
+    return {
+        "annotation_id": aid,
+        "size_class": size,
+        "condition": condition,
+        "hit": hit,
+        "degenerate": degenerate,
+    }
 
 
 def test_region_report_by_size_class_and_paired_difference():
@@ -147,7 +155,9 @@ def test_region_report_by_size_class_and_paired_difference():
                         n_resamples=500)  # fmt: skip
     g, r = rep["conditions"]["gaze"], rep["conditions"]["random"]
     assert g["overall"]["accuracy"] == pytest.approx(4 / 6) and g["overall"]["n"] == 6
-    assert g["by_size"]["small"]["accuracy"] == 0.5 and g["by_size"]["large"]["accuracy"] == pytest.approx(2 / 3)
+    assert g["by_size"]["small"]["accuracy"] == 0.5 and g["by_size"]["large"]["accuracy"] == pytest.approx(
+        2 / 3
+    )
     assert r["by_size"]["large"]["degenerate_rate"] == pytest.approx(1 / 3)
     for c in (g, r):
         for s in (c["overall"], *c["by_size"].values()):
@@ -160,9 +170,12 @@ def test_region_report_by_size_class_and_paired_difference():
     json.dumps(rep, allow_nan=False)  # an empty size class must not put NaN in the JSON
     table = format_region_table(rep)
     assert "66.7" in table and "gaze - random: +50.0 points" in table
+    assert "small 61.7/18.6" in table  # the paper's Tab. 1 beside ours
     # a size class without objects reports None, not NaN
     none = region_report(model="m", generations=gens[:1], counts={}, heads=heads, settings={}, n_resamples=10)
     assert none["conditions"]["gaze"]["by_size"]["large"] == {
         "accuracy": None, "ci95": [None, None], "degenerate_rate": None, "n": 0,
     }  # fmt: skip
-    assert none["gaze_vs_control"] is None and np.isclose(none["conditions"]["gaze"]["overall"]["accuracy"], 1.0)
+    assert none["gaze_vs_control"] is None and np.isclose(
+        none["conditions"]["gaze"]["overall"]["accuracy"], 1.0
+    )

@@ -67,7 +67,9 @@ def test_span_heat_is_the_mean_of_the_steps_overlays_raw_and_value_weighted():
     np.testing.assert_allclose(weighted, expect.reshape(2, 3))
     # steps without rows are left out; a span of none is NaN
     partial = span_heat(lambda s: rows[s] if s != 2 else None, range(1, 4), grid, heads)
-    np.testing.assert_allclose(partial, rows[[1, 3]][:, [0, 2], [1, 3]][..., 2:8].mean(axis=(0, 1)).reshape(2, 3))
+    np.testing.assert_allclose(
+        partial, rows[[1, 3]][:, [0, 2], [1, 3]][..., 2:8].mean(axis=(0, 1)).reshape(2, 3)
+    )
     assert np.isnan(span_heat(lambda s: None, range(2), grid, heads)).all()
 
 
