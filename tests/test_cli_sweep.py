@@ -11,7 +11,7 @@ import pytest
 
 from gaze_explorer.cli import main
 from gaze_explorer.core.errors import SweepError
-from gaze_explorer.core.sweep import parse_over, sweep_cells
+from gaze_explorer.core.sweep import cell_record, curves, parse_over, sweep_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo_model" / "config.json"
@@ -33,6 +33,19 @@ def test_over_syntax_and_cell_grid():
     ]  # fmt: skip
     with pytest.raises(SweepError):
         sweep_cells(["random"], [5], [1.0], ["p"])
+
+
+def test_curves_split_by_prompt_and_the_other_parameter():
+    cells = sweep_cells(["gaze"], [5, 10], [1.0, 10.0], ["p", "q"])
+    recs = [cell_record(c, {"accuracy": i / 100, "ci95": [0.0, 1.0], "n": 6}) for i, c in enumerate(cells)]
+    along_k = curves(recs, "k")
+    assert set(along_k) == {
+        f"{c}, prompt {p}, strength={s}" for c in ("gaze", "random") for p in (1, 2) for s in (1, 10)
+    }  # all heads has no K: no curve along K
+    assert [x for x, *_ in along_k["gaze, prompt 2, strength=10"]] == [5.0, 10.0]
+    along_strength = curves([r for r in recs if r["k"] in (5, None) and r["prompt"] == "p"], "strength")
+    assert set(along_strength) == {"gaze", "random", "all"}  # one K, one prompt: plain names
+    assert [x for x, *_ in along_strength["all"]] == [1.0, 10.0]
 
 
 @pytest.fixture(scope="module")

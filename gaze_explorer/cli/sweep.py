@@ -196,15 +196,19 @@ def format_sweep_table(report: dict) -> str:
         f"sweep of {report['protocol']} on {report['model']}: {report['n_done']}/{report['n_cells']} cells"
         + ("" if report["status"] == "finished" else f" [{report['status']}]")
     ]
-    for prompt, base in report["baselines"].items():
+    for i, (prompt, base) in enumerate(report["baselines"].items(), start=1):
         lo, hi = base.get("ci95", [None, None])
-        lines.append(f"baseline ({prompt[:40]}): {_pct(base.get('accuracy'))} % [{_pct(lo)}, {_pct(hi)}]")
+        lines.append(
+            f"baseline, prompt {i} ({prompt[:40]}): {_pct(base.get('accuracy'))} % [{_pct(lo)}, {_pct(hi)}]"
+        )
+    prompts = report["prompts"]
     for rec in report["cells"]:
         lo, hi = rec["ci95"]
         k = "-" if rec["k"] is None else rec["k"]
         extra = f"  ({rec['error']})" if "error" in rec else ""
+        which = f"prompt {prompts.index(rec['prompt']) + 1} " if len(prompts) > 1 else ""
         lines.append(
-            f"{rec['criterion']:<13} K={k!s:<4} strength={rec['strength']:<8g} "
+            f"{which}{rec['criterion']:<13} K={k!s:<4} strength={rec['strength']:<8g} "
             f"{_pct(rec['accuracy']):>5} % [{_pct(lo)}, {_pct(hi)}] n={rec['n']}{extra}"
         )
     return "\n".join(lines)
@@ -230,15 +234,15 @@ def save_sweep_figure(report: dict, path: str | Path) -> Path:
     parameter = "k" if len(over.get("k", ())) > 1 or len(over.get("strength", ())) <= 1 else "strength"
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for name, points in curves(report["cells"], parameter).items():
-        if name == ALL_HEADS:
-            continue
         xs, ys, lo, hi = (list(v) for v in zip(*points, strict=True))
-        style = "--" if name == CONTROL else "-"
+        style = "--" if name.startswith(CONTROL) else ":" if name.startswith(ALL_HEADS) else "-"
         line = ax.plot(xs, [100 * y for y in ys], style, marker="o", label=name)[0]
         ax.fill_between(xs, [100 * v for v in lo], [100 * v for v in hi], color=line.get_color(), alpha=0.15)
-    alls = [r for r in report["cells"] if r["criterion"] == ALL_HEADS and r["accuracy"] is not None]
-    if alls:
-        ax.axhline(100 * alls[0]["accuracy"], color="k", linestyle=":", label="all heads")
+    if parameter == "k":  # all heads has no K: a level line per strength and prompt
+        alls = [r for r in report["cells"] if r["criterion"] == ALL_HEADS and r["accuracy"] is not None]
+        for i, rec in enumerate(alls):
+            label = "all heads" if i == 0 else None
+            ax.axhline(100 * rec["accuracy"], color="k", linestyle=":", label=label)
     for base in report["baselines"].values():
         if base.get("accuracy") is not None:
             ax.axhline(100 * base["accuracy"], color="grey", linestyle="-.", label="unsteered")

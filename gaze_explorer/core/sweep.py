@@ -183,14 +183,23 @@ def load_resume(path: str | Path, *, protocol: str, model: str) -> dict:
     return data
 
 
-def curves(cells: Iterable[Mapping], parameter: str) -> dict[str, list[tuple[float, float, float, float]]]:
-    """Per (criterion[, prompt]) label, the points ``(x, accuracy, lo, hi)`` along ``parameter``
-    (``k`` or ``strength``), sorted by x; all heads (no K) is left to the caller."""
+def curves(cells: Sequence[Mapping], parameter: str) -> dict[str, list[tuple[float, float, float, float]]]:
+    """The points ``(x, accuracy, lo, hi)`` along ``parameter`` (``k`` or ``strength``), sorted by
+    x, one curve per criterion, and per prompt and per value of the other parameter when those vary
+    (named ``"gaze, prompt 2, strength=10"``). All heads (no K) only has a curve along the strength."""
+    other = "strength" if parameter == "k" else "k"
+    prompts = list(dict.fromkeys(rec["prompt"] for rec in cells))
+    others = {rec[other] for rec in cells if rec[other] is not None}
     out: dict[str, list[tuple[float, float, float, float]]] = {}
     for rec in cells:
         x = rec.get(parameter)
         if x is None or rec.get("accuracy") is None:
             continue
+        label = rec["criterion"]
+        if len(prompts) > 1:
+            label += f", prompt {prompts.index(rec['prompt']) + 1}"
+        if len(others) > 1 and rec[other] is not None:
+            label += f", {other}={rec[other]:g}"
         lo, hi = rec["ci95"]
-        out.setdefault(rec["criterion"], []).append((float(x), rec["accuracy"], lo, hi))
+        out.setdefault(label, []).append((float(x), rec["accuracy"], lo, hi))
     return {name: sorted(points) for name, points in out.items()}
