@@ -206,6 +206,8 @@ def format_sweep_table(report: dict) -> str:
         lo, hi = rec["ci95"]
         k = "-" if rec["k"] is None else rec["k"]
         extra = f"  ({rec['error']})" if "error" in rec else ""
+        rho = (rec.get("spearman") or {}).get("mean")
+        extra += "" if rho is None else f"  rho {rho:+.2f}"
         which = f"prompt {prompts.index(rec['prompt']) + 1} " if len(prompts) > 1 else ""
         lines.append(
             f"{which}{rec['criterion']:<13} K={k!s:<4} strength={rec['strength']:<8g} "
