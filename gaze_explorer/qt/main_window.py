@@ -123,6 +123,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controller.generate(self.steering_panel.prompt(), options, plan=None)
 
     def steer(self) -> None:
+        if self._offer_discovery():
+            return
         try:
             options = self.steering_panel.generation_options()
             plan = self.steering_panel.plan()
@@ -130,6 +132,26 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message(str(err), True)
             return
         self.controller.generate(self.steering_panel.prompt(), options, plan=plan)
+
+    def _offer_discovery(self) -> bool:
+        """Steering top-K (or the random control) before any discovery on the demo model: ask to
+        discover on the demo comics first (seconds), as the CLI does, then steer. True if it took over."""
+        heads, loaded = self.state.heads, self.controller.loaded
+        demo = getattr(loaded, "model_id", "") == "demo"
+        if heads.kind not in ("top", "random") or heads.gaze_scores is not None or not demo or self.controller.busy:
+            return False
+        answer = QtWidgets.QMessageBox.question(
+            self, "gaze-explorer", "No gaze scores yet: the top-K heads come from discovery.\n"
+            "Run discovery on the demo comics now (a few seconds), then steer?",
+        )  # fmt: skip
+        if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+            return True
+
+        worker = self.controller.discover("demo")  # None: refused, with a message
+        if worker is not None:
+            # after the controller's own handling of ``done`` (connected first): the worker is gone
+            worker.done.connect(lambda: self.state.heads.gaze_scores is not None and self.steer())
+        return True
 
     def _image_pasted(self, image: QtGui.QImage) -> None:
         from PIL import Image

@@ -118,3 +118,26 @@ def test_load_model_dialog_offers_a_folder_device_and_dtype(qtbot):
     from gaze_explorer.cli.args import DTYPES
 
     assert [dialog.dtype_combo.itemText(i) for i in range(dialog.dtype_combo.count())] == list(DTYPES)
+
+
+def test_steer_before_discovery_on_the_demo_asks_then_discovers_and_steers(qtbot, demo_window, monkeypatch):
+    win = demo_window
+    assert win.state.heads.gaze_scores is None and win.state.heads.kind == "top"
+    asked = []
+
+    def answer(*args, **kwargs):
+        asked.append(args[2])
+        return QtWidgets.QMessageBox.StandardButton.No if len(asked) == 1 else QtWidgets.QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", answer)
+    win.steering_panel.max_tokens.setValue(3)
+    win.steer()  # No: nothing runs
+    assert len(asked) == 1 and "discovery" in asked[0] and not win.controller.workers
+    assert win.state.session.runs == []
+    win.steer()  # Yes: discovery, then the steered run
+    qtbot.waitUntil(lambda: bool(win.state.session.runs) and win.state.session.runs[-1].status != "running",
+                    timeout=120000)
+    qtbot.waitUntil(lambda: not win.controller.workers, timeout=60000)
+    assert win.state.heads.gaze_scores is not None
+    run = win.state.session.runs[-1]
+    assert run.params["plan"] is not None and len(run.params["plan"]["heads"]) == win.state.heads.k
