@@ -104,3 +104,6 @@ def test_export_spans_bad_ranges_are_clear_errors(session, tmp_path, capsys):
     ):
         assert main(["export", "--session", str(session), "--spans", bad, "--out", str(tmp_path / "b")]) == 1
         assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--session", str(session), "--spans", "0-2", "--figure", "timeline"])
+    assert exc.value.code == 2 and "leave out --figure" in capsys.readouterr().err

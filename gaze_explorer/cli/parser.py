@@ -353,6 +353,8 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
+    if args.command == "export" and args.spans is not None and (args.figure != "all" or args.step is not None):
+        sub.error("--spans draws one overlay per span: leave out --figure and --step")
     if args.command in ("discover", "evaluate"):
         check_executor(sub, args)
 
