@@ -56,6 +56,9 @@ class AppController(QtCore.QObject):
         self.panel_matrices: np.ndarray | None = None  # [layer, head, N, N] from the last discovery
         self._handles: dict = {}  # run index -> session_io.RunHandle
         self._saved_view: dict | None = None  # the selection as the session file last held it
+        self._image_key: str | None = None  # the session image on screen (storage's img_NNN)
+        self._reader = None  # the reopened session's reader (its other images are read from it)
+        state.session.shown_runs_changed.connect(self._follow_run_image)
         self._t0 = 0.0
         # Token events land at model speed (hundreds a second on the demo); the run's data is
         # appended at once, but the views hear about it at most ~30 times a second.
@@ -186,14 +189,12 @@ class AppController(QtCore.QObject):
         self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None
     ) -> None:
         """Show a new image with ``n_panels`` side-by-side panels (0 = none). Starts a new session."""
-        self.save_view()  # the selection on the session being left
         self.pil_image = image.convert("RGB")
         self.panel_widths = widths
-        self.recorder.close()
-        self.recorder.adopted = None
         self._reset_box_target()
-        self.state.session.path = None
-        self.state.session.clear_runs()
+        self._image_key = None  # known once a run is made on it (the session file names it)
+        # the session goes on (it holds runs on several images): no run of another image is shown
+        self.state.session.show_runs(None)
         self.state.step.set_n_steps(0)
         self._rebuild_grid(n_panels, name)
 
@@ -210,12 +211,15 @@ class AppController(QtCore.QObject):
         from gaze_explorer.qt.session_io import open_session, restore_view
 
         self.save_view()
+        self._image_key = None
         reader = open_session(path, self.state)
+        self._reader = reader
         self.recorder.close()
         self.recorder.adopted = Path(path)
         self._reset_box_target()
-        self.pil_image = Image.fromarray(np.asarray(reader.image)).convert("RGB")
-        panels = [r for r in reader.regions if r.kind == "panel" and r.box is not None]
+        self._follow_run_image()  # the shown run's image (a session may hold several)
+        self.pil_image = Image.fromarray(np.asarray(self.state.session.image)).convert("RGB")
+        panels = [r for r in self.state.session.regions if r.kind == "panel" and r.box is not None]
         self.panel_widths = [round(r.box[2] - r.box[0]) for r in panels] or None
         if self.loaded is not None:
             shown, compare, step = self.state.session.shown, self.state.session.compare, self.state.step.step
@@ -230,6 +234,26 @@ class AppController(QtCore.QObject):
                 f"{reader.schema_version}); it does not hold: " + "; ".join(missing)
             )
         return reader
+
+    def _follow_run_image(self) -> None:
+        """Showing a run made on another image of the session shows that image (and makes it the
+        next run's)."""
+        run = self.state.session.shown_run
+        key = None if run is None else run.params.get("image")
+        if key is None or key == self._image_key:
+            return
+        from gaze_explorer.qt.session_io import run_image
+
+        found = run_image(self.recorder, self._reader, key)
+        if found is None:
+            return
+        image, grid, regions, name = found
+        self._image_key = key
+        self.pil_image = Image.fromarray(np.asarray(image)).convert("RGB")
+        panels = [r for r in regions if r.kind == "panel"]
+        self.panel_widths = [round(r.box[2] - r.box[0]) for r in panels if r.box is not None] or None
+        self._reset_box_target()
+        self.state.session.set_image(np.asarray(image), grid, panels, len(panels), name=name or key)
 
     def rename_run(self, index: int, name: str) -> None:
         """Give run ``index`` the user's name (empty: its derived label again), saved in the file."""
@@ -379,6 +403,7 @@ class AppController(QtCore.QObject):
             return None
         self.live = source
         run_handle = self.recorder.begin(run, image, grid, regions, loaded, source, plan, options, capture=capture)
+        self._image_key = run.params.get("image")  # the image on screen, as the session file names it
         index = state.session.add_run(run)  # after begin: the session file exists and is named
         self._handles[index] = run_handle
         self._run_index = index

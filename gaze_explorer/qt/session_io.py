@@ -129,24 +129,34 @@ class SessionRecorder:
         self._windows: dict[str, StepWindow] = {}  # run id -> its window, for the writer thread
 
     def _ensure_writer(self, image, grid, regions, loaded) -> None:
-        if self.writer is not None or not self.enabled:
+        """Open the session file (new, or the reopened one) and make ``image`` its current image:
+        a session holds every image its runs were made on."""
+        if not self.enabled:
+            return
+        name = self.state.session.image_name
+        if self.writer is not None:
+            self.writer.use_image(np.asarray(image), grid, regions, name)
             return
         if self.adopted is not None and self.adopted.exists():
-            path = self.adopted  # the writer checks that it holds this very image
+            path = self.adopted
+            header = self._file_header(path)
         else:
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H%M%S_%f")
             path = self.directory / f"{stamp}.h5"
-        meta = loaded.describe() if hasattr(loaded, "describe") else {}
-        self.writer = _flush_tracking_writer()(
-            path,
-            meta=meta,
-            image=np.asarray(image),
-            grid=grid,
-            regions=regions,
-            on_step_flushed=self._step_flushed,
-        )
+            meta = loaded.describe() if hasattr(loaded, "describe") else {}
+            header = dict(meta=meta, image=np.asarray(image), grid=grid, regions=regions)
+        self.writer = _flush_tracking_writer()(path, **header, on_step_flushed=self._step_flushed)
+        self.writer.use_image(np.asarray(image), grid, regions, name)
         self.state.session.path = str(path)
+
+    @staticmethod
+    def _file_header(path: Path) -> dict:
+        """A session file's own first image, grid, regions and model (what its writer checks)."""
+        from gaze_explorer.storage import SessionReader
+
+        with SessionReader(path) as r:
+            return dict(meta=dict(r.meta.get("model") or {}), image=r.image, grid=r.grid, regions=r.regions)
 
     def _step_flushed(self, run_id: str, step: int) -> None:
         """Called on the writer thread: the step is in the file, so its rows leave memory."""
@@ -211,6 +221,7 @@ class SessionRecorder:
             plan=plan,
         )
         handle = RunHandle(run, window=StepWindow(keep_all=self.writer is None))
+        run.params["image"] = None if self.writer is None else self.writer.current_image
         if self.writer is not None:
             from gaze_explorer.storage.record import RunRecorder
 
@@ -292,11 +303,9 @@ class SessionRecorder:
             return
         if self.adopted is None or not self.adopted.exists():
             return
-        from gaze_explorer.storage import SessionReader, SessionWriter
+        from gaze_explorer.storage import SessionWriter
 
-        with SessionReader(self.adopted) as r:  # the file's own header: the writer checks it
-            header = dict(meta=dict(r.meta.get("model") or {}), image=r.image, grid=r.grid, regions=r.regions)
-        writer = SessionWriter(self.adopted, **header)
+        writer = SessionWriter(self.adopted, **self._file_header(self.adopted))
         try:
             action(writer)
         finally:
@@ -363,6 +372,25 @@ def open_session(path: str | Path, state: AppState):
     return reader
 
 
+def run_image(recorder: SessionRecorder, reader, key: str):
+    """``(image, grid, regions, name)`` of the session image ``key``: from the file being written,
+    else from the reopened session's reader; None if neither holds it."""
+    sources = []
+    if recorder.writer is not None:
+        recorder.writer.wait()
+        sources.append(recorder._file_reader)
+    if reader is not None:
+        sources.append(lambda: reader)
+    for open_source in sources:
+        try:
+            source = open_source()
+            if key in source.image_keys():
+                return source.image_set(key)
+        except GazeExplorerError:
+            continue
+    return None
+
+
 def restore_view(state: AppState, shown: int | None, compare: int | None, step: int | None) -> None:
     """Show runs ``shown`` (and ``compare``) at ``step`` (default: the last), with the shown run's
     own head set outlined on the grid (a baseline keeps the current set)."""
@@ -388,6 +416,8 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     """A RunData whose rows are read on demand from the session file."""
     run_id = info.run_id
     tokens = list(reader.tokens(run_id))
+    if info.image_key != reader.image_keys()[0]:
+        session_regions = reader.image_set(info.image_key)[2]  # a run on another image of the session
     regions = [r for r in session_regions if r.kind == "panel"]
     if info.regions:
         regions = list(info.regions)
@@ -395,6 +425,7 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     _, prompt_tokens = reader.prompt_tokens(run_id)
     params = dict(info.params)
     params["user_name"] = info.user_name
+    params["image"] = info.image_key
     return RunData(
         name=info.display_name,
         tokens=tokens,

@@ -172,8 +172,13 @@ def test_open_session_restores_everything_without_a_model(qtbot, window, tmp_pat
     o.heads.set_kind("custom")
     o.step.set_step(3)
     expected, _ = other.reader.image_attention(o.session.runs[1].run_id, 3, o.heads.active)
-    qtbot.waitUntil(lambda: other.overlay_view.heat_item.isVisible())
-    assert np.allclose(other.overlay_view.heat_item.z.reshape(-1), expected)
+    # the reopened run's own heads were drawn at first (outlined and overlaid): wait for the redraw
+    # with the custom set, which must show exactly the stored attention of those heads
+    qtbot.waitUntil(
+        lambda: other.overlay_view.heat_item.isVisible()
+        and other.overlay_view.heat_item.z.size == expected.size
+        and np.allclose(other.overlay_view.heat_item.z.reshape(-1), expected)
+    )
     assert np.allclose(overlay_heat(o.session.runs[1].rows_at(3), o.session.grid, o.heads.active).reshape(-1), expected)
     qtbot.waitUntil(lambda: other.timeline_view.tracks[1].data is not None)
     # the headless screenshot option on the same file

@@ -1,7 +1,7 @@
 """The session round trip on the demo model (issue 15): discovery, a baseline, a top-10 run switched
 live twice, a scheduled run and a box-target run; close; reopen in a fresh window with no model;
 the screen shows the same data (grid, outlined heads, staircases, overlay at the chosen step, run
-labels, prompt tokens, the selected comparison). Then every figure and the head list are exported
+labels, prompt tokens, the selected comparison; a run on the second image shows that image). Then every figure and the head list are exported
 from the reopened session, in the app and with the CLI, and read back."""
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
     live = _steer(qtbot, win, 40, (QtCore.Qt.Key.Key_2, QtCore.Qt.Key.Key_6))
     s.target.set_schedule("4,2,6", 5)
     _steer(qtbot, win, 16)
+    strip = s.session.image.copy()
+    second = Image.fromarray(np.ascontiguousarray(strip[:, ::-1]))  # a second image, in the same session
+    c.set_image(second, 3, "second.png")
     height, width = s.session.image.shape[:2]
     s.target.set_box((0.0, 0.0, width / 3, float(height)))
     n_runs = len(s.session.runs)
@@ -78,7 +81,9 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
     assert live.name == f"top-10 gaze → 4 → 2 (live @{a}) → 6 (live @{b})"
     assert [r.name for r in s.session.runs][2:] == ["top-10 gaze → schedule 4,2,6 every 5", "top-10 gaze → box"]
 
-    win.session_view.select_run(0)
+    assert np.array_equal(s.session.image, np.asarray(second))
+    win.session_view.select_run(0)  # a run on the strip: the strip comes back on screen
+    assert np.array_equal(s.session.image, strip)
     win.session_view.select_run(1, add=True)  # the live-switched run shown, the baseline compared
     s.step.set_step(7)
     before = _screen(win)
@@ -94,6 +99,10 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
         assert after[key] == before[key], key
     np.testing.assert_array_equal(after["grid"], before["grid"])
     np.testing.assert_array_equal(after["image"], before["image"])
+    other.session_view.select_run(3)  # the box run, made on the second image, shows that image
+    assert np.array_equal(other.state.session.image, np.asarray(second))
+    assert other.state.session.runs[3].regions[-1].name == "box"
+    other.session_view.select_run(1)
     np.testing.assert_allclose(after["overlay"], before["overlay"], rtol=1e-3, atol=1e-6)
     for got, want in zip(after["staircases"], before["staircases"], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
