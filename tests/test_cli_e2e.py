@@ -186,7 +186,12 @@ def test_export_writes_every_figure_and_the_head_lists(pipeline, capsys):
         w, h = _png_size(figs / name)
         assert w >= 300 and h >= 200 and (figs / name).stat().st_size > 5000
     heads = json.loads((figs / "heads.json").read_text())
-    assert len(heads) == 10 and {"layer", "head", "score"} <= set(heads[0])
+    # by default the last run's own head set (issue 15), with each head's gaze score
+    from gaze_explorer.storage import SessionReader
+
+    with SessionReader(session) as reader:
+        own = sorted(tuple(h) for h in reader.runs()[-1].plan["heads"])
+    assert sorted((h["layer"], h["head"]) for h in heads) == own and {"layer", "head", "score"} <= set(heads[0])
     assert [h["score"] for h in heads] == sorted((h["score"] for h in heads), reverse=True)
 
     svg = tmp / "timeline.svg"
