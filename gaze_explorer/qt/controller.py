@@ -253,7 +253,8 @@ class AppController(QtCore.QObject):
         panels = [r for r in regions if r.kind == "panel"]
         self.panel_widths = [round(r.box[2] - r.box[0]) for r in panels if r.box is not None] or None
         self._reset_box_target()
-        self.state.session.set_image(np.asarray(image), grid, panels, len(panels), name=name or key)
+        shown_name = name or self.state.session.image_name or key  # the first image: the session's name
+        self.state.session.set_image(np.asarray(image), grid, panels, len(panels), name=shown_name)
 
     def rename_run(self, index: int, name: str) -> None:
         """Give run ``index`` the user's name (empty: its derived label again), saved in the file."""
