@@ -63,6 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.steering_panel = SteeringPanel(self.state)
         self.discovery_view = DiscoveryView(self.state)
         self.session_view = SessionBrowserView(self.state)
+        self.session_view.on_rename = self.controller.rename_run  # saved in the session file
         self.prompt_view = PromptTokensView(self.state)
         self.inspector_view = HeadInspectorView(self.state)
         self.setCentralWidget(self.overlay_view)

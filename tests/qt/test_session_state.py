@@ -133,3 +133,48 @@ def test_prompt_dock_follows_the_selected_run(qtbot, demo_window):
     assert win.prompt_view.header.text().startswith(base.name + ":")
     win.session_view.select_run(1)
     assert win.prompt_view.header.text().startswith(steered.name + ":")
+
+
+def test_a_version1_session_opens_with_a_note_of_what_it_lacks(qtbot, tmp_path):
+    """The committed version-1 file (c0769b4's own code) opens without a model: its strip, its
+    discovery on the grid, its runs with labels, the last run shown; a note says what it lacks."""
+    from gaze_explorer.qt.main_window import MainWindow
+    from gaze_explorer.storage import SessionReader
+
+    path = tmp_path / "v1.h5"
+    shutil.copy(V1_FILE, path)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    assert win.open_session(str(path))
+    s = win.state
+    with SessionReader(path) as r:
+        np.testing.assert_array_equal(s.heads.gaze_scores, r.gaze_scores())
+        np.testing.assert_array_equal(s.session.image, r.image)
+    assert [run.name for run in s.session.runs] == ["baseline", "top-10 gaze → schedule 4,2,6 every 3"]
+    assert s.session.shown == 1 and s.step.step == s.session.runs[1].n_steps - 1
+    assert len(s.heads.active.heads) == 10  # the scheduled run's own heads, outlined
+    notes = [m for m, err in win.messages if "older gaze-explorer" in m]
+    assert notes and "discovery parameters" in notes[0] and "run names" in notes[0]
+    win.controller.shutdown()
+    with SessionReader(path) as r:  # only looking at it does not write to it
+        assert r.schema_version == 1
+
+
+def test_renaming_a_run_is_saved(qtbot, tmp_path, monkeypatch):
+    from gaze_explorer.qt.main_window import MainWindow
+    from gaze_explorer.storage import SessionReader
+
+    path = tmp_path / "v1.h5"
+    shutil.copy(V1_FILE, path)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    assert win.open_session(str(path))
+    monkeypatch.setattr(
+        "PySide6.QtWidgets.QInputDialog.getText", lambda *a, **k: ("four, two, six", True)
+    )
+    win.session_view.rename_dialog(1)
+    assert win.session_view.list.item(1).text().startswith("four, two, six ·")
+    win.controller.shutdown()
+    with SessionReader(path) as r:
+        assert [i.display_name for i in r.runs()] == ["baseline", "four, two, six"]
+        assert r.runs()[1].label == "top-10 gaze → schedule 4,2,6 every 3"

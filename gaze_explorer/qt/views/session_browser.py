@@ -1,6 +1,9 @@
-"""Session browser: the runs of the open session; pick one to show, or two to compare."""
+"""Session browser: the runs of the open session; pick one to show, or two to compare; double-click
+a run to rename it (the name is saved in the session file; an empty name brings its label back)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6 import QtCore, QtWidgets
 
@@ -20,8 +23,13 @@ class SessionBrowserView(QtWidgets.QWidget):
         self.path_label.setWordWrap(True)
         self.list = QtWidgets.QListWidget()
         self.list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.list.setToolTip("Select a run to show it; Ctrl+click a second run to compare")
+        self.list.setToolTip(
+            "Select a run to show it; Ctrl+click a second run to compare; double-click to rename it"
+        )
         self.list.itemSelectionChanged.connect(self._selection_from_ui)
+        self.list.itemDoubleClicked.connect(lambda item: self.rename_dialog(self.list.row(item)))
+        # called with (run index, new name); the controller saves it (set by the main window)
+        self.on_rename: Callable[[int, str], None] | None = None
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.path_label)
@@ -72,6 +80,17 @@ class SessionBrowserView(QtWidgets.QWidget):
         shown = self._order[-1]
         compare = self._order[-2] if len(self._order) == 2 else None
         self.state.session.show_runs(shown, compare)
+
+    def rename_dialog(self, index: int) -> None:
+        """Ask for a run's new name (empty: its derived label) and hand it to ``on_rename``."""
+        if self.on_rename is None or not 0 <= index < len(self.state.session.runs):
+            return
+        run = self.state.session.runs[index]
+        name, ok = QtWidgets.QInputDialog.getText(
+            self, "Rename run", "Name (empty: the run's label):", text=str(run.params.get("user_name", ""))
+        )
+        if ok:
+            self.on_rename(index, name)
 
     def select_run(self, index: int, add: bool = False) -> None:
         """Select a run as a click would (``add`` as a Ctrl+click)."""
