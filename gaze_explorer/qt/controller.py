@@ -57,6 +57,9 @@ class AppController(QtCore.QObject):
         self._handles: dict = {}  # run index -> session_io.RunHandle
         self._saved_view: dict | None = None  # the selection as the session file last held it
         self._image_key: str | None = None  # the session image on screen (storage's img_NNN)
+        # asks how many panels an opened image has: (image, current count) -> (n, widths) or None
+        # (cancelled); the main window sets the dialog, None keeps the current count
+        self.ask_panels = None
         self._reader = None  # the reopened session's reader (its other images are read from it)
         state.session.shown_runs_changed.connect(self._follow_run_image)
         self._t0 = 0.0
@@ -303,8 +306,14 @@ class AppController(QtCore.QObject):
         except GazeExplorerError as err:
             self._fail(str(err))
             return False
+        widths = None
+        if n_panels is None and self.ask_panels is not None:  # the user confirms the panels
+            answer = self.ask_panels(image, self.state.session.n_panels)
+            if answer is None:
+                return False
+            n_panels, widths = answer
         panels = self.state.session.n_panels if n_panels is None else n_panels
-        self.set_image(image, panels, Path(path).name)
+        self.set_image(image, panels, Path(path).name, widths)
         return True
 
     def set_panel_count(self, n_panels: int) -> None:

@@ -26,6 +26,7 @@ from gaze_explorer.qt.views.prompt_tokens import PromptTokensView
 from gaze_explorer.qt.views.session_browser import SessionBrowserView
 from gaze_explorer.qt.views.steering_panel import SteeringPanel
 from gaze_explorer.qt.views.token_timeline import TokenTimelineView
+from gaze_explorer.qt.widgets.panel_count_dialog import ask_panel_count
 from gaze_explorer.qt.widgets.step_keys import STEP_KEYS
 
 Dock = QtCore.Qt.DockWidgetArea
@@ -64,6 +65,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.discovery_view = DiscoveryView(self.state)
         self.session_view = SessionBrowserView(self.state)
         self.session_view.on_rename = self.controller.rename_run  # saved in the session file
+        self.controller.ask_panels = lambda image, current: ask_panel_count(self, image, current)
         self.prompt_view = PromptTokensView(self.state)
         self.inspector_view = HeadInspectorView(self.state)
         self.setCentralWidget(self.overlay_view)

@@ -35,6 +35,7 @@ def window(qtbot, tmp_path):
     qtbot.addWidget(win)
     win.controller.recorder.directory = tmp_path / "sessions"
     win.controller.set_image(_picture(96, 24), 3, "start")
+    win.controller.ask_panels = lambda image, current: (current, None)  # the panel dialog answered "keep"
     win.show()
     yield win
     win.controller.shutdown()

@@ -178,3 +178,40 @@ def test_renaming_a_run_is_saved(qtbot, tmp_path, monkeypatch):
     with SessionReader(path) as r:
         assert [i.display_name for i in r.runs()] == ["baseline", "four, two, six"]
         assert r.runs()[1].label == "top-10 gaze → schedule 4,2,6 every 3"
+
+
+def test_opening_an_image_asks_its_panels_with_a_preview_and_resets_the_box(qtbot, demo_window, tmp_path):
+    """Four panels between white gutters of unequal widths: the dialog proposes them and previews
+    the cuts; accepted, the image has those panels, and the box drawn on the old image is gone."""
+    from gaze_explorer.qt.widgets.panel_count_dialog import PanelCountDialog
+
+    win, c, s = demo_window, demo_window.controller, demo_window.state
+    widths = [100, 60, 140, 80]
+    strip = np.full((64, sum(widths) + 3 * 8, 3), 255, np.uint8)
+    x = 0
+    for i, w in enumerate(widths):
+        strip[:, x : x + w] = (40 * i, 120, 200 - 40 * i)
+        strip[10 + i * 5, x : x + w] = 0  # texture: a panel column is not a gutter
+        x += w + 8
+    Image.fromarray(strip).save(tmp_path / "four.png")
+    s.target.set_box((0.0, 0.0, 200.0, 64.0))
+    seen = {}
+
+    def answer(image, current):
+        dialog = PanelCountDialog(image, current)
+        qtbot.addWidget(dialog)
+        seen["n"], seen["cuts"] = dialog.spin.value(), dialog.cuts()
+        seen["preview"] = dialog.preview.pixmap().width()
+        dialog.spin.setValue(4)
+        return dialog.choice()
+
+    c.ask_panels = answer
+    win.overlay_view.image_open_requested.emit(str(tmp_path / "four.png"))
+    assert seen["n"] == 4 and seen["preview"] > 0
+    assert [round(v) for v in seen["cuts"]] == [104, 172, 320]  # the gutters' centres
+    assert s.session.n_panels == 4 and s.session.image_name == "four.png"
+    assert s.target.kind == "panel" and s.target.box is None
+    panel_widths = [r.box[2] - r.box[0] for r in s.session.regions]
+    assert panel_widths[2] > panel_widths[1]  # unequal widths, from the gutters
+    c.ask_panels = lambda image, current: None  # cancelled: nothing changes
+    assert not c.open_image(str(tmp_path / "four.png")) and s.session.n_panels == 4
