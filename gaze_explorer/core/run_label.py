@@ -28,7 +28,7 @@ def heads_label(plan: dict | None) -> str:
     if criterion and k:
         return f"top-{k} {criterion}"
     name = str(plan.get("head_set") or "")
-    if name.startswith("top-"):  # a plan recorded before the choice: top-K by gaze score
+    if name.startswith("top-") and " " not in name:  # a plan recorded before the choice: top-K by gaze
         return f"{name} gaze"
     return name or f"{n} heads"
 

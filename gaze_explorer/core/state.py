@@ -29,6 +29,7 @@ from gaze_explorer.core.heads import (
     DEFAULT_CONTROL_SEED,
     ControlPool,
     Head,
+    HeadChoice,
     HeadSet,
     HeadSpec,
     choose_heads,
@@ -209,6 +210,7 @@ class HeadSelectionModel:
         self.file_set: HeadSet | None = None
         self.active = HeadSet("none", ())
         self.problem = ""  # why the active set is empty when it could not be chosen
+        self.choice: HeadChoice | None = None  # how the active set was chosen (runs record it)
 
     def set_shape(self, n_layers: int, n_heads: int) -> None:
         if (n_layers, n_heads) != (self.n_layers, self.n_heads):
@@ -275,10 +277,13 @@ class HeadSelectionModel:
         """The active set, chosen by ``core.heads.choose_heads``; a set that cannot be chosen is
         empty, named for why, with the full reason in ``problem``."""
         self.problem = ""
+        self.choice = None
         if not self.n_layers:
             return HeadSet("none", ())
         if self.kind == "file":
-            return self.file_set or HeadSet("file", ())
+            heads = self.file_set or HeadSet("file", ())
+            self.choice = HeadChoice(heads, spec=f"file:{heads.name}")
+            return heads
         k = min(max(self.k, 1), self.n_layers * self.n_heads)
         if self.kind in ("top", "random") and self.gaze_scores is None:
             self.problem = "run discovery first: top-K and random heads need gaze scores"
@@ -299,6 +304,7 @@ class HeadSelectionModel:
         except HeadSpecError as err:  # e.g. a random control whose pool is smaller than K
             self.problem = str(err)
             return HeadSet(f"{self.kind}-{k} (cannot be chosen)", ())
+        self.choice = choice
         return choice.heads
 
     def mask(self) -> np.ndarray:

@@ -14,6 +14,7 @@ switch is recorded with source "live". torch, transformers and h5py are imported
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -376,6 +377,9 @@ class AppController(QtCore.QObject):
         except GazeExplorerError as err:
             self._fail(str(err))
             return None
+        chosen = state.heads.choice  # how the active heads were chosen (criterion, K, seed, pool)
+        if plan is not None and plan.choice is None and chosen is not None and chosen.heads == plan.heads:
+            plan = dataclasses.replace(plan, choice=chosen)
         run = RunData(
             "",
             params={

@@ -79,6 +79,8 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
     assert len(s.session.runs) == n_runs + 1, win.messages
     a, b = (sw.step for sw in live.switches)
     assert live.name == f"top-10 gaze → 4 → 2 (live @{a}) → 6 (live @{b})"
+    choice = live.params["plan"]["choice"]  # how the heads were chosen is recorded with the run
+    assert (choice["spec"], choice["criterion"], choice["k"]) == ("gaze:10", "gaze", 10)
     assert [r.name for r in s.session.runs][2:] == ["top-10 gaze → schedule 4,2,6 every 5", "top-10 gaze → box"]
 
     assert np.array_equal(s.session.image, np.asarray(second))
