@@ -1,5 +1,5 @@
-"""The ``gaze-explorer`` command line: headless ``discover``, ``generate``, ``evaluate``, ``export``
-and ``bench``; with no sub-command it starts the app.
+"""The ``gaze-explorer`` command line: headless ``discover``, ``generate``, ``evaluate``, ``export``,
+``report`` and ``bench``; with no sub-command it starts the app.
 
 This module only dispatches. Argument types and flag groups are in ``args.py`` (shared with the
 app's flags and the benchmarks), the parser and its cross-argument rules in ``parser.py``, shared
@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     "evaluate": "gaze_explorer.cli.evaluate",
     "export": "gaze_explorer.cli.export",
     "merge": "gaze_explorer.cli.merge",
+    "report": "gaze_explorer.cli.report",
 }
 # bench parses its own arguments: gaze_explorer.cli.bench hands them over unparsed
 COMMANDS = (*COMMAND_MODULES, "bench")

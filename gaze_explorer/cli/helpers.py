@@ -50,7 +50,10 @@ def switch_every(args: argparse.Namespace) -> int:
 
 
 def load(args: argparse.Namespace):
-    """The model named by ``--model`` on ``--device`` (or spread by ``--device-map``)."""
+    """The model named by ``--model`` on ``--device`` (or spread by ``--device-map``); a model already
+    loaded for this command line (``args.loaded``: ``report`` runs several commands on one) is reused."""
+    if getattr(args, "loaded", None) is not None:
+        return args.loaded
     from gaze_explorer.core.errors import ModelLoadError
     from gaze_explorer.inference.loading import load_model
 
