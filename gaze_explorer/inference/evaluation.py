@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gaze_explorer.core.comparison import segment_record
 from gaze_explorer.core.errors import CancelledError, GazeExplorerError, ScheduleError
 from gaze_explorer.core.evaluation_report import (
     BASELINE_RULES,
@@ -336,15 +337,7 @@ class Evaluation:
             rec["segments"] = []
             for s, panel in enumerate(job.schedule):
                 text = decode(ids[s * every : (s + 1) * every])
-                verdict = judge.judge(text, truth)
-                rec["segments"].append(
-                    {
-                        "target": panel + 1,
-                        "text": text,
-                        "judge": verdict.to_dict(),
-                        "credit": verdict.credit(panel),
-                    }
-                )
+                rec["segments"].append(segment_record(text, panel, judge.judge(text, truth)))
             return rec
         verdict = judge.judge(rec["text"], truth)
         rec["judge"] = verdict.to_dict()

@@ -167,7 +167,10 @@ def setup_image(window, args) -> None:
     if strip is not None:
         n = strip.n_panels if args.panels is None else args.panels
         widths = strip.panel_widths if n == strip.n_panels else None
-        window.controller.set_image(strip.image, n, f"demo strip {strip.name}", widths)
+        from gaze_explorer.core.judges import PanelTruth
+
+        truth = PanelTruth(strip.attributes, strip.captions) if n == strip.n_panels else None  # judges answers
+        window.controller.set_image(strip.image, n, f"demo strip {strip.name}", widths, truth)
 
 
 def take_screenshot(app, window, path: Path, wait_for_model: bool = True, timeout_s: float = 60.0) -> int:

@@ -42,6 +42,7 @@ class AppController(QtCore.QObject):
 
     model_loaded = QtCore.Signal()
     run_finished = QtCore.Signal(int)  # index of the run in the session model
+    conditions_compared = QtCore.Signal(list)  # the runs of "Compare conditions", in order
     discovery_finished = QtCore.Signal()
 
     def __init__(self, state: AppState, parent: QtCore.QObject | None = None) -> None:
@@ -50,6 +51,8 @@ class AppController(QtCore.QObject):
         self.loaded = None  # inference.loading.LoadedModel
         self.pil_image: Image.Image | None = None
         self.panel_widths: list[int] | None = None
+        self.truth = None  # core.judges.PanelTruth of the image on screen (a demo strip), for judging
+        self._comparing: dict | None = None  # "Compare conditions" in progress: plans left, runs made
         self.workers: list[Worker] = []
         self.live: LiveTarget | LiveSchedule | None = None
         self.recorder = SessionRecorder(state)
@@ -190,10 +193,12 @@ class AppController(QtCore.QObject):
 
     # ---- image ---------------------------------------------------------------------------------
     def set_image(
-        self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None
+        self, image: Image.Image, n_panels: int, name: str, widths: list[int] | None = None, truth=None
     ) -> None:
-        """Show a new image with ``n_panels`` side-by-side panels (0 = none). Starts a new session."""
+        """Show a new image with ``n_panels`` side-by-side panels (0 = none). Starts a new session.
+        ``truth`` (``core.judges.PanelTruth``) is what is known of its panels, to judge answers by."""
         self.pil_image = image.convert("RGB")
+        self.truth = truth
         self.panel_widths = widths
         self._reset_box_target()
         self._image_key = None  # known once a run is made on it (the session file names it)
@@ -503,9 +508,67 @@ class AppController(QtCore.QObject):
         self.run_finished.emit(index)
 
     def stop(self) -> None:
+        self._comparing = None  # a stopped comparison runs no further condition
         for w in self.workers:
             if w.name in ("generate", "discover"):
                 w.cancel()
+
+    # ---- compare conditions ----------------------------------------------------------------------
+    def compare_conditions(self, prompt: str, options, plan) -> bool:
+        """Run the paper's four conditions one after the other on the current prompt and target:
+        baseline, top-K gaze, random control and all heads (K, seed and pool of the head set
+        chooser; ``plan`` gives mode, strength and decode-only). Emits ``conditions_compared`` with
+        the runs' indices when the last one ends. False (with a message) when it cannot start."""
+        heads = self.state.heads
+        if self.busy:
+            self._fail("a run is already in progress; press Stop first")
+            return False
+        if heads.gaze_scores is None:
+            self._fail("Compare conditions needs gaze scores for top-K and the random control: run discovery first")
+            return False
+        from gaze_explorer.inference.evaluation import HeadConditions
+
+        try:
+            sets = HeadConditions.from_scores(heads.gaze_scores, heads.k, seed=heads.seed, pool=heads.pool)
+        except GazeExplorerError as err:
+            self._fail(str(err))
+            return False
+        plans = [None] + [
+            dataclasses.replace(plan, heads=sets.choices[c].heads, choice=sets.choices[c])
+            for c in ("gaze", "random", "all")
+        ]
+        self._comparing = {"prompt": prompt, "options": options, "plans": plans, "runs": []}
+        return self._next_condition()
+
+    def _next_condition(self) -> bool:
+        job = self._comparing
+        if job is None:
+            return False
+        if not job["plans"]:
+            self._comparing = None
+            self.conditions_compared.emit(list(job["runs"]))
+            return True
+        worker = self.generate(job["prompt"], job["options"], plan=job["plans"].pop(0))
+        if worker is None:  # refused, with a message
+            self._comparing = None
+            return False
+        index = self._run_index
+        job["runs"].append(index)
+        # after the controller's own handling of ``done`` (connected first): the worker is gone
+        worker.done.connect(lambda: self._condition_done(job, index))
+        return True
+
+    def _condition_done(self, job: dict, index: int) -> None:
+        if job is not self._comparing:  # stopped
+            if job["runs"]:
+                self.conditions_compared.emit(list(job["runs"]))
+            return
+        if self.state.session.runs[index].status != "finished":
+            self._comparing = None
+            self.state.status.post(f"Compare conditions stopped after {len(job['runs'])} run(s)")
+            self.conditions_compared.emit(list(job["runs"]))
+            return
+        self._next_condition()
 
     def _on_target_changed(self) -> None:
         """While a run streams, a new panel target switches it live at the next token."""

@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gaze_explorer.core.errors import GazeExplorerError
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.controller import AppController
+from gaze_explorer.qt.views.comparison import ComparisonView
 from gaze_explorer.qt.views.discovery import DiscoveryView
 from gaze_explorer.qt.views.head_grid import HeadGridView
 from gaze_explorer.qt.views.head_inspector import HeadInspectorView
@@ -68,6 +69,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controller.ask_panels = lambda image, current: ask_panel_count(self, image, current)
         self.prompt_view = PromptTokensView(self.state)
         self.inspector_view = HeadInspectorView(self.state)
+        self.comparison_view = ComparisonView(self.state)
+        self.comparison_view.truth_source = lambda: self.controller.truth  # judges the segments
         self.setCentralWidget(self.overlay_view)
         self.setDockNestingEnabled(True)
         Corner = QtCore.Qt.Corner
@@ -77,6 +80,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("Layer × head grid", self.grid_view, Dock.RightDockWidgetArea)
         self._dock("Steering", self.steering_panel, Dock.RightDockWidgetArea)
         self._dock("Token timeline", self.timeline_view, Dock.BottomDockWidgetArea)
+        self._dock("Comparison", self.comparison_view, Dock.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Token timeline"], self.docks["Comparison"])
+        self.docks["Token timeline"].raise_()
         self._dock("Discovery", self.discovery_view, Dock.LeftDockWidgetArea)
         self._dock("Inspector", self.inspector_view, Dock.LeftDockWidgetArea)
         self._dock("Prompt", self.prompt_view, Dock.LeftDockWidgetArea)
@@ -116,6 +122,9 @@ class MainWindow(QtWidgets.QMainWindow):
         s.status.status_changed.connect(self._show_status)
         s.status.message_posted.connect(self.show_message)
         s.inspector.head_changed.connect(self._raise_inspector)
+        self.session_view.runs_selected.connect(self._compare_selected)
+        self.comparison_view.compare_requested.connect(self.compare_conditions)
+        c.conditions_compared.connect(self._compare_selected)
 
     def generate_baseline(self) -> None:
         try:
@@ -135,6 +144,27 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message(str(err), True)
             return
         self.controller.generate(self.steering_panel.prompt(), options, plan=plan)
+
+    def compare_conditions(self) -> None:
+        """Baseline, top-K gaze, random control and all heads on the current prompt and target,
+        one after the other, then shown side by side in the Comparison dock."""
+        try:
+            options = self.steering_panel.generation_options()
+            plan = self.steering_panel.plan()
+        except GazeExplorerError as err:
+            self.show_message(str(err), True)
+            return
+        if self.controller.compare_conditions(self.steering_panel.prompt(), options, plan):
+            self.docks["Comparison"].show()
+            self.docks["Comparison"].raise_()
+
+    def _compare_selected(self, indices: list) -> None:
+        """Two or more runs selected (or compared): show them side by side."""
+        if len(indices) < 2:
+            return
+        self.comparison_view.set_runs(indices)
+        self.docks["Comparison"].show()
+        self.docks["Comparison"].raise_()
 
     def _offer_discovery(self) -> bool:
         """Steering top-K (or the random control) before any discovery on the demo model: ask to
@@ -213,6 +243,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._keyed(run_menu, "Steer", self.steer, QtCore.QKeyCombination(ctrl, Key.Key_Return),
                     QtCore.QKeyCombination(ctrl, Key.Key_Enter))
         self._keyed(run_menu, "Stop", self.controller.stop, Key.Key_Escape)
+        run_menu.addAction("Compare conditions", self.compare_conditions)
         run_menu.addAction("Discover gaze heads", lambda: self.docks["Discovery"].raise_())
         view_menu = bar.addMenu("&View")
         for dock in self.docks.values():
@@ -333,7 +364,8 @@ class MainWindow(QtWidgets.QMainWindow):
         d = self.docks
         places = {
             "Layer × head grid": Dock.RightDockWidgetArea, "Steering": Dock.RightDockWidgetArea,
-            "Token timeline": Dock.BottomDockWidgetArea, "Discovery": Dock.LeftDockWidgetArea,
+            "Token timeline": Dock.BottomDockWidgetArea, "Comparison": Dock.BottomDockWidgetArea,
+            "Discovery": Dock.LeftDockWidgetArea,
             "Inspector": Dock.LeftDockWidgetArea, "Prompt": Dock.LeftDockWidgetArea,
             "Session runs": Dock.LeftDockWidgetArea,
         }  # fmt: skip
@@ -343,6 +375,8 @@ class MainWindow(QtWidgets.QMainWindow):
             d[name].show()
         self.splitDockWidget(d["Layer × head grid"], d["Steering"], V)
         self.splitDockWidget(d["Discovery"], d["Session runs"], V)
+        self.tabifyDockWidget(d["Token timeline"], d["Comparison"])
+        d["Token timeline"].raise_()
         self.tabifyDockWidget(d["Discovery"], d["Inspector"])
         self.tabifyDockWidget(d["Inspector"], d["Prompt"])
         d["Discovery"].raise_()

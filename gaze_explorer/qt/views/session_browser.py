@@ -1,5 +1,6 @@
 """Session browser: the runs of the open session; pick one to show, or two to compare; double-click
-a run to rename it (the name is saved in the session file; an empty name brings its label back)."""
+a run to rename it (the name is saved in the session file; an empty name brings its label back).
+Every selected run (two or more: Ctrl/Shift+click) is listed in ``runs_selected`` for the comparison."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ STATUS_MARK = {"running": "● ", "finished": "", "cancelled": "✕ cancelled ·
 
 class SessionBrowserView(QtWidgets.QWidget):
     """A list of runs. Selecting one shows it; a second selected run is drawn under it to compare."""
+
+    runs_selected = QtCore.Signal(list)  # every selected run's index, in the order they were picked
 
     def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,6 +38,7 @@ class SessionBrowserView(QtWidgets.QWidget):
         layout.addWidget(self.path_label)
         layout.addWidget(self.list, 1)
         self._order: list[int] = []  # run indices in the order the user selected them
+        self._picked: list[int] = []  # the same, not cut to the two the timeline draws
         state.session.runs_changed.connect(self.refresh)
         state.session.run_updated.connect(self._update_item)
         state.session.shown_runs_changed.connect(self._select_from_model)
@@ -63,15 +67,20 @@ class SessionBrowserView(QtWidgets.QWidget):
 
     def _select_from_model(self) -> None:
         session = self.state.session
+        model = [i for i in (session.compare, session.shown) if i is not None]
+        if not model or not set(model) <= set(self._picked):  # the model changed it: forget the picks
+            self._picked = model
         with signals_blocked(self.list):
             self.list.clearSelection()
             self._order = [i for i in (session.shown, session.compare) if i is not None]
-            for i in self._order:
+            for i in self._picked:  # every run picked stays selected (the comparison shows them)
                 if self.list.item(i) is not None:
                     self.list.item(i).setSelected(True)
 
     def _selection_from_ui(self) -> None:
         selected = {self.list.row(item) for item in self.list.selectedItems()}
+        self._picked = [i for i in self._picked if i in selected] + sorted(selected - set(self._picked))
+        self.runs_selected.emit(list(self._picked))
         # keep the user's order: the newest pick is shown, the previous one compared
         self._order = [i for i in self._order if i in selected] + sorted(selected - set(self._order))
         self._order = self._order[-2:]

@@ -1,0 +1,245 @@
+"""Comparison: several runs side by side (baseline, gaze-steered, random control, all heads).
+
+Each run gets its label, its full answer, and its staircase (the observed heads' attention per step
+and region, ``core.comparison``), all on one step axis: the plots are x-linked and span the longest
+run, and each plot's bottom axis writes the run's tokens under their own step columns (thinned
+where they would overlap; zoom the step axis to see each). A run whose target changed (a schedule
+or a live switch) also lists its segments: the steps between switches, the target each was
+generated under and the panel the offline judge reads in it (when the image has ground truth).
+
+The runs come from the session browser's selection (``set_runs``) or from "Compare conditions"
+(the button asks the main window, which runs the four conditions through the controller).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gaze_explorer.core.comparison import ComparisonRow, comparison_rows, shared_step_count
+from gaze_explorer.core.judges import PanelTruth
+from gaze_explorer.core.state import AppState
+from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
+from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, thinned_token_ticks
+
+ROW_PX = 16  # least height of one region row
+PLOT_EXTRA_PX = 64  # the step axis on top, the token axis under the rows
+LEFT_AXIS_PX = 44  # every plot's region axis equally wide, so step columns line up across runs
+HIT, MISS = "✓", "✗"
+
+
+def _region_name(index: int | None, names: Sequence[str]) -> str:
+    if index is None:
+        return "none"
+    return names[index] if 0 <= index < len(names) else f"P{index + 1}"
+
+
+class TokenAxis:
+    """Writes a run's tokens under their step columns on a plot's bottom axis, as many as fit
+    without overlapping at the current zoom (re-ticked when the range or the size changes)."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        self.tokens: list[str] = []
+        self.ticks: list = []
+        self.axis = plot.getAxis("bottom")
+        plot.getViewBox().sigRangeChanged.connect(self.update)
+        plot.getViewBox().sigResized.connect(self.update)
+
+    def set_tokens(self, tokens: Sequence[str]) -> None:
+        self.tokens = list(tokens)
+        self.update()
+
+    def update(self, *_: object) -> list:
+        vb = self.plot.getViewBox()
+        (x0, x1), _ = vb.viewRange()
+        px_per_step = max(vb.sceneBoundingRect().width(), 1.0) / max(x1 - x0, 1e-6)
+        metrics = QtGui.QFontMetrics(self.axis.style.get("tickFont") or QtGui.QFont())
+        self.ticks = thinned_token_ticks(self.tokens, px_per_step, metrics.horizontalAdvance)
+        self.axis.setTicks([self.ticks, []])
+        return self.ticks
+
+
+class RunPanel(QtWidgets.QFrame):
+    """One run: its label, answer, segments and staircase."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self.title = QtWidgets.QLabel()
+        self.title.setWordWrap(True)
+        self.answer = QtWidgets.QLabel()
+        self.answer.setWordWrap(True)
+        self.answer.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.segments = QtWidgets.QLabel()
+        self.segments.setWordWrap(True)
+        self.segments.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.invertY(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.showAxis("top")
+        for axis in ("bottom", "left", "top"):
+            plain_axis(self.plot.getAxis(axis))
+        self.plot.getAxis("left").setWidth(LEFT_AXIS_PX)
+        self.step_ticks = IntegerAxis(self.plot, "top", min_px=30)
+        self.token_axis = TokenAxis(self.plot)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256))
+        self.plot.addItem(self.image_item)
+        self.switch_lines: list[pg.InfiniteLine] = []
+        self.data: np.ndarray | None = None  # [region, step] as drawn
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(2)
+        for w in (self.title, self.answer, self.segments, self.plot_widget):
+            layout.addWidget(w)
+
+    def show_row(self, row: ComparisonRow, region_names: Sequence[str], heads_name: str) -> None:
+        self.title.setText(f"<b>{html.escape(row.label)}</b> · {row.status} · {row.n_steps} tokens"
+                           f" · staircase of {html.escape(heads_name)}")  # fmt: skip
+        self.answer.setText(row.text or "(no tokens yet)")
+        self.segments.setText(segments_html(row, region_names))
+        self.segments.setVisible(bool(row.segments))
+        n_regions = max(len(region_names), 1)
+        self.plot.getAxis("left").setTicks([list(enumerate(region_names))])
+        self.plot_widget.setFixedHeight(n_regions * ROW_PX + PLOT_EXTRA_PX)
+        if row.staircase is None or not row.staircase.size:
+            self.image_item.clear()
+            self.data = None
+        else:
+            self.data = np.nan_to_num(row.staircase.T)  # [region, step]
+            self.image_item.setImage(self.data, autoLevels=False)
+            self.image_item.setRect(QtCore.QRectF(-0.5, -0.5, self.data.shape[1], self.data.shape[0]))
+        for line in self.switch_lines:
+            self.plot.removeItem(line)
+        self.switch_lines = []
+        for step in row.switch_steps:  # a segment starts at the left edge of its first column
+            line = pg.InfiniteLine(step - 0.5, angle=90, pen=pg.mkPen("#00BFFF", width=2))
+            self.plot.addItem(line)
+            self.switch_lines.append(line)
+        self.plot.setYRange(-0.5, n_regions - 0.5, padding=0)
+        self.token_axis.set_tokens(row.tokens)
+
+
+def segments_html(row: ComparisonRow, region_names: Sequence[str]) -> str:
+    """The segments of a switched run as a table: steps, target, judged panel, text."""
+    if not row.segments:
+        return ""
+    lines = ["<table cellspacing=2><tr><th align=left>steps</th><th align=left>target</th>"
+             "<th align=left>judge</th><th align=left>text</th></tr>"]  # fmt: skip
+    for seg in row.segments:
+        if seg.judgement is None:
+            judged = "no ground truth"
+        else:
+            mark = HIT if seg.credit else MISS
+            judged = f"{_region_name(seg.judged, region_names)} {mark}"
+            if seg.judgement.degenerate:
+                judged = f"{seg.judgement.reason} {MISS}"
+        lines.append(
+            f"<tr><td>{seg.start}–{seg.stop - 1}</td><td>{_region_name(seg.target, region_names)}</td>"
+            f"<td>{html.escape(judged)}</td><td>{html.escape(seg.text)}</td></tr>"
+        )
+    return "".join(lines) + "</table>"
+
+
+class ComparisonView(QtWidgets.QWidget):
+    """Runs side by side on a shared step axis; ``compare_requested`` asks for "Compare conditions"."""
+
+    compare_requested = QtCore.Signal()
+
+    def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.indices: list[int] = []
+        self.rows: list[ComparisonRow] = []
+        self.panels: list[RunPanel] = []
+        self.n_steps = 0
+        # the ground truth of the image on screen, for judging segments (set by the main window)
+        self.truth_source: Callable[[], PanelTruth | None] = lambda: None
+        self.compare_button = QtWidgets.QPushButton("Compare conditions")
+        self.compare_button.setToolTip(
+            "Run baseline, top-K gaze, random control and all heads on the current prompt and target, "
+            "one after the other, and show them here"
+        )
+        self.compare_button.clicked.connect(self.compare_requested)
+        self.hint = QtWidgets.QLabel()
+        self.hint.setWordWrap(True)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.hint, 1)
+        top.addWidget(self.compare_button)
+        self.body = QtWidgets.QWidget()
+        self.body_layout = QtWidgets.QVBoxLayout(self.body)
+        self.body_layout.setContentsMargins(0, 0, 0, 0)
+        self.body_layout.addStretch(1)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.body)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(scroll, 1)
+        self._redraw = FrameCoalescer(self.refresh, min_gap_ms=100, parent=self)
+        state.session.runs_changed.connect(self._on_runs_changed)
+        state.session.run_updated.connect(self._on_run_updated)
+        state.heads.selection_changed.connect(self._redraw.request)
+        self.refresh()
+
+    def set_runs(self, indices: Sequence[int]) -> None:
+        """Show runs ``indices`` of the session (in this order)."""
+        self.indices = [int(i) for i in indices]
+        self.refresh()
+
+    def _on_runs_changed(self) -> None:
+        n = len(self.state.session.runs)
+        self.indices = [i for i in self.indices if i < n]  # a new session drops the old runs
+        self._redraw.request()
+
+    def _on_run_updated(self, index: int) -> None:
+        if index in self.indices:
+            self._redraw.request()
+
+    def refresh(self) -> None:
+        session, heads = self.state.session, self.state.heads.active
+        self.rows = comparison_rows(
+            session.runs, self.indices, session.grid, session.regions, heads, self.truth_source()
+        )
+        while len(self.panels) < len(self.rows):
+            panel = RunPanel()
+            if self.panels:
+                panel.plot.setXLink(self.panels[0].plot)
+            self.body_layout.insertWidget(len(self.panels), panel)
+            self.panels.append(panel)
+        for i, panel in enumerate(self.panels):
+            panel.setVisible(i < len(self.rows))
+        self.n_steps = shared_step_count(self.rows)
+        top = 0.0
+        for row, panel in zip(self.rows, self.panels, strict=False):
+            run = session.runs[row.index]
+            names = [
+                f"P{i + 1}" if r.kind == "panel" else r.name
+                for i, r in enumerate(run.regions or session.regions)
+            ]
+            panel.show_row(row, names, heads.name)
+            if panel.data is not None:
+                top = max(top, float(panel.data.max()))
+        for panel in self.panels:
+            panel.image_item.setLevels((0.0, top if top > 0 else 1.0))  # one colour scale for every run
+        if self.panels and self.rows:
+            self.panels[0].plot.setXRange(-0.5, max(self.n_steps, 1) - 0.5, padding=0.01)
+        self.hint.setText(self.empty_text())
+
+    def empty_text(self) -> str:
+        if len(self.rows) >= 2:
+            return (
+                f"{len(self.rows)} runs on one step axis of {self.n_steps} steps; scroll to zoom the steps."
+            )
+        if not self.state.heads.active.heads and self.rows:
+            return "No heads selected: the staircases need a head set (Steering dock)."
+        return ("Select two or more runs in Session runs (Ctrl+click), or press Compare conditions to run "
+                "baseline, top-K gaze, random control and all heads on the current prompt and target.")  # fmt: skip
