@@ -66,6 +66,41 @@ def word_tokenizer(
     return fast
 
 
+# two prompts of different lengths: the first row of a batch of both is left padded
+PROMPTS = ["describe the panel .", "what is in the sixth panel ?"]
+
+
+def padded_batch(adapter, width: int, height: int):
+    """The adapter's inputs for both ``PROMPTS`` on one ``width`` x ``height`` strip (left padded)."""
+    return adapter.build_inputs(strip_image(width, height), PROMPTS)
+
+
+def tiny_text_config(tok, **overrides) -> dict:
+    """The tiny language model most families use: 2 layers, 4 query heads, 2 KV heads, hidden 32,
+    MLP 64, 1024 positions; vocabulary, padding and end ids from ``tok``; ``overrides`` win."""
+    return dict(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    ) | overrides  # fmt: skip
+
+
+def tiny_vision_config(**overrides) -> dict:
+    """The tiny vision tower most families use: 1 layer, 2 heads, hidden 32, MLP 64; ``overrides`` win."""
+    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2) | overrides
+
+
+def small_qwen_processor(adapter_cls):
+    """Qwen-style merged-patch preprocessing (14 px patches, 2x2 merge) with a small pixel budget that
+    keeps the tiny model fast: a 336 x 56 strip stays 12 x 2 merged tokens."""
+    return adapter_cls.image_processor_class()(
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
+        size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 64},
+    )
+
+
 def strip_image(width: int, height: int, n_panels: int = 6, seed: int = 0) -> Image.Image:
     """A synthetic comic strip: ``n_panels`` side-by-side panels of distinct colours."""
     rng = np.random.default_rng(seed)

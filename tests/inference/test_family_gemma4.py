@@ -16,13 +16,10 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
-    check_checkpoint_round_trip,
     check_decode_steering,
-    check_discovery_batched_equals_unbatched,
-    check_generate_stream,
-    check_greedy_matches_generate,
     check_image_embeddings_distinct,
     check_parity,
+    padded_batch,
     strip_image,
     word_tokenizer,
 )
@@ -77,10 +74,6 @@ def gemma4():
     return tiny_gemma4()
 
 
-def _batch(adapter):
-    return adapter.build_inputs(strip_image(384, 64), ["describe the panel .", "what is in the sixth panel ?"])
-
-
 def test_gemma4_registry_and_eos(gemma4):
     model, adapter = gemma4
     assert adapter_for(model.config) is Gemma4Adapter
@@ -121,7 +114,7 @@ def test_gemma4_image_embeddings_are_distinct(gemma4):
 def test_gemma4_parity_with_sliding_window_and_shared_kv(gemma4):
     """Prefill logits equal SDPA's on a left-padded batch whose prompt is longer than the window."""
     model, adapter = gemma4
-    prepared = _batch(adapter)
+    prepared = padded_batch(adapter, 384, 64)
     assert prepared.prompt_len > model.config.text_config.sliding_window
     check_parity(model, adapter, prepared)
 
@@ -129,20 +122,4 @@ def test_gemma4_parity_with_sliding_window_and_shared_kv(gemma4):
 @pytest.mark.parametrize("layer", [1, 3])  # a global layer, and a global layer that reuses layer 1's K/V
 def test_gemma4_decode_capture_and_steering(gemma4, layer):
     model, adapter = gemma4
-    check_decode_steering(model, adapter, _batch(adapter), head=(layer, 1))
-
-
-def test_gemma4_generate_stream_steers_and_matches_generate(gemma4):
-    model, adapter = gemma4
-    check_generate_stream(model, adapter, strip_image(384, 64), head=(3, 0))
-    check_greedy_matches_generate(model, adapter, strip_image(384, 64))
-
-
-def test_gemma4_discovery_batched_equals_unbatched(gemma4):
-    model, adapter = gemma4
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(384, 64))
-
-
-def test_gemma4_checkpoint_round_trip(gemma4, tmp_path):
-    model, adapter = gemma4
-    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(384, 64))
+    check_decode_steering(model, adapter, padded_batch(adapter, 384, 64), head=(layer, 1))

@@ -12,11 +12,9 @@ from family_helpers import (
     assert_panels_partition,
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
-    check_discovery_batched_equals_unbatched,
-    check_generate_stream,
-    check_greedy_matches_generate,
     check_parity,
     check_parity_and_steering,
+    padded_batch,
     strip_image,
     word_tokenizer,
 )
@@ -172,9 +170,7 @@ def test_llava_next_geometry_unpads_the_strip():
 
 def test_llava_next_grid_skips_base_view_and_newlines(llava_next):
     model, adapter = llava_next
-    prepared = adapter.build_inputs(
-        strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
-    )
+    prepared = padded_batch(adapter, 300, 60)
     grid = prepared.grids[1]
     assert (grid.rows, grid.cols) == (4, 20)
     assert_grid_covers_image(grid, 300, 60)
@@ -192,22 +188,6 @@ def test_llava_next_grid_skips_base_view_and_newlines(llava_next):
     assert np.array_equal(globals_[1], all_image[:16])
     pad = int((prepared.tensors["attention_mask"][0] == 0).sum())
     assert np.array_equal(prepared.grids[0].positions, grid.positions + pad)
-
-
-def test_llava_parity_capture_and_steering(llava):
-    model, adapter = llava
-    prepared = adapter.build_inputs(
-        strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
-    )
-    check_parity_and_steering(model, adapter, prepared)
-
-
-def test_llava_next_parity_capture_and_steering(llava_next):
-    model, adapter = llava_next
-    prepared = adapter.build_inputs(
-        strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
-    )
-    check_parity_and_steering(model, adapter, prepared)
 
 
 def test_llava_inputs_match_the_stock_processors(llava, llava_next):
@@ -228,11 +208,6 @@ def test_llava_inputs_match_the_stock_processors(llava, llava_next):
         ours = adapter.build_inputs(image, "describe the panel .").tensors
         for key in ("input_ids", "pixel_values", *(["image_sizes"] if extra == {} else [])):
             assert torch.equal(stock[key], ours[key]), (processor_cls.__name__, key)
-
-
-def test_llava_next_generate_stream_steers_to_a_panel(llava_next):
-    model, adapter = llava_next
-    check_generate_stream(model, adapter, strip_image(300, 60))
 
 
 def tiny_llava_onevision():
@@ -273,9 +248,7 @@ def test_llava_onevision_geometry_shrinks_large_grids():
 def test_llava_onevision_grid_parity_and_steering(llava_onevision):
     model, adapter = llava_onevision
     assert adapter_for(model.config) is LlavaOnevisionAdapter
-    prepared = adapter.build_inputs(
-        strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"]
-    )
+    prepared = padded_batch(adapter, 300, 60)
     grid = prepared.grids[1]
     assert (grid.rows, grid.cols) == (2, 12)
     assert_grid_covers_image(grid, 300, 60)
@@ -343,18 +316,10 @@ def test_llava_checkpoint_without_tokenizer_template_round_trip(tmp_path):
     check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
 
 
-def test_llava_checkpoint_with_legacy_processor_template_round_trip(llava_next, tmp_path):
-    """A template kept only in the processor's chat_template.json is adopted by the tokenizer."""
-    model, adapter = llava_next
-    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60), legacy_template=True)
-
-
 def test_llava_full_strategy_keeps_cls_outside_the_grid():
     model, adapter = tiny_llava(strategy="full")
     adapter.set_input_policy("pad")
-    prepared = adapter.build_inputs(
-        strip_image(336, 56), ["describe the panel .", "what is in the sixth panel ?"]
-    )
+    prepared = padded_batch(adapter, 336, 56)
     ids = prepared.tensors["input_ids"]
     all_image = torch.nonzero(ids[0] == model.config.image_token_id).flatten().numpy()
     assert all_image.size == 1 + 64  # CLS, then the 8 x 8 patch grid
@@ -459,36 +424,6 @@ def test_llava_next_squash_policy_matches_the_measured_geometry(llava_next):
     assert prepared.info["vision"]["input_policy"] == "squash" and prepared.info["vision"]["coverage"] == 1.0
     comparison = GeometryOracle(model, squash).measure_boxes(image)
     assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()
-
-
-def test_llava_greedy_tokens_match_model_generate(llava):
-    model, adapter = llava
-    check_greedy_matches_generate(model, adapter, strip_image(336, 56))
-
-
-def test_llava_discovery_batched_equals_unbatched(llava):
-    model, adapter = llava
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(336, 56))
-
-
-def test_llava_next_greedy_tokens_match_model_generate(llava_next):
-    model, adapter = llava_next
-    check_greedy_matches_generate(model, adapter, strip_image(300, 60))
-
-
-def test_llava_next_discovery_batched_equals_unbatched(llava_next):
-    model, adapter = llava_next
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(300, 60))
-
-
-def test_llava_onevision_greedy_tokens_match_model_generate(llava_onevision):
-    model, adapter = llava_onevision
-    check_greedy_matches_generate(model, adapter, strip_image(300, 60))
-
-
-def test_llava_onevision_discovery_batched_equals_unbatched(llava_onevision):
-    model, adapter = llava_onevision
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(300, 60))
 
 
 def test_generate_warns_when_the_input_policy_crops_the_image(tmp_path, capsys):

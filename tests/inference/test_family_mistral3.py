@@ -10,12 +10,12 @@ from family_helpers import (
     assert_panels_partition,
     assert_positions_hold_image_tokens,
     check_checkpoint_round_trip,
-    check_discovery_batched_equals_unbatched,
-    check_generate_stream,
-    check_greedy_matches_generate,
     check_image_embeddings_distinct,
     check_parity_and_steering,
+    padded_batch,
     strip_image,
+    tiny_text_config,
+    tiny_vision_config,
     word_tokenizer,
 )
 
@@ -30,7 +30,6 @@ TEMPLATE = (
     "{%- for p in m['content'] -%}{%- if p['type'] == 'image' -%}[IMG]"
     "{%- else -%}{{ p['text'] }}{%- endif -%}{%- endfor -%}[/INST]{%- endfor -%}"
 )
-PROMPTS = ["describe the panel .", "what is in the sixth panel ?"]
 
 
 def tiny_mistral3(family: str = "mistral3"):
@@ -47,30 +46,8 @@ def tiny_mistral3(family: str = "mistral3"):
         extra_words=ORDINALS,
         image_token="[IMG]",
     )
-    text = dict(
-        model_type="mistral",
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=1024,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    vision = dict(
-        model_type="pixtral",
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        head_dim=16,
-        image_size=112,
-        patch_size=7,
-    )
+    text = tiny_text_config(tok, model_type="mistral", head_dim=8, bos_token_id=tok.bos_token_id)
+    vision = tiny_vision_config(model_type="pixtral", head_dim=16, image_size=112, patch_size=7)
     image_token = tok.convert_tokens_to_ids("[IMG]")
     if family == "mistral3":
         config = tf.Mistral3Config(
@@ -100,7 +77,7 @@ def test_mistral3_layout_keeps_break_and_end_tokens_out_of_the_grid(mistral3):
     # not degenerate: distinct patches give distinct LM input embeddings (the geometry checks rely on it)
     check_image_embeddings_distinct(model, adapter, adapter.build_inputs(strip_image(336, 56), "describe ."))
     assert adapter_for(model.config) is Mistral3Adapter
-    prepared = adapter.build_inputs(strip_image(336, 56), PROMPTS)
+    prepared = padded_batch(adapter, 336, 56)
     grid = prepared.grids[1]
     # 336 x 56 shrinks to 112 x 18 (longest edge 112), then stretches to whole 14 px cells: 8 x 2
     assert (grid.rows, grid.cols) == (2, 8)
@@ -119,22 +96,6 @@ def test_mistral3_layout_keeps_break_and_end_tokens_out_of_the_grid(mistral3):
     assert pad > 0 and np.array_equal(prepared.grids[0].positions, grid.positions + pad)
 
 
-def test_mistral3_parity_capture_and_steering_on_a_left_padded_batch(mistral3):
-    model, adapter = mistral3
-    check_parity_and_steering(model, adapter, adapter.build_inputs(strip_image(336, 56), PROMPTS))
-
-
-def test_mistral3_generation_matches_generate_and_steers(mistral3):
-    model, adapter = mistral3
-    check_greedy_matches_generate(model, adapter, strip_image(336, 56))
-    check_generate_stream(model, adapter, strip_image(336, 56))
-
-
-def test_mistral3_discovery_batched_equals_unbatched(mistral3):
-    model, adapter = mistral3
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(336, 56))
-
-
 def test_mistral3_published_geometry_on_a_real_size_strip():
     """Mistral-Small-3.1's tower: 14 px patches, 2x2 merge, longest edge 1540 px."""
     from transformers import Mistral3Config
@@ -150,16 +111,11 @@ def test_mistral3_published_geometry_on_a_real_size_strip():
     assert_panels_partition(prepared.grid, 6)
 
 
-def test_mistral3_checkpoint_round_trip(mistral3, tmp_path):
-    model, adapter = mistral3
-    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(336, 56))
-
-
 def test_pixtral_llava_checkpoint_is_claimed_and_steers(tmp_path):
     """Pixtral-12B is a ``llava`` checkpoint with a Pixtral tower: this adapter, not LLaVA-1.5's."""
     model, adapter = tiny_mistral3("pixtral")
     assert adapter_for(model.config) is PixtralAdapter
-    prepared = adapter.build_inputs(strip_image(336, 56), PROMPTS)
+    prepared = padded_batch(adapter, 336, 56)
     # no merge: 7 px cells on the 112 x 19 resize -> 16 x 3
     assert (prepared.grid.rows, prepared.grid.cols) == (3, 16)
     assert_grid_covers_image(prepared.grid, 336, 56)

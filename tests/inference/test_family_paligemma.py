@@ -15,13 +15,10 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
-    check_checkpoint_round_trip,
     check_decode_steering,
-    check_discovery_batched_equals_unbatched,
-    check_generate_stream,
-    check_greedy_matches_generate,
     check_image_embeddings_distinct,
     check_parity,
+    padded_batch,
     strip_image,
     word_tokenizer,
 )
@@ -67,10 +64,6 @@ def paligemma():
     return tiny_paligemma()
 
 
-def _batch(adapter):
-    return adapter.build_inputs(strip_image(300, 60), ["describe the panel .", "what is in the sixth panel ?"])
-
-
 def test_paligemma_layout_and_stock_attention(paligemma):
     """``<image>`` x 64, BOS, prompt, newline; positions from 1; one bidirectional prefix; the
     soft-capped LM's stock attention is eager (SDPA cannot cap)."""
@@ -113,7 +106,7 @@ def test_paligemma_softcap_parity_with_the_stock_attention(paligemma):
     """Logits equal the stock eager attention's on a left-padded batch (window shorter than the
     prompt); and the cap matters here: the same weights without it give other logits."""
     model, adapter = paligemma
-    prepared = _batch(adapter)
+    prepared = padded_batch(adapter, 300, 60)
     assert prepared.prompt_len > model.config.text_config.sliding_window
     check_parity(model, adapter, prepared)
     uncapped, _ = tiny_paligemma(softcap=None)
@@ -141,20 +134,4 @@ def test_paligemma_captured_rows_are_the_capped_softmax(paligemma):
 
 def test_paligemma_decode_capture_and_steering(paligemma):
     model, adapter = paligemma
-    check_decode_steering(model, adapter, _batch(adapter), head=(1, 1))
-
-
-def test_paligemma_generate_stream_steers_and_matches_generate(paligemma):
-    model, adapter = paligemma
-    check_generate_stream(model, adapter, strip_image(300, 60), head=(1, 0))
-    check_greedy_matches_generate(model, adapter, strip_image(300, 60))
-
-
-def test_paligemma_discovery_batched_equals_unbatched(paligemma):
-    model, adapter = paligemma
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(300, 60))
-
-
-def test_paligemma_checkpoint_round_trip(paligemma, tmp_path):
-    model, adapter = paligemma
-    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(300, 60))
+    check_decode_steering(model, adapter, padded_batch(adapter, 300, 60), head=(1, 1))

@@ -18,13 +18,10 @@ from family_helpers import (
     assert_grid_covers_image,
     assert_panels_partition,
     assert_positions_hold_image_tokens,
-    check_checkpoint_round_trip,
     check_decode_steering,
-    check_discovery_batched_equals_unbatched,
-    check_generate_stream,
-    check_greedy_matches_generate,
     check_image_embeddings_distinct,
     check_parity,
+    padded_batch,
     strip_image,
 )
 
@@ -136,14 +133,6 @@ def qwen(request):
     return tiny_qwen(request.param)
 
 
-@pytest.fixture(scope="module", params=["qwen3_5", "qwen3_vl_moe"])
-def qwen_decoding(request):
-    """The families whose decode and discovery paths differ: hybrid linear-attention cache, or
-    Qwen3-VL's (prefix-shared discovery). Qwen3.5-MoE runs Qwen3.5's paths with MoE MLPs, which
-    parity, steering and the round trip already cover."""
-    return tiny_qwen(request.param)
-
-
 @pytest.fixture(scope="module")
 def qwen3_5():
     return tiny_qwen3_5()
@@ -151,10 +140,6 @@ def qwen3_5():
 
 def _steer_layer(adapter) -> int:
     return adapter.attention_layers[-1]  # layer 3 in every tiny model
-
-
-def _batch(adapter):
-    return adapter.build_inputs(strip_image(384, 64), ["describe the panel .", "what is in the sixth panel ?"])
 
 
 def test_registry_and_attention_layers(qwen):
@@ -178,7 +163,7 @@ def test_qwen3_5_published_layout_has_one_attention_layer_in_four():
 
 def test_strip_grid_covers_image_and_panels_partition(qwen):
     model, adapter = qwen
-    prepared = _batch(adapter)
+    prepared = padded_batch(adapter, 384, 64)
     grid = prepared.grid
     assert (grid.rows, grid.cols) == (2, 12)
     assert_grid_covers_image(grid, 384, 64)
@@ -198,20 +183,9 @@ def test_parity_and_capture_with_true_layer_indices(qwen):
     steered in the last softmax layer puts >= 0.99 of the image mass on the target, and captured
     rows are indexed by TRUE layer (NaN in the linear-attention layers)."""
     model, adapter = qwen
-    prepared = _batch(adapter)
+    prepared = padded_batch(adapter, 384, 64)
     check_parity(model, adapter, prepared)
     check_decode_steering(model, adapter, prepared, head=(_steer_layer(adapter), 1))
-
-
-def test_generate_stream_steers_and_matches_generate(qwen_decoding):
-    model, adapter = qwen_decoding
-    check_generate_stream(model, adapter, strip_image(384, 64), head=(_steer_layer(adapter), 0))
-    check_greedy_matches_generate(model, adapter, strip_image(384, 64))
-
-
-def test_discovery_batched_equals_unbatched(qwen_decoding):
-    model, adapter = qwen_decoding
-    check_discovery_batched_equals_unbatched(model, adapter, strip_image(384, 64))
 
 
 def test_qwen3_5_steering_a_linear_layer_is_refused(qwen3_5):
@@ -257,11 +231,6 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5, tmp_path):
     path.write_text(json.dumps(result.ranking))
     from_file = scores_from_ranking(str(path), 4, 4, adapter.attention_layers)
     assert np.isnan(from_file[[0, 2]]).all() and np.array_equal(from_file[[1, 3]], result.scores[[1, 3]])
-
-
-def test_checkpoint_round_trip(qwen, tmp_path):
-    model, adapter = qwen
-    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(384, 64))
 
 
 def test_qwen3_5_session_keeps_true_layer_indices(qwen3_5, tmp_path):

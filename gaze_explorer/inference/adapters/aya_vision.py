@@ -30,7 +30,7 @@ from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError
 from gaze_explorer.inference.adapters.base import FamilyAdapter, VisionInputs
-from gaze_explorer.inference.adapters.internvl import _TiledViewsMixin, tiles_and_thumbnail
+from gaze_explorer.inference.adapters.tiled_views import TiledViewsMixin, tiles_and_thumbnail
 
 TEMPLATE_IMAGE_TOKEN = "<image>"
 PATCH_TOKEN = "<|IMG_PATCH|>"
@@ -41,7 +41,7 @@ GLOBAL_TILE_TOKEN = "TILE_GLOBAL"
 END_OF_TURN = "<|END_OF_TURN_TOKEN|>"
 
 
-class AyaVisionAdapter(_TiledViewsMixin, FamilyAdapter):
+class AyaVisionAdapter(TiledViewsMixin, FamilyAdapter):
     """Aya Vision (``aya_vision``): 364 px SigLIP tiles + global tile, 13 x 13 tokens per view."""
 
     family = "aya_vision"
@@ -62,7 +62,7 @@ class AyaVisionAdapter(_TiledViewsMixin, FamilyAdapter):
     @classmethod
     def default_image_processor(cls, config: Any) -> Any:
         """The released preprocessing: S x S tiles (up to 12) + a global tile, mean/std 0.5."""
-        side = int(config.vision_config.image_size)
+        side = cls.view_size(config)
         return cls.image_processor_class()(
             size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
             crop_to_patches=True, min_patches=1, max_patches=12,
@@ -94,43 +94,17 @@ class AyaVisionAdapter(_TiledViewsMixin, FamilyAdapter):
         return per_side // factor
 
     def process_image(self, image: Image.Image) -> VisionInputs:
-        tiled = self.input_policy == "native"
-        out = self.image_processor(images=[image], crop_to_patches=tiled, return_tensors="pt")
-        pixel_values = out["pixel_values"]  # [views, 3, S, S]
-        side = int(self.config.vision_config.image_size)
-        if tuple(pixel_values.shape[-2:]) != (side, side):
-            raise ModelLoadError(
-                f"the image processor makes {tuple(pixel_values.shape[-2:])} px views but the vision tower takes {side} px"
-            )
-        width, height = image.size
-        n_cols, n_rows = 1, 1
-        if tiled and int(out["num_patches"][0]) > 1:
-            from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
-
-            proc = self.image_processor
-            n_cols, n_rows = get_optimal_tiled_canvas((height, width), (side, side), proc.min_patches, proc.max_patches)
+        out = self.image_views(image)
+        n_rows, n_cols = self.got_ocr2_canvas(out, image)
         k = self.tokens_per_side()
+        width, height = image.size
         geo = tiles_and_thumbnail(n_rows, n_cols, k, width, height, thumbnail_first=False)
         n_tiles = n_rows * n_cols
-        n_views = n_tiles + (1 if n_tiles > 1 else 0)
-        if n_views != int(pixel_values.shape[0]):
-            raise ModelLoadError(f"expected {n_views} views from the image processor, got {pixel_values.shape[0]}")
         per_view = self.image_token * (k * k)
         tiles = "".join(f"{TILE_TOKEN}_{i}{per_view}" for i in range(1, n_tiles + 1)) if n_tiles > 1 else ""
-        return VisionInputs(
-            tensors={"pixel_values": pixel_values},
-            rows=geo["rows"],
-            cols=geo["cols"],
-            token_boxes=geo["boxes"],
-            placeholder=f"{START_TOKEN}{tiles}{GLOBAL_TILE_TOKEN}{per_view}{END_TOKEN}",
-            info={
-                "input_policy": self.input_policy,
-                "tiles": [n_rows, n_cols],
-                "n_placeholders": geo["n_tokens"],
-                "grid_token_index": geo["grid_token_index"],
-                "global_index": geo["global_index"],
-                "global_boxes": geo["global_boxes"],
-            },
+        placeholder = f"{START_TOKEN}{tiles}{GLOBAL_TILE_TOKEN}{per_view}{END_TOKEN}"
+        return self.tiled_vision_inputs(
+            out["pixel_values"], geo, placeholder, (n_rows, n_cols), input_policy=self.input_policy
         )
 
 

@@ -42,14 +42,9 @@ class Glm4vAdapter(Qwen3VLAdapter):
         return Glm4vImageProcessorPil
 
     @classmethod
-    def default_image_processor(cls, config: Any) -> Any:
-        """The family's published preprocessing (CLIP mean/std; 112*112 .. 28*28*15000 px)."""
-        vision = config.vision_config
-        return cls.image_processor_class()(
-            patch_size=int(vision.patch_size),
-            temporal_patch_size=int(vision.temporal_patch_size),
-            merge_size=int(vision.spatial_merge_size),
-        )
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """The processor's own defaults are the family's (CLIP mean/std; 112*112 .. 28*28*15000 px)."""
+        return {}
 
     @property
     def extra_eos_token_ids(self) -> list[int]:

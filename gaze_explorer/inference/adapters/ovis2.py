@@ -38,19 +38,15 @@ from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError
 from gaze_explorer.inference.adapters.base import FamilyAdapter, PreparedInputs, VisionInputs
-from gaze_explorer.inference.adapters.internvl import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    _TiledViewsMixin,
-    tiles_and_thumbnail,
-)
+from gaze_explorer.inference.adapters.internvl import IMAGENET_MEAN, IMAGENET_STD
+from gaze_explorer.inference.adapters.tiled_views import TiledViewsMixin, tiles_and_thumbnail
 
 IMAGE_TOKEN = "<IMG_ATOM>"
 TEMPLATE_MARKER = "<image>"
 START, GRID, COL, ROW, END = "<IMG_START>", "<IMG_GRID>", "<IMG_COL>", "<IMG_ROW>", "<IMG_END>"
 
 
-class Ovis2Adapter(_TiledViewsMixin, FamilyAdapter):
+class Ovis2Adapter(TiledViewsMixin, FamilyAdapter):
     """Ovis2 (1B-34B): S px square views, k x k visual tokens per view, indicator tokens."""
 
     family = "ovis2"
@@ -67,7 +63,7 @@ class Ovis2Adapter(_TiledViewsMixin, FamilyAdapter):
     @classmethod
     def default_image_processor(cls, config: Any) -> Any:
         """The released preprocessing: S x S views, ImageNet statistics, up to 9 tiles."""
-        side = int(config.vision_config.image_size)
+        side = cls.view_size(config)
         return cls.image_processor_class()(
             size={"height": side, "width": side},
             image_mean=IMAGENET_MEAN,
@@ -92,14 +88,7 @@ class Ovis2Adapter(_TiledViewsMixin, FamilyAdapter):
         return per_side // stride
 
     def process_image(self, image: Image.Image) -> VisionInputs:
-        tiled = self.input_policy == "native"
-        out = self.image_processor(images=[image], crop_to_patches=tiled, return_tensors="pt")
-        pixel_values = out["pixel_values"]  # [views, 3, S, S]
-        side = int(self.config.vision_config.image_size)
-        if tuple(pixel_values.shape[-2:]) != (side, side):
-            raise ModelLoadError(
-                f"the image processor makes {tuple(pixel_values.shape[-2:])} px views but the vision tower takes {side} px"
-            )
+        out = self.image_views(image)
         n_rows, n_cols = (int(v) for v in out["grids"][0])
         k = self.tokens_per_side()
         width, height = image.size
@@ -109,20 +98,7 @@ class Ovis2Adapter(_TiledViewsMixin, FamilyAdapter):
         if n_rows * n_cols > 1:
             placeholder += ROW.join(COL.join([atoms] * n_cols) for _ in range(n_rows))
         placeholder += END
-        return VisionInputs(
-            tensors={"pixel_values": pixel_values},
-            rows=geo["rows"],
-            cols=geo["cols"],
-            token_boxes=geo["boxes"],
-            placeholder=placeholder,
-            info={
-                "tiles": [n_rows, n_cols],
-                "n_placeholders": geo["n_tokens"],
-                "grid_token_index": geo["grid_token_index"],
-                "global_index": geo["global_index"],
-                "global_boxes": geo["global_boxes"],
-            },
-        )
+        return self.tiled_vision_inputs(out["pixel_values"], geo, placeholder, (n_rows, n_cols))
 
     def build_inputs(self, image: Image.Image, prompts: Any) -> PreparedInputs:
         prepared = super().build_inputs(image, prompts)

@@ -32,15 +32,9 @@ class Qwen2VLAdapter(Qwen3VLAdapter):
     max_pixels = QWEN2_VL_MAX_PIXELS
 
     @classmethod
-    def default_image_processor(cls, config: Any) -> Any:
-        """The family's published preprocessing (CLIP mean/std), sized from the vision config."""
-        vision = config.vision_config
-        return cls.image_processor_class()(
-            patch_size=int(vision.patch_size),
-            temporal_patch_size=int(vision.temporal_patch_size),
-            merge_size=int(vision.spatial_merge_size),
-            size={"shortest_edge": QWEN2_VL_MIN_PIXELS, "longest_edge": cls.max_pixels},
-        )
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """The processor's CLIP mean/std, the family's pixel budget."""
+        return {"size": {"shortest_edge": QWEN2_VL_MIN_PIXELS, "longest_edge": cls.max_pixels}}
 
 
 class Qwen2_5_VLAdapter(Qwen2VLAdapter):

@@ -41,16 +41,24 @@ class Qwen3VLAdapter(FamilyAdapter):
 
     @classmethod
     def default_image_processor(cls, config: Any) -> Any:
-        """Qwen3-VL's published preprocessing, sized from the vision config."""
+        """The family's published preprocessing (``published_preprocessing``), with the patch,
+        temporal patch and merge sizes from the vision config."""
         vision = config.vision_config
         return cls.image_processor_class()(
             patch_size=int(vision.patch_size),
             temporal_patch_size=int(vision.temporal_patch_size),
             merge_size=int(vision.spatial_merge_size),
-            image_mean=[0.5, 0.5, 0.5],
-            image_std=[0.5, 0.5, 0.5],
-            size={"shortest_edge": 65536, "longest_edge": 16777216},
+            **cls.published_preprocessing(),
         )
+
+    @classmethod
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """Qwen3-VL's: mean/std 0.5, 256*256 .. 4096*4096 px (the subclasses' differ)."""
+        return {
+            "image_mean": [0.5, 0.5, 0.5],
+            "image_std": [0.5, 0.5, 0.5],
+            "size": {"shortest_edge": 65536, "longest_edge": 16777216},
+        }
 
     @property
     def merge_size(self) -> int:

@@ -1,0 +1,141 @@
+"""The checks every model family runs, over one table of tiny random-initialised models: logits
+parity and decode steering on a left-padded batch, the greedy loop against ``model.generate``,
+steered generation, discovery batched vs one question at a time, and the checkpoint round trip.
+
+The checks themselves are in family_helpers.py; each family's builder and its family-specific
+tests (layout, published geometry, sliding window, soft cap, tiles, linear-attention layers) stay in
+its own ``test_family_*.py``. Each row below is (family, strip width, strip height[, keyword
+arguments of the check]): the strip each family has always been checked on.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+from family_helpers import (
+    check_checkpoint_round_trip,
+    check_discovery_batched_equals_unbatched,
+    check_generate_stream,
+    check_greedy_matches_generate,
+    check_parity_and_steering,
+    padded_batch,
+    strip_image,
+)
+from test_family_aya_vision import tiny_aya_vision
+from test_family_gemma3 import tiny_gemma3
+from test_family_gemma4 import tiny_gemma4
+from test_family_glm4v import tiny_glm
+from test_family_idefics3 import tiny_idefics3
+from test_family_internvl import tiny_internvl
+from test_family_llava import tiny_llava, tiny_llava_next, tiny_llava_onevision
+from test_family_mistral3 import tiny_mistral3
+from test_family_ovis2 import tiny_ovis2
+from test_family_paligemma import tiny_paligemma
+from test_family_qwen2_vl import tiny_qwen2_vl
+from test_family_qwen3_5 import tiny_qwen
+
+BUILDERS = {
+    "aya_vision": tiny_aya_vision,
+    "gemma3": tiny_gemma3,
+    "gemma3_wide": partial(tiny_gemma3, sliding_window=512),  # the window never cuts the prompt
+    "gemma4": tiny_gemma4,
+    **{f: partial(tiny_glm, f) for f in ("glm4v", "glm4v_moe", "glm46v")},
+    "idefics3": tiny_idefics3,
+    "smolvlm": partial(tiny_idefics3, "smolvlm"),
+    "internvl": tiny_internvl,
+    "llava": tiny_llava,
+    "llava_next": tiny_llava_next,
+    "llava_onevision": tiny_llava_onevision,
+    "mistral3": tiny_mistral3,
+    "ovis2": tiny_ovis2,
+    "paligemma": tiny_paligemma,
+    "qwen2_vl": tiny_qwen2_vl,
+    **{f: partial(tiny_qwen, f) for f in ("qwen3_5", "qwen3_5_moe", "qwen3_vl_moe")},
+}
+# Qwen3.5 steers its last softmax-attention layer (layers 0 and 2 are linear attention); Gemma 4's
+# layer 3 is a global layer that reuses layer 1's K/V
+LAST_LAYER = {"head": (3, 0)}
+
+PARITY_AND_STEERING = [
+    ("glm4v", 336, 56), ("glm4v_moe", 336, 56), ("glm46v", 336, 56), ("idefics3", 300, 60),
+    ("internvl", 336, 56), ("llava", 336, 56), ("llava_next", 300, 60), ("mistral3", 336, 56),
+    ("ovis2", 336, 56), ("qwen2_vl", 336, 60),
+]  # fmt: skip
+# GLM: explicit decode positions (text position + rope delta); Qwen3.5-MoE runs Qwen3.5's decode and
+# discovery paths with MoE MLPs, so only parity, steering and the round trip list it
+GREEDY_MATCHES_GENERATE = [
+    ("aya_vision", 336, 56), ("gemma3", 384, 64), ("gemma4", 384, 64), ("glm4v", 336, 56),
+    ("glm4v_moe", 336, 56), ("glm46v", 336, 56), ("idefics3", 336, 56), ("internvl", 336, 56),
+    ("llava", 336, 56), ("llava_next", 300, 60), ("llava_onevision", 300, 60), ("mistral3", 336, 56),
+    ("ovis2", 336, 56), ("paligemma", 300, 60), ("qwen2_vl", 336, 56), ("qwen3_5", 384, 64),
+    ("qwen3_vl_moe", 384, 64),
+]  # fmt: skip
+GENERATE_STREAM_STEERS = [
+    ("aya_vision", 336, 56, {}), ("gemma3_wide", 300, 60, {}), ("gemma4", 384, 64, LAST_LAYER),
+    ("glm4v", 336, 56, {}), ("glm4v_moe", 336, 56, {}), ("glm46v", 336, 56, {}), ("idefics3", 300, 60, {}),
+    ("internvl", 336, 56, {}), ("llava_next", 300, 60, {}), ("mistral3", 336, 56, {}), ("ovis2", 336, 56, {}),
+    ("paligemma", 300, 60, {}), ("qwen2_vl", 336, 60, {}), ("qwen3_5", 384, 64, LAST_LAYER),
+    ("qwen3_vl_moe", 384, 64, LAST_LAYER),
+]  # fmt: skip
+DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
+    ("aya_vision", 336, 56), ("gemma3", 384, 64), ("gemma4", 384, 64), ("glm4v", 336, 56),
+    ("idefics3", 336, 56), ("internvl", 336, 56), ("llava", 336, 56), ("llava_next", 300, 60),
+    ("llava_onevision", 300, 60), ("mistral3", 336, 56), ("ovis2", 336, 56), ("paligemma", 300, 60),
+    ("qwen2_vl", 336, 56), ("qwen3_5", 384, 64), ("qwen3_vl_moe", 384, 64),
+]  # fmt: skip
+# legacy: the chat template kept only in the processor's chat_template.json (older llava-hf and
+# SmolVLM snapshots) is adopted by the tokenizer
+LEGACY = {"legacy_template": True}
+CHECKPOINT_ROUND_TRIP = [
+    ("aya_vision", 336, 56, {}), ("gemma3", 300, 60, {}), ("gemma4", 384, 64, {}), ("glm46v", 336, 56, {}),
+    ("idefics3", 300, 60, {}), ("smolvlm", 300, 60, LEGACY), ("internvl", 336, 56, {}),
+    ("llava_next", 300, 60, LEGACY), ("mistral3", 336, 56, {}), ("ovis2", 336, 56, {}),
+    ("paligemma", 300, 60, {}), ("qwen2_vl", 336, 60, {}), ("qwen3_5", 384, 64, {}),
+    ("qwen3_5_moe", 384, 64, {}), ("qwen3_vl_moe", 384, 64, {}),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def family(request):
+    """``(model, adapter)`` of the row's family, built once for this module (rows are grouped)."""
+    return BUILDERS[request.param]()
+
+
+def _rows(table):
+    return pytest.mark.parametrize(
+        ("family", "width", "height", *(("kwargs",) if len(table[0]) == 4 else ())),
+        table,
+        indirect=["family"],
+        ids=[row[0] for row in table],
+    )
+
+
+@_rows(PARITY_AND_STEERING)
+def test_parity_capture_and_steering_on_a_left_padded_batch(family, width, height):
+    model, adapter = family
+    check_parity_and_steering(model, adapter, padded_batch(adapter, width, height))
+
+
+@_rows(GREEDY_MATCHES_GENERATE)
+def test_greedy_tokens_match_model_generate(family, width, height):
+    model, adapter = family
+    check_greedy_matches_generate(model, adapter, strip_image(width, height))
+
+
+@_rows(GENERATE_STREAM_STEERS)
+def test_generate_stream_steers_to_a_panel(family, width, height, kwargs):
+    model, adapter = family
+    check_generate_stream(model, adapter, strip_image(width, height), **kwargs)
+
+
+@_rows(DISCOVERY_BATCHED_EQUALS_UNBATCHED)
+def test_discovery_batched_equals_unbatched(family, width, height):
+    model, adapter = family
+    check_discovery_batched_equals_unbatched(model, adapter, strip_image(width, height))
+
+
+@_rows(CHECKPOINT_ROUND_TRIP)
+def test_checkpoint_round_trip(family, width, height, kwargs, tmp_path):
+    model, adapter = family
+    check_checkpoint_round_trip(model, adapter, tmp_path, strip_image(width, height), **kwargs)
