@@ -91,8 +91,8 @@ def test_numbers_on_the_page_equal_report_json(report_dir):
     for path, kind, text in numbers:
         assert text == fmt(lookup(report, path), kind), path
     paths = {p for p, _, _ in numbers}
-    assert {"static/rows/0/accuracy", "dynamic/rows/0/rho_blind", "sweep/peak/k", "region/rows/0/gaze/accuracy",
-            "discovery/agreement/0/pairs/gaze&image", "paper/k_sweep/100/0"} <= paths  # fmt: skip
+    wanted = {"static/rows/0/accuracy", "dynamic/rows/0/rho_blind", "sweep/peak/k", "paper/k_sweep/100/0"}
+    assert wanted | {"region/rows/0/gaze/accuracy", "discovery/agreement/0/pairs/gaze&image"} <= paths
 
 
 def test_report_json_carries_the_stages_results(report_dir):
@@ -129,11 +129,18 @@ def test_page_opens_in_headless_chromium_without_network(report_dir, tmp_path):
     if browser is None:
         pytest.skip("no Chromium here (apt-get install chromium)")
     cmd = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'profile'}",
-        "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
-        "--virtual-time-budget=5000", "--dump-dom", (report_dir / "index.html").resolve().as_uri(),
-    ]  # fmt: skip
+        "--proxy-server=127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        (report_dir / "index.html").resolve().as_uri(),
+    ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     assert 'data-images-decoded="5/5"' in dom  # every embedded figure decoded, offline
     assert all(f'id="{s}"' in dom for s in SECTIONS)
@@ -169,9 +176,15 @@ def test_sweep_ks_scale_the_papers_grid():
 
 
 def test_compare_rows_depth_and_peak_without_sweep():
-    rep = {"model": "m", "discovery": {"n_layers": 8, "n_heads": 12, "gaze_depth": 0.5}, "sweep": None,
-           "static": {"top_k": 10, "rows": [{"condition": "gaze", "accuracy": 0.9},
-                                            {"condition": "random", "accuracy": 0.1}]}}  # fmt: skip
+    rep = {
+        "model": "m",
+        "discovery": {"n_layers": 8, "n_heads": 12, "gaze_depth": 0.5},
+        "sweep": None,
+        "static": {
+            "top_k": 10,
+            "rows": [{"condition": "gaze", "accuracy": 0.9}, {"condition": "random", "accuracy": 0.1}],
+        },
+    }
     (row,) = compare_rows([rep])
     assert row["peak"] == {"k": 10, "gaze": 0.9, "random": 0.1, "all": None}
     assert row["gaze_depth"] == 0.5

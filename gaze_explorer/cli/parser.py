@@ -277,21 +277,22 @@ def build_parsers() -> Parsers:
     add_comics_args(r)
     r.add_argument("--out", required=True, help="report folder (stage results in OUT/stages)")
     r.add_argument("--top-k", type=positive_int, default=None, help="K (default 10%% demo, 100 real)")
-    r.add_argument("--coco-annotations", default=None, help="COCO instances JSON: add Tab. 1 (needs --images)")
+    r.add_argument("--coco-annotations", default=None, help="COCO instances JSON: Tab. 1 (with --images)")
     r.add_argument("--images", default=None, help="the folder of the annotations' image files")
     r.add_argument("--max-images", type=positive_int, default=None, help="COCO: only the first N images")
-    r.add_argument("--max-strips", type=positive_int, default=None, help="evaluate on at most N strips per stage")
+    r.add_argument("--max-strips", type=positive_int, default=None, help="at most N strips per evaluation")
     r.add_argument("--sweep-ks", type=sweep_ks_arg, default=None, help="K values of the sweep, e.g. 1,5,10")
     r.add_argument("--quick", action="store_true", help="few strips and a short sweep: a demo in minutes")
     r.add_argument("--resume", action="store_true", help="skip the stages finished in OUT/stages")
-    r.add_argument("--compare", nargs="+", default=None, metavar="REPORT_DIR", help="render these reports side by side")
+    r.add_argument(
+        "--compare", nargs="+", default=None, metavar="REPORT_DIR", help="render these reports side by side"
+    )
 
     # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return Parsers(
-        parser, {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "report": r, "bench": b}
-    )
+    commands = {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "report": r, "bench": b}
+    return Parsers(parser, commands)
 
 
 def add_control_pool_arg(p: argparse.ArgumentParser) -> None:

@@ -98,18 +98,52 @@ def stage_argv(args: argparse.Namespace, stage: str, out: Path, ks: tuple[int, .
         )
     if stage in ("static", "narration", "dynamic"):
         cap = _cap(args, "dynamic" if stage == "dynamic" else "evaluate")
-        return ["evaluate", stage, *_common(args), *_comics(args), *ranking, *top_k, *cap,
-                "--conditions", ALL_CONDITIONS, "--json", str(_stage_file(out, stage))]  # fmt: skip
+        return [
+            "evaluate",
+            stage,
+            *_common(args),
+            *_comics(args),
+            *ranking,
+            *top_k,
+            *cap,
+            "--conditions",
+            ALL_CONDITIONS,
+            "--json",
+            str(_stage_file(out, stage)),
+        ]
     if stage == "sweep":
         path = _stage_file(out, stage)
         resume = ["--resume", str(path)] if args.resume and path.exists() else ["--json", str(path)]
-        return ["evaluate", "sweep", "--protocol", "static", *_common(args), *_comics(args), *ranking,
-                *top_k, *_cap(args, "sweep"), "--over", "k=" + ",".join(map(str, ks)), *resume]  # fmt: skip
+        return [
+            "evaluate",
+            "sweep",
+            "--protocol",
+            "static",
+            *_common(args),
+            *_comics(args),
+            *ranking,
+            *top_k,
+            *_cap(args, "sweep"),
+            "--over",
+            "k=" + ",".join(map(str, ks)),
+            *resume,
+        ]
     if stage == "region":
         n = args.max_images or (QUICK["images"] if args.quick else None)
-        return ["evaluate", "region", *_common(args), *_comics(args), *ranking, *top_k,
-                "--coco-annotations", args.coco_annotations, "--images", args.images,
-                "--json", str(_stage_file(out, stage))] + (["--max-images", str(n)] if n else [])  # fmt: skip
+        return [
+            "evaluate",
+            "region",
+            *_common(args),
+            *_comics(args),
+            *ranking,
+            *top_k,
+            "--coco-annotations",
+            args.coco_annotations,
+            "--images",
+            args.images,
+            "--json",
+            str(_stage_file(out, stage)),
+        ] + (["--max-images", str(n)] if n else [])
     raise ValueError(stage)
 
 
@@ -151,11 +185,11 @@ def run(args: argparse.Namespace) -> int:
         from gaze_explorer.cli.helpers import load
 
         loaded = load(argparse.Namespace(**vars(args), loaded=None))
-    n_heads = None
     for i, stage in enumerate(todo, start=1):
-        if n_heads is None and stage == "sweep":
+        ks: tuple[int, ...] = ()
+        if stage == "sweep":  # the paper's K grid scaled to the heads discovery scored
             n_heads = int(np.load(out / "stages" / "discovery" / "gaze_scores.npy").size)
-        ks = tuple(args.sweep_ks) if args.sweep_ks else sweep_ks(n_heads or 0, args.quick)
+            ks = tuple(args.sweep_ks) if args.sweep_ks else sweep_ks(n_heads, args.quick)
         argv = stage_argv(args, stage, out, ks)
         _say(f"stage {i}/{len(todo)}: {stage}: gaze-explorer {' '.join(argv)}")
         run_stage(argv, loaded)
@@ -201,7 +235,9 @@ def _plt():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise GazeExplorerError("report needs matplotlib and jinja2: pip install 'gaze-explorer[report]'") from exc
+        raise GazeExplorerError(
+            "report needs matplotlib and jinja2: pip install 'gaze-explorer[report]'"
+        ) from exc
     return plt
 
 
@@ -224,7 +260,9 @@ def _bars(ax, rows: list[dict], value: str, ci: str, paper: str, scale: float, t
     ax.bar(x, vals, yerr=[lo, hi], capsize=3, color="#4C72B0", label="this model (95% CI)")
     ref = [(i, scale * r[paper]) for i, r in enumerate(rows) if r.get(paper) is not None]
     if ref:
-        ax.scatter(*zip(*ref, strict=True), marker="D", color="#DD8452", zorder=3, label=f"paper ({PAPER['model']})")
+        ax.scatter(
+            *zip(*ref, strict=True), marker="D", color="#DD8452", zorder=3, label=f"paper ({PAPER['model']})"
+        )
     ax.set_xticks(x, names, rotation=30, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
@@ -274,7 +312,9 @@ def figures(report: dict, out: Path) -> dict[str, str]:
     a1.set_ylabel("heads")
     a1.set_title("gaze score histogram", fontsize=10)
     n_layers = d["n_layers"]
-    a2.barh(range(n_layers), d["layer_map"]["top_k_per_layer"], color="#55A868", label=f"top-{d['top_k']} heads")
+    a2.barh(
+        range(n_layers), d["layer_map"]["top_k_per_layer"], color="#55A868", label=f"top-{d['top_k']} heads"
+    )
     a2.invert_yaxis()
     a2.set_ylabel("layer")
     a2.set_xlabel("gaze heads in the layer")
@@ -312,7 +352,11 @@ def render(report: dict | None, path: Path, figs: dict[str, str], compare: list[
     )
     env.filters["fmt"] = fmt
     html = env.get_template(TEMPLATE).render(
-        report=report, figs=figs, compare=compare, paper=json.loads(json.dumps(PAPER)), paper_depth=paper_depth()
+        report=report,
+        figs=figs,
+        compare=compare,
+        paper=json.loads(json.dumps(PAPER)),
+        paper_depth=paper_depth(),
     )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -29,8 +29,14 @@ PAPER: dict = {
     "narration": {"gaze": 0.794, "image": 0.591, "localization": 0.465, "random": 0.056, "all": 0.005},
     "dynamic_rho": {"gaze": 0.87, "image": 0.42, "localization": 0.33, "random": -0.15},
     "k_sweep": {  # Fig. 8, VQA: K -> (gaze, non-gaze)
-        5: (0.37, 0.08), 10: (0.453, 0.098), 50: (0.632, 0.157), 100: (0.831, 0.146),
-        150: (0.756, 0.138), 200: (0.73, 0.135), 350: (0.58, 0.14), 500: (0.28, 0.14),
+        5: (0.37, 0.08),
+        10: (0.453, 0.098),
+        50: (0.632, 0.157),
+        100: (0.831, 0.146),
+        150: (0.756, 0.138),
+        200: (0.73, 0.135),
+        350: (0.58, 0.14),
+        500: (0.28, 0.14),
     },
     "criteria_k": {  # Tab. 5, VQA accuracy by criterion and K
         "gaze": {10: 0.453, 50: 0.632, 100: 0.831, 150: 0.756, 200: 0.73},
@@ -45,11 +51,16 @@ PAPER: dict = {
     "n_layers": 36,
     "region": {size: {"gaze": g, "random": c} for size, (g, c) in PAPER_REGION_ACCURACY.items()},
     "models": {  # Tab. 2/9/10: peak K, gaze / non-gaze / all heads
-        "Qwen3-VL-2B": (10, 0.686, 0.013, 0.0), "Qwen3-VL-4B": (75, 0.729, 0.015, 0.0),
-        "Qwen3-VL-8B": (100, 0.831, 0.146, 0.009), "Qwen3-VL-32B": (500, 0.702, 0.12, 0.002),
-        "Ovis1.5-8B": (100, 0.687, 0.13, 0.027), "Qwen2-VL-7B": (90, 0.662, 0.0, 0.008),
-        "InternVL3.5-8B": (140, 0.627, 0.31, 0.008), "LLaVA-1.5-13B": (160, 0.39, 0.138, 0.0),
-        "LLaVA-NeXT-7B": (100, 0.353, 0.267, 0.0), "Bunny-3B": (10, 0.083, 0.0, 0.0),
+        "Qwen3-VL-2B": (10, 0.686, 0.013, 0.0),
+        "Qwen3-VL-4B": (75, 0.729, 0.015, 0.0),
+        "Qwen3-VL-8B": (100, 0.831, 0.146, 0.009),
+        "Qwen3-VL-32B": (500, 0.702, 0.12, 0.002),
+        "Ovis1.5-8B": (100, 0.687, 0.13, 0.027),
+        "Qwen2-VL-7B": (90, 0.662, 0.0, 0.008),
+        "InternVL3.5-8B": (140, 0.627, 0.31, 0.008),
+        "LLaVA-1.5-13B": (160, 0.39, 0.138, 0.0),
+        "LLaVA-NeXT-7B": (100, 0.353, 0.267, 0.0),
+        "Bunny-3B": (10, 0.083, 0.0, 0.0),
     },
 }
 CRITERIA = ("gaze", "image", "localization")
@@ -126,7 +137,9 @@ def discovery_section(
 
 def evaluation_section(report: Mapping, protocol: str) -> dict:
     """Fig. 3 (and Fig. 6 for dynamic): accuracy with its CI per condition, the paper's beside it."""
-    paper = PAPER["static" if protocol == "static" else "narration" if protocol == "narration" else "dynamic_rho"]
+    paper = PAPER[
+        "static" if protocol == "static" else "narration" if protocol == "narration" else "dynamic_rho"
+    ]
     rows = []
     for name, c in report["conditions"].items():
         row = {
@@ -142,7 +155,9 @@ def evaluation_section(report: Mapping, protocol: str) -> dict:
             row["rho"] = _num((c.get("spearman") or {}).get("mean"))
             row["rho_ci95"] = [_num(v) for v in (c.get("spearman") or {}).get("ci95", [None, None])]
             row["rho_blind"] = _num((traj.get("rho_schedule") or {}).get("mean"))
-            row["rho_blind_ci95"] = [_num(v) for v in (traj.get("rho_schedule") or {}).get("ci95", [None, None])]
+            row["rho_blind_ci95"] = [
+                _num(v) for v in (traj.get("rho_schedule") or {}).get("ci95", [None, None])
+            ]
             row["rho_natural"] = _num((traj.get("rho_natural") or {}).get("mean"))
             row["starts_correct"] = _num((traj.get("starts_correct") or {}).get("mean"))
             row["paper_rho"] = paper.get(name)
@@ -170,7 +185,7 @@ def sweep_section(sweep: Mapping) -> dict:
             {"k": int(c["k"]), "accuracy": _num(c["accuracy"]), "ci95": [_num(v) for v in c["ci95"]]}
         )
     all_heads = next((_num(c["accuracy"]) for c in cells if c["criterion"] == ALL_HEADS), None)
-    peak = max(curves.get("gaze", []), key=lambda p: (p["accuracy"] or -1.0), default=None)
+    peak = max(curves.get("gaze", []), key=lambda p: p["accuracy"] or -1.0, default=None)
     control = {p["k"]: p["accuracy"] for p in curves.get(CONTROL, [])}
     base = next(iter(sweep.get("baselines", {}).values()), {})
     return {
@@ -202,8 +217,8 @@ def region_section(report: Mapping) -> dict:
         row = {"size": size, "paper": PAPER["region"].get(size)}
         for cond, c in report["conditions"].items():
             s = c["overall"] if size == "overall" else c["by_size"][size]
-            row[cond] = {"accuracy": _num(s.get("accuracy")), "ci95": [_num(v) for v in s.get("ci95", [None, None])],
-                         "n": int(s.get("n", 0))}  # fmt: skip
+            ci = [_num(v) for v in s.get("ci95", [None, None])]
+            row[cond] = {"accuracy": _num(s.get("accuracy")), "ci95": ci, "n": int(s.get("n", 0))}
         rows.append(row)
     return {"conditions": list(report["conditions"]), "rows": rows}
 
@@ -218,8 +233,12 @@ def compare_rows(reports: Sequence[Mapping]) -> list[dict]:
         peak = sweep.get("peak")
         if peak is None and rep.get("static"):
             acc = {r["condition"]: r["accuracy"] for r in rep["static"]["rows"]}
-            peak = {"k": rep["static"]["top_k"], "gaze": acc.get("gaze"), "random": acc.get("random"),
-                    "all": acc.get("all")}  # fmt: skip
+            peak = {
+                "k": rep["static"]["top_k"],
+                "gaze": acc.get("gaze"),
+                "random": acc.get("random"),
+                "all": acc.get("all"),
+            }
         disc = rep.get("discovery") or {}
         rows.append(
             {
