@@ -30,7 +30,7 @@ from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError
 from gaze_explorer.inference.adapters.base import FamilyAdapter, VisionInputs
-from gaze_explorer.inference.adapters.tiled_views import TiledViewsMixin, tiles_and_thumbnail
+from gaze_explorer.inference.adapters.tiled_views import GotOcr2ViewsMixin, tiles_and_thumbnail
 
 TEMPLATE_IMAGE_TOKEN = "<image>"
 PATCH_TOKEN = "<|IMG_PATCH|>"
@@ -41,7 +41,7 @@ GLOBAL_TILE_TOKEN = "TILE_GLOBAL"
 END_OF_TURN = "<|END_OF_TURN_TOKEN|>"
 
 
-class AyaVisionAdapter(TiledViewsMixin, FamilyAdapter):
+class AyaVisionAdapter(GotOcr2ViewsMixin, FamilyAdapter):
     """Aya Vision (``aya_vision``): 364 px SigLIP tiles + global tile, 13 x 13 tokens per view."""
 
     family = "aya_vision"
@@ -54,19 +54,10 @@ class AyaVisionAdapter(TiledViewsMixin, FamilyAdapter):
         self.input_policy = self.default_input_policy
 
     @classmethod
-    def image_processor_class(cls) -> type:
-        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
-
-        return GotOcr2ImageProcessorPil
-
-    @classmethod
-    def default_image_processor(cls, config: Any) -> Any:
-        """The released preprocessing: S x S tiles (up to 12) + a global tile, mean/std 0.5."""
-        side = cls.view_size(config)
-        return cls.image_processor_class()(
-            size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
-            crop_to_patches=True, min_patches=1, max_patches=12,
-        )  # fmt: skip
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """The released preprocessing: tiles (up to 12) + a global tile, mean/std 0.5."""
+        return {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "crop_to_patches": True, "min_patches": 1,
+                "max_patches": 12}  # fmt: skip
 
     @property
     def image_token(self) -> str:
@@ -95,7 +86,7 @@ class AyaVisionAdapter(TiledViewsMixin, FamilyAdapter):
 
     def process_image(self, image: Image.Image) -> VisionInputs:
         out = self.image_views(image)
-        n_rows, n_cols = self.got_ocr2_canvas(out, image)
+        n_rows, n_cols = self.tile_canvas(out, image)
         k = self.tokens_per_side()
         width, height = image.size
         geo = tiles_and_thumbnail(n_rows, n_cols, k, width, height, thumbnail_first=False)

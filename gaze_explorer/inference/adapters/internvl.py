@@ -31,7 +31,7 @@ from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError
 from gaze_explorer.inference.adapters.base import FamilyAdapter, VisionInputs
-from gaze_explorer.inference.adapters.tiled_views import TiledViewsMixin, tiles_and_thumbnail
+from gaze_explorer.inference.adapters.tiled_views import GotOcr2ViewsMixin, tiles_and_thumbnail
 
 IMAGE_TOKEN = "<IMG_CONTEXT>"
 START_TOKEN = "<img>"
@@ -40,7 +40,7 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
-class InternVLAdapter(TiledViewsMixin, FamilyAdapter):
+class InternVLAdapter(GotOcr2ViewsMixin, FamilyAdapter):
     """InternVL 3 / 3.5 ``-hf`` (``internvl``): S px square views, k x k tokens per view."""
 
     family = "internvl"
@@ -48,22 +48,9 @@ class InternVLAdapter(TiledViewsMixin, FamilyAdapter):
     default_input_policy: ClassVar[str] = "squash"
 
     @classmethod
-    def image_processor_class(cls) -> type:
-        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
-
-        return GotOcr2ImageProcessorPil
-
-    @classmethod
-    def default_image_processor(cls, config: Any) -> Any:
-        """The released preprocessing: S x S views, ImageNet statistics, up to 12 tiles."""
-        side = cls.view_size(config)
-        return cls.image_processor_class()(
-            size={"height": side, "width": side},
-            image_mean=IMAGENET_MEAN,
-            image_std=IMAGENET_STD,
-            min_patches=1,
-            max_patches=12,
-        )
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """The released preprocessing: ImageNet statistics, up to 12 tiles."""
+        return {"image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "min_patches": 1, "max_patches": 12}
 
     @property
     def image_token(self) -> str:
@@ -83,7 +70,7 @@ class InternVLAdapter(TiledViewsMixin, FamilyAdapter):
 
     def process_image(self, image: Image.Image) -> VisionInputs:
         out = self.image_views(image)
-        n_rows, n_cols = self.got_ocr2_canvas(out, image)
+        n_rows, n_cols = self.tile_canvas(out, image)
         width, height = image.size
         geo = tiles_and_thumbnail(
             n_rows, n_cols, self.tokens_per_side(), width, height, thumbnail_first=False

@@ -61,15 +61,9 @@ class Ovis2Adapter(TiledViewsMixin, FamilyAdapter):
         return Ovis2ImageProcessorPil
 
     @classmethod
-    def default_image_processor(cls, config: Any) -> Any:
-        """The released preprocessing: S x S views, ImageNet statistics, up to 9 tiles."""
-        side = cls.view_size(config)
-        return cls.image_processor_class()(
-            size={"height": side, "width": side},
-            image_mean=IMAGENET_MEAN,
-            image_std=IMAGENET_STD,
-            max_patches=9,
-        )
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """The released preprocessing: ImageNet statistics, up to 9 tiles."""
+        return {"image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "max_patches": 9}
 
     @property
     def image_token(self) -> str:

@@ -3,7 +3,7 @@ family's own image processor, either one squashed view of the whole image or str
 a global thumbnail; the grid is the tiles' tokens stitched row-major, the thumbnail lies outside it.
 
 ``tiles_and_thumbnail`` is the geometry, ``TiledViewsMixin`` the adapter side (two input policies,
-the views and their size check, the GOT-OCR2 canvas, the ``VisionInputs`` record, sparse grid
+the views and their size check, the GOT-OCR2 tile canvas, the ``VisionInputs`` record, sparse grid
 positions and the extra positions steering suppresses).
 """
 
@@ -75,6 +75,19 @@ class TiledViewsMixin:
         side = size[0] if isinstance(size, list | tuple) else size
         return int(side)
 
+    @classmethod
+    def default_image_processor(cls, config: Any) -> Any:
+        """The family's released preprocessing (``published_preprocessing``) on S x S views."""
+        side = cls.view_size(config)
+        return cls.image_processor_class()(  # type: ignore[attr-defined]
+            size={"height": side, "width": side}, **cls.published_preprocessing()
+        )
+
+    @classmethod
+    def published_preprocessing(cls) -> dict[str, Any]:
+        """The family's statistics and tile limits, as its released processor config has them."""
+        raise NotImplementedError
+
     def image_views(self, image: Image.Image) -> dict[str, Any]:
         """The family's processor on ``image``: tiles (``native``) or one squashed view; the views'
         side must be the tower's S (``out["pixel_values"]``: ``[views, 3, S, S]``)."""
@@ -87,26 +100,6 @@ class TiledViewsMixin:
                 f"the image processor makes {shape} px views but the vision tower takes {side} px"
             )
         return out
-
-    def got_ocr2_canvas(self, out: dict[str, Any], image: Image.Image) -> tuple[int, int]:
-        """``(n_rows, n_cols)`` of the tile canvas GOT-OCR2's ``crop_to_patches`` cut (``(1, 1)``
-        for one view), checked against the number of views it made (tiles + thumbnail)."""
-        n_cols, n_rows = 1, 1
-        if self.input_policy == "native" and int(out["num_patches"][0]) > 1:
-            from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
-
-            side = self.view_size(self.config)
-            proc = self.image_processor
-            width, height = image.size
-            n_cols, n_rows = get_optimal_tiled_canvas(
-                (height, width), (side, side), proc.min_patches, proc.max_patches
-            )
-        n_views = n_rows * n_cols + (1 if n_rows * n_cols > 1 else 0)
-        if n_views != int(out["pixel_values"].shape[0]):
-            raise ModelLoadError(
-                f"expected {n_views} views from the image processor, got {out['pixel_values'].shape[0]}"
-            )
-        return n_rows, n_cols
 
     @staticmethod
     def tiled_vision_inputs(
@@ -134,3 +127,33 @@ class TiledViewsMixin:
 
     def build_inputs(self, image: Image.Image, prompts: Any) -> PreparedInputs:
         return attach_extra_positions(super().build_inputs(image, prompts), self.image_token_id)  # type: ignore[misc]
+
+
+class GotOcr2ViewsMixin(TiledViewsMixin):
+    """Tiled views made by GOT-OCR2's image processor (InternVL, Aya Vision)."""
+
+    @classmethod
+    def image_processor_class(cls) -> type:
+        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+        return GotOcr2ImageProcessorPil
+
+    def tile_canvas(self, out: dict[str, Any], image: Image.Image) -> tuple[int, int]:
+        """``(n_rows, n_cols)`` of the tile canvas GOT-OCR2's ``crop_to_patches`` cut (``(1, 1)``
+        for one view), checked against the number of views it made (tiles + thumbnail)."""
+        n_cols, n_rows = 1, 1
+        if self.input_policy == "native" and int(out["num_patches"][0]) > 1:
+            from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+            side = self.view_size(self.config)
+            proc = self.image_processor
+            width, height = image.size
+            n_cols, n_rows = get_optimal_tiled_canvas(
+                (height, width), (side, side), proc.min_patches, proc.max_patches
+            )
+        n_views = n_rows * n_cols + (1 if n_rows * n_cols > 1 else 0)
+        if n_views != int(out["pixel_values"].shape[0]):
+            raise ModelLoadError(
+                f"expected {n_views} views from the image processor, got {out['pixel_values'].shape[0]}"
+            )
+        return n_rows, n_cols
