@@ -38,7 +38,7 @@ def _generate(
 
     options = GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True)
     spec = CaptureSpec() if capture else CaptureSpec(decode=False, prefill="none")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stream = generate_stream(
         loaded, strip.image, prompt, regions=regions, plan=plan, target=target, options=options, capture=spec
     )
@@ -56,6 +56,7 @@ def _generate(
         )
         record(stream, writer, run_spec)
         n = n_tokens
+    _generate.cpu_s = time.process_time() - c0  # CPU seconds of the last call (all threads)
     return time.perf_counter() - t0, n
 
 
@@ -111,7 +112,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from gaze_explorer.bench.harness import machine
     from gaze_explorer.bench.models import demo_strip, demo_strips, load_bench_model
-    from gaze_explorer.core.heads import top_k_heads
+    from gaze_explorer.core.heads import HeadSet, top_k_heads
     from gaze_explorer.core.regions import panel_regions
     from gaze_explorer.core.steering import SteeringPlan
     from gaze_explorer.inference.discovery import DiscoveryResult, discover
@@ -130,18 +131,20 @@ def main() -> int:
     rec["layers_x_heads"] = [loaded.n_layers, loaded.n_heads]
     rec["dtype"] = str(loaded.model.dtype)
 
-    strips = demo_strips(args.strips)
-    t0 = time.perf_counter()
     result = None
-    for item in discover(loaded, strips):
-        if isinstance(item, DiscoveryResult):
-            result = item
-    rec["discovery"] = {
-        "strips": len(strips),
-        "seconds": time.perf_counter() - t0,
-        "seconds_per_strip": (time.perf_counter() - t0) / len(strips),
-    }
-    print(json.dumps(rec["discovery"]), flush=True)
+    if args.strips:  # --strips 0: no discovery; steer 100 seeded random heads instead
+        strips = demo_strips(args.strips)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for item in discover(loaded, strips):
+            if isinstance(item, DiscoveryResult):
+                result = item
+        rec["discovery"] = {
+            "strips": len(strips),
+            "seconds": time.perf_counter() - t0,
+            "seconds_per_strip": (time.perf_counter() - t0) / len(strips),
+            "cpu_s": time.process_time() - c0,
+        }
+        print(json.dumps(rec["discovery"]), flush=True)
 
     strip = demo_strip()
     prompt = "Describe each panel of this comic strip in order, one short sentence each."
@@ -152,7 +155,7 @@ def main() -> int:
     rec["image_tokens"] = int(grid.n_tokens)
 
     el, n = _generate(loaded, strip, regions, prompt, args.tokens, capture=False)
-    rec["no_capture"] = {"seconds": el, "tokens": n, "s_per_token": el / n}
+    rec["no_capture"] = {"seconds": el, "tokens": n, "s_per_token": el / n, "cpu_s": _generate.cpu_s}
     print(json.dumps(rec["no_capture"]), flush=True)
 
     tmp = tempfile.TemporaryDirectory(prefix="real-size-")
@@ -164,9 +167,22 @@ def main() -> int:
         el, n = _generate(
             loaded, strip, regions, prompt, args.tokens, capture=True, writer=writer, name="baseline"
         )
-        rec["capture"] = {"seconds": el, "tokens": n, "s_per_token": el / n}
+        rec["capture"] = {"seconds": el, "tokens": n, "s_per_token": el / n, "cpu_s": _generate.cpu_s}
         print(json.dumps(rec["capture"]), flush=True)
-        heads = top_k_heads(np.asarray(result.scores), args.heads)
+        el, n = _generate(loaded, strip, regions, prompt, args.tokens, capture=False)  # again, alternating
+        rec["no_capture_again"] = {
+            "seconds": el,
+            "tokens": n,
+            "s_per_token": el / n,
+            "cpu_s": _generate.cpu_s,
+        }
+        print(json.dumps(rec["no_capture_again"]), flush=True)
+        if result is not None:
+            heads = top_k_heads(np.asarray(result.scores), args.heads)
+        else:
+            rng = np.random.default_rng(0)
+            picked = rng.choice(loaded.n_layers * loaded.n_heads, size=args.heads, replace=False)
+            heads = HeadSet("random", tuple(divmod(int(i), loaded.n_heads) for i in picked))
         plan = SteeringPlan(heads)
         el, n = _generate(
             loaded,
@@ -185,11 +201,13 @@ def main() -> int:
             "tokens": n,
             "s_per_token": el / n,
             "heads": len(heads.heads),
+            "cpu_s": _generate.cpu_s,
         }
         print(json.dumps(rec["steering_capture"]), flush=True)
     finally:
         writer.close()
     rec["peak_rss_mib"] = _rss_mib()
+    print(json.dumps({"peak_rss_mib": rec["peak_rss_mib"]}), flush=True)
     size = path.stat().st_size
     with SessionReader(path) as reader:
         runs = reader.runs()
