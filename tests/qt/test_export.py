@@ -60,7 +60,7 @@ def test_head_lists_and_run_json_read_back(state, tmp_path):
     assert np.allclose(np.array(back["trajectory"]["values"]), traj)
 
 
-def test_exported_timeline_labels_tokens_without_overlap_and_shows_eos_as_the_app(qtbot, state):
+def test_exported_timeline_labels_tokens_without_overlap_and_shows_eos_as_the_app(qtbot, state, tmp_path):
     from PySide6 import QtGui
 
     from gaze_explorer.qt.widgets.plot_style import thinned_token_ticks, token_label
@@ -76,6 +76,8 @@ def test_exported_timeline_labels_tokens_without_overlap_and_shows_eos_as_the_ap
     tokens = [f" token{i:03d}" for i in range(80)] + [""]
     traj = np.random.default_rng(0).random((len(tokens), 6))
     fig = export.trajectory_figure(traj, "t", [f"P{i + 1}" for i in range(6)], tokens)
+    qtbot.addWidget(fig)
+    export.save_figure(fig, tmp_path / "timeline.png")  # as the app does: built, then rendered
     axis = fig.getItem(1, 0).getAxis("bottom")
     shown = axis._tickLevels[0]
     assert 5 < len(shown) < len(tokens)
@@ -84,4 +86,6 @@ def test_exported_timeline_labels_tokens_without_overlap_and_shows_eos_as_the_ap
     spans = [(i * px - metrics.horizontalAdvance(t) / 2, i * px + metrics.horizontalAdvance(t) / 2) for i, t in shown]
     assert all(spans[k + 1][0] > spans[k][1] for k in range(len(spans) - 1))
     few = export.trajectory_figure(traj[:4], "t", [f"P{i + 1}" for i in range(6)], [" a", " b", ".", ""])
+    qtbot.addWidget(few)
+    export.save_figure(few, tmp_path / "few.png")
     assert few.getItem(1, 0).getAxis("bottom")._tickLevels[0] == [(0, "a"), (1, "b"), (2, "."), (3, "∅")]

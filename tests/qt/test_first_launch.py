@@ -36,10 +36,10 @@ def test_the_real_xcb_list_names_debian_packages():
 
 def test_empty_timeline_says_what_to_do_first(qtbot, state):
     bare = AppState()
-    view = TokenTimelineView(bare)
-    qtbot.addWidget(view)
-    view.refresh()
-    assert "Generate baseline" in view.empty_label.text()
+    first = TokenTimelineView(bare)
+    qtbot.addWidget(first)
+    first.refresh()
+    assert "Generate baseline" in first.empty_label.text()
     # a baseline before discovery: the staircase is empty because no heads are selected yet
     view = TokenTimelineView(state)
     qtbot.addWidget(view)
