@@ -78,11 +78,10 @@ def padded_batch(adapter, width: int, height: int):
 def tiny_text_config(tok, **overrides) -> dict:
     """The tiny language model most families use: 2 layers, 4 query heads, 2 KV heads, hidden 32,
     MLP 64, 1024 positions; vocabulary, padding and end ids from ``tok``; ``overrides`` win."""
-    return dict(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    ) | overrides  # fmt: skip
+    base = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    base.update(num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+    base.update(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    return base | overrides
 
 
 def tiny_vision_config(**overrides) -> dict:

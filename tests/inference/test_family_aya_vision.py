@@ -45,8 +45,13 @@ def tiny_aya_vision():
     tok = word_tokenizer(SPECIALS, pad="<pad>", eos="<eos>", bos="<bos>", chat_template=TEMPLATE,
                          extra_words=[*ORDINALS, "TILE", "_"])  # fmt: skip
     config = AyaVisionConfig(
-        text_config=tiny_text_config(tok, model_type="cohere2", sliding_window=24, bos_token_id=tok.bos_token_id,
-                                     layer_types=["sliding_attention", "full_attention"]),
+        text_config=tiny_text_config(
+            tok,
+            model_type="cohere2",
+            sliding_window=24,
+            layer_types=["sliding_attention", "full_attention"],
+            bos_token_id=tok.bos_token_id,
+        ),
         vision_config=tiny_vision_config(model_type="siglip_vision_model", image_size=56, patch_size=7),
         image_token_index=tok.convert_tokens_to_ids("<|IMG_PATCH|>"), downsample_factor=2,
     )  # fmt: skip

@@ -58,42 +58,92 @@ BUILDERS = {
 LAST_LAYER = {"head": (3, 0)}
 
 PARITY_AND_STEERING = [
-    ("glm4v", 336, 56), ("glm4v_moe", 336, 56), ("glm46v", 336, 56), ("idefics3", 300, 60),
-    ("internvl", 336, 56), ("llava", 336, 56), ("llava_next", 300, 60), ("mistral3", 336, 56),
-    ("ovis2", 336, 56), ("qwen2_vl", 336, 60),
-]  # fmt: skip
+    ("glm4v", 336, 56),
+    ("glm4v_moe", 336, 56),
+    ("glm46v", 336, 56),
+    ("idefics3", 300, 60),
+    ("internvl", 336, 56),
+    ("llava", 336, 56),
+    ("llava_next", 300, 60),
+    ("mistral3", 336, 56),
+    ("ovis2", 336, 56),
+    ("qwen2_vl", 336, 60),
+]
 # GLM: explicit decode positions (text position + rope delta); Qwen3.5-MoE runs Qwen3.5's decode and
 # discovery paths with MoE MLPs, so only parity, steering and the round trip list it
 GREEDY_MATCHES_GENERATE = [
-    ("aya_vision", 336, 56), ("gemma3", 384, 64), ("gemma4", 384, 64), ("glm4v", 336, 56),
-    ("glm4v_moe", 336, 56), ("glm46v", 336, 56), ("idefics3", 336, 56), ("internvl", 336, 56),
-    ("llava", 336, 56), ("llava_next", 300, 60), ("llava_onevision", 300, 60), ("mistral3", 336, 56),
-    ("ovis2", 336, 56), ("paligemma", 300, 60), ("qwen2_vl", 336, 56), ("qwen3_5", 384, 64),
+    ("aya_vision", 336, 56),
+    ("gemma3", 384, 64),
+    ("gemma4", 384, 64),
+    ("glm4v", 336, 56),
+    ("glm4v_moe", 336, 56),
+    ("glm46v", 336, 56),
+    ("idefics3", 336, 56),
+    ("internvl", 336, 56),
+    ("llava", 336, 56),
+    ("llava_next", 300, 60),
+    ("llava_onevision", 300, 60),
+    ("mistral3", 336, 56),
+    ("ovis2", 336, 56),
+    ("paligemma", 300, 60),
+    ("qwen2_vl", 336, 56),
+    ("qwen3_5", 384, 64),
     ("qwen3_vl_moe", 384, 64),
-]  # fmt: skip
+]
 GENERATE_STREAM_STEERS = [
-    ("aya_vision", 336, 56, {}), ("gemma3_wide", 300, 60, {}), ("gemma4", 384, 64, LAST_LAYER),
-    ("glm4v", 336, 56, {}), ("glm4v_moe", 336, 56, {}), ("glm46v", 336, 56, {}), ("idefics3", 300, 60, {}),
-    ("internvl", 336, 56, {}), ("llava_next", 300, 60, {}), ("mistral3", 336, 56, {}), ("ovis2", 336, 56, {}),
-    ("paligemma", 300, 60, {}), ("qwen2_vl", 336, 60, {}), ("qwen3_5", 384, 64, LAST_LAYER),
+    ("aya_vision", 336, 56, {}),
+    ("gemma3_wide", 300, 60, {}),
+    ("gemma4", 384, 64, LAST_LAYER),
+    ("glm4v", 336, 56, {}),
+    ("glm4v_moe", 336, 56, {}),
+    ("glm46v", 336, 56, {}),
+    ("idefics3", 300, 60, {}),
+    ("internvl", 336, 56, {}),
+    ("llava_next", 300, 60, {}),
+    ("mistral3", 336, 56, {}),
+    ("ovis2", 336, 56, {}),
+    ("paligemma", 300, 60, {}),
+    ("qwen2_vl", 336, 60, {}),
+    ("qwen3_5", 384, 64, LAST_LAYER),
     ("qwen3_vl_moe", 384, 64, LAST_LAYER),
-]  # fmt: skip
+]
 DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
-    ("aya_vision", 336, 56), ("gemma3", 384, 64), ("gemma4", 384, 64), ("glm4v", 336, 56),
-    ("idefics3", 336, 56), ("internvl", 336, 56), ("llava", 336, 56), ("llava_next", 300, 60),
-    ("llava_onevision", 300, 60), ("mistral3", 336, 56), ("ovis2", 336, 56), ("paligemma", 300, 60),
-    ("qwen2_vl", 336, 56), ("qwen3_5", 384, 64), ("qwen3_vl_moe", 384, 64),
-]  # fmt: skip
+    ("aya_vision", 336, 56),
+    ("gemma3", 384, 64),
+    ("gemma4", 384, 64),
+    ("glm4v", 336, 56),
+    ("idefics3", 336, 56),
+    ("internvl", 336, 56),
+    ("llava", 336, 56),
+    ("llava_next", 300, 60),
+    ("llava_onevision", 300, 60),
+    ("mistral3", 336, 56),
+    ("ovis2", 336, 56),
+    ("paligemma", 300, 60),
+    ("qwen2_vl", 336, 56),
+    ("qwen3_5", 384, 64),
+    ("qwen3_vl_moe", 384, 64),
+]
 # legacy: the chat template kept only in the processor's chat_template.json (older llava-hf and
 # SmolVLM snapshots) is adopted by the tokenizer
 LEGACY = {"legacy_template": True}
 CHECKPOINT_ROUND_TRIP = [
-    ("aya_vision", 336, 56, {}), ("gemma3", 300, 60, {}), ("gemma4", 384, 64, {}), ("glm46v", 336, 56, {}),
-    ("idefics3", 300, 60, {}), ("smolvlm", 300, 60, LEGACY), ("internvl", 336, 56, {}),
-    ("llava_next", 300, 60, LEGACY), ("mistral3", 336, 56, {}), ("ovis2", 336, 56, {}),
-    ("paligemma", 300, 60, {}), ("qwen2_vl", 336, 60, {}), ("qwen3_5", 384, 64, {}),
-    ("qwen3_5_moe", 384, 64, {}), ("qwen3_vl_moe", 384, 64, {}),
-]  # fmt: skip
+    ("aya_vision", 336, 56, {}),
+    ("gemma3", 300, 60, {}),
+    ("gemma4", 384, 64, {}),
+    ("glm46v", 336, 56, {}),
+    ("idefics3", 300, 60, {}),
+    ("smolvlm", 300, 60, LEGACY),
+    ("internvl", 336, 56, {}),
+    ("llava_next", 300, 60, LEGACY),
+    ("mistral3", 336, 56, {}),
+    ("ovis2", 336, 56, {}),
+    ("paligemma", 300, 60, {}),
+    ("qwen2_vl", 336, 60, {}),
+    ("qwen3_5", 384, 64, {}),
+    ("qwen3_5_moe", 384, 64, {}),
+    ("qwen3_vl_moe", 384, 64, {}),
+]
 
 
 @pytest.fixture(scope="module")

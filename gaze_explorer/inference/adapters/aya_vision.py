@@ -56,8 +56,13 @@ class AyaVisionAdapter(GotOcr2ViewsMixin, FamilyAdapter):
     @classmethod
     def published_preprocessing(cls) -> dict[str, Any]:
         """The released preprocessing: tiles (up to 12) + a global tile, mean/std 0.5."""
-        return {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "crop_to_patches": True, "min_patches": 1,
-                "max_patches": 12}  # fmt: skip
+        return {
+            "image_mean": [0.5] * 3,
+            "image_std": [0.5] * 3,
+            "crop_to_patches": True,
+            "min_patches": 1,
+            "max_patches": 12,
+        }
 
     @property
     def image_token(self) -> str:
