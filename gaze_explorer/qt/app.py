@@ -169,7 +169,8 @@ def setup_image(window, args) -> None:
         widths = strip.panel_widths if n == strip.n_panels else None
         from gaze_explorer.core.judges import PanelTruth
 
-        truth = PanelTruth(strip.attributes, strip.captions) if n == strip.n_panels else None  # judges answers
+        # the panels' ground truth, to judge answers by (the comparison's segments)
+        truth = PanelTruth(strip.attributes, strip.captions) if n == strip.n_panels else None
         window.controller.set_image(strip.image, n, f"demo strip {strip.name}", widths, truth)
 
 

@@ -524,7 +524,7 @@ class AppController(QtCore.QObject):
             self._fail("a run is already in progress; press Stop first")
             return False
         if heads.gaze_scores is None:
-            self._fail("Compare conditions needs gaze scores for top-K and the random control: run discovery first")
+            self._fail("Compare conditions needs gaze scores (top-K, random control): run discovery first")
             return False
         from gaze_explorer.inference.evaluation import HeadConditions
 

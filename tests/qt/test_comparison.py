@@ -26,8 +26,15 @@ def _wide(qtbot, view) -> None:
 def test_runs_side_by_side_on_one_step_axis(qtbot, state):
     session = state.session
     first = session.runs[0]  # a shorter run (its first 4 steps): the step axis is the longest run's
-    short = RunData("short", tokens=first.tokens[:4], targets=first.targets[:4], status="finished",
-                    rows_at=first.rows_at, regions=first.regions, prompt_len=first.prompt_len)  # fmt: skip
+    short = RunData(
+        "short",
+        tokens=first.tokens[:4],
+        targets=first.targets[:4],
+        status="finished",
+        rows_at=first.rows_at,
+        regions=first.regions,
+        prompt_len=first.prompt_len,
+    )
     session.add_run(short)
     view = ComparisonView(state)
     _wide(qtbot, view)

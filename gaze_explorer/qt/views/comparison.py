@@ -101,8 +101,10 @@ class RunPanel(QtWidgets.QFrame):
             layout.addWidget(w)
 
     def show_row(self, row: ComparisonRow, region_names: Sequence[str], heads_name: str) -> None:
-        self.title.setText(f"<b>{html.escape(row.label)}</b> · {row.status} · {row.n_steps} tokens"
-                           f" · staircase of {html.escape(heads_name)}")  # fmt: skip
+        self.title.setText(
+            f"<b>{html.escape(row.label)}</b> · {row.status} · {row.n_steps} tokens"
+            f" · staircase of {html.escape(heads_name)}"
+        )
         self.answer.setText(row.text or "(no tokens yet)")
         self.segments.setText(segments_html(row, region_names))
         self.segments.setVisible(bool(row.segments))
@@ -131,8 +133,10 @@ def segments_html(row: ComparisonRow, region_names: Sequence[str]) -> str:
     """The segments of a switched run as a table: steps, target, judged panel, text."""
     if not row.segments:
         return ""
-    lines = ["<table cellspacing=2><tr><th align=left>steps</th><th align=left>target</th>"
-             "<th align=left>judge</th><th align=left>text</th></tr>"]  # fmt: skip
+    lines = [
+        "<table cellspacing=0 cellpadding=3><tr><th align=left>steps</th><th align=left>target</th>"
+        "<th align=left>judge</th><th align=left>text</th></tr>"
+    ]
     for seg in row.segments:
         if seg.judgement is None:
             judged = "no ground truth"
@@ -241,5 +245,7 @@ class ComparisonView(QtWidgets.QWidget):
             )
         if not self.state.heads.active.heads and self.rows:
             return "No heads selected: the staircases need a head set (Steering dock)."
-        return ("Select two or more runs in Session runs (Ctrl+click), or press Compare conditions to run "
-                "baseline, top-K gaze, random control and all heads on the current prompt and target.")  # fmt: skip
+        return (
+            "Select two or more runs in Session runs (Ctrl+click), or press Compare conditions to run "
+            "baseline, top-K gaze, random control and all heads on the current prompt and target."
+        )

@@ -1,0 +1,81 @@
+"""The README's comparison screenshot, made the way a user would on the demo model: discovery on the
+strip, Compare conditions (baseline, top-K gaze, random control, all heads) on panel 4, then a
+scheduled top-K run (panels 4, 2, 1 every 8 tokens) compared with the baseline, its segments judged;
+both comparisons selected in the session browser and grabbed from the Comparison dock at the screen's size
+(``comparison_1280.png`` and ``comparison_schedule_1280.png``):
+
+    xvfb-run -s "-screen 0 1280x760x24" python docs/scripts/make_comparison_screenshot.py \\
+        docs/screenshots/comparison_1280.png
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6 import QtWidgets
+
+
+def main(out: str, width: int = 1280, height: int = 760) -> int:
+    from gaze_explorer.core.judges import PanelTruth
+    from gaze_explorer.demo.prompts import NARRATION_PROMPT
+    from gaze_explorer.inference.loading import load_model
+    from gaze_explorer.qt.app import demo_strip
+    from gaze_explorer.qt.compat import singleton_refs_guard
+    from gaze_explorer.qt.main_window import MainWindow
+
+    singleton_refs_guard()  # what the app's main() does (PySide6 6.12 refcount leak on None)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    win = MainWindow()
+    c, s = win.controller, win.state
+    c.recorder.directory = Path(tempfile.mkdtemp())
+    c._on_model_loaded(load_model("demo", num_threads=1))
+    strip = demo_strip()
+    c.set_image(
+        strip.image,
+        strip.n_panels,
+        strip.name,
+        strip.panel_widths,
+        PanelTruth(strip.attributes, strip.captions),
+    )
+    win.resize(width, height)
+    win.show()
+
+    def wait(done) -> None:
+        while not done():
+            app.processEvents()
+
+    c.discover("current")
+    wait(lambda: s.discovery.has_result and not c.busy)
+    panel = win.steering_panel
+    panel.prompt_edit.setPlainText(NARRATION_PROMPT)
+    panel.max_tokens.setValue(24)
+    panel.ignore_eos.setChecked(True)
+    s.target.set_panel(3)
+    compared: list = []
+    c.conditions_compared.connect(compared.extend)
+    win.compare_conditions()
+    wait(lambda: compared and not c.busy)
+    s.target.set_schedule("4,2,1", 8)
+    win.steer()
+    wait(lambda: s.session.runs[-1].status != "running" and not c.busy)
+    dock = win.docks["Comparison"]
+    dock.setFloating(True)  # the comparison alone, at the screen's size
+    dock.resize(width, height)
+    dock.show()
+    scheduled = len(s.session.runs) - 1
+    for name, runs in (("", compared), ("_schedule", [compared[0], scheduled])):
+        for i, index in enumerate(runs):  # selected in the session browser, as a user would
+            win.session_view.select_run(index, add=i > 0)
+        for _ in range(50):
+            app.processEvents()
+        path = Path(out).with_name(Path(out).stem.replace("_", f"{name}_", 1) + Path(out).suffix)
+        dock.grab().save(str(path))
+        print(path, [s.session.runs[i].name for i in win.comparison_view.indices])
+    c.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
