@@ -11,7 +11,7 @@ writes its per-segment records with it too, so the app and the evaluation JSON a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -124,15 +124,19 @@ def comparison_rows(
     regions: Sequence,
     heads: HeadSet,
     truth: PanelTruth | None = None,
+    staircase_of: Callable[[int], np.ndarray | None] | None = None,
 ) -> list[ComparisonRow]:
     """The rows of runs ``indices`` of ``runs``. The staircase needs a grid, captured rows and
-    observed ``heads`` (else None); segments are judged when ``truth`` is given."""
+    observed ``heads`` (else None); ``staircase_of(index)`` gives it instead (a cache that grows
+    with a streaming run). Segments are judged when ``truth`` is given."""
     out = []
     for i in indices:
         run = runs[i]
         run_regions = run.regions or list(regions)
         staircase = None
-        if grid is not None and run.rows_at is not None and run_regions and heads.heads and run.n_steps:
+        if staircase_of is not None:
+            staircase = staircase_of(i)
+        elif grid is not None and run.rows_at is not None and run_regions and heads.heads and run.n_steps:
             staircase = step_trajectory(run.rows_at, run.n_steps, grid, run_regions, heads)
         steps = switch_steps(run)
         segments = split_segments(run.tokens, run.targets, steps, truth) if steps else []

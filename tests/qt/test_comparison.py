@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6 import QtWidgets
 
-from gaze_explorer.core.comparison import segment_record, split_segments
+from gaze_explorer.core.comparison import comparison_rows, segment_record, split_segments
 from gaze_explorer.core.judges import AttributeJudge, PanelTruth
 from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.state import RunData
@@ -52,6 +52,8 @@ def test_runs_side_by_side_on_one_step_axis(qtbot, state):
         expected = step_trajectory(run.rows_at, run.n_steps, session.grid, run.regions, state.heads.active)
         np.testing.assert_allclose(panel.data, expected.T)  # drawn as [region, step]
         np.testing.assert_allclose(panel.image_item.image, expected.T)
+        uncached = comparison_rows(session.runs, [i], session.grid, session.regions, state.heads.active)
+        np.testing.assert_allclose(uncached[0].staircase, expected)  # the view's cache gives the same
         panel.token_axis.update()
         assert panel.token_axis.ticks == [(k, token_label(t)) for k, t in enumerate(run.tokens)]
     # a run with a switch lists its segments; the run without one does not

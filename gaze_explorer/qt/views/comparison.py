@@ -23,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gaze_explorer.core.comparison import ComparisonRow, comparison_rows, shared_step_count
 from gaze_explorer.core.judges import PanelTruth
 from gaze_explorer.core.state import AppState
+from gaze_explorer.qt.views.token_timeline import TrajectoryCache
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, thinned_token_ticks
 
@@ -164,6 +165,7 @@ class ComparisonView(QtWidgets.QWidget):
         self.rows: list[ComparisonRow] = []
         self.panels: list[RunPanel] = []
         self.n_steps = 0
+        self.cache = TrajectoryCache()  # the timeline's: a streaming run adds only its new steps
         # the ground truth of the image on screen, for judging segments (set by the main window)
         self.truth_source: Callable[[], PanelTruth | None] = lambda: None
         self.compare_button = QtWidgets.QPushButton("Compare conditions")
@@ -211,7 +213,13 @@ class ComparisonView(QtWidgets.QWidget):
     def refresh(self) -> None:
         session, heads = self.state.session, self.state.heads.active
         self.rows = comparison_rows(
-            session.runs, self.indices, session.grid, session.regions, heads, self.truth_source()
+            session.runs,
+            self.indices,
+            session.grid,
+            session.regions,
+            heads,
+            self.truth_source(),
+            staircase_of=lambda i: self.cache.get(self.state, i),
         )
         while len(self.panels) < len(self.rows):
             panel = RunPanel()
