@@ -172,3 +172,22 @@ def test_compare_conditions_runs_the_four_conditions(qtbot, demo_window):
     win.session_view.select_run(indices[2], add=True)
     win.session_view.select_run(indices[1], add=True)
     assert view.indices == [indices[0], indices[2], indices[1]]
+
+
+def test_compare_conditions_needs_discovery_and_stops_with_stop(qtbot, demo_window):
+    win = demo_window
+    c, s = win.controller, win.state
+    win.steering_panel.prompt_edit.setPlainText("What is in panel 2?")
+    win.steering_panel.max_tokens.setValue(300)
+    win.steering_panel.ignore_eos.setChecked(True)  # long enough to be stopped
+    win.compare_conditions()  # no gaze scores yet: a clear message, nothing runs
+    assert not s.session.runs and any("run discovery first" in m for m, err in win.messages if err)
+    with qtbot.waitSignal(c.discovery_finished, timeout=120000):
+        c.discover("current")
+    qtbot.waitUntil(lambda: not c.busy)
+    with qtbot.waitSignal(c.conditions_compared, timeout=120000) as done:
+        win.compare_conditions()
+        qtbot.waitUntil(lambda: s.session.runs and s.session.runs[-1].n_steps >= 2, timeout=60000)
+        c.stop()  # the baseline is cut short and no further condition starts
+    qtbot.waitUntil(lambda: not c.busy)
+    assert done.args[0] == [0] and len(s.session.runs) == 1 and s.session.runs[0].status == "cancelled"
