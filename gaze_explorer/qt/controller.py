@@ -43,6 +43,7 @@ class AppController(QtCore.QObject):
     model_loaded = QtCore.Signal()
     run_finished = QtCore.Signal(int)  # index of the run in the session model
     conditions_compared = QtCore.Signal(list)  # the runs of "Compare conditions", in order
+    condition_started = QtCore.Signal(list)  # the same, so far: each time another condition starts
     discovery_finished = QtCore.Signal()
 
     def __init__(self, state: AppState, parent: QtCore.QObject | None = None) -> None:
@@ -554,6 +555,7 @@ class AppController(QtCore.QObject):
             return False
         index = self._run_index
         job["runs"].append(index)
+        self.condition_started.emit(list(job["runs"]))
         # after the controller's own handling of ``done`` (connected first): the worker is gone
         worker.done.connect(lambda: self._condition_done(job, index))
         return True

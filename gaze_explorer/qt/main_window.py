@@ -125,6 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_view.runs_selected.connect(self._compare_selected)
         self.comparison_view.compare_requested.connect(self.compare_conditions)
         c.conditions_compared.connect(self._compare_selected)
+        c.condition_started.connect(self.comparison_view.set_runs)  # each run shows as it streams
 
     def generate_baseline(self) -> None:
         try:

@@ -146,11 +146,14 @@ def test_compare_conditions_runs_the_four_conditions(qtbot, demo_window):
     before = len(s.session.runs)
     run_menu = next(m for m in win.menuBar().findChildren(QtWidgets.QMenu) if m.title() == "&Run")
     action = next(a for a in run_menu.actions() if a.text() == "Compare conditions")
+    started: list = []
+    c.condition_started.connect(started.append)
     with qtbot.waitSignal(c.conditions_compared, timeout=240000) as done:
         action.trigger()
     qtbot.waitUntil(lambda: not c.busy)
     indices = done.args[0]
     assert indices == list(range(before, before + 4))
+    assert started == [indices[:n] for n in range(1, 5)]  # the comparison grew as each run started
     runs = [s.session.runs[i] for i in indices]
     assert all(r.status == "finished" for r in runs)
     expected = HeadConditions.from_scores(
