@@ -46,6 +46,7 @@ class AyaVisionAdapter(GotOcr2ViewsMixin, FamilyAdapter):
 
     family = "aya_vision"
     model_types = ("aya_vision",)
+    end_of_turn_tokens = (END_OF_TURN,)
     template_image_marker: ClassVar[str | None] = TEMPLATE_IMAGE_TOKEN
     default_input_policy: ClassVar[str] = "native"
 
@@ -72,13 +73,6 @@ class AyaVisionAdapter(GotOcr2ViewsMixin, FamilyAdapter):
     @property
     def image_token_id(self) -> int:
         return int(self.config.image_token_index)
-
-    @property
-    def extra_eos_token_ids(self) -> list[int]:
-        """Chat turns end with ``<|END_OF_TURN_TOKEN|>``."""
-        tid = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        return [] if tid is None or tid == unk else [int(tid)]
 
     def tokens_per_side(self) -> int:
         """``k``: LM tokens per side of one view after the pixel shuffle."""

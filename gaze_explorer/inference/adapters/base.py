@@ -180,6 +180,8 @@ class FamilyAdapter(ABC):
     template_image_marker: ClassVar[str | None] = None  # None: the tokenizer's image token
     input_policies: ClassVar[tuple[str, ...]] = ("native",)  # keys of INPUT_POLICIES it supports
     default_input_policy: ClassVar[str] = "native"
+    # chat-turn end markers that stop generation too (the checkpoints' generation configs stop there)
+    end_of_turn_tokens: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, tokenizer: Any, image_processor: Any) -> None:
         self.config = config
@@ -310,6 +312,13 @@ class FamilyAdapter(ABC):
         return tok if tok else str(self.tokenizer.convert_ids_to_tokens(int(self.config.image_token_id)))
 
     @property
+    def extra_eos_token_ids(self) -> list[int]:
+        """The ids of ``end_of_turn_tokens`` that the tokenizer knows (an unknown one is left out)."""
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        ids = (self.tokenizer.convert_tokens_to_ids(t) for t in self.end_of_turn_tokens)
+        return [int(i) for i in ids if i is not None and i != unk]
+
+    @property
     def eos_token_ids(self) -> tuple[int, ...]:
         """Every id that ends generation: the tokenizer's and the configs' eos ids."""
         ids: list[int] = []
@@ -324,7 +333,7 @@ class FamilyAdapter(ABC):
         add(getattr(self.tokenizer, "eos_token_id", None))
         add(getattr(self.text_config, "eos_token_id", None))
         add(getattr(self.config, "eos_token_id", None))
-        add(getattr(self, "extra_eos_token_ids", None))
+        add(self.extra_eos_token_ids)
         return tuple(ids)
 
     @property

@@ -36,6 +36,7 @@ class Gemma3Adapter(FamilyAdapter):
 
     family = "gemma3"
     model_types = ("gemma3",)
+    end_of_turn_tokens = (END_OF_TURN,)
     text_config_key = "text_config"
 
     @classmethod
@@ -56,13 +57,6 @@ class Gemma3Adapter(FamilyAdapter):
     @property
     def image_token(self) -> str:
         return getattr(self.tokenizer, "image_token", None) or IMAGE_TOKEN
-
-    @property
-    def extra_eos_token_ids(self) -> list[int]:
-        """Chat turns end with ``<end_of_turn>`` (the checkpoints' generation config stops there)."""
-        tid = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        return [] if tid is None or tid == unk else [int(tid)]
 
     def _tokens_per_side(self) -> int:
         n = int(self.config.mm_tokens_per_image)

@@ -37,6 +37,7 @@ class Gemma4Adapter(FamilyAdapter):
 
     family = "gemma4"
     model_types = ("gemma4",)
+    end_of_turn_tokens = END_OF_TURN_TOKENS
     text_config_key = "text_config"
 
     @classmethod
@@ -55,13 +56,6 @@ class Gemma4Adapter(FamilyAdapter):
     @property
     def image_token(self) -> str:
         return getattr(self.tokenizer, "image_token", None) or IMAGE_TOKEN
-
-    @property
-    def extra_eos_token_ids(self) -> list[int]:
-        """Chat turns end with the end-of-turn token (the checkpoints' generation config stops there)."""
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        ids = (self.tokenizer.convert_tokens_to_ids(t) for t in END_OF_TURN_TOKENS)
-        return [int(i) for i in ids if i is not None and i != unk]
 
     def process_image(self, image: Image.Image) -> VisionInputs:
         out = self.image_processor(images=[image], return_tensors="pt")

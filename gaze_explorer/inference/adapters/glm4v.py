@@ -26,6 +26,8 @@ from typing import Any
 
 from gaze_explorer.inference.adapters.qwen3_vl import Qwen3VLAdapter
 
+# a GLM turn ends at the next <|user|> or <|observation|> (the checkpoints' generation config stops
+# on both and on <|endoftext|>)
 END_OF_TURN_TOKENS = ("<|user|>", "<|observation|>", "<|endoftext|>")
 
 
@@ -34,6 +36,7 @@ class Glm4vAdapter(Qwen3VLAdapter):
 
     family = "glm4v"
     model_types = ("glm4v",)
+    end_of_turn_tokens = END_OF_TURN_TOKENS
 
     @classmethod
     def image_processor_class(cls) -> type:
@@ -45,14 +48,6 @@ class Glm4vAdapter(Qwen3VLAdapter):
     def published_preprocessing(cls) -> dict[str, Any]:
         """The processor's own defaults are the family's (CLIP mean/std; 112*112 .. 28*28*15000 px)."""
         return {}
-
-    @property
-    def extra_eos_token_ids(self) -> list[int]:
-        """A GLM turn ends at the next ``<|user|>`` or ``<|observation|>`` (the checkpoints'
-        generation config stops on both and on ``<|endoftext|>``)."""
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        ids = [self.tokenizer.convert_tokens_to_ids(t) for t in END_OF_TURN_TOKENS]
-        return [int(i) for i in ids if i is not None and i != unk]
 
 
 class Glm4vMoeAdapter(Glm4vAdapter):

@@ -58,6 +58,7 @@ class Idefics3Adapter(FamilyAdapter):
 
     family = "idefics3"
     model_types = ("idefics3",)
+    end_of_turn_tokens = (END_OF_UTTERANCE,)
 
     @classmethod
     def image_processor_class(cls) -> type:
@@ -71,13 +72,6 @@ class Idefics3Adapter(FamilyAdapter):
         return cls.image_processor_class()(
             size={"longest_edge": 4 * tile}, max_image_size={"longest_edge": tile}, do_image_splitting=True
         )
-
-    @property
-    def extra_eos_token_ids(self) -> list[int]:
-        """Chat turns end with ``<end_of_utterance>``."""
-        tid = self.tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE)
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        return [] if tid is None or tid == unk else [int(tid)]
 
     def tokens_per_side(self) -> int:
         """``k``: LM tokens per side of one view, after the pixel shuffle."""
