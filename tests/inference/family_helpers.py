@@ -7,6 +7,8 @@ Nothing here is downloaded: tokenizers are built from a word list, models from t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from PIL import Image
@@ -98,6 +100,17 @@ def small_qwen_processor(adapter_cls):
         merge_size=2,
         size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 64},
     )
+
+
+@contextmanager
+def input_policy(adapter, policy: str):
+    """``adapter`` under input ``policy`` inside the block; its previous policy after it."""
+    previous = adapter.input_policy
+    adapter.set_input_policy(policy)
+    try:
+        yield adapter
+    finally:
+        adapter.set_input_policy(previous)
 
 
 def strip_image(width: int, height: int, n_panels: int = 6, seed: int = 0) -> Image.Image:

@@ -12,6 +12,7 @@ from family_helpers import (
     check_image_embeddings_distinct,
     check_parity,
     check_parity_and_steering,
+    input_policy,
     padded_batch,
     strip_image,
     tiny_text_config,
@@ -69,10 +70,8 @@ def aya():
 
 @pytest.fixture
 def aya_squash(aya):
-    model, adapter = aya
-    adapter.set_input_policy("squash")
-    yield model, adapter
-    adapter.set_input_policy("native")
+    with input_policy(aya[1], "squash"):
+        yield aya
 
 
 def test_aya_native_tiles_form_the_grid_and_the_global_tile_stays_out(aya):

@@ -11,6 +11,7 @@ from family_helpers import (
     assert_positions_hold_image_tokens,
     check_image_embeddings_distinct,
     check_parity_and_steering,
+    input_policy,
     padded_batch,
     strip_image,
     tiny_text_config,
@@ -70,10 +71,8 @@ def internvl():
 
 @pytest.fixture
 def internvl_native(internvl):
-    model, adapter = internvl
-    adapter.set_input_policy("native")
-    yield model, adapter
-    adapter.set_input_policy("squash")
+    with input_policy(internvl[1], "native"):
+        yield internvl
 
 
 def test_internvl_squash_is_one_view_over_the_whole_image(internvl):

@@ -12,6 +12,7 @@ from family_helpers import (
     assert_positions_hold_image_tokens,
     check_image_embeddings_distinct,
     check_parity_and_steering,
+    input_policy,
     padded_batch,
     strip_image,
     tiny_text_config,
@@ -90,8 +91,7 @@ def test_ovis2_squash_view_and_indicator_tokens_outside_the_grid(ovis2):
 
 def test_ovis2_native_tiles_thumbnail_first_with_row_and_column_indicators(ovis2):
     model, adapter = ovis2
-    adapter.set_input_policy("native")
-    try:
+    with input_policy(adapter, "native"):
         # transformers' Ovis2 processor unpacks its covering grid as (columns, rows) although it is
         # (rows, columns): a 130 x 300 portrait gets a 1 x 3 canvas (one row of three tiles). The
         # grid follows the canvas the model really sees (boxes stay exact: each tile is stretched).
@@ -115,8 +115,6 @@ def test_ovis2_native_tiles_thumbnail_first_with_row_and_column_indicators(ovis2
         assert ids[all_image[127] + 1] == col and ids[all_image[191] + 1] == col
         assert ids[all_image[255] + 1] == adapter.tokenizer.convert_tokens_to_ids("<IMG_END>")
         check_parity_and_steering(model, adapter, prepared)
-    finally:
-        adapter.set_input_policy("squash")
 
 
 def test_ovis2_published_geometry_on_a_real_size_strip(ovis2):
@@ -142,12 +140,9 @@ def test_ovis2_native_tiles_match_the_measured_geometry(ovis2):
     from geometry_truth import GeometryOracle, noise_image
 
     model, adapter = ovis2
-    adapter.set_input_policy("native")
-    try:
+    with input_policy(adapter, "native"):
         image = noise_image(300, 120, seed=1)
         assert adapter.build_inputs(image, "describe .").info["vision"]["tiles"] == [3, 1]
         # the swapped canvas stacks three tiles along y: measure the stitched axis
         comparison = GeometryOracle(model, adapter).measure_boxes(image, axes=(1,))
-    finally:
-        adapter.set_input_policy("squash")
     assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()
