@@ -65,14 +65,26 @@ def main(argv=None) -> int:
         best = getattr(win, "open_best_head", None)
         if best is not None:
             best()
-    for size in args.size or ["1280x760"]:
+    sizes = args.size or ["1280x760"]
+    first_size = tuple(int(v) for v in sizes[0].split("x"))
+    win.resize(*first_size)  # sized before the docks are first laid out, as at start-up on that screen
+    wait(app, lambda: False, timeout_s=0.3)
+    for size in sizes:
         w, h = (int(v) for v in size.split("x"))
         win.resize(w, h)
         wait(app, lambda: False, timeout_s=0.3)
-        win.reset_layout()  # the layout the window opens with at this size
+        if (w, h) != first_size:  # the layout the window opens with at this size
+            win.reset_layout()
         if best is not None and not args.no_discovery:
             win.docks[args.dock].raise_()
-        wait(app, lambda: False, timeout_s=0.5)
+        wait(app, lambda: False, timeout_s=1.0)
+        from PySide6 import QtWidgets as _w
+
+        for bar in win.findChildren(_w.QTabBar):  # tab bars re-laid out by reset_layout paint late otherwise
+            bar.adjustSize()
+            bar.update()
+        wait(app, lambda: False, timeout_s=0.3)
+        win.repaint()
         path = Path(args.out) / f"{args.prefix}_{w}x{h}.png"
         win.grab().save(str(path), "PNG")
         print("saved", path)
