@@ -370,9 +370,11 @@ class MainWindow(QtWidgets.QMainWindow):
             "Inspector": Dock.LeftDockWidgetArea, "Prompt": Dock.LeftDockWidgetArea,
             "Session runs": Dock.LeftDockWidgetArea,
         }  # fmt: skip
+        for name in places:  # taken out first, so no tab bar of the old arrangement lingers
+            self.removeDockWidget(d[name])
         for name, area in places.items():
             d[name].setFloating(False)
-            self.addDockWidget(area, d[name])  # re-adding moves a dock to the end of its area
+            self.addDockWidget(area, d[name])
             d[name].show()
         self.splitDockWidget(d["Layer × head grid"], d["Steering"], V)
         self.splitDockWidget(d["Discovery"], d["Session runs"], V)
