@@ -11,6 +11,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gaze_explorer.cli import main
@@ -115,6 +116,11 @@ def test_report_json_carries_the_stages_results(report_dir):
     disc = json.loads((stages / "discovery" / "discovery.json").read_text(encoding="utf-8"))
     assert [a["common"] for a in report["discovery"]["agreement"]] == [a["common"] for a in disc["agreement"]]
     assert report["discovery"]["n_strips"] == 2
+    scores = np.load(stages / "discovery" / "gaze_scores.npy")
+    assert np.allclose(report["discovery"]["layer_map"]["scores"], scores, atol=1e-6)
+    ranking = json.loads((stages / "discovery" / "ranking.json").read_text(encoding="utf-8"))
+    tops = report["discovery"]["top_heads"]
+    assert [(h["layer"], h["head"]) for h in tops] == [(r["layer"], r["head"]) for r in ranking[: len(tops)]]
     assert report["region"]["rows"][0]["size"] == "overall"
 
 

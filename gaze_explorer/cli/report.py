@@ -304,21 +304,25 @@ def figures(report: dict, out: Path) -> dict[str, str]:
 
     save_sweep_figure(_read(out / "stages" / "sweep.json"), figs / "fig8_k_curve.png")
     result["fig8"] = base64.b64encode((figs / "fig8_k_curve.png").read_bytes()).decode("ascii")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(12, 3.6), dpi=100, width_ratios=(1, 1.2, 0.8))
     hist = d["histogram"]
     edges = np.asarray(hist["edges"])
     a1.bar(edges[:-1], hist["counts"], width=np.diff(edges), align="edge", color="#4C72B0")
     a1.set_xlabel("gaze score")
     a1.set_ylabel("heads")
     a1.set_title("gaze score histogram", fontsize=10)
-    n_layers = d["n_layers"]
-    a2.barh(
-        range(n_layers), d["layer_map"]["top_k_per_layer"], color="#55A868", label=f"top-{d['top_k']} heads"
-    )
-    a2.invert_yaxis()
+    grid = np.array([[np.nan if v is None else v for v in row] for row in d["layer_map"]["scores"]])
+    image = a2.imshow(grid, aspect="auto", cmap="magma", interpolation="nearest")
+    fig.colorbar(image, ax=a2, label="gaze score")
+    a2.set_xlabel("head")
     a2.set_ylabel("layer")
-    a2.set_xlabel("gaze heads in the layer")
-    a2.set_title(f"layer map (depth {d['gaze_depth']:.2f} of the model)", fontsize=10)
+    a2.set_title("layer map: every head's gaze score", fontsize=10)
+    n_layers = d["n_layers"]
+    a3.barh(range(n_layers), d["layer_map"]["top_k_per_layer"], color="#55A868")
+    a3.set_ylim(n_layers - 0.5, -0.5)  # layer 0 on top, as in the map beside it
+    a3.set_ylabel("layer")
+    a3.set_xlabel(f"top-{d['top_k']} gaze heads")
+    a3.set_title(f"depth {d['gaze_depth']:.2f} of the model", fontsize=10)
     result["layers"] = _save(fig, figs / "histogram_layers.png")
     return result
 

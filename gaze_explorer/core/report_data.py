@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from gaze_explorer.core.coco import PAPER_REGION_ACCURACY, SIZE_CLASSES
+from gaze_explorer.core.heads import ranking
 from gaze_explorer.core.sweep import ALL_HEADS, CONTROL
 
 REPORT_SCHEMA_VERSION = 1
@@ -80,22 +81,15 @@ def _num(x) -> float | None:
     return None if x is None else float(x)
 
 
-def top_heads(scores: np.ndarray, n: int) -> list[tuple[int, int]]:
-    """The ``n`` best-scoring (layer, head), best first (NaN heads never)."""
-    flat = np.where(np.isfinite(scores), scores, -np.inf).ravel()
-    order = np.argsort(-flat, kind="stable")[:n]
-    return [(int(i // scores.shape[1]), int(i % scores.shape[1])) for i in order]
-
-
 def discovery_section(
     meta: Mapping, scores: np.ndarray, matrices: np.ndarray, n_top: int, k: int, n_bins: int = 20
 ) -> dict:
-    """Fig. 2a (the top heads' N x N matrices), the score histogram, the layer map (mean and max
-    score per layer, the top-K heads per layer), the depth of the gaze heads and Tab. 6."""
+    """Fig. 2a (the top heads' N x N matrices), the score histogram, the layer map (every head's
+    score, mean and max per layer, the top-K heads per layer), the depth of the gaze heads and Tab. 6."""
     n_layers, n_heads = scores.shape
     finite = scores[np.isfinite(scores)]
     counts, edges = np.histogram(finite, bins=n_bins)
-    top = top_heads(scores, k)
+    top = [(r["layer"], r["head"]) for r in ranking(scores)[:k]]  # the ranking discover writes
     per_layer = [sum(1 for layer, _ in top if layer == i) for i in range(n_layers)]
     depth = float(np.mean([layer for layer, _ in top]) / max(n_layers - 1, 1))
     return {
@@ -115,6 +109,7 @@ def discovery_section(
         ],
         "histogram": {"counts": counts.astype(int).tolist(), "edges": edges.round(6).tolist()},
         "layer_map": {
+            "scores": [[_num(v) if np.isfinite(v) else None for v in row] for row in scores.round(6)],
             "mean": [float(np.nanmean(row)) if np.isfinite(row).any() else None for row in scores],
             "max": [float(np.nanmax(row)) if np.isfinite(row).any() else None for row in scores],
             "top_k_per_layer": per_layer,
