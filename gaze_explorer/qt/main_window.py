@@ -371,10 +371,11 @@ class MainWindow(QtWidgets.QMainWindow):
             "Session runs": Dock.LeftDockWidgetArea,
         }  # fmt: skip
         for name in places:  # taken out first, so no tab bar of the old arrangement lingers
+            d[name].setFloating(False)
             self.removeDockWidget(d[name])
         for name, area in places.items():
-            d[name].setFloating(False)
             self.addDockWidget(area, d[name])
+            d[name].setFloating(False)
             d[name].show()
         self.splitDockWidget(d["Layer × head grid"], d["Steering"], V)
         self.splitDockWidget(d["Discovery"], d["Session runs"], V)
