@@ -189,6 +189,10 @@ def sweep_section(sweep: Mapping) -> dict:
         "ks": ks,
         "curves": curves,
         "all_heads": all_heads,
+        # cells that could not run (e.g. a control pool smaller than K): n/a in the table, said why here
+        "errors": [
+            {"criterion": c["criterion"], "k": c.get("k"), "error": c["error"]} for c in cells if "error" in c
+        ],
         "baseline": _num(base.get("accuracy")),
         "n_strips": sweep["settings"].get("n_strips"),
         "peak": None
