@@ -21,7 +21,7 @@ from gaze_explorer.cli.helpers import (
     switch_every,
 )
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError, SweepError
-from gaze_explorer.core.evaluation_report import write_json
+from gaze_explorer.core.evaluation_report import format_percent, write_json
 from gaze_explorer.core.steering import SteeringMode
 from gaze_explorer.core.sweep import (
     ALL_HEADS,
@@ -186,10 +186,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
-
-
 def format_sweep_table(report: dict) -> str:
     """One block per (strength, prompt): criterion rows, K columns, accuracy % [CI]."""
     lines = [
@@ -199,7 +195,7 @@ def format_sweep_table(report: dict) -> str:
     for i, (prompt, base) in enumerate(report["baselines"].items(), start=1):
         lo, hi = base.get("ci95", [None, None])
         lines.append(
-            f"baseline, prompt {i} ({prompt[:40]}): {_pct(base.get('accuracy'))} % [{_pct(lo)}, {_pct(hi)}]"
+            f"baseline, prompt {i} ({prompt[:40]}): {format_percent(base.get('accuracy'), 0)} % [{format_percent(lo, 0)}, {format_percent(hi, 0)}]"
         )
     prompts = report["prompts"]
     for rec in report["cells"]:
@@ -211,7 +207,7 @@ def format_sweep_table(report: dict) -> str:
         which = f"prompt {prompts.index(rec['prompt']) + 1} " if len(prompts) > 1 else ""
         lines.append(
             f"{which}{rec['criterion']:<13} K={k!s:<4} strength={rec['strength']:<8g} "
-            f"{_pct(rec['accuracy']):>5} % [{_pct(lo)}, {_pct(hi)}] n={rec['n']}{extra}"
+            f"{format_percent(rec['accuracy'], 0):>5} % [{format_percent(lo, 0)}, {format_percent(hi, 0)}] n={rec['n']}{extra}"
         )
     return "\n".join(lines)
 

@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.core.errors import DatasetError
-from gaze_explorer.core.evaluation_report import SCHEMA_VERSION, _finite, _pct, _summary
+from gaze_explorer.core.evaluation_report import (
+    SCHEMA_VERSION,
+    accuracy_summary,
+    finite_or_none,
+    format_percent,
+)
 from gaze_explorer.core.regions import Box
 from gaze_explorer.core.stats import DEFAULT_RESAMPLES, bootstrap_ci
 
@@ -217,8 +222,8 @@ def _paired_difference(gens: Sequence[Mapping], a: str, b: str, n_resamples: int
     diffs = [hits[a][k] - hits[b][k] for k in common]
     lo, hi = bootstrap_ci(diffs, n_resamples=n_resamples, seed=seed)
     return {
-        "difference": _finite(float(np.mean(diffs))) if diffs else None,
-        "ci95": [_finite(lo), _finite(hi)],
+        "difference": finite_or_none(float(np.mean(diffs))) if diffs else None,
+        "ci95": [finite_or_none(lo), finite_or_none(hi)],
         "n": len(diffs),
     }
 
@@ -248,7 +253,7 @@ def region_report(
         these = [g for g in gens if g["condition"] == c]
 
         def summary(rows: list[dict]) -> dict:
-            return _summary(
+            return accuracy_summary(
                 [float(g["hit"]) for g in rows], [g["degenerate"] for g in rows], n_resamples, seed
             )
 
@@ -304,8 +309,8 @@ def format_region_table(report: Mapping) -> str:
 
     def cell(s: Mapping) -> str:
         lo, hi = s["ci95"]
-        ci = "" if lo is None else f" [{_pct(lo).strip()},{_pct(hi).strip()}]"
-        return f"{_pct(s['accuracy']).strip()}{ci} n={s['n']}"
+        ci = "" if lo is None else f" [{format_percent(lo).strip()},{format_percent(hi).strip()}]"
+        return f"{format_percent(s['accuracy']).strip()}{ci} n={s['n']}"
 
     for name, c in report["conditions"].items():
         cells = [c["overall"], *(c["by_size"][s] for s in SIZE_CLASSES)]

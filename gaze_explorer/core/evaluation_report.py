@@ -49,16 +49,16 @@ DEFAULT_BIAS_ON = {
 BASELINE_RULE_PROTOCOLS = ("static", "narration")  # dynamic and region have no unsteered twin rule
 
 
-def _finite(x: float) -> float | None:
+def finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def _summary(credits: Sequence[float], degenerate: Sequence[bool], n_resamples: int, seed: int) -> dict:
+def accuracy_summary(credits: Sequence[float], degenerate: Sequence[bool], n_resamples: int, seed: int) -> dict:
     lo, hi = bootstrap_ci(credits, n_resamples=n_resamples, seed=seed)
     return {
-        "accuracy": _finite(float(np.mean(credits))) if credits else None,
-        "ci95": [_finite(lo), _finite(hi)],
-        "degenerate_rate": _finite(float(np.mean(degenerate))) if degenerate else None,
+        "accuracy": finite_or_none(float(np.mean(credits))) if credits else None,
+        "ci95": [finite_or_none(lo), finite_or_none(hi)],
+        "degenerate_rate": finite_or_none(float(np.mean(degenerate))) if degenerate else None,
         "n": len(credits),
     }
 
@@ -147,8 +147,8 @@ def trajectory_summary(trajectories: Sequence[Mapping], n_resamples: int, seed: 
     def mean_ci(values: list[float]) -> dict:
         lo, hi = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
         return {
-            "mean": _finite(float(np.mean(values))) if values else None,
-            "ci95": [_finite(lo), _finite(hi)],
+            "mean": finite_or_none(float(np.mean(values))) if values else None,
+            "ci95": [finite_or_none(lo), finite_or_none(hi)],
         }
 
     starts = [float(t["starts_correct"]) for t in kept]
@@ -164,10 +164,10 @@ def trajectory_summary(trajectories: Sequence[Mapping], n_resamples: int, seed: 
 def _dynamic_condition(gens: list[dict], n_resamples: int, seed: int) -> dict:
     credits = [seg["credit"] for g in gens for seg in g["segments"]]
     degenerate = [seg["judge"]["degenerate"] for g in gens for seg in g["segments"]]
-    out = _summary(credits, degenerate, n_resamples, seed)
+    out = accuracy_summary(credits, degenerate, n_resamples, seed)
     n_segments = max((len(g["segments"]) for g in gens), default=0)
     out["segment_accuracy"] = [
-        _finite(float(np.mean([g["segments"][s]["credit"] for g in gens if len(g["segments"]) > s])))
+        finite_or_none(float(np.mean([g["segments"][s]["credit"] for g in gens if len(g["segments"]) > s])))
         for s in range(n_segments)
     ]
     rhos = []
@@ -180,8 +180,8 @@ def _dynamic_condition(gens: list[dict], n_resamples: int, seed: int) -> dict:
         rhos.append(g["spearman"])
     lo, hi = bootstrap_ci(rhos, n_resamples=n_resamples, seed=seed)
     out["spearman"] = {
-        "mean": _finite(float(np.mean(rhos))) if rhos else None,
-        "ci95": [_finite(lo), _finite(hi)],
+        "mean": finite_or_none(float(np.mean(rhos))) if rhos else None,
+        "ci95": [finite_or_none(lo), finite_or_none(hi)],
     }
     out["trajectory"] = trajectory_summary([g["trajectory"] for g in gens], n_resamples, seed)
     return out
@@ -222,15 +222,15 @@ def build_report(
             credits = [x for g in these for x in g["credits"]]
         else:
             credits = [g["credit"] for g in these]
-        summary = _summary(credits, [g["degenerate"] for g in these], n_resamples, seed)
+        summary = accuracy_summary(credits, [g["degenerate"] for g in these], n_resamples, seed)
         if applies and c != "baseline":
             flagged = [g.get("same_as_baseline", False) for g in these]
-            summary["same_as_baseline_rate"] = _finite(float(np.mean(flagged)))
+            summary["same_as_baseline_rate"] = finite_or_none(float(np.mean(flagged)))
             summary["n_removed"] = sum(
                 1 for g in these if g.get("same_as_baseline") and g["judged_credit"] > 0
             )
             judged = [g.get("judged_credit", g["credit"]) for g in these]
-            summary["accuracy_without_rule"] = _finite(float(np.mean(judged)))
+            summary["accuracy_without_rule"] = finite_or_none(float(np.mean(judged)))
         conditions[c] = summary
     gaze_heads = heads.get("gaze")
     report: dict = {
@@ -270,7 +270,7 @@ def _chance(gens: list[dict]) -> float | None:
     ns = [len(g["judge"]["scores"]) for g in gens if "judge" in g] + [
         len(seg["judge"]["scores"]) for g in gens for seg in g.get("segments", ())
     ]
-    return _finite(float(np.mean([1.0 / n for n in ns if n]))) if ns else None
+    return finite_or_none(float(np.mean([1.0 / n for n in ns if n]))) if ns else None
 
 
 def _judge_agreement(gens: list[dict]) -> dict | None:
@@ -286,9 +286,9 @@ def _judge_agreement(gens: list[dict]) -> dict | None:
     judged = [a for a, (exact, _) in zip(agree, pairs, strict=True) if not exact["degenerate"]]
     return {
         "n": len(agree),
-        "rate": _finite(float(np.mean(agree))),
+        "rate": finite_or_none(float(np.mean(agree))),
         "n_non_degenerate": len(judged),
-        "rate_non_degenerate": _finite(float(np.mean(judged))) if judged else None,
+        "rate_non_degenerate": finite_or_none(float(np.mean(judged))) if judged else None,
     }
 
 
@@ -308,8 +308,9 @@ def write_json(path: str | Path, report: Mapping) -> Path:
     return p
 
 
-def _pct(x: float | None) -> str:
-    return "  n/a" if x is None else f"{100 * x:5.1f}"
+def format_percent(x: float | None, width: int = 5) -> str:
+    """``x`` as a percentage with one decimal, right-aligned to ``width`` ("n/a" for None)."""
+    return "n/a".rjust(width) if x is None else f"{100 * x:{width}.1f}"
 
 
 def _trajectory_line(t: Mapping) -> str:
@@ -322,7 +323,7 @@ def _trajectory_line(t: Mapping) -> str:
         )
 
     s = t["starts_correct"]
-    starts = "n/a" if s["mean"] is None else f"{_pct(s['mean']).strip()} %"
+    starts = "n/a" if s["mean"] is None else f"{format_percent(s['mean']).strip()} %"
     return (
         f"schedule-blind: rho vs schedule {rho(t['rho_schedule'])}, vs order 1..N {rho(t['rho_natural'])}; "
         f"starts correct {starts} ({t['n_strips'] - t['n_excluded']} strips, {t['n_excluded']} excluded"
@@ -339,16 +340,16 @@ def format_table(report: Mapping) -> str:
     ]
     for name, c in report["conditions"].items():
         lo, hi = c["ci95"]
-        ci = "n/a" if lo is None else f"[{_pct(lo).strip()}, {_pct(hi).strip()}]"
+        ci = "n/a" if lo is None else f"[{format_percent(lo).strip()}, {format_percent(hi).strip()}]"
         lines.append(
-            f"{name:<10} {_pct(c['accuracy']):>6} {ci:>15} {_pct(c['degenerate_rate']):>8} {c['n']:>6}"
+            f"{name:<10} {format_percent(c['accuracy']):>6} {ci:>15} {format_percent(c['degenerate_rate']):>8} {c['n']:>6}"
         )
         if "spearman" in c:
             s = c["spearman"]
             slo, shi = s["ci95"]
             rho = "n/a" if s["mean"] is None else f"{s['mean']:+.2f}"
             rng = "" if slo is None else f" [{slo:+.2f}, {shi:+.2f}]"
-            segs = " ".join(_pct(a).strip() for a in c["segment_accuracy"])
+            segs = " ".join(format_percent(a).strip() for a in c["segment_accuracy"])
             lines.append(f"{'':<10} rho {rho}{rng}; per-segment acc %: {segs}")
         if "trajectory" in c:
             lines.append(f"{'':<10} {_trajectory_line(c['trajectory'])}")
@@ -358,17 +359,17 @@ def format_table(report: Mapping) -> str:
             f"same-as-unsteered rule ({rule['rule']}): {rule['n_flagged']} steered answers counted as misses, "
             f"{rule['n_removed']} of them judged hits; without it: "
             + ", ".join(
-                f"{name} {_pct(c['accuracy_without_rule']).strip()} %"
+                f"{name} {format_percent(c['accuracy_without_rule']).strip()} %"
                 for name, c in report["conditions"].items()
                 if "accuracy_without_rule" in c
             )
         )
     if report.get("chance") is not None:
-        lines.append(f"chance: {_pct(report['chance']).strip()} %")
+        lines.append(f"chance: {format_percent(report['chance']).strip()} %")
     agreement = report.get("judge_agreement")
     if agreement:
         lines.append(
-            f"caption judge agrees with the exact judge on {_pct(agreement['rate']).strip()} % "
+            f"caption judge agrees with the exact judge on {format_percent(agreement['rate']).strip()} % "
             f"of {agreement['n']} generations"
         )
     return "\n".join(lines)
