@@ -61,6 +61,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
+    return value
+
+
 def box(text: str) -> tuple[float, float, float, float]:
     """``x0,y0,x1,y1`` in image pixels, with x1 > x0 and y1 > y0."""
     parts = [p.strip() for p in text.split(",")]
@@ -137,6 +144,19 @@ def head_spec(text: str) -> str:
 
     try:
         parse_head_spec(text)
+    except HeadSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def control_pool(text: str) -> str:
+    """``band``, ``all-non-gaze`` or ``percentile:P`` (checked by ``core.heads.ControlPool.parse``),
+    refused here so that a typo fails before any model or strip loads."""
+    from gaze_explorer.core.errors import HeadSpecError
+    from gaze_explorer.core.heads import ControlPool
+
+    try:
+        ControlPool.parse(text)
     except HeadSpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -95,8 +95,17 @@ def run_shard(argv: list[str], partial: str) -> str:
 
 def _write_manifest(directory: Path, manifest: dict) -> None:
     path = directory / MANIFEST
+    if directory.exists() and not directory.is_dir():
+        raise GazeExplorerError(f"--shard-dir {directory} is a file, not a folder")
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise GazeExplorerError(
+                f"cannot read {path} ({exc}): not a sharded run's manifest; choose another --shard-dir"
+            ) from None
+        if not isinstance(old, dict):
+            raise GazeExplorerError(f"{path} is not a sharded run's manifest; choose another --shard-dir")
         if {k: old.get(k) for k in ("command", "argv", "n_shards")} != {
             k: manifest[k] for k in ("command", "argv", "n_shards")
         }:

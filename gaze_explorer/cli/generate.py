@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from gaze_explorer.inference.generation import generate_stream
 
     image = load_image(args.image)
+    # the inputs that need only the image are checked before the model loads: a bad one fails fast
+    scope = parse_capture_scope(args.capture) if args.session else None
+    widths = args.panel_widths
+    if args.panel_bounds is not None:
+        widths = widths_from_boundaries(args.panel_bounds, image.width)
     loaded = load(args)
     prepared = loaded.adapter.build_inputs(image, args.prompt)
     grid = prepared.grids[0]
@@ -46,9 +51,6 @@ def run(args: argparse.Namespace) -> int:
     warning = coverage_warning(coverage, loaded.adapter.input_policy, loaded.family)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    widths = args.panel_widths
-    if args.panel_bounds is not None:
-        widths = widths_from_boundaries(args.panel_bounds, image.width)
     if args.box is not None:
         regions = [box_region(grid, args.box)]
     else:
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         ignore_eos=args.ignore_eos,
     )
     capture = (
-        CaptureSpec(scope=parse_capture_scope(args.capture))
+        CaptureSpec(scope=scope)
         if args.session
         else CaptureSpec(decode=False, prefill="none")
     )

@@ -20,8 +20,10 @@ from gaze_explorer.cli.args import (
     box,
     capture_scope,
     conditions,
+    control_pool,
     criteria,
     head_spec,
+    non_negative_float,
     non_negative_int,
     panel_bounds,
     panel_widths,
@@ -222,7 +224,10 @@ def build_parsers() -> Parsers:
         "--synonyms", default=None, help='JSON {"category": ["other name", ...]} added to the built-in table'
     )
     co.add_argument(
-        "--min-box-area", type=float, default=None, help="skip boxes smaller than this in px^2 (default 750)"
+        "--min-box-area",
+        type=non_negative_float,
+        default=None,
+        help="skip boxes smaller than this in px^2 (default 750)",
     )
     co.add_argument("--max-images", type=positive_int, default=None, help="only the first N images")
     add_steering_args(e)
@@ -300,6 +305,7 @@ def add_control_pool_arg(p: argparse.ArgumentParser) -> None:
     when the heads are chosen)."""
     p.add_argument(
         "--control-pool",
+        type=control_pool,
         default=None,
         help="where random heads are drawn from: band (default; the layers the top-K gaze heads occupy, "
         "without them: the paper's headline), percentile:P (gaze score <= the P-th percentile; "

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not strips:
         raise DatasetError("no strips to evaluate")
     resumed = load_resume(args.resume, protocol=protocol, model=args.model) if args.resume else None
+    _over(args, 1)  # a malformed --over fails here, before the model loads (K's default needs it)
     loaded = load(args)
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     over = _over(args, top_k)

@@ -9,6 +9,7 @@ table and its counts.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import h5py
@@ -330,6 +331,271 @@ OTHER_CASES = [
 CASES = IMAGE_CASES + SESSION_CASES + HEAD_CASES + SCHEDULE_CASES + PROMPT_MODEL_CASES + OTHER_CASES
 
 
+# ----- the other inputs, through the real commands (gaze_explorer.cli.main in this process) -----------
+IMAGE, SESSION = "<a 192x64 image>", "<a session file>"
+COCO = json.dumps(
+    {
+        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "area": 1600}],
+        "categories": [{"id": 1, "name": "dog"}],
+    }
+)
+OTHER_RUN = json.dumps({"command": "discover", "argv": ["discover", "--out", "x"], "n_shards": 2})
+
+
+def _cli(*argv, files=None):
+    """A command line (``{tmp}``: the test's folder) and the files it reads, written first: name ->
+    text, IMAGE or SESSION; a name ending in ``/`` is a folder. The files are the protected ones."""
+
+    def build(tmp_path):
+        protected = []
+        for name, content in (files or {}).items():
+            path = tmp_path / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith("/"):
+                path.mkdir(exist_ok=True)
+                continue
+            if content == IMAGE:
+                Image.new("RGB", (192, 64), 128).save(path)
+            elif content == SESSION:
+                write_session(path)
+            else:
+                path.write_text(content)
+            protected.append(path)
+        return [a.replace("{tmp}", str(tmp_path)) for a in argv], protected
+
+    return build
+
+
+SWEEP = ("evaluate", "sweep", "--json", "{tmp}/sweep.json")
+COCO_REGION = ("evaluate", "region", "--coco-annotations", "{tmp}/coco.json", "--images")
+GENERATE = ("generate", "--image", "{tmp}/x.png", "--prompt", "what is in panel 1?")
+CAPTURE = (*GENERATE, "--session", "{tmp}/new.h5", "--capture")
+EXPORT = ("export", "--session", "{tmp}/s.h5", "--out", "{tmp}/figures")
+SHARDED = ("discover", "--out", "{tmp}/ranking", "--executor", "local", "--shard-dir")
+
+# (id, command line, exit code: 1 our error, 2 argparse's usage error; the message's last line)
+CLI_CASES = [
+    (
+        "control pool: unknown name",
+        _cli("evaluate", "static", "--control-pool", "banana"),
+        2,
+        "unknown control pool",
+    ),
+    (
+        "control pool: percentile over 100",
+        _cli(
+            *GENERATE,
+            "--panels",
+            "3",
+            "--heads",
+            "random:2",
+            "--target",
+            "1",
+            "--control-pool",
+            "percentile:150",
+            files={"x.png": IMAGE},
+        ),
+        2,
+        "from 0 to 100",
+    ),
+    (
+        "control pool: percentile not a number",
+        _cli(*EXPORT, "--control-pool", "percentile:five", files={"s.h5": SESSION}),
+        2,
+        "from 0 to 100",
+    ),
+    ("sweep axis: no name=values", _cli(*SWEEP, "--over", "banana"), 1, "write k=5,10,50"),
+    ("sweep axis: K of 0", _cli(*SWEEP, "--over", "k=0,5"), 1, "K must be a whole number >= 1"),
+    ("sweep axis: not numbers", _cli(*SWEEP, "--over", "strength=lots"), 1, "'lots' is not a number"),
+    ("prompts file: missing", _cli(*SWEEP, "--prompts", "{tmp}/nope.txt"), 1, "cannot read prompts file"),
+    (
+        "prompts file: empty",
+        _cli(*SWEEP, "--prompts", "{tmp}/p.txt", files={"p.txt": "\n\n"}),
+        1,
+        "holds no prompt",
+    ),
+    ("sweep resume: missing", _cli(*SWEEP, "--resume", "{tmp}/old.json"), 1, "no such file"),
+    (
+        "sweep resume: malformed JSON",
+        _cli(*SWEEP, "--resume", "{tmp}/old.json", files={"old.json": '{"cells": ['}),
+        1,
+        "is not a sweep JSON",
+    ),
+    (
+        "coco annotations: missing",
+        _cli(*COCO_REGION, "{tmp}/imgs", files={"imgs/a.png": IMAGE}),
+        1,
+        "coco.json does not exist",
+    ),
+    (
+        "coco annotations: malformed JSON",
+        _cli(*COCO_REGION, "{tmp}/imgs", files={"coco.json": '{"images": [', "imgs/a.png": IMAGE}),
+        1,
+        "cannot read COCO annotations",
+    ),
+    (
+        "coco images: missing folder",
+        _cli(*COCO_REGION, "{tmp}/nope", files={"coco.json": COCO}),
+        1,
+        "images folder .*nope does not exist",
+    ),
+    (
+        "coco images: folder without the annotated images",
+        _cli(*COCO_REGION, "{tmp}/imgs", files={"coco.json": COCO, "imgs/": None}),
+        1,
+        r"1 image\(s\) of the annotations are not in .*: a.png",
+    ),
+    (
+        "synonyms: malformed JSON",
+        _cli(
+            *COCO_REGION,
+            "{tmp}/imgs",
+            "--synonyms",
+            "{tmp}/syn.json",
+            files={"coco.json": COCO, "imgs/a.png": IMAGE, "syn.json": '{"dog": ['},
+        ),
+        1,
+        "cannot read synonyms file",
+    ),
+    (
+        "synonyms: JSON of the wrong shape",
+        _cli(
+            *COCO_REGION,
+            "{tmp}/imgs",
+            "--synonyms",
+            "{tmp}/syn.json",
+            files={"coco.json": COCO, "imgs/a.png": IMAGE, "syn.json": '["dog", "puppy"]'},
+        ),
+        1,
+        'must be {"category"',
+    ),
+    (
+        "min box area: NaN",
+        _cli(
+            *COCO_REGION,
+            "{tmp}/imgs",
+            "--min-box-area",
+            "nan",
+            files={"coco.json": COCO, "imgs/a.png": IMAGE},
+        ),
+        2,
+        "must be finite",
+    ),
+    ("spans: end before start", _cli(*EXPORT, "--spans", "12-3", files={"s.h5": SESSION}), 1, "start <= end"),
+    (
+        "spans: past the run's last step",
+        _cli(*EXPORT, "--spans", "0-500", files={"s.h5": SESSION}),
+        1,
+        "ends at step 500, but the run has steps 0-5",
+    ),
+    (
+        "spans: malformed JSON file",
+        _cli(*EXPORT, "--spans", "{tmp}/spans.json", files={"s.h5": SESSION, "spans.json": '[{"start": '}),
+        1,
+        "cannot read spans file",
+    ),
+    (
+        "spans: missing file",
+        _cli(*EXPORT, "--spans", "{tmp}/spans.json", files={"s.h5": SESSION}),
+        1,
+        "spans file .* does not exist",
+    ),
+    ("capture: not a scope", _cli(*CAPTURE, "everything", files={"x.png": IMAGE}), 2, "use full, image-keys"),
+    (
+        "capture: missing head list",
+        _cli(*CAPTURE, "heads:{tmp}/h.csv", files={"x.png": IMAGE}),
+        1,
+        "head list .*h.csv does not exist",
+    ),
+    (
+        "capture: malformed head list",
+        _cli(*CAPTURE, "heads:{tmp}/h.json", files={"x.png": IMAGE, "h.json": '[{"layer": 1, '}),
+        1,
+        "not valid JSON",
+    ),
+    (
+        "panel shape: a boundary outside the image",
+        _cli(*GENERATE, "--panel-bounds", "100,500", files={"x.png": IMAGE}),
+        1,
+        "inside the 192 px wide image",
+    ),
+    (
+        "panel shape: a width of 0",
+        _cli(*GENERATE, "--panel-widths", "1,0,2", files={"x.png": IMAGE}),
+        2,
+        "positive panel widths",
+    ),
+    (
+        "shard dir: manifest not JSON",
+        _cli(*SHARDED, "{tmp}/shards", files={"shards/manifest.json": '{"command": '}),
+        1,
+        "cannot read .*manifest.json",
+    ),
+    (
+        "shard dir: another run's shards",
+        _cli(*SHARDED, "{tmp}/shards", files={"shards/manifest.json": OTHER_RUN}),
+        1,
+        "holds the shards of another run",
+    ),
+    (
+        "shard dir: a file",
+        _cli(*SHARDED, "{tmp}/shards", files={"shards": "x"}),
+        1,
+        "is a file, not a folder",
+    ),
+    (
+        "shard dir: merge without a manifest",
+        _cli("merge", "{tmp}/shards", files={"shards/": None}),
+        1,
+        "no manifest",
+    ),
+    (
+        "shard dir: merge a malformed manifest",
+        _cli("merge", "{tmp}/shards", files={"shards/manifest.json": "[1, 2"}),
+        1,
+        "cannot read .*manifest.json",
+    ),
+    (
+        "compare: folder without report.json",
+        _cli("report", "--out", "{tmp}/r", "--compare", "{tmp}/old", files={"old/": None}),
+        1,
+        "cannot read .*report.json",
+    ),
+    (
+        "compare: malformed report.json",
+        _cli(
+            "report", "--out", "{tmp}/r", "--compare", "{tmp}/old", files={"old/report.json": '{"sections": '}
+        ),
+        1,
+        "cannot read .*report.json",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "code", "match"), [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES]
+)
+def test_bad_input_to_a_real_command_exits_with_a_clear_message(tmp_path, capsys, build, code, match):
+    """Each fails before the model loads (or on the demo model, before any generation): exit code 1
+    with our one error line, or 2 with argparse's usage; never a traceback; the inputs unchanged."""
+    from gaze_explorer.cli import main
+
+    argv, protected = build(tmp_path)
+    before = {p: digest(p) for p in protected}
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's usage error
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == code, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"gaze-explorer {argv[0]}: error: "), err
+    assert re.search(match, last), last
+    assert {p: digest(p) for p in before} == before, "a refused input changed"
+
+
 @pytest.mark.parametrize(("build", "error", "match"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_clearly_and_nothing_is_lost(tmp_path, build, error, match):
     bystander = write_session(tmp_path / "bystander.h5")  # a user's other session file
@@ -378,6 +644,19 @@ INPUTS = {
     "--comics": "comics",
     "--boxes": "boxes",
     "--run": "run",
+    "--control-pool": "control pool",
+    "--over": "sweep axis",
+    "--prompts": "prompts file",
+    "--resume": "sweep resume",  # evaluate sweep's JSON to continue (report's --resume is a flag)
+    "--coco-annotations": "coco annotations",
+    "--images": "coco images",
+    "--synonyms": "synonyms",
+    "--spans": "spans",
+    "--capture": "capture",  # heads:FILE is a head list
+    "--panel-widths": "panel shape",
+    "--panel-bounds": "panel shape",  # argparse checks the numbers, the command the image's width
+    "--shard-dir": "shard dir",  # discover/evaluate --executor's folder, and merge's DIR
+    "--compare": "compare",
 }
 CHECKED_BY_ARGPARSE = {
     "--device",
@@ -405,6 +684,23 @@ CHECKED_BY_ARGPARSE = {
     "--head",
     "--layer",
     "--step",
+    "--input-policy",
+    "--executor",
+    "--jobs",
+    "--retries",
+    "--slurm-gpus-per-job",
+    "--slurm-cpus-per-job",
+    "--slurm-mem-gb",
+    "--slurm-time-min",
+    "--slurm-array-parallelism",
+    "--baseline-rule",
+    "--bias-on",
+    "--switch-alignment",
+    "--protocol",
+    "--criteria",
+    "--max-images",
+    "--min-box-area",
+    "--sweep-ks",
 }
 OUTPUTS_AND_FLAGS = {
     "--out",
@@ -415,13 +711,15 @@ OUTPUTS_AND_FLAGS = {
     "--use-raw",
     "--ignore-eos",
     "--trust-remote-code",
+    "--detach",
+    "--quick",
 }
+# handed to SLURM as given (sbatch refuses a partition it does not know); nothing of ours reads it
+PASSED_TO_SLURM = {"--slurm-partition"}
 
 
 def _options_of_every_command() -> dict[str, set[str]]:
     """The options each command (and the app) shows in its --help."""
-    import re
-
     from gaze_explorer.cli.parser import build_parsers
     from gaze_explorer.qt.app import build_parser as build_app_parser
 
@@ -433,9 +731,9 @@ def _options_of_every_command() -> dict[str, set[str]]:
 def test_every_input_of_the_real_commands_has_rows_in_the_table():
     options = _options_of_every_command()
     assert options["generate"] >= {"--image", "--prompt", "--model"}  # the help was read
-    known = INPUTS.keys() | CHECKED_BY_ARGPARSE | OUTPUTS_AND_FLAGS
+    known = INPUTS.keys() | CHECKED_BY_ARGPARSE | OUTPUTS_AND_FLAGS | PASSED_TO_SLURM
     unclassified = {f"{name} {opt}" for name, opts in options.items() for opt in opts - known}
     assert not unclassified, f"say what these options take (INPUTS needs table rows): {sorted(unclassified)}"
-    kinds_in_table = {c[0].split(":")[0] for c in CASES}
+    kinds_in_table = {c[0].split(":")[0] for c in CASES + CLI_CASES}
     used = {INPUTS[o] for opts in options.values() for o in opts if o in INPUTS}
     assert used <= kinds_in_table, f"inputs without a bad-input row: {sorted(used - kinds_in_table)}"
