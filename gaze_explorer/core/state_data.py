@@ -1,4 +1,5 @@
-"""Geometry the app's views draw with: where each image token's box lies, for a pcolormesh.
+"""Data the app's views draw with: where each image token's box lies (for a pcolormesh), and the
+per-run staircase cache that the token timeline and the comparison view share.
 
 The attention math the views draw (overlay heat, per-head region mass, trajectories) is in
 :mod:`gaze_explorer.core.scoring`.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from gaze_explorer.core.regions import ImageTokenGrid
+from gaze_explorer.core.scoring import step_trajectory
+from gaze_explorer.core.state import AppState
 
 
 def grid_corners(grid: ImageTokenGrid) -> tuple[np.ndarray, np.ndarray]:
@@ -22,3 +25,26 @@ def grid_corners(grid: ImageTokenGrid) -> tuple[np.ndarray, np.ndarray]:
     y_edges = np.concatenate([boxes[:, 0, 1], boxes[-1:, 0, 3]])  # [rows+1]
     x, y = np.meshgrid(x_edges, y_edges)
     return x, y
+
+
+class TrajectoryCache:
+    """Per-run, per-head-set ``[step, region]`` trajectory, grown step by step while a run streams."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple, list[np.ndarray]] = {}
+
+    def get(self, state: AppState, run_index: int) -> np.ndarray | None:
+        session = state.session
+        run = session.runs[run_index]
+        regions = run.regions or session.regions
+        if session.grid is None or run.rows_at is None or not regions or not state.heads.active.heads:
+            return None
+        key = (run_index, id(run), state.heads.active.heads, len(regions))
+        done = self._rows.setdefault(key, [])
+        done.extend(step_trajectory(run.rows_at, run.n_steps, session.grid, regions, state.heads.active, len(done)))
+        if not done:
+            return None
+        return np.stack(done[: run.n_steps])  # [step, region]
+
+    def clear(self) -> None:
+        self._rows.clear()

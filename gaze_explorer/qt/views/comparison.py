@@ -23,7 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gaze_explorer.core.comparison import ComparisonRow, comparison_rows, shared_step_count
 from gaze_explorer.core.judges import PanelTruth
 from gaze_explorer.core.state import AppState
-from gaze_explorer.qt.views.token_timeline import TrajectoryCache
+from gaze_explorer.core.state_data import TrajectoryCache
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, thinned_token_ticks
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.state import AppState, RunData
+from gaze_explorer.core.state_data import TrajectoryCache
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, token_label
 from gaze_explorer.qt.widgets.signals import signals_blocked
@@ -25,29 +25,6 @@ ROW_PX = 18  # least height of one region row of the staircase
 TRACK_EXTRA_PX = 80  # a track's title, switch-marker row and step axis
 LEFT_AXIS_PX = 44  # both tracks' region axes equally wide, so their step columns line up
 CHIP_STYLE = "QLabel {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 1px 4px; }}"
-
-
-class TrajectoryCache:
-    """Per-run, per-head-set ``[step, region]`` trajectory, grown step by step while a run streams."""
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple, list[np.ndarray]] = {}
-
-    def get(self, state: AppState, run_index: int) -> np.ndarray | None:
-        session = state.session
-        run = session.runs[run_index]
-        regions = run.regions or session.regions
-        if session.grid is None or run.rows_at is None or not regions or not state.heads.active.heads:
-            return None
-        key = (run_index, id(run), state.heads.active.heads, len(regions))
-        done = self._rows.setdefault(key, [])
-        done.extend(step_trajectory(run.rows_at, run.n_steps, session.grid, regions, state.heads.active, len(done)))
-        if not done:
-            return None
-        return np.stack(done[: run.n_steps])  # [step, region]
-
-    def clear(self) -> None:
-        self._rows.clear()
 
 
 class _RunTrack:
