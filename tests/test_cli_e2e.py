@@ -170,6 +170,30 @@ def test_generate_prints_the_streamed_text_and_the_switches(tmp_path, capsys):
     assert "steering 96 heads (all)" in captured.err  # the demo model's 6 layers x 16 heads
 
 
+@pytest.mark.parametrize("criterion", ["image", "localization"])
+def test_generate_steers_the_heads_of_another_criterion_read_beside_the_ranking(pipeline, criterion):
+    """``--heads image:K`` / ``localization:K`` take the K best heads by that criterion, from the
+    image mass and maps that ``discover --out`` wrote beside ``ranking.json``."""
+    from gaze_explorer.core.criteria import criterion_scores
+    from gaze_explorer.storage.reader import SessionReader
+
+    out, tmp = pipeline["out"], pipeline["tmp"]
+    session = tmp / f"{criterion}.h5"
+    image = tmp / "strip.png"
+    argv = ["generate", "--model", "demo", "--device", "cpu", "--image", str(image), "--panels", "6"]
+    argv += ["--prompt", "What is happening in this panel of the comic strip?", "--target", "4"]
+    argv += ["--heads", f"{criterion}:3", "--ranking", str(out / "ranking.json"), "--max-new-tokens", "3"]
+    assert main([*argv, "--session", str(session)]) == 0
+    scores = criterion_scores(
+        np.load(out / "gaze_scores.npy"), np.load(out / "image_mass.npy"), np.load(out / "image_maps.npy")
+    )[criterion]
+    expected = sorted((r["layer"], r["head"]) for r in ranking(scores)[:3])
+    with SessionReader(session) as reader:
+        (run,) = reader.runs()
+    assert sorted(map(tuple, run.plan["heads"])) == expected
+    assert run.plan["choice"]["criterion"] == criterion and run.plan["choice"]["k"] == 3
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from gaze_explorer.cli.helpers import demo_discovery_strips, gaze_scores, is_demo, load, switch_every
+from gaze_explorer.cli.helpers import criterion_grids, demo_discovery_strips, is_demo, load, switch_every
 from gaze_explorer.core.capture_scope import parse_capture_scope
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.events import FinishedEvent, TokenEvent
@@ -29,7 +29,9 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadChoice:
     if spec.kind in ("top", "random"):
         if not args.ranking and not is_demo(args):
             raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
-        scores = gaze_scores(args, loaded, demo_discovery_strips)
+        # every criterion's scores: image:K and localization:K read image_mass/image_maps beside
+        # --ranking (written by discover --out), or come from the same on-the-fly discovery
+        scores = criterion_grids(args, loaded, demo_discovery_strips)
     pool = args.control_pool or default_control_pool(is_demo(args))
     return choose_heads(spec, loaded.n_layers, loaded.n_heads, scores=scores, seed=args.seed, pool=pool)
 

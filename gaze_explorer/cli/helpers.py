@@ -172,13 +172,8 @@ def scores_from_ranking(
 
 
 def gaze_scores(args, loaded, strips_for_discovery) -> np.ndarray:
-    """Scores from ``--heads-file``/``--ranking``, else discovered on the fly."""
-    path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
-    if path:
-        return scores_from_ranking(path, loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
-    strips = strips_for_discovery()
-    print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
-    return np.asarray(run_discovery(loaded, strips).scores, dtype=np.float64)
+    """Gaze scores from ``--heads-file``/``--ranking``, else discovered on the fly."""
+    return criterion_grids(args, loaded, strips_for_discovery)["gaze"]
 
 
 def criterion_grids(args, loaded, strips_for_discovery) -> dict[str, np.ndarray]:
