@@ -46,11 +46,17 @@ BAD = [
         ["generate", "--image", "i", "--prompt", "p", "--box", "0,0,9,9", "--heads", "all", "--target", "2"],
         "the box is the only target",
     ),
-    (["generate", "--image", "i", "--prompt", "p", "--panels", "3", "--panel-widths", "1,2,1,3"], "give 4 panels"),
+    (
+        ["generate", "--image", "i", "--prompt", "p", "--panels", "3", "--panel-widths", "1,2,1,3"],
+        "give 4 panels",
+    ),
     (["generate", "--image", "i", "--prompt", "p", "--panel-widths", "1"], "two or more positive"),
     (["generate", "--image", "i", "--prompt", "p", "--panel-widths", "1,0,2"], "two or more positive"),
     (["generate", "--image", "i", "--prompt", "p", "--panel-bounds", "300,100"], "positive and increasing"),
-    (["generate", "--image", "i", "--prompt", "p", "--box", "0,0,9,9", "--panel-widths", "1,2"], "one region"),
+    (
+        ["generate", "--image", "i", "--prompt", "p", "--box", "0,0,9,9", "--panel-widths", "1,2"],
+        "one region",
+    ),
     (["generate", "--image", "i", "--prompt", "p", "--input-policy", "crop"], "invalid choice"),
     (["generate", "--image", "i", "--prompt", "p", "--panels", "6", "--target", "2"], "need --heads"),
     (["generate", "--image", "i", "--prompt", "p", "--heads", "all", "--target", "2"], "--panels N or --box"),
@@ -213,8 +219,10 @@ def test_importing_the_cli_loads_nothing_heavy():
 def test_argument_errors_from_a_real_process():
     out = subprocess.run(
         [sys.executable, "-m", "gaze_explorer.cli", "evaluate", "static", "--shard", "0/4"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "--shard" in out.stderr and "1 <= i <= n" in out.stderr
 

@@ -52,14 +52,19 @@ def pipeline(tmp_path_factory):
     codes["steered"] = main(
         [
             *gen,
-            "--heads", "top:4",
-            "--ranking", str(out / "ranking.json"),
-            "--schedule", ",".join(map(str, SCHEDULE)),
-            "--switch-every", str(SWITCH_EVERY),
-            "--max-new-tokens", str(N_TOKENS),
+            "--heads",
+            "top:4",
+            "--ranking",
+            str(out / "ranking.json"),
+            "--schedule",
+            ",".join(map(str, SCHEDULE)),
+            "--switch-every",
+            str(SWITCH_EVERY),
+            "--max-new-tokens",
+            str(N_TOKENS),
             "--ignore-eos",
         ]
-    )  # fmt: skip
+    )
     return {"tmp": tmp, "session": session, "out": out, "codes": codes}
 
 
@@ -215,7 +220,9 @@ def test_export_writes_every_figure_and_the_head_lists(pipeline, capsys):
 
     with SessionReader(session) as reader:
         own = sorted(tuple(h) for h in reader.runs()[-1].plan["heads"])
-    assert sorted((h["layer"], h["head"]) for h in heads) == own and {"layer", "head", "score"} <= set(heads[0])
+    assert sorted((h["layer"], h["head"]) for h in heads) == own and {"layer", "head", "score"} <= set(
+        heads[0]
+    )
     assert [h["score"] for h in heads] == sorted((h["score"] for h in heads), reverse=True)
 
     svg = tmp / "timeline.svg"
@@ -255,19 +262,50 @@ USER_ERRORS = [
     (["export", "--session", "{tmp}/missing.h5", "--out", "{tmp}/o"], "missing.h5"),
     (["export", "--session", "{session}", "--out", "{tmp}/o", "--run", "nope"], "no run 'nope'"),
     (
-        ["export", "--session", "{session}", "--figure", "matrix", "--layer", "9", "--head", "0",
-         "--out", "{tmp}/m.png"],
+        [
+            "export",
+            "--session",
+            "{session}",
+            "--figure",
+            "matrix",
+            "--layer",
+            "9",
+            "--head",
+            "0",
+            "--out",
+            "{tmp}/m.png",
+        ],
         "out of range",
     ),
     (["export", "--session", "{session}", "--figure", "grid", "--out", "{tmp}/g.gif"], ".gif"),
-    (["export", "--session", "{session}", "--heads", "{tmp}/none.json", "--out", "{tmp}/o"], "does not exist"),
     (
-        ["generate", "--model", "demo", "--device", "cpu", "--image", "{tmp}/strip.png", "--prompt", "p",
-         "--panels", "6", "--heads", "top:3", "--ranking", "{tmp}/none.json", "--target", "2"],
+        ["export", "--session", "{session}", "--heads", "{tmp}/none.json", "--out", "{tmp}/o"],
+        "does not exist",
+    ),
+    (
+        [
+            "generate",
+            "--model",
+            "demo",
+            "--device",
+            "cpu",
+            "--image",
+            "{tmp}/strip.png",
+            "--prompt",
+            "p",
+            "--panels",
+            "6",
+            "--heads",
+            "top:3",
+            "--ranking",
+            "{tmp}/none.json",
+            "--target",
+            "2",
+        ],
         "does not exist",
     ),
     (["discover", "--model", "{tmp}", "--out", "{tmp}/o", "--n-strips", "1"], "config.json"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("argv", "message"), USER_ERRORS, ids=[" ".join(a[:3]) + m for a, m in USER_ERRORS])

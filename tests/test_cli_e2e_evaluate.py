@@ -17,13 +17,43 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo_model" / "config.json"
 CONDITIONS = {"gaze", "random", "all", "baseline"}
 TOP_LEVEL = [
-    "schema_version", "protocol", "model", "status", "n_pairs", "top_k", "conditions", "baseline_rule",
-    "chance", "judge_agreement", "heads", "head_choices", "settings", "generations",
-]  # fmt: skip
+    "schema_version",
+    "protocol",
+    "model",
+    "status",
+    "n_pairs",
+    "top_k",
+    "conditions",
+    "baseline_rule",
+    "chance",
+    "judge_agreement",
+    "heads",
+    "head_choices",
+    "settings",
+    "generations",
+]
 SETTINGS = [
-    "prompt", "input_policy", "image_coverage_min", "mode", "strength", "max_new_tokens", "bias_on", "switch_every", "switch_alignment", "seed", "random_percentile", "control_pool", "n_resamples",
-    "repetition_penalty", "no_repeat_ngram_size", "judge", "n_strips", "baseline_rule", "shard", "n_strips_total",
-]  # fmt: skip
+    "prompt",
+    "input_policy",
+    "image_coverage_min",
+    "mode",
+    "strength",
+    "max_new_tokens",
+    "bias_on",
+    "switch_every",
+    "switch_alignment",
+    "seed",
+    "random_percentile",
+    "control_pool",
+    "n_resamples",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "judge",
+    "n_strips",
+    "baseline_rule",
+    "shard",
+    "n_strips_total",
+]
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
 
 
@@ -177,8 +207,9 @@ def test_evaluate_control_pool_is_the_gaze_band_by_default_and_recorded(heads_fi
     drawn = {tuple(h) for h in choice["heads"]}
     assert drawn == {tuple(h) for h in data["heads"]["random"]} and len(drawn) == 4
     assert drawn <= set(band) - gaze
-    other = _evaluate("static", heads_file, tmp_path / "pct.json", "--max-new-tokens", "3", "--control-pool",
-                      "all-non-gaze")  # fmt: skip
+    other = _evaluate(
+        "static", heads_file, tmp_path / "pct.json", "--max-new-tokens", "3", "--control-pool", "all-non-gaze"
+    )
     assert other["head_choices"]["random"]["pool"] == "all-non-gaze"
     assert other["head_choices"]["random"]["pool_size"] == 96 - 4
 

@@ -112,7 +112,11 @@ def test_remote_code_runs_only_with_trust_remote_code(tmp_path, capsys):
     env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [sys.executable, "-m", "gaze_explorer.cli", *argv, "--trust-remote-code"],
-        capture_output=True, text=True, timeout=180, cwd=ROOT, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env=env,
+    )
     assert out.returncode == 1, out.stderr
     assert "no adapter for model type gazetest_custom" in out.stderr and "Traceback" not in out.stderr

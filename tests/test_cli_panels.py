@@ -51,9 +51,27 @@ def _regions(session: Path) -> list[dict]:
 
 def test_generate_steers_to_a_box_without_a_target_and_records_the_policy(strip_png, tmp_path):
     session = tmp_path / "box.h5"
-    code = main(["generate", "--model", "demo", "--device", "cpu", "--image", str(strip_png), "--prompt",
-                 "What is happening in this panel of the comic strip?", "--box", "64,0,128,64",
-                 "--heads", "all", "--max-new-tokens", "2", "--session", str(session)])  # fmt: skip
+    code = main(
+        [
+            "generate",
+            "--model",
+            "demo",
+            "--device",
+            "cpu",
+            "--image",
+            str(strip_png),
+            "--prompt",
+            "What is happening in this panel of the comic strip?",
+            "--box",
+            "64,0,128,64",
+            "--heads",
+            "all",
+            "--max-new-tokens",
+            "2",
+            "--session",
+            str(session),
+        ]
+    )
     assert code == 0
     regions, meta = _regions(session)
     assert [r["kind"] for r in regions] == ["box"]
@@ -63,9 +81,25 @@ def test_generate_steers_to_a_box_without_a_target_and_records_the_policy(strip_
 def test_generate_with_unequal_panel_widths_records_them(strip_png, tmp_path):
     session = tmp_path / "widths.h5"
     width = 384  # the demo strip: six 64 px panels
-    code = main(["generate", "--model", "demo", "--device", "cpu", "--image", str(strip_png), "--prompt",
-                 "What is happening in this panel of the comic strip?", "--panel-widths", "1,2,3",
-                 "--max-new-tokens", "1", "--session", str(session)])  # fmt: skip
+    code = main(
+        [
+            "generate",
+            "--model",
+            "demo",
+            "--device",
+            "cpu",
+            "--image",
+            str(strip_png),
+            "--prompt",
+            "What is happening in this panel of the comic strip?",
+            "--panel-widths",
+            "1,2,3",
+            "--max-new-tokens",
+            "1",
+            "--session",
+            str(session),
+        ]
+    )
     assert code == 0
     regions, _ = _regions(session)
     assert [r["name"] for r in regions] == ["panel 1", "panel 2", "panel 3"]

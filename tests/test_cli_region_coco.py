@@ -19,17 +19,49 @@ DEMO = ROOT / "resources" / "demo_model" / "config.json"
 COCO = ROOT / "tests" / "data" / "coco_tiny"
 needs_demo = pytest.mark.skipif(not DEMO.exists(), reason="the demo model is not bundled in this checkout")
 TOP_LEVEL = [
-    "schema_version", "protocol", "dataset", "model", "status", "n_objects", "top_k", "counts", "conditions",
-    "gaze_vs_control", "heads", "head_choices", "settings", "generations",
-]  # fmt: skip
+    "schema_version",
+    "protocol",
+    "dataset",
+    "model",
+    "status",
+    "n_objects",
+    "top_k",
+    "counts",
+    "conditions",
+    "gaze_vs_control",
+    "heads",
+    "head_choices",
+    "settings",
+    "generations",
+]
 COUNTS = [
-    "n_images", "n_annotations", "min_box_area", "n_selected", "skipped_small", "skipped_crowd",
-    "selected_by_size", "skipped_no_tokens", "evaluated_by_size",
-]  # fmt: skip
+    "n_images",
+    "n_annotations",
+    "min_box_area",
+    "n_selected",
+    "skipped_small",
+    "skipped_crowd",
+    "selected_by_size",
+    "skipped_no_tokens",
+    "evaluated_by_size",
+]
 SETTINGS = [
-    "annotations", "images", "prompt", "input_policy", "mode", "strength", "max_new_tokens", "bias_on", "seed",
-    "control_pool", "n_resamples", "repetition_penalty", "no_repeat_ngram_size", "judge", "conditions",
-]  # fmt: skip
+    "annotations",
+    "images",
+    "prompt",
+    "input_policy",
+    "mode",
+    "strength",
+    "max_new_tokens",
+    "bias_on",
+    "seed",
+    "control_pool",
+    "n_resamples",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "judge",
+    "conditions",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +73,22 @@ def heads_file(tmp_path_factory):
 
 def _argv(heads_file, *extra):
     return [
-        "evaluate", "region", "--model", "demo", "--device", "cpu", "--heads-file", str(heads_file),
-        "--top-k", "4", "--coco-annotations", str(COCO / "instances.json"), "--images", str(COCO), *extra,
-    ]  # fmt: skip
+        "evaluate",
+        "region",
+        "--model",
+        "demo",
+        "--device",
+        "cpu",
+        "--heads-file",
+        str(heads_file),
+        "--top-k",
+        "4",
+        "--coco-annotations",
+        str(COCO / "instances.json"),
+        "--images",
+        str(COCO),
+        *extra,
+    ]
 
 
 @needs_demo

@@ -33,8 +33,15 @@ def session(tmp_path_factory):
     load_strips(ns, 1)[0].image.save(image)
     path = tmp / "s.h5"
     argv = ["generate", "--model", "demo", "--device", "cpu", "--image", str(image), "--panels", "6"]
-    argv += ["--session", str(path), "--max-new-tokens", "12", "--ignore-eos", "--prompt",
-             "Describe each panel of this comic strip in order, one short sentence each."]  # fmt: skip
+    argv += [
+        "--session",
+        str(path),
+        "--max-new-tokens",
+        "12",
+        "--ignore-eos",
+        "--prompt",
+        "Describe each panel of this comic strip in order, one short sentence each.",
+    ]
     assert main(argv) == 0
     return path
 

@@ -29,8 +29,14 @@ def test_over_syntax_and_cell_grid():
     # per strength: (gaze, image, random) x 2 K, then all heads once
     assert len(cells) == 2 * (3 * 2 + 1)
     assert [(c.criterion, c.k) for c in cells[:7]] == [
-        ("gaze", 5), ("image", 5), ("random", 5), ("gaze", 10), ("image", 10), ("random", 10), ("all", None),
-    ]  # fmt: skip
+        ("gaze", 5),
+        ("image", 5),
+        ("random", 5),
+        ("gaze", 10),
+        ("image", 10),
+        ("random", 10),
+        ("all", None),
+    ]
     with pytest.raises(SweepError):
         sweep_cells(["random"], [5], [1.0], ["p"])
 
@@ -94,8 +100,12 @@ def test_sweep_writes_one_cell_per_value_and_generates_each_baseline_once(discov
     assert data["kind"] == "sweep" and data["status"] == "finished" and data["protocol"] == "static"
     assert data["over"] == {"k": [2, 4], "strength": [10000.0]} and data["n_cells"] == data["n_done"] == 5
     assert [(c["criterion"], c["k"]) for c in data["cells"]] == [
-        ("gaze", 2), ("random", 2), ("gaze", 4), ("random", 4), ("all", None),
-    ]  # fmt: skip
+        ("gaze", 2),
+        ("random", 2),
+        ("gaze", 4),
+        ("random", 4),
+        ("all", None),
+    ]
     for cell in data["cells"]:
         assert set(cell) >= CELL_KEYS and cell["n"] == 12  # 2 strips x 6 targets
         lo, hi = cell["ci95"]

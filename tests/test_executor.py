@@ -103,8 +103,13 @@ def _shard_pids(marker: str, shard: str) -> list[int]:
 def test_a_killed_shard_is_resumed_and_the_merge_is_unchanged(unsharded, tmp_path):
     out = tmp_path / "resumed"
     cmd = [*DISCOVER, "--out", str(out), "--executor", "local", "--jobs", "3", "--retries", "0"]
-    parent = subprocess.Popen([sys.executable, "-m", "gaze_explorer.cli", *cmd], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "gaze_explorer.cli", *cmd],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         victims: list[int] = []

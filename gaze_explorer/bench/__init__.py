@@ -16,7 +16,9 @@ NAMES = ("capture", "memory", "discovery", "scrub", "startup", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gaze-explorer bench", description="Run one benchmark (ours vs the usual method).")
+    p = argparse.ArgumentParser(
+        prog="gaze-explorer bench", description="Run one benchmark (ours vs the usual method)."
+    )
     p.add_argument("name", choices=NAMES, help="which benchmark")
     p.add_argument("--json", metavar="FILE", help="write the JSON record here")
     p.add_argument("--repeats", type=positive_int, default=None, help="alternating repeats of each method")

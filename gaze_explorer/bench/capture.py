@@ -34,14 +34,23 @@ def _ours(loaded, strip, regions, n_tokens: int, directory: Path, index: int) ->
     grid = loaded.prepare(strip.image, PROMPT).grids[0]
     t0 = time.perf_counter()
     writer = SessionWriter(
-        directory / f"capture-{index}.gaze.h5", meta=loaded.describe(),
-        image=np.asarray(strip.image.convert("RGB")), grid=grid, regions=regions,
-    )  # fmt: skip
+        directory / f"capture-{index}.gaze.h5",
+        meta=loaded.describe(),
+        image=np.asarray(strip.image.convert("RGB")),
+        grid=grid,
+        regions=regions,
+    )
     try:
-        stream = generate_stream(loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec())
+        stream = generate_stream(
+            loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec()
+        )
         spec = RunSpec(
-            name="bench", prompt=PROMPT, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
-            max_new_tokens=n_tokens, options=options,
+            name="bench",
+            prompt=PROMPT,
+            n_layers=loaded.n_layers,
+            n_heads=loaded.n_heads,
+            max_new_tokens=n_tokens,
+            options=options,
         )
         run_id = record(stream, writer, spec)
     finally:
@@ -61,7 +70,9 @@ def _capture_only(loaded, strip, regions, n_tokens: int) -> float:
 
     options = GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True)  # as long as stock min_new_tokens
     t0 = time.perf_counter()
-    for _ in generate_stream(loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec()):
+    for _ in generate_stream(
+        loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec()
+    ):
         pass
     return time.perf_counter() - t0
 
@@ -82,8 +93,14 @@ def _compared(loaded, strip, n_tokens: int) -> float:
     return elapsed
 
 
-def run(tokens: int = 200, repeats: int = 5, model: str = "demo", random_init: str | None = None,
-        device: str = "cpu", warmup: bool = True) -> Result:  # fmt: skip
+def run(
+    tokens: int = 200,
+    repeats: int = 5,
+    model: str = "demo",
+    random_init: str | None = None,
+    device: str = "cpu",
+    warmup: bool = True,
+) -> Result:
     """Time both methods alternately; per-token milliseconds (the same greedy token count)."""
     from gaze_explorer.core.regions import panel_regions
 
@@ -111,15 +128,30 @@ def run(tokens: int = 200, repeats: int = 5, model: str = "demo", random_init: s
         a, b = alternate(ours, compared, repeats)
         size = sum(p.stat().st_size for p in directory.glob("*.h5")) / max(1, len(a) + 1)
         # the split: the same generation and capture without the writer, against stock again
-        no_writer, b2 = alternate(lambda: 1000.0 * _capture_only(loaded, strip, regions, n) / n, compared, repeats)
+        no_writer, b2 = alternate(
+            lambda: 1000.0 * _capture_only(loaded, strip, regions, n) / n, compared, repeats
+        )
     ours_s, comp_s = summary(a), summary(b)
     ratio = ours_s["median"] / comp_s["median"]
     split_s, split_comp = summary(no_writer), summary(b2)
     return Result(
-        name="capture", ours=ours_s, compared=comp_s, unit="ms/token", ratio=ratio,
-        target=f"<= {TARGET}x", met=ratio <= TARGET, model=label, repeats=len(a),
-        extra={"tokens": n, "requested_tokens": tokens, "session_bytes_per_run": int(size),
-               "capture_without_writer": split_s, "compared_again": split_comp,
-               "ratio_without_writer": split_s["median"] / split_comp["median"],
-               "layers_x_heads": [loaded.n_layers, loaded.n_heads], "device": str(loaded.device)},
-    )  # fmt: skip
+        name="capture",
+        ours=ours_s,
+        compared=comp_s,
+        unit="ms/token",
+        ratio=ratio,
+        target=f"<= {TARGET}x",
+        met=ratio <= TARGET,
+        model=label,
+        repeats=len(a),
+        extra={
+            "tokens": n,
+            "requested_tokens": tokens,
+            "session_bytes_per_run": int(size),
+            "capture_without_writer": split_s,
+            "compared_again": split_comp,
+            "ratio_without_writer": split_s["median"] / split_comp["median"],
+            "layers_x_heads": [loaded.n_layers, loaded.n_heads],
+            "device": str(loaded.device),
+        },
+    )

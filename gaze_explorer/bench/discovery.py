@@ -49,7 +49,9 @@ def authors_strip_matrix(loaded, strip, template: str) -> np.ndarray:
         with torch.inference_mode():
             out = model(**adapter.prefill_kwargs(model, prepared), use_cache=False, output_attentions=True)
         # out.attentions: one [batch=1, head, T, T] per decoder layer; the last row asks the question
-        last = torch.stack([a[0, :, -1, :] for a in out.attentions]).float().cpu().numpy()  # [layer, head, key]
+        last = (
+            torch.stack([a[0, :, -1, :] for a in out.attentions]).float().cpu().numpy()
+        )  # [layer, head, key]
         grid = prepared.grids[0]
         for j, region in enumerate(panel_regions(grid, n, widths)):
             rows[:, :, k, j] = last[:, :, region.positions(grid)].sum(axis=-1)
@@ -65,14 +67,21 @@ def authors_scores(loaded, strips, template: str) -> np.ndarray:
     previous = model.config._attn_implementation
     model.set_attn_implementation("eager")  # output_attentions needs eager in transformers 5
     try:
-        mats = np.stack([authors_strip_matrix(loaded, s, template) for s in strips])  # [strip, layer, head, N, N]
+        mats = np.stack(
+            [authors_strip_matrix(loaded, s, template) for s in strips]
+        )  # [strip, layer, head, N, N]
     finally:
         model.set_attn_implementation(previous)
     return np.asarray(gaze_scores(mats), dtype=np.float64)
 
 
-def run(strips: int = 4, repeats: int = 5, model: str = "demo", random_init: str | None = None,
-        device: str = "cpu") -> Result:  # fmt: skip
+def run(
+    strips: int = 4,
+    repeats: int = 5,
+    model: str = "demo",
+    random_init: str | None = None,
+    device: str = "cpu",
+) -> Result:
     """Strips per second of both methods (alternating), and the largest score difference."""
     from gaze_explorer.inference.discovery import PAPER_PROMPT
 
@@ -103,10 +112,21 @@ def run(strips: int = 4, repeats: int = 5, model: str = "demo", random_init: str
     ratio = ours_s["median"] / comp_s["median"]
     max_diff = max(diffs)
     return Result(
-        name="discovery", ours=ours_s, compared=comp_s, unit="strips/s", ratio=ratio,
+        name="discovery",
+        ours=ours_s,
+        compared=comp_s,
+        unit="strips/s",
+        ratio=ratio,
         target=f">= {TARGET}x faster and scores within {TOLERANCE}",
-        met=ratio >= TARGET and max_diff <= TOLERANCE, model=label, repeats=len(a),
-        extra={"strips": n, "n_panels": len(chosen[0].panel_widths), "max_abs_score_diff": max_diff,
-               "scores_equal": max_diff <= TOLERANCE, "layers_x_heads": [loaded.n_layers, loaded.n_heads],
-               "device": str(loaded.device)},
-    )  # fmt: skip
+        met=ratio >= TARGET and max_diff <= TOLERANCE,
+        model=label,
+        repeats=len(a),
+        extra={
+            "strips": n,
+            "n_panels": len(chosen[0].panel_widths),
+            "max_abs_score_diff": max_diff,
+            "scores_equal": max_diff <= TOLERANCE,
+            "layers_x_heads": [loaded.n_layers, loaded.n_heads],
+            "device": str(loaded.device),
+        },
+    )

@@ -29,10 +29,16 @@ def summary(samples: list[float]) -> dict:
         iqr = q[2] - q[0]
     else:
         iqr = xs[-1] - xs[0]
-    return {"median": statistics.median(xs), "spread": {"min": xs[0], "max": xs[-1], "iqr": iqr}, "samples": xs}
+    return {
+        "median": statistics.median(xs),
+        "spread": {"min": xs[0], "max": xs[-1], "iqr": iqr},
+        "samples": xs,
+    }
 
 
-def alternate(ours: Callable[[], float], compared: Callable[[], float], repeats: int) -> tuple[list[float], list[float]]:
+def alternate(
+    ours: Callable[[], float], compared: Callable[[], float], repeats: int
+) -> tuple[list[float], list[float]]:
     """Run ``ours`` and ``compared`` alternately ``repeats`` times each (order flips every round)."""
     a: list[float] = []
     b: list[float] = []
@@ -54,7 +60,9 @@ def machine() -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
     }
-    torch = sys.modules.get("torch")  # describe torch only where the benchmark loaded it (importing costs 1.5 s)
+    torch = sys.modules.get(
+        "torch"
+    )  # describe torch only where the benchmark loaded it (importing costs 1.5 s)
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()

@@ -59,13 +59,23 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
         options = GenerationOptions(max_new_tokens=tokens, ignore_eos=True)  # as long as stock min_new_tokens
         with tempfile.TemporaryDirectory(prefix="gaze-bench-memory-") as tmp:
             path = Path(tmp) / "memory.gaze.h5"
-            with SessionWriter(path, meta=loaded.describe(), image=np.asarray(strip.image.convert("RGB")),
-                               grid=grid, regions=regions) as writer:  # fmt: skip
-                stream = generate_stream(loaded, strip.image, PROMPT, regions=regions, options=options,
-                                         capture=CaptureSpec())  # fmt: skip
+            with SessionWriter(
+                path,
+                meta=loaded.describe(),
+                image=np.asarray(strip.image.convert("RGB")),
+                grid=grid,
+                regions=regions,
+            ) as writer:
+                stream = generate_stream(
+                    loaded, strip.image, PROMPT, regions=regions, options=options, capture=CaptureSpec()
+                )
                 spec = RunSpec(
-                    name="bench", prompt=PROMPT, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
-                    max_new_tokens=tokens, options=options,
+                    name="bench",
+                    prompt=PROMPT,
+                    n_layers=loaded.n_layers,
+                    n_heads=loaded.n_heads,
+                    max_new_tokens=tokens,
+                    options=options,
                 )
                 run_id = record(stream, writer, spec)
             peak = peak_rss_bytes()
@@ -74,8 +84,14 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
     else:
         loaded.model.set_attn_implementation("eager")
         with torch.inference_mode():
-            out = loaded.model.generate(**prepared.tensors, max_new_tokens=tokens, min_new_tokens=tokens,
-                                        do_sample=False, return_dict_in_generate=True, output_attentions=True)  # fmt: skip
+            out = loaded.model.generate(
+                **prepared.tensors,
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
+                do_sample=False,
+                return_dict_in_generate=True,
+                output_attentions=True,
+            )
         peak = peak_rss_bytes()
         produced = int(out.sequences.shape[-1] - prepared.tensors["input_ids"].shape[-1])
         del out
@@ -83,15 +99,30 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
 
 
 def _measure(variant: str, tokens: int, model: str, random_init: str | None, device: str) -> dict:
-    cmd = [sys.executable, "-m", "gaze_explorer.bench.memory", variant, str(tokens), model, random_init or "", device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gaze_explorer.bench.memory",
+        variant,
+        str(tokens),
+        model,
+        random_init or "",
+        device,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"memory child {variant}/{tokens} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(short: int = 50, long: int = 400, repeats: int = 3, model: str = "demo", random_init: str | None = None,
-        device: str = "cpu") -> Result:  # fmt: skip
+def run(
+    short: int = 50,
+    long: int = 400,
+    repeats: int = 3,
+    model: str = "demo",
+    random_init: str | None = None,
+    device: str = "cpu",
+) -> Result:
     """Growth of peak RSS (percent) from ``short`` to ``long`` tokens, ours vs eager output_attentions."""
     growth: dict[str, list[float]] = {"ours": [], "compared": []}
     peaks: dict[str, list[dict]] = {"ours": [], "compared": []}
@@ -108,13 +139,25 @@ def run(short: int = 50, long: int = 400, repeats: int = 3, model: str = "demo",
     # Ratio of the growth factors (compared / ours): positive even when our growth is ~0 or < 0.
     ratio = (1.0 + comp_s["median"] / 100.0) / (1.0 + ours_s["median"] / 100.0)
     return Result(
-        name="memory", ours=ours_s, compared=comp_s, unit="% peak RSS growth", ratio=ratio,
-        target=f"ours <= {TARGET_PCT}% growth", met=ours_s["median"] <= TARGET_PCT, model=label,
+        name="memory",
+        ours=ours_s,
+        compared=comp_s,
+        unit="% peak RSS growth",
+        ratio=ratio,
+        target=f"ours <= {TARGET_PCT}% growth",
+        met=ours_s["median"] <= TARGET_PCT,
+        model=label,
         repeats=len(growth["ours"]),
-        extra={"short": short, "long": long, "ours_long_tokens_produced": produced,
-               "peaks_mib": {v: [{k: round(p[k]["peak_rss"] / 2**20, 1) for k in ("short", "long")} for p in ps]
-                             for v, ps in peaks.items()}},
-    )  # fmt: skip
+        extra={
+            "short": short,
+            "long": long,
+            "ours_long_tokens_produced": produced,
+            "peaks_mib": {
+                v: [{k: round(p[k]["peak_rss"] / 2**20, 1) for k in ("short", "long")} for p in ps]
+                for v, ps in peaks.items()
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from pathlib import Path
 _TMP: list[tempfile.TemporaryDirectory] = []  # keep random-init checkpoints alive for the run
 
 
-def load_bench_model(model: str = "demo", random_init: str | None = None, device: str = "cpu", dtype: str = "auto"):
+def load_bench_model(
+    model: str = "demo", random_init: str | None = None, device: str = "cpu", dtype: str = "auto"
+):
     """Load the model a benchmark runs on; ``random_init`` names a Qwen3-VL geometry to build."""
     from gaze_explorer.inference.loading import load_model
 
@@ -21,8 +23,12 @@ def load_bench_model(model: str = "demo", random_init: str | None = None, device
         _TMP.append(tmp)
         on_gpu = str(device).startswith("cuda")
         # On a GPU build the weights there in bfloat16 (an 8B model in float32 on the CPU needs ~32 GB).
-        spec = build_random_qwen3_vl(Path(tmp.name) / random_init, geometry=random_init,
-                                     dtype="bfloat16" if on_gpu else "float32", device=device if on_gpu else "cpu")  # fmt: skip
+        spec = build_random_qwen3_vl(
+            Path(tmp.name) / random_init,
+            geometry=random_init,
+            dtype="bfloat16" if on_gpu else "float32",
+            device=device if on_gpu else "cpu",
+        )
         if on_gpu and dtype == "auto":
             dtype = "bfloat16"
         label = f"random-init {random_init}"

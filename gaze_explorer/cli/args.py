@@ -88,7 +88,9 @@ def _numbers(text: str, what: str, example: str) -> tuple[float, ...]:
     try:
         values = tuple(float(p.strip()) for p in text.replace(";", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: write {what} separated by commas, e.g. {example}") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write {what} separated by commas, e.g. {example}"
+        ) from None
     if not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"{text!r}: {what} must be finite")
     return values
@@ -255,16 +257,23 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
         "array through submitit: pip install 'gaze-explorer[cluster]'); rerun to resume failed shards",
     )
     x.add_argument("--jobs", type=positive_int, default=4, help="number of shards (default 4)")
-    x.add_argument("--shard-dir", default=None, help="folder of the shards' partial results (default OUT.shards)")
+    x.add_argument(
+        "--shard-dir", default=None, help="folder of the shards' partial results (default OUT.shards)"
+    )
     x.add_argument("--retries", type=non_negative_int, default=1, help="reruns of failed shards (default 1)")
-    x.add_argument("--detach", action="store_true", help="slurm: return once submitted; merge with `merge DIR`")
+    x.add_argument(
+        "--detach", action="store_true", help="slurm: return once submitted; merge with `merge DIR`"
+    )
     x.add_argument("--slurm-partition", default=None, help="slurm partition")
     x.add_argument("--slurm-gpus-per-job", type=non_negative_int, default=None, help="GPUs per shard")
     x.add_argument("--slurm-cpus-per-job", type=positive_int, default=None, help="CPUs per shard")
     x.add_argument("--slurm-mem-gb", type=positive_int, default=None, help="memory per shard (GB)")
     x.add_argument("--slurm-time-min", type=positive_int, default=None, help="time limit per shard (minutes)")
     x.add_argument(
-        "--slurm-array-parallelism", type=positive_int, default=None, help="shards running at once (default all)"
+        "--slurm-array-parallelism",
+        type=positive_int,
+        default=None,
+        help="shards running at once (default all)",
     )
 
 

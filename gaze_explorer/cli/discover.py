@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "partial", None):  # a job of a sharded run: only its partial result
             from gaze_explorer.cli.merge import write_discovery_partial
 
-            write_discovery_partial(args.partial, load(args), [strips[i] for i in indices], indices, len(strips))
+            write_discovery_partial(
+                args.partial, load(args), [strips[i] for i in indices], indices, len(strips)
+            )
             print(f"shard {args.shard}: {len(indices)} strips -> {args.partial}")
             return 0
         strips = [strips[i] for i in indices]
@@ -137,10 +139,13 @@ def run(args: argparse.Namespace) -> int:
     report = write_discovery(out, result, args.model)
     if args.session:
         params = {
-            "comics": str(args.comics), "n_panels": int(args.n_panels), "n_strips": int(result.n_strips),
-            "model": str(args.model), "dtype": str(getattr(args, "dtype", "")),
+            "comics": str(args.comics),
+            "n_panels": int(args.n_panels),
+            "n_strips": int(result.n_strips),
+            "model": str(args.model),
+            "dtype": str(getattr(args, "dtype", "")),
             "criteria": ["gaze", "image", "localization"],
-        }  # fmt: skip
+        }
         write_discovery_session(args.session, loaded, strips[0], result, params)
     ranked = ranking(np.asarray(result.scores))
     print(f"ranked {len(ranked)} heads over {result.n_strips} strips -> {out}/ranking.json")

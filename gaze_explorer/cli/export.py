@@ -127,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
             chosen = heads or fallback_heads(reader, run_id)
             written.append(ex.export_overlay(reader, target, run=run_id, step=step, heads=chosen))
         elif what == "timeline":
-            written.append(ex.export_timeline(reader, target, run=run_id, heads=heads or fallback_heads(reader, run_id)))
+            written.append(
+                ex.export_timeline(reader, target, run=run_id, heads=heads or fallback_heads(reader, run_id))
+            )
     for p in written:
         print(p)
     return 0

@@ -73,11 +73,7 @@ def run(args: argparse.Namespace) -> int:
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         ignore_eos=args.ignore_eos,
     )
-    capture = (
-        CaptureSpec(scope=scope)
-        if args.session
-        else CaptureSpec(decode=False, prefill="none")
-    )
+    capture = CaptureSpec(scope=scope) if args.session else CaptureSpec(decode=False, prefill="none")
     if plan is not None:
         print(
             f"steering {len(plan.heads)} heads ({plan.heads.name}), {plan.mode.value} at {plan.strength:g}",

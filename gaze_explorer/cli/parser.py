@@ -248,19 +248,28 @@ def build_parsers() -> Parsers:
     x.add_argument("--session", required=True, help="session file (.h5)")
     x.add_argument("--figure", choices=FIGURES, default="all", help="what to export (default all)")
     x.add_argument(
-        "--out", default=None, help="output folder (or file for a single figure; default SESSION_figures beside it)"
+        "--out",
+        default=None,
+        help="output folder (or file for a single figure; default SESSION_figures beside it)",
     )
     x.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
     x.add_argument(
-        "--run", default=None, help="run id or name for overlay/timeline (default: the run the app showed, else the last)"
+        "--run",
+        default=None,
+        help="run id or name for overlay/timeline (default: the run the app showed, else the last)",
     )
     x.add_argument(
-        "--step", type=non_negative_int, default=None, help="decode step for overlay (default: the saved one, else 0)"
+        "--step",
+        type=non_negative_int,
+        default=None,
+        help="decode step for overlay (default: the saved one, else 0)",
     )
     x.add_argument(
-        "--heads", type=head_spec, default=None,
+        "--heads",
+        type=head_spec,
+        default=None,
         help="head set (default: the run's own heads; a baseline: top:10 of the session's scores)",
-    )  # fmt: skip
+    )
     x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
     x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
     x.add_argument(
@@ -387,7 +396,11 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
             sub.error("dynamic narration needs at least 2 panels")
     if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
         sub.error("--figure matrix needs --layer and --head")
-    if args.command == "export" and args.spans is not None and (args.figure != "all" or args.step is not None):
+    if (
+        args.command == "export"
+        and args.spans is not None
+        and (args.figure != "all" or args.step is not None)
+    ):
         sub.error("--spans draws one overlay per span: leave out --figure and --step")
     if args.command in ("discover", "evaluate"):
         check_executor(sub, args)
@@ -416,7 +429,9 @@ def check_coco(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``--executor``'s rules: it makes the shards itself, and its settings need it."""
     if args.executor is None:
-        given = [f for f in ("detach", "slurm_partition", "slurm_gpus_per_job", "shard_dir") if getattr(args, f)]
+        given = [
+            f for f in ("detach", "slurm_partition", "slurm_gpus_per_job", "shard_dir") if getattr(args, f)
+        ]
         if given:
             parser.error(f"--{given[0].replace('_', '-')} needs --executor")
         return

@@ -77,7 +77,11 @@ def export_spans(args: argparse.Namespace, reader, run_id: str | None, heads, ou
         )
     spans_json = out / "spans.json"
     spans_json.write_text(
-        json.dumps({"run": run_id, "heads": [list(h) for h in heads.heads], "weighting": "raw", "spans": listing},
-                   indent=1) + "\n", encoding="utf-8",
-    )  # fmt: skip
+        json.dumps(
+            {"run": run_id, "heads": [list(h) for h in heads.heads], "weighting": "raw", "spans": listing},
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return [*written, spans_json]

@@ -145,10 +145,15 @@ def parse_coco(data: Mapping, source: str = "annotations") -> CocoDataset:
             area = float(r.get("area", bbox[2] * bbox[3]))
             objects.append(
                 CocoObject(
-                    int(r["id"]), int(r["image_id"]), int(r["category_id"]), categories[int(r["category_id"])],
-                    bbox, area, bool(r.get("iscrowd", 0)),
+                    int(r["id"]),
+                    int(r["image_id"]),
+                    int(r["category_id"]),
+                    categories[int(r["category_id"])],
+                    bbox,
+                    area,
+                    bool(r.get("iscrowd", 0)),
                 )
-            )  # fmt: skip
+            )
     except (TypeError, ValueError) as exc:
         raise DatasetError(f"{source}: malformed COCO entry ({exc})") from exc
     return CocoDataset(images, categories, objects, source)

@@ -53,7 +53,9 @@ def finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def accuracy_summary(credits: Sequence[float], degenerate: Sequence[bool], n_resamples: int, seed: int) -> dict:
+def accuracy_summary(
+    credits: Sequence[float], degenerate: Sequence[bool], n_resamples: int, seed: int
+) -> dict:
     lo, hi = bootstrap_ci(credits, n_resamples=n_resamples, seed=seed)
     return {
         "accuracy": finite_or_none(float(np.mean(credits))) if credits else None,

@@ -71,9 +71,13 @@ class ImageTokenGrid:
     def shifted(self, offset: int) -> ImageTokenGrid:
         """The same grid with every sequence position moved by ``offset`` (e.g. left padding)."""
         return ImageTokenGrid(
-            self.image_width, self.image_height, self.rows, self.cols, self.token_boxes, self.positions + offset
+            self.image_width,
+            self.image_height,
+            self.rows,
+            self.cols,
+            self.token_boxes,
+            self.positions + offset,
         )
-
 
 
 def covered_fraction(image_width: int, image_height: int, boxes: np.ndarray, resolution: int = 1024) -> float:
@@ -106,6 +110,7 @@ def coverage_warning(coverage: float, input_policy: str, family: str = "") -> st
         "(the rest is cropped away); panels or boxes outside it cannot be seen. Use --input-policy "
         "squash (the paper's fix for strips) to keep the whole image."
     )
+
 
 @dataclass(frozen=True, eq=False)
 class Region:
@@ -191,7 +196,9 @@ def panel_shares(grid: ImageTokenGrid, edges: Sequence[float]) -> np.ndarray:
     return overlap / np.maximum(x1 - x0, 1e-12)
 
 
-def panel_token_owner(grid: ImageTokenGrid, n_panels: int, widths: Sequence[float] | None = None) -> np.ndarray:
+def panel_token_owner(
+    grid: ImageTokenGrid, n_panels: int, widths: Sequence[float] | None = None
+) -> np.ndarray:
     """The panel (0-based) of each image token: the one holding the largest share of its pixels.
 
     A panel that holds no token's largest share (a panel narrower than a token) still gets one
@@ -223,9 +230,7 @@ def panel_token_owner(grid: ImageTokenGrid, n_panels: int, widths: Sequence[floa
     return owner
 
 
-def panel_regions(
-    grid: ImageTokenGrid, n_panels: int, widths: Sequence[float] | None = None
-) -> list[Region]:
+def panel_regions(grid: ImageTokenGrid, n_panels: int, widths: Sequence[float] | None = None) -> list[Region]:
     """Regions for ``n_panels`` side-by-side panels (equal widths, or the given relative widths).
 
     Each image token goes to the panel holding the largest share of its pixel box (see
@@ -235,11 +240,13 @@ def panel_regions(
     edges = panel_edges(grid.image_width, n_panels, widths)
     return [
         Region(
-            f"panel {k + 1}", "panel", np.flatnonzero(owner == k),
+            f"panel {k + 1}",
+            "panel",
+            np.flatnonzero(owner == k),
             (edges[k], 0.0, edges[k + 1], float(grid.image_height)),
         )
         for k in range(n_panels)
-    ]  # fmt: skip
+    ]
 
 
 def validate_box(box: Sequence[float], image_width: int, image_height: int) -> Box:
@@ -280,5 +287,7 @@ def token_region(grid: ImageTokenGrid, token_indices: Sequence[int], name: str =
     if idx.size == 0:
         raise RegionError("a token region needs at least one image token")
     if idx.min() < 0 or idx.max() >= grid.n_tokens:
-        raise RegionError(f"image-token indices must be in 0..{grid.n_tokens - 1}, got {idx.min()}..{idx.max()}")
+        raise RegionError(
+            f"image-token indices must be in 0..{grid.n_tokens - 1}, got {idx.min()}..{idx.max()}"
+        )
     return Region(name, "tokens", idx)

@@ -41,7 +41,9 @@ class TrajectoryCache:
             return None
         key = (run_index, id(run), state.heads.active.heads, len(regions))
         done = self._rows.setdefault(key, [])
-        done.extend(step_trajectory(run.rows_at, run.n_steps, session.grid, regions, state.heads.active, len(done)))
+        done.extend(
+            step_trajectory(run.rows_at, run.n_steps, session.grid, regions, state.heads.active, len(done))
+        )
         if not done:
             return None
         return np.stack(done[: run.n_steps])  # [step, region]

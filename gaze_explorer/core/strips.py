@@ -193,8 +193,11 @@ def detect_panel_gutters(
     edges = np.flatnonzero(np.diff(np.concatenate([[0], uniform.astype(np.int8), [0]])))
     bands = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
     min_gap = min_panel_fraction * width
-    inner = [(a, b) for a, b in bands if a > 0 and b < width and (a + b) / 2 >= min_gap
-             and width - (a + b) / 2 >= min_gap]  # fmt: skip
+    inner = [
+        (a, b)
+        for a, b in bands
+        if a > 0 and b < width and (a + b) / 2 >= min_gap and width - (a + b) / 2 >= min_gap
+    ]
     kept: list[tuple[int, int]] = []
     for band in sorted(inner, key=lambda ab: (ab[0] - ab[1], ab[0])):  # widest first
         centre = sum(band) / 2

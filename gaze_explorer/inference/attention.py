@@ -203,7 +203,9 @@ def gaze_attention_forward(
     scale = scaling if scaling is not None else dim**-0.5
     if q_len == 1:
         # a decode step: the hot path of a captured generation, kept to a handful of tensor ops
-        return _decode_step(control, layer, req, steer, capture, query, key, value, attention_mask, scale, softcap)
+        return _decode_step(
+            control, layer, req, steer, capture, query, key, value, attention_mask, scale, softcap
+        )
     add = additive_mask(attention_mask, q_len, k_len, query.device)  # [b|1, 1, q, k]
     if steer is not None:
         # a sliding-window layer's cache holds only the LAST keys, so align the bias to the end
@@ -268,7 +270,9 @@ def _plain(module, query, key, value, attention_mask, dropout, scaling, softcap,
     """Stock SDPA (or the explicit path when a softcap forbids SDPA)."""
     if softcap is None:
         kwargs.pop("softcap", None)
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     n_rep = query.shape[1] // key.shape[1]
     add = additive_mask(attention_mask, query.shape[2], key.shape[2], query.device)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
@@ -276,7 +280,9 @@ def _plain(module, query, key, value, attention_mask, dropout, scaling, softcap,
     return out.transpose(1, 2).contiguous(), None
 
 
-def _probs(q: torch.Tensor, k: torch.Tensor, add: torch.Tensor, scale: float, softcap: float | None) -> torch.Tensor:
+def _probs(
+    q: torch.Tensor, k: torch.Tensor, add: torch.Tensor, scale: float, softcap: float | None
+) -> torch.Tensor:
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # [batch, head, q, k] fp32
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap

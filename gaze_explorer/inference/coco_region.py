@@ -91,9 +91,16 @@ class CocoRegionEvaluation:
             no_repeat_ngram_size=self.config.no_repeat_ngram_size,
         )
         for event in generate_stream(
-            self.loaded, image, self.prompt, regions=regions, plan=plan, target=target,
-            options=options, capture=CaptureSpec(decode=False, prefill="none"), cancel=cancel,
-        ):  # fmt: skip
+            self.loaded,
+            image,
+            self.prompt,
+            regions=regions,
+            plan=plan,
+            target=target,
+            options=options,
+            capture=CaptureSpec(decode=False, prefill="none"),
+            cancel=cancel,
+        ):
             if isinstance(event, TokenEvent):
                 ids.append(int(event.token_id))
             elif isinstance(event, FinishedEvent):
@@ -169,9 +176,11 @@ class CocoRegionEvaluation:
                     self.generations += [self._record(o, "baseline", text) for o in targets]
                 else:
                     plan = SteeringPlan(
-                        self.heads.head_set(condition), self.config.mode, self.config.strength,
+                        self.heads.head_set(condition),
+                        self.config.mode,
+                        self.config.strength,
                         decode_only=self.config.effective_bias_on == "decode",
-                    )  # fmt: skip
+                    )
                     text = self._generate(image, [regions[obj.annotation_id]], plan, FixedTarget(0), cancel)
                     if text is None:
                         self.cancelled = True

@@ -41,8 +41,21 @@ PAPER_PROMPT = (
     "Look carefully at this {n_word}-panel comic strip. What is happening in the {ordinal} panel "
     "from the left? Answer briefly."
 )
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve")  # fmt: skip
+NUMBER_WORDS = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
 
 
 def ordinal(k: int) -> str:

@@ -91,7 +91,9 @@ def _logits_processors(options: GenerationOptions):
     return procs
 
 
-def _prefill_rows_request(capture: CaptureSpec, prompt_len: int) -> tuple[str | torch.Tensor | None, list[int]]:
+def _prefill_rows_request(
+    capture: CaptureSpec, prompt_len: int
+) -> tuple[str | torch.Tensor | None, list[int]]:
     """Which prefill query rows to capture, and the prompt positions they are."""
     if capture.prefill_queries:
         queries = sorted({int(q) for q in capture.prefill_queries})
@@ -136,7 +138,9 @@ def generate_stream(
     if isinstance(target, int):
         target = FixedTarget(target)
     source = target if target is not None else FixedTarget(None)
-    check_steering(plan, source, len(regions), loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
+    check_steering(
+        plan, source, len(regions), loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers
+    )
     grid = prepared.grids[0]
     for r in regions:
         if len(r.token_indices) == 0:
@@ -145,10 +149,24 @@ def generate_stream(
             raise ScheduleError(f"region {r.name!r} names image tokens beyond this image's {grid.n_tokens}")
     request, query_positions = _prefill_rows_request(capture, prepared.prompt_len)
     kind = "live" if isinstance(source, LiveTarget) else "schedule"
-    return _run(loaded, prepared, list(regions), plan, source, kind, options, capture, cancel, request, query_positions)
+    return _run(
+        loaded,
+        prepared,
+        list(regions),
+        plan,
+        source,
+        kind,
+        options,
+        capture,
+        cancel,
+        request,
+        query_positions,
+    )
 
 
-def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel, prefill_request, query_positions):
+def _run(
+    loaded, prepared, regions, plan, source, kind, options, capture, cancel, prefill_request, query_positions
+):
     from transformers import DynamicCache
 
     model, adapter = loaded.model, loaded.adapter
@@ -171,14 +189,19 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
             return None
         check_targets((tgt,), len(regions))  # a live switch to a region the run does not have
         target_pos = regions[tgt].positions(grid)
-        return build_bias(plan.mode, plan.strength, n_keys, prompt_len, image_positions, target_pos, prompt_mask)[None]
+        return build_bias(
+            plan.mode, plan.strength, n_keys, prompt_len, image_positions, target_pos, prompt_mask
+        )[None]
 
     def to_numpy(rows: torch.Tensor | None) -> np.ndarray | None:
         # [layer, batch, head, row, key] -> batch 0 -> [layer, head, row, key]
         return None if rows is None else rows[:, 0].float().cpu().numpy()
 
     try:
-        with torch.inference_mode(), attention_control(loaded, plan_heads=plan.heads if plan else None) as ctl:
+        with (
+            torch.inference_mode(),
+            attention_control(loaded, plan_heads=plan.heads if plan else None) as ctl,
+        ):
             if cancel is not None and cancel.is_set():
                 yield FinishedEvent("cancelled", [], "cancelled before the prefill", 0)
                 return
@@ -186,18 +209,29 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
             prefill_bias = None if (plan is None or plan.decode_only) else bias_for(target, prompt_len)
             ctl.set_request(ForwardRequest(prefill_request, prefill_bias, capture.value_norms))
             cache = DynamicCache(config=model.config)
-            out = model(**adapter.prefill_kwargs(model, prepared), cache=cache, use_cache=True,
-                        logits_to_keep=1)  # fmt: skip
+            out = model(
+                **adapter.prefill_kwargs(model, prepared), cache=cache, use_cache=True, logits_to_keep=1
+            )
             rows = to_numpy(ctl.take_rows())  # [layer, head, n_rows, key]
             norms = ctl.take_value_norms()
-            need = list(range(prompt_len)) if isinstance(prefill_request, str) else (
-                [] if prefill_request is None else prefill_request.tolist())  # fmt: skip
+            need = (
+                list(range(prompt_len))
+                if isinstance(prefill_request, str)
+                else ([] if prefill_request is None else prefill_request.tolist())
+            )
             prefill_rows = None
             if rows is not None and query_positions:
                 prefill_rows = rows[:, :, [need.index(q) for q in query_positions]]
-            step_row = rows[:, :, need.index(prompt_len - 1)] if (rows is not None and capture.decode) else None
+            step_row = (
+                rows[:, :, need.index(prompt_len - 1)] if (rows is not None and capture.decode) else None
+            )
             yield PrefillEvent(
-                prompt_len, grid, prompt_ids, adapter.token_strings(prompt_ids), prefill_rows, query_positions,
+                prompt_len,
+                grid,
+                prompt_ids,
+                adapter.token_strings(prompt_ids),
+                prefill_rows,
+                query_positions,
                 None if norms is None else norms[:, 0].float().cpu().numpy(),
             )
             attention_mask = prepared.tensors["attention_mask"]
@@ -207,25 +241,40 @@ def _run(loaded, prepared, regions, plan, source, kind, options, capture, cancel
                 token = _choose(logits, prepared.tensors["input_ids"], generated, procs, options, gen)
                 generated.append(token)
                 piece = pieces.push(token)
-                switch = recorder.switches[-1] if recorder.switches and recorder.switches[-1].step == step else None
+                switch = (
+                    recorder.switches[-1]
+                    if recorder.switches and recorder.switches[-1].step == step
+                    else None
+                )
                 yield TokenEvent(step, token, piece, target, step_row, switch)
                 if token in eos and not options.ignore_eos:
-                    yield FinishedEvent("finished", list(recorder.switches), "end of sequence", len(generated))
+                    yield FinishedEvent(
+                        "finished", list(recorder.switches), "end of sequence", len(generated)
+                    )
                     return
                 if len(generated) >= options.max_new_tokens:
                     yield FinishedEvent("finished", list(recorder.switches), "max new tokens", len(generated))
                     return
                 if cancel is not None and cancel.is_set():
-                    yield FinishedEvent("cancelled", list(recorder.switches), "cancelled by the user", len(generated))
+                    yield FinishedEvent(
+                        "cancelled", list(recorder.switches), "cancelled by the user", len(generated)
+                    )
                     return
                 step += 1
                 target = recorder.target_for_step(step)
                 n_past = prompt_len + step - 1
-                attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], 1)
-                ctl.set_request(ForwardRequest("last" if capture.decode else None, bias_for(target, n_past + 1)))
+                attention_mask = torch.cat(
+                    [attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], 1
+                )
+                ctl.set_request(
+                    ForwardRequest("last" if capture.decode else None, bias_for(target, n_past + 1))
+                )
                 ids = torch.tensor([[token]], dtype=torch.long, device=loaded.device)
-                out = model(**adapter.decode_kwargs(model, prepared, ids, attention_mask, n_past),
-                            cache=cache, use_cache=True)  # fmt: skip
+                out = model(
+                    **adapter.decode_kwargs(model, prepared, ids, attention_mask, n_past),
+                    cache=cache,
+                    use_cache=True,
+                )
                 logits = out.logits[:, -1, :]
                 taken = to_numpy(ctl.take_rows())
                 step_row = None if taken is None else taken[:, :, 0]  # [layer, head, key]
@@ -271,8 +320,13 @@ def _choose(logits, prompt_ids, generated, procs, options, gen) -> int:
     """The next token: logits processors, then greedy or seeded sampling."""
     scores = logits.float()  # [1, vocab]
     if len(procs):
-        seq = torch.cat([prompt_ids[:1].to(scores.device), torch.tensor([generated], dtype=torch.long,
-                        device=scores.device).reshape(1, -1)], dim=1)  # fmt: skip
+        seq = torch.cat(
+            [
+                prompt_ids[:1].to(scores.device),
+                torch.tensor([generated], dtype=torch.long, device=scores.device).reshape(1, -1),
+            ],
+            dim=1,
+        )
         scores = procs(seq, scores)
     if not options.do_sample:
         return int(torch.argmax(scores, dim=-1)[0])

@@ -27,10 +27,15 @@ from gaze_explorer.inference.placement import ModelFitWarning, execution_device,
 
 DEMO_DIR = demo_model_dir()
 DTYPES = {
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-}  # fmt: skip
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
 
 
 @dataclass
@@ -191,7 +196,9 @@ def load_model(
         config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "model type" in str(exc) or "recognize" in str(exc):
-            raise UnsupportedFamilyError(f"{path}: transformers does not know this architecture ({exc})") from exc
+            raise UnsupportedFamilyError(
+                f"{path}: transformers does not know this architecture ({exc})"
+            ) from exc
         raise ModelLoadError(f"cannot read {path / 'config.json'}: {exc}") from exc
     except (OSError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"cannot read {path / 'config.json'}: {exc}") from exc

@@ -25,13 +25,81 @@ GEOMETRY_FILE = geometry_file()
 
 # Enough words for the paper's prompts and short answers; unknown words map to <unk>.
 DEFAULT_WORDS = (
-    "look", "carefully", "at", "this", "six", "-", "panel", "comic", "strip", ".", "what", "is", "happening",
-    "in", "the", "first", "second", "third", "fourth", "fifth", "sixth", "1st", "2nd", "3rd", "4th", "5th", "6th",
-    "one", "two", "three", "four", "five", "from", "left", "?", "answer", "briefly", "main", "action", "or",
-    "event", "describe", "each", "order", "short", "sentence", "a", "an", "man", "woman", "dog", "cat", "runs",
-    "sits", "jumps", "red", "blue", "green", ",", "and", "of", "to", "on", "with", "he", "she", "it", "they",
-    "sun", "moon", "tree", "house", "car", "bird",
-)  # fmt: skip
+    "look",
+    "carefully",
+    "at",
+    "this",
+    "six",
+    "-",
+    "panel",
+    "comic",
+    "strip",
+    ".",
+    "what",
+    "is",
+    "happening",
+    "in",
+    "the",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "1st",
+    "2nd",
+    "3rd",
+    "4th",
+    "5th",
+    "6th",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "from",
+    "left",
+    "?",
+    "answer",
+    "briefly",
+    "main",
+    "action",
+    "or",
+    "event",
+    "describe",
+    "each",
+    "order",
+    "short",
+    "sentence",
+    "a",
+    "an",
+    "man",
+    "woman",
+    "dog",
+    "cat",
+    "runs",
+    "sits",
+    "jumps",
+    "red",
+    "blue",
+    "green",
+    ",",
+    "and",
+    "of",
+    "to",
+    "on",
+    "with",
+    "he",
+    "she",
+    "it",
+    "they",
+    "sun",
+    "moon",
+    "tree",
+    "house",
+    "car",
+    "bird",
+)
 
 
 def randomise_constant_matrices(model: torch.nn.Module, seed: int = 0) -> list[str]:
@@ -80,7 +148,10 @@ def qwen3_vl_config(geometry: str, tokenizer: Any) -> Any:
     rope.setdefault("rope_type", "default")
     rope["rope_theta"] = float(text.pop("rope_theta", 5000000))
     tie = bool(text.pop("tie_word_embeddings", False))
-    ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in (IMAGE_PAD, VIDEO_PAD, VISION_START, VISION_END, IM_END)}
+    ids = {
+        t: int(tokenizer.convert_tokens_to_ids(t))
+        for t in (IMAGE_PAD, VIDEO_PAD, VISION_START, VISION_END, IM_END)
+    }
     # keep the published vocabulary size (embedding/LM-head cost), but never below the tokenizer's
     text["vocab_size"] = max(int(text.get("vocab_size") or 0), len(tokenizer))
     text.update(rope_parameters=rope, eos_token_id=ids[IM_END], pad_token_id=int(tokenizer.pad_token_id))
@@ -116,8 +187,14 @@ def build_random_qwen3_vl(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(dtype, str):
-        dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                 "float16": torch.float16, "fp16": torch.float16}[dtype]  # fmt: skip
+        dtype = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }[dtype]
     tokenizer = build_word_tokenizer(list(words) if words is not None else list(DEFAULT_WORDS))
     config = qwen3_vl_config(geometry, tokenizer)
     torch.manual_seed(seed)

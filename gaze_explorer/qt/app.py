@@ -144,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         setup_image(window, args)
         window.controller.load_model(
-            args.model, device=args.device, dtype=args.dtype,
-            device_map=getattr(args, "device_map", None), trust_remote_code=getattr(args, "trust_remote_code", False),
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            device_map=getattr(args, "device_map", None),
+            trust_remote_code=getattr(args, "trust_remote_code", False),
             input_policy=getattr(args, "input_policy", None),
-        )  # fmt: skip
+        )
     if args.step is not None:
         window.state.step.set_step(args.step)
     if args.screenshot:

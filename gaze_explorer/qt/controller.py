@@ -300,8 +300,9 @@ class AppController(QtCore.QObject):
     @staticmethod
     def _run_name(run: RunData) -> str:
         p = run.params
-        label = run_label(p.get("plan"), p.get("schedule"), p.get("target"), run.switches,
-                          [r.name for r in run.regions])  # fmt: skip
+        label = run_label(
+            p.get("plan"), p.get("schedule"), p.get("target"), run.switches, [r.name for r in run.regions]
+        )
         return display_name(str(p.get("user_name", "")), label)
 
     def open_image(self, path: str, n_panels: int | None = None) -> bool:
@@ -422,7 +423,9 @@ class AppController(QtCore.QObject):
             self._fail(str(err))
             return None
         self.live = source
-        run_handle = self.recorder.begin(run, image, grid, regions, loaded, source, plan, options, capture=capture)
+        run_handle = self.recorder.begin(
+            run, image, grid, regions, loaded, source, plan, options, capture=capture
+        )
         self._image_key = run.params.get("image")  # the image on screen, as the session file names it
         index = state.session.add_run(run)  # after begin: the session file exists and is named
         self._handles[index] = run_handle
@@ -657,22 +660,32 @@ class AppController(QtCore.QObject):
         self.state.heads.set_gaze_scores(np.asarray(result.scores))
         self.panel_matrices = getattr(result, "matrices", None)
         self.state.discovery.set_result(
-            result.scores, self.panel_matrices, result.n_strips, getattr(result, "image_mass", None),
+            result.scores,
+            self.panel_matrices,
+            result.n_strips,
+            getattr(result, "image_mass", None),
             getattr(result, "image_maps", None),
-        )  # fmt: skip
+        )
         self.state.heads.set_kind(self.state.heads.kind if self.state.heads.kind != "file" else "top")
         params = dict(getattr(self, "_discovery_params", {}) or {})
         params["n_strips"] = int(result.n_strips)
         from gaze_explorer.inference.discovery import PAPER_PROMPT
 
         params["prompt"] = PAPER_PROMPT  # the template every discovery in the app asks
-        params["criteria"] = ["gaze"] + (["image", "localization"] if getattr(result, "image_maps", None) is not None else [])
+        params["criteria"] = ["gaze"] + (
+            ["image", "localization"] if getattr(result, "image_maps", None) is not None else []
+        )
         try:
             if self.pil_image is not None and self.state.session.grid is not None:
                 self.recorder.write_discovery(
-                    result, self.pil_image, self.state.session.grid, self.state.session.regions,
-                    self.loaded, source=str(params.get("source", "")), params=params,
-                )  # fmt: skip
+                    result,
+                    self.pil_image,
+                    self.state.session.grid,
+                    self.state.session.regions,
+                    self.loaded,
+                    source=str(params.get("source", "")),
+                    params=params,
+                )
             else:
                 self.state.status.post("discovery done; open an image to save it in a session")
         except GazeExplorerError as err:

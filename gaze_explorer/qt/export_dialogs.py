@@ -39,18 +39,28 @@ def current_figure(window, kind: str, head: tuple[int, int] | None = None):
             raise GazeExplorerError("the run has no trajectory for the selected heads")
         regions = run.regions or s.session.regions
         names = [f"P{i + 1}" if r.kind == "panel" else r.name for i, r in enumerate(regions)]
-        switches = [(sw.step, sw.source) for sw in run.switches] + [(st, "schedule") for st in run.scheduled
-                                                                     if all(st != sw.step for sw in run.switches)]
+        switches = [(sw.step, sw.source) for sw in run.switches] + [
+            (st, "schedule") for st in run.scheduled if all(st != sw.step for sw in run.switches)
+        ]
         title = f"{model} · {run.name} · {s.heads.active.name} ({len(s.heads.active)} heads)"
         return export.trajectory_figure(traj, title, names, run.tokens, switches)
     if kind == "overlay":
         heat = window.overlay_view.current_heat()
         if heat is None:
             raise GazeExplorerError("no attention to draw at this step (select heads first)")
-        title = f"{model} · {run.name} · step {s.step.step} {run.tokens[s.step.step]!r} · {s.heads.active.name}"
-        return export.overlay_figure(s.session.image, s.session.grid, heat, run.regions or s.session.regions,
-                                     title, s.overlay.colormap, s.overlay.opacity,
-                                     levels=window.overlay_view.heat_item.getLevels())
+        title = (
+            f"{model} · {run.name} · step {s.step.step} {run.tokens[s.step.step]!r} · {s.heads.active.name}"
+        )
+        return export.overlay_figure(
+            s.session.image,
+            s.session.grid,
+            heat,
+            run.regions or s.session.regions,
+            title,
+            s.overlay.colormap,
+            s.overlay.opacity,
+            levels=window.overlay_view.heat_item.getLevels(),
+        )
     if kind == "panel matrix":
         matrices = s.discovery.matrices
         if matrices is None:
@@ -131,7 +141,9 @@ def save_path(window, title: str, what: str, filters: str) -> str | None:
     """Ask where to save (the dialog opens in the last folder, on a default name); None if cancelled."""
     first_suffix = re.search(r"\*(\.[A-Za-z0-9]+)", filters).group(1)
     folder = str(settings().value(FOLDER_KEY, "") or Path.cwd())
-    dialog = QtWidgets.QFileDialog(window, title, str(Path(folder) / default_file_name(window, what, first_suffix)))
+    dialog = QtWidgets.QFileDialog(
+        window, title, str(Path(folder) / default_file_name(window, what, first_suffix))
+    )
     dialog.setAcceptMode(QtWidgets.QFileDialog.AcceptMode.AcceptSave)
     dialog.setNameFilters(filters.split(";;"))
 
@@ -155,9 +167,13 @@ def ask_matrix_head(window) -> tuple[int, int] | None:
     items = [f"L{r['layer']}H{r['head']}  (gaze score {r['score']:.3f})" for r in ranked]
     inspected = window.state.inspector.head
     item, ok = QtWidgets.QInputDialog.getItem(
-        window, "Export panel matrix", "Head (best first" + (f"; inspecting L{inspected[0]}H{inspected[1]}"
-                                                             if inspected else "") + "):", items, 0, False
-    )  # fmt: skip
+        window,
+        "Export panel matrix",
+        "Head (best first" + (f"; inspecting L{inspected[0]}H{inspected[1]}" if inspected else "") + "):",
+        items,
+        0,
+        False,
+    )
     if not ok:
         return None
     r = ranked[items.index(item)]
@@ -174,7 +190,9 @@ def _guarded(window, fn, *args) -> None:
 
 
 def export_figure_dialog(window) -> None:
-    kind, ok = QtWidgets.QInputDialog.getItem(window, "Export figure", "What to export:", list(FIGURES), 0, False)
+    kind, ok = QtWidgets.QInputDialog.getItem(
+        window, "Export figure", "What to export:", list(FIGURES), 0, False
+    )
     if not ok:
         return
     head = None
@@ -193,7 +211,9 @@ def export_figure_dialog(window) -> None:
 
 
 def export_heads_dialog(window) -> None:
-    which, ok = QtWidgets.QInputDialog.getItem(window, "Export head list", "What to export:", list(HEAD_LISTS), 0, False)
+    which, ok = QtWidgets.QInputDialog.getItem(
+        window, "Export head list", "What to export:", list(HEAD_LISTS), 0, False
+    )
     if not ok:
         return
     path = save_path(window, "Export head list", f"heads_{which}", "JSON (*.json);;CSV (*.csv)")

@@ -172,12 +172,19 @@ class MainWindow(QtWidgets.QMainWindow):
         discover on the demo comics first (seconds), as the CLI does, then steer. True if it took over."""
         heads, loaded = self.state.heads, self.controller.loaded
         demo = getattr(loaded, "model_id", "") == "demo"
-        if heads.kind not in ("top", "random") or heads.gaze_scores is not None or not demo or self.controller.busy:
+        if (
+            heads.kind not in ("top", "random")
+            or heads.gaze_scores is not None
+            or not demo
+            or self.controller.busy
+        ):
             return False
         answer = QtWidgets.QMessageBox.question(
-            self, "gaze-explorer", "No gaze scores yet: the top-K heads come from discovery.\n"
+            self,
+            "gaze-explorer",
+            "No gaze scores yet: the top-K heads come from discovery.\n"
             "Run discovery on the demo comics now (a few seconds), then steer?",
-        )  # fmt: skip
+        )
         if answer != QtWidgets.QMessageBox.StandardButton.Yes:
             return True
 
@@ -230,7 +237,9 @@ class MainWindow(QtWidgets.QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addAction("Open image…", QtGui.QKeySequence.StandardKey.Open, self.overlay_view.open_dialog)
-        file_menu.addAction("Paste image", QtGui.QKeySequence.StandardKey.Paste, self.overlay_view.paste_image)
+        file_menu.addAction(
+            "Paste image", QtGui.QKeySequence.StandardKey.Paste, self.overlay_view.paste_image
+        )
         file_menu.addAction("Open session…", self._open_session_dialog)
         file_menu.addSeparator()
         file_menu.addAction("Quit", QtGui.QKeySequence.StandardKey.Quit, self.close)
@@ -241,8 +250,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions: dict[str, QtGui.QAction] = {}  # the menu actions whose keys the menus show
         run_menu = bar.addMenu("&Run")
         run_menu.addAction("Generate baseline", self.generate_baseline)
-        self._keyed(run_menu, "Steer", self.steer, QtCore.QKeyCombination(ctrl, Key.Key_Return),
-                    QtCore.QKeyCombination(ctrl, Key.Key_Enter))
+        self._keyed(
+            run_menu,
+            "Steer",
+            self.steer,
+            QtCore.QKeyCombination(ctrl, Key.Key_Return),
+            QtCore.QKeyCombination(ctrl, Key.Key_Enter),
+        )
         self._keyed(run_menu, "Stop", self.controller.stop, Key.Key_Escape)
         run_menu.addAction("Compare conditions", self.compare_conditions)
         run_menu.addAction("Discover gaze heads", lambda: self.docks["Discovery"].raise_())
@@ -252,9 +266,15 @@ class MainWindow(QtWidgets.QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction("Reset layout", self.reset_layout)
         export_menu = bar.addMenu("&Export")
-        self._keyed(export_menu, "Figure…", self.export_figure_dialog, QtCore.QKeyCombination(ctrl, Key.Key_E))
-        self._keyed(export_menu, "Head list…", self.export_heads_dialog,
-                    QtCore.QKeyCombination(ctrl | Mod.ShiftModifier, Key.Key_E))
+        self._keyed(
+            export_menu, "Figure…", self.export_figure_dialog, QtCore.QKeyCombination(ctrl, Key.Key_E)
+        )
+        self._keyed(
+            export_menu,
+            "Head list…",
+            self.export_heads_dialog,
+            QtCore.QKeyCombination(ctrl | Mod.ShiftModifier, Key.Key_E),
+        )
         export_menu.addAction("Run as JSON…", self.export_run_dialog)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("Keys and mouse…", self.show_keys)
@@ -272,8 +292,11 @@ class MainWindow(QtWidgets.QMainWindow):
         box = QtWidgets.QMessageBox(self)
         box.setWindowTitle("gaze-explorer: keys and mouse")
         box.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        more = (f'<p>More in the <a href="{QtCore.QUrl.fromLocalFile(str(README)).toString()}">README</a>.</p>'
-                if README.exists() else "<p>More in the README of the gaze-explorer source.</p>")
+        more = (
+            f'<p>More in the <a href="{QtCore.QUrl.fromLocalFile(str(README)).toString()}">README</a>.</p>'
+            if README.exists()
+            else "<p>More in the README of the gaze-explorer source.</p>"
+        )
         box.setText(KEYS_HELP + more)
         box.open()
 
@@ -302,7 +325,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ---- dialogs -------------------------------------------------------------------------------
     def _open_session_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open session", "sessions", "Sessions (*.h5);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open session", "sessions", "Sessions (*.h5);;All files (*)"
+        )
         if path:
             self.open_session(path)
 
@@ -364,12 +389,15 @@ class MainWindow(QtWidgets.QMainWindow):
         V = QtCore.Qt.Orientation.Vertical
         d = self.docks
         places = {
-            "Layer × head grid": Dock.RightDockWidgetArea, "Steering": Dock.RightDockWidgetArea,
-            "Token timeline": Dock.BottomDockWidgetArea, "Comparison": Dock.BottomDockWidgetArea,
+            "Layer × head grid": Dock.RightDockWidgetArea,
+            "Steering": Dock.RightDockWidgetArea,
+            "Token timeline": Dock.BottomDockWidgetArea,
+            "Comparison": Dock.BottomDockWidgetArea,
             "Discovery": Dock.LeftDockWidgetArea,
-            "Inspector": Dock.LeftDockWidgetArea, "Prompt": Dock.LeftDockWidgetArea,
+            "Inspector": Dock.LeftDockWidgetArea,
+            "Prompt": Dock.LeftDockWidgetArea,
             "Session runs": Dock.LeftDockWidgetArea,
-        }  # fmt: skip
+        }
         for name in places:  # taken out first, so no tab bar of the old arrangement lingers
             d[name].setFloating(False)
             self.removeDockWidget(d[name])

@@ -117,7 +117,9 @@ def open_for_reading(path: Path) -> h5py.File:
             # a writer in another process may be extending the file this very moment: retry
             # briefly, but only if the superblock says a writer has it open (no one else extends it)
             if not writer_flag_set(path):
-                raise SessionFileError(f"{path} is truncated (the file ends early); it cannot be read: {detail}")
+                raise SessionFileError(
+                    f"{path} is truncated (the file ends early); it cannot be read: {detail}"
+                )
             if time.monotonic() > truncated_deadline:
                 # a writer that died after a failed write (a full disk) leaves the file shorter
                 # than its superblock says; a SWMR reader does not insist on the stored length
@@ -200,12 +202,24 @@ def _lookup3(data: bytes, initval: int = 0) -> int:
         a = (a + int.from_bytes(data[i : i + 4], "little")) & mask
         b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & mask
         c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & mask
-        a = (a - c) & mask; a ^= rot(c, 4); c = (c + b) & mask  # noqa: E702
-        b = (b - a) & mask; b ^= rot(a, 6); a = (a + c) & mask  # noqa: E702
-        c = (c - b) & mask; c ^= rot(b, 8); b = (b + a) & mask  # noqa: E702
-        a = (a - c) & mask; a ^= rot(c, 16); c = (c + b) & mask  # noqa: E702
-        b = (b - a) & mask; b ^= rot(a, 19); a = (a + c) & mask  # noqa: E702
-        c = (c - b) & mask; c ^= rot(b, 4); b = (b + a) & mask  # noqa: E702
+        a = (a - c) & mask
+        a ^= rot(c, 4)
+        c = (c + b) & mask
+        b = (b - a) & mask
+        b ^= rot(a, 6)
+        a = (a + c) & mask
+        c = (c - b) & mask
+        c ^= rot(b, 8)
+        b = (b + a) & mask
+        a = (a - c) & mask
+        a ^= rot(c, 16)
+        c = (c + b) & mask
+        b = (b - a) & mask
+        b ^= rot(a, 19)
+        a = (a + c) & mask
+        c = (c - b) & mask
+        c ^= rot(b, 4)
+        b = (b + a) & mask
         length -= 12
         i += 12
     if length == 0:
@@ -214,13 +228,20 @@ def _lookup3(data: bytes, initval: int = 0) -> int:
     a = (a + int.from_bytes(tail[0:4], "little")) & mask
     b = (b + int.from_bytes(tail[4:8], "little")) & mask
     c = (c + int.from_bytes(tail[8:12], "little")) & mask
-    c ^= b; c = (c - rot(b, 14)) & mask  # noqa: E702
-    a ^= c; a = (a - rot(c, 11)) & mask  # noqa: E702
-    b ^= a; b = (b - rot(a, 25)) & mask  # noqa: E702
-    c ^= b; c = (c - rot(b, 16)) & mask  # noqa: E702
-    a ^= c; a = (a - rot(c, 4)) & mask  # noqa: E702
-    b ^= a; b = (b - rot(a, 14)) & mask  # noqa: E702
-    c ^= b; c = (c - rot(b, 24)) & mask  # noqa: E702
+    c ^= b
+    c = (c - rot(b, 14)) & mask
+    a ^= c
+    a = (a - rot(c, 11)) & mask
+    b ^= a
+    b = (b - rot(a, 25)) & mask
+    c ^= b
+    c = (c - rot(b, 16)) & mask
+    a ^= c
+    a = (a - rot(c, 4)) & mask
+    b ^= a
+    b = (b - rot(a, 14)) & mask
+    c ^= b
+    c = (c - rot(b, 24)) & mask
     return c
 
 

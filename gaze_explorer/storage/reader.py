@@ -248,7 +248,9 @@ class SessionReader:
             return self.image, self.grid, self.regions, ""
         with self._access() as f:
             if IMAGES_GROUP not in f or key not in f[IMAGES_GROUP]:
-                raise SessionFileError(f"{self.path} has no image {key!r} (it has {', '.join(self.image_keys())})")
+                raise SessionFileError(
+                    f"{self.path} has no image {key!r} (it has {', '.join(self.image_keys())})"
+                )
             g = f[IMAGES_GROUP][key]
             image, grid, regions = self._read_image(g)
             return image, grid, regions, as_str(g.attrs.get("name", ""), "image name", self.path)

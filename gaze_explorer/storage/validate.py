@@ -186,10 +186,14 @@ def attention_group(g: h5py.Group, run_id: str, path: Path) -> h5py.Group:
         raise SessionFileError(f"run {run_id} was generated without attention capture")
     att = g["attention"]
     if "valid_keys" not in att:
-        raise SessionFileError(f"{path} is damaged: the dataset {att.name}/valid_keys of run {run_id} is missing")
+        raise SessionFileError(
+            f"{path} is damaged: the dataset {att.name}/valid_keys of run {run_id} is missing"
+        )
     d = att["decode"]
     if not isinstance(d, h5py.Dataset) or d.ndim != 4:
-        raise SessionFileError(f"{path} is damaged: {att.name}/decode should be a [step, layer, head, key] array")
+        raise SessionFileError(
+            f"{path} is damaged: {att.name}/decode should be a [step, layer, head, key] array"
+        )
     return att
 
 

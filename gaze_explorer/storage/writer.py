@@ -173,7 +173,13 @@ class SessionWriter:
         if max_keys <= prompt_len:
             raise ValueError(f"max_keys ({max_keys}) must exceed prompt_len ({prompt_len})")
         needed = estimate_run_bytes(
-            n_layers, n_heads, prompt_len, max_keys - prompt_len, prefill_mode, None, capture_decode,
+            n_layers,
+            n_heads,
+            prompt_len,
+            max_keys - prompt_len,
+            prefill_mode,
+            None,
+            capture_decode,
             stored_keys=stored_keys,
         )
         check_disk_space(self.path, needed)

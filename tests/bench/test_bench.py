@@ -108,7 +108,10 @@ def test_startup_emits_json(tmp_path):
 
 def test_discovery_on_a_random_init_geometry(tmp_path):
     out = tmp_path / "discovery-tiny.json"
-    assert main(["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--json", str(out)]) == 0
+    assert (
+        main(["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--json", str(out)])
+        == 0
+    )
     d = _check_record(out, "discovery")
     assert d["model"] == "random-init tiny"
     assert d["layers_x_heads"] == [2, 4]  # the tiny geometry, not the demo model's 6 x 8

@@ -29,8 +29,13 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "coco_tiny" / "instance
 
 def test_size_classes_follow_coco_by_annotation_area():
     assert [size_class(a) for a in (0, 1023.9, 1024, 9215.9, 9216, 1e6)] == [
-        "small", "small", "medium", "medium", "large", "large",
-    ]  # fmt: skip
+        "small",
+        "small",
+        "medium",
+        "medium",
+        "large",
+        "large",
+    ]
     ds = read_coco(FIXTURE)
     by_cat = {o.category: o for o in ds.objects}
     # the kite's box is 30x30 = 900 px^2 (kept by the box filter) but its segment's area is 450: small
@@ -77,19 +82,23 @@ def test_box_to_tokens_uses_the_cell_centre_rule():
         ({"images": []}, "not a COCO instances file"),
         ({"images": [{"id": 1}], "annotations": [], "categories": []}, "lacks file_name"),
         (
-            {"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
-             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 0, 5]}],
-             "categories": [{"id": 1, "name": "cat"}]},
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 0, 5]}],
+                "categories": [{"id": 1, "name": "cat"}],
+            },
             "w, h > 0",
         ),
         (
-            {"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
-             "annotations": [{"id": 1, "image_id": 2, "category_id": 1, "bbox": [0, 0, 5, 5]}],
-             "categories": [{"id": 1, "name": "cat"}]},
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+                "annotations": [{"id": 1, "image_id": 2, "category_id": 1, "bbox": [0, 0, 5, 5]}],
+                "categories": [{"id": 1, "name": "cat"}],
+            },
             "names image 2",
         ),
     ],
-)  # fmt: skip
+)
 def test_reader_rejects_malformed_files_clearly(data, message):
     with pytest.raises(DatasetError, match=message):
         parse_coco(data)
@@ -99,11 +108,15 @@ def test_reader_missing_file_and_default_area(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         read_coco(tmp_path / "nope.json")
     f = tmp_path / "i.json"
-    f.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.png", "width": 90, "height": 90}],
-        "annotations": [{"id": 5, "image_id": 1, "category_id": 3, "bbox": [0, 0, 40, 30]}],
-        "categories": [{"id": 3, "name": "dog"}],
-    }))  # fmt: skip
+    f.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 90, "height": 90}],
+                "annotations": [{"id": 5, "image_id": 1, "category_id": 3, "bbox": [0, 0, 40, 30]}],
+                "categories": [{"id": 3, "name": "dog"}],
+            }
+        )
+    )
     (obj,) = read_coco(f).objects
     assert obj.area == 1200 and obj.size_class == "medium" and obj.category == "dog"
 
@@ -151,8 +164,9 @@ def test_region_report_by_size_class_and_paired_difference():
     gens = [_gen(a, sizes[a], "gaze", h) for a, h in gaze_hits.items()]
     gens += [_gen(a, sizes[a], "random", h, degenerate=a == 6) for a, h in random_hits.items()]
     heads = {"gaze": HeadSet("g", ((0, 1), (1, 2))), "random": HeadSet("r", ((2, 3), (3, 0)))}
-    rep = region_report(model="m", generations=gens, counts={"n_images": 2}, heads=heads, settings={},
-                        n_resamples=500)  # fmt: skip
+    rep = region_report(
+        model="m", generations=gens, counts={"n_images": 2}, heads=heads, settings={}, n_resamples=500
+    )
     g, r = rep["conditions"]["gaze"], rep["conditions"]["random"]
     assert g["overall"]["accuracy"] == pytest.approx(4 / 6) and g["overall"]["n"] == 6
     assert g["by_size"]["small"]["accuracy"] == 0.5 and g["by_size"]["large"]["accuracy"] == pytest.approx(
@@ -174,8 +188,11 @@ def test_region_report_by_size_class_and_paired_difference():
     # a size class without objects reports None, not NaN
     none = region_report(model="m", generations=gens[:1], counts={}, heads=heads, settings={}, n_resamples=10)
     assert none["conditions"]["gaze"]["by_size"]["large"] == {
-        "accuracy": None, "ci95": [None, None], "degenerate_rate": None, "n": 0,
-    }  # fmt: skip
+        "accuracy": None,
+        "ci95": [None, None],
+        "degenerate_rate": None,
+        "n": 0,
+    }
     assert none["gaze_vs_control"] is None and np.isclose(
         none["conditions"]["gaze"]["overall"]["accuracy"], 1.0
     )

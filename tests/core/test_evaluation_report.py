@@ -36,8 +36,11 @@ def _static(strip, condition, target, choice, text=None):
     return rec
 
 
-HEADS = {"gaze": HeadSet("top-2", ((0, 1), (1, 2))), "random": HeadSet("random-2", ((0, 0), (1, 0))),
-         "all": HeadSet("all", tuple((ly, h) for ly in range(2) for h in range(4)))}  # fmt: skip
+HEADS = {
+    "gaze": HeadSet("top-2", ((0, 1), (1, 2))),
+    "random": HeadSet("random-2", ((0, 0), (1, 0))),
+    "all": HeadSet("all", tuple((ly, h) for ly in range(2) for h in range(4))),
+}
 
 
 def test_static_report_accuracy_ci_and_degenerate_rate():
@@ -51,8 +54,15 @@ def test_static_report_accuracy_ci_and_degenerate_rate():
     rep = build_report(protocol="static", model="m", generations=gens, heads=HEADS, settings={})
     c = rep["conditions"]
     assert list(c) == ["gaze", "random", "all", "baseline"]
-    assert c["gaze"] == {"accuracy": 1.0, "ci95": [1.0, 1.0], "degenerate_rate": 0.0, "n": 6,
-                         "same_as_baseline_rate": 0.0, "n_removed": 0, "accuracy_without_rule": 1.0}  # fmt: skip
+    assert c["gaze"] == {
+        "accuracy": 1.0,
+        "ci95": [1.0, 1.0],
+        "degenerate_rate": 0.0,
+        "n": 6,
+        "same_as_baseline_rate": 0.0,
+        "n_removed": 0,
+        "accuracy_without_rule": 1.0,
+    }
     assert (
         c["random"]["accuracy"] == pytest.approx(1 / 3)
         and c["random"]["ci95"][0] < 1 / 3 < c["random"]["ci95"][1]
@@ -67,8 +77,11 @@ def test_static_report_accuracy_ci_and_degenerate_rate():
 
 
 def test_narration_answer_identical_to_baseline_is_a_miss():
-    gens = [_static("a", "baseline", None, 1, text="it shows red"), _static("a", "gaze", 1, 1, text="it shows red"),
-            _static("a", "gaze", 2, 2, text="it shows blue")]  # fmt: skip
+    gens = [
+        _static("a", "baseline", None, 1, text="it shows red"),
+        _static("a", "gaze", 1, 1, text="it shows red"),
+        _static("a", "gaze", 2, 2, text="it shows blue"),
+    ]
     rep = build_report(protocol="narration", model="m", generations=gens, heads=HEADS, settings={})
     assert rep["conditions"]["gaze"]["accuracy"] == 0.5
     assert rep["conditions"]["gaze"]["same_as_baseline_rate"] == 0.5
@@ -112,8 +125,9 @@ def test_baseline_rule_variants_and_where_they_apply():
         protocol="static", model="m", generations=gens, heads=HEADS, settings={}, baseline_rule="exact"
     )
     assert exact["baseline_rule"]["n_flagged"] == 0  # no answer is the same text
-    authors = build_report(protocol="static", model="m", generations=gens, heads=HEADS, settings={},
-                           baseline_rule="authors")  # fmt: skip
+    authors = build_report(
+        protocol="static", model="m", generations=gens, heads=HEADS, settings={}, baseline_rule="authors"
+    )
     assert authors["baseline_rule"]["n_flagged"] == 3  # normalised-equal, J >= 0.85
     off = build_report(
         protocol="static", model="m", generations=gens, heads=HEADS, settings={}, baseline_rule="off"
@@ -130,12 +144,23 @@ def test_baseline_rule_variants_and_where_they_apply():
 
 def _dynamic(strip, condition, schedule, choices):
     segs = [
-        {"target": t, "text": "", "judge": _verdict(None if c is None else c - 1, n=4, degenerate=c is None),
-         "credit": 1.0 if c == t else 0.0}
+        {
+            "target": t,
+            "text": "",
+            "judge": _verdict(None if c is None else c - 1, n=4, degenerate=c is None),
+            "credit": 1.0 if c == t else 0.0,
+        }
         for t, c in zip(schedule, choices, strict=True)
-    ]  # fmt: skip
-    return {"strip": strip, "condition": condition, "target": None, "text": "", "n_tokens": 0,
-            "schedule": list(schedule), "segments": segs}  # fmt: skip
+    ]
+    return {
+        "strip": strip,
+        "condition": condition,
+        "target": None,
+        "text": "",
+        "n_tokens": 0,
+        "schedule": list(schedule),
+        "segments": segs,
+    }
 
 
 def test_dynamic_report_has_spearman_and_segment_accuracy():

@@ -30,7 +30,10 @@ def test_heads_of_other_choices_and_box_targets():
     image5 = {**TOP10, "choice": {"spec": "image:5", "criterion": "image", "k": 5}}
     old = {"head_set": "top-10", "heads": TOP10["heads"]}  # a version-1 plan: no choice recorded
     assert [heads_label(p) for p in (None, random10, image5, old)] == [
-        "baseline", "random-10", "top-5 image", "top-10 gaze"
+        "baseline",
+        "random-10",
+        "top-5 image",
+        "top-10 gaze",
     ]
     assert run_label(image5, None, {"fixed": 6}, (), [*PANELS, "box"]) == "top-5 image → box"
     assert display_name("  ", "top-5 image → box") == "top-5 image → box"

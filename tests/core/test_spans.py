@@ -88,10 +88,20 @@ def test_step_peaks_and_block_regions():
 def test_propose_spans_on_a_hand_made_trajectory():
     panels = [Region(f"P{k + 1}", "panel", np.array([k])) for k in range(3)]
     # per step x region attention (a staircase P1, P1, P1, P2, P2, nothing, P3, P1, P1, P3)
-    masses = np.array([
-        [0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.7, 0.1, 0.2], [0.1, 0.6, 0.3], [0.2, 0.7, 0.1],
-        [0.0, 0.0, 0.0], [0.1, 0.1, 0.8], [0.5, 0.2, 0.3], [0.6, 0.3, 0.1], [0.0, 0.1, 0.9],
-    ])  # fmt: skip
+    masses = np.array(
+        [
+            [0.9, 0.1, 0.0],
+            [0.8, 0.2, 0.0],
+            [0.7, 0.1, 0.2],
+            [0.1, 0.6, 0.3],
+            [0.2, 0.7, 0.1],
+            [0.0, 0.0, 0.0],
+            [0.1, 0.1, 0.8],
+            [0.5, 0.2, 0.3],
+            [0.6, 0.3, 0.1],
+            [0.0, 0.1, 0.9],
+        ]
+    )
     peaks = step_peaks(masses, panels)
     assert peaks.tolist() == [0, 0, 0, 1, 1, -1, 2, 0, 0, 2]
     spans = propose_spans(peaks, [r.name for r in panels])

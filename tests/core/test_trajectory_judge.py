@@ -85,8 +85,15 @@ def _segment(target, choice):
 
 
 def _dynamic(strip, condition, schedule, choices):
-    return {"strip": strip, "condition": condition, "target": None, "text": "", "n_tokens": 0,
-            "schedule": schedule, "segments": [_segment(t, c) for t, c in zip(schedule, choices, strict=True)]}  # fmt: skip
+    return {
+        "strip": strip,
+        "condition": condition,
+        "target": None,
+        "text": "",
+        "n_tokens": 0,
+        "schedule": schedule,
+        "segments": [_segment(t, c) for t, c in zip(schedule, choices, strict=True)],
+    }
 
 
 def test_dynamic_report_carries_the_trajectory_judge_per_strip_condition_and_in_the_table():

@@ -102,7 +102,10 @@ def test_dynamic_narration_follows_the_schedule(loaded, strips, discovery, k):
     # averaged over all 24 shipped held-out strips, as in the model card (~5 s)
     every_strip = load_heldout_strips()
     report = Evaluation(
-        loaded, every_strip, HeadConditions.from_scores(discovery.scores, k, pool=default_control_pool(demo=True)), cfg
+        loaded,
+        every_strip,
+        HeadConditions.from_scores(discovery.scores, k, pool=default_control_pool(demo=True)),
+        cfg,
     ).run_to_end()
     assert report["settings"]["n_strips"] == 24
     assert report["conditions"]["gaze"]["spearman"]["mean"] >= 0.9, report["conditions"]["gaze"]

@@ -18,11 +18,57 @@ from transformers import PreTrainedTokenizerFast
 from gaze_explorer.core.regions import ImageTokenGrid, panel_regions
 
 WORDS = [
-    "describe", "the", "panel", "panels", "image", "what", "is", "in", "a", "an", "of", "and", "to",
-    "cat", "dog", "red", "blue", "green", "sun", "moon", "tree", "house", "car", "bird", "one", "two",
-    "three", "four", "five", "six", "first", "second", "third", "fourth", "fifth", "sixth", "user",
-    "assistant", "model", "system", "story", "comic", "strip", "User", "Assistant", ".", ",", ":", "?", "!",
-]  # fmt: skip
+    "describe",
+    "the",
+    "panel",
+    "panels",
+    "image",
+    "what",
+    "is",
+    "in",
+    "a",
+    "an",
+    "of",
+    "and",
+    "to",
+    "cat",
+    "dog",
+    "red",
+    "blue",
+    "green",
+    "sun",
+    "moon",
+    "tree",
+    "house",
+    "car",
+    "bird",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "user",
+    "assistant",
+    "model",
+    "system",
+    "story",
+    "comic",
+    "strip",
+    "User",
+    "Assistant",
+    ".",
+    ",",
+    ":",
+    "?",
+    "!",
+]
 
 
 def word_tokenizer(
@@ -212,8 +258,12 @@ def check_decode_steering(
     from gaze_explorer.core.heads import HeadSet
     from gaze_explorer.inference.attention import ForwardRequest, attention_control
 
-    with torch.no_grad(), attention_control(model, plan_heads=HeadSet("steered", (head,)),
-                           text_config_key=adapter.text_config_key) as control:  # fmt: skip
+    with (
+        torch.no_grad(),
+        attention_control(
+            model, plan_heads=HeadSet("steered", (head,)), text_config_key=adapter.text_config_key
+        ) as control,
+    ):
         cache = DynamicCache(config=model.config.get_text_config())
         control.set_request(ForwardRequest(capture_rows="last"))
         out = model(**adapter.prefill_kwargs(model, prepared), cache=cache, use_cache=True)
@@ -284,11 +334,16 @@ def check_generate_stream(model, adapter, image, *, target: int = 4, head: tuple
     regions = panel_regions(grid, 6)
     events = list(
         generate_stream(
-            loaded, image, "describe the fifth panel .", regions=regions,
-            plan=SteeringPlan(HeadSet("one", (head,))), target=target,
-            options=GenerationOptions(max_new_tokens=4), capture=CaptureSpec(decode=True, prefill="none"),
+            loaded,
+            image,
+            "describe the fifth panel .",
+            regions=regions,
+            plan=SteeringPlan(HeadSet("one", (head,))),
+            target=target,
+            options=GenerationOptions(max_new_tokens=4),
+            capture=CaptureSpec(decode=True, prefill="none"),
         )
-    )  # fmt: skip
+    )
     assert isinstance(events[0], PrefillEvent) and isinstance(events[-1], FinishedEvent)
     assert events[-1].status == "finished", events[-1].reason
     tokens = [e for e in events if isinstance(e, TokenEvent)]
@@ -406,7 +461,9 @@ def check_discovery_batched_equals_unbatched(model, adapter, image, *, n_panels:
     lengths = {r.shape[-1] for r in rows}
     assert len(lengths) == 1, "the per-panel prompts must have one length to stack"
     alone = panel_matrix(np.stack(rows), positions)  # [layer, head, N, N]
-    assert shared.shape == plain.shape == alone.shape == (adapter.n_layers, adapter.n_heads, n_panels, n_panels)
+    assert (
+        shared.shape == plain.shape == alone.shape == (adapter.n_layers, adapter.n_heads, n_panels, n_panels)
+    )
     np.testing.assert_allclose(shared, alone, atol=1e-5)
     np.testing.assert_allclose(plain, alone, atol=1e-5)
     assert np.ptp(alone[list(adapter.attention_layers)]) > 1e-3  # not flat: the check could see a mismatch

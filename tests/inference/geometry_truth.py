@@ -199,8 +199,13 @@ class GeometryOracle:
         for i in range(0, len(images), chunk):
             parts = [self.adapter.build_inputs(im, self.prompt) for im in images[i : i + chunk]]
             tensors = {k: torch.cat([p.tensors[k] for p in parts], dim=0) for k in parts[0].tensors}
-            batch = type(parts[0])(tensors, [p.grid for p in parts], parts[0].prompt_len,
-                                   [self.prompt] * len(parts), parts[0].info)  # fmt: skip
+            batch = type(parts[0])(
+                tensors,
+                [p.grid for p in parts],
+                parts[0].prompt_len,
+                [self.prompt] * len(parts),
+                parts[0].info,
+            )
             embeds = self._input_embeddings(batch)  # [batch, T, hidden]
             out.extend(embeds[b][p.grid.positions] for b, p in enumerate(parts))
         return out

@@ -57,8 +57,16 @@ def test_the_split_really_offloads_and_runs_on_the_cpu(split_qwen):
 
 def _run(loaded, image, regions, plan=None, target=None, live_switch=None, n=8):
     """Tokens, rows ``[step, layer, head, key]`` and switch steps of one captured generation."""
-    stream = generate_stream(loaded, image, PROMPT, regions=regions, plan=plan, target=target,
-                             options=GenerationOptions(max_new_tokens=n, ignore_eos=True), capture=CaptureSpec())  # fmt: skip
+    stream = generate_stream(
+        loaded,
+        image,
+        PROMPT,
+        regions=regions,
+        plan=plan,
+        target=target,
+        options=GenerationOptions(max_new_tokens=n, ignore_eos=True),
+        capture=CaptureSpec(),
+    )
     tokens, rows, switches = [], [], []
     for ev in stream:
         if isinstance(ev, TokenEvent):

@@ -25,9 +25,16 @@ from gaze_explorer.inference.adapters.aya_vision import AyaVisionAdapter
 
 ORDINALS = ["1st", "2nd", "3rd", "4th", "5th", "6th"]
 SPECIALS = [
-    "<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>", "<image>",
-    "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>", "TILE_GLOBAL",
-]  # fmt: skip
+    "<|START_OF_TURN_TOKEN|>",
+    "<|END_OF_TURN_TOKEN|>",
+    "<|USER_TOKEN|>",
+    "<|CHATBOT_TOKEN|>",
+    "<image>",
+    "<|START_OF_IMG|>",
+    "<|END_OF_IMG|>",
+    "<|IMG_PATCH|>",
+    "TILE_GLOBAL",
+]
 # Aya Vision's Cohere chat layout, reduced to one user turn with an image
 TEMPLATE = (
     "{{ bos_token }}{%- for m in messages -%}<|START_OF_TURN_TOKEN|>"
@@ -43,8 +50,14 @@ def tiny_aya_vision():
     SigLIP on 56 px views of 7 px patches, pixel-shuffled to 4 x 4 = 16 tokens per view; <= 6 tiles."""
     from transformers import AyaVisionConfig, AyaVisionForConditionalGeneration
 
-    tok = word_tokenizer(SPECIALS, pad="<pad>", eos="<eos>", bos="<bos>", chat_template=TEMPLATE,
-                         extra_words=[*ORDINALS, "TILE", "_"])  # fmt: skip
+    tok = word_tokenizer(
+        SPECIALS,
+        pad="<pad>",
+        eos="<eos>",
+        bos="<bos>",
+        chat_template=TEMPLATE,
+        extra_words=[*ORDINALS, "TILE", "_"],
+    )
     config = AyaVisionConfig(
         text_config=tiny_text_config(
             tok,
@@ -54,8 +67,9 @@ def tiny_aya_vision():
             bos_token_id=tok.bos_token_id,
         ),
         vision_config=tiny_vision_config(model_type="siglip_vision_model", image_size=56, patch_size=7),
-        image_token_index=tok.convert_tokens_to_ids("<|IMG_PATCH|>"), downsample_factor=2,
-    )  # fmt: skip
+        image_token_index=tok.convert_tokens_to_ids("<|IMG_PATCH|>"),
+        downsample_factor=2,
+    )
     torch.manual_seed(0)
     model = AyaVisionForConditionalGeneration(config).eval()
     processor = AyaVisionAdapter.default_image_processor(config)
@@ -84,14 +98,18 @@ def test_aya_native_tiles_form_the_grid_and_the_global_tile_stays_out(aya):
     assert (grid.rows, grid.cols) == (4, 24)
     assert_grid_covers_image(grid, 336, 56)
     assert_panels_partition(grid, 6)
-    assert_positions_hold_image_tokens(grid, prepared.tensors["input_ids"][1:], model.config.image_token_index)
+    assert_positions_hold_image_tokens(
+        grid, prepared.tensors["input_ids"][1:], model.config.image_token_index
+    )
     ids = prepared.tensors["input_ids"][1]
     all_image = torch.nonzero(ids == model.config.image_token_index).flatten().numpy()
     assert all_image.size == 7 * 16
     # grid row 0 = row 0 of tile 1, then of tile 2, ...; each tile's tokens follow its label
     assert np.array_equal(grid.positions[:8], all_image[np.r_[0:4, 16:20]])
     tok = adapter.tokenizer
-    assert ids[all_image[0] - 1] == tok.convert_tokens_to_ids("1") and ids[all_image[0] - 3] == tok.convert_tokens_to_ids("TILE")
+    assert ids[all_image[0] - 1] == tok.convert_tokens_to_ids("1") and ids[
+        all_image[0] - 3
+    ] == tok.convert_tokens_to_ids("TILE")
     thumb = prepared.info["vision"]["global_positions"][1]
     assert np.array_equal(thumb, all_image[96:])
     assert ids[thumb[0] - 1] == tok.convert_tokens_to_ids("TILE_GLOBAL")
@@ -105,9 +123,12 @@ def test_aya_inputs_match_the_stock_processor(aya):
 
     _, adapter = aya
     processor = AyaVisionProcessor(
-        image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, patch_size=7, img_size=56,
+        image_processor=adapter.image_processor,
+        tokenizer=adapter.tokenizer,
+        patch_size=7,
+        img_size=56,
         downsample_factor=2,
-    )  # fmt: skip
+    )
     image = strip_image(336, 56)
     text = adapter.format_prompt("describe the panel .")
     stock = processor(images=image, text=text, return_tensors="pt", add_special_tokens=False)
@@ -144,8 +165,10 @@ def test_aya_published_geometry_on_a_real_size_strip(aya):
     from transformers import AyaVisionConfig
 
     _, adapter = aya
-    config = AyaVisionConfig(vision_config=dict(model_type="siglip_vision_model", image_size=364, patch_size=14),
-                             image_token_index=adapter.image_token_id)  # fmt: skip
+    config = AyaVisionConfig(
+        vision_config=dict(model_type="siglip_vision_model", image_size=364, patch_size=14),
+        image_token_index=adapter.image_token_id,
+    )
     published = AyaVisionAdapter.from_parts(config, adapter.tokenizer)
     prepared = published.build_inputs(strip_image(1536, 256), "describe the panels .")
     assert prepared.tensors["pixel_values"].shape == (7, 3, 364, 364)

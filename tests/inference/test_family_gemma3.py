@@ -36,26 +36,47 @@ def tiny_gemma3(sliding_window: int = 24):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     tok = word_tokenizer(
-        SPECIALS, pad="<pad>", eos="<eos>", bos="<bos>", chat_template=TEMPLATE,
-        image_token="<image_soft_token>", boi_token="<start_of_image>", eoi_token="<end_of_image>",
-    )  # fmt: skip
+        SPECIALS,
+        pad="<pad>",
+        eos="<eos>",
+        bos="<bos>",
+        chat_template=TEMPLATE,
+        image_token="<image_soft_token>",
+        boi_token="<start_of_image>",
+        eoi_token="<end_of_image>",
+    )
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
     config = Gemma3Config(
         text_config=dict(
-            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
-            sliding_window=sliding_window, layer_types=["sliding_attention", "full_attention"],
-            max_position_embeddings=512, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            query_pre_attn_scalar=8,
+            sliding_window=sliding_window,
+            layer_types=["sliding_attention", "full_attention"],
+            max_position_embeddings=512,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
             bos_token_id=tok.bos_token_id,
         ),
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-            image_size=64, patch_size=8, vision_use_head=False,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=8,
+            vision_use_head=False,
         ),
         mm_tokens_per_image=64,
-        boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
+        boi_token_index=ids["<start_of_image>"],
+        eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = Gemma3ForConditionalGeneration(config).eval()
     # transformers zeroes the multimodal projection (the checkpoint fills it): randomise it, or every
@@ -155,9 +176,11 @@ def test_gemma3_published_geometry_on_a_real_size_strip(gemma3):
     config = Gemma3Config(
         text_config=model.config.text_config.to_dict(),
         vision_config=dict(image_size=896, patch_size=14, vision_use_head=False),
-        mm_tokens_per_image=256, boi_token_index=model.config.boi_token_index,
-        eoi_token_index=model.config.eoi_token_index, image_token_index=model.config.image_token_index,
-    )  # fmt: skip
+        mm_tokens_per_image=256,
+        boi_token_index=model.config.boi_token_index,
+        eoi_token_index=model.config.eoi_token_index,
+        image_token_index=model.config.image_token_index,
+    )
     published = Gemma3Adapter.from_parts(config, adapter.tokenizer)
     prepared = published.build_inputs(strip_image(1566, 256), "describe the panels .")
     assert prepared.tensors["pixel_values"].shape[-2:] == (896, 896)

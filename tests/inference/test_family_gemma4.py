@@ -44,28 +44,59 @@ def tiny_gemma4():
     from transformers import Gemma4Config, Gemma4ForConditionalGeneration
 
     tok = word_tokenizer(
-        SPECIALS, pad="<pad>", eos="<eos>", bos="<bos>", chat_template=TEMPLATE,
-        image_token="<|image|>", boi_token="<|image>", eoi_token="<image|>",
-    )  # fmt: skip
+        SPECIALS,
+        pad="<pad>",
+        eos="<eos>",
+        bos="<bos>",
+        chat_template=TEMPLATE,
+        image_token="<|image|>",
+        boi_token="<|image>",
+        eoi_token="<image|>",
+    )
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
     config = Gemma4Config(
         text_config=dict(
-            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=8, global_head_dim=16, sliding_window=24, layer_types=LAYER_TYPES,
-            num_kv_shared_layers=2, vocab_size_per_layer_input=len(tok), hidden_size_per_layer_input=8,
-            use_bidirectional_attention="vision", max_position_embeddings=512, pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            global_head_dim=16,
+            sliding_window=24,
+            layer_types=LAYER_TYPES,
+            num_kv_shared_layers=2,
+            vocab_size_per_layer_input=len(tok),
+            hidden_size_per_layer_input=8,
+            use_bidirectional_attention="vision",
+            max_position_embeddings=512,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
         ),
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-            head_dim=16, patch_size=16, pooling_kernel_size=3, position_embedding_size=128,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            head_dim=16,
+            patch_size=16,
+            pooling_kernel_size=3,
+            position_embedding_size=128,
         ),
-        boi_token_id=ids["<|image>"], eoi_token_id=ids["<image|>"], image_token_id=ids["<|image|>"],
-        video_token_id=tok.unk_token_id, audio_token_id=tok.unk_token_id,
-    )  # fmt: skip
+        boi_token_id=ids["<|image>"],
+        eoi_token_id=ids["<image|>"],
+        image_token_id=ids["<|image|>"],
+        video_token_id=tok.unk_token_id,
+        audio_token_id=tok.unk_token_id,
+    )
     torch.manual_seed(0)
     model = Gemma4ForConditionalGeneration(config).eval()
-    processor = Gemma4Adapter.image_processor_class()(patch_size=16, pooling_kernel_size=3, max_soft_tokens=70)
+    processor = Gemma4Adapter.image_processor_class()(
+        patch_size=16, pooling_kernel_size=3, max_soft_tokens=70
+    )
     return model, Gemma4Adapter.from_parts(config, tok, processor)
 
 

@@ -37,22 +37,44 @@ def tiny_idefics3(family: str = "idefics3"):
         SmolVLMForConditionalGeneration,
     )
 
-    tok = word_tokenizer(SPECIALS, pad="<pad>", eos="</s>", bos="<s>", chat_template=TEMPLATE,
-                         extra_words=["Assistant", "User"])  # fmt: skip
+    tok = word_tokenizer(
+        SPECIALS,
+        pad="<pad>",
+        eos="</s>",
+        bos="<s>",
+        chat_template=TEMPLATE,
+        extra_words=["Assistant", "User"],
+    )
     config_cls, model_cls, adapter_cls = {
         "idefics3": (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Adapter),
         "smolvlm": (SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMAdapter),
     }[family]
     config = config_cls(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=56, patch_size=7),
-        text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
-        image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=2,
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=56,
+            patch_size=7,
+        ),
+        text_config=dict(
+            model_type="llama",
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        ),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
         pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     return model_cls(config).eval(), adapter_cls.from_parts(config, tok)
 
@@ -106,10 +128,12 @@ def test_idefics3_small_image_is_one_global_view(idefics3):
     model, adapter = idefics3
     # with splitting on, the processor first upscales the long side to 4 tiles; off, one view
     single = Idefics3Adapter.from_parts(
-        model.config, adapter.tokenizer,
-        adapter.image_processor_class()(size={"longest_edge": 224}, max_image_size={"longest_edge": 56},
-                                        do_image_splitting=False),
-    )  # fmt: skip
+        model.config,
+        adapter.tokenizer,
+        adapter.image_processor_class()(
+            size={"longest_edge": 224}, max_image_size={"longest_edge": 56}, do_image_splitting=False
+        ),
+    )
     prepared = single.build_inputs(strip_image(50, 40, n_panels=1), "describe the image .")
     assert prepared.info["vision"]["tiles"] == [0, 0]
     assert (prepared.grid.rows, prepared.grid.cols) == (4, 4)

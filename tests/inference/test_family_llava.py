@@ -54,14 +54,28 @@ def _tokenizer(template: str | None = TEMPLATE):
 
 def _configs(tok, image_size: int, patch_size: int = 7):
     vision = dict(
-        model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, image_size=image_size, patch_size=patch_size, projection_dim=32,
-    )  # fmt: skip
+        model_type="clip_vision_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=32,
+    )
     text = dict(
-        model_type="llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
+        model_type="llama",
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     return vision, text
 
 
@@ -92,9 +106,13 @@ def tiny_llava_next():
     tok = _tokenizer()
     vision, text = _configs(tok, 28)
     config = LlavaNextConfig(
-        vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
-        image_grid_pinpoints=PINPOINTS, vision_feature_layer=-1, vision_feature_select_strategy="default",
-    )  # fmt: skip
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=PINPOINTS,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
     torch.manual_seed(0)
     return LlavaNextForConditionalGeneration(config).eval(), LlavaNextAdapter.from_parts(config, tok)
 
@@ -200,9 +218,12 @@ def test_llava_inputs_match_the_stock_processors(llava, llava_next):
         (llava_next, LlavaNextProcessor, {}),
     ):
         processor = processor_cls(
-            image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, patch_size=7,
-            vision_feature_select_strategy="default", num_additional_image_tokens=1,
-        )  # fmt: skip
+            image_processor=adapter.image_processor,
+            tokenizer=adapter.tokenizer,
+            patch_size=7,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,
+        )
         text = adapter.format_prompt("describe the panel .")
         stock = processor(images=image, text=text, return_tensors="pt", add_special_tokens=False, **extra)
         ours = adapter.build_inputs(image, "describe the panel .").tensors
@@ -218,14 +239,24 @@ def tiny_llava_onevision():
     _, text = _configs(tok, 28)
     text["model_type"] = "qwen2"
     vision = dict(
-        model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, image_size=28, patch_size=7, vision_use_head=False,
-    )  # fmt: skip
+        model_type="siglip_vision_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=7,
+        vision_use_head=False,
+    )
     config = LlavaOnevisionConfig(
-        vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
-        image_grid_pinpoints=PINPOINTS, vision_feature_layer=-1, vision_feature_select_strategy="full",
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=PINPOINTS,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
         vision_aspect_ratio="anyres_max_2",
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     return LlavaOnevisionForConditionalGeneration(config).eval(), LlavaOnevisionAdapter.from_parts(
         config, tok
@@ -298,8 +329,11 @@ def test_llava_published_geometry_on_a_real_size_strip(llava, adapter_cls, expec
     """The published configs' geometry (transformers' defaults are the released checkpoints')."""
     from transformers import LlavaConfig, LlavaNextConfig, LlavaOnevisionConfig
 
-    config_cls = {LlavaAdapter: LlavaConfig, LlavaNextAdapter: LlavaNextConfig,
-                  LlavaOnevisionAdapter: LlavaOnevisionConfig}[adapter_cls]  # fmt: skip
+    config_cls = {
+        LlavaAdapter: LlavaConfig,
+        LlavaNextAdapter: LlavaNextConfig,
+        LlavaOnevisionAdapter: LlavaOnevisionConfig,
+    }[adapter_cls]
     _, adapter = llava
     config = config_cls(image_token_index=adapter.image_token_id)
     published = adapter_cls.from_parts(config, adapter.tokenizer)
@@ -339,11 +373,18 @@ def test_llava_next_extreme_aspect_falls_back_to_the_base_view(llava_next):
     assert_grid_covers_image(prepared.grid, 3000, 20)
     assert_panels_partition(prepared.grid, 4)
     stock = LlavaNextProcessor(
-        image_processor=adapter.image_processor, tokenizer=adapter.tokenizer, patch_size=7,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1,
-    )  # fmt: skip
-    expected = stock(images=image, text=adapter.format_prompt("describe the panel ."), return_tensors="pt",
-                     add_special_tokens=False)["input_ids"]  # fmt: skip
+        image_processor=adapter.image_processor,
+        tokenizer=adapter.tokenizer,
+        patch_size=7,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
+    expected = stock(
+        images=image,
+        text=adapter.format_prompt("describe the panel ."),
+        return_tensors="pt",
+        add_special_tokens=False,
+    )["input_ids"]
     assert torch.equal(expected, prepared.tensors["input_ids"])
     check_parity(model, adapter, prepared)
 
@@ -399,8 +440,10 @@ def test_llava_padded_portrait_panels_follow_the_measured_column_widths():
     grid = adapter.build_inputs(image, "describe the image .").grid
     assert grid.cols == 10 and np.isclose(comparison.measured[0, 2], 40 / 3, atol=comparison.tolerance_px)
     measured = type(grid)(360, 1000, grid.rows, grid.cols, comparison.measured, grid.positions)
-    for widths, share, expected in (([1, 1, 1], 0.56, [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]),
-                                    ([1, 2, 1], 0.84, [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]])):  # fmt: skip
+    for widths, share, expected in (
+        ([1, 1, 1], 0.56, [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]),
+        ([1, 2, 1], 0.84, [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]),
+    ):
         columns = [np.unique(r.token_indices % 10).tolist() for r in panel_regions(grid, 3, widths)]
         assert columns == expected
         truth = panel_shares(measured, panel_edges(360, 3, widths))[:10]  # [column, panel], row 0
@@ -436,8 +479,21 @@ def test_generate_warns_when_the_input_policy_crops_the_image(tmp_path, capsys):
     adapter.tokenizer.save_pretrained(tmp_path / "ckpt")
     adapter.image_processor.save_pretrained(tmp_path / "ckpt")
     strip_image(336, 56).save(tmp_path / "strip.png")
-    argv = ["generate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--dtype", "float32",
-            "--image", str(tmp_path / "strip.png"), "--prompt", "describe the panel .", "--max-new-tokens", "1"]  # fmt: skip
+    argv = [
+        "generate",
+        "--model",
+        str(tmp_path / "ckpt"),
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--image",
+        str(tmp_path / "strip.png"),
+        "--prompt",
+        "describe the panel .",
+        "--max-new-tokens",
+        "1",
+    ]
     assert main([*argv, "--input-policy", "native"]) == 0
     err = capsys.readouterr().err
     assert "input policy 'native' lets only 17% of the image reach the model" in err

@@ -35,20 +35,43 @@ def tiny_paligemma(softcap: float | None = SOFTCAP):
     1 layer, 64 px image, 8 px patches -> 8 x 8 = 64 image tokens."""
     from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
-    tok = word_tokenizer(["<image>"], pad="<pad>", eos="<eos>", bos="<bos>", chat_template="", image_token="<image>")
+    tok = word_tokenizer(
+        ["<image>"], pad="<pad>", eos="<eos>", bos="<bos>", chat_template="", image_token="<image>"
+    )
     config = PaliGemmaConfig(
         text_config=dict(
-            model_type="gemma2", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8, sliding_window=24,
-            layer_types=["sliding_attention", "full_attention"], attn_logit_softcapping=softcap,
-            final_logit_softcapping=30.0, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+            model_type="gemma2",
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            query_pre_attn_scalar=8,
+            sliding_window=24,
+            layer_types=["sliding_attention", "full_attention"],
+            attn_logit_softcapping=softcap,
+            final_logit_softcapping=30.0,
+            max_position_embeddings=512,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
         ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=64, patch_size=8, vision_use_head=False),
-        image_token_index=tok.convert_tokens_to_ids("<image>"), vocab_size=len(tok), projection_dim=32,
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=8,
+            vision_use_head=False,
+        ),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vocab_size=len(tok),
+        projection_dim=32,
         hidden_size=32,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = PaliGemmaForConditionalGeneration(config).eval()
     with torch.no_grad():  # random init gives attention logits ~0.01, where no cap bites: make them ~5
@@ -79,7 +102,9 @@ def test_paligemma_layout_and_stock_attention(paligemma):
     assert_positions_hold_image_tokens(grid, prepared.tensors["input_ids"], model.config.image_token_id)
     tok = adapter.tokenizer
     assert ids[64] == tok.bos_token_id and ids[-1] == tok.convert_tokens_to_ids("\n")
-    assert torch.equal(adapter.prefill_kwargs(model, prepared)["position_ids"][0], torch.arange(1, ids.numel() + 1))
+    assert torch.equal(
+        adapter.prefill_kwargs(model, prepared)["position_ids"][0], torch.arange(1, ids.numel() + 1)
+    )
     assert not prepared.tensors["token_type_ids"].any()
 
 

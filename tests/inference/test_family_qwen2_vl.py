@@ -55,10 +55,13 @@ def tiny_qwen2_vl(family: str = "qwen2_vl"):
         )
         vision.update(intermediate_size=64, out_hidden_size=32, window_size=56, fullatt_block_indexes=[0])
     config = config_cls(
-        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = model_cls(config).eval()
     return model, adapter_cls.from_parts(config, tok, small_qwen_processor(adapter_cls))

@@ -64,9 +64,13 @@ def qwen_bpe_tokenizer():
                 vocab.setdefault(merged + ch, len(vocab))
                 merged += ch
     tok = Qwen3_5Tokenizer(
-        vocab=vocab, merges=merges, unk_token=wt.UNK_TOKEN, eos_token=wt.IM_END, pad_token=wt.PAD_TOKEN,
+        vocab=vocab,
+        merges=merges,
+        unk_token=wt.UNK_TOKEN,
+        eos_token=wt.IM_END,
+        pad_token=wt.PAD_TOKEN,
         extra_special_tokens={"image_token": wt.IMAGE_PAD, "video_token": wt.VIDEO_PAD},
-    )  # fmt: skip
+    )
     tok.add_special_tokens({"additional_special_tokens": list(wt.SPECIAL_TOKENS)})
     tok.padding_side = "left"
     tok.chat_template = wt.CHAT_TEMPLATE
@@ -79,44 +83,83 @@ def tiny_qwen(family: str):
     import transformers as tf
 
     tok = qwen_bpe_tokenizer()
-    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
-                                                     "<|vision_end|>")}  # fmt: skip
+    ids = {
+        t: tok.convert_tokens_to_ids(t)
+        for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    }
     text = dict(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=16, max_position_embeddings=1024, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1],
-                         "mrope_interleaved": True},
-    )  # fmt: skip
-    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
-                  temporal_patch_size=2, out_hidden_size=32, num_position_embeddings=64)  # fmt: skip
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=1024,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 1, 1],
+            "mrope_interleaved": True,
+        },
+    )
+    vision = dict(
+        depth=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=32,
+        num_position_embeddings=64,
+    )
     if family.startswith("qwen3_5"):
-        text.update(layer_types=HYBRID_LAYERS, linear_num_key_heads=2, linear_num_value_heads=4,
-                    linear_key_head_dim=8, linear_value_head_dim=8)  # fmt: skip
+        text.update(
+            layer_types=HYBRID_LAYERS,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            linear_key_head_dim=8,
+            linear_value_head_dim=8,
+        )
         text["rope_parameters"]["partial_rotary_factor"] = 0.5
     if family == "qwen3_5":
-        config_cls, model_cls, adapter_cls = tf.Qwen3_5Config, tf.Qwen3_5ForConditionalGeneration, Qwen3_5Adapter
+        config_cls, model_cls, adapter_cls = (
+            tf.Qwen3_5Config,
+            tf.Qwen3_5ForConditionalGeneration,
+            Qwen3_5Adapter,
+        )
         text.update(intermediate_size=64)
     elif family == "qwen3_5_moe":
         config_cls, model_cls = tf.Qwen3_5MoeConfig, tf.Qwen3_5MoeForConditionalGeneration
         adapter_cls = Qwen3_5MoeAdapter
-        text.update(moe_intermediate_size=16, shared_expert_intermediate_size=16, num_experts=4,
-                    num_experts_per_tok=2)  # fmt: skip
+        text.update(
+            moe_intermediate_size=16, shared_expert_intermediate_size=16, num_experts=4, num_experts_per_tok=2
+        )
     else:
         config_cls, model_cls = tf.Qwen3VLMoeConfig, tf.Qwen3VLMoeForConditionalGeneration
         adapter_cls = Qwen3VLMoeAdapter
         text.update(intermediate_size=64, moe_intermediate_size=16, num_experts=4, num_experts_per_tok=2)
         vision.update(deepstack_visual_indexes=[0])
     config = config_cls(
-        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = model_cls(config).eval()
     processor = adapter_cls.image_processor_class()(
-        patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+        patch_size=16,
+        temporal_patch_size=2,
+        merge_size=2,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
         size={"shortest_edge": 32 * 32, "longest_edge": 32 * 32 * 32},
-    )  # fmt: skip
+    )
     return model, adapter_cls.from_parts(config, tok, processor)
 
 
@@ -194,10 +237,17 @@ def test_qwen3_5_steering_a_linear_layer_is_refused(qwen3_5):
     image = strip_image(384, 64)
     regions = panel_regions(adapter.build_inputs(image, "describe .").grid, 6)
     with pytest.raises(HeadSpecError, match=r"linear-attention layers.*L0H1.*\[1, 3\]"):
-        generate_stream(loaded, image, "describe .", regions=regions,
-                        plan=SteeringPlan(HeadSet("lin", ((0, 1),))), target=2)  # fmt: skip
-    with pytest.raises(HeadSpecError, match="linear-attention"), attention_control(
-        model, plan_heads=HeadSet("lin", ((2, 0),))
+        generate_stream(
+            loaded,
+            image,
+            "describe .",
+            regions=regions,
+            plan=SteeringPlan(HeadSet("lin", ((0, 1),))),
+            target=2,
+        )
+    with (
+        pytest.raises(HeadSpecError, match="linear-attention"),
+        attention_control(model, plan_heads=HeadSet("lin", ((2, 0),))),
     ):
         pass
     assert model.config.text_config._attn_implementation == "sdpa"
@@ -216,7 +266,9 @@ def test_qwen3_5_discovery_scores_are_nan_in_linear_layers(qwen3_5, tmp_path):
     assert len(result.ranking) == 8 and {r["layer"] for r in result.ranking} == {1, 3}
     assert {layer for layer, _ in top_k_heads(result.scores, 8).heads} == {1, 3}
     # the other criteria (image heads, localization heads) leave the linear layers out too
-    for name, grid in criterion_scores(result.scores, result.image_mass, result.image_maps, min_layer=0).items():
+    for name, grid in criterion_scores(
+        result.scores, result.image_mass, result.image_maps, min_layer=0
+    ).items():
         assert np.isnan(grid[[0, 2]]).all() and np.isfinite(grid[[1, 3]]).all(), name
     report = criteria_report(result.scores, result.image_mass, result.image_maps, ks=(4,), min_layer=0)
     assert report["n_heads"] == 8 and {r["layer"] for r in report["image"]["ranking"]} == {1, 3}
@@ -251,8 +303,15 @@ def test_qwen3_5_session_keeps_true_layer_indices(qwen3_5, tmp_path):
     options = GenerationOptions(max_new_tokens=3, ignore_eos=True)
     path = tmp_path / "qwen3_5.h5"
     writer = SessionWriter(path, meta=loaded.describe(), image=np.asarray(image), grid=grid, regions=regions)
-    stream = generate_stream(loaded, image, prompt, regions=regions, plan=SteeringPlan(HeadSet("one", ((3, 0),))),
-                             target=2, options=options)  # fmt: skip
+    stream = generate_stream(
+        loaded,
+        image,
+        prompt,
+        regions=regions,
+        plan=SteeringPlan(HeadSet("one", ((3, 0),))),
+        target=2,
+        options=options,
+    )
     spec = RunSpec(name="steered", prompt=prompt, n_layers=4, n_heads=4, options=options, regions=regions)
     try:
         events = [e for e in record_events(stream, writer, spec) if isinstance(e, TokenEvent)]

@@ -74,38 +74,64 @@ def test_decode_rows_equal_a_full_prefill_of_the_same_sequence(tiny_qwen, strip_
 
 
 def test_prefill_capture_modes(tiny_qwen, strip_image):
-    ev = _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=1),
-              capture=CaptureSpec(decode=False, prefill="full", value_norms=True))[0]  # fmt: skip
+    ev = _run(
+        tiny_qwen,
+        strip_image,
+        options=GenerationOptions(max_new_tokens=1),
+        capture=CaptureSpec(decode=False, prefill="full", value_norms=True),
+    )[0]
     t = ev.prompt_len
     assert ev.rows.shape == (tiny_qwen.n_layers, tiny_qwen.n_heads, t, t)
     assert np.allclose(np.triu(ev.rows, k=1), 0.0)  # causal, though the mask arrived as None
     assert ev.value_norms.shape == (tiny_qwen.n_layers, tiny_qwen.n_heads, t) and np.all(ev.value_norms > 0)
     # GQA: query heads 0 and 1 share KV head 0
     np.testing.assert_array_equal(ev.value_norms[:, 0], ev.value_norms[:, 1])
-    ev = _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=1),
-              capture=CaptureSpec(decode=False, prefill_queries=(3, 7)))[0]  # fmt: skip
+    ev = _run(
+        tiny_qwen,
+        strip_image,
+        options=GenerationOptions(max_new_tokens=1),
+        capture=CaptureSpec(decode=False, prefill_queries=(3, 7)),
+    )[0]
     assert ev.rows.shape[2] == 2 and ev.query_positions == [3, 7]
     assert np.allclose(ev.rows[:, :, 0, 4:], 0.0) and np.allclose(ev.rows.sum(-1), 1.0, atol=1e-5)
-    events = _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=2),
-                  capture=CaptureSpec(decode=False, prefill="none"))  # fmt: skip
+    events = _run(
+        tiny_qwen,
+        strip_image,
+        options=GenerationOptions(max_new_tokens=2),
+        capture=CaptureSpec(decode=False, prefill="none"),
+    )
     assert events[0].rows is None and all(e.rows is None for e in events if isinstance(e, TokenEvent))
 
 
 def test_schedule_switches_are_recorded_at_the_right_steps(tiny_qwen, strip_image):
     plan = SteeringPlan(HeadSet("one", ((1, 0),)))
-    events = _run(tiny_qwen, strip_image, plan=plan, target=Schedule((0, 3, 5), 3),
-                  options=GenerationOptions(max_new_tokens=8))  # fmt: skip
+    events = _run(
+        tiny_qwen,
+        strip_image,
+        plan=plan,
+        target=Schedule((0, 3, 5), 3),
+        options=GenerationOptions(max_new_tokens=8),
+    )
     toks = [e for e in events if isinstance(e, TokenEvent)]
     assert [e.target for e in toks] == [0, 0, 0, 3, 3, 3, 5, 5]
     switches = events[-1].switches
-    assert [(s.step, s.previous, s.to, s.source) for s in switches] == [(3, 0, 3, "schedule"), (6, 3, 5, "schedule")]
+    assert [(s.step, s.previous, s.to, s.source) for s in switches] == [
+        (3, 0, 3, "schedule"),
+        (6, 3, 5, "schedule"),
+    ]
     assert [e.step for e in toks if e.switch is not None] == [3, 6]
 
 
 def test_cancel_between_steps(tiny_qwen, strip_image):
     cancel = threading.Event()
-    stream = generate_stream(tiny_qwen, strip_image, PROMPT, regions=_regions(tiny_qwen, strip_image),
-                             options=GenerationOptions(max_new_tokens=50), cancel=cancel)  # fmt: skip
+    stream = generate_stream(
+        tiny_qwen,
+        strip_image,
+        PROMPT,
+        regions=_regions(tiny_qwen, strip_image),
+        options=GenerationOptions(max_new_tokens=50),
+        cancel=cancel,
+    )
     seen = []
     for ev in stream:
         seen.append(ev)
@@ -119,8 +145,13 @@ def test_sampling_is_seeded_and_no_repeat_ngram_holds(tiny_qwen, strip_image):
     sample = GenerationOptions(max_new_tokens=12, do_sample=True, temperature=1.5, seed=7)
     a = _tokens(_run(tiny_qwen, strip_image, options=sample))
     b = _tokens(_run(tiny_qwen, strip_image, options=sample))
-    c = _tokens(_run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=12, do_sample=True,
-                                                                         temperature=1.5, seed=8)))  # fmt: skip
+    c = _tokens(
+        _run(
+            tiny_qwen,
+            strip_image,
+            options=GenerationOptions(max_new_tokens=12, do_sample=True, temperature=1.5, seed=8),
+        )
+    )
     assert a == b and a != c
     greedy = _tokens(_run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=16)))
     bigrams = list(itertools.pairwise(greedy))
@@ -132,29 +163,49 @@ def test_sampling_is_seeded_and_no_repeat_ngram_holds(tiny_qwen, strip_image):
     for j in range(n, len(seq)):  # every generated token completes a bigram not seen before
         earlier = set(itertools.pairwise(seq[:j]))
         assert (seq[j - 1], seq[j]) not in earlier
-    penalised = _tokens(_run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=16,
-                                                                               repetition_penalty=5.0)))  # fmt: skip
+    penalised = _tokens(
+        _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=16, repetition_penalty=5.0))
+    )
     assert len(set(penalised)) > len(set(greedy))
 
 
 def test_bad_input_raises_before_running(tiny_qwen, strip_image):
     regions = _regions(tiny_qwen, strip_image)
     with pytest.raises(HeadSpecError, match="out of range"):
-        generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
-                        plan=SteeringPlan(HeadSet("x", ((9, 0),))), target=0)  # fmt: skip
+        generate_stream(
+            tiny_qwen,
+            strip_image,
+            PROMPT,
+            regions=regions,
+            plan=SteeringPlan(HeadSet("x", ((9, 0),))),
+            target=0,
+        )
     with pytest.raises(HeadSpecError, match="L1H7"):
-        generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
-                        plan=SteeringPlan(HeadSet("x", ((1, 7),))), target=0)  # fmt: skip
+        generate_stream(
+            tiny_qwen,
+            strip_image,
+            PROMPT,
+            regions=regions,
+            plan=SteeringPlan(HeadSet("x", ((1, 7),))),
+            target=0,
+        )
     with pytest.raises(ScheduleError, match="panel 7 does not exist: the image has 6 panel"):
-        generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
-                        plan=SteeringPlan(HeadSet("x", ((1, 0),))), target=6)  # fmt: skip
+        generate_stream(
+            tiny_qwen,
+            strip_image,
+            PROMPT,
+            regions=regions,
+            plan=SteeringPlan(HeadSet("x", ((1, 0),))),
+            target=6,
+        )
     with pytest.raises(InvalidImageError):
         generate_stream(tiny_qwen, b"\x89PNG", PROMPT, regions=regions)
     with pytest.raises(PromptError):
         generate_stream(tiny_qwen, strip_image, "", regions=regions)
     with pytest.raises(PromptError, match="outside the prompt"):
-        generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
-                        capture=CaptureSpec(prefill_queries=(10_000,)))  # fmt: skip
+        generate_stream(
+            tiny_qwen, strip_image, PROMPT, regions=regions, capture=CaptureSpec(prefill_queries=(10_000,))
+        )
 
 
 def test_generation_passes_the_cache_without_the_deprecated_keyword(tiny_qwen, strip_image):
@@ -175,8 +226,12 @@ def test_generation_passes_the_cache_without_the_deprecated_keyword(tiny_qwen, s
     prepared = tiny_qwen.prepare(strip_image, PROMPT)
     with torch.no_grad():
         old = deprecation_messages(
-            lambda: model(**adapter.prefill_kwargs(model, prepared), past_key_values=DynamicCache(config=model.config))
+            lambda: model(
+                **adapter.prefill_kwargs(model, prepared), past_key_values=DynamicCache(config=model.config)
+            )
         )
     assert any("past_key_values" in m for m in old)
-    new = deprecation_messages(lambda: _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=3)))
+    new = deprecation_messages(
+        lambda: _run(tiny_qwen, strip_image, options=GenerationOptions(max_new_tokens=3))
+    )
     assert not [m for m in new if "past_key_values" in m or "cache" in m.lower()], new

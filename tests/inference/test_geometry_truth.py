@@ -187,8 +187,12 @@ def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
     for name, (width, height) in IMAGES.items():
         image = noise_image(width, height, seed=len(name))
         comparison = oracle.measure_boxes(image)
-        sizes = np.concatenate([comparison.claimed[:, 2] - comparison.claimed[:, 0],
-                                comparison.claimed[:, 3] - comparison.claimed[:, 1]])  # fmt: skip
+        sizes = np.concatenate(
+            [
+                comparison.claimed[:, 2] - comparison.claimed[:, 0],
+                comparison.claimed[:, 3] - comparison.claimed[:, 1],
+            ]
+        )
         tolerance = comparison.tolerance_px + LOOSE_FAMILIES.get(family, 0.0) * float(sizes.max())
         assert comparison.max_error_px <= tolerance, f"{family} {name}: {comparison.worst()}"
         assert min_embedding_distance(oracle.embeddings(image)[0]) > 1e-6, f"{family} {name}: degenerate"
@@ -200,8 +204,9 @@ def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
         for widths in ([1, 1, 1], [1, 2, 1]):
             if grid.cols < len(widths):
                 continue
-            check_panels_against_truth(oracle, image, grid, widths, comparison.measured, tolerance,
-                                       label=f"{family} {name} {widths}")  # fmt: skip
+            check_panels_against_truth(
+                oracle, image, grid, widths, comparison.measured, tolerance, label=f"{family} {name} {widths}"
+            )
         check_box_against_truth(oracle, image, grid, comparison.measured, tolerance, label=f"{family} {name}")
 
 

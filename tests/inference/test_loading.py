@@ -71,8 +71,11 @@ def test_random_init_knows_the_published_qwen3_vl_2b_geometry():
     config = qwen3_vl_config("Qwen3-VL-2B-Instruct", build_word_tokenizer(list(DEFAULT_WORDS)))
     text, vision = config.text_config, config.vision_config
     assert (text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads, text.head_dim) == (
-        28, 16, 8, 128,
-    )  # fmt: skip
+        28,
+        16,
+        8,
+        128,
+    )
     assert (text.hidden_size, text.intermediate_size, config.tie_word_embeddings) == (2048, 6144, True)
     assert (vision.hidden_size, vision.depth, vision.deepstack_visual_indexes) == (1024, 24, [5, 11, 17])
     assert vision.out_hidden_size == 2048

@@ -25,8 +25,18 @@ def setup(tiny_qwen, strip_image):
 
 
 def _steps(loaded, image, regions, plan=None, target=None, n=6, capture=None):
-    events = list(generate_stream(loaded, image, PROMPT, regions=regions, plan=plan, target=target,
-                                  options=GenerationOptions(max_new_tokens=n), capture=capture))  # fmt: skip
+    events = list(
+        generate_stream(
+            loaded,
+            image,
+            PROMPT,
+            regions=regions,
+            plan=plan,
+            target=target,
+            options=GenerationOptions(max_new_tokens=n),
+            capture=capture,
+        )
+    )
     assert isinstance(events[-1], FinishedEvent) and events[-1].status == "finished", events[-1]
     return [e for e in events if isinstance(e, TokenEvent)]
 
@@ -59,9 +69,18 @@ def test_boost_suppress_moves_steered_heads_and_leaves_the_rest(tiny_qwen, strip
 def test_full_sequence_steering_keeps_causality(tiny_qwen, strip_image, setup):
     grid, regions = setup
     plan = SteeringPlan(HeadSet("two", STEERED), decode_only=False)
-    events = list(generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions, plan=plan, target=2,
-                                  options=GenerationOptions(max_new_tokens=2),
-                                  capture=CaptureSpec(prefill="full")))  # fmt: skip
+    events = list(
+        generate_stream(
+            tiny_qwen,
+            strip_image,
+            PROMPT,
+            regions=regions,
+            plan=plan,
+            target=2,
+            options=GenerationOptions(max_new_tokens=2),
+            capture=CaptureSpec(prefill="full"),
+        )
+    )
     pre, tok0 = events[0], events[1]
     # the first token is steered too now
     assert _target_share(tok0.rows[1, 0], grid, regions[2]) >= 0.99
@@ -126,8 +145,15 @@ def test_live_switch_from_another_thread_lands_at_the_next_step(tiny_qwen, strip
     thread = threading.Thread(target=gui, name="gaze-explorer-test-gui")
     thread.start()
     plan = SteeringPlan(HeadSet("two", STEERED))
-    stream = generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions, plan=plan, target=live,
-                             options=GenerationOptions(max_new_tokens=7))  # fmt: skip
+    stream = generate_stream(
+        tiny_qwen,
+        strip_image,
+        PROMPT,
+        regions=regions,
+        plan=plan,
+        target=live,
+        options=GenerationOptions(max_new_tokens=7),
+    )
     tokens = []
     for ev in stream:
         if isinstance(ev, TokenEvent):
@@ -148,9 +174,15 @@ def test_live_switch_from_another_thread_lands_at_the_next_step(tiny_qwen, strip
 def test_live_target_out_of_range_fails_the_run_cleanly(tiny_qwen, strip_image, setup):
     _, regions = setup
     live = LiveTarget(0)
-    stream = generate_stream(tiny_qwen, strip_image, PROMPT, regions=regions,
-                             plan=SteeringPlan(HeadSet("two", STEERED)), target=live,
-                             options=GenerationOptions(max_new_tokens=5))  # fmt: skip
+    stream = generate_stream(
+        tiny_qwen,
+        strip_image,
+        PROMPT,
+        regions=regions,
+        plan=SteeringPlan(HeadSet("two", STEERED)),
+        target=live,
+        options=GenerationOptions(max_new_tokens=5),
+    )
     events = []
     for ev in stream:
         events.append(ev)

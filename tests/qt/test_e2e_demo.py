@@ -12,7 +12,9 @@ from PySide6 import QtCore, QtGui
 from gaze_explorer.qt.app import demo_strip
 from gaze_explorer.qt.controller import RESOURCES
 
-pytestmark = pytest.mark.skipif(not (RESOURCES / "demo_model" / "config.json").exists(), reason="no demo model")
+pytestmark = pytest.mark.skipif(
+    not (RESOURCES / "demo_model" / "config.json").exists(), reason="no demo model"
+)
 
 
 def _wait(qtbot, win, timeout=60000):
@@ -57,8 +59,10 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
     reader = SessionReader(s.session.path)
     expected, _ = reader.image_attention(run.run_id, 3, s.heads.active)
     qtbot.waitUntil(  # redraws are coalesced: the heat may not exist yet
-        lambda: win.overlay_view.heat_item.z is not None
-        and np.allclose(win.overlay_view.heat_item.z.reshape(-1), expected)
+        lambda: (
+            win.overlay_view.heat_item.z is not None
+            and np.allclose(win.overlay_view.heat_item.z.reshape(-1), expected)
+        )
     )
     # live switch mid-generation (past EOS, so the demo's short answer cannot end the run first)
     win.steering_panel.max_tokens.setValue(60)
@@ -69,7 +73,9 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
     _wait(qtbot, win)
     live = s.session.runs[-1]
     assert [sw.source for sw in live.switches] == ["live"]
-    qtbot.waitUntil(lambda: list(win.timeline_view.tracks[0].live_item.getData()[0]) == [live.switches[0].step])
+    qtbot.waitUntil(
+        lambda: list(win.timeline_view.tracks[0].live_item.getData()[0]) == [live.switches[0].step]
+    )
     # exports, read back
     fig = export_current_figure(win, "grid", tmp_path / "grid.png")
     assert not QtGui.QImage(str(fig)).isNull()

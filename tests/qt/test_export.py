@@ -27,8 +27,9 @@ def test_figures_in_three_formats(qtbot, state, tmp_path):
     run = state.session.shown_run
     grid, regions = state.session.grid, state.session.regions
     traj = step_trajectory(run.rows_at, run.n_steps, grid, regions, state.heads.active)
-    tfig = export.trajectory_figure(traj, "Trajectory · steered", [f"P{i + 1}" for i in range(6)], run.tokens,
-                                    [(3, "live")])
+    tfig = export.trajectory_figure(
+        traj, "Trajectory · steered", [f"P{i + 1}" for i in range(6)], run.tokens, [(3, "live")]
+    )
     svg = export.save_figure(tfig, tmp_path / "traj.svg").read_text()
     assert "Trajectory · steered" in svg and "decode step" in svg and "P6" in svg
     heat = overlay_heat(run.rows_at(2), grid, state.heads.active)
@@ -83,7 +84,10 @@ def test_exported_timeline_labels_tokens_without_overlap_and_shows_eos_as_the_ap
     assert 5 < len(shown) < len(tokens)
     metrics = QtGui.QFontMetrics(QtGui.QFont())
     px = (fig.width() - 200) / len(tokens)
-    spans = [(i * px - metrics.horizontalAdvance(t) / 2, i * px + metrics.horizontalAdvance(t) / 2) for i, t in shown]
+    spans = [
+        (i * px - metrics.horizontalAdvance(t) / 2, i * px + metrics.horizontalAdvance(t) / 2)
+        for i, t in shown
+    ]
     assert all(spans[k + 1][0] > spans[k][1] for k in range(len(spans) - 1))
     few = export.trajectory_figure(traj[:4], "t", [f"P{i + 1}" for i in range(6)], [" a", " b", ".", ""])
     qtbot.addWidget(few)

@@ -31,7 +31,9 @@ def test_missing_xcb_libraries_print_the_apt_command(monkeypatch, capsys):
 
 def test_the_real_xcb_list_names_debian_packages():
     # the libraries Qt's error message did not name on a fresh Debian are in the list
-    assert {"libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0"} <= set(app.XCB_LIBRARIES.values())
+    assert {"libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0"} <= set(
+        app.XCB_LIBRARIES.values()
+    )
 
 
 def test_empty_timeline_says_what_to_do_first(qtbot, state):

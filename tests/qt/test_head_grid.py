@@ -23,8 +23,9 @@ def drag(widget, points, modifiers=QtCore.Qt.KeyboardModifier.NoModifier, pause_
         local = QtCore.QPointF(p)
         glob = QtCore.QPointF(widget.mapToGlobal(p))
         buttons = none if kind == QtCore.QEvent.Type.MouseButtonRelease else left
-        event = QtGui.QMouseEvent(kind, local, glob, left if kind != QtCore.QEvent.Type.MouseMove else none,
-                                  buttons, modifiers)
+        event = QtGui.QMouseEvent(
+            kind, local, glob, left if kind != QtCore.QEvent.Type.MouseMove else none, buttons, modifiers
+        )
         QtWidgets.QApplication.sendEvent(widget, event)
         QtWidgets.QApplication.processEvents()
         time.sleep(pause_ms / 1000)
@@ -57,7 +58,9 @@ def test_grid_shows_gaze_scores_then_step_mass(qtbot, state):
     view.panel_spin.setValue(5)
     run = state.session.shown_run
     expected = head_region_mass(run.rows_at(2), state.session.grid, state.session.regions[4])
-    qtbot.waitUntil(lambda: view.image_item.image is not None and np.allclose(view.image_item.image, expected))
+    qtbot.waitUntil(
+        lambda: view.image_item.image is not None and np.allclose(view.image_item.image, expected)
+    )
     assert state.grid_score_mode.mode == "panel" and state.grid_score_mode.panel == 4
     view.mode_combo.setCurrentIndex(1)  # step -> the run's target at that step (panel 4)
     expected = head_region_mass(run.rows_at(2), state.session.grid, state.session.regions[3])

@@ -46,7 +46,9 @@ def test_inspector_shows_the_heads_matrix_heat_and_masses(qtbot, state):
     assert np.allclose(view.heat, overlay_heat(run.rows_at(4), grid, one))
     # the head's own attention at step 4 is the rows' [2, 1] slice on the image tokens
     assert np.allclose(view.heat.reshape(-1), run.rows_at(4)[2, 1, grid.positions])
-    expected = np.stack([region_masses(overlay_heat(run.rows_at(s), grid, one), regions) for s in range(run.n_steps)])
+    expected = np.stack(
+        [region_masses(overlay_heat(run.rows_at(s), grid, one), regions) for s in range(run.n_steps)]
+    )
     assert view.masses.shape == (run.n_steps, N_PANELS) and np.allclose(view.masses, expected)
     assert len(view.mass_curves) == N_PANELS and view.step_line.value() == 4
     assert np.array_equal(view.mass_curves[3].getData()[1], expected[:, 3])
@@ -58,8 +60,15 @@ def test_inspector_shows_the_heads_matrix_heat_and_masses(qtbot, state):
     # another run on display: its masses
     state.session.show_runs(0)
     other = state.session.runs[0]
-    qtbot.waitUntil(lambda: np.allclose(view.masses[:, 0], [region_masses(
-        overlay_heat(other.rows_at(s), grid, one), regions)[0] for s in range(other.n_steps)]))
+    qtbot.waitUntil(
+        lambda: np.allclose(
+            view.masses[:, 0],
+            [
+                region_masses(overlay_heat(other.rows_at(s), grid, one), regions)[0]
+                for s in range(other.n_steps)
+            ],
+        )
+    )
     # Best opens the best-scoring head, the spin boxes follow
     view.best_button.click()
     assert state.inspector.head == (1, 2)
@@ -98,7 +107,9 @@ def test_discovery_summary_shows_the_agreement_between_criteria(qtbot, state):
     n_layers, n_heads = state.heads.n_layers, state.heads.n_heads
     rng = np.random.default_rng(3)
     scores = rng.random((n_layers, n_heads))
-    state.discovery.set_result(scores, None, 4, rng.random((n_layers, n_heads)), rng.random((n_layers, n_heads, 2, 6)))
+    state.discovery.set_result(
+        scores, None, 4, rng.random((n_layers, n_heads)), rng.random((n_layers, n_heads, 2, 6))
+    )
     table = state.discovery.agreement()
     assert table and "Agreement between criteria" in view.summary_label.text()
     first = table[0]
@@ -166,12 +177,16 @@ def test_inspector_follows_a_streaming_run_step_by_step(qtbot, state):
     state.session.notify_run(state.session.shown)
     qtbot.waitUntil(lambda: view.masses.shape == (run.n_steps, N_PANELS))
     one = HeadSet("L0H3", ((0, 3),))
-    expected = np.stack([region_masses(overlay_heat(run.rows_at(s), grid, one), regions) for s in range(run.n_steps)])
+    expected = np.stack(
+        [region_masses(overlay_heat(run.rows_at(s), grid, one), regions) for s in range(run.n_steps)]
+    )
     assert np.array_equal(view.masses[:3], first) and np.allclose(view.masses, expected)
     assert len(view.mass_curves[0].getData()[1]) == run.n_steps
 
 
-def test_export_dialog_remembers_the_last_folder_and_takes_the_filter_extension(qtbot, state, tmp_path, monkeypatch):
+def test_export_dialog_remembers_the_last_folder_and_takes_the_filter_extension(
+    qtbot, state, tmp_path, monkeypatch
+):
     from PySide6 import QtCore
 
     from gaze_explorer.qt import export_dialogs
@@ -184,7 +199,12 @@ def test_export_dialog_remembers_the_last_folder_and_takes_the_filter_extension(
     opened = []
 
     def fake_exec(dialog):  # the user picks the SVG filter and types a name without extension
-        opened.append((dialog.directory().absolutePath(), [QtCore.QFileInfo(f).fileName() for f in dialog.selectedFiles()]))
+        opened.append(
+            (
+                dialog.directory().absolutePath(),
+                [QtCore.QFileInfo(f).fileName() for f in dialog.selectedFiles()],
+            )
+        )
         dialog.selectNameFilter("SVG (*.svg)")
         dialog.selectFile(str(tmp_path / "out" / "my_figure"))
         return QtWidgets.QDialog.DialogCode.Accepted
@@ -205,8 +225,14 @@ def test_inspector_shows_nothing_for_rows_that_miss_the_image_tokens(qtbot, stat
     from gaze_explorer.core.state import RunData
 
     short = np.full((3, 4, 5), 0.2)  # [layer, head, key]: 5 keys, the image tokens start at 2 and end at 13
-    run = RunData("short", tokens=["a", "b"], targets=[0, 0], status="finished", rows_at=lambda s: short,
-                  regions=list(state.session.regions))
+    run = RunData(
+        "short",
+        tokens=["a", "b"],
+        targets=[0, 0],
+        status="finished",
+        rows_at=lambda s: short,
+        regions=list(state.session.regions),
+    )
     state.session.add_run(run)
     view = _shown(qtbot, HeadInspectorView(state))
     state.inspector.set_head((1, 1))

@@ -47,7 +47,9 @@ def test_live_switch_in_a_schedule_holds_until_the_next_switch_point(qtbot, demo
     expected = [5 if start <= k < stop else schedule_target(k) for k in range(run.n_steps)]
     assert run.targets == expected
     if stop < run.n_steps:  # the schedule takes over again there, recorded as a scheduled switch
-        assert (stop, 5, schedule_target(stop), "schedule") in [(w.step, w.previous, w.to, w.source) for w in run.switches]
+        assert (stop, 5, schedule_target(stop), "schedule") in [
+            (w.step, w.previous, w.to, w.source) for w in run.switches
+        ]
     # the steered heads really look at the live panel while it holds, then back at the schedule's
     reader = SessionReader(s.session.path)
     for k in sorted({start, stop - 1, min(stop, run.n_steps - 1)}):

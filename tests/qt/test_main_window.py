@@ -175,11 +175,15 @@ def test_open_session_restores_everything_without_a_model(qtbot, window, tmp_pat
     # the reopened run's own heads were drawn at first (outlined and overlaid): wait for the redraw
     # with the custom set, which must show exactly the stored attention of those heads
     qtbot.waitUntil(
-        lambda: other.overlay_view.heat_item.isVisible()
-        and other.overlay_view.heat_item.z.size == expected.size
-        and np.allclose(other.overlay_view.heat_item.z.reshape(-1), expected)
+        lambda: (
+            other.overlay_view.heat_item.isVisible()
+            and other.overlay_view.heat_item.z.size == expected.size
+            and np.allclose(other.overlay_view.heat_item.z.reshape(-1), expected)
+        )
     )
-    assert np.allclose(overlay_heat(o.session.runs[1].rows_at(3), o.session.grid, o.heads.active).reshape(-1), expected)
+    assert np.allclose(
+        overlay_heat(o.session.runs[1].rows_at(3), o.session.grid, o.heads.active).reshape(-1), expected
+    )
     qtbot.waitUntil(lambda: other.timeline_view.tracks[1].data is not None)
     # the headless screenshot option on the same file
     shot = tmp_path / "shot.png"

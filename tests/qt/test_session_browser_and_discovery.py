@@ -19,7 +19,12 @@ def test_browser_lists_runs_and_picks_shown_and_compared(qtbot, state):
     qtbot.mouseClick(view.list.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
     assert state.session.shown == 0 and state.session.compare is None
     rect = view.list.visualItemRect(view.list.item(1))
-    qtbot.mouseClick(view.list.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.ControlModifier, rect.center())
+    qtbot.mouseClick(
+        view.list.viewport(),
+        QtCore.Qt.MouseButton.LeftButton,
+        QtCore.Qt.KeyboardModifier.ControlModifier,
+        rect.center(),
+    )
     assert state.session.shown == 1 and state.session.compare == 0
     state.session.add_run(RunData("cancelled one", tokens=["a"], status="cancelled"))
     assert view.list.count() == 3 and "cancelled" in view.list.item(2).text()

@@ -26,7 +26,9 @@ def _steer(qtbot, win, max_tokens: int, live_keys=()):
     run = s.session.runs[-1]
     for key in live_keys:
         n = len(run.switches)
-        qtbot.waitUntil(lambda: run.n_steps >= (run.switches[-1].step if run.switches else 0) + 4, timeout=60000)
+        qtbot.waitUntil(
+            lambda: run.n_steps >= (run.switches[-1].step if run.switches else 0) + 4, timeout=60000
+        )
         qtbot.keyClick(win, key)
         qtbot.waitUntil(lambda n=n: len(run.switches) > n, timeout=60000)
     qtbot.waitUntil(lambda: run.status != "running", timeout=120000)
@@ -43,8 +45,12 @@ def _screen(win) -> dict:
     x, y = win.grid_view.active_item.getData()
     return {
         "grid": None if scores is None else np.asarray(scores, dtype=np.float32),
-        "outlined": sorted(zip(np.asarray(y).astype(int).tolist(), np.asarray(x).astype(int).tolist(), strict=True)),
-        "staircases": [None if t.data is None else np.asarray(t.data, dtype=np.float32) for t in win.timeline_view.tracks],
+        "outlined": sorted(
+            zip(np.asarray(y).astype(int).tolist(), np.asarray(x).astype(int).tolist(), strict=True)
+        ),
+        "staircases": [
+            None if t.data is None else np.asarray(t.data, dtype=np.float32) for t in win.timeline_view.tracks
+        ],
         "overlay": np.asarray(win.overlay_view.current_heat(), dtype=np.float32),
         "labels": [r.name for r in s.session.runs],
         "list": [win.session_view.list.item(i).text() for i in range(win.session_view.list.count())],
@@ -81,7 +87,10 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
     assert live.name == f"top-10 gaze → 4 → 2 (live @{a}) → 6 (live @{b})"
     choice = live.params["plan"]["choice"]  # how the heads were chosen is recorded with the run
     assert (choice["spec"], choice["criterion"], choice["k"]) == ("gaze:10", "gaze", 10)
-    assert [r.name for r in s.session.runs][2:] == ["top-10 gaze → schedule 4,2,6 every 5", "top-10 gaze → box"]
+    assert [r.name for r in s.session.runs][2:] == [
+        "top-10 gaze → schedule 4,2,6 every 5",
+        "top-10 gaze → box",
+    ]
 
     assert np.array_equal(s.session.image, np.asarray(second))
     win.session_view.select_run(0)  # a run on the strip: the strip comes back on screen

@@ -169,9 +169,7 @@ def test_renaming_a_run_is_saved(qtbot, tmp_path, monkeypatch):
     win = MainWindow()
     qtbot.addWidget(win)
     assert win.open_session(str(path))
-    monkeypatch.setattr(
-        "PySide6.QtWidgets.QInputDialog.getText", lambda *a, **k: ("four, two, six", True)
-    )
+    monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText", lambda *a, **k: ("four, two, six", True))
     win.session_view.rename_dialog(1)
     assert win.session_view.list.item(1).text().startswith("four, two, six ·")
     win.controller.shutdown()

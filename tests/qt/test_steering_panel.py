@@ -47,7 +47,9 @@ def test_head_set_controls_drive_the_model(qtbot, state):
 def test_head_file_good_and_malformed(qtbot, state, tmp_path):
     panel = _panel(qtbot, state)
     good = tmp_path / "ranking.json"
-    good.write_text(json.dumps([{"layer": 1, "head": 2, "score": 0.3}, {"layer": 0, "head": 1, "score": 0.2}]))
+    good.write_text(
+        json.dumps([{"layer": 1, "head": 2, "score": 0.3}, {"layer": 0, "head": 1, "score": 0.2}])
+    )
     assert panel.load_head_file(str(good))
     assert state.heads.kind == "file" and state.heads.active.heads == ((0, 1), (1, 2))
     messages = []

@@ -63,7 +63,9 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
         assert np.array_equal(run.rows_at(int(step)), expected_rows)
     for step, rows in seen.items():
         assert np.array_equal(rows, check.step_rows(run.run_id, step))
-    heats = [overlay_heat(check.step_rows(run.run_id, k), s.session.grid, s.heads.active) for k in range(N_TOKENS)]
+    heats = [
+        overlay_heat(check.step_rows(run.run_id, k), s.session.grid, s.heads.active) for k in range(N_TOKENS)
+    ]
     s.step.set_step(N_TOKENS - 1)
     top = max(float(h.max()) for h in heats)
     qtbot.waitUntil(lambda: np.isclose(win.overlay_view.heat_item.getLevels()[1], top), timeout=5000)

@@ -23,7 +23,9 @@ def test_timeline_draws_tokens_trajectory_and_markers(qtbot, state):
     view = _shown(qtbot, state)
     run = state.session.shown_run
     assert [c.text() for c in view.chips] == [t.strip() for t in run.tokens]  # as plot_style.token_label
-    expected = step_trajectory(run.rows_at, run.n_steps, state.session.grid, state.session.regions, state.heads.active)
+    expected = step_trajectory(
+        run.rows_at, run.n_steps, state.session.grid, state.session.regions, state.heads.active
+    )
     assert np.allclose(view.tracks[0].data, expected.T)
     xs, _ = view.tracks[0].live_item.getData()
     assert list(xs) == [3]  # the live switch recorded at step 3

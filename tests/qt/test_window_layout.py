@@ -41,11 +41,21 @@ def test_run_buttons_and_target_row_are_visible(qtbot, state, size):
     win = _window(qtbot, state, size)
     assert (win.width(), win.height()) == size  # no dock's minimum makes the window outgrow the screen
     panel = win.steering_panel
-    for w in (panel.baseline_button, panel.steer_button, panel.stop_button, panel.target_kind, panel.panel_spin):
+    for w in (
+        panel.baseline_button,
+        panel.steer_button,
+        panel.stop_button,
+        panel.target_kind,
+        panel.panel_spin,
+    ):
         assert _fully_visible(win, w), (w, size)
     # the labels of the toolbar buttons are not cut
-    for button in (panel.baseline_button, panel.steer_button, win.overlay_view.box_button,
-                   win.overlay_view.open_button):
+    for button in (
+        panel.baseline_button,
+        panel.steer_button,
+        win.overlay_view.box_button,
+        win.overlay_view.open_button,
+    ):
         assert button.width() >= button.fontMetrics().horizontalAdvance(button.text()) + 8, button.text()
     # the staircase rows are at least 16 px each
     track = win.timeline_view.tracks[0]
@@ -84,7 +94,9 @@ def test_docks_come_back_after_a_resize_round_trip_and_reset_layout(qtbot, state
 def test_menus_show_the_keys_and_clicking_a_cell_raises_the_inspector(qtbot, state):
     win = _window(qtbot, state, (1280, 760))
     Key, Mod = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier
-    assert win.actions["Steer"].shortcut() == QtGui.QKeySequence(QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_Return))
+    assert win.actions["Steer"].shortcut() == QtGui.QKeySequence(
+        QtCore.QKeyCombination(Mod.ControlModifier, Key.Key_Return)
+    )
     assert win.actions["Stop"].shortcut() == QtGui.QKeySequence(Key.Key_Escape)
     assert win.actions["Figure…"].shortcut() == QtGui.QKeySequence("Ctrl+E")
     assert win.actions["Head list…"].shortcut() == QtGui.QKeySequence("Ctrl+Shift+E")
@@ -127,7 +139,11 @@ def test_steer_before_discovery_on_the_demo_asks_then_discovers_and_steers(qtbot
 
     def answer(*args, **kwargs):
         asked.append(args[2])
-        return QtWidgets.QMessageBox.StandardButton.No if len(asked) == 1 else QtWidgets.QMessageBox.StandardButton.Yes
+        return (
+            QtWidgets.QMessageBox.StandardButton.No
+            if len(asked) == 1
+            else QtWidgets.QMessageBox.StandardButton.Yes
+        )
 
     monkeypatch.setattr(QtWidgets.QMessageBox, "question", answer)
     win.steering_panel.max_tokens.setValue(3)
@@ -135,8 +151,10 @@ def test_steer_before_discovery_on_the_demo_asks_then_discovers_and_steers(qtbot
     assert len(asked) == 1 and "discovery" in asked[0] and not win.controller.workers
     assert win.state.session.runs == []
     win.steer()  # Yes: discovery, then the steered run
-    qtbot.waitUntil(lambda: bool(win.state.session.runs) and win.state.session.runs[-1].status != "running",
-                    timeout=120000)
+    qtbot.waitUntil(
+        lambda: bool(win.state.session.runs) and win.state.session.runs[-1].status != "running",
+        timeout=120000,
+    )
     qtbot.waitUntil(lambda: not win.controller.workers, timeout=60000)
     assert win.state.heads.gaze_scores is not None
     run = win.state.session.runs[-1]

@@ -27,11 +27,18 @@ def write_session(path: Path, n_steps: int = 6) -> Path:
     """A real finished session file with one run of ``n_steps`` synthetic steps."""
     grid = synthetic.make_grid()
     w = SessionWriter(
-        path, meta=synthetic.META, image=synthetic.make_image(), grid=grid, regions=synthetic.make_regions(grid)
+        path,
+        meta=synthetic.META,
+        image=synthetic.make_image(),
+        grid=grid,
+        regions=synthetic.make_regions(grid),
     )
     try:
         spec = RunSpec(
-            name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS,
+            name="r",
+            prompt="p",
+            n_layers=synthetic.N_LAYERS,
+            n_heads=synthetic.N_HEADS,
             max_new_tokens=n_steps,
         )
         record(synthetic.events(n_steps), w, spec)
@@ -61,9 +68,13 @@ def assert_flushed_prefix(path: Path, reference_rows: list, reference_tokens: li
         info = r.run_info(run)
         assert info.status == "unfinished", f"{path}: run {run} is {info.status!r}, not unfinished"
         n = info.n_steps
-        assert n <= len(reference_rows), f"{path}: {n} steps, more than the uninterrupted {len(reference_rows)}"
+        assert n <= len(reference_rows), (
+            f"{path}: {n} steps, more than the uninterrupted {len(reference_rows)}"
+        )
         for s in range(n):
-            np.testing.assert_array_equal(r.step_rows(info.run_id, s), reference_rows[s], err_msg=f"{path} step {s}")
+            np.testing.assert_array_equal(
+                r.step_rows(info.run_id, s), reference_rows[s], err_msg=f"{path} step {s}"
+            )
         assert r.tokens(info.run_id) == list(reference_tokens[:n])
     return n
 

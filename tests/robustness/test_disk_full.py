@@ -28,7 +28,6 @@ N_TOKENS = 24
 PROMPT = "Describe each panel of this comic strip in order, one short sentence each."
 
 
-
 def _generate(image: Path, session: Path, fsize_limit: int | None = None) -> subprocess.CompletedProcess:
     """``gaze-explorer generate`` on the demo model, in a child process, optionally size-limited."""
 
@@ -37,10 +36,26 @@ def _generate(image: Path, session: Path, fsize_limit: int | None = None) -> sub
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
 
     argv = [
-        sys.executable, "-m", "gaze_explorer.cli", "generate", "--model", "demo", "--device", "cpu",
-        "--image", str(image), "--panels", "6", "--prompt", PROMPT,
-        "--max-new-tokens", str(N_TOKENS), "--ignore-eos", "--session", str(session),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gaze_explorer.cli",
+        "generate",
+        "--model",
+        "demo",
+        "--device",
+        "cpu",
+        "--image",
+        str(image),
+        "--panels",
+        "6",
+        "--prompt",
+        PROMPT,
+        "--max-new-tokens",
+        str(N_TOKENS),
+        "--ignore-eos",
+        "--session",
+        str(session),
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2")
     return subprocess.run(
         argv,
@@ -145,8 +160,12 @@ def test_writer_under_a_file_size_limit_stops_before_hdf5_fails(tmp_path, limit)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "storage")]))
     done = subprocess.run(
         [sys.executable, "-c", WRITER_CHILD, str(path), str(limit)],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 3, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert f"stopped writing {path}" in done.stdout and "needs about" in done.stdout

@@ -189,7 +189,9 @@ ATTR_VALUES = st.one_of(
 
 @FILE_FUZZ
 @given(data=st.data())
-def test_reader_survives_random_attribute_and_dataset_damage(tmp_path_factory, session_bytes, reader_worker, data):
+def test_reader_survives_random_attribute_and_dataset_damage(
+    tmp_path_factory, session_bytes, reader_worker, data
+):
     path = tmp_path_factory.mktemp("attrs") / "s.h5"
     path.write_bytes(session_bytes)
     with h5py.File(path, "r+") as f:
@@ -208,7 +210,12 @@ def test_reader_survives_random_attribute_and_dataset_damage(tmp_path_factory, s
                 del obj.attrs[data.draw(st.sampled_from(keys), label="key")]
             elif action == "delete" and name != "/":
                 del f[name]
-            elif action == "shrink" and isinstance(obj, h5py.Dataset) and obj.maxshape and obj.maxshape[0] is None:
+            elif (
+                action == "shrink"
+                and isinstance(obj, h5py.Dataset)
+                and obj.maxshape
+                and obj.maxshape[0] is None
+            ):
                 obj.resize(data.draw(st.integers(0, obj.shape[0]), label="len"), axis=0)
     _read_in_child(reader_worker, path)
 
@@ -273,9 +280,9 @@ def test_cli_box_and_schedule_types(text):
 HEAD_TEXT = st.one_of(
     st.text(max_size=80),
     st.text(alphabet='[]{}":,0123456789 layerhd-\n', max_size=80),
-    st.lists(st.fixed_dictionaries({"layer": st.integers(-3, 9), "head": st.integers(-3, 9)}), max_size=5).map(
-        json.dumps
-    ),
+    st.lists(
+        st.fixed_dictionaries({"layer": st.integers(-3, 9), "head": st.integers(-3, 9)}), max_size=5
+    ).map(json.dumps),
 )
 
 

@@ -40,9 +40,23 @@ def _env() -> dict:
 
 def _cli_command(image: Path, prompt: str, session: Path) -> list[str]:
     return [
-        sys.executable, "-m", "gaze_explorer.cli", "generate", "--model", "demo", "--image", str(image),
-        "--panels", "6", "--prompt", prompt, "--max-new-tokens", str(MAX_NEW_TOKENS), "--session", str(session),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gaze_explorer.cli",
+        "generate",
+        "--model",
+        "demo",
+        "--image",
+        str(image),
+        "--panels",
+        "6",
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        str(MAX_NEW_TOKENS),
+        "--session",
+        str(session),
+    ]
 
 
 def _app_command(image: Path, prompt: str, session_dir: Path) -> list[str]:
@@ -123,9 +137,12 @@ def test_sigkill_cli_and_app_at_random_moments(strip_png, tmp_path):
 
     ref_path = tmp_path / "reference.h5"
     ref = subprocess.run(
-        _cli_command(strip_png, NARRATION_PROMPT, ref_path), capture_output=True, text=True, env=_env(),
+        _cli_command(strip_png, NARRATION_PROMPT, ref_path),
+        capture_output=True,
+        text=True,
+        env=_env(),
         timeout=CHILD_TIMEOUT_S,
-    )  # fmt: skip
+    )
     assert ref.returncode == 0, ref.stderr
     with SessionReader(ref_path) as r:
         info = r.run_info(0)

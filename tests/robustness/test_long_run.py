@@ -70,8 +70,13 @@ def test_2000_tokens_flat_memory_and_scrubbable(tiny_loaded, tmp_path, qtbot):
     try:
         stream = generate_stream_for(loaded, image, prompt, regions, options)
         spec = RunSpec(
-            name="long", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads,
-            max_new_tokens=N_TOKENS, options=options, regions=regions,
+            name="long",
+            prompt=prompt,
+            n_layers=loaded.n_layers,
+            n_heads=loaded.n_heads,
+            max_new_tokens=N_TOKENS,
+            options=options,
+            regions=regions,
         )
         for event in record_events(stream, writer, spec):
             if not isinstance(event, TokenEvent):

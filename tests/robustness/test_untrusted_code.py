@@ -33,7 +33,11 @@ def _violations(source: str, name: str) -> list[str]:
             func = node.func
             if isinstance(func, ast.Name) and func.id in BANNED_BUILTINS:
                 found.append(f"{name}:{node.lineno}: {func.id}(...)")
-            if isinstance(func, ast.Attribute) and func.attr == "load" and getattr(func.value, "id", "") == "torch":
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "load"
+                and getattr(func.value, "id", "") == "torch"
+            ):
                 safe = any(
                     k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
                     for k in node.keywords
@@ -41,7 +45,11 @@ def _violations(source: str, name: str) -> list[str]:
                 if not safe:
                     found.append(f"{name}:{node.lineno}: torch.load without weights_only=True")
             for k in node.keywords:
-                if k.arg == "trust_remote_code" and isinstance(k.value, ast.Constant) and k.value.value is True:
+                if (
+                    k.arg == "trust_remote_code"
+                    and isinstance(k.value, ast.Constant)
+                    and k.value.value is True
+                ):
                     found.append(f"{name}:{node.lineno}: trust_remote_code=True hard-wired")
         elif isinstance(node, ast.Attribute) and getattr(node.value, "id", "") in BANNED_MODULES:
             found.append(f"{name}:{node.lineno}: {node.value.id}.{node.attr}")

@@ -18,7 +18,11 @@ w = SessionWriter(
     path, meta=synthetic.META, image=synthetic.make_image(), grid=grid, regions=synthetic.make_regions(grid)
 )
 spec = RunSpec(
-    name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=n_steps,
+    name="r",
+    prompt="p",
+    n_layers=synthetic.N_LAYERS,
+    n_heads=synthetic.N_HEADS,
+    max_new_tokens=n_steps,
 )
 for event in record_events(synthetic.events(n_steps), w, spec):
     if isinstance(event, TokenEvent):

@@ -31,8 +31,13 @@ stream = generate_stream(
     loaded, image, prompt, regions=regions, options=options, capture=CaptureSpec(decode=True, prefill="last")
 )
 spec = RunSpec(
-    name="crash", prompt=prompt, n_layers=loaded.n_layers, n_heads=loaded.n_heads, max_new_tokens=n_steps,
-    options=options, regions=regions,
+    name="crash",
+    prompt=prompt,
+    n_layers=loaded.n_layers,
+    n_heads=loaded.n_heads,
+    max_new_tokens=n_steps,
+    options=options,
+    regions=regions,
 )
 for event in record_events(stream, writer, spec):
     if isinstance(event, TokenEvent):

@@ -22,7 +22,11 @@ def _digest(path) -> str:
 def good_file(new_writer):
     w = new_writer("good.h5")
     spec = RunSpec(
-        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=4,
+        name="r",
+        prompt="p",
+        n_layers=synthetic.N_LAYERS,
+        n_heads=synthetic.N_HEADS,
+        max_new_tokens=4,
     )
     record(synthetic.events(4), w, spec)
     w.close()

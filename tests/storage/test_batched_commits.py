@@ -13,7 +13,10 @@ from gaze_explorer.storage import SessionReader, record_events
 
 def _stream(writer, n_steps, on_step=None, switch_at=None):
     spec = RunSpec(
-        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS,
+        name="r",
+        prompt="p",
+        n_layers=synthetic.N_LAYERS,
+        n_heads=synthetic.N_HEADS,
         max_new_tokens=n_steps,
     )
     for event in record_events(synthetic.events(n_steps, switch_at=switch_at), writer, spec):

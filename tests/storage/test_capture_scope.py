@@ -38,11 +38,28 @@ def sessions(tmp_path_factory):
     out = {}
     for scope in ("full", "image-keys", f"heads:{heads_file}"):
         path = tmp / f"{scope.split(':')[0]}.h5"
-        code = main([
-            "generate", "--model", "demo", "--device", "cpu", "--image", str(image), "--panels", "6",
-            "--prompt", "Describe each panel of this comic strip in order, one short sentence each.",
-            "--max-new-tokens", str(N_TOKENS), "--ignore-eos", "--session", str(path), "--capture", scope,
-        ])  # fmt: skip
+        code = main(
+            [
+                "generate",
+                "--model",
+                "demo",
+                "--device",
+                "cpu",
+                "--image",
+                str(image),
+                "--panels",
+                "6",
+                "--prompt",
+                "Describe each panel of this comic strip in order, one short sentence each.",
+                "--max-new-tokens",
+                str(N_TOKENS),
+                "--ignore-eos",
+                "--session",
+                str(path),
+                "--capture",
+                scope,
+            ]
+        )
         assert code == 0
         out[scope.split(":")[0]] = path
     return out

@@ -21,11 +21,16 @@ HEADS = ((0, 1), (2, 3))
 def test_export_with_only_the_session(new_writer, tmp_path):
     w = new_writer("app.h5")
     plan = SteeringPlan(HeadSet("custom", HEADS), SteeringMode.BOOST_SUPPRESS, 1e4, True)
-    base = record(synthetic.events(5), w, RunSpec("baseline", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=5))
+    base = record(
+        synthetic.events(5),
+        w,
+        RunSpec("baseline", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=5),
+    )
     steered = record(
-        synthetic.events(6, seed=3), w,
+        synthetic.events(6, seed=3),
+        w,
         RunSpec("steered", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=6, plan=plan),
-    )  # fmt: skip
+    )
     w.write_ui({"shown": steered, "compare": base, "step": 4})
     w.close()
     with SessionReader(tmp_path / "app.h5") as r:
@@ -46,12 +51,26 @@ def test_discover_adds_its_discovery_to_an_app_session(new_writer, tmp_path):
     """An app session holds its own image (not a demo strip): discover --session adds a discovery to
     it and leaves its image and runs alone (it failed with "holds a different image")."""
     w = new_writer("mine.h5")
-    record(synthetic.events(3), w, RunSpec("baseline", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=3))
+    record(
+        synthetic.events(3),
+        w,
+        RunSpec("baseline", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=3),
+    )
     w.close()
     path = tmp_path / "mine.h5"
     with SessionReader(path) as r:
         image = r.image.copy()
-    argv = ["discover", "--model", "demo", "--n-strips", "1", "--out", str(tmp_path / "d"), "--session", str(path)]
+    argv = [
+        "discover",
+        "--model",
+        "demo",
+        "--n-strips",
+        "1",
+        "--out",
+        str(tmp_path / "d"),
+        "--session",
+        str(path),
+    ]
     assert main(argv) == 0
     with SessionReader(path) as r:
         (disc,) = r.discoveries()

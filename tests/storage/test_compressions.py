@@ -31,7 +31,11 @@ with SessionReader(sys.argv[1]) as r:
 def test_rows_read_back_exactly_in_this_and_a_fresh_process(new_writer, compression):
     w = new_writer(f"{compression}.h5", compression=compression)
     spec = RunSpec(
-        name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS, max_new_tokens=5,
+        name="r",
+        prompt="p",
+        n_layers=synthetic.N_LAYERS,
+        n_heads=synthetic.N_HEADS,
+        max_new_tokens=5,
     )
     record(synthetic.events(5), w, spec)
     w.close()

@@ -70,7 +70,11 @@ def test_several_discoveries_newest_default(new_writer, tmp_path):
         np.testing.assert_array_equal(r.gaze_scores(), second.scores)
         np.testing.assert_array_equal(r.discovery_array("gaze_scores", old.key), first.scores)
         ranking = r.discovery_array("ranking", old.key)
-    assert (old.source, old.params, new.source) == ("demo", {"n_strips": 7, "criterion": "gaze"}, "current image")
+    assert (old.source, old.params, new.source) == (
+        "demo",
+        {"n_strips": 7, "criterion": "gaze"},
+        "current image",
+    )
     assert old.created and new.created
     best = np.unravel_index(np.argmax(first.scores), first.scores.shape)
     assert tuple(ranking[0]) == tuple(int(i) for i in best) and len(ranking) == first.scores.size

@@ -76,7 +76,10 @@ def test_disk_full_mid_run_surfaces_to_the_producer_and_keeps_the_file_readable(
     )
     with pytest.raises(DiskSpaceError) as info:
         spec = RunSpec(
-            name="r", prompt="p", n_layers=synthetic.N_LAYERS, n_heads=synthetic.N_HEADS,
+            name="r",
+            prompt="p",
+            n_layers=synthetic.N_LAYERS,
+            n_heads=synthetic.N_HEADS,
             max_new_tokens=40,
         )
         record(synthetic.events(40), w, spec)

@@ -28,8 +28,13 @@ def _sha(path):
 def test_session_killed_in_normal_write_mode_still_opens_and_is_unchanged(tmp_path):
     path = tmp_path / "s.h5"
     grid = synthetic.make_grid()
-    w = SessionWriter(path, meta=synthetic.META, image=synthetic.make_image(), grid=grid,
-                      regions=synthetic.make_regions(grid))  # fmt: skip
+    w = SessionWriter(
+        path,
+        meta=synthetic.META,
+        image=synthetic.make_image(),
+        grid=grid,
+        regions=synthetic.make_regions(grid),
+    )
     w.close()
     code = (
         "import h5py, sys, time\n"

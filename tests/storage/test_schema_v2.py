@@ -90,7 +90,11 @@ def test_runs_on_several_images_name_their_image(new_writer, tmp_path):
     regions = synthetic.make_regions(grid)[:2]
     key = w.use_image(other, grid, regions, name="mirrored.png")
     assert w.use_image(other, grid, regions) == key  # opened again: the same image
-    second = record(synthetic.events(3, seed=5), w, RunSpec("second", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=3))
+    second = record(
+        synthetic.events(3, seed=5),
+        w,
+        RunSpec("second", "q", synthetic.N_LAYERS, synthetic.N_HEADS, max_new_tokens=3),
+    )
     assert w.use_image(synthetic.make_image(), grid, synthetic.make_regions(grid)) == "img_000"
     w.close()
     with SessionReader(tmp_path / "multi.h5") as r:

@@ -136,7 +136,6 @@ def adopt_legacy_chat_template(tokenizer: Any, path: str | os.PathLike) -> None:
         tokenizer.chat_template = template
 
 
-
 # ``layer_types`` values of decoder layers whose token mixer is not softmax attention (Qwen3.5's
 # gated delta net, hybrid Mamba/conv models): they never call the attention function.
 NON_ATTENTION_LAYER_TYPES = frozenset({"linear_attention", "mamba", "conv", "recurrent"})
@@ -368,7 +367,9 @@ class FamilyAdapter(ABC):
         marker = self.template_image_marker or self.image_token
         count = text.count(marker)
         if count != 1:
-            raise PromptError(f"the prompt must hold exactly one image; its template has {count} image markers")
+            raise PromptError(
+                f"the prompt must hold exactly one image; its template has {count} image markers"
+            )
         return text.replace(marker, vision.placeholder)
 
     # ----- images ---------------------------------------------------------------------------
@@ -425,7 +426,12 @@ class FamilyAdapter(ABC):
         return kwargs
 
     def decode_kwargs(
-        self, model: Any, prepared: PreparedInputs, token_ids: torch.Tensor, attention_mask: torch.Tensor, n_past: int
+        self,
+        model: Any,
+        prepared: PreparedInputs,
+        token_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        n_past: int,
     ) -> dict[str, Any]:
         """Forward kwargs of one decode step: ``token_ids [B, 1]`` at padded index ``n_past``."""
         kwargs: dict[str, Any] = {"input_ids": token_ids, "attention_mask": attention_mask}
@@ -449,7 +455,9 @@ class FamilyAdapter(ABC):
         try:
             vision = self.process_image(fitted)
         except (ValueError, OSError, TypeError) as exc:
-            raise InvalidImageError(f"the {self.family} image processor cannot use this image: {exc}") from exc
+            raise InvalidImageError(
+                f"the {self.family} image processor cannot use this image: {exc}"
+            ) from exc
         if side:
             vision = squash_vision(vision, rgb.size, fitted.size)
         vision.info["input_policy"] = self.input_policy
@@ -469,7 +477,11 @@ class FamilyAdapter(ABC):
         width, height = rgb.size
         grids = [
             ImageTokenGrid(
-                width, height, vision.rows, vision.cols, vision.token_boxes,
+                width,
+                height,
+                vision.rows,
+                vision.cols,
+                vision.token_boxes,
                 self.image_token_positions(input_ids[b], vision),
             )
             for b in range(len(texts))

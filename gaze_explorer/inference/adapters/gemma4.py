@@ -67,7 +67,9 @@ class Gemma4Adapter(FamilyAdapter):
         rows, cols = patch_rows // kernel, patch_cols // kernel
         n_soft = int(out["num_soft_tokens_per_image"][0])
         if rows * cols != n_soft:
-            raise ValueError(f"the {patch_rows} x {patch_cols} patch grid does not pool to {n_soft} soft tokens")
+            raise ValueError(
+                f"the {patch_rows} x {patch_cols} patch grid does not pool to {n_soft} soft tokens"
+            )
         width, height = image.size
         boi = getattr(self.tokenizer, "boi_token", None) or BOI_TOKEN
         eoi = getattr(self.tokenizer, "eoi_token", None) or EOI_TOKEN

@@ -127,7 +127,6 @@ class _ClipViewMixin:
     config: Any
     tokenizer: Any
 
-
     @property
     def patch_size(self) -> int:
         return int(self.config.vision_config.patch_size)

@@ -70,7 +70,10 @@ class DiscoveryView(QtWidgets.QWidget):
         self.summary_plots.setMinimumHeight(260)
         self.hist_plot = self.summary_plots.addPlot(row=0, col=0)
         self.layer_plot = self.summary_plots.addPlot(row=1, col=0)
-        for plot, bottom, left in ((self.hist_plot, "gaze score", "heads"), (self.layer_plot, "layer", "top-K heads")):
+        for plot, bottom, left in (
+            (self.hist_plot, "gaze score", "heads"),
+            (self.layer_plot, "layer", "top-K heads"),
+        ):
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(x=False, y=False)
             plot.setLabel("bottom", bottom)
@@ -145,8 +148,10 @@ class DiscoveryView(QtWidgets.QWidget):
         agreement = d.agreement()
         if agreement:
             short = {"gaze": "gaze", "image": "img", "localization": "loc"}
-            head = "".join(f"<th>{short.get(p['a'], p['a'])}∩{short.get(p['b'], p['b'])}</th>"
-                           for p in agreement[0]["pairs"])
+            head = "".join(
+                f"<th>{short.get(p['a'], p['a'])}∩{short.get(p['b'], p['b'])}</th>"
+                for p in agreement[0]["pairs"]
+            )
             rows = [f"<tr><th>K</th>{head}<th>all</th></tr>"]
             for row in agreement:
                 cells = "".join(f"<td>{p['overlap']} ({p['chance_overlap']:.1f})</td>" for p in row["pairs"])
@@ -165,7 +170,9 @@ class DiscoveryView(QtWidgets.QWidget):
         if not d.has_result:
             return
         counts, edges = d.histogram()
-        self.hist_item.setOpts(x=(edges[:-1] + edges[1:]) / 2, height=counts, width=float(edges[1] - edges[0]))
+        self.hist_item.setOpts(
+            x=(edges[:-1] + edges[1:]) / 2, height=counts, width=float(edges[1] - edges[0])
+        )
         self.hist_plot.autoRange()
         k = self._summary_k = self.state.heads.k
         by_layer = d.layer_counts(k)

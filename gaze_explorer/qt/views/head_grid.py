@@ -69,8 +69,10 @@ class HeadGridView(QtWidgets.QWidget):
         self.panel_spin.valueChanged.connect(self._mode_from_ui)
         self.panel_spin.setVisible(False)
         self.hover_label = QtWidgets.QLabel("click: inspect")
-        self.hover_label.setToolTip("Click: open the head in the inspector · Ctrl+click: toggle a custom pick · "
-                                    "Shift+drag: pick a rectangle · wheel: zoom")
+        self.hover_label.setToolTip(
+            "Click: open the head in the inspector · Ctrl+click: toggle a custom pick · "
+            "Shift+drag: pick a rectangle · wheel: zoom"
+        )
         self.hover_label.setMinimumWidth(120)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("score"))
@@ -91,14 +93,18 @@ class HeadGridView(QtWidgets.QWidget):
         self.plot.setLabel("left", "layer")
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image_item)
-        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=14)
+        self.colour_bar = pg.ColorBarItem(
+            values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=14
+        )
         self.colour_bar.setImageItem(self.image_item, insert_in=self.plot)
         plain_axis(self.colour_bar.axis)
         # active set: unfilled squares on the cells; custom picks: small dots
         self.active_item = pg.ScatterPlotItem(
             symbol="s", size=0.92, pxMode=False, pen=pg.mkPen("#D55E00", width=3), brush=None
         )
-        self.custom_item = pg.ScatterPlotItem(symbol="o", size=0.3, pxMode=False, pen=None, brush=pg.mkBrush("w"))
+        self.custom_item = pg.ScatterPlotItem(
+            symbol="o", size=0.3, pxMode=False, pen=None, brush=pg.mkBrush("w")
+        )
         self.inspected_item = pg.ScatterPlotItem(
             symbol="s", size=1.0, pxMode=False, pen=pg.mkPen(INSPECTED_COLOUR, width=2), brush=None
         )

@@ -101,7 +101,9 @@ class HeadInspectorView(QtWidgets.QWidget):
         layout.addWidget(self.graphics, 1)
         self._arrange()
 
-        self._redraw_timer = FrameCoalescer(self.refresh, min_gap_ms=15, parent=self, busy=lambda: streaming(self.state))
+        self._redraw_timer = FrameCoalescer(
+            self.refresh, min_gap_ms=15, parent=self, busy=lambda: streaming(self.state)
+        )
         s = state
         s.inspector.head_changed.connect(self._on_head)
         s.discovery.result_changed.connect(self._redraw_timer.request)
@@ -195,10 +197,17 @@ class HeadInspectorView(QtWidgets.QWidget):
         if static_key != self._static_key:
             self._static_key = static_key
             self._refresh_static(head, run, grid)
-        elif run is not None and grid is not None and self.masses is not None and len(self.masses) < run.n_steps:
+        elif (
+            run is not None
+            and grid is not None
+            and self.masses is not None
+            and len(self.masses) < run.n_steps
+        ):
             # a streaming run: only its new steps
             regions = run.regions or s.session.regions
-            self.masses = np.concatenate([self.masses, head_panel_masses(run, grid, regions, head, len(self.masses))])
+            self.masses = np.concatenate(
+                [self.masses, head_panel_masses(run, grid, regions, head, len(self.masses))]
+            )
             self._show_masses(self.masses, regions)
         if head is None or run is None or grid is None or run.rows_at is None or run.n_steps == 0:
             self._show_heat(None)
@@ -220,13 +229,19 @@ class HeadInspectorView(QtWidgets.QWidget):
             self._show_masses(None, [])
             return
         scored = self.head_score()
-        score = f" · gaze score {scored[0]:.3g} (rank {scored[1]} of {scored[2]})" if scored else " · no gaze score yet"
+        score = (
+            f" · gaze score {scored[0]:.3g} (rank {scored[1]} of {scored[2]})"
+            if scored
+            else " · no gaze score yet"
+        )
         self.title.setText(f"<b>L{head[0]} H{head[1]}</b>{score}")
         matrices = s.discovery.matrices
         if matrices is None:
             self._show_matrix(None, "panel matrix: run discovery first")
         else:
-            self._show_matrix(np.asarray(matrices)[head], f"panel matrix ({s.discovery.n_strips or '?'} strips)")
+            self._show_matrix(
+                np.asarray(matrices)[head], f"panel matrix ({s.discovery.n_strips or '?'} strips)"
+            )
         if run is None or grid is None or run.rows_at is None or run.n_steps == 0:
             self._show_masses(None, [])
             return
@@ -266,7 +281,9 @@ class HeadInspectorView(QtWidgets.QWidget):
         """The values in the cells, when a cell is wide enough to hold "0.00" legibly."""
         m = self.matrix
         vb = self.matrix_plot.getViewBox()
-        want = m is not None and vb.width() / max(m.shape[1], 1) >= 32 and vb.height() / max(m.shape[0], 1) >= 14
+        want = (
+            m is not None and vb.width() / max(m.shape[1], 1) >= 32 and vb.height() / max(m.shape[0], 1) >= 14
+        )
         if want == bool(self.matrix_labels):
             return
         for label in self.matrix_labels:

@@ -65,10 +65,20 @@ def contour_lines(heat: np.ndarray, x_centres: np.ndarray, y_centres: np.ndarray
     padded = np.pad(np.asarray(heat, dtype=np.float64), 1)
     rows, cols = heat.shape
     # centre positions of the padded grid: one extra half-cell beyond each edge
-    ys = np.concatenate([[y_centres[0] - (y_centres[1] - y_centres[0] if rows > 1 else 1)], y_centres,
-                         [y_centres[-1] + (y_centres[-1] - y_centres[-2] if rows > 1 else 1)]])
-    xs = np.concatenate([[x_centres[0] - (x_centres[1] - x_centres[0] if cols > 1 else 1)], x_centres,
-                         [x_centres[-1] + (x_centres[-1] - x_centres[-2] if cols > 1 else 1)]])
+    ys = np.concatenate(
+        [
+            [y_centres[0] - (y_centres[1] - y_centres[0] if rows > 1 else 1)],
+            y_centres,
+            [y_centres[-1] + (y_centres[-1] - y_centres[-2] if rows > 1 else 1)],
+        ]
+    )
+    xs = np.concatenate(
+        [
+            [x_centres[0] - (x_centres[1] - x_centres[0] if cols > 1 else 1)],
+            x_centres,
+            [x_centres[-1] + (x_centres[-1] - x_centres[-2] if cols > 1 else 1)],
+        ]
+    )
     out_x, out_y = [], []
     for line in pg.functions.isocurve(padded, level, connected=True):
         pts = np.asarray(line, dtype=np.float64)  # (row index, col index)
@@ -143,10 +153,14 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.panels_spin.setRange(0, 32)
         self.panels_spin.setSpecialValueText("none")
         self.panels_spin.setToolTip("How many side-by-side panels the image has (none = a plain image)")
-        self.panels_spin.editingFinished.connect(lambda: self.panel_count_changed.emit(self.panels_spin.value()))
+        self.panels_spin.editingFinished.connect(
+            lambda: self.panel_count_changed.emit(self.panels_spin.value())
+        )
         self.box_button = QtWidgets.QPushButton("Box target")
         self.box_button.setCheckable(True)
-        self.box_button.setToolTip("Then drag on the image to draw the box to steer to (drag again to redraw)")
+        self.box_button.setToolTip(
+            "Then drag on the image to draw the box to steer to (drag again to redraw)"
+        )
         self.box_button.toggled.connect(self._toggle_box_mode)
         self.open_button = QtWidgets.QPushButton("Open image…")
         self.open_button.clicked.connect(self.open_dialog)
@@ -166,7 +180,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         row.addStretch(1)
         self.caption = QtWidgets.QLabel("")
         # the caption never widens the view: it is clipped instead
-        self.caption.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.caption.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
+        )
         row2 = QtWidgets.QHBoxLayout()
         row2.addWidget(QtWidgets.QLabel("panels"))
         row2.addWidget(self.panels_spin)
@@ -199,12 +215,17 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.box_viewbox.sigResized.connect(self.fit_image)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image_item)
-        self.heat_item = pg.PColorMeshItem(colorMap=pg.colormap.get(self.state.overlay.colormap), enableAutoLevels=False)
+        self.heat_item = pg.PColorMeshItem(
+            colorMap=pg.colormap.get(self.state.overlay.colormap), enableAutoLevels=False
+        )
         self.heat_item.setZValue(5)
         self.heat_item.setOpacity(self.state.overlay.opacity)
         self.plot.addItem(self.heat_item)
         self.colour_bar = pg.ColorBarItem(
-            values=(0.0, 1.0), colorMap=pg.colormap.get(self.state.overlay.colormap), interactive=False, width=14
+            values=(0.0, 1.0),
+            colorMap=pg.colormap.get(self.state.overlay.colormap),
+            interactive=False,
+            width=14,
         )
         self.colour_bar.setImageItem(self.heat_item, insert_in=self.plot)
         plain_axis(self.colour_bar.axis)
@@ -216,7 +237,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.target_item.setVisible(False)
         self.plot.addItem(self.target_item)
         # the target box's selected tokens (cell centres inside it)
-        self.box_tokens_item = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen("k"), brush=pg.mkBrush(TARGET_COLOUR))
+        self.box_tokens_item = pg.ScatterPlotItem(
+            symbol="o", size=7, pen=pg.mkPen("k"), brush=pg.mkBrush(TARGET_COLOUR)
+        )
         self.box_tokens_item.setZValue(21)
         self.plot.addItem(self.box_tokens_item)
         self.contour_items: list[pg.PlotCurveItem] = []
@@ -253,8 +276,10 @@ class ImageOverlayView(QtWidgets.QWidget):
             self.image_item.clear()
             return
         shown = greyscale(image) if self.state.overlay.style == "greyscale" else image
-        if self.image_item.image is None or self.image_item.image.shape != shown.shape or self._image_style != (
-            id(image), self.state.overlay.style
+        if (
+            self.image_item.image is None
+            or self.image_item.image.shape != shown.shape
+            or self._image_style != (id(image), self.state.overlay.style)
         ):
             self._image_style = (id(image), self.state.overlay.style)
             self.image_item.setImage(shown, autoLevels=False, levels=(0, 255))
@@ -299,7 +324,9 @@ class ImageOverlayView(QtWidgets.QWidget):
                 snap = QtWidgets.QGraphicsRectItem(sx0 + 3, sy0 + 3, sx1 - sx0 - 6, sy1 - sy0 - 6)
                 snap.setPen(pg.mkPen(colour, width=1.5, style=QtCore.Qt.PenStyle.DotLine))
                 snap.setZValue(10)
-                snap.setToolTip(f"P{i + 1} covers image tokens over x {sx0:.0f}–{sx1:.0f}, y {sy0:.0f}–{sy1:.0f}")
+                snap.setToolTip(
+                    f"P{i + 1} covers image tokens over x {sx0:.0f}–{sx1:.0f}, y {sy0:.0f}–{sy1:.0f}"
+                )
                 items.append(snap)
                 self.snap_boxes.append((sx0, sy0, sx1, sy1))
             for item in items:
@@ -384,7 +411,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         session = self.state.session
         run, heads = session.shown_run, self.state.heads.active
         cached = self._global_max
-        fresh = cached is not None and cached[0] is run and cached[1] == heads.heads and cached[2] <= run.n_steps
+        fresh = (
+            cached is not None and cached[0] is run and cached[1] == heads.heads and cached[2] <= run.n_steps
+        )
         scanned, best = (cached[2], cached[3]) if fresh else (0, 0.0)
         for step in range(scanned, run.n_steps):
             rows = run.rows_at(step)
@@ -405,7 +434,9 @@ class ImageOverlayView(QtWidgets.QWidget):
     def _toggle_box_mode(self, on: bool) -> None:
         """Box mode: a left-drag on the image draws the box target (and does not pan)."""
         self.box_viewbox.drawing = on
-        self.graphics.setCursor(QtCore.Qt.CursorShape.CrossCursor if on else QtCore.Qt.CursorShape.ArrowCursor)
+        self.graphics.setCursor(
+            QtCore.Qt.CursorShape.CrossCursor if on else QtCore.Qt.CursorShape.ArrowCursor
+        )
         if on:
             self.state.status.post("drag on the image to draw the box target")
         elif self.state.target.kind == "box":
@@ -426,7 +457,10 @@ class ImageOverlayView(QtWidgets.QWidget):
     def open_dialog(self) -> None:
         """Ask for an image file; emits ``image_open_requested`` with the chosen path."""
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
+            self,
+            "Open image",
+            "",
+            "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)",
         )
         if path:
             self.image_open_requested.emit(path)
@@ -456,7 +490,9 @@ class ImageOverlayView(QtWidgets.QWidget):
                 data = bytes(mime.data(fmt).data())
                 image = QtGui.QImage.fromData(data)
                 if image.isNull():
-                    self.image_rejected.emit(f"the {source} holds {fmt} data ({len(data)} bytes) that is not a readable image")
+                    self.image_rejected.emit(
+                        f"the {source} holds {fmt} data ({len(data)} bytes) that is not a readable image"
+                    )
                     return False
                 self.image_pasted.emit(image)
                 return True

@@ -66,7 +66,13 @@ class SteeringPanel(QtWidgets.QWidget):
         self.head_group = QtWidgets.QButtonGroup(self)
         heads_box = QtWidgets.QGridLayout()
         for i, (kind, label) in enumerate(
-            (("top", "top-K gaze"), ("random", "random control"), ("all", "all heads"), ("custom", "custom picks"), ("file", "from file"))
+            (
+                ("top", "top-K gaze"),
+                ("random", "random control"),
+                ("all", "all heads"),
+                ("custom", "custom picks"),
+                ("file", "from file"),
+            )
         ):
             b = QtWidgets.QRadioButton(label)
             self.head_buttons[kind] = b
@@ -189,7 +195,9 @@ class SteeringPanel(QtWidgets.QWidget):
         self.state.heads.set_kind(kind, k=self.k_spin.value(), seed=self.seed_spin.value())
 
     def _load_heads_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load head list", "", "Head lists (*.json *.csv)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Load head list", "", "Head lists (*.json *.csv)"
+        )
         if path:
             self.load_head_file(path)
 

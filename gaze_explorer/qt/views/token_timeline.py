@@ -44,7 +44,9 @@ class _RunTrack:
         plot.addItem(self.image_item)
         self.step_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00BFFF", width=2))
         plot.addItem(self.step_line)
-        self.scheduled_item = pg.ScatterPlotItem(symbol=SCHEDULED_SYMBOL, size=14, brush=SCHEDULED_COLOUR, pen="w")
+        self.scheduled_item = pg.ScatterPlotItem(
+            symbol=SCHEDULED_SYMBOL, size=14, brush=SCHEDULED_COLOUR, pen="w"
+        )
         self.live_item = pg.ScatterPlotItem(symbol=LIVE_SYMBOL, size=14, brush=LIVE_COLOUR, pen="w")
         for item in (self.scheduled_item, self.live_item):
             item.setZValue(10)
@@ -95,7 +97,9 @@ class TokenTimelineView(QtWidgets.QWidget):
         self.tracks = [_RunTrack(self.graphics.addPlot(row=0, col=0))]
         self.tracks.append(_RunTrack(self.graphics.addPlot(row=1, col=0)))
         self.tracks[1].plot.setXLink(self.tracks[0].plot)
-        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=14)
+        self.colour_bar = pg.ColorBarItem(
+            values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=14
+        )
         self.colour_bar.setImageItem([t.image_item for t in self.tracks])
         self.graphics.addItem(self.colour_bar, row=0, col=1, rowspan=2)
         plain_axis(self.colour_bar.axis)
@@ -228,8 +232,9 @@ class TokenTimelineView(QtWidgets.QWidget):
             traj = self.cache.get(self.state, index)  # [step, region]
             regions = run.regions or session.regions
             track.plot.setTitle(f"{run.name} · {run.status} · {self.state.heads.active.name}", size="9pt")
-            track.plot.getAxis("left").setTicks([[(i, f"P{i + 1}" if r.kind == "panel" else r.name)
-                                                  for i, r in enumerate(regions)]])
+            track.plot.getAxis("left").setTicks(
+                [[(i, f"P{i + 1}" if r.kind == "panel" else r.name) for i, r in enumerate(regions)]]
+            )
             if traj is None:
                 track.image_item.clear()
                 track.data = None
@@ -250,7 +255,9 @@ class TokenTimelineView(QtWidgets.QWidget):
             self.tracks[0].plot.setXRange(-0.5, max(n_max, 1) - 0.5, padding=0.01)
         compare = session.compare is not None
         self.tracks[0].plot.getAxis("bottom").setStyle(showValues=not compare)
-        n_regions = [len(session.runs[i].regions or session.regions) for _, i in shown if i is not None] or [6]
+        n_regions = [len(session.runs[i].regions or session.regions) for _, i in shown if i is not None] or [
+            6
+        ]
         self.graphics.setMinimumHeight(sum(max(n, 1) * ROW_PX + TRACK_EXTRA_PX for n in n_regions))
         self.empty_label.setText(self.empty_text())
         self.empty_label.setVisible(bool(self.empty_label.text()))
@@ -268,9 +275,13 @@ class TokenTimelineView(QtWidgets.QWidget):
             return "No run yet: press Generate baseline or Steer (Steering dock) to see the staircase."
         if not s.heads.active.heads:
             if s.heads.gaze_scores is None:
-                return ("The staircase shows the attention of the selected heads, and none are selected yet: "
-                        "run discovery (Discovery dock) for the top-K gaze heads, or Ctrl+click heads in the grid.")
-            return "No heads selected: choose a head set in the Steering dock, or Ctrl+click heads in the grid."
+                return (
+                    "The staircase shows the attention of the selected heads, and none are selected yet: "
+                    "run discovery (Discovery dock) for the top-K gaze heads, or Ctrl+click heads in the grid."
+                )
+            return (
+                "No heads selected: choose a head set in the Steering dock, or Ctrl+click heads in the grid."
+            )
         return ""
 
     # ---- view -> model -----------------------------------------------------------------------

@@ -53,4 +53,8 @@ class LoadModelDialog(QtWidgets.QDialog):
 
     def choice(self) -> tuple[str, str, str]:
         """(model spec, device, dtype) as typed and chosen."""
-        return self.spec_edit.text().strip(), self.device_combo.currentText().strip() or "auto", self.dtype_combo.currentText()
+        return (
+            self.spec_edit.text().strip(),
+            self.device_combo.currentText().strip() or "auto",
+            self.dtype_combo.currentText(),
+        )

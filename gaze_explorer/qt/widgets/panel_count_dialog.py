@@ -36,7 +36,8 @@ class PanelCountDialog(QtWidgets.QDialog):
         self.use_gutters.setEnabled(bool(found))
         self.use_gutters.setChecked(bool(found))
         self.note = QtWidgets.QLabel(
-            f"{found} panels found between gutters; check the cuts below" if found
+            f"{found} panels found between gutters; check the cuts below"
+            if found
             else "no gutters found: the panels are cut at equal widths"
         )
         self.preview = QtWidgets.QLabel()
@@ -83,13 +84,16 @@ class PanelCountDialog(QtWidgets.QDialog):
 
     def _redraw(self) -> None:
         rgb = self.image.tobytes("raw", "RGB")
-        qimage = QtGui.QImage(rgb, self.image.width, self.image.height, 3 * self.image.width,
-                              QtGui.QImage.Format.Format_RGB888).copy()  # fmt: skip
+        qimage = QtGui.QImage(
+            rgb, self.image.width, self.image.height, 3 * self.image.width, QtGui.QImage.Format.Format_RGB888
+        ).copy()
         scale = min(1.0, PREVIEW_WIDTH / max(1, self.image.width))
         pixmap = QtGui.QPixmap.fromImage(qimage).scaled(
-            max(1, int(self.image.width * scale)), max(1, int(self.image.height * scale)),
-            QtCore.Qt.AspectRatioMode.IgnoreAspectRatio, QtCore.Qt.TransformationMode.SmoothTransformation,
-        )  # fmt: skip
+            max(1, int(self.image.width * scale)),
+            max(1, int(self.image.height * scale)),
+            QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+            QtCore.Qt.TransformationMode.SmoothTransformation,
+        )
         painter = QtGui.QPainter(pixmap)
         painter.setPen(QtGui.QPen(QtGui.QColor("#D55E00"), 2, QtCore.Qt.PenStyle.DashLine))
         for x in self.cuts():

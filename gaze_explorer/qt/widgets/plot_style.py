@@ -23,7 +23,9 @@ def tick_stride(n_visible: float, pixels: float, min_px: float = 14.0) -> int:
     return NICE_STRIDES[-1]
 
 
-def integer_ticks(lo: float, hi: float, pixels: float, min_px: float = 14.0, count: int | None = None) -> list:
+def integer_ticks(
+    lo: float, hi: float, pixels: float, min_px: float = 14.0, count: int | None = None
+) -> list:
     """Major ticks ``[(value, label)]`` at integers in ``[lo, hi]`` (clipped to ``0..count-1``), with
     a stride from :func:`tick_stride`; for an axis whose items are integer rows, steps or heads."""
     import math
@@ -56,7 +58,9 @@ class IntegerAxis:
         lo, hi = (x0, x1) if horizontal else (y0, y1)
         rect = vb.sceneBoundingRect()
         pixels = rect.width() if horizontal else rect.height()
-        ticks = integer_ticks(lo, hi, max(pixels, 1.0), self.min_px, None if self.count is None else self.count())
+        ticks = integer_ticks(
+            lo, hi, max(pixels, 1.0), self.min_px, None if self.count is None else self.count()
+        )
         self.axis.setTicks([ticks, []])
         return ticks
 

@@ -42,8 +42,16 @@ def draw(shape: str, box: list[int], colour: tuple[int, int, int], d: ImageDraw.
         d.polygon([(x + w / 2, y), (x + w - 1, y + h - 1), (x, y + h - 1)], fill=colour)
     elif shape == "octagon":
         cx, cy, r = x + w / 2, y + h / 2, w / 2
-        d.polygon([(cx + r * math.cos(math.pi / 8 + k * math.pi / 4), cy + r * math.sin(math.pi / 8 + k * math.pi / 4))
-                   for k in range(8)], fill=colour)  # fmt: skip
+        d.polygon(
+            [
+                (
+                    cx + r * math.cos(math.pi / 8 + k * math.pi / 4),
+                    cy + r * math.sin(math.pi / 8 + k * math.pi / 4),
+                )
+                for k in range(8)
+            ],
+            fill=colour,
+        )
 
 
 def main() -> None:
@@ -55,16 +63,27 @@ def main() -> None:
             if iid != image_id:
                 continue
             draw(shape, bbox, colour, d)
-            annotations.append({
-                "id": k, "image_id": iid, "category_id": CATEGORIES.index(cat) + 1, "bbox": bbox,
-                "area": area, "iscrowd": crowd, "segmentation": [],
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "id": k,
+                    "image_id": iid,
+                    "category_id": CATEGORIES.index(cat) + 1,
+                    "bbox": bbox,
+                    "area": area,
+                    "iscrowd": crowd,
+                    "segmentation": [],
+                }
+            )
         name = f"{image_id:012d}.png"
         img.save(HERE / name, optimize=True)
         images.append({"id": image_id, "file_name": name, "width": W, "height": H})
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CATEGORIES)]
-    data = {"info": {"description": "gaze-explorer tiny COCO-format fixture"}, "images": images,
-            "annotations": annotations, "categories": categories}  # fmt: skip
+    data = {
+        "info": {"description": "gaze-explorer tiny COCO-format fixture"},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
     (HERE / "instances.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
