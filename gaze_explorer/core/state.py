@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from psygnal import Signal
 
+from gaze_explorer.core.criteria import criterion_scores
 from gaze_explorer.core.errors import HeadSpecError, RegionError, ScheduleError
 from gaze_explorer.core.heads import (
+    CRITERIA,
     DEFAULT_CONTROL_POOL,
     DEFAULT_CONTROL_SEED,
     ControlPool,
@@ -202,6 +204,9 @@ class HeadSelectionModel:
         self.n_layers = n_layers
         self.n_heads = n_heads
         self.gaze_scores: np.ndarray | None = None  # [layer, head] from discovery
+        # criterion -> [layer, head] scores (core.criteria.criterion_scores): what top-K ranks by
+        self.scores: dict[str, np.ndarray] = {}
+        self.criterion = "gaze"  # the top-K set's criterion (core.heads.CRITERIA)
         self.custom: set[Head] = set()
         self.kind = "top"
         self.k = 5
@@ -216,18 +221,27 @@ class HeadSelectionModel:
         if (n_layers, n_heads) != (self.n_layers, self.n_heads):
             self.n_layers, self.n_heads = n_layers, n_heads
             self.gaze_scores = None
+            self.scores = {}
             self.custom = set()
             self.scores_changed.emit()
             self.custom_changed.emit()
         self._recompute()
 
-    def set_gaze_scores(self, scores: np.ndarray | None) -> None:
+    def set_gaze_scores(
+        self,
+        scores: np.ndarray | None,
+        image_mass: np.ndarray | None = None,
+        image_maps: np.ndarray | None = None,
+    ) -> None:
+        """The discovery's gaze scores, and with its image mass (and maps) the image (and
+        localization) criteria's scores too (``core.criteria.criterion_scores``)."""
         if scores is not None:
             scores = np.asarray(scores, dtype=np.float64)
             if scores.shape != (self.n_layers, self.n_heads):
                 self.n_layers, self.n_heads = scores.shape
                 self.custom = set()
         self.gaze_scores = scores
+        self.scores = {} if scores is None else criterion_scores(scores, image_mass, image_maps)
         self.scores_changed.emit()
         self._recompute()
 
@@ -249,11 +263,20 @@ class HeadSelectionModel:
             self._recompute()
 
     def set_kind(
-        self, kind: str, k: int | None = None, seed: int | None = None, pool: str | None = None
+        self,
+        kind: str,
+        k: int | None = None,
+        seed: int | None = None,
+        pool: str | None = None,
+        criterion: str | None = None,
     ) -> None:
         if kind not in HEAD_SET_KINDS:
             raise ValueError(f"head set kind must be one of {HEAD_SET_KINDS}, got {kind!r}")
+        if criterion is not None and criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
         self.kind = kind
+        if criterion is not None:
+            self.criterion = criterion
         if k is not None:
             self.k = int(k)
         if seed is not None:
@@ -288,15 +311,15 @@ class HeadSelectionModel:
         if self.kind in ("top", "random") and self.gaze_scores is None:
             self.problem = "run discovery first: top-K and random heads need gaze scores"
             return HeadSet(f"{self.kind}-{k} (run discovery first)", ())
-        spec = {"top": f"gaze:{k}", "random": f"random:{k}", "all": "all"}.get(self.kind) or HeadSpec(
-            "custom"
-        )
+        spec = {"top": f"{self.criterion}:{k}", "random": f"random:{k}", "all": "all"}.get(
+            self.kind
+        ) or HeadSpec("custom")
         try:
             choice = choose_heads(
                 spec,
                 self.n_layers,
                 self.n_heads,
-                scores=self.gaze_scores,
+                scores=self.scores,
                 seed=self.seed,
                 pool=self.pool,
                 custom=self.custom,

@@ -26,7 +26,7 @@ from PySide6 import QtCore
 from gaze_explorer.core.errors import GazeExplorerError, ModelLoadError, PromptError
 from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.paths import demo_comics_dir, resources_dir
-from gaze_explorer.core.regions import panel_regions
+from gaze_explorer.core.regions import coverage_warning, panel_regions
 from gaze_explorer.core.run_label import display_name, run_label
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule, check_steering, check_targets
@@ -335,7 +335,13 @@ class AppController(QtCore.QObject):
         name = session.image_name if name is None else name
         grid, regions = None, []
         if self.loaded is not None:
-            grid = self.loaded.adapter.build_inputs(self.pil_image, ["image"]).grids[0]
+            prepared = self.loaded.adapter.build_inputs(self.pil_image, ["image"])
+            grid = prepared.grids[0]
+            # a policy that crops (LLaVA's centre crop) hides part of the image: say so, as the CLI does
+            coverage = float(prepared.info["vision"].get("coverage", 1.0))
+            warning = coverage_warning(coverage, self.loaded.adapter.input_policy, self.loaded.family)
+            if warning:
+                self.state.status.post(f"warning: {warning}")  # the status bar, not a modal box
             if n_panels:
                 try:
                     regions = panel_regions(grid, n_panels, self.panel_widths)
@@ -657,7 +663,11 @@ class AppController(QtCore.QObject):
         if result is None or not hasattr(result, "scores"):
             self.state.status.post("discovery cancelled; the grid is unchanged")
             return
-        self.state.heads.set_gaze_scores(np.asarray(result.scores))
+        self.state.heads.set_gaze_scores(
+            np.asarray(result.scores),
+            getattr(result, "image_mass", None),
+            getattr(result, "image_maps", None),
+        )
         self.panel_matrices = getattr(result, "matrices", None)
         self.state.discovery.set_result(
             result.scores,

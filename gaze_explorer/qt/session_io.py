@@ -354,7 +354,7 @@ def open_session(path: str | Path, state: AppState):
         state.heads.set_shape(n_layers, n_heads)
     scores = reader.gaze_scores()
     if scores is not None:
-        state.heads.set_gaze_scores(np.asarray(scores))
+        state.heads.set_gaze_scores(np.asarray(scores), reader.image_mass(), reader.image_maps())
     state.discovery.set_result(scores, reader.panel_matrices(), 0, reader.image_mass(), reader.image_maps())
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)
@@ -426,6 +426,8 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     params = dict(info.params)
     params["user_name"] = info.user_name
     params["image"] = info.image_key
+    # what the run's file holds (full, image-keys, heads (N)); older files have no scope: full
+    params["capture_scope"] = info.capture_scope.label() if info.capture_scope is not None else "full"
     return RunData(
         name=info.display_name,
         tokens=tokens,

@@ -49,6 +49,11 @@ class SessionBrowserView(QtWidgets.QWidget):
         run = self.state.session.runs[index]
         return f"{STATUS_MARK.get(run.status, '')}{run.name} · {run.n_steps} tok · {run.text[:40]!r}"
 
+    def _tooltip(self, index: int) -> str:
+        """The run's capture scope: which attention rows its file holds (issue 20)."""
+        scope = self.state.session.runs[index].params.get("capture_scope") or "full"
+        return f"capture scope: {scope}"
+
     def _show_path(self) -> None:
         self.path_label.setText(self.state.session.path or "no session file")
 
@@ -57,6 +62,7 @@ class SessionBrowserView(QtWidgets.QWidget):
             self.list.clear()
             for i in range(len(self.state.session.runs)):
                 self.list.addItem(self._label(i))
+                self.list.item(i).setToolTip(self._tooltip(i))
         self._show_path()
         self._select_from_model()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from gaze_explorer.core.errors import GazeExplorerError
-from gaze_explorer.core.heads import load_head_list
+from gaze_explorer.core.heads import CRITERIA, load_head_list
 from gaze_explorer.core.options import GenerationOptions
 from gaze_explorer.core.state import AppState
 from gaze_explorer.core.steering import DEFAULT_STRENGTH, SteeringMode, SteeringPlan
@@ -63,11 +63,19 @@ class SteeringPanel(QtWidgets.QWidget):
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setPrefix("seed ")
         self.load_heads_button = QtWidgets.QPushButton("Load list…")
+        # what top-K ranks by (issue 17: every place that takes a head set takes a criterion)
+        self.criterion_combo = QtWidgets.QComboBox()
+        self.criterion_combo.addItems(list(CRITERIA))
+        self.criterion_combo.setCurrentText(state.heads.criterion)
+        self.criterion_combo.setToolTip("top-K ranks the heads by this criterion's discovery scores")
+        # where the random control draws from, and how many heads that pool holds (issue 16)
+        self.pool_label = QtWidgets.QLabel("")
+        self.pool_label.setWordWrap(True)
         self.head_group = QtWidgets.QButtonGroup(self)
         heads_box = QtWidgets.QGridLayout()
         for i, (kind, label) in enumerate(
             (
-                ("top", "top-K gaze"),
+                ("top", "top-K"),
                 ("random", "random control"),
                 ("all", "all heads"),
                 ("custom", "custom picks"),
@@ -83,6 +91,8 @@ class SteeringPanel(QtWidgets.QWidget):
         heads_box.addWidget(self.load_heads_button, 2, 1)
         heads_box.addWidget(self.k_spin, 3, 0)
         heads_box.addWidget(self.seed_spin, 3, 1)
+        heads_box.addWidget(self.criterion_combo, 4, 0)
+        heads_box.addWidget(self.pool_label, 4, 1)
         heads_box.setColumnStretch(2, 1)  # the radio buttons as wide as their text (their click area)
         form.addRow("heads", heads_box)
         self.heads_label = QtWidgets.QLabel("")
@@ -91,6 +101,7 @@ class SteeringPanel(QtWidgets.QWidget):
         self.head_group.buttonToggled.connect(self._head_kind_from_ui)
         self.k_spin.valueChanged.connect(self._head_kind_from_ui)
         self.seed_spin.valueChanged.connect(self._head_kind_from_ui)
+        self.criterion_combo.currentTextChanged.connect(self._head_kind_from_ui)
         self.load_heads_button.clicked.connect(self._load_heads_dialog)
 
         # mode, strength
@@ -192,7 +203,12 @@ class SteeringPanel(QtWidgets.QWidget):
         kind = next((k for k, b in self.head_buttons.items() if b.isChecked()), "top")
         if kind == "file" and self.state.heads.file_set is None:
             return  # chosen by loading a list
-        self.state.heads.set_kind(kind, k=self.k_spin.value(), seed=self.seed_spin.value())
+        self.state.heads.set_kind(
+            kind,
+            k=self.k_spin.value(),
+            seed=self.seed_spin.value(),
+            criterion=self.criterion_combo.currentText(),
+        )
 
     def _load_heads_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -225,13 +241,25 @@ class SteeringPanel(QtWidgets.QWidget):
         heads = self.state.heads
         # the group blocked too: checking one button unchecks another, and the group's signal would
         # otherwise write the boxes' old K and seed back into the model
-        with signals_blocked(self.head_group, self.k_spin, self.seed_spin):
+        with signals_blocked(self.head_group, self.k_spin, self.seed_spin, self.criterion_combo):
             self.head_buttons[heads.kind].setChecked(True)
             self.k_spin.setValue(heads.k)
             self.seed_spin.setValue(heads.seed)
+            self.criterion_combo.setCurrentText(heads.criterion)
+        self.pool_label.setText(self._pool_text())
         shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
         more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
         self.heads_label.setText(f"{heads.active.name}: {len(heads.active)} head(s) {shown}{more}")
+
+    def _pool_text(self) -> str:
+        """Where the random control draws from: its pool and size, or why it cannot be drawn."""
+        heads = self.state.heads
+        if heads.kind != "random":
+            return ""
+        choice = heads.choice
+        if choice is not None and choice.pool is not None:
+            return f"from {choice.pool}: {choice.pool_size} heads"
+        return heads.problem  # e.g. the pool holds fewer heads than K
 
     def _show_target(self) -> None:
         target = self.state.target
