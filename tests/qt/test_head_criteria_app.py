@@ -1,10 +1,11 @@
 """What the app now shows of what the CLI already had: the top-K criterion (issue 17), the random
-control's pool (issue 16), the input-coverage warning (issue 19) and a run's capture scope (issue 20),
-on the demo model."""
+control's pool (issue 16), the input-coverage warning (issue 19, on a tiny real LLaVA: the demo
+model sees the whole image) and a run's capture scope (issue 20), on the demo model."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
@@ -68,20 +69,43 @@ def test_criterion_combo_and_random_pool_label_after_discovery(qtbot, demo_windo
     )
 
 
-def test_the_demo_images_inputs_cover_the_whole_image_so_no_warning(qtbot, demo_window):
-    """The demo model (Qwen3-VL layout, native policy) sees the whole strip: no coverage warning is
-    posted when an image opens. A cropping policy needs a LLaVA-style model, which the app tests do
-    not bundle; the warning's text is the pure function's, checked here for what the app posts."""
-    win = demo_window
-    c = win.controller
-    posted: list[str] = []
-    win.state.status.message_posted.connect(lambda text, _err: posted.append(text))
-    prepared = c.loaded.adapter.build_inputs(c.pil_image, ["image"])
-    assert prepared.info["vision"]["coverage"] >= 0.999
-    c.set_image(c.pil_image, 6, "again")
-    assert not [t for t in posted if "reach the model" in t]
-    warning = coverage_warning(1 / 6, "native", "llava")
-    assert warning is not None and "17%" in warning and "squash" in warning
+def test_coverage_warning_in_the_status_bar_for_a_cropping_policy(qtbot, tmp_path, monkeypatch):
+    """A tiny real LLaVA (CLIP's centre crop under the native policy) sees only the middle 1/6 of a
+    336 x 56 strip: opening the strip in the app puts the CLI's warning in the status bar; with
+    squash (the whole strip reaches the model) no warning is posted."""
+    import torch
+    from PIL import Image
+
+    from gaze_explorer.inference.loading import LoadedModel
+    from gaze_explorer.qt.main_window import MainWindow
+
+    # the inference tests' tiny LLaVA builder (and its helpers module, imported by bare name)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "inference"))
+    from test_family_llava import tiny_llava
+
+    model, adapter = tiny_llava()
+    strip = Image.fromarray(np.random.default_rng(0).integers(0, 255, (56, 336, 3), dtype=np.uint8))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.controller.recorder.directory = tmp_path / "sessions"
+    try:
+        for policy in ("native", "squash"):
+            adapter.set_input_policy(policy)
+            loaded = LoadedModel(
+                model, adapter, "llava", "tiny-llava", None, torch.device("cpu"), torch.float32
+            )
+            win.controller._on_model_loaded(loaded)
+            win.messages.clear()
+            win.controller.set_image(strip, 1, f"strip-{policy}")  # 6 panels: 5 lie outside the crop
+            warnings = [text for text, _err in win.messages if "reach the model" in text]
+            expected = coverage_warning(1 / 6, "native", "llava")
+            if policy == "native":
+                assert warnings == [f"warning: {expected}"]  # the CLI's words, as a status line
+                assert win.statusBar().currentMessage() == warnings[0]
+            else:
+                assert warnings == []
+    finally:
+        win.controller.shutdown()
 
 
 def test_session_browser_shows_each_runs_capture_scope(qtbot, demo_window, tmp_path):
