@@ -49,13 +49,13 @@ def test_the_app_and_the_commands_reject_a_model_flag_alike(flag, capsys):
 
 
 def test_good_app_flags_parse_to_their_values():
-    from gaze_explorer.qt.app import build_parser
+    from gaze_explorer.cli.app_args import build_app_parser
 
-    args = build_parser().parse_args(
+    args = build_app_parser().parse_args(
         ["--device", "cuda:1", "--dtype", "bfloat16", "--panels", "0", "--step", "0"]
     )
     assert (args.device, args.dtype, args.panels, args.step) == ("cuda:1", "bfloat16", 0, 0)
-    args = build_parser().parse_args([])
+    args = build_app_parser().parse_args([])
     assert (args.device, args.dtype, args.panels, args.step) == ("auto", "auto", None, None)
 
 
@@ -69,3 +69,19 @@ def test_a_bad_app_flag_from_a_real_process():
     )
     assert out.returncode == 2, out.stderr
     assert "argument --panels: must be 0 or more, got -2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_help_and_a_bad_app_flag_exit_before_qt_is_imported():
+    """The CLI parses the app's flags: ``--help`` and a bad value end the process before Qt (or the
+    app's module) is imported."""
+    probe = (
+        "import sys\n"
+        "from gaze_explorer.cli import main\n"
+        "for argv in (['--help'], ['--dtype', 'float8']):\n"
+        "    try:\n"
+        "        main(argv, app_only=True)\n"
+        "    except SystemExit as exc:\n"
+        "        print(exc.code, 'PySide6' in sys.modules, 'gaze_explorer.qt.app' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.stdout.splitlines()[-2:] == ["0 False False", "2 False False"], out.stdout + out.stderr

@@ -177,7 +177,7 @@ def test_docs_describe_exactly_the_flags_of_each_command(command):
 
 
 def test_the_shared_flags_in_the_docs_are_on_every_command_they_name():
-    from gaze_explorer.qt.app import build_parser as app_parser
+    from gaze_explorer.cli.app_args import build_app_parser as app_parser
 
     docs = _sections((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), "##")
     model_flags, strip_flags = (_documented_flags(p) for p in docs["Options"].strip().split("\n\n"))

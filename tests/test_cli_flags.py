@@ -34,7 +34,7 @@ def test_placement_flags_are_off_by_default_and_parsed_on_every_loading_command(
 
 
 def test_the_app_parser_has_the_same_placement_flags():
-    from gaze_explorer.qt.app import build_parser as app_parser
+    from gaze_explorer.cli.app_args import build_app_parser as app_parser
 
     args = app_parser().parse_args([])
     assert args.device_map is None and args.trust_remote_code is False

@@ -2,10 +2,11 @@
 ``report`` and ``bench``; with no sub-command it starts the app.
 
 This module only dispatches. Argument types and flag groups are in ``args.py`` (shared with the
-app's flags and the benchmarks), the parser and its cross-argument rules in ``parser.py``, shared
-command pieces in ``helpers.py``, and each command in its own module, imported only when it runs
-(commands import torch, h5py or Qt lazily), so ``import gaze_explorer.cli`` stays cheap. Exit
-codes: 0 done, 1 a user error (bad file, model, image... the message is printed, never a
+app's flags, ``app_args.py``, and the benchmarks' flags, ``bench.py``), the parser and its
+cross-argument rules in ``parser.py``, shared command pieces in ``helpers.py``, and each command in
+its own module, imported only when it runs (commands import torch, h5py or Qt lazily), so
+``import gaze_explorer.cli`` stays cheap. cli is the only part of the package that parses arguments.
+Exit codes: 0 done, 1 a user error (bad file, model, image... the message is printed, never a
 traceback), 2 bad arguments, 130 interrupted by Ctrl-C (completed work is saved first).
 """
 
@@ -26,18 +27,22 @@ COMMAND_MODULES = {
     "merge": "gaze_explorer.cli.merge",
     "report": "gaze_explorer.cli.report",
 }
-# bench parses its own arguments: gaze_explorer.cli.bench hands them over unparsed
+# bench has its own parser (gaze_explorer.cli.bench): the main parser hands its arguments over unparsed
 COMMANDS = (*COMMAND_MODULES, "bench")
 
 
 def run_app(argv: list[str]) -> int:
-    """Start the desktop app with its own flags (``gaze_explorer.qt.app``)."""
+    """Parse the app's flags (``cli.app_args``: ``--help`` and bad flags exit with code 2 before Qt
+    is imported), then start the desktop app (``gaze_explorer.qt.app``)."""
+    from gaze_explorer.cli.app_args import build_app_parser
+
+    args = build_app_parser().parse_args(argv)
     try:
         from gaze_explorer.qt import app
     except ImportError as exc:
         print(f"gaze-explorer: cannot start the app ({exc}); use a command, see --help", file=sys.stderr)
         return 1
-    return int(app.main(argv) or 0)
+    return int(app.main(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None, app_only: bool = False) -> int:

@@ -1,5 +1,5 @@
 """Argument types and flag groups shared by the CLI commands, the app's own flags
-(``gaze_explorer.qt.app``) and ``gaze-explorer bench``.
+(``cli.app_args``) and ``gaze-explorer bench`` (``cli.bench``).
 
 Only argparse and the standard library are imported at module level, so the CLI and the app can
 parse their flags before torch, h5py or Qt load. Every type raises ``ArgumentTypeError``, which
@@ -12,6 +12,8 @@ import argparse
 import math
 from itertools import pairwise
 
+from gaze_explorer.core.model_choices import DEVICES, DTYPES  # standard library only: cheap
+
 # the values some flags choose among (the CLI's parser, the app's and the docs use these)
 PROTOCOLS = ("static", "narration", "dynamic", "region")
 MODES = ("boost_suppress", "suppress_image", "suppress_all", "max_suppress_all")  # core.steering.SteeringMode
@@ -19,7 +21,6 @@ CONDITIONS = ("gaze", "image", "localization", "random", "all", "baseline")  # i
 DEFAULT_CONDITIONS = ("gaze", "random", "all", "baseline")
 CRITERIA = ("gaze", "image", "localization")  # core.heads.CRITERIA
 FIGURES = ("grid", "overlay", "timeline", "matrix", "heads", "all")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 REAL_PANEL_HEIGHT = 256  # strip height of a real comics folder when --panel-height is not given
 INPUT_POLICIES = ("native", "squash", "pad")  # inference.adapters.base.INPUT_POLICIES
@@ -169,8 +170,8 @@ def _is_cuda_device(text: str) -> bool:
 
 
 def device(text: str) -> str:
-    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
-    if not (text in ("auto", "cpu", "mps") or _is_cuda_device(text)):
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (:data:`DEVICES`, plus ``cuda:N``)."""
+    if not (text in DEVICES or _is_cuda_device(text)):
         raise argparse.ArgumentTypeError(f"{text!r}: use auto, cpu, cuda, cuda:N or mps")
     return text
 

@@ -302,7 +302,7 @@ def build_parsers() -> Parsers:
         "--compare", nargs="+", default=None, metavar="REPORT_DIR", help="render these reports side by side"
     )
 
-    # bench parses its own arguments (gaze_explorer.bench.build_parser); main() hands them over
+    # bench has its own parser (cli.bench.build_bench_parser); main() hands its arguments over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
     commands = {"discover": d, "generate": g, "evaluate": e, "merge": m, "export": x, "report": r, "bench": b}

@@ -1,6 +1,6 @@
 """Launch the desktop app: ``python main.py`` or ``gaze-explorer`` with no subcommand.
 
-Parses the app's own options, shows the window at once, and loads the model on a worker, so the
+Takes the app's flags as parsed by the CLI (``cli.app_args``), shows the window at once, and loads the model on a worker, so the
 window appears before torch is imported. ``--screenshot`` renders the window (offscreen when no
 display is available), saves a PNG and exits.
 """
@@ -12,7 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-from gaze_explorer.cli.args import add_model_args, non_negative_int  # argparse only: cheap
 from gaze_explorer.qt.controller import DEMO_COMICS
 
 # What Qt's xcb platform plugin (PySide6 6.x: platforms/libqxcb.so and libQt6XcbQpa) loads beyond a
@@ -86,25 +85,6 @@ def check_xcb_libraries() -> str | None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The app's own flags; values are checked by the CLI's argument types (bad ones exit with code 2)."""
-    p = argparse.ArgumentParser(
-        prog="gaze-explorer", description="Find, inspect and steer the gaze heads of VLMs."
-    )
-    add_model_args(p)  # --model, --device, --dtype, --device-map, --trust-remote-code: as the CLI commands
-    p.add_argument("--session", help="open this session file (no model is loaded)")
-    p.add_argument("--image", help="open this image instead of the demo strip")
-    p.add_argument(
-        "--panels",
-        type=non_negative_int,
-        default=None,
-        help="how many side-by-side panels the image has (0 = none)",
-    )
-    p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
-    p.add_argument("--step", type=non_negative_int, default=None, help="the decode step to show")
-    return p
-
-
 def demo_strip():
     """The first held-out demo strip, or None when the demo comics are not there."""
     from gaze_explorer.core.errors import GazeExplorerError
@@ -116,9 +96,8 @@ def demo_strip():
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the app; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+def main(args: argparse.Namespace) -> int:
+    """Run the app with its flags (``cli.app_args.build_app_parser``); returns the process exit status."""
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     problem = check_xcb_libraries()
@@ -201,7 +180,3 @@ def take_screenshot(app, window, path: Path, wait_for_model: bool = True, timeou
         return 1
     print(f"screenshot saved to {path}")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

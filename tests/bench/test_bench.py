@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from gaze_explorer.bench import main
 from gaze_explorer.bench.harness import KEYS, alternate, summary
 from gaze_explorer.bench.ui import stall_stats
+from gaze_explorer.cli.bench import run_bench
 
 
 def _check_record(path, name: str, ours_figure: str | None = None) -> dict:
@@ -44,7 +44,7 @@ def test_summary_and_alternation():
 
 def test_capture_emits_json(tmp_path, capsys):
     out = tmp_path / "capture.json"
-    assert main(["capture", "--tokens", "4", "--repeats", "1", "--json", str(out)]) == 0
+    assert run_bench(["capture", "--tokens", "4", "--repeats", "1", "--json", str(out)]) == 0
     d = _check_record(out, "capture")
     assert d["unit"] == "ms/token" and d["model"] == "demo"
     assert 1 <= d["tokens"] <= 4
@@ -57,7 +57,7 @@ def test_capture_emits_json(tmp_path, capsys):
 
 def test_discovery_emits_json_and_scores_agree(tmp_path):
     out = tmp_path / "discovery.json"
-    assert main(["discovery", "--strips", "1", "--repeats", "1", "--json", str(out)]) == 0
+    assert run_bench(["discovery", "--strips", "1", "--repeats", "1", "--json", str(out)]) == 0
     d = _check_record(out, "discovery")
     assert d["unit"] == "strips/s" and d["strips"] == 1
     # our batched last-row scores equal the authors' per-question eager scores
@@ -67,7 +67,7 @@ def test_discovery_emits_json_and_scores_agree(tmp_path):
 def test_scrub_emits_json(tmp_path, qapp):
     out = tmp_path / "scrub.json"
     argv = ["scrub", "--steps", "5", "--layers", "3", "--heads", "2", "--keys", "40", "--json", str(out)]
-    assert main(argv) == 0
+    assert run_bench(argv) == 0
     d = _check_record(out, "scrub", ours_figure="latency_p95_ms")  # the target is on the p95
     assert d["unit"] == "ms" and d["repeats"] == 5
     assert d["latency_p95_ms"] > 0 and d["work_p95_ms"] > 0
@@ -76,12 +76,12 @@ def test_scrub_emits_json(tmp_path, qapp):
 
 def test_unknown_benchmark_is_a_usage_error():
     with pytest.raises(SystemExit):
-        main(["nope"])
+        run_bench(["nope"])
 
 
 def test_memory_emits_json(tmp_path):
     out = tmp_path / "memory.json"
-    assert main(["memory", "--short", "2", "--long", "6", "--repeats", "1", "--json", str(out)]) == 0
+    assert run_bench(["memory", "--short", "2", "--long", "6", "--repeats", "1", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert set(KEYS) <= set(d) and d["name"] == "memory"
     assert d["unit"] == "% peak RSS growth" and d["ratio"] > 0
@@ -98,7 +98,7 @@ def test_startup_emits_json(tmp_path):
     from gaze_explorer.bench.startup import BUDGET_S
 
     out = tmp_path / "startup.json"
-    assert main(["startup", "--repeats", "2", "--json", str(out)]) == 0
+    assert run_bench(["startup", "--repeats", "2", "--json", str(out)]) == 0
     d = _check_record(out, "startup")
     launches = d["ours"]["samples"]
     assert d["unit"] == "s" and d["repeats"] == len(launches) == 2  # two real launches of main.py
@@ -109,7 +109,9 @@ def test_startup_emits_json(tmp_path):
 def test_discovery_on_a_random_init_geometry(tmp_path):
     out = tmp_path / "discovery-tiny.json"
     assert (
-        main(["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--json", str(out)])
+        run_bench(
+            ["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--json", str(out)]
+        )
         == 0
     )
     d = _check_record(out, "discovery")
@@ -129,7 +131,7 @@ def test_stall_stats_reads_gaps():
 
 def test_ui_emits_json(tmp_path, qapp):
     out = tmp_path / "ui.json"
-    assert main(["ui", "--tokens", "6", "--json", str(out)]) == 0
+    assert run_bench(["ui", "--tokens", "6", "--json", str(out)]) == 0
     d = _check_record(out, "ui")
     assert d["unit"] == "ms" and d["tokens"] == 6 and d["repeats"] == 1 == len(d["runs"])
     run = d["runs"][0]
@@ -139,7 +141,7 @@ def test_ui_emits_json(tmp_path, qapp):
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "never.json"
-    assert main(["capture", "--model", str(tmp_path / "no-such-model"), "--json", str(out)]) == 1
+    assert run_bench(["capture", "--model", str(tmp_path / "no-such-model"), "--json", str(out)]) == 1
     err = capsys.readouterr().err
     assert "gaze-explorer bench capture: error:" in err and "no-such-model" in err
     assert not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaze_explorer.cli import run_app
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt import app
 from gaze_explorer.qt.views.token_timeline import TokenTimelineView
@@ -21,7 +22,7 @@ def test_missing_xcb_libraries_print_the_apt_command(monkeypatch, capsys):
     message = app.check_xcb_libraries()
     assert "sudo apt-get install -y libgaze-not-here7" in message
     # the app stops with that message before Qt starts (exit 1, not Qt's abort 134)
-    assert app.main(["--screenshot", "unused.png"]) == 1
+    assert run_app(["--screenshot", "unused.png"]) == 1
     assert "sudo apt-get install -y libgaze-not-here7" in capsys.readouterr().err
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")

@@ -143,8 +143,8 @@ def test_bad_inputs_get_clear_messages_and_lose_nothing(qtbot, window, tmp_path)
 
 
 def test_open_session_restores_everything_without_a_model(qtbot, window, tmp_path):
+    from gaze_explorer.cli import run_app
     from gaze_explorer.core.scoring import overlay_heat
-    from gaze_explorer.qt.app import main
 
     s = window.state
     _run(qtbot, window, steer=False, max_new=8)
@@ -187,6 +187,6 @@ def test_open_session_restores_everything_without_a_model(qtbot, window, tmp_pat
     qtbot.waitUntil(lambda: other.timeline_view.tracks[1].data is not None)
     # the headless screenshot option on the same file
     shot = tmp_path / "shot.png"
-    assert main(["--screenshot", str(shot), "--session", path, "--step", "2"]) == 0
+    assert run_app(["--screenshot", str(shot), "--session", path, "--step", "2"]) == 0
     assert shot.stat().st_size > 10_000
-    assert main(["--screenshot", str(tmp_path / "x.png"), "--session", str(tmp_path / "nope.h5")]) == 1
+    assert run_app(["--screenshot", str(tmp_path / "x.png"), "--session", str(tmp_path / "nope.h5")]) == 1

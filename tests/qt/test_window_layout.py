@@ -127,9 +127,15 @@ def test_load_model_dialog_offers_a_folder_device_and_dtype(qtbot):
     dialog.device_combo.setCurrentText("cuda")
     dialog.dtype_combo.setCurrentText("bfloat16")
     assert dialog.choice() == ("/models/qwen", "cuda", "bfloat16")
-    from gaze_explorer.cli.args import DTYPES
+    # every choice the dialog offers is one the command line accepts, and none is missing from it
+    from gaze_explorer.cli.app_args import build_app_parser
 
-    assert [dialog.dtype_combo.itemText(i) for i in range(dialog.dtype_combo.count())] == list(DTYPES)
+    dtypes = [dialog.dtype_combo.itemText(i) for i in range(dialog.dtype_combo.count())]
+    devices = [dialog.device_combo.itemText(i) for i in range(dialog.device_combo.count())]
+    assert {"auto", "float32", "bfloat16", "float16"} <= set(dtypes) and {"cpu", "cuda"} <= set(devices)
+    for dtype, device in zip(dtypes, devices * len(dtypes), strict=False):
+        args = build_app_parser().parse_args(["--dtype", dtype, "--device", device])
+        assert (args.dtype, args.device) == (dtype, device)
 
 
 def test_steer_before_discovery_on_the_demo_asks_then_discovers_and_steers(qtbot, demo_window, monkeypatch):

@@ -720,8 +720,8 @@ PASSED_TO_SLURM = {"--slurm-partition"}
 
 def _options_of_every_command() -> dict[str, set[str]]:
     """The options each command (and the app) shows in its --help."""
+    from gaze_explorer.cli.app_args import build_app_parser
     from gaze_explorer.cli.parser import build_parsers
-    from gaze_explorer.qt.app import build_parser as build_app_parser
 
     parsers = {**build_parsers().commands, "app": build_app_parser()}
     option = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")

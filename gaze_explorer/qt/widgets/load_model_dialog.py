@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def dtype_choices() -> list[str]:
-    """The ``--dtype`` choices of the app's own flags (``qt.app`` is the qt module allowed to read the
-    CLI's argument types), so the dialog offers exactly what the command line accepts."""
-    from gaze_explorer.qt.app import build_parser
-
-    return list(next(a for a in build_parser()._actions if a.dest == "dtype").choices)
+from gaze_explorer.core.model_choices import DEVICES, DTYPES  # the command line's choices too
 
 
 class LoadModelDialog(QtWidgets.QDialog):
@@ -31,7 +23,7 @@ class LoadModelDialog(QtWidgets.QDialog):
         self.device_combo.setEditable(True)  # cuda:1 ... typed in
         self.device_combo.addItems(DEVICES)
         self.dtype_combo = QtWidgets.QComboBox()
-        self.dtype_combo.addItems(dtype_choices())
+        self.dtype_combo.addItems(DTYPES)
         spec_row = QtWidgets.QHBoxLayout()
         spec_row.addWidget(self.spec_edit, 1)
         spec_row.addWidget(self.browse_button)
