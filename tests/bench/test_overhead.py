@@ -50,7 +50,8 @@ def test_decode_step_equals_textbook_attention(steered, masked):
         bias[:, 4] = 5.0
         bias[:, 7] = -5.0
         add = add + bias[:, None, None, :] * steer[None, :, None, None].float()
-    control = AttentionControl(n_layers=1, n_heads=heads)
+    # the steered heads' mask comes from the control (one copy per layer and device), as in a model
+    control = AttentionControl(n_layers=1, n_heads=heads, steer_heads={0: steer} if steered else {})
     request = ForwardRequest(capture_rows="last", bias=bias)
     out, _ = _decode_step(control, 0, request, steer, "last", query, key, value, mask, dim**-0.5, None)
     ref_out, ref_probs = _reference(query, key, value, add)
