@@ -31,7 +31,7 @@ from gaze_explorer.cli.args import (
     schedule,
     shard,
 )
-from gaze_explorer.core.evaluation_report import BASELINE_RULES, BIAS_ON, DEFAULT_BASELINE_RULE
+from gaze_explorer.core.protocol_choices import BASELINE_RULES, BIAS_ON, DEFAULT_BASELINE_RULE
 
 
 class Parsers(NamedTuple):

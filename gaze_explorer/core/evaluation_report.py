@@ -18,35 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.core.judges import token_jaccard, words
+from gaze_explorer.core.protocol_choices import BASELINE_RULE_PROTOCOLS, BASELINE_RULES, DEFAULT_BASELINE_RULE
 from gaze_explorer.core.stats import DEFAULT_RESAMPLES, bootstrap_ci, spearman
 
 SCHEMA_VERSION = 1
 PROTOCOLS = ("static", "narration", "dynamic", "region")
 CONDITION_ORDER = ("gaze", "image", "localization", "random", "all", "baseline")
-
-# A steered answer (nearly) equal to its strip's unsteered answer is a miss, whatever the judge
-# says: steering did nothing. The paper: token-level Jaccard > 0.9, for static VQA and static
-# narration. The authors' code: normalised-equal, or word Jaccard >= 0.85. "exact" was this
-# project's earlier rule (narration only); "off" keeps the judge's verdicts.
-BASELINE_RULES = {
-    "jaccard": "word-set Jaccard with the unsteered answer > 0.9 (the paper)",
-    "authors": "normalised-equal, or word-set Jaccard >= 0.85 (the authors' code)",
-    "exact": "the same text once stripped (before the paper's rule)",
-    "off": "no rule",
-}
-DEFAULT_BASELINE_RULE = "jaccard"
-
-# When the steering bias applies (paper Sec. A and the authors' scripts): on the prompt (prefill)
-# rows and every decode step for VQA and static narration; on decode steps only for dynamic
-# narration, whose target changes while it decodes. Region steering is static, so it follows VQA.
-BIAS_ON = ("prefill+decode", "decode")
-DEFAULT_BIAS_ON = {
-    "static": "prefill+decode",
-    "narration": "prefill+decode",
-    "dynamic": "decode",
-    "region": "prefill+decode",
-}
-BASELINE_RULE_PROTOCOLS = ("static", "narration")  # dynamic and region have no unsteered twin rule
 
 
 def finite_or_none(x: float) -> float | None:

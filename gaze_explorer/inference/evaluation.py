@@ -18,14 +18,7 @@ import numpy as np
 
 from gaze_explorer.core.comparison import segment_record
 from gaze_explorer.core.errors import CancelledError, GazeExplorerError, ScheduleError
-from gaze_explorer.core.evaluation_report import (
-    BASELINE_RULES,
-    BIAS_ON,
-    DEFAULT_BASELINE_RULE,
-    DEFAULT_BIAS_ON,
-    PROTOCOLS,
-    build_report,
-)
+from gaze_explorer.core.evaluation_report import PROTOCOLS, build_report
 from gaze_explorer.core.heads import (
     DEFAULT_CONTROL_POOL,
     DEFAULT_CONTROL_SEED,
@@ -35,6 +28,12 @@ from gaze_explorer.core.heads import (
 )
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge, Judge, PanelTruth, judge_for
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+from gaze_explorer.core.protocol_choices import (
+    BASELINE_RULES,
+    BIAS_ON,
+    DEFAULT_BASELINE_RULE,
+    DEFAULT_BIAS_ON,
+)
 from gaze_explorer.core.regions import Region, box_region, panel_regions
 from gaze_explorer.core.stats import DEFAULT_RESAMPLES
 from gaze_explorer.core.steering import (
@@ -67,7 +66,7 @@ DEFAULT_MAX_NEW_TOKENS = {"static": 15, "narration": 100, "region": 30}
 @dataclass(frozen=True)
 class EvalConfig:
     """What to run. ``None`` takes the protocol's default: ``max_new_tokens`` (dynamic: one
-    ``switch_every`` per panel) and ``bias_on`` (``core.evaluation_report.DEFAULT_BIAS_ON``). The
+    ``switch_every`` per panel) and ``bias_on`` (``core.protocol_choices.DEFAULT_BIAS_ON``). The
     other defaults are the paper's too: 10,000 bootstrap resamples, the same-as-unsteered rule
     ``jaccard``."""
 
