@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
     criterion_grids,
+    drive_evaluation,
+    finish_evaluation,
     gaze_scores,
     is_demo,
     load,
     load_strips,
-    progress_bar,
     switch_every,
 )
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError
-from gaze_explorer.core.evaluation_report import format_table, write_json
+from gaze_explorer.core.evaluation_report import format_table
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge
 from gaze_explorer.core.steering import SteeringMode
 
@@ -116,32 +116,10 @@ def run(args: argparse.Namespace) -> int:
         model_name=args.model,
         shard=args.shard,
     )
-    bar = None
-    interrupted = False
-    try:
-        for progress in evaluation.run():
-            if bar is None:
-                bar = progress_bar(progress.total, f"evaluate {args.protocol}")
-            bar.n = progress.done
-            bar.set_postfix_str(progress.message[-30:], refresh=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        evaluation.cancelled = True
-    finally:
-        if bar is not None:
-            bar.close()
+    interrupted = drive_evaluation(evaluation, f"evaluate {args.protocol}")
     report = evaluation.report()
     report["settings"]["shard"] = args.shard
     report["settings"]["n_strips_total"] = len(all_strips)
-    if args.json:
-        write_json(args.json, report)
-    print(format_table(report))
-    if args.json:
-        print(f"results: {args.json}", file=sys.stderr)
-    if interrupted:
-        print(
-            f"interrupted after {len(evaluation.generations)} generations; partial results kept",
-            file=sys.stderr,
-        )
-        return 130
-    return 0
+    return finish_evaluation(
+        args, report, format_table(report), interrupted, f"{len(evaluation.generations)} generations"
+    )

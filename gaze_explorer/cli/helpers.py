@@ -40,6 +40,43 @@ def progress_bar(total: int | None, desc: str):
     return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=0.5, dynamic_ncols=True, leave=True)
 
 
+def drive_evaluation(evaluation, desc: str) -> bool:
+    """Run ``evaluation.run()`` with a progress bar; True when Ctrl-C cut it short (the evaluation
+    is then marked cancelled and keeps what it finished)."""
+    bar = None
+    try:
+        for progress in evaluation.run():
+            if bar is None:
+                bar = progress_bar(progress.total, desc)
+            bar.n = progress.done
+            bar.set_postfix_str(progress.message[-30:], refresh=True)
+    except KeyboardInterrupt:
+        evaluation.cancelled = True
+        return True
+    finally:
+        if bar is not None:
+            bar.close()
+    return False
+
+
+def finish_evaluation(
+    args: argparse.Namespace, report: dict, table: str, interrupted: bool, done: str
+) -> int:
+    """Write ``--json``, print the table, and return the exit code (130 after Ctrl-C, ``done``
+    saying what was kept)."""
+    from gaze_explorer.core.evaluation_report import write_json
+
+    if args.json:
+        write_json(args.json, report)
+    print(table)
+    if args.json:
+        print(f"results: {args.json}", file=sys.stderr)
+    if interrupted:
+        print(f"interrupted after {done}; partial results kept", file=sys.stderr)
+        return 130
+    return 0
+
+
 def is_demo(args: argparse.Namespace) -> bool:
     return args.model == "demo"
 

@@ -5,12 +5,17 @@ writes the JSON (docs/evaluation_json.md, "Region on COCO annotations"), also on
 from __future__ import annotations
 
 import argparse
-import sys
 
-from gaze_explorer.cli.helpers import gaze_scores, is_demo, load, load_strips, progress_bar
+from gaze_explorer.cli.helpers import (
+    drive_evaluation,
+    finish_evaluation,
+    gaze_scores,
+    is_demo,
+    load,
+    load_strips,
+)
 from gaze_explorer.core.coco import MIN_BOX_AREA, format_region_table, read_coco, select_objects
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError
-from gaze_explorer.core.evaluation_report import write_json
 from gaze_explorer.core.judges import CategoryJudge, read_synonyms
 from gaze_explorer.core.steering import SteeringMode
 
@@ -73,30 +78,12 @@ def run(args: argparse.Namespace) -> int:
         min_box_area=min_area,
         model_name=args.model,
     )
-    bar = None
-    interrupted = False
-    try:
-        for progress in evaluation.run():
-            if bar is None:
-                bar = progress_bar(progress.total, "evaluate region (COCO)")
-            bar.n = progress.done
-            bar.set_postfix_str(progress.message[-30:], refresh=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        evaluation.cancelled = True
-    finally:
-        if bar is not None:
-            bar.close()
+    interrupted = drive_evaluation(evaluation, "evaluate region (COCO)")
     report = evaluation.report(str(args.coco_annotations), str(args.images))
-    if args.json:
-        write_json(args.json, report)
-    print(format_region_table(report))
-    if args.json:
-        print(f"results: {args.json}", file=sys.stderr)
-    if interrupted:
-        print(
-            f"interrupted after {len(evaluation.generations)} judged answers; partial results kept",
-            file=sys.stderr,
-        )
-        return 130
-    return 0
+    return finish_evaluation(
+        args,
+        report,
+        format_region_table(report),
+        interrupted,
+        f"{len(evaluation.generations)} judged answers",
+    )
