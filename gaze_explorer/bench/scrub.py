@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.bench.harness import Result, summary
+from gaze_explorer.bench.ui import dispose_window
 from gaze_explorer.qt.compat import singleton_refs_guard
 
 BUDGET_MS = 16.0
@@ -162,8 +163,7 @@ def run(
                     v.repaint()
                 work.append(1000.0 * (time.perf_counter() - t0))
         finally:
-            window.close()
-            app.processEvents()
+            dispose_window(app, window)
     none_refs_lost = none_refs_before - sys.getrefcount(None)
     lat, wk = summary(latency), summary(work)
     p95_lat, p95_work = float(np.percentile(latency, 95)), float(np.percentile(work, 95))

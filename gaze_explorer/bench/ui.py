@@ -82,6 +82,17 @@ def stream_once(window, tokens: int, timeout_s: float = 1800.0) -> dict:
     return stats
 
 
+def dispose_window(app, window) -> None:
+    """Close ``window`` and delete it now, with its views' pending redraw timers: a timer firing
+    later would read a session file that the caller is about to delete."""
+    from PySide6 import QtCore
+
+    window.close()
+    window.deleteLater()
+    app.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    app.processEvents()
+
+
 def run(tokens: int = 300, repeats: int = 1, model: str = "demo", device: str = "cpu") -> Result:
     """Open the main window on ``model`` and stream ``tokens`` tokens ``repeats`` times into it."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -113,8 +124,7 @@ def run(tokens: int = 300, repeats: int = 1, model: str = "demo", device: str = 
                 runs.append(stream_once(window, tokens))
         finally:  # before the session folder goes: the window may still read its file
             window.controller.shutdown()
-            window.close()
-            app.processEvents()
+            dispose_window(app, window)
     p95 = [r["p95"] for r in runs]
     ours = summary(p95)
     budget = {"median": BUDGET_MS, "spread": {"min": BUDGET_MS, "max": BUDGET_MS, "iqr": 0.0}}
