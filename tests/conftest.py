@@ -1,4 +1,4 @@
-"""Shared test set-up: offscreen Qt, 2 torch threads, no network, and no leaked threads."""
+"""Shared test set-up: offscreen Qt, one torch thread, no network, and no leaked threads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# one torch thread in the test process and the processes it starts: the models are tiny, and on a
+# shared 2-core machine a second thread mostly waits for the other job
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

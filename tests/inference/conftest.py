@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # as tests/conftest.py's OMP_NUM_THREADS: tiny models, shared machine
 
 
 @pytest.fixture(scope="session")
