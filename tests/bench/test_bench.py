@@ -135,7 +135,9 @@ def test_ui_emits_json(tmp_path, qapp):
     d = _check_record(out, "ui")
     assert d["unit"] == "ms" and d["tokens"] == 6 and d["repeats"] == 1 == len(d["runs"])
     run = d["runs"][0]
-    assert run["n"] >= 1 and run["p50"] <= run["p95"] <= run["max"]
+    # the record is consistent with itself (percentiles in order); no bound on the times themselves
+    stalls = [run["p50"], run["p95"], run["max"]]
+    assert run["n"] >= 1 and stalls == sorted(stalls)
     assert d["ours"]["median"] == pytest.approx(run["p95"])  # the figure is the run's p95 stall
 
 
