@@ -102,6 +102,7 @@ def main() -> int:
     p.add_argument("--strips", type=int, default=2)
     p.add_argument("--heads", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", default="auto", help="auto (float32 on the CPU) or bfloat16")
     p.add_argument("--scrub-steps", type=int, default=100)
     p.add_argument("--keep", default=None, help="copy the session here")
     p.add_argument("--json", default=None)
@@ -125,7 +126,7 @@ def main() -> int:
         "load_avg_start": os.getloadavg(),
     }
     t0 = time.perf_counter()
-    loaded, _label = load_bench_model("demo", args.geometry, "cpu")
+    loaded, _label = load_bench_model("demo", args.geometry, "cpu", dtype=args.dtype)
     rec["load_s"] = time.perf_counter() - t0
     rec["rss_after_load_mib"] = _rss_mib()
     rec["layers_x_heads"] = [loaded.n_layers, loaded.n_heads]

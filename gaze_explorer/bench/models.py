@@ -22,11 +22,13 @@ def load_bench_model(
         tmp = tempfile.TemporaryDirectory(prefix="gaze-bench-model-")
         _TMP.append(tmp)
         on_gpu = str(device).startswith("cuda")
-        # On a GPU build the weights there in bfloat16 (an 8B model in float32 on the CPU needs ~32 GB).
+        # On a GPU build the weights there in bfloat16 (an 8B model in float32 on the CPU needs ~32 GB);
+        # on the CPU in float32 unless bfloat16 is asked for (a 4B in float32 does not fit in 16 GB).
+        bf16 = on_gpu or str(dtype) in ("bfloat16", "bf16", "torch.bfloat16")
         spec = build_random_qwen3_vl(
             Path(tmp.name) / random_init,
             geometry=random_init,
-            dtype="bfloat16" if on_gpu else "float32",
+            dtype="bfloat16" if bf16 else "float32",
             device=device if on_gpu else "cpu",
         )
         if on_gpu and dtype == "auto":
