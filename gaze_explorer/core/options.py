@@ -42,18 +42,22 @@ class CaptureSpec:
     ``prefill``: ``none``, ``last`` (the last prompt row), or ``full`` (the T x T matrix).
     ``prefill_queries``: explicit prompt positions to capture instead (overrides ``prefill``).
     ``value_norms``: also record ``||v||`` per layer, head and prompt key at prefill (for the
-    value-norm-weighted trajectory).
+    value-weighted trajectory and span heatmaps; a session stores them with the run). Default
+    (None): on whenever attention is captured (one small array per run, computed once at the
+    prefill), off for a run that captures nothing (evaluations).
     """
 
     decode: bool = True
     prefill: str = "last"
     prefill_queries: tuple[int, ...] | None = None
-    value_norms: bool = False
+    value_norms: bool | None = None
     scope: CaptureScope | None = None  # what of each decode row a session stores (None: full)
 
     def __post_init__(self) -> None:
         if self.prefill not in PREFILL_MODES:
             raise ValueError(f"prefill capture must be one of {PREFILL_MODES}, got {self.prefill!r}")
+        if self.value_norms is None:
+            object.__setattr__(self, "value_norms", self.active)
 
     @property
     def active(self) -> bool:

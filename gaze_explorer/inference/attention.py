@@ -192,8 +192,9 @@ def gaze_attention_forward(
     capture = req.capture_rows if layer in control.capture_layers else None
     n_rep = query.shape[1] // key.shape[1]
     if req.value_norms:
-        # ||v|| of each key for each KV head, repeated to the query heads (GQA)
-        norms = value.float().norm(dim=-1)  # [batch, kv_head, k]
+        # ||v|| of each key for each KV head, repeated to the query heads (GQA). Asked for at the
+        # prefill only (image tokens are prompt keys); accumulated in fp32 without an fp32 copy of V
+        norms = torch.linalg.vector_norm(value, dim=-1, dtype=torch.float32)  # [batch, kv_head, k]
         control.value_norms[layer] = norms.repeat_interleave(n_rep, dim=1)  # [batch, head, k]
     if steer is None and capture is None:
         return _plain(module, query, key, value, attention_mask, dropout, scaling, softcap, **kwargs)

@@ -463,6 +463,22 @@ class SessionReader:
                 self._whole(g["attention"]["prefill"], "the prefill attention"), dtype=np.float32
             )
 
+    def value_norms(self, run: str | int) -> np.ndarray | None:
+        """The value-vector norms ``||v||`` of the prompt's keys, ``[layer, head, key]`` float32 (query
+        heads: each KV head's norms repeated to the heads that share it), or None for a run stored
+        without them (sessions written before they were recorded: value weighting falls back to raw)."""
+        run_id = self._run_id(run)
+        with self._access() as f:
+            g = f[RUNS_GROUP][run_id]
+            if "attention" not in g or "value_norms" not in g["attention"]:
+                return None
+            d = g["attention"]["value_norms"]
+            norms = np.asarray(self._whole(d, "the value norms"), dtype=np.float32)  # [layer, kv_head, key]
+            group = int(d.attrs.get("heads_per_kv", 1))
+            if norms.ndim != 3 or group < 1:
+                raise SessionFileError(f"{self.path}: {d.name} has shape {norms.shape}, heads_per_kv {group}")
+            return np.repeat(norms, group, axis=1)
+
     def _regions_of(self, info: RunInfo) -> list[Region]:
         return list(info.regions) if info.regions else self.image_set(info.image_key)[2]
 

@@ -3,8 +3,8 @@ storage), used by the CLI, the app, the benchmarks and the tests.
 
 A :class:`RunRecorder` takes the events one by one (``feed``), recognised with ``isinstance`` on
 the real classes of ``core.events``: the prefill event begins the run (it gives the prompt
-length) and stores the prompt's tokens and rows, each token event queues a step, the finished
-event ends the run. A stream that raises or stops early is closed with :meth:`RunRecorder.end`.
+length) and stores the prompt's tokens, rows and value-vector norms, each token event queues a
+step, the finished event ends the run. A stream that raises or stops early is closed with :meth:`RunRecorder.end`.
 :func:`record_events` wraps a whole stream (passing each event on, for a live view) and
 :func:`record` drains one.
 
@@ -94,7 +94,9 @@ class RunRecorder:
         if self._on_begin is not None:
             self._on_begin(self.run_id)
         # always: the prompt's token strings belong in the session even with no prefill rows
-        self.writer.write_prefill(self.run_id, event.rows, event.token_ids, event.token_strings)
+        self.writer.write_prefill(
+            self.run_id, event.rows, event.token_ids, event.token_strings, value_norms=event.value_norms
+        )
 
     def end(self, status: str, reason: str = "") -> None:
         """End a run whose stream stopped without a finished event (raised, closed, interrupted).

@@ -227,11 +227,17 @@ class FileOps:
         self.file.flush()
         self.runs[spec.run_id] = _ThreadRun(spec)
 
-    def write_prefill(self, run_id: str, rows, token_ids: np.ndarray, token_strings: list[str]) -> None:
+    def write_prefill(
+        self, run_id: str, rows, token_ids: np.ndarray, token_strings: list[str], value_norms=None
+    ) -> None:
         self._structure_mode()
         g = self.file[RUNS_GROUP][run_id]
         g.create_dataset("prompt_token_ids", data=token_ids)
         g.create_dataset("prompt_token_strings", data=np.array(token_strings, dtype=object), dtype=_STR)
+        if value_norms is not None:
+            norms, heads_per_kv = value_norms  # [layer, kv_head, key] float32, query heads per KV head
+            d = g.require_group("attention").create_dataset("value_norms", data=norms)
+            d.attrs["heads_per_kv"] = int(heads_per_kv)
         if rows is not None:
             rows = np.asarray(rows, dtype=ATTENTION_DTYPE)  # [layer, head, query, key]
             att = g.require_group("attention")

@@ -210,11 +210,15 @@ class SessionWriter:
         self._submit(("begin", spec))
         return run_id
 
-    def write_prefill(self, run_id: str, rows, token_ids, token_strings) -> None:
-        """Store the prompt's token ids and strings and its captured rows ``[layer, head, query, key]``."""
+    def write_prefill(self, run_id: str, rows, token_ids, token_strings, value_norms=None) -> None:
+        """Store the prompt's token ids and strings, its captured rows ``[layer, head, query, key]``
+        and the value-vector norms ``||v||`` of its keys ``[layer, head, key]`` (query heads, as
+        ``PrefillEvent.value_norms``; stored once per group of heads sharing a KV head)."""
         run = self._run(run_id)
         ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
         strings = [str(s) for s in token_strings]
+        if value_norms is not None:
+            value_norms = kv_value_norms(value_norms, run.spec.n_layers, run.spec.n_heads)
         if rows is not None:
             rows = np.asarray(rows)
             spec = run.spec
@@ -223,7 +227,7 @@ class SessionWriter:
                     f"prefill rows must be [layer, head, query, key] with {spec.n_layers} layers and "
                     f"{spec.n_heads} heads, got {rows.shape}"
                 )
-        self._submit(("prefill", run_id, rows, ids, strings))
+        self._submit(("prefill", run_id, rows, ids, strings, value_norms))
 
     def append_step(self, run_id: str, event) -> None:
         """Queue one decode step (a ``TokenEvent``: step, token_id, text, target, rows, switch)."""
@@ -561,6 +565,26 @@ class SessionWriter:
 
 # room kept for closing the file properly (run end, token strings, metadata flushes)
 _CLOSE_SLACK_BYTES = 64 * 1024
+
+
+def kv_value_norms(value_norms, n_layers: int, n_heads: int) -> tuple[np.ndarray, int]:
+    """``(norms [layer, kv_head, key] float32, heads_per_kv)`` from query-head norms ``[layer, head,
+    key]``: the largest group of consecutive heads whose norms are identical is stored once (GQA
+    repeats each KV head's norms to its query heads, so this finds the KV heads; where heads do
+    not share, the group is 1). Lossless: ``np.repeat(norms, heads_per_kv, axis=1)`` gives them back.
+    """
+    norms = np.asarray(value_norms, dtype=np.float32)
+    if norms.ndim != 3 or norms.shape[:2] != (n_layers, n_heads):
+        raise ValueError(
+            f"value norms must be [layer, head, key] with {n_layers} layers and {n_heads} heads, "
+            f"got {norms.shape}"
+        )
+    for group in range(n_heads, 1, -1):
+        if n_heads % group == 0:
+            kv = norms[:, ::group]
+            if np.array_equal(np.repeat(kv, group, axis=1), norms, equal_nan=True):
+                return np.ascontiguousarray(kv), group
+    return norms, 1
 
 
 def room_for(path: Path) -> tuple[int, str]:
