@@ -214,16 +214,20 @@ def span_heat(
 ) -> np.ndarray:
     """A span's heatmap: the mean over ``steps`` of each step's :func:`overlay_heat` (the selected
     heads' mean attention on each image token), ``[rows, cols]``. Raw, or value-weighted with
-    ``value_norms`` (:func:`weight_by_value_norms`). Steps without rows (``rows_at`` -> None) are
-    left out of the mean; a span with none is all NaN."""
+    ``value_norms`` ``[layer, head, key]``: each step's heat of attention x ``||v||``
+    (:func:`weight_by_value_norms`) renormalised to sum 1 over the image tokens (``||v||`` has no
+    unit; the same per-step normalisation as :func:`trajectory`'s ``weighted_normalised``). Steps
+    without rows (``rows_at`` -> None) are left out of the mean; a span with none is all NaN."""
     heats = []
     for step in steps:
         rows = rows_at(step)
         if rows is None:
             continue
-        if value_norms is not None:
-            rows = weight_by_value_norms(rows, value_norms)
-        heats.append(overlay_heat(rows, grid, heads))
+        if value_norms is None:
+            heats.append(overlay_heat(rows, grid, heads))
+        else:
+            heat = overlay_heat(weight_by_value_norms(rows, value_norms), grid, heads)  # [rows, cols]
+            heats.append(_normalise(heat.reshape(-1)).reshape(heat.shape))  # over the whole image
     if not heats:
         return np.full((grid.rows, grid.cols), np.nan, dtype=np.float64)
     return np.mean(heats, axis=0)

@@ -63,8 +63,10 @@ def test_span_heat_is_the_mean_of_the_steps_overlays_raw_and_value_weighted():
     np.testing.assert_allclose(got, picked.mean(axis=(0, 1)).reshape(2, 3))
     norms = rng.random((3, 4, 10))  # prompt keys only
     weighted = span_heat(lambda s: rows[s], range(1, 4), grid, heads, value_norms=norms)
-    expect = (rows[1:4][:, [0, 2], [1, 3]][..., 2:8] * norms[[0, 2], [1, 3]][None, :, 2:8]).mean(axis=(0, 1))
+    per_step = (rows[1:4][:, [0, 2], [1, 3]][..., 2:8] * norms[[0, 2], [1, 3]][None, :, 2:8]).mean(axis=1)
+    expect = (per_step / per_step.sum(axis=1, keepdims=True)).mean(axis=0)  # each step sums to 1
     np.testing.assert_allclose(weighted, expect.reshape(2, 3))
+    assert weighted.sum() == pytest.approx(1.0)
     # steps without rows are left out; a span of none is NaN
     partial = span_heat(lambda s: rows[s] if s != 2 else None, range(1, 4), grid, heads)
     np.testing.assert_allclose(
