@@ -2,25 +2,34 @@
 checking and automatic proposal.
 
 A span's heatmap is the selected heads' attention over the image tokens averaged over its steps
-(``core.scoring.span_heat``: raw, or value-weighted when value norms are at hand; sessions do not
-store them, so spans read back from a session are raw). Spans round-trip through the session as
-the run attribute ``spans_json`` (``docs/session_schema.md``). A proposal groups consecutive steps
-whose per-step heatmap peaks in the same region (``core.scoring.step_peaks``): the run's panels or
-boxes, or for a natural image a coarse grid of blocks (:func:`block_regions`).
+(``core.scoring.span_heat``: raw, or value-weighted with the run's value norms; sessions store them
+as ``attention/value_norms`` since they were recorded, older ones are raw only). Spans round-trip
+through the session as the run attribute ``spans_json`` (``docs/session_schema.md``). A proposal
+groups consecutive steps whose per-step heatmap peaks in the same region
+(``core.scoring.step_peaks``): the run's panels or boxes, or for a natural image a coarse grid of
+blocks (:func:`block_regions`); :func:`propose_run_spans` does it for a run.
+
+:class:`SpanModel` is the app's Qt-free span state (psygnal, like ``core.state``): the span on
+screen, the raw / value-weighted switch, and each run's named spans and value norms, loaded from
+and saved to the session through a :class:`SpanStore` the app attaches.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+from psygnal import Signal
 
 from gaze_explorer.core.errors import SpanError
+from gaze_explorer.core.heads import HeadSet
 from gaze_explorer.core.regions import ImageTokenGrid, Region
+from gaze_explorer.core.scoring import overlay_heat, step_peaks
 
 _RANGE = re.compile(r"^\s*(?:(?P<name>[^:,]+?)\s*:)?\s*(?P<start>\d+)\s*(?:-\s*(?P<end>\d+))?\s*$")
 
@@ -162,3 +171,163 @@ def propose_spans(
             spans.append(Span(base if seen[base] == 1 else f"{base} #{seen[base]}", start, end))
         start = end + 1
     return spans
+
+
+def propose_run_spans(
+    rows_at: Callable[[int], np.ndarray | None],
+    n_steps: int,
+    grid: ImageTokenGrid,
+    regions: Sequence[Region],
+    heads: HeadSet,
+    min_steps: int = 2,
+) -> list[Span]:
+    """:func:`propose_spans` for a run read step by step (``rows_at(step)`` -> ``[layer, head,
+    key]`` or None): each step's heat peak among ``regions`` (its panels or boxes; none: 3x3
+    :func:`block_regions`). Empty when no ``min_steps`` consecutive steps peak in one region."""
+    regions = list(regions) or block_regions(grid)
+    heats = np.full((n_steps, grid.rows, grid.cols), np.nan)  # [step, rows, cols]
+    for step in range(n_steps):
+        rows = rows_at(step)
+        if rows is not None:
+            heats[step] = overlay_heat(rows, grid, heads)
+    return propose_spans(step_peaks(heats, regions), [r.name for r in regions], min_steps)
+
+
+class SpanStore(Protocol):
+    """Where a run's spans and value norms live (the app's session file); ``run`` is a
+    ``core.state.RunData``."""
+
+    def load_spans(self, run: Any) -> list[Span]: ...
+
+    def save_spans(self, run: Any, spans: Sequence[Span]) -> None: ...
+
+    def load_value_norms(self, run: Any) -> np.ndarray | None: ...
+
+
+NORMS_MISSING = (
+    "value weighting needs the run's value-vector norms, and this run has none (a session written "
+    "before they were recorded, or a run that was not saved): spans are raw attention"
+)
+
+
+class SpanModel:
+    """The span on screen, the raw / value-weighted switch and each run's named spans.
+
+    ``selection`` is the span whose mean the overlay shows (None: per-step mode); it has a name
+    once it is one of the run's named spans, ``""`` while it is only a dragged range. Spans and
+    norms are loaded once per run from the attached :class:`SpanStore` (none attached: kept in
+    memory only). Runs are keyed by identity, so a run streaming without an id yet works too.
+    """
+
+    selection_changed = Signal()  # the span on screen changed (or was cleared)
+    spans_changed = Signal()  # a run's named spans changed
+    weighting_changed = Signal()  # the raw / value-weighted switch changed
+
+    def __init__(self) -> None:
+        self.selection: Span | None = None
+        self.value_weighted = False
+        self.store: SpanStore | None = None
+        self._spans: dict[int, tuple[Any, list[Span]]] = {}  # id(run) -> (run, its spans)
+        self._norms: dict[int, tuple[Any, np.ndarray | None]] = {}
+
+    def attach(self, store: SpanStore | None) -> None:
+        """Load and save spans (and read norms) through ``store``; forgets what was cached."""
+        self.store = store
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the cached spans and norms and the selection (another session was opened)."""
+        self._spans.clear()
+        self._norms.clear()
+        self.clear()
+
+    # ---- the span on screen ------------------------------------------------------------------
+    def select(self, start: int, end: int) -> None:
+        """Show the mean over steps ``start``..``end`` (either order; unnamed)."""
+        lo, hi = sorted((int(start), int(end)))
+        span = Span("", max(lo, 0), max(hi, 0))
+        if span != self.selection:
+            self.selection = span
+            self.selection_changed.emit()
+
+    def show(self, span: Span) -> None:
+        """Show a named span."""
+        if span != self.selection:
+            self.selection = span
+            self.selection_changed.emit()
+
+    def clear(self) -> None:
+        """Back to per-step mode."""
+        if self.selection is not None:
+            self.selection = None
+            self.selection_changed.emit()
+
+    def set_value_weighted(self, on: bool) -> None:
+        if bool(on) != self.value_weighted:
+            self.value_weighted = bool(on)
+            self.weighting_changed.emit()
+
+    # ---- a run's named spans -----------------------------------------------------------------
+    def spans(self, run: Any) -> list[Span]:
+        """The run's named spans (loaded from the store the first time)."""
+        if run is None:
+            return []
+        cached = self._spans.get(id(run))
+        if cached is not None and cached[0] is run:
+            return list(cached[1])
+        loaded = []
+        if self.store is not None and getattr(run, "run_id", None) is not None:
+            loaded = list(self.store.load_spans(run))
+        self._spans[id(run)] = (run, loaded)
+        return list(loaded)
+
+    def add(self, run: Any, name: str) -> Span:
+        """Name the selected range and keep it with the run (saved); returns the named span."""
+        if self.selection is None:
+            raise SpanError("select a step range first: drag across the timeline")
+        name = str(name).strip()
+        if not name:
+            raise SpanError("give the span a name")
+        span = Span(name, self.selection.start, self.selection.end)
+        self._set(run, [*self.spans(run), span])
+        self.show(span)
+        return span
+
+    def remove(self, run: Any, name: str) -> None:
+        """Delete the run's span ``name`` (saved)."""
+        kept = [s for s in self.spans(run) if s.name != name]
+        self._set(run, kept)
+        if self.selection is not None and self.selection.name == name:
+            self.clear()
+
+    def replace(self, run: Any, spans: Sequence[Span]) -> None:
+        """Make ``spans`` the run's named spans (saved), e.g. a proposal."""
+        self._set(run, list(spans))
+
+    def _set(self, run: Any, spans: list[Span]) -> None:
+        if run is None:
+            raise SpanError("no run is shown")
+        check_spans(spans, max(int(getattr(run, "n_steps", 0)), 1))
+        if self.store is not None and getattr(run, "run_id", None) is not None:
+            self.store.save_spans(run, spans)
+        self._spans[id(run)] = (run, list(spans))
+        self.spans_changed.emit()
+
+    # ---- value norms -------------------------------------------------------------------------
+    def value_norms(self, run: Any) -> np.ndarray | None:
+        """The run's value norms ``[layer, head, key]``, or None (not recorded, not saved)."""
+        if run is None:
+            return None
+        cached = self._norms.get(id(run))
+        if cached is not None and cached[0] is run:
+            return cached[1]
+        if self.store is None or getattr(run, "run_id", None) is None:
+            return None  # not saved (yet): asked again once the run has an id
+        norms = self.store.load_value_norms(run)
+        self._norms[id(run)] = (run, norms)
+        return norms
+
+    def weights_for(self, run: Any) -> np.ndarray | None:
+        """The norms the overlay weights ``run``'s span by: None when the switch is on raw or the
+        run has no norms (raw is then the only mode)."""
+        return self.value_norms(run) if self.value_weighted else None

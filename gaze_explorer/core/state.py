@@ -13,6 +13,7 @@ Sub-models:
 - :class:`StatusModel` - model/device/dtype/memory/speed and whether a run is streaming.
 - :class:`DiscoveryModel` - the last discovery (scores, panel matrices) and its summary.
 - :class:`InspectorModel` - the head open in the head inspector.
+- ``core.spans.SpanModel`` - the span on screen, the raw / value-weighted switch, the named spans.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gaze_explorer.core.heads import (
     choose_heads,
 )
 from gaze_explorer.core.regions import ImageTokenGrid, Region, box_region
+from gaze_explorer.core.spans import SpanModel
 from gaze_explorer.core.steering import Schedule, Switch, check_targets, parse_schedule
 
 COLORMAPS = ("inferno", "magma", "viridis", "plasma")
@@ -479,6 +481,7 @@ class AppState:
         self.grid_score_mode = GridScoreMode()
         self.discovery = DiscoveryModel()
         self.inspector = InspectorModel()
+        self.spans = SpanModel()
 
 
 class GridScoreMode:
