@@ -26,7 +26,7 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
     worker = c.generate(AMBIGUOUS_PROMPT, GenerationOptions(max_new_tokens=N_TOKENS, ignore_eos=True))
     assert worker is not None
     index = len(s.session.runs) - 1
-    run, window = s.session.runs[index], c._handles[index].window
+    run, window = s.session.runs[index], c.run_control.handles[index].window
     sizes: list[int] = []
     s.session.run_updated.connect(lambda i: sizes.append(len(window)) if i == index else None)
 
@@ -78,7 +78,7 @@ def test_without_a_session_file_the_rows_stay_in_memory(qtbot, demo_window):
     c.recorder.enabled = False  # e.g. the disk was full when the session file was to be created
     c.generate(AMBIGUOUS_PROMPT, GenerationOptions(max_new_tokens=12, ignore_eos=True))
     index = len(s.session.runs) - 1
-    window = c._handles[index].window
+    window = c.run_control.handles[index].window
     run = s.session.runs[index]
     qtbot.waitUntil(lambda: run.status != "running", timeout=60000)
     assert run.status == "finished" and window.keep_all and len(window) == 12
