@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError, SpanError
-from gaze_explorer.core.scoring import overlay_heat, span_heat, step_peaks
-from gaze_explorer.core.spans import Span, block_regions, check_spans, propose_spans, read_spans
+from gaze_explorer.core.scoring import span_heat
+from gaze_explorer.core.spans import Span, block_regions, check_spans, propose_run_spans, read_spans
 
 
 def peak_regions(reader, run_id: str):
@@ -37,11 +37,7 @@ def spans_for(reader, run_id: str, arg: str, heads) -> list[Span]:
             raise SpanError(f"run {run_id} has no saved spans; give them as --spans 0-12,13-30")
     elif arg == "auto":
         regions = peak_regions(reader, run_id)
-        heats = np.stack(
-            [overlay_heat(reader.step_rows(run_id, s), reader.grid, heads) for s in range(n_steps)]
-        )
-        peaks = step_peaks(heats, regions)  # [step, rows, cols] -> the region of each step's peak
-        spans = propose_spans(peaks, [r.name for r in regions])
+        spans = propose_run_spans(lambda s: reader.step_rows(run_id, s), n_steps, reader.grid, regions, heads)
         if not spans:
             raise SpanError(f"run {run_id}: no two consecutive steps peak in the same region; give --spans")
     else:
