@@ -193,6 +193,15 @@ def propose_run_spans(
     return propose_spans(step_peaks(heats, regions), [r.name for r in regions], min_steps)
 
 
+def span_caption(span: Span, n_steps: int, weighted: bool) -> str:
+    """How the app names a span's mean heat, e.g. ``span 'dog': steps 3-11, mean of 9 steps · raw
+    attention`` (a span reaching past a still-short run names the steps it has)."""
+    last = min(span.end, max(int(n_steps) - 1, span.start))
+    name = f"span {span.name!r}: " if span.name else "span: "
+    kind = "value-weighted (‖v‖, renormalised over the image)" if weighted else "raw attention"
+    return f"{name}steps {span.start}-{last}, mean of {last - span.start + 1} steps · {kind}"
+
+
 class SpanStore(Protocol):
     """Where a run's spans and value norms live (the app's session file); ``run`` is a
     ``core.state.RunData``."""
@@ -240,6 +249,13 @@ class SpanModel:
         self._spans.clear()
         self._norms.clear()
         self.clear()
+
+    def prune(self, runs: Sequence[Any]) -> None:
+        """Forget the cached spans and norms of runs no longer in ``runs`` (the session's)."""
+        alive = {id(r): r for r in runs}
+        for cache in (self._spans, self._norms):
+            for key in [k for k, (run, _) in cache.items() if alive.get(k) is not run]:
+                del cache[key]
 
     # ---- the span on screen ------------------------------------------------------------------
     def select(self, start: int, end: int) -> None:

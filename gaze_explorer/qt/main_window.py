@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gaze_explorer.core.errors import GazeExplorerError
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.controller import AppController
+from gaze_explorer.qt.span_store import SessionSpanStore
 from gaze_explorer.qt.views.comparison import ComparisonView
 from gaze_explorer.qt.views.discovery import DiscoveryView
 from gaze_explorer.qt.views.head_grid import HeadGridView
@@ -25,6 +26,7 @@ from gaze_explorer.qt.views.head_inspector import HeadInspectorView
 from gaze_explorer.qt.views.image_overlay import ImageOverlayView
 from gaze_explorer.qt.views.prompt_tokens import PromptTokensView
 from gaze_explorer.qt.views.session_browser import SessionBrowserView
+from gaze_explorer.qt.views.spans import SpanListView
 from gaze_explorer.qt.views.steering_panel import SteeringPanel
 from gaze_explorer.qt.views.token_timeline import TokenTimelineView
 from gaze_explorer.qt.widgets.panel_count_dialog import ask_panel_count
@@ -40,7 +42,8 @@ KEYS_HELP = """<table cellspacing=4>
 <tr><td>Space</td><td>play / pause</td></tr>
 <tr><td>1–9</td><td>target panel (switches live while a run streams)</td></tr>
 <tr><td>Ctrl+Enter</td><td>steer</td></tr>
-<tr><td>Esc</td><td>stop</td></tr>
+<tr><td>Esc</td><td>stop (timeline or Spans dock, a span shown: back to per step)</td></tr>
+<tr><td>timeline: drag / click</td><td>average the dragged steps (a span) / one step</td></tr>
 <tr><td>Ctrl+E / Ctrl+Shift+E</td><td>export the figure / the head list</td></tr>
 <tr><td>grid: click / Ctrl+click / Shift+drag</td><td>inspect a head / toggle a pick / pick a rectangle</td></tr>
 <tr><td>image: click / Box target + drag</td><td>target a panel / draw a box target</td></tr>
@@ -71,6 +74,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector_view = HeadInspectorView(self.state)
         self.comparison_view = ComparisonView(self.state)
         self.comparison_view.truth_source = lambda: self.controller.truth  # judges the segments
+        self.spans_view = SpanListView(self.state)
+        # a run's spans and value norms live in the session file
+        self.state.spans.attach(SessionSpanStore(self.state, self.controller.recorder))
         self.setCentralWidget(self.overlay_view)
         self.setDockNestingEnabled(True)
         Corner = QtCore.Qt.Corner
@@ -86,9 +92,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("Discovery", self.discovery_view, Dock.LeftDockWidgetArea)
         self._dock("Inspector", self.inspector_view, Dock.LeftDockWidgetArea)
         self._dock("Prompt", self.prompt_view, Dock.LeftDockWidgetArea)
+        self._dock("Spans", self.spans_view, Dock.LeftDockWidgetArea)
         self._dock("Session runs", self.session_view, Dock.LeftDockWidgetArea)
         self.tabifyDockWidget(self.docks["Discovery"], self.docks["Inspector"])
         self.tabifyDockWidget(self.docks["Inspector"], self.docks["Prompt"])
+        self.tabifyDockWidget(self.docks["Prompt"], self.docks["Spans"])
         self.docks["Discovery"].raise_()
         self._sized = False
 
@@ -396,6 +404,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "Discovery": Dock.LeftDockWidgetArea,
             "Inspector": Dock.LeftDockWidgetArea,
             "Prompt": Dock.LeftDockWidgetArea,
+            "Spans": Dock.LeftDockWidgetArea,
             "Session runs": Dock.LeftDockWidgetArea,
         }
         for name in places:  # taken out first, so no tab bar of the old arrangement lingers
@@ -411,6 +420,7 @@ class MainWindow(QtWidgets.QMainWindow):
         d["Token timeline"].raise_()
         self.tabifyDockWidget(d["Discovery"], d["Inspector"])
         self.tabifyDockWidget(d["Inspector"], d["Prompt"])
+        self.tabifyDockWidget(d["Prompt"], d["Spans"])
         d["Discovery"].raise_()
         self._size_docks()
 

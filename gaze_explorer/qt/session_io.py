@@ -292,6 +292,10 @@ class SessionRecorder:
         """Save a run's user-given name: through the open writer, or in the reopened file."""
         self._edit(lambda w: w.rename_run(run_id, name))
 
+    def write_spans(self, run_id: str, spans) -> None:
+        """Save a run's named spans (``core.spans.Span``) in the session file (replaces the saved set)."""
+        self._edit(lambda w: w.write_spans(run_id, spans))
+
     def save_ui(self, ui: dict) -> None:
         """Save the selection on screen in the session file."""
         self._edit(lambda w: w.write_ui(ui))

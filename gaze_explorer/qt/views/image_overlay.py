@@ -8,6 +8,11 @@ heat, or in colour under heat contours (``OverlaySettings.style``), and fills th
 or paste an image to load it (the main window does the loading: this view only asks): a file
 URL, Qt image data, or raw encoded bytes (``image/png`` ...) all work; anything else is refused
 with a clear message (``image_rejected``), never a traceback.
+
+Span mode: while ``state.spans`` has a selection (a drag across the token timeline, or a named span)
+the heat is the selected heads' attention averaged over its steps (``core.scoring.span_heat``, raw or
+value-weighted by the run's stored ``||v||``), coloured on its own maximum, and a banner over the
+image says so (``steps 3-11, mean of 9 · raw``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.errors import RegionError
 from gaze_explorer.core.regions import box_region
-from gaze_explorer.core.scoring import overlay_heat
+from gaze_explorer.core.scoring import overlay_heat, span_heat
+from gaze_explorer.core.spans import span_caption
 from gaze_explorer.core.state import COLORMAPS, OVERLAY_STYLES, AppState, RunData
 from gaze_explorer.core.state_data import grid_corners
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
@@ -28,6 +34,7 @@ from gaze_explorer.qt.widgets.signals import signals_blocked
 CONTOUR_LEVELS = (0.25, 0.5, 0.75, 0.9)  # fractions of the step's (or run's) maximum heat
 STYLE_LABELS = {"colour": "colour image", "greyscale": "grey image", "contour": "contours"}
 TARGET_COLOUR = "#56B4E9"
+SPAN_BANNER_STYLE = "QLabel { background: #E69F00; color: black; font-weight: bold; padding: 2px 6px; }"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -119,6 +126,9 @@ class ImageOverlayView(QtWidgets.QWidget):
         s.heads.selection_changed.connect(self._schedule_redraw)
         s.overlay.settings_changed.connect(self._on_settings_changed)
         s.target.target_changed.connect(self._draw_target)
+        s.spans.selection_changed.connect(self._schedule_redraw)
+        s.spans.weighting_changed.connect(self._schedule_redraw)
+        self._span_cache: tuple | None = None  # (key, heat): a span's mean reads every one of its steps
         self._on_image_changed()
         self._draw_target()
 
@@ -194,6 +204,13 @@ class ImageOverlayView(QtWidgets.QWidget):
         layout.setSpacing(2)
         layout.addLayout(row)
         layout.addLayout(row2)
+        self.span_banner = QtWidgets.QLabel("")
+        self.span_banner.setStyleSheet(SPAN_BANNER_STYLE)
+        self.span_banner.setToolTip(
+            "The overlay shows a span's mean; click a step in the timeline or press Esc"
+        )
+        self.span_banner.setVisible(False)
+        layout.addWidget(self.span_banner)
         self._controls_row = row
         self._layout = layout
 
@@ -368,13 +385,38 @@ class ImageOverlayView(QtWidgets.QWidget):
         run = run or session.shown_run
         if run is None or session.grid is None or run.rows_at is None or run.n_steps == 0:
             return None
+        span = self.state.spans.selection
+        if span is not None:
+            return self._span_heat(run, span)
         step = min(self.state.step.step, run.n_steps - 1)
         rows = run.rows_at(step)
         if rows is None:
             return None
         return overlay_heat(rows, session.grid, self.state.heads.active)
 
+    def _span_heat(self, run: RunData, span) -> np.ndarray | None:
+        """The span's mean heat (its steps within the run), cached per run, heads, span and weighting."""
+        heads, norms = self.state.heads.active, self.state.spans.weights_for(run)
+        last = min(span.end, run.n_steps - 1)
+        key = (id(run), heads.heads, span.start, last, norms is not None, run.n_steps)
+        if self._span_cache is not None and self._span_cache[0] == key:
+            return self._span_cache[1]
+        heat = span_heat(run.rows_at, range(span.start, last + 1), self.state.session.grid, heads, norms)
+        heat = None if np.isnan(heat).all() else heat
+        self._span_cache = (key, heat)
+        return heat
+
+    def span_text(self) -> str:
+        """The banner's text: what the span overlay shows ("" in per-step mode)."""
+        span, run = self.state.spans.selection, self.state.session.shown_run
+        if span is None or run is None:
+            return ""
+        return span_caption(span, run.n_steps, self.state.spans.weights_for(run) is not None)
+
     def refresh_heat(self) -> None:
+        banner = self.span_text()
+        self.span_banner.setText(banner)
+        self.span_banner.setVisible(bool(banner))
         heat = self.current_heat()
         grid = self.state.session.grid
         contour = self.state.overlay.style == "contour"
@@ -383,7 +425,9 @@ class ImageOverlayView(QtWidgets.QWidget):
             for curve in self.contour_items:
                 curve.setData([], [])
             return
-        top = self._global_level(heat) if self.state.overlay.normalisation == "global" else float(heat.max())
+        # a span's mean is coloured on its own maximum (the run's per-step maximum would wash it out)
+        per_step = self.state.overlay.normalisation != "global" or self.state.spans.selection is not None
+        top = float(np.nanmax(heat)) if per_step else self._global_level(heat)
         levels = (0.0, top if top > 0 else 1.0)
         x, y = grid_corners(grid)
         self.heat_item.setData(x, y, heat, autoLevels=False)

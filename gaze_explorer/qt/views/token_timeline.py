@@ -4,6 +4,10 @@ step x region trajectory ("staircase") of the selected heads with target-switch 
 A second run (the comparison) is drawn under the first, on the same step axis. Each region row is
 at least ``ROW_PX`` tall and labelled; the plots sit in a scroll area, so many regions or a second
 run make the plots scroll instead of growing the dock. Step ticks are integers.
+
+Spans: a left-drag across the staircase selects steps a..b (``state.spans``; the overlay then shows
+their mean, and the range is shaded here); a click on one step goes back to per-step mode at that
+step; Esc too. The middle button pans, the wheel zooms.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from gaze_explorer.core.state_data import TrajectoryCache
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, token_label
 from gaze_explorer.qt.widgets.signals import signals_blocked
+from gaze_explorer.qt.widgets.span_keys import claim_span_escape, is_span_escape
 from gaze_explorer.qt.widgets.step_keys import step_key_action
 
 SCHEDULED_SYMBOL, LIVE_SYMBOL = "t1", "d"  # ▲ scheduled switch, ◆ live switch
@@ -25,6 +30,34 @@ ROW_PX = 18  # least height of one region row of the staircase
 TRACK_EXTRA_PX = 80  # a track's title, switch-marker row and step axis
 LEFT_AXIS_PX = 44  # both tracks' region axes equally wide, so their step columns line up
 CHIP_STYLE = "QLabel {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 1px 4px; }}"
+SPAN_CHIP_STYLE = "QLabel {{ background: {bg}; color: {fg}; border: 2px solid #E69F00; border-radius: 4px; padding: 0px 2px; }}"
+SPAN_BRUSH = (230, 159, 0, 70)  # the shaded span on the staircase (Okabe-Ito orange)
+
+
+class _StepRangeViewBox(pg.ViewBox):
+    """A ViewBox whose left-drag selects a step range and whose left-click picks a step."""
+
+    steps_dragged = QtCore.Signal(int, int, bool)  # first step, last step (as dragged), finished
+    step_clicked = QtCore.Signal(int)
+
+    def _step_at(self, scene_pos) -> int:
+        return round(self.mapSceneToView(scene_pos).x())
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        self.steps_dragged.emit(
+            self._step_at(ev.buttonDownScenePos()), self._step_at(ev.scenePos()), ev.isFinish()
+        )
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            super().mouseClickEvent(ev)
+            return
+        ev.accept()
+        self.step_clicked.emit(self._step_at(ev.scenePos()))
 
 
 class _RunTrack:
@@ -32,6 +65,12 @@ class _RunTrack:
 
     def __init__(self, plot: pg.PlotItem) -> None:
         self.plot = plot
+        self.span_item = pg.LinearRegionItem(
+            movable=False, brush=pg.mkBrush(SPAN_BRUSH), pen=pg.mkPen("#E69F00", width=2)
+        )
+        self.span_item.setZValue(5)
+        self.span_item.setVisible(False)
+        plot.addItem(self.span_item, ignoreBounds=True)
         plot.invertY(True)
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=True, y=False)
@@ -94,8 +133,11 @@ class TokenTimelineView(QtWidgets.QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
-        self.tracks = [_RunTrack(self.graphics.addPlot(row=0, col=0))]
-        self.tracks.append(_RunTrack(self.graphics.addPlot(row=1, col=0)))
+        self.tracks = [_RunTrack(self.graphics.addPlot(row=0, col=0, viewBox=_StepRangeViewBox()))]
+        self.tracks.append(_RunTrack(self.graphics.addPlot(row=1, col=0, viewBox=_StepRangeViewBox())))
+        for track in self.tracks:
+            track.plot.vb.steps_dragged.connect(self._steps_dragged)
+            track.plot.vb.step_clicked.connect(self.pick_step)
         self.tracks[1].plot.setXLink(self.tracks[0].plot)
         self.colour_bar = pg.ColorBarItem(
             values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=14
@@ -136,6 +178,8 @@ class TokenTimelineView(QtWidgets.QWidget):
         s.session.run_updated.connect(self._schedule)
         s.session.runs_changed.connect(self.cache.clear)
         s.heads.selection_changed.connect(self._schedule)
+        s.spans.selection_changed.connect(self._show_span)
+        self.slider.sliderPressed.connect(s.spans.clear)  # the user picks one step: per-step mode
         self._on_range(s.step.n_steps)
         self.refresh()
 
@@ -166,9 +210,9 @@ class TokenTimelineView(QtWidgets.QWidget):
         # restyle only the chip that was current and the new one (a stylesheet costs ~0.3 ms a chip)
         old = self._styled_step
         if old != step and 0 <= old < len(self.chips):
-            self._style_chip(self.chips[old], False)
+            self._style_chip(self.chips[old], False, self._in_span(old))
         if 0 <= step < len(self.chips):
-            self._style_chip(self.chips[step], True)
+            self._style_chip(self.chips[step], True, self._in_span(step))
         self._styled_step = step
         if 0 <= step < len(self.chips):
             self.chip_scroll.ensureWidgetVisible(self.chips[step], 40, 0)
@@ -191,9 +235,23 @@ class TokenTimelineView(QtWidgets.QWidget):
             self.state.step.move(1)
 
     @staticmethod
-    def _style_chip(chip: QtWidgets.QLabel, current: bool) -> None:
+    def _style_chip(chip: QtWidgets.QLabel, current: bool, in_span: bool = False) -> None:
         bg, fg = ("#0072B2", "white") if current else ("#E8E8E8", "black")
-        chip.setStyleSheet(CHIP_STYLE.format(bg=bg, fg=fg))
+        chip.setStyleSheet((SPAN_CHIP_STYLE if in_span else CHIP_STYLE).format(bg=bg, fg=fg))
+
+    def _in_span(self, step: int) -> bool:
+        span = self.state.spans.selection
+        return span is not None and span.start <= step <= span.end
+
+    def _show_span(self) -> None:
+        """Shade the selected span on the staircase and outline its chips (or clear both)."""
+        span = self.state.spans.selection
+        for track in self.tracks:
+            track.span_item.setVisible(span is not None)
+            if span is not None:
+                track.span_item.setRegion((span.start - 0.5, span.end + 0.5))
+        for i, chip in enumerate(self.chips):
+            self._style_chip(chip, i == self._styled_step, self._in_span(i))
 
     def _sync_chips(self, run: RunData | None) -> None:
         tokens = [] if run is None else run.tokens
@@ -207,7 +265,7 @@ class TokenTimelineView(QtWidgets.QWidget):
         for i in range(len(self.chips), len(tokens)):
             chip = QtWidgets.QLabel(token_label(tokens[i]))
             chip.setToolTip(f"step {i}: {tokens[i]!r}")
-            self._style_chip(chip, i == self.state.step.step)
+            self._style_chip(chip, i == self.state.step.step, self._in_span(i))
             self.chip_layout.insertWidget(self.chip_layout.count() - 1, chip)
             self.chips.append(chip)
 
@@ -285,7 +343,45 @@ class TokenTimelineView(QtWidgets.QWidget):
         return ""
 
     # ---- view -> model -----------------------------------------------------------------------
+    def _n_steps(self) -> int:
+        run = self.state.session.shown_run
+        return 0 if run is None else run.n_steps
+
+    def _steps_dragged(self, first: int, last: int, finished: bool) -> None:
+        """A drag across the staircase: shade it as it goes, select the steps when it ends."""
+        n = self._n_steps()
+        if n == 0:
+            return
+        lo, hi = sorted((min(max(first, 0), n - 1), min(max(last, 0), n - 1)))
+        if not finished:
+            for track in self.tracks:
+                track.span_item.setRegion((lo - 0.5, hi + 0.5))
+                track.span_item.setVisible(True)
+            return
+        self.select_steps(lo, hi)
+
+    def select_steps(self, first: int, last: int) -> None:
+        """Show the mean of steps ``first``..``last`` (one step: back to per-step mode there)."""
+        if first == last:
+            self.pick_step(first)
+        else:
+            self.state.spans.select(first, last)
+
+    def pick_step(self, step: int) -> None:
+        """Per-step mode at ``step`` (a click on the staircase)."""
+        n = self._n_steps()
+        self.state.spans.clear()
+        self._show_span()  # a drag that ended on its own step leaves no shading behind
+        if n:
+            self.state.step.set_step(min(max(step, 0), n - 1))
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        return claim_span_escape(event, self.state) or super().event(event)
+
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
+        if is_span_escape(event, self.state):
+            self.state.spans.clear()
+            return
         action = step_key_action(event.keyCombination())
         if action is not None:
             action(self.state.step)
