@@ -58,6 +58,8 @@ class HeadGridView(QtWidgets.QWidget):
         self.state = state
         self.scores: np.ndarray | None = None  # what the image shows, [layer, head]
         self._limits: tuple[int, int] | None = None
+        self._title: str | None = None
+        self._marks: tuple | None = None  # (active, custom, inspected) as drawn
         self.mode_combo = QtWidgets.QComboBox()
         self.mode_combo.addItem("gaze score (discovery)", "gaze")
         self.mode_combo.addItem("step → target", "target")
@@ -179,7 +181,9 @@ class HeadGridView(QtWidgets.QWidget):
     def refresh(self) -> None:
         scores, title = self.compute_scores()
         self.scores = scores
-        self.plot.setTitle(title)
+        if title != self._title:  # a title, even the same one, re-lays out the plot
+            self._title = title
+            self.plot.setTitle(title)
         n_layers, n_heads = self.state.heads.n_layers, self.state.heads.n_heads
         if n_layers and self._limits != (n_layers, n_heads):  # zoom and pan stay on the grid
             self._limits = (n_layers, n_heads)
@@ -197,10 +201,14 @@ class HeadGridView(QtWidgets.QWidget):
             self.colour_bar.setLevels(levels)
             self.plot.setXRange(-0.5, scores.shape[1] - 0.5, padding=0.02)
             self.plot.setYRange(-0.5, scores.shape[0] - 0.5, padding=0.02)
-        self._draw_marks()
+        self._draw_marks(only_if_changed=True)
 
-    def _draw_marks(self) -> None:
+    def _draw_marks(self, *_: object, only_if_changed: bool = False) -> None:
         heads = self.state.heads
+        marks = (heads.active.heads, frozenset(heads.custom), self.state.inspector.head)
+        if only_if_changed and marks == self._marks:  # a step change leaves the marks as they are
+            return
+        self._marks = marks
         active = np.array(heads.active.heads, dtype=float).reshape(-1, 2)
         self.active_item.setData(x=active[:, 1], y=active[:, 0])
         custom = np.array(sorted(heads.custom), dtype=float).reshape(-1, 2)

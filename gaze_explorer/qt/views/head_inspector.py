@@ -20,6 +20,7 @@ from gaze_explorer.core.state_data import grid_corners
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import PANEL_COLOURS, IntegerAxis, greyscale, plain_axis
 from gaze_explorer.qt.widgets.signals import signals_blocked
+from gaze_explorer.qt.widgets.token_heat import TokenHeatItem
 
 
 class HeadInspectorView(QtWidgets.QWidget):
@@ -72,11 +73,18 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.image_plot.hideAxis("bottom")
         self.image_plot.hideAxis("left")
         self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.heat_item = pg.PColorMeshItem(colorMap=pg.colormap.get("inferno"), enableAutoLevels=False)
+        self.heat_item = TokenHeatItem(colorMap=pg.colormap.get("inferno"), enableAutoLevels=False)
         self.heat_item.setOpacity(0.65)
         self.heat_item.setZValue(5)
         self.image_plot.addItem(self.image_item)
         self.image_plot.addItem(self.heat_item)
+        self.image_plot.setTitle("attention at the current step", size="9pt")
+        # the step, token and maximum change on every step: a text item pinned to the view box's
+        # corner, not the plot title (a new title re-lays out the whole graphics layout each step)
+        self.step_caption = pg.TextItem("", color="k", fill=pg.mkBrush(255, 255, 255, 200), anchor=(0, 0))
+        self.step_caption.setParentItem(self.image_plot.getViewBox())
+        self.step_caption.setPos(2, 2)
+        self.step_caption.setZValue(20)
         self.image_plot.getViewBox().sigResized.connect(self._fit_image)
         self.matrix_plot.getViewBox().sigResized.connect(self._label_matrix)
 
@@ -313,7 +321,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         grid = s.session.grid
         if heat is None or grid is None:
             self.heat_item.setVisible(False)
-            self.image_plot.setTitle("attention at the current step: no run yet", size="9pt")
+            self._set_caption("no run yet")
             return
         top = float(heat.max())
         x, y = grid_corners(grid)
@@ -322,7 +330,11 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.heat_item.setVisible(True)
         run = s.session.shown_run
         token = run.tokens[step] if run is not None and step is not None and step < run.n_steps else ""
-        self.image_plot.setTitle(f"step {step} {token!r} · max {top:.3g}", size="9pt")
+        self._set_caption(f"step {step} {token!r} · max {top:.3g}")
+
+    def _set_caption(self, text: str) -> None:
+        if text != self.step_caption.toPlainText():
+            self.step_caption.setText(text)
 
     def _show_masses(self, masses: np.ndarray | None, regions) -> None:
         if masses is not None and masses.size and len(self.mass_curves) == len(regions) == masses.shape[1]:
@@ -342,6 +354,9 @@ class HeadInspectorView(QtWidgets.QWidget):
             colour = PANEL_COLOURS[i % len(PANEL_COLOURS)]
             name = f"P{i + 1}" if region.kind == "panel" else region.name
             curve = self.mass_plot.plot(steps, masses[:, i], pen=pg.mkPen(colour, width=2), name=name)
+            # the step line moves on every step and Qt repaints the curves it crosses: blit them
+            # from a cache (redrawn when their data or the view change) instead of re-stroking them
+            curve.curve.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.mass_curves.append(curve)
         self.mass_plot.setTitle("mass per region over the run", size="9pt")  # short: a title sets the width
         self.step_line.setValue(self.state.step.step)

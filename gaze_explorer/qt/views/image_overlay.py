@@ -30,6 +30,7 @@ from gaze_explorer.core.state_data import grid_corners
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import PANEL_COLOURS, greyscale, plain_axis
 from gaze_explorer.qt.widgets.signals import signals_blocked
+from gaze_explorer.qt.widgets.token_heat import TokenHeatItem
 
 CONTOUR_LEVELS = (0.25, 0.5, 0.75, 0.9)  # fractions of the step's (or run's) maximum heat
 STYLE_LABELS = {"colour": "colour image", "greyscale": "grey image", "contour": "contours"}
@@ -232,7 +233,7 @@ class ImageOverlayView(QtWidgets.QWidget):
         self.box_viewbox.sigResized.connect(self.fit_image)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image_item)
-        self.heat_item = pg.PColorMeshItem(
+        self.heat_item = TokenHeatItem(
             colorMap=pg.colormap.get(self.state.overlay.colormap), enableAutoLevels=False
         )
         self.heat_item.setZValue(5)
