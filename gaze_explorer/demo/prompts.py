@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from gaze_explorer.core.coco import COCO_REGION_PROMPT
+
 ORDINALS_NUMERIC = ("1st", "2nd", "3rd", "4th", "5th", "6th")
 ORDINALS_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth")
 
@@ -70,6 +72,26 @@ def narration_answer(panels: Sequence[Mapping[str, str]]) -> str:
     return " ".join(parts)
 
 
+# Scenes (``demo/scenes.py``): the region question is the COCO region evaluation's own prompt (so
+# ``evaluate region --coco-annotations`` asks what the model was trained on), answered unsteered
+# about the first object in reading order; the description prompt is the paper's span prompt
+# (PAPER_PROTOCOL.md, per-span heatmaps), answered with one sentence per object in reading order.
+SCENE_REGION_PROMPT = COCO_REGION_PROMPT
+SCENE_DESCRIBE_PROMPT = "Describe what is happening in this image in detail:"
+SCENE_TASKS = ("scene_region", "scene_describe")
+
+
+def object_answer(colour: str, shape: str = "square") -> str:
+    """One scene object, as the region answer and as each sentence of a description:
+    ``a pink square .`` (the fixed opener first, as in a one-panel answer)."""
+    return f"{OPENER} {colour} {shape} ."
+
+
+def scene_description(colours: Sequence[str], shape: str = "square") -> str:
+    """The description of a scene: one :func:`object_answer` per object, in reading order."""
+    return " ".join(object_answer(c, shape) for c in colours)
+
+
 def all_prompts() -> list[str]:
     """Every prompt text the model was trained on."""
     return [
@@ -78,4 +100,6 @@ def all_prompts() -> list[str]:
         NARRATION_PROMPT,
         AMBIGUOUS_PROMPT,
         VQA_PROMPT,
+        SCENE_REGION_PROMPT,
+        SCENE_DESCRIBE_PROMPT,
     ]

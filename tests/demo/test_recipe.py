@@ -16,7 +16,16 @@ from gaze_explorer.demo.training.train import main
 CARD = demo_model_dir() / "README.md"
 # Fields added to the recipe after the shipped run (r30a) was trained: its training_recipe.json
 # lacks them, and config.json shows the architecture ones.
-ADDED_AFTER_SHIPPED_RUN = {"linear_until", "layers", "heads", "kv_heads", "vision_depth"}
+ADDED_AFTER_SHIPPED_RUN = {
+    "linear_until",
+    "layers",
+    "heads",
+    "kv_heads",
+    "vision_depth",
+    "scene_steps",
+    "scene_lr",
+    "scene_mix",
+}
 
 
 def test_the_model_cards_recipe_table_shows_the_dataclass_defaults():
@@ -60,6 +69,30 @@ def test_train_requires_out_and_rejects_a_bad_recipe_with_a_message(capsys):
     with pytest.raises(SystemExit):
         main(["--out", "unused", "--sparsity-shape", "cube"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_scene_stage_starts_only_from_a_checkpoint_of_the_same_comics_recipe(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "a"), "--stage1", str(demo_model_dir()), "--scene-steps", "0"])
+    assert exc.value.code == 2
+    assert "give --scene-steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "--out",
+                str(tmp_path / "b"),
+                "--stage1",
+                str(demo_model_dir()),
+                "--scene-steps",
+                "5",
+                "--lr",
+                "0.002",
+            ]
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "another comics recipe" in err and "'lr'" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_recipe_flags_round_trip_and_the_old_mix_flag_still_works():

@@ -16,6 +16,7 @@ import torch
 
 from gaze_explorer.demo import prompts
 from gaze_explorer.demo.comics import N_PANELS, PANEL_SIZE, make_comic
+from gaze_explorer.demo.scenes import make_scene
 from gaze_explorer.demo.training.recipe import DEFAULT_TASK_MIX
 
 IGNORE = -100
@@ -62,9 +63,16 @@ class Example:
     no_loss: tuple[int, ...] = ()  # answer token positions that carry no loss (word-level tokens)
 
 
-def sample_example(specs_attrs: list[dict], rng: random.Random, mix: dict[str, float]) -> Example:
-    """Pick a task for one strip and return its prompt and target answer."""
-    task = rng.choices(list(mix), weights=list(mix.values()))[0]
+def pick_task(rng: random.Random, mix: dict[str, float]) -> str:
+    """One task drawn from the weighted ``mix``."""
+    return rng.choices(list(mix), weights=list(mix.values()))[0]
+
+
+def sample_example(
+    specs_attrs: list[dict], rng: random.Random, mix: dict[str, float], task: str | None = None
+) -> Example:
+    """Pick a task for one strip (unless ``task`` is given) and return its prompt and target answer."""
+    task = task or pick_task(rng, mix)
     if task == "kth":
         k = rng.randrange(len(specs_attrs))
         prompt = prompts.kth_prompt(k, words=rng.random() < 0.5)
@@ -101,6 +109,16 @@ def _follow_example(specs_attrs: list[dict], rng: random.Random) -> Example:
     )
 
 
+def scene_example(colours: list[str], task: str) -> Example:
+    """A scene task's prompt and answer (``colours``: the objects in reading order): the region
+    question about the first object, or the description of all of them."""
+    if task == "scene_region":
+        return Example(prompts.SCENE_REGION_PROMPT, prompts.object_answer(colours[0]), task)
+    if task == "scene_describe":
+        return Example(prompts.SCENE_DESCRIBE_PROMPT, prompts.scene_description(colours), task)
+    raise ValueError(f"not a scene task: {task!r}")
+
+
 class BatchBuilder:
     """Builds seeded training batches of synthetic strips (images, ids, labels)."""
 
@@ -111,6 +129,7 @@ class BatchBuilder:
         mix: dict[str, float] | None = None,
         big_fraction: float = 0.5,
         panel_size: int = PANEL_SIZE,
+        stream: str = "",
     ):
         self.tokenizer = tokenizer
         self.panel_size = panel_size  # px of a panel in the strips the model sees
@@ -124,6 +143,9 @@ class BatchBuilder:
         self._prompt_cache: dict[str, list[int]] = {}
         self._answer_cache: dict[str, list[int]] = {}
         self._counter = 0
+        # a named stream (the scene stage) draws other images and tasks than the unnamed first stage
+        self.split = f"train-{stream}" if stream else "train"
+        self._task_key = f"demo-train-task/{stream}/" if stream else "demo-train-task/"
 
     def prompt_ids(self, prompt: str, n_image_tokens: int) -> list[int]:
         """Token ids of the templated prompt with the image marker expanded (adapter-identical)."""
@@ -149,12 +171,22 @@ class BatchBuilder:
         for _ in range(batch_size):
             i = self._counter
             self._counter += 1
-            rng = random.Random(f"demo-train-task/{self.seed}/{i}")
+            rng = random.Random(f"{self._task_key}{self.seed}/{i}")
             big = rng.random() < self.big_fraction
-            comic = make_comic("train", self.seed, i, panel_size=256 if big else self.panel_size)
+            # the task is drawn before the image (from the same stream as before scenes existed, so
+            # a comics-only mix gives the same batches as it did then)
+            task = pick_task(rng, self.mix)
+            if task in prompts.SCENE_TASKS:  # big scenes are drawn at twice the size, then resized
+                scene = make_scene(
+                    self.split, self.seed, i, slot=2 * self.panel_size if big else self.panel_size
+                )
+                images.append(scene.image)
+                examples.append(scene_example([o.colour for o in scene.objects], task))
+                continue
+            comic = make_comic(self.split, self.seed, i, panel_size=256 if big else self.panel_size)
             strip = comic.compose(height=256 if big else self.panel_size, gap=6)
             images.append(strip.image)
-            examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix))
+            examples.append(sample_example([s.attributes for s in comic.specs], rng, self.mix, task))
         return self.collate(images, examples)
 
     def collate(self, images, examples: list[Example]) -> dict[str, torch.Tensor]:
