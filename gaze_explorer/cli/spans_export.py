@@ -4,8 +4,8 @@ image with the app's overlay renderer -- and ``spans.json`` listing them.
 
 ``--spans`` takes ``"0-12,13-30"`` (steps, both ends included; ``name:0-12`` names a span), a spans
 JSON file, ``saved`` (the spans stored with the run in the session) or ``auto`` (proposed: runs of
-consecutive steps whose heatmap peaks in the same region). Sessions store no value norms, so the
-heatmaps are raw attention (the app can weight live runs by ``||v||``)."""
+consecutive steps whose heatmap peaks in the same region). The heatmaps are raw attention (the app's
+Spans dock can weight them by the ``||v||`` that newer sessions store with each run)."""
 
 from __future__ import annotations
 

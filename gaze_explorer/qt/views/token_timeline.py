@@ -252,6 +252,8 @@ class TokenTimelineView(QtWidgets.QWidget):
                 track.span_item.setRegion((span.start - 0.5, span.end + 0.5))
         for i, chip in enumerate(self.chips):
             self._style_chip(chip, i == self._styled_step, self._in_span(i))
+        if span is not None and span.start < len(self.chips):
+            self.chip_scroll.ensureWidgetVisible(self.chips[span.start], 40, 0)  # the span's first token
 
     def _sync_chips(self, run: RunData | None) -> None:
         tokens = [] if run is None else run.tokens
