@@ -266,7 +266,7 @@ class SessionRecorder:
         self.writer.wait()
         reader, run_id, n = self._file_reader(), handle.run_id, handle.run.n_steps
         reader.refresh()
-        handle.run.rows_at = lambda s: reader.step_rows(run_id, s, as_stored=True) if 0 <= s < n else None
+        handle.run.rows_at = stored_rows(reader, run_id, n)
         handle.window.clear()
         self._windows.pop(run_id, None)
         return True
@@ -416,6 +416,25 @@ def restore_view(state: AppState, shown: int | None, compare: int | None, step: 
             state.heads.set_file_set(heads)
 
 
+def stored_rows(reader, run_id: str, n_steps: int) -> Callable[[int], np.ndarray | None]:
+    """``rows_at`` of a run read back from the session file: steps ``0..n_steps-1`` as stored.
+
+    The last step asked for is kept: a step change makes the overlay, the grid and the head
+    inspector ask for the same step in turn, and even a step in the reader's cache costs a look-up
+    of the file's run list (~0.3 ms) each time."""
+    last: list = [None, None]  # step, its rows
+
+    def rows_at(step: int) -> np.ndarray | None:
+        if not 0 <= step < n_steps:
+            return None
+        if last[0] != step:
+            last[1] = reader.step_rows(run_id, step, as_stored=True)
+            last[0] = step
+        return last[1]
+
+    return rows_at
+
+
 def run_from_reader(reader, info, session_regions) -> RunData:
     """A RunData whose rows are read on demand from the session file."""
     run_id = info.run_id
@@ -442,6 +461,6 @@ def run_from_reader(reader, info, session_regions) -> RunData:
         run_id=run_id,
         prompt_len=int(info.prompt_len),
         prompt_tokens=list(prompt_tokens),
-        rows_at=lambda s: reader.step_rows(run_id, s, as_stored=True) if 0 <= s < len(tokens) else None,
+        rows_at=stored_rows(reader, run_id, len(tokens)),
         regions=regions,
     )

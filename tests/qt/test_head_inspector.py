@@ -57,6 +57,7 @@ def test_inspector_shows_the_heads_matrix_heat_and_masses(qtbot, state):
     state.step.set_step(1)
     qtbot.waitUntil(lambda: np.allclose(view.heat, overlay_heat(run.rows_at(1), grid, one)))
     assert view.step_line.value() == 1
+    assert view.step_caption.toPlainText().startswith(f"step 1 {run.tokens[1]!r} · max ")
     # another run on display: its masses
     state.session.show_runs(0)
     other = state.session.runs[0]

@@ -136,7 +136,7 @@ class HeadGridView(QtWidgets.QWidget):
         s.heads.custom_changed.connect(self._draw_marks)
         s.inspector.head_changed.connect(self._draw_marks)
         s.grid_score_mode.mode_changed.connect(self._schedule)
-        s.step.step_changed.connect(self._schedule)
+        s.step.step_changed.connect(self._on_step)
         s.session.shown_runs_changed.connect(self._schedule)
         s.session.run_updated.connect(self._schedule)
         s.target.target_changed.connect(self._schedule)
@@ -144,6 +144,10 @@ class HeadGridView(QtWidgets.QWidget):
 
     def _schedule(self, *_: object) -> None:
         self._redraw_timer.request()
+
+    def _on_step(self, *_: object) -> None:
+        if self.state.grid_score_mode.mode != "gaze":  # gaze scores do not change with the step
+            self._redraw_timer.request()
 
     def _mode_from_ui(self, *_: object) -> None:
         mode = self.mode_combo.currentData()

@@ -140,9 +140,10 @@ class HeadInspectorView(QtWidgets.QWidget):
         self._redraw_timer.request()
 
     def _on_step(self, step: int) -> None:
-        self.step_line.setValue(step)
-        if self.isVisible():  # the heat follows the step; a hidden inspector costs nothing to scrub
+        if self.isVisible():  # the redraw moves the step line with the heat: one paint, not two
             self._redraw_timer.request()
+        else:  # a hidden inspector costs nothing to scrub
+            self.step_line.setValue(step)
 
     def _on_run_updated(self, index: int) -> None:
         if index == self.state.session.shown and self.isVisible():
@@ -217,6 +218,7 @@ class HeadInspectorView(QtWidgets.QWidget):
                 [self.masses, head_panel_masses(run, grid, regions, head, len(self.masses))]
             )
             self._show_masses(self.masses, regions)
+        self.step_line.setValue(s.step.step)
         if head is None or run is None or grid is None or run.rows_at is None or run.n_steps == 0:
             self._show_heat(None)
             return
@@ -226,7 +228,6 @@ class HeadInspectorView(QtWidgets.QWidget):
             rows = None
         one = HeadSet(f"L{head[0]}H{head[1]}", (head,))
         self._show_heat(None if rows is None else overlay_heat(rows, grid, one), step)
-        self.step_line.setValue(step)
 
     def _refresh_static(self, head, run, grid) -> None:
         """Title, panel matrix and the per-region mass curves of ``head`` over ``run``."""
