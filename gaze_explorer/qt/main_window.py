@@ -4,8 +4,8 @@ The window wires the views' requests to the :class:`AppController` and shows the
 messages; views and controller never call each other directly.
 
 Layout (designed for 1280x760 first): the image in the centre with the token timeline under it; the
-discovery, head inspector and prompt docks tabbed in the left column over the session runs; the grid
-over the steering dock in the right column. The side columns take the full height (the corners
+discovery, head inspector, prompt and spans docks tabbed in the left column over the session runs; the
+grid over the steering dock in the right column. The side columns take the full height (the corners
 belong to them). View -> Reset layout returns to this arrangement, sized for the current window.
 """
 
