@@ -1,14 +1,21 @@
-"""``scrub`` benchmark: step change -> grid + overlay + timeline + head inspector repainted, against
+"""``scrub`` benchmark: step change -> grid + overlay + timeline + head inspector on screen, against
 the 16 ms frame.
 
 The benchmark writes a synthetic session of Qwen3-VL-8B shape (36 layers x 32 heads, 1,000 keys,
 300 steps) with the real ``SessionWriter``, opens it in the real ``MainWindow`` offscreen through
 the real ``SessionReader``, then jumps to random steps. Two figures per step:
 
-- ``latency``: wall time from ``set_step`` until the three views' coalescing redraw timers have
-  fired and the views are repainted (what a user sees, timer delays included);
-- ``work``: the same redraw done synchronously (the views' refreshes + repaints, no timer wait):
-  the CPU cost of one frame.
+- ``latency``: wall time from ``set_step`` until the views' coalescing redraw timers have fired and
+  the event loop has handled everything that followed (re-layouts, scene updates and the paint of
+  the window): what a user sees, timer delays included. Each step starts from an idle event loop,
+  so no step pays for the one before it.
+- ``work``: the same frame done synchronously (the step handlers, the pending views' refreshes and a
+  forced repaint of the four views, no timer wait): the CPU cost of one frame.
+
+Until 2026-12-01 the latency ended with a forced ``repaint()`` of the four views right after the last
+timer fired, and no step started from an idle loop: the step then also paid for the previous step's
+``work`` frame (its re-layouts were still queued), painted views that the event loop had already
+painted, and painted before the re-layout that its own refresh had queued (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -94,13 +101,46 @@ def write_session(
     return path
 
 
-def _settle(app, views) -> None:
-    """Process events until no view has a redraw pending."""
+def _settle(app, views, timeout_s: float = 5.0) -> None:
+    """Run the event loop until no view has a redraw pending and a pass over the event loop finds
+    nothing to do: the coalescing timers have fired, and the re-layouts, scene updates and paints
+    they queued have been handled (posted events queued while a pass runs wait for the next one)."""
+    from PySide6 import QtCore
+
+    dispatcher = QtCore.QAbstractEventDispatcher.instance()
+    flags = QtCore.QEventLoop.ProcessEventsFlag.AllEvents
     timers = [getattr(v, "_redraw_timer", None) for v in views]
-    app.processEvents()
-    while any(t is not None and t.isActive() for t in timers):
-        app.processEvents()
-        time.sleep(0.0005)
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        if dispatcher.processEvents(flags):  # True when it handled something: there may be more
+            pass
+        elif any(t is not None and t.isActive() for t in timers):
+            time.sleep(0.0002)  # a redraw waits for the rest of its frame gap
+        else:
+            return
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the event loop did not settle within {timeout_s} s")
+
+
+def _paint_spy(widgets):
+    """An event filter on ``widgets`` only (so it costs nothing measurable) whose ``painted`` set
+    collects those that received a paint: evidence that a measured frame really drew them."""
+    from PySide6 import QtCore
+
+    class PaintSpy(QtCore.QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.painted: set = set()
+
+        def eventFilter(self, obj, event) -> bool:
+            if event.type() == QtCore.QEvent.Type.Paint:
+                self.painted.add(obj)
+            return False
+
+    spy = PaintSpy()
+    for w in widgets:
+        w.installEventFilter(spy)
+    return spy
 
 
 def run(
@@ -135,33 +175,45 @@ def run(
             # the head inspector open on a head too: it follows the step like the other views
             window.state.inspector.set_head((layers // 2, heads // 2))
             views = [window.grid_view, window.overlay_view, window.timeline_view, window.inspector_view]
+            # what a step change redraws through the views' coalescers (the timeline follows the step
+            # in its step_changed handler, inside set_step; its refresh is for runs and head sets)
+            redraws = {
+                window.grid_view: window.grid_view.refresh,
+                window.overlay_view: window.overlay_view.refresh_heat,
+                window.inspector_view: window.inspector_view.refresh,
+            }
             _settle(app, views)
+            # the plots that change on every step: the overlay's and the inspector's image views
+            viewports = [window.overlay_view.graphics.viewport(), window.inspector_view.graphics.viewport()]
+            spy = _paint_spy(viewports)
             rng = random.Random(seed)
             latency: list[float] = []
+            latency_cpu: list[float] = []  # the GUI thread's CPU time in the same window
             work: list[float] = []
+            painted = 0
             for _ in range(steps):
                 step = rng.randrange(session_steps)
-                t0 = time.perf_counter()
+                _settle(app, views)  # start from an idle event loop
+                spy.painted.clear()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 window.state.step.set_step(step)
                 _settle(app, views)
-                for v in views:
-                    v.repaint()
                 latency.append(1000.0 * (time.perf_counter() - t0))
-                # The same frame without the coalescing delay: refresh + repaint synchronously.
+                latency_cpu.append(1000.0 * (time.thread_time() - c0))
+                painted += len(spy.painted) == len(viewports)
+                # The same frame without the coalescing delay and the event loop: synchronously.
                 step = rng.randrange(session_steps)
                 t0 = time.perf_counter()
                 window.state.step.set_step(step)
-                window.grid_view._redraw_timer.stop()
-                window.overlay_view._redraw_timer.stop()
-                window.timeline_view._redraw_timer.stop()
-                window.inspector_view._redraw_timer.stop()
-                window.grid_view.refresh()
-                window.overlay_view.refresh_heat()
-                window.timeline_view.refresh()
-                window.inspector_view.refresh()
+                for view, redraw in redraws.items():
+                    if view._redraw_timer.isActive():
+                        view._redraw_timer.stop()
+                        redraw()
                 for v in views:
                     v.repaint()
                 work.append(1000.0 * (time.perf_counter() - t0))
+            for w in viewports:
+                w.removeEventFilter(spy)
         finally:
             dispose_window(app, window)
     none_refs_lost = none_refs_before - sys.getrefcount(None)
@@ -184,6 +236,11 @@ def run(
             "work_p95_ms": p95_work,
             "latency_p95_ms": p95_lat,
             "latency_max_ms": max(latency),
+            # CPU time of the GUI thread per latency step: what other processes' load distorts least
+            "latency_cpu_p50_ms": float(np.percentile(latency_cpu, 50)),
+            "latency_cpu_p95_ms": float(np.percentile(latency_cpu, 95)),
+            # steps whose latency window held a paint of both the overlay and the inspector
+            "painted_fraction": painted / max(1, steps),
             "session_write_s": write_s,
             "session_bytes": session_bytes,
             "none_refs_lost_per_step": none_refs_lost / max(1, 2 * steps),
