@@ -24,15 +24,17 @@ pytest.importorskip("matplotlib")
 COCO = Path(__file__).parent / "data" / "coco_tiny"
 SECTIONS = ("fig2a", "fig3", "fig6", "fig8", "tab5", "tab6", "layers", "tab1")
 TINY = ["--quick", "--n-strips", "2", "--max-strips", "1", "--sweep-ks", "1,4"]
+COCO_ARGS = ["--coco-annotations", str(COCO / "instances.json"), "--images", str(COCO), "--max-images", "2"]
+_BUILT: dict[str, Path] = {}  # the report, made once per test session (test_executor_report imports it)
 
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report") / "demo"
-    argv = ["report", "--model", "demo", *TINY, "--out", str(out)]
-    argv += ["--coco-annotations", str(COCO / "instances.json"), "--images", str(COCO), "--max-images", "1"]
-    assert main(argv) == 0
-    return out
+    if "demo" not in _BUILT:
+        out = tmp_path_factory.mktemp("report") / "demo"
+        assert main(["report", "--model", "demo", *TINY, "--out", str(out), *COCO_ARGS]) == 0
+        _BUILT["demo"] = out
+    return _BUILT["demo"]
 
 
 class Numbers(HTMLParser):

@@ -1,6 +1,8 @@
-"""Sharded runs of ``discover`` and ``evaluate``: ``--executor local|slurm``.
+"""Sharded runs of ``discover`` and ``evaluate`` (sweeps and COCO region included): ``--executor local|slurm``.
 
-The command's strips are cut into ``--jobs N`` shards (``--shard i/n``: every n-th strip), each
+The command's strips are cut into ``--jobs N`` shards (``--shard i/n``: every n-th strip; a COCO
+region run: every n-th image; a sweep: every n-th (cell, strip) unit; never more shards than
+strips or images), each
 run as its own job: the same command line with ``--shard i/n`` and a partial-result file in the
 shard folder (``--shard-dir``, default beside the output). Jobs receive file paths and flags,
 never models: each loads the model itself. A shard writes its partial result atomically when it
@@ -48,12 +50,36 @@ def partial_name(command: str, index: int, n: int) -> str:
     return f"shard-{index:04d}-of-{n:04d}.{ext}"
 
 
+def _target(args: argparse.Namespace) -> str | None:
+    """Where the merged result goes: discover's ``--out``, evaluate's ``--json`` (a sweep's
+    ``--resume`` file too: a sharded sweep resumes by its shards)."""
+    if args.command == "discover":
+        return args.out
+    return getattr(args, "json", None) or getattr(args, "resume", None)
+
+
 def shard_dir_for(args: argparse.Namespace) -> Path:
     """``--shard-dir``, or beside the output: ``OUT.shards`` (discover) / ``JSON.shards`` (evaluate)."""
     if args.shard_dir:
         return Path(args.shard_dir)
-    target = args.out if args.command == "discover" else args.json
-    return Path(str(target).rstrip("/\\") + ".shards")
+    return Path(str(_target(args)).rstrip("/\\") + ".shards")
+
+
+def n_items(args: argparse.Namespace) -> int | None:
+    """How many strips (COCO: images) the command covers, None for a sweep (its units are cells
+    times strips): more shards than that would leave some empty."""
+    if getattr(args, "sweep", False):
+        return None
+    if getattr(args, "coco_annotations", None):
+        from gaze_explorer.core.coco import MIN_BOX_AREA, objects_by_image, read_coco, select_objects
+
+        area = MIN_BOX_AREA if args.min_box_area is None else args.min_box_area
+        selection = select_objects(read_coco(args.coco_annotations).objects, area, args.max_images)
+        return len(objects_by_image(selection.objects))
+    from gaze_explorer.cli.helpers import load_strips
+
+    limit = args.n_strips if args.command == "discover" else (args.max_strips or args.n_strips)
+    return len(load_strips(args, limit))
 
 
 def strip_flags(argv: list[str], flags: dict[str, int]) -> list[str]:
@@ -78,7 +104,8 @@ def shard_argv(base: list[str], command: str, index: int, n: int, directory: Pat
     partial = str(directory / partial_name(command, index, n))
     if command == "discover":
         return [*base, "--shard", f"{index}/{n}", "--partial", partial]
-    return [*strip_flags(base, {"--json": 1}), "--shard", f"{index}/{n}", "--json", partial]
+    own = {"--json": 1, "--resume": 1, "--figure": 1}  # the merge writes the JSON and the figure
+    return [*strip_flags(base, own), "--shard", f"{index}/{n}", "--json", partial]
 
 
 def run_shard(argv: list[str], partial: str) -> str:
@@ -127,15 +154,21 @@ def missing_shards(directory: Path, command: str, n: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``args.command`` sharded with ``args.executor``, then merge (unless ``--detach``)."""
-    if args.command == "evaluate" and not getattr(args, "json", None):
+    if args.command == "evaluate" and not _target(args):
         raise GazeExplorerError("--executor needs --json FILE: the merged results are written there")
     if getattr(args, "session", None):
         raise GazeExplorerError(
             "--session is not written by sharded runs; run discover without --executor to store a session"
         )
     n = int(args.jobs)
+    count = n_items(args)
+    if count is not None:
+        if count == 0:
+            raise GazeExplorerError("nothing to shard: no strips (or COCO images) selected")
+        n = min(n, count)
     directory = shard_dir_for(args).absolute()
     base = strip_flags(list(args.argv), EXECUTOR_FLAGS)
+    figure = getattr(args, "figure", None)
     _write_manifest(
         directory,
         {
@@ -143,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             "argv": base,
             "n_shards": n,
             "out": str(Path(args.out).absolute()) if args.command == "discover" else None,
-            "json": str(Path(args.json).absolute()) if getattr(args, "json", None) else None,
+            "json": str(Path(_target(args)).absolute()) if args.command == "evaluate" else None,
+            "figure": str(Path(figure).absolute()) if figure else None,
         },
     )
     for attempt in range(int(args.retries) + 1):
@@ -159,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         )
         jobs = [(shard_argv(base, args.command, i, n, directory), i) for i in todo]
         if args.executor == "slurm":
-            if _submit_slurm(args, directory, jobs):
+            if _submit_slurm(args, directory, jobs, n):
                 return 0  # detached: merge later with `gaze-explorer merge DIR`
         else:
             _run_local(jobs, directory)
@@ -211,10 +245,12 @@ def slurm_executor(args: argparse.Namespace, directory: Path):
     return executor
 
 
-def _submit_slurm(args: argparse.Namespace, directory: Path, jobs: list[tuple[list[str], int]]) -> bool:
+def _submit_slurm(
+    args: argparse.Namespace, directory: Path, jobs: list[tuple[list[str], int]], n: int
+) -> bool:
     """Submit the shards as one job array; wait for it unless ``--detach``. True when detached."""
     executor = slurm_executor(args, directory)
-    partials = [str(directory / partial_name(args.command, i, int(args.jobs))) for _, i in jobs]
+    partials = [str(directory / partial_name(args.command, i, n)) for _, i in jobs]
     submitted = executor.map_array(run_shard, [argv for argv, _ in jobs], partials)
     ids = [job.job_id for job in submitted]
     (directory / "slurm_jobs.json").write_text(json.dumps(ids), encoding="utf-8")

@@ -9,7 +9,12 @@ the gaze scores, matrices and ranking are those of a single run (maps within flo
 Evaluation partials are the shards' own evaluation JSON: their ``generations`` are the per-pair
 judgements. The merge puts them back in the unsharded order (shard ``i`` of ``n`` holds strips
 ``i-1, i-1+n, ...``), undoes the same-as-unsteered rule's marks and rebuilds the report with the
-same seed, so accuracies and bootstrap CIs equal a single run's.
+same seed, so accuracies and bootstrap CIs equal a single run's. COCO region partials are handled
+the same way with images in place of strips (shard ``i`` holds images ``i-1, i-1+n, ...``).
+
+Sweep partials (``inference.sweep.PARTIAL_KIND``) hold each shard's (baseline or cell, strip) units
+with their strip index: every cell's generations are put back in strip order and summarised by
+``inference.sweep.cell_result``, the function an unsharded sweep uses.
 """
 
 from __future__ import annotations
@@ -126,27 +131,11 @@ def merge_evaluation(reports: list[dict]) -> dict:
     from gaze_explorer.core.heads import HeadSet
     from gaze_explorer.core.stats import DEFAULT_RESAMPLES
 
-    n = len(reports)
     first = reports[0]
-    same = ("protocol", "model", "heads", "head_choices")
-    for k, rep in enumerate(reports, start=1):
-        if rep["settings"].get("shard") != f"{k}/{n}":
-            raise GazeExplorerError(f"partial {k} is shard {rep['settings'].get('shard')}, expected {k}/{n}")
-        if any(rep.get(key) != first.get(key) for key in same):
-            raise GazeExplorerError(
-                f"shard {k}/{n} steered other heads or ran another protocol than shard 1/{n}"
-            )
-        if rep.get("status") != "finished":
-            raise GazeExplorerError(f"shard {k}/{n} did not finish (status {rep.get('status')})")
-    # each shard's generations, grouped by strip in the shard's order; strip j of shard k is the
-    # (k-1 + j*n)-th strip of the unsharded run
-    ordered: list[tuple[int, int, dict]] = []
-    for k, rep in enumerate(reports):
-        strips: dict[str, int] = {}
-        for g in rep["generations"]:
-            j = strips.setdefault(g["strip"], len(strips))
-            ordered.append((k + j * n, len(ordered), _unmark(g)))
-    generations = [g for _, _, g in sorted(ordered, key=lambda t: (t[0], t[1]))]
+    _check_shards(
+        reports, ("protocol", "model", "heads", "head_choices"), lambda r: r["settings"].get("shard")
+    )
+    generations = interleave([[_unmark(g) for g in rep["generations"]] for rep in reports], "strip")
     settings = dict(first["settings"])
     settings["shard"] = None
     settings["n_strips"] = sum(int(r["settings"]["n_strips"]) for r in reports)
@@ -174,6 +163,117 @@ def merge_evaluation(reports: list[dict]) -> dict:
     )
     merged["heads"] = dict(first["heads"])  # "all" is stored as a count
     return merged
+
+
+def interleave(shards: list[list[dict]], key: str) -> list[dict]:
+    """The generations of shards ``1/n .. n/n`` in the unsharded order: each shard's records come
+    grouped by item (``key``: strip or image) in the shard's order, and item j of shard k is the
+    (k-1 + j*n)-th item of the unsharded run."""
+    n = len(shards)
+    ordered: list[tuple[int, int, dict]] = []
+    for k, gens in enumerate(shards):
+        items: dict = {}
+        for g in gens:
+            j = items.setdefault(g[key], len(items))
+            ordered.append((k + j * n, len(ordered), g))
+    return [g for _, _, g in sorted(ordered, key=lambda t: (t[0], t[1]))]
+
+
+def _check_shards(reports: list[dict], same: tuple[str, ...], label=lambda r: r.get("shard")) -> None:
+    n = len(reports)
+    for k, rep in enumerate(reports, start=1):
+        if label(rep) != f"{k}/{n}":
+            raise GazeExplorerError(f"partial {k} is shard {label(rep)}, expected {k}/{n}")
+        if any(rep.get(key) != reports[0].get(key) for key in same):
+            raise GazeExplorerError(f"shard {k}/{n} ran other settings than shard 1/{n}")
+        if rep.get("status") != "finished":
+            raise GazeExplorerError(f"shard {k}/{n} did not finish (status {rep.get('status')})")
+
+
+# -- COCO region -------------------------------------------------------------------------------------
+def merge_region(reports: list[dict]) -> dict:
+    """One COCO region report (``evaluate region --coco-annotations``) from its shards' reports."""
+    from gaze_explorer.core.coco import region_report
+    from gaze_explorer.core.heads import HeadSet
+    from gaze_explorer.core.stats import DEFAULT_RESAMPLES
+    from gaze_explorer.inference.coco_region import evaluated_by_size
+
+    _check_shards(reports, ("model", "heads", "head_choices"), lambda r: r["settings"].get("shard"))
+    first = reports[0]
+    generations = interleave([rep["generations"] for rep in reports], "image_id")
+    settings = dict(first["settings"])
+    settings.pop("shard")
+    counts = dict(first["counts"])
+    counts["skipped_no_tokens"] = sum(int(r["counts"]["skipped_no_tokens"]) for r in reports)
+    counts["evaluated_by_size"] = evaluated_by_size(generations)
+    heads = {
+        name: HeadSet(name, tuple(map(tuple, hs))) for name, hs in first["heads"].items() if name != "all"
+    }
+    merged = region_report(
+        model=first["model"],
+        generations=generations,
+        counts=counts,
+        heads=heads,
+        settings=settings,
+        head_choices=first.get("head_choices"),
+        status="finished",
+        n_resamples=int(settings.get("n_resamples", DEFAULT_RESAMPLES)),
+        seed=int(settings.get("seed", 0)),
+    )
+    merged["heads"] = dict(first["heads"])  # "all" is stored as a count
+    return merged
+
+
+# -- sweep -------------------------------------------------------------------------------------------
+def merge_sweep(partials: list[dict]) -> dict:
+    """The sweep JSON of a single run from the partials of shards ``1/n .. n/n``."""
+    from gaze_explorer.core.sweep import SweepCell, sweep_report
+    from gaze_explorer.inference.sweep import PARTIAL_KIND, baseline_summary, cell_result, error_record
+
+    if any(p.get("kind") != PARTIAL_KIND for p in partials):
+        raise GazeExplorerError("a partial result is not a sweep shard's")
+    same = ("protocol", "model", "criteria", "over", "prompts", "settings", "n_cells", "cells", "eval")
+    _check_shards(partials, same)
+    first = partials[0]
+    protocol, ev = first["protocol"], first["eval"]
+    cells = [SweepCell(c["criterion"], c["k"], float(c["strength"]), c["prompt"]) for c in first["cells"]]
+
+    def in_strip_order(pairs: list) -> list[dict]:  # a unit's records stay in their order (stable sort)
+        return [g for _, g in sorted(pairs, key=lambda pair: pair[0])]
+
+    baselines: dict[str, list[dict]] = {}
+    for cell in cells:
+        if cell.prompt not in baselines:
+            pairs = [pair for p in partials for pair in p["baseline_units"].get(cell.prompt, [])]
+            baselines[cell.prompt] = in_strip_order(pairs)
+    records = []
+    for ci, cell in enumerate(cells):
+        units = [p["cell_units"][str(ci)] for p in partials if str(ci) in p["cell_units"]]
+        if not units:
+            raise GazeExplorerError(f"sweep cell {cell.label()} is in no partial result")
+        errors = [u["error"] for u in units if u["error"]]
+        if errors:
+            records.append(error_record(cell, errors[0]))
+            continue
+        gens = in_strip_order([pair for u in units for pair in u["generations"]])
+        records.append(cell_result(cell, protocol, baselines[cell.prompt], gens, units[0]["heads"], **ev))
+    report = sweep_report(
+        protocol=protocol,
+        model=first["model"],
+        criteria=first["criteria"],
+        over=first["over"],
+        prompts=first["prompts"],
+        settings=first["settings"],
+        baselines={
+            prompt: baseline_summary(protocol, gens, n_resamples=ev["n_resamples"], seed=ev["seed"])
+            for prompt, gens in baselines.items()
+        },
+        cells=records,
+        n_cells=first["n_cells"],
+        status="finished",
+    )
+    report["baseline_generations"] = baselines
+    return report
 
 
 def _unmark(g: dict) -> dict:
@@ -221,10 +321,27 @@ def merge_dir(directory: str | Path, out: str | None = None, json_path: str | No
     from gaze_explorer.core.evaluation_report import format_table, write_json
 
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
-    report = merge_evaluation(reports)
     target = json_path or manifest["json"]
-    write_json(target, report)
-    print(format_table(report))
+    kind = reports[0].get("kind") if isinstance(reports[0], dict) else None
+    if kind == "gaze-explorer-sweep-partial":
+        from gaze_explorer.cli.sweep import format_sweep_table, save_sweep_figure
+
+        report = merge_sweep(reports)
+        write_json(target, report)
+        print(format_sweep_table(report))
+        if manifest.get("figure"):
+            save_sweep_figure(report, manifest["figure"])
+            print(f"figure: {manifest['figure']}", file=sys.stderr)
+    elif reports[0].get("dataset") == "coco":
+        from gaze_explorer.core.coco import format_region_table
+
+        report = merge_region(reports)
+        write_json(target, report)
+        print(format_region_table(report))
+    else:
+        report = merge_evaluation(reports)
+        write_json(target, report)
+        print(format_table(report))
     print(f"merged {n} shards -> {target}", file=sys.stderr)
     return 0
 

@@ -301,6 +301,7 @@ def build_parsers() -> Parsers:
     r.add_argument(
         "--compare", nargs="+", default=None, metavar="REPORT_DIR", help="render these reports side by side"
     )
+    add_executor_args(r)  # each shardable stage runs as shards, merged before the next
 
     # bench has its own parser (cli.bench.build_bench_parser); main() hands its arguments over
     b = sub.add_parser("bench", help="benchmarks (see gaze_explorer.bench)", add_help=False)
@@ -402,7 +403,7 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
         and (args.figure != "all" or args.step is not None)
     ):
         sub.error("--spans draws one overlay per span: leave out --figure and --step")
-    if args.command in ("discover", "evaluate"):
+    if args.command in ("discover", "evaluate", "report"):
         check_executor(sub, args)
 
 
@@ -422,8 +423,6 @@ def check_coco(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--coco-annotations needs --images DIR (the folder of its image files)")
     if args.boxes is not None:
         parser.error("--coco-annotations gives the boxes: leave out --boxes")
-    if args.shard is not None or getattr(args, "executor", None) is not None:
-        parser.error("--coco-annotations does not run sharded yet: leave out --shard and --executor")
 
 
 def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -435,12 +434,12 @@ def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         if given:
             parser.error(f"--{given[0].replace('_', '-')} needs --executor")
         return
-    if args.shard is not None or getattr(args, "partial", None) is not None:
+    if getattr(args, "shard", None) is not None or getattr(args, "partial", None) is not None:
         parser.error("--executor makes the shards itself: leave out --shard")
     if args.detach and args.executor != "slurm":
         parser.error("--detach only applies to --executor slurm")
-    if args.command == "evaluate" and getattr(args, "sweep", False):
-        parser.error("evaluate sweep does not run under --executor yet; shard it with --over values instead")
+    if args.detach and args.command == "report":
+        parser.error("report cannot --detach: each stage needs the one before it merged")
 
 
 SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure")
@@ -459,7 +458,7 @@ def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         return
     args.sweep_protocol = args.sweep_protocol or "static"
     args.protocol = args.sweep_protocol
-    if args.shard is not None or args.boxes is not None:
-        parser.error("evaluate sweep takes neither --shard nor --boxes")
+    if args.boxes is not None:
+        parser.error("evaluate sweep takes no --boxes")
     if args.prompts is not None and args.prompt is not None:
         parser.error("give --prompt or --prompts, not both")

@@ -1,6 +1,7 @@
 """``gaze-explorer evaluate region --coco-annotations F --images DIR``: the paper's COCO region
 steering (Tab. 1) on any dataset in the COCO instances format; prints the table by size class and
-writes the JSON (docs/evaluation_json.md, "Region on COCO annotations"), also on Ctrl-C."""
+writes the JSON (docs/evaluation_json.md, "Region on COCO annotations"), also on Ctrl-C.
+``--executor`` runs it as shards of images (``--shard i/n``: every n-th image), merged by ``cli.merge``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from gaze_explorer.core.steering import SteeringMode
 
 def run(args: argparse.Namespace) -> int:
     """Run the COCO region evaluation; returns the exit code (130 when interrupted)."""
+    if getattr(args, "executor", None):
+        from gaze_explorer.cli import executor
+
+        return executor.run(args)
     from gaze_explorer.inference.coco_region import CocoRegionEvaluation, image_paths
     from gaze_explorer.inference.evaluation import (
         EVAL_CONTROL_POOL,
@@ -77,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
         judge=judge,
         min_box_area=min_area,
         model_name=args.model,
+        shard=args.shard,
     )
     interrupted = drive_evaluation(evaluation, "evaluate region (COCO)")
     report = evaluation.report(str(args.coco_annotations), str(args.images))
+    if args.shard:
+        report["settings"]["shard"] = args.shard
     return finish_evaluation(
         args,
         report,

@@ -8,6 +8,11 @@ skips the finished ones (and continues a half-done sweep). Then ``report.json`` 
 numbers, ``core.report_data``) and ``index.html`` (Jinja2 template ``templates/report.html.j2``,
 figures drawn with matplotlib and embedded as base64 PNG: no external URL) are written.
 ``--compare DIR ...`` renders several checkpoints' ``report.json`` side by side instead.
+
+With ``--executor local|slurm --jobs N`` every stage runs as shards (``cli.executor``: each shard
+loads the model itself; the report process loads none) and is merged before the next stage starts;
+a stage's shards sit beside its result (``OUT/stages/static.json.shards``...), so ``--resume`` also
+reruns only the shards that did not finish. Without ``--resume`` earlier shards are removed first.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import base64
 import contextlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -113,7 +119,12 @@ def stage_argv(args: argparse.Namespace, stage: str, out: Path, ks: tuple[int, .
         ]
     if stage == "sweep":
         path = _stage_file(out, stage)
-        resume = ["--resume", str(path)] if args.resume and path.exists() else ["--json", str(path)]
+        sharded = getattr(args, "executor", None)  # sharded: the shard folder resumes it
+        resume = (
+            ["--resume", str(path)]
+            if args.resume and path.exists() and not sharded
+            else ["--json", str(path)]
+        )
         return [
             "evaluate",
             "sweep",
@@ -145,6 +156,28 @@ def stage_argv(args: argparse.Namespace, stage: str, out: Path, ks: tuple[int, .
             str(_stage_file(out, stage)),
         ] + (["--max-images", str(n)] if n else [])
     raise ValueError(stage)
+
+
+def executor_argv(args: argparse.Namespace, stage: str, out: Path) -> list[str]:
+    """``--executor`` and its settings for one stage (``--shard-dir DIR``: ``DIR/<stage>``)."""
+    from gaze_explorer.cli.executor import EXECUTOR_FLAGS
+
+    argv: list[str] = []
+    for flag in EXECUTOR_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if flag == "--shard-dir":
+            value = str(Path(value) / stage) if value else None
+        if value is not None and not isinstance(value, bool):
+            argv += [flag, str(value)]
+    return argv
+
+
+def stage_shards(args: argparse.Namespace, stage: str, out: Path) -> Path:
+    """The shard folder of a stage run under ``--executor``."""
+    if args.shard_dir:
+        return Path(args.shard_dir) / stage
+    target = _stage_file(out, stage)
+    return Path(str(target.parent if stage == "discovery" else target) + ".shards")
 
 
 def run_stage(argv: list[str], loaded) -> None:
@@ -181,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
         if s not in todo:
             _say(f"{s}: done before, skipped (--resume)")
     loaded = None
-    if todo:
+    sharded = getattr(args, "executor", None)
+    if todo and not sharded:  # sharded, every stage's shards load the model themselves
         from gaze_explorer.cli.helpers import load
 
         loaded = load(argparse.Namespace(**vars(args), loaded=None))
@@ -191,6 +225,11 @@ def run(args: argparse.Namespace) -> int:
             n_heads = int(np.load(out / "stages" / "discovery" / "gaze_scores.npy").size)
             ks = tuple(args.sweep_ks) if args.sweep_ks else sweep_ks(n_heads, args.quick)
         argv = stage_argv(args, stage, out, ks)
+        if sharded:
+            shards = stage_shards(args, stage, out)
+            if not args.resume and shards.exists():  # a fresh report: no shard of an earlier run
+                shutil.rmtree(shards)
+            argv += executor_argv(args, stage, out)
         _say(f"stage {i}/{len(todo)}: {stage}: gaze-explorer {' '.join(argv)}")
         run_stage(argv, loaded)
     report = build_report(out, args.model)

@@ -3,6 +3,8 @@ the random control (and all heads once), one JSON written after every cell, ``--
 
 The cells are ``core.sweep``'s; each runs through ``inference.sweep.Sweep`` (the evaluation of
 ``evaluate``, baselines generated once per prompt). Ctrl-C keeps every finished cell.
+``--executor`` runs it as shards of (cell, strip) units (``cli.executor``); a shard (``--shard i/n``)
+writes only its partial result, once it is done, and ``cli.merge`` builds the sweep JSON.
 """
 
 from __future__ import annotations
@@ -59,8 +61,14 @@ def run(args: argparse.Namespace) -> int:
     )
     from gaze_explorer.inference.sweep import Sweep
 
+    if getattr(args, "executor", None):
+        from gaze_explorer.cli import executor
+
+        return executor.run(args)
     protocol = args.sweep_protocol
     out = args.json or args.resume
+    if args.shard and args.resume:
+        raise SweepError("a sweep shard resumes by running again: leave out --resume with --shard")
     criteria = tuple(args.criteria)
     prompts_in = read_prompts(args.prompts) if args.prompts else [args.prompt]
     limit = args.max_strips if args.max_strips is not None else args.n_strips
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         pool=args.control_pool or EVAL_CONTROL_POOL,
         seed=args.seed,
         model_name=args.model,
+        shard=args.shard,
     )
     settings = {
         "mode": config.mode.value,
@@ -159,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         return rep
 
     def save(_record: dict | None = None) -> None:
-        if out:
+        if out and not args.shard:
             write_json(out, report("running"))
 
     bar = progress_bar(sweep.total_generations(), f"sweep {protocol}")
@@ -173,6 +182,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     final = report("cancelled" if interrupted or sweep.cancelled else "finished")
+    if args.shard:  # a shard's partial is written once, when done: a missing one is rerun
+        if final["status"] != "finished":
+            print(f"shard {args.shard} interrupted: nothing kept", file=sys.stderr)
+            return 130
+        if out:
+            write_json(out, {**final, **sweep.partial()})
+            print(f"shard {args.shard}: {out}", file=sys.stderr)
+        return 0
     if out:
         write_json(out, final)
     print(format_sweep_table(final))

@@ -6,6 +6,7 @@ For each image: one unsteered (baseline) answer, then one answer per object and 
 the object's box (``core.regions.box_region``). Reading the annotations, the size classes, the box
 filter and the summary are torch-free (``core.coco``); this module only runs the generations.
 ``run()`` yields progress and checks a cancel token; ``report()`` summarises what has completed.
+Sharded (``shard="i/n"``, ``--executor``): only every n-th image runs; ``cli.merge`` joins the shards.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ from gaze_explorer.inference.evaluation import (
     EvalConfig,
     EvalProgress,
     HeadConditions,
+    shard,
 )
+
+
+def evaluated_by_size(generations: Sequence[dict]) -> dict[str, int]:
+    """The objects answered for, per size class."""
+    return {
+        s: len({g["annotation_id"] for g in generations if g["size_class"] == s})
+        for s in ("small", "medium", "large")
+    }
 
 
 def image_paths(dataset: CocoDataset, selection: ObjectSelection, images_dir: str | Path) -> dict[int, Path]:
@@ -67,6 +77,7 @@ class CocoRegionEvaluation:
     generations: list[dict] = field(default_factory=list)
     no_tokens: list[int] = field(default_factory=list)  # annotation ids whose box holds no token centre
     cancelled: bool = False
+    shard: str | None = None  # "i/n": only every n-th image (in the annotations' order)
 
     @property
     def prompt(self) -> str:
@@ -133,6 +144,8 @@ class CocoRegionEvaluation:
         from PIL import Image
 
         groups = objects_by_image(self.selection.objects)
+        if self.shard:
+            groups = {iid: groups[iid] for iid in shard(list(groups), self.shard)}
         steered = self._steered()
         per_image = {
             iid: len(objs) * len(steered) + ("baseline" in self.config.conditions)
@@ -198,10 +211,7 @@ class CocoRegionEvaluation:
             "min_box_area": self.min_box_area,
             **self.selection.counts(),
             "skipped_no_tokens": len(self.no_tokens),
-            "evaluated_by_size": {
-                s: len({g["annotation_id"] for g in self.generations if g["size_class"] == s})
-                for s in ("small", "medium", "large")
-            },
+            "evaluated_by_size": evaluated_by_size(self.generations),
         }
         return region_report(
             model=self.model_name,

@@ -199,6 +199,8 @@ class Evaluation:
     # "i/n": ``strips`` are ALL the strips; every one is planned (so the dynamic schedules, drawn
     # strip after strip from one seeded generator, are the unsharded run's) but only this shard's run
     shard: str | None = None
+    # strip indices to run, the rest planned only (a sharded sweep's (cell, strip) work units)
+    only: frozenset[int] | None = None
     coverage: dict[int, float] = field(default_factory=dict)  # strip index -> image fraction seen
 
     def __post_init__(self) -> None:
@@ -232,6 +234,8 @@ class Evaluation:
         if self.shard:
             keep = set(shard(range(len(self.strips)), self.shard))
             jobs = [job for job in jobs if job.strip_index in keep]
+        if self.only is not None:
+            jobs = [job for job in jobs if job.strip_index in self.only]
         return jobs
 
     @property

@@ -1,0 +1,65 @@
+"""``report --executor local``: the report's shardable stages (here the K sweep and the COCO region
+evaluation) run as shards of the local executor, each merged before the next stage, and give exactly
+the stage results and report.json of the unsharded report (test_cli_report's, made once per session);
+``--resume`` reruns only the shards without a partial result (none here: only the merge runs)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gaze_explorer.cli import main
+
+pytest.importorskip("jinja2")
+pytest.importorskip("matplotlib")
+
+from test_cli_report import COCO_ARGS, TINY, report_dir  # noqa: F401  (report_dir: the fixture)
+
+SHARDED = ["--executor", "local", "--jobs", "2"]
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_sharded_sweep_and_region_stages_equal_one_run(report_dir, tmp_path, capfd):  # noqa: F811
+    out = tmp_path / "sharded"
+    shutil.copytree(report_dir, out)
+    stages, one = out / "stages", report_dir / "stages"
+    for name in ("sweep.json", "region.json"):
+        (stages / name).unlink()
+    (out / "report.json").unlink()
+    argv = ["report", "--model", "demo", *TINY, "--resume", "--out", str(out), *COCO_ARGS, *SHARDED]
+    assert main(argv) == 0
+    err = capfd.readouterr().err
+    assert err.count("evaluate: 2 of 2 shards to run") == 2  # the sweep, then COCO region
+    assert "loading model" not in err  # the report process loads no model: its shards do
+    sweep_partials = sorted((stages / "sweep.json.shards").glob("shard-*-of-0002.json"))
+    assert len(sweep_partials) == 2
+    assert all(_json(p)["cell_units"] for p in sweep_partials)  # both shards ran (cell, strip) units
+    region_partials = sorted((stages / "region.json.shards").glob("shard-*-of-0002.json"))
+    assert [len({g["image_id"] for g in _json(p)["generations"]}) for p in region_partials] == [1, 1]
+    for name in ("sweep.json", "region.json"):
+        assert _json(stages / name) == _json(one / name), name
+    assert _json(out / "report.json") == _json(report_dir / "report.json")
+
+    # the sweep stage lost after its shards finished: --resume runs no shard again, only the merge
+    (stages / "sweep.json").unlink()
+    kept = [p.stat().st_mtime_ns for p in sweep_partials]
+    assert main(["report", "--model", "demo", *TINY, "--resume", "--out", str(out), *SHARDED]) == 0
+    err = capfd.readouterr().err
+    assert "shards to run" not in err and "merged 2 shards" in err
+    assert [p.stat().st_mtime_ns for p in sweep_partials] == kept
+    assert _json(stages / "sweep.json") == _json(one / "sweep.json")
+
+
+def test_report_executor_flags_are_checked(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--model", "demo", "--out", str(tmp_path), "--executor", "slurm", "--detach"])
+    assert exc.value.code == 2 and "each stage needs the one before it merged" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--model", "demo", "--out", str(tmp_path), "--jobs", "2", "--shard-dir", "x"])
+    assert exc.value.code == 2 and "--shard-dir needs --executor" in capsys.readouterr().err
