@@ -214,8 +214,10 @@ class TokenTimelineView(QtWidgets.QWidget):
         if 0 <= step < len(self.chips):
             self._style_chip(self.chips[step], True, self._in_span(step))
         self._styled_step = step
-        if 0 <= step < len(self.chips):
-            self.chip_scroll.ensureWidgetVisible(self.chips[step], 40, 0)
+        span = self.state.spans.selection
+        shown = step if span is None else span.start  # a shown span keeps its first token in view
+        if 0 <= shown < len(self.chips):
+            self.chip_scroll.ensureWidgetVisible(self.chips[shown], 40, 0)
 
     def _on_playing(self, playing: bool) -> None:
         with signals_blocked(self.play_button):
@@ -252,8 +254,7 @@ class TokenTimelineView(QtWidgets.QWidget):
                 track.span_item.setRegion((span.start - 0.5, span.end + 0.5))
         for i, chip in enumerate(self.chips):
             self._style_chip(chip, i == self._styled_step, self._in_span(i))
-        if span is not None and span.start < len(self.chips):
-            self.chip_scroll.ensureWidgetVisible(self.chips[span.start], 40, 0)  # the span's first token
+        self._on_step(self.state.step.step)  # scrolls the chips to the span (or back to the step)
 
     def _sync_chips(self, run: RunData | None) -> None:
         tokens = [] if run is None else run.tokens
