@@ -367,6 +367,7 @@ def open_session(path: str | Path, state: AppState):
     shown = ids.index(ui["shown"]) if ui.get("shown") in ids else (len(ids) - 1 if ids else None)
     compare = ids.index(ui["compare"]) if ui.get("compare") in ids else None
     restore_view(state, shown, compare, ui.get("step"))
+    restore_inspected(state, reader)
     state.status.update(
         model=str(model_meta.get("model_id", "session")),
         device=str(model_meta.get("device", "-")),
@@ -414,6 +415,31 @@ def restore_view(state: AppState, shown: int | None, compare: int | None, step: 
         heads = HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
         with contextlib.suppress(GazeExplorerError):  # a run of another model size: keep the grid's set
             state.heads.set_file_set(heads)
+
+
+def restore_inspected(state: AppState, reader) -> None:
+    """Open the head the session was saved with in the head inspector, or none (a file saved
+    without one, or before sessions kept it); a damaged entry or a head the session's model does
+    not have is said in the status bar (the session itself opened), not raised."""
+    try:
+        head = reader.inspected_head()
+    except GazeExplorerError as err:  # the session itself opened: a status line, not a message box
+        state.status.post(f"{err}; the inspector opens no head")
+        head = None
+    n_layers, n_heads = state.heads.n_layers, state.heads.n_heads
+    if head is not None and not (head[0] < n_layers and head[1] < n_heads):
+        state.status.post(
+            f"the session's inspected head L{head[0]} H{head[1]} is not in its {n_layers} x {n_heads} "
+            "model; the inspector opens no head"
+        )
+        head = None
+    state.inspector.set_head(head)
+
+
+def inspected_ui(state: AppState) -> list[int] | None:
+    """The inspected head as the saved selection holds it (``ui_json``'s ``inspected``)."""
+    head = state.inspector.head
+    return None if head is None else [int(head[0]), int(head[1])]
 
 
 def stored_rows(reader, run_id: str, n_steps: int) -> Callable[[int], np.ndarray | None]:

@@ -601,6 +601,25 @@ class SessionReader:
             raw = f.attrs.get(UI_ATTR)
         return {} if raw is None else dict(as_json(raw, "the saved selection", self.path) or {})
 
+    def inspected_head(self) -> tuple[int, int] | None:
+        """The head that was open in the head inspector when the app saved the session (the
+        ``inspected`` entry of the saved selection): ``(layer, head)``, or None when none was (files
+        written before it existed have none)."""
+        raw = self.ui_state().get("inspected")
+        if raw is None:
+            return None
+        ok = (
+            isinstance(raw, list)
+            and len(raw) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in raw)
+        )
+        if not ok:
+            raise SessionFileError(
+                f"{self.path}: the saved inspected head should be [layer, head] (two counts from 0), "
+                f"got {raw!r}"
+            )
+        return int(raw[0]), int(raw[1])
+
     def spans(self, run: str | int) -> list:
         """A run's named spans (``core.spans.Span``, saved by ``SessionWriter.write_spans``), or []."""
         from gaze_explorer.core.spans import loads_spans

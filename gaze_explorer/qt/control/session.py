@@ -23,7 +23,7 @@ from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.regions import coverage_warning, panel_regions
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.control.worker_pool import WorkerPool
-from gaze_explorer.qt.session_io import SessionRecorder
+from gaze_explorer.qt.session_io import SessionRecorder, inspected_ui
 from gaze_explorer.qt.workers import Worker
 
 
@@ -266,9 +266,10 @@ class SessionControl(QtCore.QObject):
     def _view(self) -> dict | None:
         session = self.state.session
         ids = [None if i is None else session.runs[i].run_id for i in (session.shown, session.compare)]
-        if ids[0] is None:
+        inspected = inspected_ui(self.state)  # the head inspector's head: kept with the session too
+        if ids[0] is None and inspected is None:
             return None
-        return {"shown": ids[0], "compare": ids[1], "step": int(self.state.step.step)}
+        return {"shown": ids[0], "compare": ids[1], "step": int(self.state.step.step), "inspected": inspected}
 
     def save_view(self) -> None:
         """Save the selection on screen (shown and compared runs, step) in the session file, when
