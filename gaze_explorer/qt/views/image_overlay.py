@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gaze_explorer.core.errors import RegionError
+from gaze_explorer.core.errors import GazeExplorerError, RegionError
 from gaze_explorer.core.regions import box_region
 from gaze_explorer.core.scoring import overlay_heat, span_heat
 from gaze_explorer.core.spans import span_caption
@@ -397,7 +397,7 @@ class ImageOverlayView(QtWidgets.QWidget):
 
     def _span_heat(self, run: RunData, span) -> np.ndarray | None:
         """The span's mean heat (its steps within the run), cached per run, heads, span and weighting."""
-        heads, norms = self.state.heads.active, self.state.spans.weights_for(run)
+        heads, norms = self.state.heads.active, self._weights(run)
         last = min(span.end, run.n_steps - 1)
         key = (id(run), heads.heads, span.start, last, norms is not None, run.n_steps)
         if self._span_cache is not None and self._span_cache[0] == key:
@@ -412,7 +412,15 @@ class ImageOverlayView(QtWidgets.QWidget):
         span, run = self.state.spans.selection, self.state.session.shown_run
         if span is None or run is None:
             return ""
-        return span_caption(span, run.n_steps, self.state.spans.weights_for(run) is not None)
+        return span_caption(span, run.n_steps, self._weights(run) is not None)
+
+    def _weights(self, run: RunData):
+        """The value norms the span is weighted by (None: raw; an unreadable file, which the Spans
+        dock reports, also draws raw)."""
+        try:
+            return self.state.spans.weights_for(run)
+        except GazeExplorerError:
+            return None
 
     def refresh_heat(self) -> None:
         banner = self.span_text()
