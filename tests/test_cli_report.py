@@ -22,7 +22,7 @@ pytest.importorskip("jinja2")
 pytest.importorskip("matplotlib")
 
 COCO = Path(__file__).parent / "data" / "coco_tiny"
-SECTIONS = ("fig2a", "fig3", "fig6", "fig8", "tab5", "tab6", "layers", "tab1")
+SECTIONS = ("fig2a", "fig2b", "fig3", "fig6", "fig8", "tab5", "tab6", "layers", "tab1")
 TINY = ["--quick", "--n-strips", "2", "--max-strips", "1", "--sweep-ks", "1,4"]
 COCO_ARGS = ["--coco-annotations", str(COCO / "instances.json"), "--images", str(COCO), "--max-images", "2"]
 _BUILT: dict[str, Path] = {}  # the report, made once per test session (test_executor_report imports it)
@@ -81,7 +81,7 @@ def lookup(data, path: str):
 def test_every_section_and_figure_present(report_dir):
     page = parse(report_dir / "index.html")
     assert set(SECTIONS) <= set(page.ids)
-    assert len(page.srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in page.srcs)
+    assert len(page.srcs) == 6 and all(s.startswith("data:image/png;base64,") for s in page.srcs)
     stages = report_dir / "stages"
     assert all((stages / f"{s}.json").exists() for s in STAGES if s != "discovery")
     assert (stages / "discovery" / "ranking.json").exists()
@@ -95,6 +95,7 @@ def test_numbers_on_the_page_equal_report_json(report_dir):
         assert text == fmt(lookup(report, path), kind), path
     paths = {p for p, _, _ in numbers}
     wanted = {"static/rows/0/accuracy", "dynamic/rows/0/rho_blind", "sweep/peak/k", "paper/k_sweep/100/0"}
+    wanted |= {"staircase/runs/0/on_target", "staircase/runs/1/target_mass"}
     assert wanted | {"region/rows/0/gaze/accuracy", "discovery/agreement/0/pairs/gaze&image"} <= paths
 
 
@@ -126,6 +127,27 @@ def test_report_json_carries_the_stages_results(report_dir):
     assert report["region"]["rows"][0]["size"] == "overall"
 
 
+def test_staircase_is_the_two_runs_read_out_on_the_gaze_heads(report_dir):
+    """Fig. 2b: the dynamic stage's first schedule, steered once with its gaze heads and once with its
+    random control; both read out on the top-K gaze heads, which follow the schedule when steered."""
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    sc = report["staircase"]
+    stage = json.loads((report_dir / "stages" / "staircase.json").read_text(encoding="utf-8"))
+    dynamic = json.loads((report_dir / "stages" / "dynamic.json").read_text(encoding="utf-8"))
+    first = next(g for g in dynamic["generations"] if g.get("schedule"))
+    assert sc["schedule"] == first["schedule"] and sc["strip"] == first["strip"]
+    assert [r["condition"] for r in sc["runs"]] == ["gaze", "random"]
+    assert [r["heads"] for r in sc["runs"]] == [dynamic["heads"]["gaze"], dynamic["heads"]["random"]]
+    assert sc["readout"] == dynamic["heads"]["gaze"]
+    every = sc["switch_every"]
+    for run, raw in zip(sc["runs"], stage["runs"], strict=True):
+        assert np.allclose(run["mass"], raw["mass"], atol=1e-6)  # the stage's own numbers
+        assert run["targets"] == [p for p in sc["schedule"] for _ in range(every)]
+    gaze, control = sc["runs"]
+    # steered, the gaze heads put nearly all their image attention on the scheduled panel
+    assert gaze["on_target"] > 0.9 and gaze["target_mass"] > 0.9 > control["target_mass"]
+
+
 def test_page_has_no_external_url(report_dir):
     html = (report_dir / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", html, re.IGNORECASE)
@@ -150,7 +172,7 @@ def test_page_opens_in_headless_chromium_without_network(report_dir, tmp_path):
         (report_dir / "index.html").resolve().as_uri(),
     ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
-    assert 'data-images-decoded="5/5"' in dom  # every embedded figure decoded, offline
+    assert 'data-images-decoded="6/6"' in dom  # every embedded figure decoded, offline
     assert all(f'id="{s}"' in dom for s in SECTIONS)
 
 

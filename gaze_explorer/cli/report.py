@@ -1,8 +1,10 @@
 """``gaze-explorer report``: the paper's experiments on one checkpoint, as one self-contained HTML page.
 
 Each stage is an existing command run in this process on the same parsed arguments a user would
-type (``discover --out``, ``evaluate static|narration|dynamic --json``, ``evaluate sweep --json``,
-``evaluate region --coco-annotations``), so there is one copy of every protocol; the model is
+type (``discover --out``, ``evaluate static|narration|dynamic --json``, ``generate --schedule
+--session`` twice for the Fig. 2b staircase (gaze heads vs the random control on the first strip,
+read back with the session reader), ``evaluate sweep --json``, ``evaluate region
+--coco-annotations``), so there is one copy of every protocol; the model is
 loaded once and handed to each (``args.loaded``). Stage results stay in ``OUT/stages``: ``--resume``
 skips the finished ones (and continues a half-done sweep). Then ``report.json`` (every figure's
 numbers, ``core.report_data``) and ``index.html`` (Jinja2 template ``templates/report.html.j2``,
@@ -37,11 +39,13 @@ from gaze_explorer.core.report_data import (
     evaluation_section,
     paper_depth,
     region_section,
+    staircase_section,
     sweep_ks,
     sweep_section,
 )
 
-STAGES = ("discovery", "static", "narration", "dynamic", "sweep", "region")
+STAGES = ("discovery", "static", "narration", "dynamic", "staircase", "sweep", "region")
+SHARDABLE = ("discovery", "static", "narration", "dynamic", "sweep", "region")  # under --executor
 ALL_CONDITIONS = "gaze,image,localization,random,all,baseline"
 N_TOP_MATRICES = 4  # Fig. 2a: the top heads' matrices shown
 # --quick: strips per stage (discovery, static/narration, dynamic, sweep) and COCO images
@@ -180,6 +184,89 @@ def stage_shards(args: argparse.Namespace, stage: str, out: Path) -> Path:
     return Path(str(target.parent if stage == "discovery" else target) + ".shards")
 
 
+def staircase_argvs(args: argparse.Namespace, out: Path) -> tuple[list[list[str]], dict]:
+    """The two ``generate`` command lines of Fig. 2b (gaze heads, then the random control, steered
+    along the dynamic stage's first schedule on its first strip, captured into one session) and what
+    the stage records beside them. Writes the strip's image under ``OUT/stages/staircase``."""
+    from gaze_explorer.cli.helpers import load_strips
+
+    stages = out / "stages"
+    dynamic = _read(stages / "dynamic.json")
+    first = next(g for g in dynamic["generations"] if g.get("schedule"))
+    strips = load_strips(args, 1)  # the dynamic stage's first strip, unless its strips were others
+    if strips[0].name != first["strip"]:
+        strips = [s for s in load_strips(args, None) if s.name == first["strip"]]
+    strip = strips[0]
+    folder = stages / "staircase"
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / "strip.png"
+    strip.image.save(image)
+    session = folder / "staircase.h5"
+    session.unlink(missing_ok=True)  # a rerun starts a new session, not a third and fourth run
+    settings = dynamic["settings"]
+    k = int(dynamic["top_k"])
+    base = [
+        "generate",
+        *_common(args),
+        "--image",
+        str(image),
+        "--prompt",
+        settings["prompt"],
+        "--panel-widths",
+        ",".join(str(w) for w in strip.panel_widths),
+        "--ranking",
+        str(stages / "discovery" / "ranking.json"),
+        "--schedule",
+        ",".join(map(str, first["schedule"])),
+        "--switch-every",
+        str(settings["switch_every"]),
+        "--max-new-tokens",
+        str(settings["max_new_tokens"]),
+        "--ignore-eos",  # every run as long as the schedule
+        "--session",
+        str(session),
+    ]
+    if settings.get("control_pool"):
+        base += ["--control-pool", str(settings["control_pool"])]
+    argvs = [[*base, "--heads", f"{name}:{k}"] for name in ("top", "random")]
+    record = {
+        "strip": strip.name,
+        "schedule": first["schedule"],
+        "switch_every": settings["switch_every"],
+        "k": k,
+        "session": str(session),
+    }
+    return argvs, record
+
+
+def run_staircase(args: argparse.Namespace, out: Path, loaded) -> None:
+    """Fig. 2b's stage: the two runs, then ``staircase.json`` with each run's staircase read out on
+    the top-K gaze heads (``SessionReader.trajectory``: ``core.scoring.trajectory``)."""
+    from gaze_explorer.core.heads import HeadSet
+    from gaze_explorer.storage import SessionReader
+
+    argvs, record = staircase_argvs(args, out)
+    for argv in argvs:
+        _say(f"  gaze-explorer {' '.join(argv)}")
+        run_stage(argv, loaded)
+    ranked = _read(out / "stages" / "discovery" / "ranking.json")
+    readout = HeadSet("gaze", tuple((r["layer"], r["head"]) for r in ranked[: record["k"]]))
+    runs = []
+    with SessionReader(record["session"]) as reader:
+        for condition, info in zip(("gaze", "random"), reader.runs(), strict=True):
+            plan = info.plan or {}
+            runs.append(
+                {
+                    "condition": condition,
+                    "heads": plan.get("heads"),
+                    "mass": reader.trajectory(info.run_id, readout).astype(float).tolist(),
+                    "targets": [None if t is None else t + 1 for t in reader.targets(info.run_id)],
+                }
+            )
+    record.update(status="finished", readout=[list(h) for h in readout.heads], runs=runs)
+    write_json(_stage_file(out, "staircase"), record)
+
+
 def run_stage(argv: list[str], loaded) -> None:
     """Parse ``argv`` with the CLI's own parser and rules, and run that command on ``loaded``; its
     tables go to stderr with the progress (stdout is kept for the report's own lines)."""
@@ -215,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
             _say(f"{s}: done before, skipped (--resume)")
     loaded = None
     sharded = getattr(args, "executor", None)
-    if todo and not sharded:  # sharded, every stage's shards load the model themselves
+    # sharded, every shardable stage's shards load the model themselves; the staircase runs here
+    if [s for s in todo if not sharded or s not in SHARDABLE]:
         from gaze_explorer.cli.helpers import load
 
         loaded = load(argparse.Namespace(**vars(args), loaded=None))
@@ -224,6 +312,10 @@ def run(args: argparse.Namespace) -> int:
         if stage == "sweep":  # the paper's K grid scaled to the heads discovery scored
             n_heads = int(np.load(out / "stages" / "discovery" / "gaze_scores.npy").size)
             ks = tuple(args.sweep_ks) if args.sweep_ks else sweep_ks(n_heads, args.quick)
+        if stage == "staircase":
+            _say(f"stage {i}/{len(todo)}: staircase (Fig. 2b): two runs of generate")
+            run_staircase(args, out, loaded)
+            continue
         argv = stage_argv(args, stage, out, ks)
         if sharded:
             shards = stage_shards(args, stage, out)
@@ -258,6 +350,7 @@ def build_report(out: Path, model: str) -> dict:
     )
     for protocol in ("static", "narration", "dynamic"):
         rep[protocol] = evaluation_section(_read(stages / f"{protocol}.json"), protocol)
+    rep["staircase"] = staircase_section(_read(stages / "staircase.json"))
     rep["sweep"] = sweep_section(_read(stages / "sweep.json"))
     region = stages / "region.json"
     rep["region"] = region_section(_read(region)) if region.exists() else None
@@ -283,7 +376,8 @@ def _plt():
 def _save(fig, path: Path) -> str:
     plt = _plt()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure with its own layout (constrained) keeps it
+        fig.tight_layout()
     fig.savefig(path)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     plt.close(fig)
@@ -307,6 +401,33 @@ def _bars(ax, rows: list[dict], value: str, ci: str, paper: str, scale: float, t
     ax.legend(fontsize=7)
 
 
+def _staircase_figure(plt, sc: dict):
+    """Fig. 2b: per run, the read-out heads' attention mass per panel (rows) and decode step
+    (columns), the scheduled panel drawn over it."""
+    runs = sc["runs"]
+    fig, axes = plt.subplots(
+        1, len(runs), figsize=(5.4 * len(runs), 3.2), dpi=100, squeeze=False, layout="constrained"
+    )
+    vmax = max(float(np.nanmax(np.asarray(r["mass"], dtype=float))) for r in runs) or 1.0
+    names = {"gaze": "gaze heads steered", "random": "random control heads steered"}
+    for ax, run in zip(axes[0], runs, strict=True):
+        mass = np.asarray(run["mass"], dtype=float).T  # [panel, step]
+        image = ax.imshow(mass, aspect="auto", cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+        steps = np.arange(mass.shape[1])
+        target = np.array([np.nan if t is None else t - 1 for t in run["targets"]], dtype=float)
+        ax.step(steps, target, where="mid", color="#FF4040", linewidth=1.4)
+        ax.set_yticks(range(mass.shape[0]), [str(p + 1) for p in range(mass.shape[0])], fontsize=7)
+        ax.set_xlabel("decode step", fontsize=8)
+        ax.set_ylabel("panel", fontsize=8)
+        on = run["on_target"]
+        ax.set_title(
+            f"{names.get(run['condition'], run['condition'])}: on schedule {fmt(on)} % of steps", fontsize=9
+        )
+    fig.colorbar(image, ax=list(axes[0]), label=f"top-{sc['k']} gaze heads' attention")
+    fig.suptitle("red: the panel the schedule steers to", fontsize=8)
+    return fig
+
+
 def figures(report: dict, out: Path) -> dict[str, str]:
     """Every figure as base64 PNG (also saved under ``out/figures``)."""
     plt = _plt()
@@ -325,6 +446,7 @@ def figures(report: dict, out: Path) -> dict[str, str]:
         ax.set_xticks(ticks, [str(t + 1) for t in ticks], fontsize=7)
         ax.set_yticks(ticks, [str(t + 1) for t in ticks], fontsize=7)
     result["fig2a"] = _save(fig, figs / "fig2a_matrices.png")
+    result["fig2b"] = _save(_staircase_figure(plt, report["staircase"]), figs / "fig2b_staircase.png")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
     _bars(a1, report["static"]["rows"], "accuracy", "ci95", "paper", 100, "Fig. 3: static VQA, accuracy %")
     _bars(a2, report["narration"]["rows"], "accuracy", "ci95", "paper", 100, "static narration, accuracy %")

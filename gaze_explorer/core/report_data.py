@@ -209,6 +209,40 @@ def sweep_section(sweep: Mapping) -> dict:
     }
 
 
+def staircase_section(stage: Mapping) -> dict:
+    """Fig. 2b: the staircase of a gaze-steered and a random-control dynamic run on one strip: per
+    decode step, the attention mass of the read-out heads (the top-K gaze heads, in both runs) on each
+    panel (``core.scoring.trajectory``'s ``raw``, as the session reader gives it), the scheduled panel
+    of each step, and how often the step's most attended panel is the scheduled one."""
+    runs = []
+    for run in stage["runs"]:
+        mass = np.asarray(run["mass"], dtype=float)  # [step, panel]
+        targets = [None if t is None else int(t) for t in run["targets"]]  # 1-based, None: no target
+        steps = [i for i, t in enumerate(targets) if t is not None]
+        on = [int(np.argmax(mass[i])) + 1 == targets[i] for i in steps]
+        at = [mass[i, targets[i] - 1] for i in steps]
+        others = [np.delete(mass[i], targets[i] - 1).mean() for i in steps if mass.shape[1] > 1]
+        runs.append(
+            {
+                "condition": run["condition"],
+                "heads": run["heads"],
+                "mass": mass.round(6).tolist(),
+                "targets": targets,
+                "on_target": float(np.mean(on)) if on else None,
+                "target_mass": round(float(np.mean(at)), 6) if at else None,
+                "other_mass": round(float(np.mean(others)), 6) if others else None,
+            }
+        )
+    return {
+        "strip": stage["strip"],
+        "schedule": list(stage["schedule"]),
+        "switch_every": int(stage["switch_every"]),
+        "k": int(stage["k"]),
+        "readout": [list(h) for h in stage["readout"]],
+        "runs": runs,
+    }
+
+
 def region_section(report: Mapping) -> dict:
     """Tab. 1: gaze and control accuracy with CIs by COCO size class, the paper's beside them."""
     rows = []
