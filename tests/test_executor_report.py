@@ -1,7 +1,8 @@
 """``report --executor local``: the report's shardable stages (here the K sweep and the COCO region
 evaluation) run as shards of the local executor, each merged before the next stage, and give exactly
 the stage results and report.json of the unsharded report (test_cli_report's, made once per session);
-``--resume`` reruns only the shards without a partial result (none here: only the merge runs)."""
+``--resume`` reruns only the shards without a partial result (none here: only the merge runs);
+``discover --session`` under the executor stores the merged discovery."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gaze_explorer.cli import main
@@ -63,3 +65,33 @@ def test_report_executor_flags_are_checked(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["report", "--model", "demo", "--out", str(tmp_path), "--jobs", "2", "--shard-dir", "x"])
     assert exc.value.code == 2 and "--shard-dir needs --executor" in capsys.readouterr().err
+
+
+def test_sharded_discover_stores_the_merged_discovery_in_a_session(tmp_path):
+    """``discover --session`` under ``--executor``: the merge stores what one run stores (here the
+    SLURM path on submitit's mocked cluster, each task run in this process as SLURM would run it)."""
+    pytest.importorskip("submitit")
+    from submitit import SlurmJob
+    from submitit.core import submission
+    from submitit.slurm.test_slurm import mocked_slurm
+
+    from gaze_explorer.storage import SessionReader
+
+    discover = ["discover", "--model", "demo", "--device", "cpu", "--n-strips", "2"]
+    assert main([*discover, "--out", str(tmp_path / "one"), "--session", str(tmp_path / "one.h5")]) == 0
+    shards = tmp_path / "two.shards"
+    argv = [*discover, "--out", str(tmp_path / "two"), "--session", str(tmp_path / "two.h5")]
+    with mocked_slurm() as cluster:
+        assert main([*argv, "--executor", "slurm", "--jobs", "2", "--detach"]) == 0
+        for job_id in json.loads((shards / "slurm_jobs.json").read_text()):
+            job = SlurmJob(shards / "slurm" / "%j", job_id)
+            with cluster.job_context(job.job_id):
+                submission.process_job(job.paths.folder)
+    assert not (tmp_path / "two.h5").exists()  # written by the merge, from the merged discovery
+    assert main(["merge", str(shards)]) == 0
+    with SessionReader(tmp_path / "one.h5") as one, SessionReader(tmp_path / "two.h5") as two:
+        np.testing.assert_allclose(two.gaze_scores(), one.gaze_scores(), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(two.image, one.image)
+        assert [d.params for d in two.discoveries()] == [d.params for d in one.discoveries()]
+        merged = np.load(tmp_path / "two" / "gaze_scores.npy")  # the merged --out folder's scores
+        np.testing.assert_allclose(two.gaze_scores(), merged, rtol=0, atol=1e-6)

@@ -99,6 +99,18 @@ def write_discovery_session(path: str, loaded, strip: Strip, result, params: dic
     print(f"session: {path}")
 
 
+def session_params(args: argparse.Namespace, result) -> dict:
+    """How the discovery stored in a session was made (also by a sharded run's merge)."""
+    return {
+        "comics": str(args.comics),
+        "n_panels": int(args.n_panels),
+        "n_strips": int(result.n_strips),
+        "model": str(args.model),
+        "dtype": str(getattr(args, "dtype", "")),
+        "criteria": ["gaze", "image", "localization"],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "executor", None):
         from gaze_explorer.cli import executor
@@ -138,15 +150,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     report = write_discovery(out, result, args.model)
     if args.session:
-        params = {
-            "comics": str(args.comics),
-            "n_panels": int(args.n_panels),
-            "n_strips": int(result.n_strips),
-            "model": str(args.model),
-            "dtype": str(getattr(args, "dtype", "")),
-            "criteria": ["gaze", "image", "localization"],
-        }
-        write_discovery_session(args.session, loaded, strips[0], result, params)
+        write_discovery_session(args.session, loaded, strips[0], result, session_params(args, result))
     ranked = ranking(np.asarray(result.scores))
     print(f"ranked {len(ranked)} heads over {result.n_strips} strips -> {out}/ranking.json")
     print("top heads: " + ", ".join(f"L{r['layer']}H{r['head']} {r['score']:.3f}" for r in ranked[:5]))

@@ -156,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``args.command`` sharded with ``args.executor``, then merge (unless ``--detach``)."""
     if args.command == "evaluate" and not _target(args):
         raise GazeExplorerError("--executor needs --json FILE: the merged results are written there")
-    if getattr(args, "session", None):
-        raise GazeExplorerError(
-            "--session is not written by sharded runs; run discover without --executor to store a session"
-        )
+    session = getattr(args, "session", None)
+    if session and Path(session).exists():  # a session that cannot take the discovery fails now
+        from gaze_explorer.storage import SessionReader
+
+        SessionReader(session).close()
     n = int(args.jobs)
     count = n_items(args)
     if count is not None:
@@ -178,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
             "out": str(Path(args.out).absolute()) if args.command == "discover" else None,
             "json": str(Path(_target(args)).absolute()) if args.command == "evaluate" else None,
             "figure": str(Path(figure).absolute()) if figure else None,
+            # discover --session: the merge loads the model once and stores the merged discovery
+            "session": str(Path(session).absolute()) if session else None,
         },
     )
     for attempt in range(int(args.retries) + 1):

@@ -317,6 +317,8 @@ def merge_dir(directory: str | Path, out: str | None = None, json_path: str | No
         model = _flag(manifest["argv"], "--model", "demo")
         write_discovery(target, result, model)
         print(f"merged {n} shards: {result.n_strips} strips -> {target}/ranking.json")
+        if manifest.get("session"):
+            _write_session(manifest, result)
         return 0
     from gaze_explorer.core.evaluation_report import format_table, write_json
 
@@ -344,6 +346,19 @@ def merge_dir(directory: str | Path, out: str | None = None, json_path: str | No
         print(format_table(report))
     print(f"merged {n} shards -> {target}", file=sys.stderr)
     return 0
+
+
+def _write_session(manifest: dict, result) -> None:
+    """``discover --session`` of a sharded run: the merged discovery into the session, with the
+    command line's own model and first strip (the model is loaded here, once)."""
+    from gaze_explorer.cli.discover import session_params, write_discovery_session
+    from gaze_explorer.cli.helpers import load, load_strips
+    from gaze_explorer.cli.parser import build_parsers
+
+    args = build_parsers().main.parse_args(manifest["argv"])
+    strips = load_strips(args, args.n_strips)  # the unsharded run's first strip
+    write_discovery_session(manifest["session"], load(args), strips[0], result, session_params(args, result))
+    print(f"session: {manifest['session']}")
 
 
 def _flag(argv: list[str], name: str, default: str) -> str:
