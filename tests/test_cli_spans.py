@@ -114,3 +114,39 @@ def test_export_spans_bad_ranges_are_clear_errors(session, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["export", "--session", str(session), "--spans", "0-2", "--figure", "timeline"])
     assert exc.value.code == 2 and "leave out --figure" in capsys.readouterr().err
+
+
+def test_export_spans_value_weighted_uses_the_stored_norms(session, tmp_path):
+    out = tmp_path / "v"
+    argv = ["export", "--session", str(session), "--spans", "0-3", "--weighting", "value", "--out", str(out)]
+    assert main(argv) == 0
+    listing = json.loads((out / "spans.json").read_text())
+    assert listing["weighting"] == "value"
+    # by hand from the file: each step's all-heads heat of attention x ||v||, normalised over the image
+    with SessionReader(session) as r:
+        (info,) = r.runs()
+        heads = choose_heads("all", info.n_layers, info.n_heads).heads
+        norms = r.value_norms(info.run_id)
+        assert norms is not None, "generate stores the value norms with each captured run"
+        heats = []
+        for s in range(4):
+            rows = r.step_rows(info.run_id, s).astype(np.float64)
+            k = min(rows.shape[-1], norms.shape[-1])
+            weighted = np.zeros_like(rows)
+            weighted[..., :k] = rows[..., :k] * norms[..., :k]
+            heat = overlay_heat(weighted, r.grid, heads)
+            heats.append(heat / heat.sum())
+        raw = np.mean([overlay_heat(r.step_rows(info.run_id, s), r.grid, heads) for s in range(4)], axis=0)
+    mean = np.mean(heats, axis=0)
+    assert listing["spans"][0]["peak_token"] == list(np.unravel_index(int(mean.argmax()), mean.shape))
+    assert not np.allclose(mean / mean.sum(), raw / raw.sum()), (
+        "||v|| differs between keys: weighting matters"
+    )
+
+
+def test_export_spans_value_weighting_without_norms_is_a_clear_error(tmp_path, capsys):
+    old = Path(__file__).parent / "data" / "session_v1.h5"  # written before value norms were stored
+    argv = ["export", "--session", str(old), "--spans", "0-1", "--weighting", "value", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert "without value norms" in capsys.readouterr().err
+    assert not (tmp_path / "spans.json").exists()

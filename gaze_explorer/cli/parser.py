@@ -278,6 +278,13 @@ def build_parsers() -> Parsers:
         help="one overlay per span, averaged over its steps: 0-12,13-30 (name:0-12 names one), a spans JSON "
         "file, saved (the run's spans in the session) or auto (steps whose heat peaks in the same region)",
     )
+    x.add_argument(
+        "--weighting",
+        choices=("raw", "value"),
+        default="raw",
+        help="--spans: raw attention, or value-weighted (attention x ||v||, renormalised over the image; "
+        "needs a session that stores the value norms)",
+    )
     add_control_pool_arg(x)
 
     r = sub.add_parser(

@@ -4,8 +4,8 @@ image with the app's overlay renderer -- and ``spans.json`` listing them.
 
 ``--spans`` takes ``"0-12,13-30"`` (steps, both ends included; ``name:0-12`` names a span), a spans
 JSON file, ``saved`` (the spans stored with the run in the session) or ``auto`` (proposed: runs of
-consecutive steps whose heatmap peaks in the same region). The heatmaps are raw attention (the app's
-Spans dock can weight them by the ``||v||`` that newer sessions store with each run)."""
+consecutive steps whose heatmap peaks in the same region). ``--weighting value`` weights them by the
+``||v||`` that newer sessions store with each run (the app's Spans dock switch); raw by default."""
 
 from __future__ import annotations
 
@@ -54,7 +54,18 @@ def export_spans(args: argparse.Namespace, reader, run_id: str | None, heads, ou
     heads = ex.heads_or_top(reader, heads)
     spans = spans_for(reader, run_id, args.spans, heads)
     tokens = list(reader.tokens(run_id))
-    heats = [span_heat(lambda s: reader.step_rows(run_id, s), sp.steps, reader.grid, heads) for sp in spans]
+    weighting = getattr(args, "weighting", "raw")
+    norms = reader.value_norms(run_id) if weighting == "value" else None
+    if weighting == "value" and norms is None:
+        raise SpanError(
+            f"run {run_id} was stored without value norms (sessions written before they were recorded): "
+            "use --weighting raw"
+        )
+
+    def rows_at(step):
+        return reader.step_rows(run_id, step)
+
+    heats = [span_heat(rows_at, sp.steps, reader.grid, heads, value_norms=norms) for sp in spans]
     top = max(float(np.nanmax(h)) for h in heats) or 1.0  # one colour scale: spans compare by eye
     out.mkdir(parents=True, exist_ok=True)
     written, listing = [], []
@@ -74,7 +85,12 @@ def export_spans(args: argparse.Namespace, reader, run_id: str | None, heads, ou
     spans_json = out / "spans.json"
     spans_json.write_text(
         json.dumps(
-            {"run": run_id, "heads": [list(h) for h in heads.heads], "weighting": "raw", "spans": listing},
+            {
+                "run": run_id,
+                "heads": [list(h) for h in heads.heads],
+                "weighting": weighting,
+                "spans": listing,
+            },
             indent=1,
         )
         + "\n",
