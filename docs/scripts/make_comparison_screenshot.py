@@ -2,10 +2,13 @@
 strip, Compare conditions (baseline, top-K gaze, random control, all heads) on panel 4, then a
 scheduled top-K run (panels 4, 2, 1 every 8 tokens) compared with the baseline, its segments judged;
 both comparisons selected in the session browser and grabbed from the Comparison dock at the screen's size
-(``comparison_1280.png`` and ``comparison_schedule_1280.png``):
+(``comparison_1280.png`` and ``comparison_schedule_1280.png``; the optional size argument, WIDTHxHEIGHT,
+makes the window and the dock that size, default 1280x760):
 
     xvfb-run -s "-screen 0 1280x760x24" python docs/scripts/make_comparison_screenshot.py \\
         docs/screenshots/comparison_1280.png
+    xvfb-run -s "-screen 0 1920x1080x24" python docs/scripts/make_comparison_screenshot.py \\
+        docs/screenshots/comparison_1920x1080.png 1920x1080
 """
 
 from __future__ import annotations
@@ -77,5 +80,18 @@ def main(out: str, width: int = 1280, height: int = 760) -> int:
     return 0
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)``; anything else exits with a usage message."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        sys.exit(f"size should be WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}")
+    if width < 640 or height < 480:
+        sys.exit(f"size {width}x{height} is too small for the window (at least 640x480)")
+    return width, height
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: make_comparison_screenshot.py OUT.png [WIDTHxHEIGHT]")
+    sys.exit(main(sys.argv[1], *parse_size(sys.argv[2] if len(sys.argv) == 3 else "1280x760")))

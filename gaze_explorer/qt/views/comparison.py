@@ -90,6 +90,11 @@ class RunPanel(QtWidgets.QFrame):
         self.plot.getAxis("left").setWidth(LEFT_AXIS_PX)
         self.step_ticks = IntegerAxis(self.plot, "top", min_px=30)
         self.token_axis = TokenAxis(self.plot)
+        # a fixed height for the token row: pyqtgraph sizes an axis from the tallest label it has
+        # drawn so far, and the first plot kept a height from before its tokens came (descenders cut)
+        bottom = self.plot.getAxis("bottom")
+        font = bottom.style.get("tickFont") or QtGui.QFont()
+        bottom.setHeight(QtGui.QFontMetrics(font).height() + bottom.style["tickTextOffset"][1] + 6)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256))
         self.plot.addItem(self.image_item)
@@ -98,8 +103,11 @@ class RunPanel(QtWidgets.QFrame):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(2)
-        for w in (self.title, self.answer, self.segments, self.plot_widget):
+        for w in (self.title, self.answer, self.segments):
+            # the text keeps its height when the panel grows: the free height goes to the plot
+            w.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Maximum)
             layout.addWidget(w)
+        layout.addWidget(self.plot_widget, 1)
 
     def show_row(self, row: ComparisonRow, region_names: Sequence[str], heads_name: str) -> None:
         self.title.setText(
@@ -111,7 +119,9 @@ class RunPanel(QtWidgets.QFrame):
         self.segments.setVisible(bool(row.segments))
         n_regions = max(len(region_names), 1)
         self.plot.getAxis("left").setTicks([list(enumerate(region_names))])
-        self.plot_widget.setFixedHeight(n_regions * ROW_PX + PLOT_EXTRA_PX)
+        # the plots share the dock's free height (a 1080p screen: taller rows); rows below ROW_PX
+        # would not be legible, so then the dock scrolls instead
+        self.plot_widget.setMinimumHeight(n_regions * ROW_PX + PLOT_EXTRA_PX)
         if row.staircase is None or not row.staircase.size:
             self.image_item.clear()
             self.data = None
@@ -225,7 +235,8 @@ class ComparisonView(QtWidgets.QWidget):
             panel = RunPanel()
             if self.panels:
                 panel.plot.setXLink(self.panels[0].plot)
-            self.body_layout.insertWidget(len(self.panels), panel)
+            # a large stretch: the panels take the free height before the trailing stretch does
+            self.body_layout.insertWidget(len(self.panels), panel, 100)
             self.panels.append(panel)
         for i, panel in enumerate(self.panels):
             panel.setVisible(i < len(self.rows))
