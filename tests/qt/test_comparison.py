@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6 import QtWidgets
+from PySide6 import QtGui, QtWidgets
 
 from gaze_explorer.core.comparison import comparison_rows, segment_record, split_segments
 from gaze_explorer.core.judges import AttributeJudge, PanelTruth
 from gaze_explorer.core.scoring import step_trajectory
 from gaze_explorer.core.state import RunData
-from gaze_explorer.qt.views.comparison import ComparisonView
+from gaze_explorer.qt.views.comparison import PLOT_EXTRA_PX, ROW_PX, ComparisonView
 from gaze_explorer.qt.widgets.plot_style import token_label
 
 
@@ -73,6 +73,45 @@ def test_runs_side_by_side_on_one_step_axis(qtbot, state):
             )
         )
     )
+
+
+def test_plots_share_a_tall_dock_and_show_whole_token_labels(qtbot, state):
+    session = state.session
+    base = session.runs[0]
+    live = RunData(
+        "live",
+        tokens=[],
+        targets=[],
+        status="running",
+        rows_at=base.rows_at,
+        regions=base.regions,
+        prompt_len=base.prompt_len,
+    )
+    session.add_run(live)
+    view = ComparisonView(state)
+    qtbot.addWidget(view)
+    view.resize(1200, 300)  # short: each plot at its least height, the dock scrolls
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_runs([2])  # the first plot exists before its run has a token (Compare conditions)
+    for token in base.tokens:
+        live.tokens.append(token)
+        live.targets.append(3)
+        session.run_updated.emit(2)
+        qtbot.wait(120)  # past the view's redraw gap: each token is drawn
+    live.status = "finished"
+    view.set_runs([2, 1])
+    least = len(session.regions) * ROW_PX + PLOT_EXTRA_PX
+    qtbot.waitUntil(lambda: all(p.plot_widget.height() == least for p in view.panels[:2]))
+    for panel in view.panels[:2]:
+        # every run's token row, the first one's too, is as tall as a label with descenders
+        axis = panel.plot.getAxis("bottom")
+        font = axis.style.get("tickFont") or QtGui.QFont()
+        assert axis.geometry().height() >= QtGui.QFontMetrics(font).height() + axis.style["tickTextOffset"][1]
+    view.resize(1200, 1000)  # tall (a 1080p screen): the plots share the free height
+    qtbot.waitUntil(lambda: all(p.plot_widget.height() > 1.5 * least for p in view.panels[:2]))
+    for panel in view.panels[:2]:  # the text keeps its own height; the growth went to the plot
+        assert panel.answer.height() <= panel.answer.heightForWidth(panel.answer.width()) + 2
 
 
 def test_split_segments_at_switches_judged():
