@@ -125,7 +125,12 @@ class TokenTimelineView(QtWidgets.QWidget):
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.toggled.connect(state.step.set_playing)
         self.step_label = QtWidgets.QLabel("step 0/0")
-        self.step_label.setMinimumWidth(120)
+        # a fixed size (long tokens are elided): a label whose size may change re-lays out the whole
+        # window on every step change (bench scrub: ~1 ms a step)
+        self.step_label.setFixedSize(
+            self.step_label.fontMetrics().horizontalAdvance("step 0000/0000  'abcdefghijklmnopqr'"),
+            self.step_label.sizeHint().height(),
+        )
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.play_button)
         row.addWidget(self.slider, 1)
@@ -200,7 +205,11 @@ class TokenTimelineView(QtWidgets.QWidget):
         run = self.state.session.shown_run
         token = run.tokens[step] if run is not None and step < run.n_steps else ""
         shown = token_label(token) if token == "" else repr(token)  # ∅ at the end of sequence, as the chips
-        self.step_label.setText(f"step {step}/{max(n - 1, 0)}  {shown}")
+        text = f"step {step}/{max(n - 1, 0)}  {shown}"
+        width = self.step_label.width()
+        self.step_label.setText(
+            self.step_label.fontMetrics().elidedText(text, QtCore.Qt.TextElideMode.ElideRight, width)
+        )
         for track in self.tracks:
             track.step_line.setValue(step)
         # while a run streams the step can reach a token whose chip the (throttled) redraw has not
@@ -268,7 +277,12 @@ class TokenTimelineView(QtWidgets.QWidget):
         for i in range(len(self.chips), len(tokens)):
             chip = QtWidgets.QLabel(token_label(tokens[i]))
             chip.setToolTip(f"step {i}: {tokens[i]!r}")
-            self._style_chip(chip, i == self.state.step.step, self._in_span(i))
+            in_span = self._in_span(i)
+            self._style_chip(chip, i == self.state.step.step, in_span)
+            # one size for both styles (the span style's border makes it 2 px taller): a restyle then
+            # re-lays out nothing (bench scrub: it re-laid out the window on every step change)
+            hint = chip.sizeHint()
+            chip.setFixedSize(hint.width(), hint.height() + (0 if in_span else 2))
             self.chip_layout.insertWidget(self.chip_layout.count() - 1, chip)
             self.chips.append(chip)
 
