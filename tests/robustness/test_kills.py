@@ -4,6 +4,10 @@ Every kill leaves a session file that opens, whose run reads as unfinished, and 
 (attention rows and tokens) equal those of one uninterrupted run of the same input. The
 uninterrupted run is the CLI's; the app records the same greedy generation (same image, prompt,
 options and thread count), so one reference serves both.
+
+Each child is a real process forked from one server that has imported torch, transformers and Qt
+(tests/forked_children.py): it runs the CLI's entry point (``gaze_explorer.cli.main``) or the app
+child's, and is ended by a real SIGKILL; the ~6 s of imports a fresh ``python`` pays are paid once.
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,29 +22,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from forked_children import Child
 from robust_helpers import DEMO_MODEL, ROOT, assert_flushed_prefix
 
 from gaze_explorer.storage import SessionReader
 
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="no demo model")
 
-APP_CHILD = Path(__file__).with_name("kill_app_child.py")
+CLI_ENTRY, APP_ENTRY = "gaze_explorer.cli:main", "kill_app_child:main"
 SEED = 20261121
 N_CLI_KILLS, N_APP_KILLS = 5, 5
 MAX_NEW_TOKENS = 64  # the demo model's narration ends (EOS) after ~40 tokens
 CHILD_TIMEOUT_S = 300.0  # a saturated 2-core machine can take minutes to start a child
 
 
-def _env() -> dict:
-    # one thread everywhere: the app, the CLI and the reference then compute bit-identical rows
-    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
-
-
 def _cli_command(image: Path, prompt: str, session: Path) -> list[str]:
+    # the children run on one torch thread (forked_children): the app, the CLI and the reference
+    # then compute bit-identical rows
     return [
-        sys.executable,
-        "-m",
-        "gaze_explorer.cli",
         "generate",
         "--model",
         "demo",
@@ -60,7 +57,7 @@ def _cli_command(image: Path, prompt: str, session: Path) -> list[str]:
 
 
 def _app_command(image: Path, prompt: str, session_dir: Path) -> list[str]:
-    return [sys.executable, str(APP_CHILD), str(image), "6", prompt, str(MAX_NEW_TOKENS), str(session_dir)]
+    return [str(image), "6", prompt, str(MAX_NEW_TOKENS), str(session_dir)]
 
 
 @dataclass
@@ -94,8 +91,7 @@ def _kill_when(
     kind: str, command: list[str], kill_at: int, delay_s: float, path: Path | None, err_file: Path
 ) -> Killed:
     """Start the child, SIGKILL it ``delay_s`` after it has shown ``kill_at`` steps."""
-    with open(err_file, "w") as err:
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=_env())
+    child = Child(CLI_ENTRY if kind == "cli" else APP_ENTRY, command, err_file)
     fd = child.stdout.fileno()
     text, shown, deadline = "", 0, time.monotonic() + CHILD_TIMEOUT_S
     try:
@@ -136,14 +132,10 @@ def test_sigkill_cli_and_app_at_random_moments(strip_png, tmp_path):
     from gaze_explorer.demo.prompts import NARRATION_PROMPT
 
     ref_path = tmp_path / "reference.h5"
-    ref = subprocess.run(
-        _cli_command(strip_png, NARRATION_PROMPT, ref_path),
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=CHILD_TIMEOUT_S,
-    )
-    assert ref.returncode == 0, ref.stderr
+    ref = Child(CLI_ENTRY, _cli_command(strip_png, NARRATION_PROMPT, ref_path), tmp_path / "ref-stderr.txt")
+    ref_out = ref.stdout.read().decode()  # to EOF: the child has ended
+    ref.stdout.close()
+    assert ref.wait(CHILD_TIMEOUT_S) == 0, (ref_out, (tmp_path / "ref-stderr.txt").read_text())
     with SessionReader(ref_path) as r:
         info = r.run_info(0)
         assert info.status == "finished"
