@@ -96,7 +96,7 @@ class HeadInspectorView(QtWidgets.QWidget):
         self.mass_legend = self.mass_plot.addLegend(offset=(-4, 4), labelTextSize="8pt", colCount=2)
         self.mass_curves: list[pg.PlotDataItem] = []
         self.step_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00BFFF", width=2))
-        self.mass_plot.addItem(self.step_line)
+        self.mass_plot.addItem(self.step_line, ignoreBounds=True)  # moving it re-ranges nothing
         for plot in (self.matrix_plot, self.image_plot, self.mass_plot):
             plot.setMenuEnabled(False)
             for axis in ("bottom", "left"):
@@ -342,6 +342,7 @@ class HeadInspectorView(QtWidgets.QWidget):
             steps = np.arange(masses.shape[0])  # the same regions: new data on the same curves
             for i, curve in enumerate(self.mass_curves):
                 curve.setData(steps, masses[:, i])
+            self._range_masses(masses)
             return
         for curve in self.mass_curves:
             self.mass_plot.removeItem(curve)
@@ -361,6 +362,14 @@ class HeadInspectorView(QtWidgets.QWidget):
             self.mass_curves.append(curve)
         self.mass_plot.setTitle("mass per region over the run", size="9pt")  # short: a title sets the width
         self.step_line.setValue(self.state.step.step)
+        self._range_masses(masses)
+
+    def _range_masses(self, masses: np.ndarray) -> None:
+        """The run's steps and masses in view, set once per data change: in auto-range mode pyqtgraph
+        recomputes every item's bounds on each paint that follows a move of the step line."""
+        top = float(np.nanmax(masses)) if np.isfinite(masses).any() else 1.0
+        self.mass_plot.setXRange(0, max(masses.shape[0] - 1, 1), padding=0.02)
+        self.mass_plot.setYRange(0, top if top > 0 else 1.0, padding=0.05)
 
     # ---- view -> model -----------------------------------------------------------------------
     def _head_from_ui(self, *_: object) -> None:
