@@ -33,7 +33,9 @@ def run_named(args: argparse.Namespace):
     if args.name == "memory":
         from gaze_explorer.bench import memory
 
-        return memory.run(**model_kw, **rep, **_given(args, short="short", long="long"))
+        return memory.run(
+            **model_kw, **rep, **_given(args, short="short", long="long", jobs="jobs"), threads=args.threads
+        )
     if args.name == "ui":
         from gaze_explorer.bench import ui
 

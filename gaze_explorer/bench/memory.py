@@ -4,7 +4,8 @@ Ours: ``generate_stream`` with full decode capture drained into a ``SessionWrite
 streamed to disk). Compared: eager attention with ``model.generate(..., output_attentions=True,
 return_dict_in_generate=True)``, every step's attentions kept in memory (the usual way).
 Each measurement runs in a fresh child process (peak RSS = ``VmHWM``), so allocations of one run
-never hide another's. Growth = (peak_long - peak_short) / peak_short.
+never hide another's, and several children may run at once (``jobs``) without changing their
+peaks. Growth = (peak_long - peak_short) / peak_short.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gaze_explorer.bench.harness import Result, summary
@@ -34,7 +36,7 @@ def peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _child(variant: str, tokens: int, model: str, random_init: str | None, device: str) -> dict:
+def _child(variant: str, tokens: int, model: str, random_init: str | None, device: str, threads: int) -> dict:
     """Run one generation of ``tokens`` tokens in this (fresh) process; report its peak RSS."""
     import numpy as np
     import torch
@@ -42,7 +44,7 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
     from gaze_explorer.bench.models import demo_strip, load_bench_model
     from gaze_explorer.core.regions import panel_regions
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     loaded, _ = load_bench_model(model, random_init, device)
     strip = demo_strip()
     prepared = loaded.prepare(strip.image, PROMPT)
@@ -98,7 +100,9 @@ def _child(variant: str, tokens: int, model: str, random_init: str | None, devic
     return {"variant": variant, "tokens": tokens, "produced": produced, "peak_rss": peak}
 
 
-def _measure(variant: str, tokens: int, model: str, random_init: str | None, device: str) -> dict:
+def _measure(
+    variant: str, tokens: int, model: str, random_init: str | None, device: str, threads: int
+) -> dict:
     cmd = [
         sys.executable,
         "-m",
@@ -108,6 +112,7 @@ def _measure(variant: str, tokens: int, model: str, random_init: str | None, dev
         model,
         random_init or "",
         device,
+        str(threads),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=3600)
     if proc.returncode != 0:
@@ -122,17 +127,27 @@ def run(
     model: str = "demo",
     random_init: str | None = None,
     device: str = "cpu",
+    threads: int = 2,
+    jobs: int = 1,
 ) -> Result:
-    """Growth of peak RSS (percent) from ``short`` to ``long`` tokens, ours vs eager output_attentions."""
+    """Growth of peak RSS (percent) from ``short`` to ``long`` tokens, ours vs eager output_attentions.
+
+    Each child uses ``threads`` torch threads; ``jobs`` children run at once (default one at a
+    time: the children of a large model may not fit in memory together)."""
     growth: dict[str, list[float]] = {"ours": [], "compared": []}
     peaks: dict[str, list[dict]] = {"ours": [], "compared": []}
-    for i in range(max(1, repeats)):
-        order = ("ours", "compared") if i % 2 == 0 else ("compared", "ours")
-        for variant in order:
-            a = _measure(variant, short, model, random_init, device)
-            b = _measure(variant, long, model, random_init, device)
-            growth[variant].append(100.0 * (b["peak_rss"] - a["peak_rss"]) / a["peak_rss"])
-            peaks[variant].append({"short": a, "long": b})
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for i in range(max(1, repeats)):
+            order = ("ours", "compared") if i % 2 == 0 else ("compared", "ours")
+            started = {
+                (variant, size): pool.submit(_measure, variant, n, model, random_init, device, threads)
+                for variant in order
+                for size, n in (("short", short), ("long", long))
+            }
+            for variant in order:
+                a, b = started[variant, "short"].result(), started[variant, "long"].result()
+                growth[variant].append(100.0 * (b["peak_rss"] - a["peak_rss"]) / a["peak_rss"])
+                peaks[variant].append({"short": a, "long": b})
     ours_s, comp_s = summary(growth["ours"]), summary(growth["compared"])
     label = f"random-init {random_init}" if random_init else model
     produced = peaks["ours"][0]["long"]["produced"]
@@ -161,5 +176,5 @@ def run(
 
 
 if __name__ == "__main__":
-    variant, tokens, model, random_init, device = sys.argv[1:6]
-    print(json.dumps(_child(variant, int(tokens), model, random_init or None, device)))
+    variant, tokens, model, random_init, device, threads = sys.argv[1:7]
+    print(json.dumps(_child(variant, int(tokens), model, random_init or None, device, int(threads))))

@@ -63,6 +63,12 @@ def build_bench_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--long", type=positive_int, default=None, help="memory: long generation length (default 400)"
     )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="memory: child processes measured at once (default 1; each peak is its own process's)",
+    )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     return p
 

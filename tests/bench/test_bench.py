@@ -1,4 +1,7 @@
-"""Each benchmark runs on a tiny budget and writes a well-formed JSON record (no timed asserts)."""
+"""Each benchmark runs on a tiny budget and writes a well-formed JSON record (no timed asserts).
+
+The benchmarks that run a model set this process's torch threads (``--threads``, default 2); the
+tests pass ``--threads 1`` so the rest of the suite keeps the one thread of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -44,7 +47,9 @@ def test_summary_and_alternation():
 
 def test_capture_emits_json(tmp_path, capsys):
     out = tmp_path / "capture.json"
-    assert run_bench(["capture", "--tokens", "4", "--repeats", "1", "--json", str(out)]) == 0
+    assert (
+        run_bench(["capture", "--tokens", "4", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
+    )
     d = _check_record(out, "capture")
     assert d["unit"] == "ms/token" and d["model"] == "demo"
     assert 1 <= d["tokens"] <= 4
@@ -57,7 +62,9 @@ def test_capture_emits_json(tmp_path, capsys):
 
 def test_discovery_emits_json_and_scores_agree(tmp_path):
     out = tmp_path / "discovery.json"
-    assert run_bench(["discovery", "--strips", "1", "--repeats", "1", "--json", str(out)]) == 0
+    assert (
+        run_bench(["discovery", "--strips", "1", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
+    )
     d = _check_record(out, "discovery")
     assert d["unit"] == "strips/s" and d["strips"] == 1
     # our batched last-row scores equal the authors' per-question eager scores
@@ -81,7 +88,9 @@ def test_unknown_benchmark_is_a_usage_error():
 
 def test_memory_emits_json(tmp_path):
     out = tmp_path / "memory.json"
-    assert run_bench(["memory", "--short", "2", "--long", "6", "--repeats", "1", "--json", str(out)]) == 0
+    # four fresh processes (each imports torch): two at a time, one torch thread each
+    argv = ["memory", "--short", "2", "--long", "6", "--repeats", "1", "--jobs", "2", "--threads", "1"]
+    assert run_bench([*argv, "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert set(KEYS) <= set(d) and d["name"] == "memory"
     assert d["unit"] == "% peak RSS growth" and d["ratio"] > 0
@@ -108,12 +117,8 @@ def test_startup_emits_json(tmp_path):
 
 def test_discovery_on_a_random_init_geometry(tmp_path):
     out = tmp_path / "discovery-tiny.json"
-    assert (
-        run_bench(
-            ["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--json", str(out)]
-        )
-        == 0
-    )
+    argv = ["discovery", "--random-init", "tiny", "--strips", "1", "--repeats", "1", "--threads", "1"]
+    assert run_bench([*argv, "--json", str(out)]) == 0
     d = _check_record(out, "discovery")
     assert d["model"] == "random-init tiny"
     assert d["layers_x_heads"] == [2, 4]  # the tiny geometry, not the demo model's 6 x 8
@@ -131,7 +136,7 @@ def test_stall_stats_reads_gaps():
 
 def test_ui_emits_json(tmp_path, qapp):
     out = tmp_path / "ui.json"
-    assert run_bench(["ui", "--tokens", "6", "--json", str(out)]) == 0
+    assert run_bench(["ui", "--tokens", "6", "--threads", "1", "--json", str(out)]) == 0
     d = _check_record(out, "ui")
     assert d["unit"] == "ms" and d["tokens"] == 6 and d["repeats"] == 1 == len(d["runs"])
     run = d["runs"][0]
