@@ -1,4 +1,4 @@
-"""Fixtures of the robustness suite: a real, finished session file and the demo model."""
+"""Fixtures of the robustness suite: a real, finished session file and its bytes."""
 
 from __future__ import annotations
 
@@ -17,11 +17,3 @@ def session_file(tmp_path) -> Path:
 def session_bytes(tmp_path_factory) -> bytes:
     """The bytes of one real session file, for tests that corrupt copies of it."""
     return write_session(tmp_path_factory.mktemp("fuzz") / "base.h5").read_bytes()
-
-
-@pytest.fixture(scope="session")
-def demo_loaded():
-    """The demo model, loaded once for the suite."""
-    from gaze_explorer.inference.loading import load_model
-
-    return load_model("demo", num_threads=2)

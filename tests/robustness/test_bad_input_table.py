@@ -212,7 +212,7 @@ def _prompt(text):
     def build(tmp_path):
         from gaze_explorer.inference.loading import load_model
 
-        loaded = load_model(DEMO_MODEL, num_threads=2)
+        loaded = load_model(DEMO_MODEL, num_threads=1)
         img = Image.new("RGB", (192, 64), 200)
         return (lambda: loaded.adapter.build_inputs(img, text)), []
 
