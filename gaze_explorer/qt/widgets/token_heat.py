@@ -22,15 +22,15 @@ def regular_extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, f
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or x.shape != y.shape or min(x.shape) < 2:
         return None
-    dx, dy = np.diff(x[0]), np.diff(y[:, 0])
-    if dx[0] <= 0 or dy[0] <= 0:
-        return None
-    tol = 1e-6 * max(abs(x).max(), abs(y).max(), 1.0)
+    tol = 1e-6 * max(float(np.abs(x).max()), float(np.abs(y).max()), 1.0)
+    dx, dy = np.diff(x, axis=1), np.diff(y, axis=0)  # column and row steps, everywhere
     regular = (
-        np.allclose(dx, dx[0], rtol=0, atol=tol)
-        and np.allclose(dy, dy[0], rtol=0, atol=tol)
-        and np.allclose(x, x[0], rtol=0, atol=tol)
-        and np.allclose(y, y[:, :1], rtol=0, atol=tol)
+        dx.min() > 0
+        and dy.min() > 0
+        and dx.max() - dx.min() <= tol
+        and dy.max() - dy.min() <= tol
+        and float(np.ptp(x, axis=0).max()) <= tol  # x the same down every column
+        and float(np.ptp(y, axis=1).max()) <= tol  # y the same along every row
     )
     return (float(x[0, 0]), float(y[0, 0]), float(x[0, -1]), float(y[-1, 0])) if regular else None
 
