@@ -1,5 +1,6 @@
 """Child processes forked from one pre-imported Python, for the tests that start a process only to
-SIGKILL it (tests/robustness/test_kills.py, tests/storage/test_crash_model.py).
+SIGKILL it or to fill its disk (tests/robustness/test_kills.py, tests/storage/test_crash_model.py,
+tests/robustness/test_disk_full.py).
 
 A fresh ``python`` that loads a model spends ~6 s of CPU importing torch, transformers' Qwen3-VL
 code and Qt before it does anything; the kill tests start 15 such processes. multiprocessing's
@@ -14,6 +15,8 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -40,10 +43,10 @@ def _context():
     return ctx
 
 
-def _child(entry: str, argv: list[str], out, err_path: str) -> None:
+def _child(entry: str, argv: list[str], out, err_path: str, fsize_limit: int | None) -> None:
     """In the forked child: stdout into the parent's pipe, stderr into ``err_path``, one torch
-    thread (what ``OMP_NUM_THREADS=1`` gives a fresh process), then ``entry(argv)``; its return
-    value is the exit code."""
+    thread (what ``OMP_NUM_THREADS=1`` gives a fresh process), the file-size limit if any, then
+    ``entry(argv)``; its return value is the exit code."""
     os.dup2(out.fileno(), 1)
     out.close()
     err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -55,6 +58,9 @@ def _child(entry: str, argv: list[str], out, err_path: str) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if fsize_limit is not None:  # SIGXFSZ ignored: a write past the limit fails with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
     module, name = entry.split(":")
     code = getattr(importlib.import_module(module), name)(list(argv))
     sys.stdout.flush()
@@ -65,12 +71,14 @@ def _child(entry: str, argv: list[str], out, err_path: str) -> None:
 class Child:
     """A started child, used like ``subprocess.Popen``: ``pid``, ``stdout`` (unbuffered, binary:
     ``fileno()`` for ``select``, ``readline()``), ``poll()``, ``send_signal()``, ``kill()``, ``wait(timeout)`` and
-    ``returncode`` (``-signal.SIGKILL`` once killed)."""
+    ``returncode`` (``-signal.SIGKILL`` once killed). ``fsize_limit``: the child's
+    ``RLIMIT_FSIZE`` in bytes (its stderr file counts too)."""
 
-    def __init__(self, entry: str, argv: list[str], err_path: Path):
+    def __init__(self, entry: str, argv: list[str], err_path: Path, fsize_limit: int | None = None):
         ctx = _context()
         read, write = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_child, args=(entry, list(argv), write, str(err_path)))
+        args = (entry, list(argv), write, str(err_path), fsize_limit)
+        self._process = ctx.Process(target=_child, args=args)
         self._process.start()
         write.close()  # the child holds the only write end: EOF once it is gone
         self.stdout = os.fdopen(os.dup(read.fileno()), "rb", buffering=0)

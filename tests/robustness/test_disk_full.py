@@ -2,7 +2,8 @@
 
 The CLI runs in a child process under a file-size limit (``RLIMIT_FSIZE``, with ``SIGXFSZ``
 ignored so that a write past it fails with ``EFBIG`` instead of killing the process), sized to hit
-mid-run. Generation must stop with one clear error line naming the file and the space needed, and
+mid-run. The child runs the CLI's entry point (``gaze_explorer.cli.main``), forked from a server
+that has imported torch and transformers once (tests/forked_children.py). Generation must stop with one clear error line naming the file and the space needed, and
 the session must stay readable, its run marked failed, every written step equal to the same step of
 an unlimited run.
 """
@@ -10,14 +11,13 @@ an unlimited run.
 from __future__ import annotations
 
 import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from forked_children import Child
 from robust_helpers import ROOT
 
 from gaze_explorer.core.errors import SessionFileError
@@ -28,17 +28,10 @@ N_TOKENS = 24
 PROMPT = "Describe each panel of this comic strip in order, one short sentence each."
 
 
-def _generate(image: Path, session: Path, fsize_limit: int | None = None) -> subprocess.CompletedProcess:
-    """``gaze-explorer generate`` on the demo model, in a child process, optionally size-limited."""
-
-    def limit_file_size():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
-
+def _generate(image: Path, session: Path, fsize_limit: int | None = None) -> tuple[int, str]:
+    """``gaze-explorer generate`` on the demo model, in a child process (one torch thread),
+    optionally size-limited; its exit code and stderr."""
     argv = [
-        sys.executable,
-        "-m",
-        "gaze_explorer.cli",
         "generate",
         "--model",
         "demo",
@@ -56,16 +49,11 @@ def _generate(image: Path, session: Path, fsize_limit: int | None = None) -> sub
         "--session",
         str(session),
     ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2")
-    return subprocess.run(
-        argv,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        preexec_fn=limit_file_size if fsize_limit is not None else None,
-    )
+    err = session.with_name(session.name + ".stderr.txt")
+    child = Child("gaze_explorer.cli:main", argv, err, fsize_limit=fsize_limit)
+    child.stdout.read()  # to EOF: the child has ended
+    child.stdout.close()
+    return child.wait(400), err.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +70,12 @@ def strip_image(tmp_path_factory) -> Path:
 def unlimited_run(tmp_path_factory, strip_image) -> Path:
     """The same generation with no size limit: the reference for every step."""
     session = tmp_path_factory.mktemp("unlimited") / "s.h5"
-    done = _generate(strip_image, session)
-    assert done.returncode == 0, done.stderr
+    code, stderr = _generate(strip_image, session)
+    assert code == 0, stderr
     return session
 
 
-@pytest.mark.slow  # two CLI generations with the demo model: ~30 s on 2 cores, minutes when loaded
+@pytest.mark.slow  # two CLI generations with the demo model (forked children: no imports of their own)
 def test_disk_full_mid_run_stops_cleanly_and_keeps_the_written_steps(tmp_path, strip_image, unlimited_run):
     full_size = unlimited_run.stat().st_size
     with SessionReader(unlimited_run) as r:
@@ -99,13 +87,13 @@ def test_disk_full_mid_run_stops_cleanly_and_keeps_the_written_steps(tmp_path, s
 
     session = tmp_path / "limited.h5"
     limit = int(full_size * 0.7)  # the session's fixed part fits; the run's steps do not
-    done = _generate(strip_image, session, fsize_limit=limit)
+    code, stderr = _generate(strip_image, session, fsize_limit=limit)
 
     # one clear line, no traceback, a failure exit code
-    assert done.returncode == 1, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr, done.stderr
-    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1, done.stderr
+    assert code == 1, (code, stderr)
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, stderr
     line = errors[0]
     assert line.startswith("gaze-explorer generate: error: ")
     assert str(session) in line
