@@ -201,8 +201,15 @@ def run(
             latency_cpu: list[float] = []  # the GUI thread's CPU time in the same window
             work: list[float] = []
             painted = 0
+
+            def another_step() -> int:  # a random step other than the current one: a real change
+                if session_steps < 2:
+                    return 0
+                step = rng.randrange(session_steps - 1)
+                return step + (step >= window.state.step.step)
+
             for _ in range(steps):
-                step = rng.randrange(session_steps)
+                step = another_step()
                 _settle(app, views)  # start from an idle event loop
                 _frame_gap_passed(views)
                 spy.painted.clear()
@@ -213,7 +220,7 @@ def run(
                 latency_cpu.append(1000.0 * (time.thread_time() - c0))
                 painted += len(spy.painted) == len(viewports)
                 # The same frame without the coalescing delay and the event loop: synchronously.
-                step = rng.randrange(session_steps)
+                step = another_step()
                 t0 = time.perf_counter()
                 window.state.step.set_step(step)
                 for view, redraw in redraws.items():
