@@ -686,6 +686,7 @@ CHECKED_BY_ARGPARSE = {
     "--step",
     "--input-policy",
     "--executor",
+    "--weighting",
     "--jobs",
     "--retries",
     "--slurm-gpus-per-job",
