@@ -3,7 +3,7 @@ SIGKILL it or to fill its disk (tests/robustness/test_kills.py, tests/storage/te
 tests/robustness/test_disk_full.py).
 
 A fresh ``python`` that loads a model spends ~6 s of CPU importing torch, transformers' Qwen3-VL
-code and Qt before it does anything; the kill tests start 15 such processes. multiprocessing's
+code and Qt before it does anything; these tests start 17 such processes. multiprocessing's
 ``forkserver`` imports those modules once, in one server process started on first use, and forks
 each child from it. Every child is still a separate, real process (its own pid, memory, open files
 and threads) that runs the same entry point as the command line (``gaze_explorer.cli:main``) or
@@ -70,9 +70,9 @@ def _child(entry: str, argv: list[str], out, err_path: str, fsize_limit: int | N
 
 class Child:
     """A started child, used like ``subprocess.Popen``: ``pid``, ``stdout`` (unbuffered, binary:
-    ``fileno()`` for ``select``, ``readline()``), ``poll()``, ``send_signal()``, ``kill()``, ``wait(timeout)`` and
-    ``returncode`` (``-signal.SIGKILL`` once killed). ``fsize_limit``: the child's
-    ``RLIMIT_FSIZE`` in bytes (its stderr file counts too)."""
+    ``fileno()`` for ``select``, ``readline()``), ``poll()``, ``send_signal()``, ``kill()``,
+    ``wait(timeout)`` and ``returncode`` (``-signal.SIGKILL`` once killed). ``fsize_limit``: the
+    child's ``RLIMIT_FSIZE`` in bytes (its stderr file counts too)."""
 
     def __init__(self, entry: str, argv: list[str], err_path: Path, fsize_limit: int | None = None):
         ctx = _context()
