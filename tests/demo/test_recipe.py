@@ -14,18 +14,9 @@ from gaze_explorer.demo.training.recipe import Recipe, recipe_table
 from gaze_explorer.demo.training.train import main
 
 CARD = demo_model_dir() / "README.md"
-# Fields added to the recipe after the shipped run (r30a) was trained: its training_recipe.json
-# lacks them, and config.json shows the architecture ones.
-ADDED_AFTER_SHIPPED_RUN = {
-    "linear_until",
-    "layers",
-    "heads",
-    "kv_heads",
-    "vision_depth",
-    "scene_steps",
-    "scene_lr",
-    "scene_mix",
-}
+# Fields added to the recipe after a shipped run was trained may be missing from its
+# training_recipe.json (config.json shows the architecture ones); the shipped run (s2) records all.
+ADDED_AFTER_SHIPPED_RUN = {"linear_until", "layers", "heads", "kv_heads", "vision_depth"}
 
 
 def test_the_model_cards_recipe_table_shows_the_dataclass_defaults():

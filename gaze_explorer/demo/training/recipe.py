@@ -118,13 +118,13 @@ class Recipe:
         0.0, "fraction of the steps during which the lasso's cost is linear, before --sparsity-shape"
     )
     panel_size: int = _param(PANEL_SIZE, "px per panel of the training strips (32 px per LM token)")
-    # The scene stage (model card, runs s1-): after the comics stage, the scene words join the
+    # The scene stage (model card, runs s1-s3): after the comics stage, the scene words join the
     # vocabulary and training goes on with comics and scenes mixed, with a fresh optimiser and
     # schedule, the same penalties, and its own stream of strips and scenes. A second stage and not a
     # mix from the start: the comics recipe is not robust to its stream (seeds 1 and 2 failed its
     # figures, r31-r32), and the first stage reproduces the comics model bit for bit.
-    scene_steps: int = _param(0, "steps of the scene stage after the comics stage (0: no scene stage)")
-    scene_lr: float = _param(3e-4, "peak learning rate of the scene stage (one-cycle schedule)")
+    scene_steps: int = _param(400, "steps of the scene stage after the comics stage (0: no scene stage)")
+    scene_lr: float = _param(5e-4, "peak learning rate of the scene stage (one-cycle schedule)")
     scene_mix: dict[str, float] = field(
         default_factory=lambda: dict(DEFAULT_SCENE_MIX),
         metadata={

@@ -110,7 +110,7 @@ def _run_stage(
     penalised = bool(r.image_sparsity or r.read_steadiness)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps)
+        opt, max_lr=lr, total_steps=steps, pct_start=min(0.5, max(0.1, 3 / steps))
     )
     losses: list[float] = []
     penalties: list[float] = []  # the image-reading penalty (unweighted), when it is on
