@@ -300,12 +300,11 @@ def run(args: argparse.Namespace) -> int:
     for s in stages:
         if s not in todo:
             _say(f"{s}: done before, skipped (--resume)")
+    from gaze_explorer.cli.helpers import load
+
     loaded = None
     sharded = getattr(args, "executor", None)
-    # sharded, every shardable stage's shards load the model themselves; the staircase runs here
-    if [s for s in todo if not sharded or s not in SHARDABLE]:
-        from gaze_explorer.cli.helpers import load
-
+    if todo and not sharded:  # sharded, every shardable stage's shards load the model themselves
         loaded = load(argparse.Namespace(**vars(args), loaded=None))
     for i, stage in enumerate(todo, start=1):
         ks: tuple[int, ...] = ()
@@ -314,10 +313,13 @@ def run(args: argparse.Namespace) -> int:
             ks = tuple(args.sweep_ks) if args.sweep_ks else sweep_ks(n_heads, args.quick)
         if stage == "staircase":
             _say(f"stage {i}/{len(todo)}: staircase (Fig. 2b): two runs of generate")
-            run_staircase(args, out, loaded)
+            # sharded, the model is loaded here for these two runs only (not held while shards run)
+            model = loaded or load(argparse.Namespace(**vars(args), loaded=None))
+            run_staircase(args, out, model)
+            del model
             continue
         argv = stage_argv(args, stage, out, ks)
-        if sharded:
+        if sharded and stage in SHARDABLE:
             shards = stage_shards(args, stage, out)
             if not args.resume and shards.exists():  # a fresh report: no shard of an earlier run
                 shutil.rmtree(shards)
