@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from gaze_explorer.core.coco import COCO_REGION_PROMPT
-
 ORDINALS_NUMERIC = ("1st", "2nd", "3rd", "4th", "5th", "6th")
 ORDINALS_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth")
 
@@ -72,11 +70,13 @@ def narration_answer(panels: Sequence[Mapping[str, str]]) -> str:
     return " ".join(parts)
 
 
-# Scenes (``demo/scenes.py``): the region question is the COCO region evaluation's own prompt (so
-# ``evaluate region --coco-annotations`` asks what the model was trained on), answered unsteered
-# about the first object in reading order; the description prompt is the paper's span prompt
-# (PAPER_PROTOCOL.md, per-span heatmaps), answered with one sentence per object in reading order.
-SCENE_REGION_PROMPT = COCO_REGION_PROMPT
+# Scenes (``demo/scenes.py``): the region question is the COCO region evaluation's own prompt
+# (``core.coco.COCO_REGION_PROMPT``, so ``evaluate region --coco-annotations`` asks what the model was
+# trained on; a copy, since importing core.coco would load numpy wherever the CLI's parser is built,
+# and a test keeps the two equal), answered unsteered about the first object in reading order; the
+# description prompt is the paper's span prompt (PAPER_PROTOCOL.md, per-span heatmaps), answered with
+# one sentence per object in reading order.
+SCENE_REGION_PROMPT = "What is the main object in this part of the image? Answer in a few words."
 SCENE_DESCRIBE_PROMPT = "Describe what is happening in this image in detail:"
 SCENE_TASKS = ("scene_region", "scene_describe")
 

@@ -89,6 +89,12 @@ def test_the_coco_file_reads_and_every_box_is_kept_in_two_size_classes():
     assert {o.size_class for o in selection.objects} == {"medium", "large"}
 
 
+def test_the_region_question_is_the_coco_region_evaluations_own():
+    from gaze_explorer.core.coco import COCO_REGION_PROMPT
+
+    assert prompts.SCENE_REGION_PROMPT == COCO_REGION_PROMPT
+
+
 def test_the_category_judge_finds_each_trained_answer_and_only_it():
     judge = CategoryJudge()
     for colour in OBJECTS:
