@@ -21,7 +21,7 @@ def tiny_model(tmp_path_factory):
     from gaze_explorer.inference.loading import load_model
     from gaze_explorer.inference.random_init import build_random_qwen3_vl
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # the suite's one thread (tests/conftest.py); 2 stayed set for later tests
     path = build_random_qwen3_vl(tmp_path_factory.mktemp("tiny") / "model", "tiny", seed=3)
     return load_model(str(path))
 
