@@ -153,7 +153,7 @@ def test_scheduled_demo_run_split_into_judged_segments(qtbot, demo_window, strip
     panel.ignore_eos.setChecked(True)
     with qtbot.waitSignal(win.controller.run_finished, timeout=120000):
         win.steer()
-    qtbot.waitUntil(lambda: not win.controller.busy)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=60000)
     run = s.session.runs[-1]
     assert run.status == "finished" and run.n_steps == 24
     win.comparison_view.set_runs([len(s.session.runs) - 1])
@@ -178,7 +178,7 @@ def test_compare_conditions_runs_the_four_conditions(qtbot, demo_window):
     c, s = win.controller, win.state
     with qtbot.waitSignal(c.discovery_finished, timeout=120000):
         c.discover("current")
-    qtbot.waitUntil(lambda: not c.busy)
+    qtbot.waitUntil(lambda: not c.busy, timeout=60000)
     s.target.set_panel(1)
     win.steering_panel.prompt_edit.setPlainText("What is in panel 2?")
     win.steering_panel.max_tokens.setValue(6)
@@ -189,7 +189,7 @@ def test_compare_conditions_runs_the_four_conditions(qtbot, demo_window):
     c.condition_started.connect(started.append)
     with qtbot.waitSignal(c.conditions_compared, timeout=240000) as done:
         action.trigger()
-    qtbot.waitUntil(lambda: not c.busy)
+    qtbot.waitUntil(lambda: not c.busy, timeout=60000)
     indices = done.args[0]
     assert indices == list(range(before, before + 4))
     assert started == [indices[:n] for n in range(1, 5)]  # the comparison grew as each run started
@@ -226,10 +226,10 @@ def test_compare_conditions_needs_discovery_and_stops_with_stop(qtbot, demo_wind
     assert not s.session.runs and any("run discovery first" in m for m, err in win.messages if err)
     with qtbot.waitSignal(c.discovery_finished, timeout=120000):
         c.discover("current")
-    qtbot.waitUntil(lambda: not c.busy)
+    qtbot.waitUntil(lambda: not c.busy, timeout=60000)
     with qtbot.waitSignal(c.conditions_compared, timeout=120000) as done:
         win.compare_conditions()
         qtbot.waitUntil(lambda: s.session.runs and s.session.runs[-1].n_steps >= 2, timeout=60000)
         c.stop()  # the baseline is cut short and no further condition starts
-    qtbot.waitUntil(lambda: not c.busy)
+    qtbot.waitUntil(lambda: not c.busy, timeout=60000)
     assert done.args[0] == [0] and len(s.session.runs) == 1 and s.session.runs[0].status == "cancelled"

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from pacing import pace
 from PySide6 import QtCore, QtGui
 
 from gaze_explorer.qt.app import demo_strip
@@ -68,6 +69,7 @@ def test_demo_discover_steer_scrub_switch_export(qtbot, tmp_path, demo_window):
     win.steering_panel.max_tokens.setValue(60)
     win.steering_panel.ignore_eos.setChecked(True)
     win.steer()
+    pace(win.controller.workers[-1], s.session.runs[-1])
     qtbot.waitUntil(lambda: s.session.runs[-1].n_steps >= 3, timeout=30000)
     qtbot.keyClick(win, QtCore.Qt.Key.Key_2)
     _wait(qtbot, win)

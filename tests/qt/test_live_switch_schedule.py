@@ -5,6 +5,7 @@ source "live" (in the run and the session file) and is marked ◆ on the timelin
 from __future__ import annotations
 
 import numpy as np
+from pacing import pace
 from PySide6 import QtCore
 
 from gaze_explorer.core.steering import LiveSchedule, Schedule
@@ -32,6 +33,7 @@ def test_live_switch_in_a_schedule_holds_until_the_next_switch_point(qtbot, demo
     qtbot.mouseClick(panel.steer_button, QtCore.Qt.MouseButton.LeftButton)
     assert panel.generation_options().ignore_eos
     run = s.session.runs[-1]
+    pace(win.controller.workers[-1], run)
     qtbot.waitUntil(lambda: run.n_steps >= 4, timeout=60000)
     qtbot.keyClick(win, QtCore.Qt.Key.Key_6)  # panel 6, live, while the schedule is on panel 4
     assert any("until the schedule's next switch" in m for m, _ in win.messages)

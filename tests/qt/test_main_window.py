@@ -49,7 +49,7 @@ def _run(qtbot, win, steer: bool, max_new: int = 12, timeout: int = 30000):
     win.steering_panel.max_tokens.setValue(max_new)
     with qtbot.waitSignal(win.controller.run_finished, timeout=timeout):
         (win.steer if steer else win.generate_baseline)()
-    qtbot.waitUntil(lambda: not win.controller.busy)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=60000)
     return win.state.session.runs[-1]
 
 

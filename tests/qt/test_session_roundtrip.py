@@ -7,9 +7,9 @@ from the reopened session, in the app and with the CLI, and read back."""
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
+from pacing import pace
 from PIL import Image
 from PySide6 import QtCore
 
@@ -26,7 +26,7 @@ def _steer(qtbot, win, max_tokens: int, live_keys=()):
     qtbot.mouseClick(panel.steer_button, QtCore.Qt.MouseButton.LeftButton)
     run = s.session.runs[-1]
     if live_keys:
-        _pace(win.controller.workers[-1], run)
+        pace(win.controller.workers[-1], run)
     for key in live_keys:
         n = len(run.switches)
         qtbot.waitUntil(
@@ -37,20 +37,6 @@ def _steer(qtbot, win, max_tokens: int, live_keys=()):
     qtbot.waitUntil(lambda: run.status != "running", timeout=120000)
     assert run.status == "finished", win.messages
     return run
-
-
-def _pace(worker, run, max_ahead: int = 2) -> None:
-    """Keep the worker at most ``max_ahead`` tokens ahead of what the window shows (waiting on the
-    worker's thread, 10 s at most a token): on a busy machine the window falls behind and the
-    worker would finish the run before the live key presses land."""
-
-    def wait(event) -> None:
-        for _ in range(1000):
-            if run.n_steps >= event.step - max_ahead:
-                return
-            time.sleep(0.01)
-
-    worker.token.connect(wait, QtCore.Qt.ConnectionType.DirectConnection)
 
 
 def _screen(win) -> dict:
