@@ -31,6 +31,7 @@ def _rss_mib() -> float:
 def _generate(
     loaded, strip, regions, prompt, n_tokens, capture, plan=None, target=None, writer=None, name="run"
 ):
+    from gaze_explorer.core.events import TokenEvent
     from gaze_explorer.core.options import CaptureSpec, GenerationOptions
     from gaze_explorer.core.run_spec import RunSpec
     from gaze_explorer.inference.generation import generate_stream
@@ -43,7 +44,7 @@ def _generate(
         loaded, strip.image, prompt, regions=regions, plan=plan, target=target, options=options, capture=spec
     )
     if writer is None:
-        n = sum(1 for ev in stream if type(ev).__name__ == "TokenEvent")
+        n = sum(1 for ev in stream if isinstance(ev, TokenEvent))
     else:
         run_spec = RunSpec(
             name=name,
