@@ -18,14 +18,14 @@ import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError, SpanError
 from gaze_explorer.core.scoring import span_heat
-from gaze_explorer.core.spans import Span, block_regions, check_spans, propose_run_spans, read_spans
+from gaze_explorer.core.spans import Span, check_spans, propose_run_spans, read_spans
 
 
 def peak_regions(reader, run_id: str):
-    """The regions span proposals compare peaks in: the run's panels or boxes, else 3x3 blocks."""
+    """The regions span proposals compare peaks in: the run's panels or boxes, else the session's
+    (``propose_run_spans`` falls back to 3x3 blocks when they are fewer than two)."""
     info = reader.run_info(run_id)
-    regions = list(info.regions) if info.regions else list(reader.regions)
-    return regions or block_regions(reader.grid)
+    return list(info.regions) if info.regions else list(reader.regions)
 
 
 def spans_for(reader, run_id: str, arg: str, heads) -> list[Span]:

@@ -182,9 +182,10 @@ def propose_run_spans(
     min_steps: int = 2,
 ) -> list[Span]:
     """:func:`propose_spans` for a run read step by step (``rows_at(step)`` -> ``[layer, head,
-    key]`` or None): each step's heat peak among ``regions`` (its panels or boxes; none: 3x3
-    :func:`block_regions`). Empty when no ``min_steps`` consecutive steps peak in one region."""
-    regions = list(regions) or block_regions(grid)
+    key]`` or None): each step's heat peak among ``regions`` (its panels or boxes; fewer than two
+    -- none, or the whole image of a natural image run without panels -- cannot tell peaks apart,
+    so 3x3 :func:`block_regions`). Empty when no ``min_steps`` consecutive steps peak in one region."""
+    regions = list(regions) if len(regions) >= 2 else block_regions(grid)
     heats = np.full((n_steps, grid.rows, grid.cols), np.nan)  # [step, rows, cols]
     for step in range(n_steps):
         rows = rows_at(step)

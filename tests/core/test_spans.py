@@ -20,6 +20,7 @@ from gaze_explorer.core.spans import (
     dumps_spans,
     loads_spans,
     parse_spans,
+    propose_run_spans,
     propose_spans,
     read_spans,
     spans_from_json,
@@ -110,3 +111,17 @@ def test_propose_spans_on_a_hand_made_trajectory():
     assert spans == [Span("P1", 0, 2), Span("P2", 3, 4), Span("P1 #2", 7, 8)]  # single steps start none
     assert propose_spans(peaks, min_steps=1)[-1] == Span("region 3 #2", 9, 9)
     assert propose_spans([-1, -1]) == []
+
+
+def test_a_run_with_one_region_proposes_spans_among_blocks():
+    """A natural image generated without panels has one region, the whole image, in which every
+    step peaks: the proposal compares peaks among 3x3 blocks instead, as with no region at all."""
+    grid = ImageTokenGrid.uniform(90, 90, 3, 3, first_position=0)  # 9 image tokens, one per block
+    whole = Region("image", "panel", np.arange(9))
+    rows = np.zeros((4, 1, 1, 9))  # [step, layer, head, key]: steps 0-1 look at token 0, 2-3 at token 8
+    rows[:2, ..., 0] = 1.0
+    rows[2:, ..., 8] = 1.0
+    heads = HeadSet("h", ((0, 0),))
+    spans = propose_run_spans(lambda s: rows[s], 4, grid, [whole], heads)
+    assert [(sp.name, sp.start, sp.end) for sp in spans] == [("block 1,1", 0, 1), ("block 3,3", 2, 3)]
+    assert propose_run_spans(lambda s: rows[s], 4, grid, [], heads) == spans
