@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pacing import pace
 from PIL import Image
 from PySide6 import QtCore
 
@@ -77,6 +78,7 @@ def test_stop_keeps_a_cancelled_partial_run(qtbot, window):
     window.steering_panel.max_tokens.setValue(2000)
     window.generate_baseline()
     assert window.steering_panel.stop_button.isEnabled()
+    pace(window.controller.workers[-1], window.state.session.runs[-1])  # Stop lands mid-run, also under load
     qtbot.waitUntil(lambda: window.state.session.runs[-1].n_steps >= 4, timeout=20000)
     with qtbot.waitSignal(window.controller.run_finished, timeout=20000):
         qtbot.mouseClick(window.steering_panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
@@ -96,6 +98,7 @@ def test_live_switch_is_recorded_and_marked(qtbot, window):
     s.target.set_panel(3)
     window.steering_panel.max_tokens.setValue(2000)
     window.steer()
+    pace(window.controller.workers[-1], s.session.runs[-1])
     qtbot.waitUntil(lambda: s.session.runs[-1].n_steps >= 5, timeout=20000)
     qtbot.keyClick(window, QtCore.Qt.Key.Key_2)  # switch live to panel 2
     qtbot.waitUntil(lambda: len(s.session.runs[-1].switches) > 0, timeout=20000)

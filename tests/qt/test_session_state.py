@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from pacing import pace
 from PIL import Image
 from PySide6 import QtCore
 
@@ -70,6 +71,7 @@ def test_a_run_switched_live_is_labelled_with_its_switches(qtbot, demo_window):
     panel.ignore_eos.setChecked(True)
     qtbot.mouseClick(panel.steer_button, QtCore.Qt.MouseButton.LeftButton)
     run = s.session.runs[-1]
+    pace(win.controller.workers[-1], run)
     qtbot.waitUntil(lambda: run.n_steps >= 4, timeout=60000)
     qtbot.keyClick(win, QtCore.Qt.Key.Key_2)
     qtbot.waitUntil(lambda: len(run.switches) >= 1, timeout=60000)
