@@ -37,7 +37,11 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
     rng = np.random.default_rng(0)
     for step in rng.choice(window.flushed, size=8, replace=False):
         assert np.array_equal(run.rows_at(int(step)), check.step_rows(run.run_id, int(step)))
-    # scrub back while it streams: the step stays put and the overlay draws that step's file rows
+    # scrub back while it streams: the step stays put and the overlay draws that step's file rows.
+    # The window must show step 17 first: the file can be ahead of the window's step range (the
+    # worker flushes while the GUI thread works through its token notices), and a step past the
+    # range is clamped to its last step, which follows the stream.
+    qtbot.waitUntil(lambda: s.step.n_steps > 18, timeout=60000)
     s.step.set_step(17)
     n_then = run.n_steps
     qtbot.waitUntil(lambda: run.n_steps >= n_then + 10, timeout=60000)
