@@ -5,8 +5,9 @@
 documented in ``docs/session_schema.md``.
 """
 
-from gaze_explorer.storage.reader import RunInfo, SessionReader
+from gaze_explorer.storage.reader import SessionReader
 from gaze_explorer.storage.record import RunRecorder, record, record_events
+from gaze_explorer.storage.run_info import RunInfo
 from gaze_explorer.storage.schema import SCHEMA_VERSION, check_disk_space, estimate_run_bytes
 from gaze_explorer.storage.writer import SessionWriter
 

@@ -13,7 +13,6 @@ import os
 import socket
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -22,14 +21,12 @@ import numpy as np
 from gaze_explorer.core.capture_scope import CaptureScope
 from gaze_explorer.core.errors import SessionFileError
 from gaze_explorer.core.regions import ImageTokenGrid, Region
-from gaze_explorer.core.run_label import display_name, run_label
 from gaze_explorer.core.scoring import head_index, image_attention, region_masses, trajectory
 from gaze_explorer.core.steering import Switch
 from gaze_explorer.storage import handles
+from gaze_explorer.storage.discovery_reads import DiscoveryReads
+from gaze_explorer.storage.run_info import RunInfo
 from gaze_explorer.storage.schema import (
-    DERIVED_GROUP,
-    DISCOVERIES_GROUP,
-    DISCOVERY_ARRAYS,
     FIRST_IMAGE,
     IMAGES_GROUP,
     NO_TARGET,
@@ -37,10 +34,8 @@ from gaze_explorer.storage.schema import (
     SPANS_ATTR,
     STATUS_CODES,
     SWITCH_SOURCES,
-    UI_ATTR,
     UNFINISHED,
     USER_NAME_ATTR,
-    V1_MISSING,
 )
 from gaze_explorer.storage.validate import (
     MAX_WHOLE_READ_BYTES,
@@ -58,74 +53,6 @@ from gaze_explorer.storage.validate import (
 _H5_ERRORS = (KeyError, ValueError, TypeError, OSError, RuntimeError)
 
 
-@dataclass(frozen=True)
-class DiscoveryInfo:
-    """One stored discovery: where its arrays live and how it was made."""
-
-    key: str  # disc_NNN, or "derived" for a version-1 file's single discovery
-    created: str  # ISO time ("" in a version-1 file)
-    source: str  # demo, folder, current image, ... ("" in a version-1 file)
-    params: dict
-    n_strips: int
-    n_panels: int
-    cancelled: bool
-    criteria: dict | None = None  # core.criteria.criteria_report, when stored
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A run's parameters and progress, as stored."""
-
-    run_id: str
-    name: str
-    status: str  # running | finished | cancelled | failed | unfinished (writer gone mid-run)
-    n_steps: int
-    prompt: str
-    prompt_len: int
-    n_layers: int
-    n_heads: int
-    max_keys: int
-    prefill_mode: str
-    capture_decode: bool
-    options: dict | None
-    plan: dict | None
-    schedule: dict | None
-    target: object
-    switches: tuple[Switch, ...]
-    reason: str
-    created: str
-    regions: tuple[Region, ...] | None  # the run's own regions, if they differ from the session's
-    targets: tuple[int | None, ...] = ()  # the target region of each complete step
-    # what of each decode row was stored: full, image-keys (keys up to the last image token) or
-    # heads (the other heads' rows are NaN); see core.capture_scope
-    capture_scope: CaptureScope = field(default_factory=CaptureScope)
-    user_name: str = ""  # the name the user gave the run ("" = none; version 1 had none)
-    image_key: str = FIRST_IMAGE  # the session image the run was made on
-
-    @property
-    def label(self) -> str:
-        """The run's label derived from its head set, target and switches (core.run_label)."""
-        names = [r.name for r in self.regions] if self.regions else []
-        return run_label(self.plan, self.schedule, self.target, self.switches, names)
-
-    @property
-    def display_name(self) -> str:
-        """The user's name for the run, else its label."""
-        return display_name(self.user_name, self.label)
-
-    @property
-    def params(self) -> dict:
-        """The run's parameters in one dict (prompt, generation options, steering plan, schedule)."""
-        return {
-            "prompt": self.prompt,
-            "options": self.options,
-            "plan": self.plan,
-            "schedule": self.schedule,
-            "target": self.target,
-            "prefill_mode": self.prefill_mode,
-        }
-
-
 def _optional_int(value: int) -> int | None:
     return None if value == NO_TARGET else int(value)
 
@@ -140,7 +67,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class SessionReader:
+class SessionReader(DiscoveryReads):
     """Read a session file. ``run`` arguments are a run id (``run_000``) or an index into ``runs()``."""
 
     def __init__(self, path: str | os.PathLike, cache_steps: int = 32) -> None:
@@ -521,105 +448,6 @@ class SessionReader:
                 out[start:stop] = trajectory(chunk, heads, positions)["raw"]
         return out
 
-    # ---- derived arrays ------------------------------------------------------------------
-    def derived(self, name: str, run: str | int | None = None) -> np.ndarray | None:
-        """A derived array written by ``SessionWriter.write_derived``, or None if absent."""
-        with self._access() as f:
-            parent = f if run is None else f[RUNS_GROUP][self._run_id(run)]
-            if DERIVED_GROUP not in parent or name not in parent[DERIVED_GROUP]:
-                return None
-            return np.asarray(self._whole(parent[DERIVED_GROUP][name], f"the derived array {name!r}"))
-
-    # ---- discoveries ---------------------------------------------------------------------
-    @property
-    def schema_version(self) -> int:
-        return int(self.meta.get("schema_version", 1))
-
-    def missing(self) -> list[str]:
-        """What this file cannot hold because of its schema version (empty for a current file)."""
-        return list(V1_MISSING) if self.schema_version < 2 else []
-
-    def discoveries(self) -> list[DiscoveryInfo]:
-        """Every discovery of the session, oldest first (the last one is the default)."""
-        p = self.path
-        with self._access() as f:
-            if DISCOVERIES_GROUP in f and len(f[DISCOVERIES_GROUP]):
-                out = []
-                for key in sorted(f[DISCOVERIES_GROUP].keys()):
-                    a = f[DISCOVERIES_GROUP][key].attrs
-                    criteria = a.get("criteria_json")
-                    out.append(
-                        DiscoveryInfo(
-                            key=key,
-                            created=as_str(a.get("created", ""), "discovery created", p),
-                            source=as_str(a.get("source", ""), "discovery source", p),
-                            params=as_json(a.get("params_json", "{}"), "discovery params_json", p),
-                            n_strips=int(a.get("n_strips", 0)),
-                            n_panels=int(a.get("n_panels", 0)),
-                            cancelled=bool(a.get("cancelled", 0)),
-                            criteria=None if criteria is None else as_json(criteria, "criteria_json", p),
-                        )
-                    )
-                return out
-            derived = f.get(DERIVED_GROUP)
-            if derived is None or "gaze_scores" not in derived:
-                return []
-            a = derived["gaze_scores"].attrs  # a version-1 file: one discovery, arrays only
-            return [
-                DiscoveryInfo(
-                    "derived",
-                    "",
-                    "",
-                    {},
-                    int(a.get("n_strips", 0)),
-                    int(a.get("n_panels", 0)),
-                    bool(a.get("cancelled", 0)),
-                )
-            ]
-
-    def discovery_array(self, name: str, key: str | None = None) -> np.ndarray | None:
-        """One array (``gaze_scores``, ``panel_matrices``, ``image_mass``, ``image_maps``,
-        ``ranking``) of the discovery ``key`` (default: the newest), or None if absent."""
-        found = self.discoveries()
-        if not found:
-            return None
-        key = found[-1].key if key is None else key
-        if key == "derived":
-            return self.derived(name)
-        with self._access() as f:
-            if DISCOVERIES_GROUP not in f or key not in f[DISCOVERIES_GROUP]:
-                have = ", ".join(d.key for d in found)
-                raise SessionFileError(f"{self.path} has no discovery {key!r} (it has {have})")
-            g = f[DISCOVERIES_GROUP][key]
-            if name not in g:
-                return None
-            return np.asarray(self._whole(g[name], f"the discovery array {name!r}"))
-
-    def ui_state(self) -> dict:
-        """The selection saved with the session (shown / compared run ids, step...), or {}."""
-        with self._access() as f:
-            raw = f.attrs.get(UI_ATTR)
-        return {} if raw is None else dict(as_json(raw, "the saved selection", self.path) or {})
-
-    def inspected_head(self) -> tuple[int, int] | None:
-        """The head that was open in the head inspector when the app saved the session (the
-        ``inspected`` entry of the saved selection): ``(layer, head)``, or None when none was (files
-        written before it existed have none)."""
-        raw = self.ui_state().get("inspected")
-        if raw is None:
-            return None
-        ok = (
-            isinstance(raw, list)
-            and len(raw) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in raw)
-        )
-        if not ok:
-            raise SessionFileError(
-                f"{self.path}: the saved inspected head should be [layer, head] (two counts from 0), "
-                f"got {raw!r}"
-            )
-        return int(raw[0]), int(raw[1])
-
     def spans(self, run: str | int) -> list:
         """A run's named spans (``core.spans.Span``, saved by ``SessionWriter.write_spans``), or []."""
         from gaze_explorer.core.spans import loads_spans
@@ -628,21 +456,3 @@ class SessionReader:
         with self._access() as f:
             raw = self._group(f, run_id).attrs.get(SPANS_ATTR)
         return loads_spans(None if raw is None else as_str(raw, SPANS_ATTR, self.path))
-
-    def gaze_scores(self) -> np.ndarray | None:
-        """Gaze scores ``[layer, head]`` if discovery stored them."""
-        return self.discovery_array("gaze_scores")
-
-    def panel_matrices(self) -> np.ndarray | None:
-        """Per-head queried x attended panel matrices ``[layer, head, N, N]`` if stored."""
-        return self.discovery_array("panel_matrices")
-
-    def image_mass(self) -> np.ndarray | None:
-        """Each head's attention on all image tokens ``[layer, head]`` (mean over the discovery
-        questions; the Image Heads criterion) if discovery stored it."""
-        return self.discovery_array(DISCOVERY_ARRAYS["image_mass"])
-
-    def image_maps(self) -> np.ndarray | None:
-        """Each head's attention over the image token grid ``[layer, head, rows, cols]`` (mean over
-        the discovery questions; the Localization Heads criterion) if discovery stored it."""
-        return self.discovery_array(DISCOVERY_ARRAYS["image_maps"])
