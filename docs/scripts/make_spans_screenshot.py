@@ -9,37 +9,16 @@ one proposed span picked, value-weighted on; the whole window grabbed at the scr
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
-from PySide6 import QtWidgets
+from demo_window import open_demo_window
 
 
 def main(out: str, width: int = 1280, height: int = 760) -> int:
     from gaze_explorer.core.options import GenerationOptions
     from gaze_explorer.demo.prompts import NARRATION_PROMPT
-    from gaze_explorer.inference.loading import load_model
-    from gaze_explorer.qt.app import demo_strip
-    from gaze_explorer.qt.compat import singleton_refs_guard
-    from gaze_explorer.qt.main_window import MainWindow
 
-    singleton_refs_guard()  # what the app's main() does (PySide6 6.12 refcount leak on None)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    win = MainWindow()
+    app, win, wait = open_demo_window(width, height, with_truth=False)
     c, s = win.controller, win.state
-    c.recorder.directory = Path(tempfile.mkdtemp())
-    c._on_model_loaded(load_model("demo", num_threads=1))
-    strip = demo_strip()
-    c.set_image(strip.image, strip.n_panels, strip.name, strip.panel_widths)
-    win.resize(width, height)
-    win.show()
-
-    def wait(done) -> None:
-        while not done():
-            app.processEvents()
-
-    c.discover("current")
-    wait(lambda: s.discovery.has_result and not c.busy)
     s.heads.set_kind("top", k=10)
     c.generate(NARRATION_PROMPT, GenerationOptions(max_new_tokens=40, ignore_eos=True))
     wait(lambda: s.session.runs and s.session.runs[-1].status != "running")
