@@ -9,16 +9,33 @@ screen.
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.errors import GazeExplorerError
 from gaze_explorer.core.heads import CRITERIA, load_head_list
 from gaze_explorer.core.options import GenerationOptions
+from gaze_explorer.core.protocol_choices import DEFAULT_BIAS_ON
 from gaze_explorer.core.state import AppState
 from gaze_explorer.core.steering import DEFAULT_STRENGTH, SteeringMode, SteeringPlan
 from gaze_explorer.qt.widgets.signals import signals_blocked
 
 DEFAULT_PROMPT = "What is happening in this panel of the comic strip?"
+
+# The protocol each target kind runs (issue 17): one panel is static steering, a drawn box is region
+# steering, a schedule is dynamic narration. DEFAULT_BIAS_ON says when each one's bias applies.
+TARGET_PROTOCOL = {"panel": "static", "box": "region", "schedule": "dynamic"}
+DECODE_ONLY_TIP = (
+    "Apply the steering bias on decode steps only (unticked: on the prompt rows too).\n"
+    "Follows the target, as in the paper: unticked for a panel or a box (prefill+decode), ticked for a\n"
+    "schedule (decode only). Once you tick or untick it, your choice is kept for every target;\n"
+    "right-click → 'Follow the target' to give it back to the target. A live switch during a run\n"
+    "changes nothing here: the run keeps the setting it started with."
+)
+
+
+def default_decode_only(target_kind: str) -> bool:
+    """Whether the paper's protocol for this target kind biases decode steps only."""
+    return DEFAULT_BIAS_ON[TARGET_PROTOCOL[target_kind]] == "decode"
 
 
 class SteeringPanel(QtWidgets.QWidget):
@@ -113,7 +130,15 @@ class SteeringPanel(QtWidgets.QWidget):
         self.strength_spin.setRange(0.0, 1e6)
         self.strength_spin.setValue(DEFAULT_STRENGTH)
         self.decode_only = QtWidgets.QCheckBox("decode only")
-        self.decode_only.setChecked(True)
+        self.decode_only.setToolTip(DECODE_ONLY_TIP)
+        # True once the user ticked or unticked it (``clicked`` fires for the mouse and the keyboard,
+        # never for setChecked): from then on the target kind no longer sets it
+        self.decode_only_chosen = False
+        self.decode_only.clicked.connect(self._decode_only_from_ui)
+        follow = QtGui.QAction("Follow the target (the paper's default)", self.decode_only)
+        follow.triggered.connect(self.follow_target_bias)
+        self.decode_only.addAction(follow)
+        self.decode_only.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.ActionsContextMenu)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.mode_combo, 1)
         row.addWidget(self.decode_only)
@@ -236,7 +261,22 @@ class SteeringPanel(QtWidgets.QWidget):
         elif target.box is not None:
             target.set_box(target.box)
 
+    def _decode_only_from_ui(self, _checked: bool) -> None:
+        self.decode_only_chosen = True
+
+    def follow_target_bias(self) -> None:
+        """Forget the user's tick: the checkbox follows the target kind's default again."""
+        self.decode_only_chosen = False
+        self._show_bias_default()
+
     # ---- model -> view -----------------------------------------------------------------------
+    def _show_bias_default(self) -> None:
+        """The target kind's default bias timing, unless the user chose one or a run is going (a
+        live switch must not change it: the run keeps what it started with; applied when it ends)."""
+        if self.decode_only_chosen or self.state.status.busy:
+            return
+        self.decode_only.setChecked(default_decode_only(self.state.target.kind))
+
     def _show_heads(self) -> None:
         heads = self.state.heads
         # the group blocked too: checking one button unchecks another, and the group's signal would
@@ -271,11 +311,13 @@ class SteeringPanel(QtWidgets.QWidget):
         self.panel_spin.setVisible(target.kind == "panel")
         self.schedule_edit.setVisible(target.kind == "schedule")
         self.every_spin.setVisible(target.kind == "schedule")
+        self._show_bias_default()
 
     def _on_busy(self, busy: bool) -> None:
         self.baseline_button.setEnabled(not busy)
         self.steer_button.setEnabled(not busy)
         self.stop_button.setEnabled(busy)
+        self._show_bias_default()  # a default held back while the run went
 
     # ---- what the controller reads -------------------------------------------------------------
     def prompt(self) -> str:
