@@ -1,9 +1,13 @@
 """``gaze-explorer export``: figures and head lists from a session file, with the app's renderers,
-without a window."""
+without a window. The grid, the matrix and the default heads come from one of the session's
+discoveries: ``--discovery KEY``, by default the one the app showed when it saved the session, else
+the newest."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +23,13 @@ from gaze_explorer.core.heads import (
 from gaze_explorer.core.run_label import heads_label
 
 
-def export_heads(args: argparse.Namespace, reader) -> HeadSet | None:
-    """The head set of ``--heads`` for a session; None (the session's top 10) when not given."""
+def export_heads(args: argparse.Namespace, reader, discovery: str | None = None) -> HeadSet | None:
+    """The head set of ``--heads`` for a session (top/random by the scores of the discovery
+    ``discovery``); None (the discovery's top 10) when not given."""
     if args.heads is None:
         return None
     spec = parse_head_spec(args.heads)
-    scores = reader.gaze_scores()
+    scores = reader.discovery_array("gaze_scores", discovery)
     if spec.kind in ("top", "random") and scores is None:
         raise HeadSpecError(f"--heads {args.heads} needs gaze scores, and the session has none")
     try:
@@ -53,6 +58,26 @@ def pick_run(reader, wanted: str | None) -> str | None:
     raise GazeExplorerError(f"the session has no run {wanted!r} (it has: {have})")
 
 
+def pick_discovery(reader, wanted: str | None) -> str | None:
+    """The key of the discovery for ``--discovery`` (a key of ``SessionReader.discoveries``),
+    default the one the app showed when it saved the session, else the newest (None: none)."""
+    if wanted is None:
+        key = reader.chosen_discovery()
+        with contextlib.suppress(GazeExplorerError):  # a damaged entry: the newest, as with none
+            saved = reader.saved_discovery()
+            if saved is not None and saved != key:
+                print(
+                    f"the session's chosen discovery {saved} is not in it any more; using the newest, {key}",
+                    file=sys.stderr,
+                )
+        return key
+    found = reader.discoveries()
+    if wanted not in [d.key for d in found]:
+        have = ", ".join(d.label for d in found) or "none"
+        raise GazeExplorerError(f"the session has no discovery {wanted!r} (it has: {have})")
+    return wanted
+
+
 def run_heads(reader, run_id: str | None) -> HeadSet | None:
     """The head set a steered run was made with (its plan's heads), or None (a baseline, no run)."""
     if run_id is None:
@@ -63,10 +88,10 @@ def run_heads(reader, run_id: str | None) -> HeadSet | None:
     return HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
 
 
-def fallback_heads(reader, run_id: str | None) -> HeadSet | None:
-    """Without gaze scores or a steered run: every head of the run's model (so a session of
-    baselines still exports its overlay and timeline)."""
-    if run_id is None or reader.gaze_scores() is not None:
+def fallback_heads(reader, run_id: str | None, discovery: str | None = None) -> HeadSet | None:
+    """Without gaze scores (of the discovery ``discovery``) or a steered run: every head of the run's
+    model (so a session of baselines still exports its overlay and timeline)."""
+    if run_id is None or reader.discovery_array("gaze_scores", discovery) is not None:
         return None
     info = reader.run_info(run_id)
     return choose_heads("all", info.n_layers, info.n_heads).heads
@@ -87,14 +112,19 @@ def run(args: argparse.Namespace) -> int:
 
     reader = SessionReader(args.session)
     run_id = pick_run(reader, args.run)
-    # default: the run's own head set, as the app outlined it (a baseline: the session's top 10)
-    heads = export_heads(args, reader) or run_heads(reader, run_id)
+    key = pick_discovery(reader, args.discovery)
+    scores = reader.discovery_array("gaze_scores", key)
+    # default: the run's own head set, as the app outlined it (a baseline: the discovery's top 10)
+    heads = export_heads(args, reader, key) or run_heads(reader, run_id)
     session = Path(args.session)
     out = Path(args.out) if args.out else session.with_name(f"{session.stem}_figures")
     if getattr(args, "spans", None):
         from gaze_explorer.cli.spans_export import export_spans
 
-        for p in export_spans(args, reader, run_id, heads or fallback_heads(reader, run_id), out):
+        chosen = heads or fallback_heads(reader, run_id, key)
+        if chosen is None and scores is not None:
+            chosen = ex.heads_or_top(reader, None, discovery=key)
+        for p in export_spans(args, reader, run_id, chosen, out):
             print(p)
         return 0
     step = args.step
@@ -110,26 +140,28 @@ def run(args: argparse.Namespace) -> int:
         suffix = ".json" if what == "heads" else f".{args.format}"
         target = out if single else out / f"{what}{suffix}"
         if what == "grid":
-            if reader.gaze_scores() is None and args.figure == "all":
+            if scores is None and args.figure == "all":
                 print("grid: skipped, the session holds no discovery")
                 continue
-            written.append(ex.export_grid(reader, target, heads=heads))
+            written.append(ex.export_grid(reader, target, heads=heads, discovery=key))
         elif what == "matrix":
-            written.append(ex.export_panel_matrix(reader, target, layer=args.layer, head=args.head))
+            written.append(
+                ex.export_panel_matrix(reader, target, layer=args.layer, head=args.head, discovery=key)
+            )
         elif what == "heads":
-            scores = reader.gaze_scores()
-            chosen = ex.heads_or_top(reader, heads or fallback_heads(reader, run_id))
+            chosen = ex.heads_or_top(reader, heads or fallback_heads(reader, run_id, key), discovery=key)
             written.append(ex.write_head_list(target, chosen, None if scores is None else np.asarray(scores)))
         elif run_id is None:
             if args.figure != "all":
                 raise GazeExplorerError(f"the session has no runs to draw a {what} from")
         elif what == "overlay":
-            chosen = heads or fallback_heads(reader, run_id)
-            written.append(ex.export_overlay(reader, target, run=run_id, step=step, heads=chosen))
-        elif what == "timeline":
+            chosen = heads or fallback_heads(reader, run_id, key)
             written.append(
-                ex.export_timeline(reader, target, run=run_id, heads=heads or fallback_heads(reader, run_id))
+                ex.export_overlay(reader, target, run=run_id, step=step, heads=chosen, discovery=key)
             )
+        elif what == "timeline":
+            chosen = heads or fallback_heads(reader, run_id, key)
+            written.append(ex.export_timeline(reader, target, run=run_id, heads=chosen, discovery=key))
     for p in written:
         print(p)
     return 0

@@ -273,6 +273,12 @@ def build_parsers() -> Parsers:
     x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
     x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
     x.add_argument(
+        "--discovery",
+        default=None,
+        help="the session's discovery for the grid, the matrix and the default heads, by key (disc_000, "
+        "...; default: the one the app showed when it saved the session, else the newest)",
+    )
+    x.add_argument(
         "--spans",
         default=None,
         help="one overlay per span, averaged over its steps: 0-12,13-30 (name:0-12 names one), a spans JSON "

@@ -133,11 +133,12 @@ def comparison_rows(
     for i in indices:
         run = runs[i]
         run_regions = run.regions or list(regions)
+        run_grid = run.grid if run.grid is not None else grid  # the run's own image's grid
         staircase = None
         if staircase_of is not None:
             staircase = staircase_of(i)
-        elif grid is not None and run.rows_at is not None and run_regions and heads.heads and run.n_steps:
-            staircase = step_trajectory(run.rows_at, run.n_steps, grid, run_regions, heads)
+        elif run_grid is not None and run.rows_at is not None and run_regions and heads.heads and run.n_steps:
+            staircase = step_trajectory(run.rows_at, run.n_steps, run_grid, run_regions, heads)
         steps = switch_steps(run)
         segments = split_segments(run.tokens, run.targets, steps, truth) if steps else []
         out.append(

@@ -67,6 +67,9 @@ class RunData:
     regions: list[Region] = field(default_factory=list)  # the run's regions (panels, then a box)
     scheduled: list[int] = field(default_factory=list)  # steps where a schedule switches target
     prompt_tokens: list[str] = field(default_factory=list)  # the prompt's token strings
+    # the token grid of the image the run was made on (a session holds runs on several images);
+    # None: the session's grid
+    grid: ImageTokenGrid | None = None
 
     @property
     def n_steps(self) -> int:
@@ -506,6 +509,8 @@ class DiscoveryModel:
     """The last discovery's results and the summary the discovery dock shows (paper Figs. 2a, 15, 16)."""
 
     result_changed = Signal()
+    stored_changed = Signal()  # the session's stored discoveries, or which of them is shown
+    chosen = Signal(str)  # the user asked for a stored discovery (the session control loads it)
 
     def __init__(self) -> None:
         self.scores: np.ndarray | None = None  # [layer, head] gaze score
@@ -515,6 +520,19 @@ class DiscoveryModel:
         self.image_maps: np.ndarray | None = None  # [layer, head, rows, cols]
         self._agreement: list[dict] | None = None
         self._agreement_done = False
+        self.stored: list[tuple[str, str]] = []  # (key, label) of the session's discoveries, oldest first
+        self.key: str | None = None  # the stored discovery shown (None: none, or one not saved)
+
+    def set_stored(self, stored: Sequence[tuple[str, str]], key: str | None) -> None:
+        """The session's stored discoveries and the key of the one shown."""
+        self.stored = [(str(k), str(label)) for k, label in stored]
+        self.key = key
+        self.stored_changed.emit()
+
+    def choose(self, key: str) -> None:
+        """Ask for the stored discovery ``key`` to be shown (nothing if it is shown already)."""
+        if key != self.key:
+            self.chosen.emit(key)
 
     def set_result(
         self,
@@ -529,6 +547,7 @@ class DiscoveryModel:
         self.n_strips = int(n_strips)
         self.image_mass, self.image_maps = image_mass, image_maps
         self._agreement, self._agreement_done = None, False
+        self.key = None  # which stored discovery this is, if any: set_stored says
         self.result_changed.emit()
 
     @property

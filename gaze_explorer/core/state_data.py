@@ -36,14 +36,15 @@ class TrajectoryCache:
     def get(self, state: AppState, run_index: int) -> np.ndarray | None:
         session = state.session
         run = session.runs[run_index]
+        # the run's own image (its grid and regions), not the one on screen: runs of a session may
+        # be on different images
+        grid = run.grid if run.grid is not None else session.grid
         regions = run.regions or session.regions
-        if session.grid is None or run.rows_at is None or not regions or not state.heads.active.heads:
+        if grid is None or run.rows_at is None or not regions or not state.heads.active.heads:
             return None
-        key = (run_index, id(run), state.heads.active.heads, len(regions))
+        key = (run_index, id(run), state.heads.active.heads, len(regions), id(grid))
         done = self._rows.setdefault(key, [])
-        done.extend(
-            step_trajectory(run.rows_at, run.n_steps, session.grid, regions, state.heads.active, len(done))
-        )
+        done.extend(step_trajectory(run.rows_at, run.n_steps, grid, regions, state.heads.active, len(done)))
         if not done:
             return None
         return np.stack(done[: run.n_steps])  # [step, region]

@@ -292,11 +292,14 @@ def write_head_list(path: str | Path, heads: HeadSet, scores: np.ndarray | None 
 
 
 # ---- headless entry points (the CLI's ``export`` command) -------------------------------------------
-def heads_or_top(reader, heads: HeadSet | None, k: int = 10) -> HeadSet:
-    """``heads``, or by default the session's top ``k`` heads by gaze score."""
+# ``discovery`` is the key of one of the session's stored discoveries (``SessionReader.discoveries``;
+# None: the newest), read through ``SessionReader.discovery_array``.
+def heads_or_top(reader, heads: HeadSet | None, k: int = 10, *, discovery: str | None = None) -> HeadSet:
+    """``heads``, or by default the top ``k`` heads by gaze score of the session's discovery
+    ``discovery``."""
     if heads is not None:
         return heads
-    scores = reader.gaze_scores()
+    scores = reader.discovery_array("gaze_scores", discovery)
     if scores is None:
         raise GazeExplorerError("the session has no gaze scores; pass a head set or run discovery first")
     scores = np.asarray(scores, dtype=np.float64)
@@ -304,35 +307,46 @@ def heads_or_top(reader, heads: HeadSet | None, k: int = 10) -> HeadSet:
     return choose_heads(f"gaze:{k}", *scores.shape, scores=scores).heads
 
 
-def export_grid(reader, out: str | Path, *, heads: HeadSet | None = None) -> Path:
-    """The session's gaze-score grid as a figure."""
-    scores = reader.gaze_scores()
+def export_grid(
+    reader, out: str | Path, *, heads: HeadSet | None = None, discovery: str | None = None
+) -> Path:
+    """The gaze-score grid of the session's discovery ``discovery`` as a figure."""
+    scores = reader.discovery_array("gaze_scores", discovery)
     if scores is None:
         raise GazeExplorerError("the session has no gaze scores (run discovery first)")
     model = reader.meta.get("model_id", "model")
-    return save_figure(grid_figure(np.asarray(scores), f"Gaze scores · {model}", heads), out)
+    which = f" · {discovery}" if discovery else ""
+    return save_figure(grid_figure(np.asarray(scores), f"Gaze scores · {model}{which}", heads), out)
 
 
 def export_overlay(
-    reader, out: str | Path, *, run: str, step: int, heads: HeadSet | None = None, colormap: str = "inferno"
+    reader,
+    out: str | Path,
+    *,
+    run: str,
+    step: int,
+    heads: HeadSet | None = None,
+    colormap: str = "inferno",
+    discovery: str | None = None,
 ) -> Path:
-    """The image with the heads' attention at ``step`` of ``run``."""
-    heads = heads_or_top(reader, heads)
-    rows = reader.step_rows(run, step)
-    heat = overlay_heat(rows, reader.grid, heads)
+    """The image the run was made on, with the heads' attention at ``step`` of ``run``."""
+    heads = heads_or_top(reader, heads, discovery=discovery)
+    image, grid, regions, _ = reader.image_set(reader.run_info(run).image_key)  # the run's own image
+    heat = overlay_heat(reader.step_rows(run, step), grid, heads)
     title = f"{reader.meta.get('model_id', 'model')} · run {run} · step {step} · {heads.name} ({len(heads)} heads)"
-    return save_figure(
-        overlay_figure(np.asarray(reader.image), reader.grid, heat, reader.regions, title, colormap), out
-    )
+    return save_figure(overlay_figure(np.asarray(image), grid, heat, regions, title, colormap), out)
 
 
-def export_timeline(reader, out: str | Path, *, run: str, heads: HeadSet | None = None) -> Path:
-    """A run's step x region trajectory with its tokens and switch markers."""
-    heads = heads_or_top(reader, heads)
+def export_timeline(
+    reader, out: str | Path, *, run: str, heads: HeadSet | None = None, discovery: str | None = None
+) -> Path:
+    """A run's step x region trajectory (on its own image's panels) with its tokens and switch markers."""
+    heads = heads_or_top(reader, heads, discovery=discovery)
     tokens = list(reader.tokens(run))
-    regions = [r for r in reader.regions if r.kind == "panel"] or list(reader.regions)
-    traj = step_trajectory(lambda s: reader.step_rows(run, s), len(tokens), reader.grid, regions, heads)
     info = reader.run_info(run)
+    _, grid, image_regions, _ = reader.image_set(info.image_key)  # the run's own image
+    regions = [r for r in image_regions if r.kind == "panel"] or list(image_regions)
+    traj = step_trajectory(lambda s: reader.step_rows(run, s), len(tokens), grid, regions, heads)
     switches = [(s.step, s.source) for s in getattr(info, "switches", [])]
     title = f"Trajectory · run {run} · {heads.name} ({len(heads)} heads)"
     return save_figure(
@@ -340,9 +354,11 @@ def export_timeline(reader, out: str | Path, *, run: str, heads: HeadSet | None 
     )
 
 
-def export_panel_matrix(reader, out: str | Path, *, layer: int, head: int) -> Path:
-    """One head's N x N queried x attended panel matrix from discovery."""
-    matrices = reader.panel_matrices()
+def export_panel_matrix(
+    reader, out: str | Path, *, layer: int, head: int, discovery: str | None = None
+) -> Path:
+    """One head's N x N queried x attended panel matrix from the session's discovery ``discovery``."""
+    matrices = reader.discovery_array("panel_matrices", discovery)
     if matrices is None:
         raise GazeExplorerError("the session has no panel matrices (run discovery first)")
     m = np.asarray(matrices)

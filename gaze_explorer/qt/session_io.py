@@ -127,6 +127,7 @@ class SessionRecorder:
         self.adopted: Path | None = None  # a reopened session file: new runs and discoveries go there
         self._reader = None  # a SessionReader on the file being written (streaming and finished runs)
         self._windows: dict[str, StepWindow] = {}  # run id -> its window, for the writer thread
+        state.discovery.chosen.connect(self.show_discovery)  # the user picked a stored discovery
 
     def _ensure_writer(self, image, grid, regions, loaded) -> None:
         """Open the session file (new, or the reopened one) and make ``image`` its current image:
@@ -222,6 +223,8 @@ class SessionRecorder:
         )
         handle = RunHandle(run, window=StepWindow(keep_all=self.writer is None))
         run.params["image"] = None if self.writer is None else self.writer.current_image
+        run.params["image_name"] = self.state.session.image_name
+        run.grid = grid  # the run's own image's grid (the comparison draws each run on its own)
         if self.writer is not None:
             from gaze_explorer.storage.record import RunRecorder
 
@@ -287,6 +290,29 @@ class SessionRecorder:
         # the one place that knows a discovery's arrays
         self.writer.write_discovery(result, source=source, params=params)
         self.writer.wait()
+        reader = self._file_reader()
+        reader.refresh()
+        found = reader.discoveries()  # the new one is the newest: listed and shown
+        self.state.discovery.set_stored([(d.key, d.label) for d in found], found[-1].key if found else None)
+
+    def show_discovery(self, key: str) -> None:
+        """Show the session's stored discovery ``key`` (the user chose it): its arrays from the file
+        being written, else from the reopened file. A key the file does not hold is said."""
+        from gaze_explorer.storage import SessionReader
+
+        try:
+            if self.writer is not None:
+                self.writer.wait()
+                reader = self._file_reader()
+                reader.refresh()
+                show_discovery(self.state, reader, key)
+            elif self.adopted is not None:
+                with SessionReader(self.adopted) as reader:
+                    show_discovery(self.state, reader, key)
+            else:
+                raise SessionFileError("no session file is open")
+        except GazeExplorerError as err:
+            self.state.status.post(f"cannot show discovery {key}: {err}", error=True)
 
     def rename_run(self, run_id: str, name: str) -> None:
         """Save a run's user-given name: through the open writer, or in the reopened file."""
@@ -356,10 +382,7 @@ def open_session(path: str | Path, state: AppState):
         n_layers, n_heads = int(runs[0].n_layers), int(runs[0].n_heads)
     if n_layers:
         state.heads.set_shape(n_layers, n_heads)
-    scores = reader.gaze_scores()
-    if scores is not None:
-        state.heads.set_gaze_scores(np.asarray(scores), reader.image_mass(), reader.image_maps())
-    state.discovery.set_result(scores, reader.panel_matrices(), 0, reader.image_mass(), reader.image_maps())
+    restore_discovery(state, reader)
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)
     ui = reader.ui_state()
@@ -375,6 +398,51 @@ def open_session(path: str | Path, state: AppState):
         activity=f"session {p.name} (no model loaded)",
     )
     return reader
+
+
+def restore_discovery(state: AppState, reader) -> None:
+    """Show the discovery the session was saved with (``SessionReader.chosen_discovery``: the
+    newest when none was saved); a saved one the file no longer holds is said in the status bar."""
+    key = reader.chosen_discovery()
+    try:
+        saved = reader.saved_discovery()
+    except GazeExplorerError as err:
+        state.status.post(f"{err}; showing the newest discovery, {key}")
+        saved = key
+    if saved is not None and saved != key:
+        state.status.post(
+            f"the session's chosen discovery {saved} is not in it any more; showing the newest, {key}"
+        )
+    show_discovery(state, reader, key)
+
+
+def show_discovery(state: AppState, reader, key: str | None) -> None:
+    """Make the stored discovery ``key`` (None: none) the one on screen: its gaze scores and the
+    other criteria's arrays drive the grid and the top-K head sets, its summary the discovery dock.
+    Runs are not touched. The arrays are read through ``SessionReader.discovery_array``."""
+    from gaze_explorer.storage.schema import DISCOVERY_ARRAYS  # a reader is open: storage is imported
+
+    found = reader.discoveries()
+    info = next((d for d in found if d.key == key), None)
+    if key is not None and info is None:
+        have = ", ".join(d.key for d in found) or "none"
+        raise SessionFileError(f"{reader.path} has no discovery {key!r} (it has {have})")
+    names = DISCOVERY_ARRAYS.values()
+    arrays = {name: None if key is None else reader.discovery_array(name, key) for name in names}
+    scores, mass, maps = arrays["gaze_scores"], arrays["image_mass"], arrays["image_maps"]
+    if scores is not None:
+        state.heads.set_gaze_scores(np.asarray(scores), mass, maps)
+    n_strips = 0 if info is None else info.n_strips
+    state.discovery.set_result(scores, arrays["panel_matrices"], n_strips, mass, maps)
+    state.discovery.set_stored([(d.key, d.label) for d in found], key)
+
+
+def discovery_ui(state: AppState) -> str | None:
+    """The discovery on screen as the saved selection holds it (``ui_json``'s ``discovery``): its
+    key; None for none, or for a version-1 file's single one (``derived``: the file's newest, whose
+    key changes when the file is upgraded)."""
+    key = state.discovery.key
+    return None if key in (None, "derived") else key
 
 
 def run_image(recorder: SessionRecorder, reader, key: str):
@@ -465,8 +533,9 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     """A RunData whose rows are read on demand from the session file."""
     run_id = info.run_id
     tokens = list(reader.tokens(run_id))
-    if info.image_key != reader.image_keys()[0]:
-        session_regions = reader.image_set(info.image_key)[2]  # a run on another image of the session
+    grid, image_name = reader.grid, ""
+    if info.image_key != reader.image_keys()[0]:  # a run on another image of the session
+        _, grid, session_regions, image_name = reader.image_set(info.image_key)
     regions = [r for r in session_regions if r.kind == "panel"]
     if info.regions:
         regions = list(info.regions)
@@ -475,6 +544,7 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     params = dict(info.params)
     params["user_name"] = info.user_name
     params["image"] = info.image_key
+    params["image_name"] = image_name  # "" for the session's first image (the file keeps no name)
     # what the run's file holds (full, image-keys, heads (N)); older files have no scope: full
     params["capture_scope"] = info.capture_scope.label() if info.capture_scope is not None else "full"
     return RunData(
@@ -489,4 +559,5 @@ def run_from_reader(reader, info, session_regions) -> RunData:
         prompt_tokens=list(prompt_tokens),
         rows_at=stored_rows(reader, run_id, len(tokens)),
         regions=regions,
+        grid=grid,
     )

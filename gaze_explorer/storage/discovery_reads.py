@@ -36,6 +36,21 @@ class DiscoveryInfo:
     cancelled: bool
     criteria: dict | None = None  # core.criteria.criteria_report, when stored
 
+    @property
+    def label(self) -> str:
+        """How a discovery is named where one is chosen: key, source, strips, time (to the minute),
+        e.g. ``disc_002 · demo · 24 strips · 2026-12-01 21:03``; what the file does not record is
+        left out (a version-1 file's: ``derived · 24 strips``)."""
+        parts = [self.key]
+        if self.source:
+            parts.append(self.source)
+        parts.append(f"{self.n_strips} strip{'' if self.n_strips == 1 else 's'}")
+        if self.created:
+            parts.append(self.created[:16].replace("T", " "))
+        if self.cancelled:
+            parts.append("partial")
+        return " · ".join(parts)
+
 
 class DiscoveryReads:
     """Derived arrays, discoveries and the saved selection of a session (see the module docstring)."""
@@ -119,6 +134,30 @@ class DiscoveryReads:
         with self._access() as f:
             raw = f.attrs.get(UI_ATTR)
         return {} if raw is None else dict(as_json(raw, "the saved selection", self.path) or {})
+
+    def saved_discovery(self) -> str | None:
+        """The key of the discovery the app showed when it saved the session (the ``discovery``
+        entry of the saved selection), or None (none saved; files written before it existed)."""
+        raw = self.ui_state().get("discovery")
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not raw:
+            raise SessionFileError(
+                f"{self.path}: the saved discovery should be a key like disc_000, got {raw!r}"
+            )
+        return raw
+
+    def chosen_discovery(self) -> str | None:
+        """The key of the discovery to show: the one saved as chosen (:meth:`saved_discovery`) while
+        the file still holds it, else the newest; None when the session holds no discovery."""
+        keys = [d.key for d in self.discoveries()]
+        if not keys:
+            return None
+        try:
+            saved = self.saved_discovery()
+        except SessionFileError:  # a damaged entry: the newest, as with none
+            saved = None
+        return saved if saved in keys else keys[-1]
 
     def inspected_head(self) -> tuple[int, int] | None:
         """The head that was open in the head inspector when the app saved the session (the

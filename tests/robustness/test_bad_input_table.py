@@ -501,6 +501,12 @@ CLI_CASES = [
         1,
         "spans file .* does not exist",
     ),
+    (
+        "discovery: not in the session",
+        _cli(*EXPORT, "--discovery", "disc_009", files={"s.h5": SESSION}),
+        1,
+        "no discovery 'disc_009'",
+    ),
     ("capture: not a scope", _cli(*CAPTURE, "everything", files={"x.png": IMAGE}), 2, "use full, image-keys"),
     (
         "capture: missing head list",
@@ -652,6 +658,7 @@ INPUTS = {
     "--images": "coco images",
     "--synonyms": "synonyms",
     "--spans": "spans",
+    "--discovery": "discovery",  # export: a key of the session's discoveries
     "--capture": "capture",  # heads:FILE is a head list
     "--panel-widths": "panel shape",
     "--panel-bounds": "panel shape",  # argparse checks the numbers, the command the image's width

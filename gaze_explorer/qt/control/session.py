@@ -23,7 +23,7 @@ from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.regions import coverage_warning, panel_regions
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.control.worker_pool import WorkerPool
-from gaze_explorer.qt.session_io import SessionRecorder, inspected_ui
+from gaze_explorer.qt.session_io import SessionRecorder, discovery_ui, inspected_ui
 from gaze_explorer.qt.workers import Worker
 
 
@@ -267,9 +267,16 @@ class SessionControl(QtCore.QObject):
         session = self.state.session
         ids = [None if i is None else session.runs[i].run_id for i in (session.shown, session.compare)]
         inspected = inspected_ui(self.state)  # the head inspector's head: kept with the session too
-        if ids[0] is None and inspected is None:
+        discovery = discovery_ui(self.state)  # the discovery on screen: kept too
+        if ids[0] is None and inspected is None and discovery is None:
             return None
-        return {"shown": ids[0], "compare": ids[1], "step": int(self.state.step.step), "inspected": inspected}
+        return {
+            "shown": ids[0],
+            "compare": ids[1],
+            "step": int(self.state.step.step),
+            "inspected": inspected,
+            "discovery": discovery,
+        }
 
     def save_view(self) -> None:
         """Save the selection on screen (shown and compared runs, step) in the session file, when

@@ -7,6 +7,10 @@ where they would overlap; zoom the step axis to see each). A run whose target ch
 or a live switch) also lists its segments: the steps between switches, the target each was
 generated under and the panel the offline judge reads in it (when the image has ground truth).
 
+Each run's staircase is read on the run's own image (its token grid and panels, ``RunData.grid`` and
+``regions``): runs of a session may be on different images, with different panel counts; then each
+run's title names its image and its panels.
+
 The runs come from the session browser's selection (``set_runs``) or from "Compare conditions"
 (the button asks the main window, which runs the four conditions through the controller).
 """
@@ -22,7 +26,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.comparison import ComparisonRow, comparison_rows, shared_step_count
 from gaze_explorer.core.judges import PanelTruth
-from gaze_explorer.core.state import AppState
+from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.state_data import TrajectoryCache
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis, thinned_token_ticks
@@ -31,6 +35,13 @@ ROW_PX = 16  # least height of one region row
 PLOT_EXTRA_PX = 64  # the step axis on top, the token axis under the rows
 LEFT_AXIS_PX = 44  # every plot's region axis equally wide, so step columns line up across runs
 HIT, MISS = "✓", "✗"
+
+
+def image_label(run: RunData) -> str:
+    """The image a run was made on and its panel count, e.g. ``image second.png (3 panels)``."""
+    name = run.params.get("image_name") or run.params.get("image") or "on screen"
+    n = sum(1 for r in run.regions if r.kind == "panel")
+    return f"image {name} ({n} panel{'' if n == 1 else 's'})"
 
 
 def _region_name(index: int | None, names: Sequence[str]) -> str:
@@ -109,10 +120,14 @@ class RunPanel(QtWidgets.QFrame):
             layout.addWidget(w)
         layout.addWidget(self.plot_widget, 1)
 
-    def show_row(self, row: ComparisonRow, region_names: Sequence[str], heads_name: str) -> None:
+    def show_row(
+        self, row: ComparisonRow, region_names: Sequence[str], heads_name: str, image: str = ""
+    ) -> None:
+        """Draw ``row``; ``image`` (its image and panels) is named when the runs are on several."""
+        on_image = f" · {html.escape(image)}" if image else ""
         self.title.setText(
             f"<b>{html.escape(row.label)}</b> · {row.status} · {row.n_steps} tokens"
-            f" · staircase of {html.escape(heads_name)}"
+            f" · staircase of {html.escape(heads_name)}{on_image}"
         )
         self.answer.setText(row.text or "(no tokens yet)")
         self.segments.setText(segments_html(row, region_names))
@@ -175,6 +190,8 @@ class ComparisonView(QtWidgets.QWidget):
         self.rows: list[ComparisonRow] = []
         self.panels: list[RunPanel] = []
         self.n_steps = 0
+        self.images: list[str] = []  # each shown run's image and panel count (image_label)
+        self.n_images = 0  # how many images the shown runs were made on
         self.cache = TrajectoryCache()  # the timeline's: a streaming run adds only its new steps
         # the ground truth of the image on screen, for judging segments (set by the main window)
         self.truth_source: Callable[[], PanelTruth | None] = lambda: None
@@ -241,14 +258,18 @@ class ComparisonView(QtWidgets.QWidget):
         for i, panel in enumerate(self.panels):
             panel.setVisible(i < len(self.rows))
         self.n_steps = shared_step_count(self.rows)
+        # runs on several images (their own panels, maybe another count): each names its image
+        self.images = [image_label(session.runs[row.index]) for row in self.rows]
+        self.n_images = len({session.runs[row.index].params.get("image") for row in self.rows})
+        several = self.n_images > 1
         top = 0.0
-        for row, panel in zip(self.rows, self.panels, strict=False):
+        for row, panel, image in zip(self.rows, self.panels, self.images, strict=False):
             run = session.runs[row.index]
             names = [
                 f"P{i + 1}" if r.kind == "panel" else r.name
                 for i, r in enumerate(run.regions or session.regions)
             ]
-            panel.show_row(row, names, heads.name)
+            panel.show_row(row, names, heads.name, image if several else "")
             if panel.data is not None:
                 top = max(top, float(panel.data.max()))
         for panel in self.panels:
@@ -259,9 +280,12 @@ class ComparisonView(QtWidgets.QWidget):
 
     def empty_text(self) -> str:
         if len(self.rows) >= 2:
-            return (
+            text = (
                 f"{len(self.rows)} runs on one step axis of {self.n_steps} steps; scroll to zoom the steps."
             )
+            if self.n_images > 1:
+                text += f" They are on {self.n_images} images: each staircase is on its own image's panels."
+            return text
         if not self.state.heads.active.heads and self.rows:
             return "No heads selected: the staircases need a head set (Steering dock)."
         return (

@@ -5,6 +5,8 @@ Before any discovery it says that this is where to start; after one, a summary o
 :class:`~gaze_explorer.core.state.DiscoveryModel`: strips used, the top heads with their scores, the
 score histogram (paper Fig. 15), where the top-K heads sit by layer (Fig. 16) and, when discovery
 kept what the other criteria need, the agreement between criteria (gaze / image / localization).
+A session may hold several discoveries: the "shown" box lists them (key, source, strips, time; the
+newest is the default) and choosing one asks the model to show it (the session control loads it).
 """
 
 from __future__ import annotations
@@ -61,6 +63,18 @@ class DiscoveryView(QtWidgets.QWidget):
         layout.addWidget(self.run_button, 2, 1)
         layout.addWidget(self.cancel_button, 2, 2)
         layout.addWidget(self.progress, 3, 0, 1, 3)
+        self.choice_label = QtWidgets.QLabel("shown")
+        self.choice_combo = QtWidgets.QComboBox()
+        self.choice_combo.setToolTip(
+            "The session's discoveries, oldest first: the one chosen drives the grid, the summary "
+            "and the top-K heads (runs keep their own heads)"
+        )
+        self.choice_combo.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.choice_combo.activated.connect(self._choose)  # the user's pick only, not set_stored's
+        layout.addWidget(self.choice_label, 4, 0)
+        layout.addWidget(self.choice_combo, 4, 1, 1, 2)
         self.summary_label = QtWidgets.QLabel(START_TEXT)
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
@@ -96,14 +110,16 @@ class DiscoveryView(QtWidgets.QWidget):
         self.summary_scroll.setWidgetResizable(True)
         self.summary_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.summary_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        layout.addWidget(self.summary_scroll, 4, 0, 1, 3)
-        layout.setRowStretch(4, 1)
+        layout.addWidget(self.summary_scroll, 5, 0, 1, 3)
+        layout.setRowStretch(5, 1)
         self._source_changed()
         self._task_running = False
         state.status.progress_changed.connect(self._on_progress)
         state.discovery.result_changed.connect(self.show_summary)
+        state.discovery.stored_changed.connect(self.show_stored)
         state.heads.selection_changed.connect(self._on_k_changed)
         self._summary_k = -1
+        self.show_stored()
 
     def _source_changed(self, *_: object) -> None:
         folder = self.source_combo.currentData() == "folder"
@@ -129,6 +145,26 @@ class DiscoveryView(QtWidgets.QWidget):
         self.progress.setValue(done if total else 0)
         self.progress.setFormat(f"{done}/{total} strips" if total else "idle")
 
+    # ---- the session's discoveries -------------------------------------------------------------
+    def show_stored(self) -> None:
+        """List the session's stored discoveries and select the one shown."""
+        d = self.state.discovery
+        combo = self.choice_combo
+        with QtCore.QSignalBlocker(combo):
+            combo.clear()
+            for key, label in d.stored:
+                combo.addItem(label, key)
+            combo.setCurrentIndex(combo.findData(d.key) if d.key is not None else -1)
+        for w in (self.choice_label, combo):
+            w.setVisible(bool(d.stored))
+        combo.setEnabled(len(d.stored) > 1)
+        self.summary_label.setText(self.summary_text())  # it names the discovery shown
+
+    def _choose(self, index: int) -> None:
+        key = self.choice_combo.itemData(index)
+        if key is not None:
+            self.state.discovery.choose(str(key))
+
     # ---- summary -------------------------------------------------------------------------------
     def _on_k_changed(self) -> None:
         if self.state.discovery.has_result and self.state.heads.k != self._summary_k:
@@ -142,7 +178,8 @@ class DiscoveryView(QtWidgets.QWidget):
         ranked = d.ranked()
         k = self.state.heads.k
         strips = f"{d.n_strips} strip(s)" if d.n_strips else "strips: as stored in the session"
-        lines = [f"<b>Discovery</b>: {strips}, {len(ranked)} heads scored."]
+        which = f" {d.key}" if d.key else ""
+        lines = [f"<b>Discovery{which}</b>: {strips}, {len(ranked)} heads scored."]
         top = ", ".join(f"L{r['layer']}H{r['head']} {r['score']:.2f}" for r in ranked[:N_TOP_SHOWN])
         lines.append(f"<b>Top heads</b>: {top}")
         agreement = d.agreement()
