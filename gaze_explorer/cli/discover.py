@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import DiscoveryInterrupted, load, load_strips, run_discovery
 from gaze_explorer.core.criteria import criteria_report, image_head_scores
 from gaze_explorer.core.errors import DatasetError
@@ -130,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "partial", None):  # a job of a sharded run: only its partial result
             from gaze_explorer.cli.merge import write_discovery_partial
 
-            write_discovery_partial(
-                args.partial, load(args), [strips[i] for i in indices], indices, len(strips)
-            )
+            loaded, mine = load(args), [strips[i] for i in indices]
+            warn_partial_coverage(loaded, strip_sizes(mine))  # in the shard's log
+            write_discovery_partial(args.partial, loaded, mine, indices, len(strips))
             print(f"shard {args.shard}: {len(indices)} strips -> {args.partial}")
             return 0
         strips = [strips[i] for i in indices]

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
     criterion_grids,
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if need and not all(getattr(s, need) for s in strips):
         raise DatasetError(f"--judge {args.judge} needs {need}.json for every strip")
     loaded = load(args)
+    warn_partial_coverage(loaded, strip_sizes(strips))  # before any pass: a discovery warns for its own
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     # every shard discovers on the same (unsharded) strips, so all shards steer the same heads
     criteria = [c for c in args.conditions if c in ("image", "localization")]

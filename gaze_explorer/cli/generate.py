@@ -6,16 +6,18 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 
+from gaze_explorer.cli.coverage import warn_partial_coverage
 from gaze_explorer.cli.helpers import criterion_grids, demo_discovery_strips, is_demo, load, switch_every
 from gaze_explorer.core.capture_scope import parse_capture_scope
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.events import FinishedEvent, TokenEvent
 from gaze_explorer.core.heads import HeadChoice, choose_heads, default_control_pool, parse_head_spec
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
-from gaze_explorer.core.regions import box_region, coverage_warning, panel_regions, widths_from_boundaries
+from gaze_explorer.core.regions import box_region, panel_regions, widths_from_boundaries
 from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
 from gaze_explorer.core.strips import load_image
@@ -50,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
     prepared = loaded.adapter.build_inputs(image, args.prompt)
     grid = prepared.grids[0]
     coverage = float(prepared.info["vision"].get("coverage", 1.0))
-    warning = coverage_warning(coverage, loaded.adapter.input_policy, loaded.family)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    warn_partial_coverage(loaded, [(Path(args.image).name, image.size)], known={image.size: coverage})
     if args.box is not None:
         regions = [box_region(grid, args.box)]
     else:

@@ -152,8 +152,10 @@ def run_discovery(loaded, strips: list[Strip], cancel: threading.Event | None = 
 
     On Ctrl-C, lets discovery finish the strip in hand and raises :class:`DiscoveryInterrupted`
     with the partial result."""
+    from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
     from gaze_explorer.inference.discovery import DiscoveryResult, discover
 
+    warn_partial_coverage(loaded, strip_sizes(strips))  # every discovery, on the fly or not
     cancel = cancel or threading.Event()
     result = None
     bar = progress_bar(len(strips), "discover")

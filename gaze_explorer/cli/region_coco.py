@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from gaze_explorer.cli.coverage import warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     drive_evaluation,
     finish_evaluation,
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if criteria:
         raise GazeExplorerError("--coco-annotations runs the gaze, random, all and baseline conditions only")
     loaded = load(args)
+    sizes = [(p.name, (dataset.images[iid].width, dataset.images[iid].height)) for iid, p in images.items()]
+    warn_partial_coverage(loaded, sizes)
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     # the gaze heads come from a ranking, or are discovered on the strips (--comics)
     scores = gaze_scores(args, loaded, lambda: load_strips(args, args.max_strips or args.n_strips))

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
     criterion_grids,
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     resumed = load_resume(args.resume, protocol=protocol, model=args.model) if args.resume else None
     _over(args, 1)  # a malformed --over fails here, before the model loads (K's default needs it)
     loaded = load(args)
+    warn_partial_coverage(loaded, strip_sizes(strips))
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     over = _over(args, top_k)
     if max(over["k"]) > loaded.n_layers * loaded.n_heads:

@@ -96,18 +96,19 @@ def covered_fraction(image_width: int, image_height: int, boxes: np.ndarray, res
     return float(mask.mean())
 
 
-def coverage_warning(coverage: float, input_policy: str, family: str = "") -> str | None:
+def coverage_warning(coverage: float, input_policy: str, family: str = "", image: str = "") -> str | None:
     """A warning when an input policy lets only part of the image reach the model (None if all does).
 
-    The CLI prints it and the app shows it; ``coverage`` is the adapter's
-    ``info["vision"]["coverage"]``.
+    The CLI prints it (``cli.coverage``) and the app shows it; ``coverage`` is the adapter's
+    ``info["vision"]["coverage"]``; ``image`` names the image (its file and size) when given.
     """
     if coverage >= 0.999:
         return None
     who = f"the {family} " if family else "the "
+    which = f"{image}: " if image else ""
     return (
         f"{who}input policy {input_policy!r} lets only {coverage:.0%} of the image reach the model "
-        "(the rest is cropped away); panels or boxes outside it cannot be seen. Use --input-policy "
+        f"({which}the rest is cropped away); panels or boxes outside it cannot be seen. Use --input-policy "
         "squash (the paper's fix for strips) to keep the whole image."
     )
 

@@ -1,0 +1,79 @@
+"""Every command that feeds images to a model warns when its input policy drops part of an image
+(issue 19): a tiny random LLaVA-1.5 checkpoint (56 px CLIP) under ``--input-policy native`` keeps only
+the centre 64 px square of each 384 x 64 demo strip (1/6), and ``discover`` and ``evaluate static``
+say so on stderr once for that size (not per strip, not again for the evaluation's own discovery),
+before anything runs: the outer panels then hold no image token, and the command's error about them
+comes after the warning that explains it. Under ``squash`` the whole strip reaches the model, the
+commands finish, and nothing is said."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from gaze_explorer.cli import main
+
+INFERENCE_TESTS = Path(__file__).resolve().parent / "inference"
+WARNING = "warning: the llava input policy 'native' lets only 17% of the image reach the model (comic1, 384x64 px"
+
+
+@pytest.fixture(scope="module")
+def llava_checkpoint(tmp_path_factory):
+    """The inference tests' tiny LLaVA-1.5, saved as a checkpoint folder the CLI loads by path."""
+    sys.path.insert(0, str(INFERENCE_TESTS))
+    try:
+        from test_family_llava import tiny_llava
+    finally:
+        sys.path.remove(str(INFERENCE_TESTS))
+    model, adapter = tiny_llava()
+    path = tmp_path_factory.mktemp("tiny_llava") / "ckpt"
+    model.save_pretrained(path)
+    adapter.tokenizer.save_pretrained(path)
+    adapter.image_processor.save_pretrained(path)
+    return path
+
+
+def _model_args(checkpoint: Path, policy: str) -> list[str]:
+    return ["--model", str(checkpoint), "--device", "cpu", "--dtype", "float32", "--input-policy", policy]
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def _assert_explains_the_error(code: int, err: str) -> None:
+    """The cropped-away panels fail the command with a clear error, after the warning."""
+    assert code == 1
+    assert err.index("warning:") < err.index("error: panel 1 is narrower than one image token")
+
+
+@pytest.mark.parametrize("policy", ["native", "squash"])
+def test_discover_warns_once_per_image_size(llava_checkpoint, tmp_path, capsys, policy):
+    argv = ["discover", *_model_args(llava_checkpoint, policy), "--n-strips", "2", "--out", str(tmp_path)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    warnings = _warnings(err)
+    if policy == "native":  # two strips of one size: one warning, naming the first
+        assert len(warnings) == 1 and warnings[0].startswith(WARNING), warnings
+        assert "--input-policy squash" in warnings[0]
+        _assert_explains_the_error(code, err)
+    else:
+        assert code == 0 and warnings == [] and (tmp_path / "ranking.json").exists()
+
+
+@pytest.mark.parametrize("policy", ["native", "squash"])
+def test_evaluate_static_warns_once_with_its_discovery(llava_checkpoint, tmp_path, capsys, policy):
+    argv = ["evaluate", "static", *_model_args(llava_checkpoint, policy), "--max-strips", "1"]
+    argv += ["--n-strips", "1", "--top-k", "1", "--conditions", "gaze,baseline", "--max-new-tokens", "1"]
+    argv += ["--json", str(tmp_path / "static.json")]
+    code = main(argv)  # no --heads-file: discovery on the fly, on the same strip
+    err = capsys.readouterr().err
+    assert "discovering gaze heads" in err
+    warnings = _warnings(err)
+    if policy == "native":  # the evaluation's own check and its discovery's: one warning
+        assert len(warnings) == 1 and warnings[0].startswith(WARNING), warnings
+        _assert_explains_the_error(code, err)
+    else:
+        assert code == 0 and warnings == [] and (tmp_path / "static.json").exists()
