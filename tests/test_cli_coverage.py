@@ -16,18 +16,24 @@ import pytest
 from gaze_explorer.cli import main
 
 INFERENCE_TESTS = Path(__file__).resolve().parent / "inference"
-WARNING = "warning: the llava input policy 'native' lets only 17% of the image reach the model (comic1, 384x64 px"
+WARNING = (
+    "warning: the llava input policy 'native' lets only 17% of the image reach the model (comic1, 384x64 px"
+)
 
 
-@pytest.fixture(scope="module")
-def llava_checkpoint(tmp_path_factory):
-    """The inference tests' tiny LLaVA-1.5, saved as a checkpoint folder the CLI loads by path."""
+def _tiny_llava():
     sys.path.insert(0, str(INFERENCE_TESTS))
     try:
         from test_family_llava import tiny_llava
     finally:
         sys.path.remove(str(INFERENCE_TESTS))
-    model, adapter = tiny_llava()
+    return tiny_llava()
+
+
+@pytest.fixture(scope="module")
+def llava_checkpoint(tmp_path_factory):
+    """The inference tests' tiny LLaVA-1.5, saved as a checkpoint folder the CLI loads by path."""
+    model, adapter = _tiny_llava()
     path = tmp_path_factory.mktemp("tiny_llava") / "ckpt"
     model.save_pretrained(path)
     adapter.tokenizer.save_pretrained(path)
@@ -77,3 +83,25 @@ def test_evaluate_static_warns_once_with_its_discovery(llava_checkpoint, tmp_pat
         _assert_explains_the_error(code, err)
     else:
         assert code == 0 and warnings == [] and (tmp_path / "static.json").exists()
+
+
+def test_many_sizes_warn_three_then_sum_up_and_never_twice(capsys):
+    """A folder of many image sizes (a COCO set): three named warnings, then one line for the rest;
+    sizes already checked on this model are not checked again; a whole image says nothing."""
+    import torch
+
+    from gaze_explorer.cli.coverage import warn_partial_coverage
+    from gaze_explorer.inference.loading import LoadedModel
+
+    model, adapter = _tiny_llava()
+    adapter.set_input_policy("native")
+    loaded = LoadedModel(model, adapter, "llava", "tiny-llava", None, torch.device("cpu"), torch.float32)
+    sizes = [(f"img{k}.jpg", (56 * (k + 2), 56)) for k in range(5)]  # 2:1 .. 6:1, the crop keeps 1/2 .. 1/6
+    lines = warn_partial_coverage(loaded, [*sizes, ("square.jpg", (56, 56)), ("again.jpg", (112, 56))])
+    assert capsys.readouterr().err.splitlines() == lines and len(lines) == 4
+    assert [line.split("(")[1].split(",")[0] for line in lines[:3]] == ["img0.jpg", "img1.jpg", "img2.jpg"]
+    assert "50% of the image" in lines[0] and "33% of the image" in lines[1]
+    assert lines[3].startswith("warning: 2 more image sizes lose part of the image") and "17%" in lines[3]
+    assert warn_partial_coverage(loaded, sizes) == []  # once per size on this model
+    adapter.set_input_policy("squash")
+    assert warn_partial_coverage(loaded, sizes) == []  # squash: every image whole
