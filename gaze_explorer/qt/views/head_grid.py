@@ -5,6 +5,11 @@ pick and shift-drag rectangle picks.
 The active head set is outlined, the inspected head framed. Picks go to the model's custom set; the
 model decides what the active set is. Axis ticks stay on integers and label every layer and head
 that fits (every one up to ~40 at a normal dock size; a stride, and wheel zoom, for 64 x 64).
+
+Layers without softmax attention (Qwen3.5's linear-attention layers, 3 in 4) have no attention
+weights: discovery scores every head there NaN. Those rows are hatched grey, labelled "lin" on the
+layer axis, say so on hover, and a click, Ctrl+click or rectangle does not inspect or pick their
+heads (a status line says why).
 """
 
 from __future__ import annotations
@@ -21,6 +26,37 @@ from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis
 
 INSPECTED_COLOUR = "#00BFFF"
+NOT_APPLICABLE_COLOUR = "#8C8C8C"
+
+
+def linear_layers(gaze_scores: np.ndarray | None) -> tuple[int, ...]:
+    """The layers whose every head has no gaze score (NaN, ``[layer, head]`` scores): discovery
+    scores a layer without softmax attention so (``inference.attention``: NaN rows for Qwen3.5's
+    linear-attention layers), and no other cause empties a whole layer of the discovery's grid."""
+    if gaze_scores is None:
+        return ()
+    scores = np.asarray(gaze_scores, dtype=np.float64)
+    return tuple(int(layer) for layer in np.flatnonzero(np.isnan(scores).all(axis=1)))
+
+
+def linear_layer_text(layer: int) -> str:
+    return f"layer {layer}: linear attention, no attention weights"
+
+
+class _LayerAxis(IntegerAxis):
+    """The layer axis: integer ticks, a linear-attention layer's label suffixed "lin"."""
+
+    def __init__(self, plot, linear, **kwargs) -> None:
+        self.linear = linear  # a callable giving the linear layers
+        super().__init__(plot, "left", **kwargs)
+
+    def update(self, *_: object) -> list:
+        ticks = super().update()
+        linear = set(self.linear())
+        if linear:
+            ticks = [(v, f"{label} lin" if v in linear else label) for v, label in ticks]
+            self.axis.setTicks([ticks, []])
+        return ticks
 
 
 class _PickViewBox(pg.ViewBox):
@@ -60,6 +96,8 @@ class HeadGridView(QtWidgets.QWidget):
         self._limits: tuple[int, int] | None = None
         self._title: str | None = None
         self._marks: tuple | None = None  # (active, custom, inspected) as drawn
+        self.linear: tuple[int, ...] = ()  # linear-attention layers, as drawn
+        self.linear_items: list[QtWidgets.QGraphicsRectItem] = []  # one hatched band per such layer
         self.mode_combo = QtWidgets.QComboBox()
         self.mode_combo.addItem("gaze score (discovery)", "gaze")
         self.mode_combo.addItem("step → target", "target")
@@ -114,7 +152,9 @@ class HeadGridView(QtWidgets.QWidget):
         tick_font.setPointSize(8)  # small enough to label each of 40 layers in a ~450 px plot
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).setStyle(tickFont=tick_font)
-        self.y_ticks = IntegerAxis(self.plot, "left", min_px=11, count=lambda: self.state.heads.n_layers)
+        self.y_ticks = _LayerAxis(
+            self.plot, lambda: self.linear, min_px=11, count=lambda: self.state.heads.n_layers
+        )
         self.x_ticks = IntegerAxis(self.plot, "bottom", min_px=22, count=lambda: self.state.heads.n_heads)
         for item in (self.active_item, self.custom_item, self.inspected_item):
             item.setZValue(10)
@@ -205,7 +245,28 @@ class HeadGridView(QtWidgets.QWidget):
             self.colour_bar.setLevels(levels)
             self.plot.setXRange(-0.5, scores.shape[1] - 0.5, padding=0.02)
             self.plot.setYRange(-0.5, scores.shape[0] - 0.5, padding=0.02)
+        self._draw_linear(n_heads)
         self._draw_marks(only_if_changed=True)
+
+    def _draw_linear(self, n_heads: int) -> None:
+        """Hatch the linear-attention layers' rows and relabel the layer axis (when they change)."""
+        linear = linear_layers(self.state.heads.gaze_scores)
+        if linear == self.linear and len(self.linear_items) == len(linear):
+            return
+        self.linear = linear
+        for item in self.linear_items:
+            self.plot.removeItem(item)
+        self.linear_items = []
+        brush = QtGui.QBrush(QtGui.QColor(NOT_APPLICABLE_COLOUR), QtCore.Qt.BrushStyle.BDiagPattern)
+        for layer in linear:
+            band = QtWidgets.QGraphicsRectItem(-0.5, layer - 0.5, max(n_heads, 1), 1.0)
+            band.setBrush(brush)
+            band.setPen(pg.mkPen(NOT_APPLICABLE_COLOUR, width=1))
+            band.setToolTip(linear_layer_text(layer))
+            band.setZValue(5)  # over the (transparent NaN) cells, under the marks
+            self.plot.addItem(band)
+            self.linear_items.append(band)
+        self.y_ticks.update()
 
     def _draw_marks(self, *_: object, only_if_changed: bool = False) -> None:
         heads = self.state.heads
@@ -234,14 +295,29 @@ class HeadGridView(QtWidgets.QWidget):
         if cell is None:
             return
         layer, head = cell
+        if layer in self.linear:
+            self.hover_label.setText(linear_layer_text(layer))
+            return
         value = "" if self.scores is None else f" = {self.scores[layer, head]:.4g}"
         self.hover_label.setText(f"L{layer} H{head}{value}")
+
+    def _refuse_linear(self, layers) -> None:
+        """A status line: these layers' heads cannot be inspected or steered."""
+        names = ", ".join(str(layer) for layer in sorted(layers))
+        if len(layers) == 1:
+            text = f"{linear_layer_text(min(layers))}; its heads cannot be inspected or steered"
+        else:
+            text = f"layers {names}: linear attention, no attention weights; their heads were left out"
+        self.state.status.post(text)
 
     def _on_click(self, event) -> None:
         if event.button() != QtCore.Qt.MouseButton.LeftButton:
             return
         cell = self._cell_at(event.scenePos())
         if cell is None:
+            return
+        if cell[0] in self.linear:
+            self._refuse_linear({cell[0]})
             return
         if event.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
             self.state.heads.toggle(cell)
@@ -256,6 +332,10 @@ class HeadGridView(QtWidgets.QWidget):
         h0, h1 = max(math.ceil(x0 - 0.5), 0), min(math.floor(x1 + 0.5), heads.n_heads - 1)
         l0, l1 = max(math.ceil(y0 - 0.5), 0), min(math.floor(y1 + 0.5), heads.n_layers - 1)
         picked = {(layer, head) for layer in range(l0, l1 + 1) for head in range(h0, h1 + 1)}
+        linear = {layer for layer, _ in picked if layer in self.linear}
+        if linear:
+            self._refuse_linear(linear)
+            picked = {(layer, head) for layer, head in picked if layer not in linear}
         if picked:
             heads.set_custom(sorted(heads.custom | picked))
             heads.set_kind("custom")
