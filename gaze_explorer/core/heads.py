@@ -273,9 +273,14 @@ def random_control(
     top = top_k_heads(gaze_scores, k)
     candidates = pool.heads(gaze_scores, top.heads)
     if len(candidates) < k:
+        advice = {  # what is wider than the pool that was too small
+            "percentile": "a smaller K or a wider pool (a higher percentile, band or all-non-gaze)",
+            "band": "a smaller K or a wider pool (all-non-gaze, or percentile:P)",
+            "all-non-gaze": "a smaller K (no pool is wider than all-non-gaze)",
+        }[pool.kind]
         raise ControlPoolError(
-            f"the random control's pool ({pool}) holds {len(candidates)} head(s), fewer than K={k}: use a "
-            f"smaller K or a wider pool (band, all-non-gaze, or a higher percentile)"
+            f"the random control's pool ({pool}) holds {len(candidates)} head(s), fewer than K={k}: use "
+            f"{advice}"
         )
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(candidates), size=k, replace=False)
