@@ -5,6 +5,7 @@ Ctrl-C keeping them, and the figure; the ``--over`` syntax and the cell grid (co
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,11 @@ def test_curves_split_by_prompt_and_the_other_parameter():
     along_strength = curves([r for r in recs if r["k"] in (5, None) and r["prompt"] == "p"], "strength")
     assert set(along_strength) == {"gaze", "random", "all"}  # one K, one prompt: plain names
     assert [x for x, *_ in along_strength["all"]] == [1.0, 10.0]
+    # a refused cell (no accuracy) is a NaN point: a drawn line breaks there, never bridges it
+    refused = [dict(r, accuracy=None, ci95=[None, None]) if r["k"] == 5 else r for r in recs]
+    gaze = curves(refused, "k")["gaze, prompt 1, strength=1"]
+    assert [x for x, *_ in gaze] == [5.0, 10.0]
+    assert all(math.isnan(v) for v in gaze[0][1:]) and not math.isnan(gaze[1][1])
 
 
 @pytest.fixture(scope="module")

@@ -250,7 +250,7 @@ def save_sweep_figure(report: dict, path: str | Path) -> Path:
         raise GazeExplorerError(f"folder {p.parent} does not exist")
     over = report["over"]
     parameter = "k" if len(over.get("k", ())) > 1 or len(over.get("strength", ())) <= 1 else "strength"
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=120)
     for name, points in curves(report["cells"], parameter).items():
         xs, ys, lo, hi = (list(v) for v in zip(*points, strict=True))
         style = "--" if name.startswith(CONTROL) else ":" if name.startswith(ALL_HEADS) else "-"
@@ -274,7 +274,8 @@ def save_sweep_figure(report: dict, path: str | Path) -> Path:
     ax.set_ylabel("accuracy % (95% CI)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{report['protocol']} on {report['model']} ({report['settings'].get('n_strips')} strips)")
-    ax.legend(fontsize=8)
+    # outside the axes: inside, it hid the points where the curves fall at large K
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(p)
     plt.close(fig)

@@ -186,20 +186,26 @@ def load_resume(path: str | Path, *, protocol: str, model: str) -> dict:
 def curves(cells: Sequence[Mapping], parameter: str) -> dict[str, list[tuple[float, float, float, float]]]:
     """The points ``(x, accuracy, lo, hi)`` along ``parameter`` (``k`` or ``strength``), sorted by
     x, one curve per criterion, and per prompt and per value of the other parameter when those vary
-    (named ``"gaze, prompt 2, strength=10"``). All heads (no K) only has a curve along the strength."""
+    (named ``"gaze, prompt 2, strength=10"``). All heads (no K) only has a curve along the strength.
+    A refused cell (no accuracy, e.g. a control pool smaller than K) is a NaN point, so a line drawn
+    through the curve breaks there instead of bridging the gap."""
     other = "strength" if parameter == "k" else "k"
     prompts = list(dict.fromkeys(rec["prompt"] for rec in cells))
     others = {rec[other] for rec in cells if rec[other] is not None}
     out: dict[str, list[tuple[float, float, float, float]]] = {}
     for rec in cells:
         x = rec.get(parameter)
-        if x is None or rec.get("accuracy") is None:
+        if x is None:
             continue
         label = rec["criterion"]
         if len(prompts) > 1:
             label += f", prompt {prompts.index(rec['prompt']) + 1}"
         if len(others) > 1 and rec[other] is not None:
             label += f", {other}={rec[other]:g}"
-        lo, hi = rec["ci95"]
-        out.setdefault(label, []).append((float(x), rec["accuracy"], lo, hi))
+        if rec.get("accuracy") is None:
+            point = (float(x), math.nan, math.nan, math.nan)
+        else:
+            lo, hi = rec["ci95"]
+            point = (float(x), rec["accuracy"], lo, hi)
+        out.setdefault(label, []).append(point)
     return {name: sorted(points) for name, points in out.items()}
