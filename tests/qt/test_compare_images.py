@@ -6,6 +6,8 @@ session (the real SessionWriter); the expected staircases are the reader's own
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from handmade_sessions import IMAGE_A, IMAGE_B, discovery, write_session
 
@@ -56,3 +58,37 @@ def test_each_compared_run_is_drawn_on_its_own_image(qtbot, tmp_path):
         np.testing.assert_allclose(tracks[0].data, expected[ids[shown]], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(tracks[1].data, expected[ids[compared]], rtol=1e-5, atol=1e-7)
     win.controller.shutdown()
+
+
+def test_export_draws_a_run_on_its_own_image(tmp_path, monkeypatch):
+    """``export --figure timeline/overlay`` of the run on the second image: its image, grid and panels
+    (the figure builders' inputs are recorded on their way)."""
+    from gaze_explorer.cli import main
+    from gaze_explorer.qt import export as ex
+
+    path = write_session(tmp_path / "s.h5", (discovery(0, 5),))
+    drawn = {}
+
+    def recording(name):
+        real = getattr(ex, name)
+
+        def build(*args, **kwargs):
+            drawn[name] = args
+            return real(*args, **kwargs)
+
+        return build
+
+    for name in ("trajectory_figure", "overlay_figure"):
+        monkeypatch.setattr(ex, name, recording(name))
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps([{"layer": ly, "head": h} for ly, h in HEADS.heads]))
+    base = ["export", "--session", str(path), "--run", "run_001", "--heads", str(heads)]
+    assert main([*base, "--figure", "timeline", "--out", str(tmp_path / "t.png")]) == 0
+    assert main([*base, "--figure", "overlay", "--step", "2", "--out", str(tmp_path / "o.png")]) == 0
+    with SessionReader(path) as r:
+        traj, _title, names = drawn["trajectory_figure"][:3]
+        np.testing.assert_allclose(traj, r.trajectory("run_001", HEADS), rtol=1e-5, atol=1e-7)
+        assert list(names) == ["P1", "P2", "P3", "P4"]
+        image, grid, _heat, regions = drawn["overlay_figure"][:4]
+        assert np.array_equal(image, IMAGE_B) and len(regions) == 4
+        assert np.array_equal(grid.positions, r.grid_of("run_001").positions)
