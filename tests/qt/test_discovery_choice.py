@@ -30,9 +30,10 @@ def _open(qtbot, path) -> MainWindow:
     return win
 
 
-def _grid(win) -> np.ndarray:
-    win.grid_view.refresh()
-    return np.asarray(win.grid_view.image_item.image)
+def _grid_shows(qtbot, win, scores) -> None:
+    """Wait until the head grid (its own coalesced redraw) draws ``scores``."""
+    item = win.grid_view.image_item
+    qtbot.waitUntil(lambda: item.image is not None and np.array_equal(item.image, scores), timeout=10000)
 
 
 def _top10(scores) -> list:
@@ -58,7 +59,7 @@ def test_the_newest_is_shown_an_older_one_can_be_chosen_and_the_choice_is_kept(q
     assert [combo.itemText(i) for i in range(combo.count())] == labels
     assert labels[1].startswith("disc_001 · demo · 24 strips · ")
     assert combo.currentData() == "disc_001" and combo.isEnabled()
-    np.testing.assert_array_equal(_grid(win), new_scores)
+    _grid_shows(qtbot, win, new_scores)
     s.heads.set_kind("top", k=10)
     assert sorted(s.heads.active.heads) == _top10(new_scores)
     runs_before = [(r.run_id, r.name, r.n_steps) for r in s.session.runs]
@@ -67,7 +68,7 @@ def test_the_newest_is_shown_an_older_one_can_be_chosen_and_the_choice_is_kept(q
     combo.setFocus()
     qtbot.keyClick(combo, QtCore.Qt.Key.Key_Up)  # the user picks the older discovery
     assert combo.currentData() == "disc_000" and s.discovery.key == "disc_000"
-    np.testing.assert_array_equal(_grid(win), old_scores)
+    _grid_shows(qtbot, win, old_scores)
     assert sorted(s.heads.active.heads) == _top10(old_scores)  # top-K of the chosen discovery
     assert "disc_000" in win.discovery_view.summary_label.text()
     assert "5 strip(s)" in win.discovery_view.summary_label.text()
@@ -81,7 +82,7 @@ def test_the_newest_is_shown_an_older_one_can_be_chosen_and_the_choice_is_kept(q
     again = _open(qtbot, path)
     assert again.discovery_view.choice_combo.currentData() == "disc_000"
     assert again.state.discovery.key == "disc_000"
-    np.testing.assert_array_equal(_grid(again), old_scores)
+    _grid_shows(qtbot, again, old_scores)
     again.controller.shutdown()
 
 
@@ -90,7 +91,7 @@ def test_a_saved_discovery_the_file_no_longer_holds_falls_back_to_the_newest(qtb
     win = _open(qtbot, path)
     assert win.state.discovery.key == "disc_001"
     assert win.discovery_view.choice_combo.currentData() == "disc_001"
-    np.testing.assert_array_equal(_grid(win), NEW.scores)
+    _grid_shows(qtbot, win, NEW.scores)
     said = [text for text, _error in win.messages if "disc_007" in text]
     assert said and "newest" in said[0] and "disc_001" in said[0], win.messages
     win.controller.shutdown()
@@ -109,7 +110,7 @@ def test_a_version_1_session_lists_its_one_discovery(qtbot, tmp_path):
     win = _open(qtbot, path)
     assert _choices(win) == ["derived"]
     assert win.discovery_view.choice_combo.currentData() == "derived"
-    np.testing.assert_array_equal(_grid(win), scores)
+    _grid_shows(qtbot, win, scores)
     win.controller.shutdown()
 
 
@@ -131,7 +132,7 @@ def test_a_discovery_made_in_the_app_is_added_and_chosen(qtbot, demo_window):
     qtbot.keyClick(combo, QtCore.Qt.Key.Key_Up)
     with SessionReader(s.session.path) as r:
         stored = r.discovery_array("gaze_scores", "disc_000")
-    np.testing.assert_array_equal(_grid(win), stored)  # as stored (float32)
+    _grid_shows(qtbot, win, stored)  # as stored (float32)
     np.testing.assert_allclose(stored, first, rtol=1e-6)
     path = s.session.path
     c.shutdown()
