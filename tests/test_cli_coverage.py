@@ -105,3 +105,14 @@ def test_many_sizes_warn_three_then_sum_up_and_never_twice(capsys):
     assert warn_partial_coverage(loaded, sizes) == []  # once per size on this model
     adapter.set_input_policy("squash")
     assert warn_partial_coverage(loaded, sizes) == []  # squash: every image whole
+
+
+def test_report_warns_once_from_its_first_stage(llava_checkpoint, tmp_path, capsys):
+    """``report`` runs its stages on one loaded model: the discovery stage warns (once), and its
+    error about the cropped-away panels ends the report."""
+    argv = ["report", *_model_args(llava_checkpoint, "native"), "--quick", "--out", str(tmp_path)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    warnings = _warnings(err)
+    assert len(warnings) == 1 and warnings[0].startswith(WARNING), warnings
+    _assert_explains_the_error(code, err)
