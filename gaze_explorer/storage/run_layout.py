@@ -7,6 +7,7 @@ normal mode, step appends in SWMR mode. The layout is documented in ``docs/sessi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -34,6 +35,7 @@ from gaze_explorer.storage.schema import (
     STATUS_BY_NAME,
     STATUS_RUNNING,
     SWITCH_SOURCES,
+    UI_ATTR,
     compression_kwargs,
     discovery_key,
     dumps,
@@ -381,8 +383,25 @@ class FileOps:
             g.create_dataset(name, data=array, compression="gzip", compression_opts=1)
         for name, value in attrs.items():
             g.attrs[name] = value if isinstance(value, (int, float, str)) else dumps(value)
+        self._choose_discovery(key)
         self.file.flush()
         return key
+
+    def _choose_discovery(self, key: str) -> None:
+        """A discovery just added is the one to show: a saved choice of an older one (the app's
+        ``discovery`` entry of the saved selection) would otherwise hide what, e.g., ``discover
+        --session`` has just added. A selection that is not readable JSON is left as it is (the
+        reader reports it)."""
+        raw = self.file.attrs.get(UI_ATTR)
+        if raw is None:
+            return
+        try:
+            ui = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        except ValueError:
+            return
+        if isinstance(ui, dict) and ui.get("discovery") not in (None, key):
+            ui["discovery"] = key
+            self.file.attrs[UI_ATTR] = dumps(ui)
 
     def add_image(self, key: str, name: str, image: np.ndarray, grid: ImageTokenGrid, regions) -> None:
         """A further image of the session: ``/images/<key>`` with its own grid and regions."""
