@@ -33,3 +33,22 @@ def _no_leaked_threads():
             break
         time.sleep(0.02)
     assert not leaked, f"test left threads running: {[t.name for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_windows():
+    """Fail any test that leaves a window shown, and close and delete every top-level widget it left.
+
+    pytest-qt processes events around every later test, even one without Qt: a window left shown
+    would be painted there, after the data or session file it shows is gone (a segfault in
+    pyqtgraph's ImageItem.paint was seen once), and a closed one still runs its redraw timers until
+    it is deleted. Windows a test gave to qtbot are closed by pytest-qt before this runs."""
+    from window_leaks import describe, dispose, new_top_level_widgets, snapshot, visible_top_level_widgets
+
+    before = snapshot()
+    yield
+    shown = visible_top_level_widgets()
+    left = [describe(w) for w in shown]
+    shown_ids = {id(w) for w in shown}
+    dispose(shown + [w for w in new_top_level_widgets(before) if id(w) not in shown_ids])
+    assert not left, f"test left windows shown (now closed and deleted): {left}"

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.bench.harness import Result, summary
-from gaze_explorer.bench.ui import dispose_window
 from gaze_explorer.qt.compat import singleton_refs_guard
 
 BUDGET_MS = 16.0
@@ -165,6 +164,7 @@ def run(
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6 import QtWidgets
 
+    from gaze_explorer.qt.app import dispose_windows
     from gaze_explorer.qt.main_window import MainWindow
 
     session_steps = min(session_steps, keys - 1)
@@ -232,8 +232,8 @@ def run(
                 work.append(1000.0 * (time.perf_counter() - t0))
             for w in viewports:
                 w.removeEventFilter(spy)
-        finally:
-            dispose_window(app, window)
+        finally:  # before the session folder goes: the window's redraw timers read its file
+            dispose_windows([window])
     none_refs_lost = none_refs_before - sys.getrefcount(None)
     lat, wk = summary(latency), summary(work)
     p95_lat, p95_work = float(np.percentile(latency, 95)), float(np.percentile(work, 95))

@@ -82,17 +82,6 @@ def stream_once(window, tokens: int, timeout_s: float = 1800.0) -> dict:
     return stats
 
 
-def dispose_window(app, window) -> None:
-    """Close ``window`` and delete it now, with its views' pending redraw timers: a timer firing
-    later would read a session file that the caller is about to delete."""
-    from PySide6 import QtCore
-
-    window.close()
-    window.deleteLater()
-    app.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-    app.processEvents()
-
-
 def run(tokens: int = 300, repeats: int = 1, model: str = "demo", device: str = "cpu") -> Result:
     """Open the main window on ``model`` and stream ``tokens`` tokens ``repeats`` times into it."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -100,6 +89,7 @@ def run(tokens: int = 300, repeats: int = 1, model: str = "demo", device: str = 
 
     from gaze_explorer.bench.models import demo_strip
     from gaze_explorer.core.errors import ModelLoadError
+    from gaze_explorer.qt.app import dispose_windows
     from gaze_explorer.qt.compat import singleton_refs_guard
     from gaze_explorer.qt.main_window import MainWindow
 
@@ -124,7 +114,7 @@ def run(tokens: int = 300, repeats: int = 1, model: str = "demo", device: str = 
                 runs.append(stream_once(window, tokens))
         finally:  # before the session folder goes: the window may still read its file
             window.controller.shutdown()
-            dispose_window(app, window)
+            dispose_windows([window])
     p95 = [r["p95"] for r in runs]
     ours = summary(p95)
     budget = {"median": BUDGET_MS, "spread": {"min": BUDGET_MS, "max": BUDGET_MS, "iqr": 0.0}}

@@ -133,11 +133,32 @@ def main(args: argparse.Namespace) -> int:
     if args.step is not None:
         window.state.step.set_step(args.step)
     if args.screenshot:
-        return (
-            take_screenshot(app, window, Path(args.screenshot), wait_for_model=not args.session) if ok else 1
-        )
+        try:
+            return (
+                take_screenshot(app, window, Path(args.screenshot), wait_for_model=not args.session)
+                if ok
+                else 1
+            )
+        finally:  # a caller in the same process (a test, a script) goes on: leave no window behind
+            dispose_windows([window])
     code = app.exec()
     return int(code)
+
+
+def dispose_windows(windows) -> None:
+    """Close ``windows`` and delete them now, together with every deletion already pending.
+
+    For callers that go on running after a window is done (``--screenshot`` called in-process, the
+    benchmarks, the tests): deleteLater() alone waits for an event loop that such a caller may never
+    run again, and until then the window's message boxes stay shown and its views' redraw timers
+    still fire, reading a session file that the caller may already have deleted."""
+    from PySide6 import QtCore, QtWidgets
+
+    for w in windows:
+        w.close()
+        w.deleteLater()
+    # processEvents() outside an event loop does not run deferred deletes: send them explicitly
+    QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
 
 
 def setup_image(window, args) -> None:

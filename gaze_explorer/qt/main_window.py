@@ -447,4 +447,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.controller.shutdown()
+        # an open message box is a window of its own, which closing this one would leave shown
+        for dialog in self.findChildren(QtWidgets.QDialog):
+            dialog.close()
+        # a closed window draws nothing more: its views' pending redraws (and the timeline's play)
+        # would still fire until the window is deleted, reading the session shutdown() just closed
+        for timer in self.findChildren(QtCore.QTimer):
+            timer.stop()
         super().closeEvent(event)
