@@ -208,6 +208,9 @@ class HeadSelectionModel:
     def __init__(self, n_layers: int = 0, n_heads: int = 0) -> None:
         self.n_layers = n_layers
         self.n_heads = n_heads
+        # the true indices of the model's softmax-attention layers (LoadedModel.describe(), the
+        # session's meta); None: not known (an older session file), every layer counts as attention
+        self.attention_layers: tuple[int, ...] | None = None
         self.gaze_scores: np.ndarray | None = None  # [layer, head] from discovery
         # criterion -> [layer, head] scores (core.criteria.criterion_scores): what top-K ranks by
         self.scores: dict[str, np.ndarray] = {}
@@ -222,14 +225,23 @@ class HeadSelectionModel:
         self.problem = ""  # why the active set is empty when it could not be chosen
         self.choice: HeadChoice | None = None  # how the active set was chosen (runs record it)
 
-    def set_shape(self, n_layers: int, n_heads: int) -> None:
+    def set_shape(
+        self, n_layers: int, n_heads: int, attention_layers: Sequence[int] | None = None
+    ) -> None:
+        """The model's grid, and which of its layers are softmax attention (None: not known).
+        A new shape drops the scores and picks of the previous one."""
+        layers = None if attention_layers is None else tuple(sorted({int(x) for x in attention_layers}))
         if (n_layers, n_heads) != (self.n_layers, self.n_heads):
             self.n_layers, self.n_heads = n_layers, n_heads
+            self.attention_layers = layers
             self.gaze_scores = None
             self.scores = {}
             self.custom = set()
             self.scores_changed.emit()
             self.custom_changed.emit()
+        elif layers != self.attention_layers:  # the same grid, another model (or what a file knew)
+            self.attention_layers = layers
+            self.scores_changed.emit()
         self._recompute()
 
     def set_gaze_scores(
@@ -244,6 +256,7 @@ class HeadSelectionModel:
             scores = np.asarray(scores, dtype=np.float64)
             if scores.shape != (self.n_layers, self.n_heads):
                 self.n_layers, self.n_heads = scores.shape
+                self.attention_layers = None  # another model's discovery: its NaN rows say which
                 self.custom = set()
         self.gaze_scores = scores
         self.scores = {} if scores is None else criterion_scores(scores, image_mass, image_maps)

@@ -83,6 +83,9 @@ class LoadedModel:
             "n_heads": self.n_heads,
             "n_kv_heads": self.n_kv_heads,
             "head_dim": self.head_dim,
+            # the softmax-attention layers' true indices: the others (Qwen3.5's linear attention)
+            # have no attention weights, and a viewer without the model marks them from this
+            "attention_layers": [int(layer) for layer in self.adapter.attention_layers],
             "input_policy": str(getattr(self.adapter, "input_policy", "native")),
         }
 

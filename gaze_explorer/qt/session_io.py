@@ -381,7 +381,8 @@ def open_session(path: str | Path, state: AppState):
     if runs and not n_layers:
         n_layers, n_heads = int(runs[0].n_layers), int(runs[0].n_heads)
     if n_layers:
-        state.heads.set_shape(n_layers, n_heads)
+        # the session model's softmax layers (None in older files: the grid falls back to NaN rows)
+        state.heads.set_shape(n_layers, n_heads, reader.attention_layers())
     restore_discovery(state, reader)
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)

@@ -147,6 +147,26 @@ class SessionReader(DiscoveryReads):
         self.grid: ImageTokenGrid = grid
         self.regions: list[Region] = regions
 
+    def attention_layers(self) -> tuple[int, ...] | None:
+        """The true indices of the session model's softmax-attention layers (``meta_json``'s
+        ``attention_layers``); the other layers (Qwen3.5's linear attention) have no attention
+        weights. None for a file written before the entry existed: every layer is attention."""
+        model = self.meta.get("model") or {}
+        if not isinstance(model, dict) or model.get("attention_layers") is None:
+            return None
+        layers = model["attention_layers"]
+        n_layers = model.get("n_layers")
+        if (
+            not isinstance(layers, list)
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in layers)
+            or (isinstance(n_layers, int) and any(x >= n_layers for x in layers))
+        ):
+            raise SessionFileError(
+                f"{self.path}: the model's attention_layers should be layer indices below its "
+                f"{n_layers} layers, but is {layers!r}"
+            )
+        return tuple(sorted(set(layers)))
+
     def _read_image(self, parent) -> tuple[np.ndarray, ImageTokenGrid, list[Region]]:
         """Image, token grid and regions of one session image (the root, or /images/<key>)."""
         p = self.path

@@ -117,7 +117,7 @@ class SessionControl(QtCore.QObject):
             activity="ready",
         )
         self.state.status.update(activity=self.ready_text())
-        self.state.heads.set_shape(loaded.n_layers, loaded.n_heads)
+        self.state.heads.set_shape(loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
         # K and the control pool as the CLI's evaluation defaults them: 10 % of the heads on the demo
         # model, the paper's 100 otherwise (at most half the heads)
         from gaze_explorer.inference.evaluation import default_top_k
@@ -221,6 +221,13 @@ class SessionControl(QtCore.QObject):
         self.image_key = None
         reader = open_session(path, self.state)
         self._reader = reader
+        heads = self.state.heads
+        if (
+            heads.attention_layers is None  # a file from before the entry: the loaded model knows
+            and self.loaded is not None
+            and (heads.n_layers, heads.n_heads) == (self.loaded.n_layers, self.loaded.n_heads)
+        ):
+            heads.set_shape(heads.n_layers, heads.n_heads, self.loaded.adapter.attention_layers)
         self.recorder.close()
         self.recorder.adopted = Path(path)
         self._reset_box_target()

@@ -7,9 +7,11 @@ model decides what the active set is. Axis ticks stay on integers and label ever
 that fits (every one up to ~40 at a normal dock size; a stride, and wheel zoom, for 64 x 64).
 
 Layers without softmax attention (Qwen3.5's linear-attention layers, 3 in 4) have no attention
-weights: discovery scores every head there NaN. Those rows are hatched grey, labelled "lin" on the
-layer axis, say so on hover, and a click, Ctrl+click or rectangle does not inspect or pick their
-heads (a status line says why).
+weights. The model says which they are (``HeadSelectionModel.attention_layers``, from the loaded
+model or the session file), so they are known before any discovery; without that (an older session
+file) a layer whose every discovery score is NaN is one. Those rows are hatched grey, labelled "lin"
+on the layer axis, say so on hover, and a click, Ctrl+click or rectangle does not inspect or pick
+their heads (a status line says why).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gaze_explorer.core.scoring import head_region_mass
-from gaze_explorer.core.state import AppState
+from gaze_explorer.core.state import AppState, HeadSelectionModel
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis
 
@@ -29,13 +31,17 @@ INSPECTED_COLOUR = "#00BFFF"
 NOT_APPLICABLE_COLOUR = "#8C8C8C"
 
 
-def linear_layers(gaze_scores: np.ndarray | None) -> tuple[int, ...]:
-    """The layers whose every head has no gaze score (NaN, ``[layer, head]`` scores): discovery
-    scores a layer without softmax attention so (``inference.attention``: NaN rows for Qwen3.5's
-    linear-attention layers), and no other cause empties a whole layer of the discovery's grid."""
-    if gaze_scores is None:
+def linear_layers(heads: HeadSelectionModel) -> tuple[int, ...]:
+    """The layers without softmax attention: those not in the model's ``attention_layers`` when it
+    is known; else the layers whose every head has no gaze score (NaN, ``[layer, head]`` scores):
+    discovery scores a layer without softmax attention so (``inference.attention``: NaN rows for
+    Qwen3.5's linear-attention layers), and no other cause empties a whole layer of its grid."""
+    if heads.attention_layers is not None:
+        attention = set(heads.attention_layers)
+        return tuple(layer for layer in range(heads.n_layers) if layer not in attention)
+    if heads.gaze_scores is None:
         return ()
-    scores = np.asarray(gaze_scores, dtype=np.float64)
+    scores = np.asarray(heads.gaze_scores, dtype=np.float64)
     return tuple(int(layer) for layer in np.flatnonzero(np.isnan(scores).all(axis=1)))
 
 
@@ -97,6 +103,7 @@ class HeadGridView(QtWidgets.QWidget):
         self._title: str | None = None
         self._marks: tuple | None = None  # (active, custom, inspected) as drawn
         self.linear: tuple[int, ...] = ()  # linear-attention layers, as drawn
+        self._linear_width = 0  # the heads their bands span, as drawn
         self.linear_items: list[QtWidgets.QGraphicsRectItem] = []  # one hatched band per such layer
         self.mode_combo = QtWidgets.QComboBox()
         self.mode_combo.addItem("gaze score (discovery)", "gaze")
@@ -250,10 +257,10 @@ class HeadGridView(QtWidgets.QWidget):
 
     def _draw_linear(self, n_heads: int) -> None:
         """Hatch the linear-attention layers' rows and relabel the layer axis (when they change)."""
-        linear = linear_layers(self.state.heads.gaze_scores)
-        if linear == self.linear and len(self.linear_items) == len(linear):
+        linear = linear_layers(self.state.heads)
+        if (linear, n_heads) == (self.linear, self._linear_width) and len(self.linear_items) == len(linear):
             return
-        self.linear = linear
+        self.linear, self._linear_width = linear, n_heads
         for item in self.linear_items:
             self.plot.removeItem(item)
         self.linear_items = []
