@@ -161,3 +161,22 @@ def test_older_session_without_the_entry_marks_nothing(qtbot, tmp_path, qwen3_5_
         assert not any(label.endswith(" lin") for label in dict(win.grid_view.y_ticks.update()).values())
     finally:
         win.controller.shutdown()
+
+
+def test_older_file_opened_with_the_model_loaded_takes_its_layers(qtbot, tmp_path, qwen3_5_loaded):
+    """A file without the entry, of the loaded model's grid, reopened while that model is loaded:
+    the loaded model says which layers are linear (they are its file's layers too)."""
+    from gaze_explorer.storage import SessionWriter
+
+    meta = {k: v for k, v in qwen3_5_loaded.describe().items() if k != "attention_layers"}
+    path = tmp_path / "older.h5"
+    grid = qwen3_5_loaded.prepare(_strip(), "image").grids[0]
+    SessionWriter(path, meta=meta, image=np.asarray(_strip()), grid=grid, regions=[]).close()
+    win = _window(qtbot, tmp_path)
+    try:
+        win.controller._on_model_loaded(qwen3_5_loaded)
+        assert win.open_session(str(path))
+        assert win.state.heads.attention_layers == (1, 3)
+        _assert_marks_linear(qtbot, win)
+    finally:
+        win.controller.shutdown()
