@@ -39,7 +39,8 @@ def export_heads(args: argparse.Namespace, reader, discovery: str | None = None)
             raise
         return load_head_list(spec.path)  # no model size to check the file against
     pool = args.control_pool or default_control_pool(reader.meta.get("model_id") == "demo")
-    return choose_heads(spec, n_layers, n_heads, scores=scores, pool=pool).heads
+    layers = reader.attention_layers()
+    return choose_heads(spec, n_layers, n_heads, scores=scores, pool=pool, attention_layers=layers).heads
 
 
 def pick_run(reader, wanted: str | None) -> str | None:
@@ -94,7 +95,7 @@ def fallback_heads(reader, run_id: str | None, discovery: str | None = None) -> 
     if run_id is None or reader.discovery_array("gaze_scores", discovery) is not None:
         return None
     info = reader.run_info(run_id)
-    return choose_heads("all", info.n_layers, info.n_heads).heads
+    return choose_heads("all", info.n_layers, info.n_heads, attention_layers=reader.attention_layers()).heads
 
 
 def session_shape(reader) -> tuple[int, int]:

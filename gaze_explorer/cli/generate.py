@@ -35,7 +35,15 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadChoice:
         # --ranking (written by discover --out), or come from the same on-the-fly discovery
         scores = criterion_grids(args, loaded, demo_discovery_strips)
     pool = args.control_pool or default_control_pool(is_demo(args))
-    return choose_heads(spec, loaded.n_layers, loaded.n_heads, scores=scores, seed=args.seed, pool=pool)
+    return choose_heads(
+        spec,
+        loaded.n_layers,
+        loaded.n_heads,
+        scores=scores,
+        seed=args.seed,
+        pool=pool,
+        attention_layers=loaded.adapter.attention_layers,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -297,6 +297,7 @@ def choose_heads(
     seed: int = DEFAULT_CONTROL_SEED,
     pool: str | ControlPool = DEFAULT_CONTROL_POOL,
     custom: Iterable[Head] = (),
+    attention_layers: Iterable[int] | None = None,
 ) -> HeadChoice:
     """The head set of ``spec`` for a model of ``n_layers`` x ``n_heads`` heads: the one policy.
 
@@ -306,23 +307,27 @@ def choose_heads(
     control ``pool`` of the top-K gaze heads (raises ControlPoolError when the pool is smaller
     than K); ``all`` is every head (every head with a gaze score when the scores mark some not
     applicable with NaN: linear-attention layers); ``custom`` is ``custom``; a file is read and checked against
-    the model. Raises HeadSpecError when the scores a spec needs are missing or the wrong shape.
+    the model. ``attention_layers`` (the model's softmax-attention layers, when it has others:
+    Qwen3.5) narrows ``all`` to them and refuses custom or listed heads outside them, with or
+    without scores. Raises HeadSpecError when the scores a spec needs are missing or the wrong shape.
     """
     spec = spec if isinstance(spec, HeadSpec) else HeadSpec.parse(spec)
+    layers = None if attention_layers is None else frozenset(int(x) for x in attention_layers)
     if spec.kind == "all":
         heads = all_heads(n_layers, n_heads)
         gaze = scores if isinstance(scores, np.ndarray) else dict(scores or {}).get("gaze")
+        keep = [hd for hd in heads.heads if layers is None or hd[0] in layers]
         if gaze is not None and np.shape(gaze) == (n_layers, n_heads) and np.isnan(gaze).any():
             # NaN-scored heads lie in linear-attention layers (Qwen3.5): nothing to steer there
-            heads = HeadSet("all", tuple(hd for hd in heads.heads if not np.isnan(gaze[hd])))
-        return HeadChoice(heads, "all")
+            keep = [hd for hd in keep if not np.isnan(gaze[hd])]
+        return HeadChoice(HeadSet("all", tuple(keep)), "all")
     if spec.kind == "custom":
         heads = HeadSet("custom", tuple(custom))
-        heads.validate(n_layers, n_heads)
+        heads.validate(n_layers, n_heads, layers)
         return HeadChoice(heads, "custom")
     if spec.kind == "file":
         heads = load_head_list(spec.path)
-        heads.validate(n_layers, n_heads)
+        heads.validate(n_layers, n_heads, layers)
         return HeadChoice(heads, str(spec.path))
     by_criterion = {"gaze": scores} if isinstance(scores, np.ndarray) else dict(scores or {})
     criterion = spec.criterion if spec.kind == "top" else "gaze"

@@ -225,9 +225,7 @@ class HeadSelectionModel:
         self.problem = ""  # why the active set is empty when it could not be chosen
         self.choice: HeadChoice | None = None  # how the active set was chosen (runs record it)
 
-    def set_shape(
-        self, n_layers: int, n_heads: int, attention_layers: Sequence[int] | None = None
-    ) -> None:
+    def set_shape(self, n_layers: int, n_heads: int, attention_layers: Sequence[int] | None = None) -> None:
         """The model's grid, and which of its layers are softmax attention (None: not known).
         A new shape drops the scores and picks of the previous one."""
         layers = None if attention_layers is None else tuple(sorted({int(x) for x in attention_layers}))
@@ -341,6 +339,7 @@ class HeadSelectionModel:
                 seed=self.seed,
                 pool=self.pool,
                 custom=self.custom,
+                attention_layers=self.attention_layers,
             )
         except HeadSpecError as err:  # e.g. a random control whose pool is smaller than K
             self.problem = str(err)

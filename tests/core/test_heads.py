@@ -184,3 +184,12 @@ def test_one_check_for_steering_input():
         check_steering(plan, 0, 6, 2, 4, attention_layers=(0,))
     with pytest.raises(ScheduleError, match="panel 9 does not exist"):
         parse_schedule("4,9,1", 6, 2)
+
+
+def test_all_and_custom_respect_the_attention_layers_without_scores():
+    # a hybrid model (layers 0 and 2 linear attention) before any discovery: no NaN scores to go by
+    choice = choose_heads("all", 4, 3, attention_layers=(1, 3))
+    assert {layer for layer, _ in choice.heads.heads} == {1, 3} and len(choice.heads) == 6
+    assert len(choose_heads("all", 4, 3).heads) == 12  # not given: every layer
+    with pytest.raises(HeadSpecError, match="linear-attention layers"):
+        choose_heads(HeadSpec("custom"), 4, 3, custom=[(0, 1)], attention_layers=(1, 3))

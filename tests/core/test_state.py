@@ -61,6 +61,16 @@ def test_head_selection_top_random_custom_all():
     assert events[-1] == "all"
 
 
+def test_all_heads_of_a_hybrid_model_are_its_attention_layers_before_any_discovery():
+    # Qwen3.5-like: layers 0 and 2 are linear attention; no scores yet (a model just loaded)
+    heads = AppState().heads
+    heads.set_shape(4, 3, attention_layers=(1, 3))
+    heads.set_kind("all")
+    assert {layer for layer, _ in heads.active.heads} == {1, 3} and len(heads.active) == 6
+    heads.set_shape(4, 3, attention_layers=None)  # a file that does not say: every layer
+    assert len(heads.active) == 12
+
+
 def test_target_resolve_panel_box_schedule_and_errors():
     grid = _grid()
     panels = panel_regions(grid, 6)
