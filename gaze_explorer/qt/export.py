@@ -204,8 +204,7 @@ def matrix_figure(matrix: np.ndarray, title: str):
 
 def save_figure(fig, path: str | Path) -> Path:
     """Write a figure as PNG, SVG or PDF according to the suffix."""
-    import pyqtgraph.exporters as pge
-    from PySide6 import QtCore, QtGui, QtWidgets
+    from PySide6 import QtCore
 
     p = Path(path)
     suffix = p.suffix.lower()
@@ -216,6 +215,23 @@ def save_figure(fig, path: str | Path) -> Path:
     # lay the figure out without putting a window on screen
     fig.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     fig.show()
+    try:
+        _render(fig, p, suffix)
+    finally:
+        # hidden again: a shown top-level figure that someone still references (a caller, a
+        # stored traceback) would be painted by any later event processing; a figure may be
+        # saved again (it is shown again for that)
+        fig.hide()
+    if not p.exists() or p.stat().st_size == 0:
+        raise GazeExplorerError(f"writing {p} failed")
+    return p
+
+
+def _render(fig, p: Path, suffix: str) -> None:
+    """Draw the laid-out figure into ``p`` (PNG through pyqtgraph, SVG/PDF through Qt)."""
+    import pyqtgraph.exporters as pge
+    from PySide6 import QtCore, QtGui, QtWidgets
+
     QtWidgets.QApplication.processEvents()
     scene = fig.scene()
     # the layout's own rectangle: the scene rect can grow far past it while items lay out
@@ -249,9 +265,6 @@ def save_figure(fig, path: str | Path) -> Path:
             scene.render(painter, QtCore.QRectF(0, 0, rect.width(), rect.height()), rect)
         finally:
             painter.end()
-    if not p.exists() or p.stat().st_size == 0:
-        raise GazeExplorerError(f"writing {p} failed")
-    return p
 
 
 def run_record(run, trajectory: np.ndarray | None, region_names: Sequence[str], heads: HeadSet) -> dict:

@@ -24,6 +24,7 @@ def test_figures_in_three_formats(qtbot, state, tmp_path):
     assert "Gaze scores · test" in svg and "layer" in svg and "head" in svg
     pdf = export.save_figure(fig, tmp_path / "grid.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")
+    assert not fig.isVisible()  # not left shown for a later event loop to paint
     run = state.session.shown_run
     grid, regions = state.session.grid, state.session.regions
     traj = step_trajectory(run.rows_at, run.n_steps, grid, regions, state.heads.active)
