@@ -60,6 +60,39 @@ def test_curves_split_by_prompt_and_the_other_parameter():
     assert all(math.isnan(v) for v in gaze[0][1:]) and not math.isnan(gaze[1][1])
 
 
+def test_a_prompt_only_sweep_is_drawn_as_bars_per_prompt(tmp_path):
+    """Only the prompt varies (the paper's Tab. 7): one group of bars per prompt, a bar per cell
+    with an accuracy (a refused cell has none), instead of curves along a one-value K axis."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gaze_explorer.cli.sweep import draw_prompt_bars, save_sweep_figure
+
+    cells = sweep_cells(["gaze"], [10], [1e4], ["p", "q", "r"])  # gaze, random, all per prompt
+    recs = [
+        cell_record(c, {"accuracy": 0.5 + i / 100, "ci95": [0.4, 0.7], "n": 6}) for i, c in enumerate(cells)
+    ]
+    recs[4] = dict(recs[4], accuracy=None, ci95=[None, None])  # prompt q's random cell refused
+    report = {
+        "protocol": "static",
+        "model": "demo",
+        "over": {"k": [10], "strength": [1e4]},
+        "prompts": ["p", "q", "r"],
+        "cells": recs,
+        "baselines": {p: {"accuracy": 1 / 6} for p in "pqr"},
+        "settings": {"n_strips": 2, "n_panels": 6},
+    }
+    fig, ax = plt.subplots()
+    draw_prompt_bars(ax, report)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["prompt 1", "prompt 2", "prompt 3"]
+    heights = sorted(round(b.get_height(), 6) for b in ax.patches)
+    assert heights == sorted(round(100 * r["accuracy"], 6) for r in recs if r["accuracy"] is not None)
+    plt.close(fig)
+    out = save_sweep_figure(report, tmp_path / "prompts.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.fixture(scope="module")
 def discovery(tmp_path_factory):
     """A discover folder (gaze ranking, image mass and maps) made once on two demo strips."""

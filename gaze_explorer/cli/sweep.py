@@ -232,9 +232,48 @@ def format_sweep_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def draw_prompt_bars(ax, report: dict) -> None:
+    """A prompt sweep (the paper's Tab. 7): one group of bars per prompt, one bar per criterion,
+    the control and all heads (95% CI as error bars; a refused cell has no bar), the prompt's
+    unsteered accuracy as a short grey line over its group, chance across."""
+    prompts = report["prompts"]
+    names = list(dict.fromkeys(rec["criterion"] for rec in report["cells"]))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        xs, ys, err = [], [], [[], []]
+        for rec in report["cells"]:
+            if rec["criterion"] != name or rec["accuracy"] is None:
+                continue
+            lo, hi = rec["ci95"]
+            xs.append(prompts.index(rec["prompt"]) + 1 - 0.4 + (j + 0.5) * width)
+            ys.append(100 * rec["accuracy"])
+            err[0].append(100 * (rec["accuracy"] - lo))
+            err[1].append(100 * (hi - rec["accuracy"]))
+        ax.bar(xs, ys, width * 0.9, yerr=err, capsize=2, label=name, hatch="//" if name == CONTROL else None)
+    for i, prompt in enumerate(prompts, start=1):
+        base = report["baselines"].get(prompt) or {}
+        if base.get("accuracy") is not None:
+            label = "unsteered" if i == 1 else None
+            ax.hlines(100 * base["accuracy"], i - 0.45, i + 0.45, colors="grey", linestyles="-.", label=label)
+    n_panels = report["settings"].get("n_panels")
+    if n_panels:
+        ax.axhline(100 / n_panels, color="grey", linewidth=0.6, label=f"chance (1/{n_panels})")
+    ax.set_xticks(range(1, len(prompts) + 1), [f"prompt {i}" for i in range(1, len(prompts) + 1)])
+    ax.set_ylabel("accuracy % (95% CI)")
+    ax.set_ylim(0, 100)
+    ks = {rec["k"] for rec in report["cells"] if rec["k"] is not None}
+    k_text = f", K={ks.pop()}" if len(ks) == 1 else ""
+    ax.set_title(
+        f"{report['protocol']} on {report['model']} ({report['settings'].get('n_strips')} strips{k_text}): "
+        "prompts in the JSON"
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def save_sweep_figure(report: dict, path: str | Path) -> Path:
     """Accuracy against K (or the strength, when only it varies) with 95% CI bands, one curve per
-    criterion and the control, all heads as a dashed line; matplotlib (``pip install
+    criterion and the control, all heads as a dashed line (grouped bars per prompt when only the
+    prompt varies); matplotlib (``pip install
     gaze-explorer[report]``)."""
     try:
         import matplotlib
@@ -249,8 +288,14 @@ def save_sweep_figure(report: dict, path: str | Path) -> Path:
     if not p.parent.exists():
         raise GazeExplorerError(f"folder {p.parent} does not exist")
     over = report["over"]
-    parameter = "k" if len(over.get("k", ())) > 1 or len(over.get("strength", ())) <= 1 else "strength"
     fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=120)
+    if len(over.get("k", ())) <= 1 and len(over.get("strength", ())) <= 1 and len(report["prompts"]) > 1:
+        draw_prompt_bars(ax, report)  # only the prompt varies: no axis to draw a curve along
+        fig.tight_layout()
+        fig.savefig(p)
+        plt.close(fig)
+        return p
+    parameter = "k" if len(over.get("k", ())) > 1 or len(over.get("strength", ())) <= 1 else "strength"
     for name, points in curves(report["cells"], parameter).items():
         xs, ys, lo, hi = (list(v) for v in zip(*points, strict=True))
         style = "--" if name.startswith(CONTROL) else ":" if name.startswith(ALL_HEADS) else "-"
