@@ -15,6 +15,9 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "qt"))
+from pacing import pace  # the tests' one pacing helper
+
 
 def main(out: str) -> int:
     from gaze_explorer.core.options import GenerationOptions
@@ -49,6 +52,7 @@ def main(out: str) -> int:
     panel.ignore_eos.setChecked(True)
     panel.steer_button.click()
     run = s.session.runs[-1]
+    pace(c.workers[-1], run)  # the worker waits for the window: the live switches land mid-run
     for target in (1, 5):
         n = len(run.switches)
         wait(lambda: run.n_steps >= (run.switches[-1].step if run.switches else 0) + 8)
@@ -62,6 +66,9 @@ def main(out: str) -> int:
     c.shutdown()
     shutil.move(path, out)
     print(out, run.name)
+    if len(run.switches) != 2:
+        print(f"expected two live switches, the run has {len(run.switches)}", file=sys.stderr)
+        return 1
     return 0
 
 

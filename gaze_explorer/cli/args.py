@@ -13,13 +13,13 @@ import math
 from itertools import pairwise
 
 from gaze_explorer.core.model_choices import DEVICES, DTYPES  # standard library only: cheap
+from gaze_explorer.core.protocol_choices import CRITERIA  # standard library only
 
 # the values some flags choose among (the CLI's parser, the app's and the docs use these)
 PROTOCOLS = ("static", "narration", "dynamic", "region")
 MODES = ("boost_suppress", "suppress_image", "suppress_all", "max_suppress_all")  # core.steering.SteeringMode
 CONDITIONS = ("gaze", "image", "localization", "random", "all", "baseline")  # inference.evaluation.CONDITIONS
 DEFAULT_CONDITIONS = ("gaze", "random", "all", "baseline")
-CRITERIA = ("gaze", "image", "localization")  # core.heads.CRITERIA
 FIGURES = ("grid", "overlay", "timeline", "matrix", "heads", "all")
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 REAL_PANEL_HEIGHT = 256  # strip height of a real comics folder when --panel-height is not given

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.core.errors import ControlPoolError, HeadSpecError
+from gaze_explorer.core.protocol_choices import CRITERIA
 
 Head = tuple[int, int]
 
@@ -109,7 +110,6 @@ def top_k_heads(scores: np.ndarray, k: int) -> HeadSet:
 
 
 # ---- choosing a head set: the one policy ---------------------------------------------------------
-CRITERIA = ("gaze", "image", "localization")  # head-selection criteria; ``top:K`` is ``gaze:K``
 CONTROL_POOL_KINDS = ("percentile", "band", "all-non-gaze")
 DEFAULT_CONTROL_SEED = 0
 # The paper's headline non-gaze control (Sec. A, Tab. 3): the layer band of the top-K gaze heads,
@@ -222,6 +222,12 @@ class ControlPool:
             lo, hi = (min(layers), max(layers)) if layers else (0, -1)
             return [hd for hd in candidates if lo <= hd[0] <= hi]
         return candidates
+
+
+def default_top_k(n_layers: int, n_heads: int, demo: bool) -> int:
+    """The K a head set defaults to (the app, the CLI's evaluation): 10% of the heads for the demo model; the paper's 100 otherwise (at most half the heads)."""
+    total = n_layers * n_heads
+    return max(1, round(0.1 * total)) if demo else max(1, min(100, total // 2))
 
 
 def default_control_pool(demo: bool = False) -> str:

@@ -29,4 +29,9 @@ DEFAULT_BIAS_ON = {
     "dynamic": "decode",
     "region": "prefill+decode",
 }
-BASELINE_RULE_PROTOCOLS = ("static", "narration")  # dynamic and region have no unsteered twin rule
+BASELINE_RULE_PROTOCOLS = ("static", "narration")
+
+# The head-selection criteria (``core.criteria``): the gaze score, Image Heads (MaskCD) and
+# Localization Heads (Kang et al.); ``top:K`` is ``gaze:K``. Here, beside the other protocol
+# choices, so the CLI's parser names them without importing numpy.
+CRITERIA = ("gaze", "image", "localization")  # dynamic and region have no unsteered twin rule

@@ -64,7 +64,6 @@ PAPER: dict = {
         "Bunny-3B": (10, 0.083, 0.0, 0.0),
     },
 }
-CRITERIA = ("gaze", "image", "localization")
 
 
 def sweep_ks(n_heads: int, quick: bool = False) -> tuple[int, ...]:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gaze_explorer.core.errors import SweepError
+from gaze_explorer.core.protocol_choices import CRITERIA
 
 SWEEP_SCHEMA_VERSION = 1
 SWEEP_PARAMETERS = ("k", "strength")
-SWEEP_CRITERIA = ("gaze", "image", "localization")
+SWEEP_CRITERIA = CRITERIA  # every criterion can be swept
 CONTROL = "random"  # always swept beside the criteria, at the same K
 ALL_HEADS = "all"  # once per (strength, prompt)
 

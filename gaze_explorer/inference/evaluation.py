@@ -25,6 +25,7 @@ from gaze_explorer.core.heads import (
     HeadChoice,
     HeadSet,
     choose_heads,
+    default_top_k,
 )
 from gaze_explorer.core.judges import AttributeJudge, CaptionJudge, Judge, PanelTruth, judge_for
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
@@ -167,12 +168,6 @@ def derangement(n: int, rng: np.random.Generator) -> list[int]:
         perm = [int(v) for v in rng.permutation(n)]
         if all(p != i for i, p in enumerate(perm)):
             return perm
-
-
-def default_top_k(n_layers: int, n_heads: int, demo: bool) -> int:
-    """10% of the heads for the demo model; the paper's 100 otherwise (at most half the heads)."""
-    total = n_layers * n_heads
-    return max(1, round(0.1 * total)) if demo else max(1, min(100, total // 2))
 
 
 @dataclass

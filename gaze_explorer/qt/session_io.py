@@ -25,6 +25,7 @@ import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError, SessionFileError
 from gaze_explorer.core.events import TokenEvent
+from gaze_explorer.core.heads import CRITERIA, default_top_k
 from gaze_explorer.core.options import CaptureSpec
 from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.state import AppState, RunData
@@ -383,6 +384,9 @@ def open_session(path: str | Path, state: AppState):
     if n_layers:
         # the session model's softmax layers (None in older files: the grid falls back to NaN rows)
         state.heads.set_shape(n_layers, n_heads, reader.attention_layers())
+        # K as loading this model would default it (the shown run's own choice comes below)
+        demo = model_meta.get("model_id") == "demo"
+        state.heads.set_kind(state.heads.kind, k=default_top_k(n_layers, n_heads, demo))
     restore_discovery(state, reader)
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)
@@ -484,6 +488,16 @@ def restore_view(state: AppState, shown: int | None, compare: int | None, step: 
         heads = HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
         with contextlib.suppress(GazeExplorerError):  # a run of another model size: keep the grid's set
             state.heads.set_file_set(heads)
+            # the boxes say how the run's set was chosen (K, criterion, seed, pool), so a top-K
+            # set drawn from them is the run's own
+            choice = plan.get("choice") or {}
+            state.heads.set_kind(
+                "file",
+                k=choice.get("k"),
+                seed=choice.get("seed"),
+                pool=choice.get("pool"),
+                criterion=choice.get("criterion") if choice.get("criterion") in CRITERIA else None,
+            )
 
 
 def restore_inspected(state: AppState, reader) -> None:

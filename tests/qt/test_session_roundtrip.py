@@ -107,8 +107,15 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
 
     other = MainWindow()
     qtbot.addWidget(other)
+    other.state.heads.set_kind("top", k=3)  # a K left from before: reopening must not keep it
     assert other.controller.loaded is None and other.open_session(path)
     after = _screen(other)
+    # the head-set boxes say how the shown run's set was chosen (top-10 by the gaze score)
+    panel = other.steering_panel
+    assert (panel.k_spin.value(), panel.criterion_combo.currentText()) == (10, "gaze")
+    other.session_view.select_run(0)  # a baseline steers nothing: K is the model's default, 10 %
+    assert other.state.heads.k == 10
+    other.session_view.select_run(1)
     for key in ("labels", "list", "prompt", "selection", "outlined"):
         assert after[key] == before[key], key
     np.testing.assert_array_equal(after["grid"], before["grid"])
