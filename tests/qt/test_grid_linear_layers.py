@@ -10,27 +10,13 @@ from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
-from test_head_grid import drag
+from test_head_grid import _shown, _widget_pos, drag  # the grid tests' own helpers
 
 from gaze_explorer.core.state import AppState
-from gaze_explorer.qt.views.head_grid import HeadGridView
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 CTRL = QtCore.Qt.KeyboardModifier.ControlModifier
 LINEAR_TEXT = "layer 1: linear attention, no attention weights"
-
-
-def _widget_pos(view, head, layer) -> QtCore.QPoint:
-    return view.graphics.mapFromScene(view.viewbox.mapViewToScene(QtCore.QPointF(head, layer)))
-
-
-def _shown(qtbot, state) -> HeadGridView:
-    view = HeadGridView(state)
-    qtbot.addWidget(view)
-    view.resize(500, 400)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
 
 
 def _with_linear_layer_1(state) -> np.ndarray:
