@@ -127,9 +127,14 @@ def randomise_constant_matrices(model: torch.nn.Module, seed: int = 0) -> list[s
 
 
 def load_geometry(name: str) -> dict[str, Any]:
-    """The text and vision sizes of geometry ``name`` (merged over the common fields)."""
+    """The text and vision sizes of geometry ``name`` (merged over the common fields).
+
+    The published short names (``Qwen3-VL-2B``, as the README and model cards list them) name the
+    ``-Instruct`` geometry: the base and instruct checkpoints share their shapes."""
     data = json.loads(GEOMETRY_FILE.read_text(encoding="utf-8"))
     names = [k for k in data if not k.startswith("_") and k != "common"]
+    if name not in names and f"{name}-Instruct" in names:
+        name = f"{name}-Instruct"
     if name not in names:
         raise ModelLoadError(f"unknown Qwen3-VL geometry {name!r}; choose one of {', '.join(names)}")
     common, own = data["common"], data[name]

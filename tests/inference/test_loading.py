@@ -83,3 +83,15 @@ def test_random_init_knows_the_published_qwen3_vl_2b_geometry():
         model = Qwen3VLForConditionalGeneration._from_config(config)
     n_params = sum(p.numel() for p in model.parameters())
     assert 2.0e9 < n_params < 2.3e9, n_params  # the published model has about 2.1 B parameters
+
+
+def test_random_init_accepts_the_published_short_names():
+    """``--random-init Qwen3-VL-2B`` (the README's name) is the 2B Instruct geometry; a wrong name is
+    refused with the list of known ones."""
+    from gaze_explorer.inference.random_init import load_geometry
+
+    for size in ("2B", "4B", "8B", "32B"):
+        assert load_geometry(f"Qwen3-VL-{size}") == load_geometry(f"Qwen3-VL-{size}-Instruct")
+    assert load_geometry("Qwen3-VL-2B")["text"]["num_hidden_layers"] == 28
+    with pytest.raises(ModelLoadError, match="Qwen3-VL-2B-Instruct"):
+        load_geometry("Qwen3-VL-3B")
