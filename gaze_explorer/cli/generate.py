@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             image=np.asarray(image),
             grid=grid,
             regions=regions,
+            image_name=Path(args.image).name,
         )
         spec = RunSpec.with_source(
             "steered" if plan else "baseline",

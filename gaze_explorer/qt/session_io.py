@@ -147,7 +147,7 @@ class SessionRecorder:
             stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H%M%S_%f")
             path = self.directory / f"{stamp}.h5"
             meta = loaded.describe() if hasattr(loaded, "describe") else {}
-            header = dict(meta=meta, image=np.asarray(image), grid=grid, regions=regions)
+            header = dict(meta=meta, image=np.asarray(image), grid=grid, regions=regions, image_name=name)
         self.writer = _flush_tracking_writer()(path, **header, on_step_flushed=self._step_flushed)
         self.writer.use_image(np.asarray(image), grid, regions, name)
         self.state.session.path = str(path)
@@ -377,7 +377,8 @@ def open_session(path: str | Path, state: AppState):
     session.clear_runs()
     state.step.set_n_steps(0)
     session.path = str(p)
-    session.set_image(image, reader.grid, [r for r in regions if r.kind == "panel"], n_panels, name=p.name)
+    panels = [r for r in regions if r.kind == "panel"]
+    session.set_image(image, reader.grid, panels, n_panels, name=reader.image_name or p.name)
     runs = reader.runs()
     if runs and not n_layers:
         n_layers, n_heads = int(runs[0].n_layers), int(runs[0].n_heads)

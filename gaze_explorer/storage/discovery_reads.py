@@ -16,9 +16,16 @@ from gaze_explorer.storage.schema import (
     DERIVED_GROUP,
     DISCOVERIES_GROUP,
     DISCOVERY_ARRAYS,
+    IMAGE_NAME_ATTR,
+    MISSING_DISCOVERY_PARAMS,
+    MISSING_DISCOVERY_V1,
+    MISSING_FIRST_IMAGE_NAME,
+    MISSING_HEAD_CHOICE,
+    MISSING_RUN_NAMES,
+    MISSING_SELECTION,
     RUNS_GROUP,
     UI_ATTR,
-    V1_MISSING,
+    UPGRADED_ATTR,
 )
 from gaze_explorer.storage.validate import as_json, as_str
 
@@ -70,8 +77,37 @@ class DiscoveryReads:
         return int(self.meta.get("schema_version", 1))
 
     def missing(self) -> list[str]:
-        """What this file cannot hold because of its schema version (empty for a current file)."""
-        return list(V1_MISSING) if self.schema_version < 2 else []
+        """What this file does not record that a file written now would (empty for a current file).
+        Checked in its data, not only by its version: a version-1 file upgraded by a write (a rename,
+        the selection) still lacks its discovery's parameters, its runs' head choice and the first
+        image's name."""
+        found = self.discoveries()
+        out = []
+        if any(d.key == "derived" for d in found):
+            out.append(MISSING_DISCOVERY_V1)
+        unmade = [d.key for d in found if d.key != "derived" and not (d.created or d.source or d.params)]
+        if unmade:
+            out.append(MISSING_DISCOVERY_PARAMS.format(keys=", ".join(unmade)))
+        with self._access() as f:
+            unchosen = []
+            for run_id in sorted(f[RUNS_GROUP].keys()):
+                raw = f[RUNS_GROUP][run_id].attrs.get("plan_json", "null")
+                plan = as_json(raw, f"run {run_id}'s plan_json", self.path)
+                # a steered run's plan without the 'choice' key (a custom pick stores choice null)
+                if isinstance(plan, dict) and plan.get("heads") and "choice" not in plan:
+                    unchosen.append(run_id)
+            named_image = IMAGE_NAME_ATTR in f.attrs
+            older = self.schema_version < 2 or UPGRADED_ATTR in f.attrs
+            selection = UI_ATTR in f.attrs
+        if unchosen:
+            out.append(MISSING_HEAD_CHOICE.format(runs=", ".join(unchosen)))
+        if not named_image:
+            out.append(MISSING_FIRST_IMAGE_NAME)
+        if self.schema_version < 2:
+            out.append(MISSING_RUN_NAMES)
+        if older and not selection:
+            out.append(MISSING_SELECTION)
+        return out
 
     def discoveries(self) -> list[DiscoveryInfo]:
         """Every discovery of the session, oldest first (the last one is the default)."""

@@ -28,6 +28,7 @@ from gaze_explorer.storage.discovery_reads import DiscoveryReads
 from gaze_explorer.storage.run_info import RunInfo
 from gaze_explorer.storage.schema import (
     FIRST_IMAGE,
+    IMAGE_NAME_ATTR,
     IMAGES_GROUP,
     NO_TARGET,
     RUNS_GROUP,
@@ -146,6 +147,8 @@ class SessionReader(DiscoveryReads):
         self.image: np.ndarray = image  # [H, W, 3] uint8, the session's first image
         self.grid: ImageTokenGrid = grid
         self.regions: list[Region] = regions
+        # the first image's name ("" in files written before it was stored: callers show the file's)
+        self.image_name: str = as_str(attrs.get(IMAGE_NAME_ATTR, ""), "the first image's name", p)
 
     def attention_layers(self) -> tuple[int, ...] | None:
         """The true indices of the session model's softmax-attention layers (``meta_json``'s
@@ -190,9 +193,9 @@ class SessionReader(DiscoveryReads):
         return [FIRST_IMAGE, *more]
 
     def image_set(self, key: str = FIRST_IMAGE) -> tuple[np.ndarray, ImageTokenGrid, list[Region], str]:
-        """``(image, grid, regions, name)`` of the session image ``key``."""
+        """``(image, grid, regions, name)`` of the session image ``key`` (name "": none stored)."""
         if key == FIRST_IMAGE:
-            return self.image, self.grid, self.regions, ""
+            return self.image, self.grid, self.regions, self.image_name
         with self._access() as f:
             if IMAGES_GROUP not in f or key not in f[IMAGES_GROUP]:
                 raise SessionFileError(

@@ -27,6 +27,7 @@ from gaze_explorer.storage.schema import (
     DISCOVERIES_GROUP,
     FIRST_IMAGE,
     FORMAT_NAME,
+    IMAGE_NAME_ATTR,
     IMAGES_GROUP,
     NO_TARGET,
     REASON_BYTES,
@@ -131,8 +132,11 @@ class FileOps:
             self.images[image_digest(file[IMAGES_GROUP][key]["image"][()])] = key
 
     @classmethod
-    def open(cls, path: Path, meta, image, grid, regions, compression, state) -> FileOps:
-        """Create a new session file with its header, or open an existing one to add runs."""
+    def open(
+        cls, path: Path, meta, image, grid, regions, compression, state, image_name: str = ""
+    ) -> FileOps:
+        """Create a new session file with its header (``image_name``: the first image's name), or
+        open an existing one to add runs."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be [H, W, 3] uint8, got {image.shape} {image.dtype}")
@@ -142,7 +146,7 @@ class FileOps:
             f = handles.open_for_writing(path, create=create)
         try:
             if create:
-                _write_header(f, meta, image, grid, regions)
+                _write_header(f, meta, image, grid, regions, image_name)
                 f.flush()
             else:
                 validate_session(f, path)
@@ -462,9 +466,12 @@ def _switch_rows(switches) -> np.ndarray:
     return out
 
 
-def _write_header(f: h5py.File, meta: dict, image: np.ndarray, grid: ImageTokenGrid, regions) -> None:
+def _write_header(
+    f: h5py.File, meta: dict, image: np.ndarray, grid: ImageTokenGrid, regions, image_name: str = ""
+) -> None:
     meta = dict(meta or {})
     a = f.attrs
+    a[IMAGE_NAME_ATTR] = str(image_name)  # the first image's (a further image's is /images/<key>'s name)
     a["format"] = FORMAT_NAME
     a["schema_version"] = SCHEMA_VERSION
     a["app_version"] = gaze_explorer.__version__

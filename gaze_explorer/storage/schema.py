@@ -17,14 +17,20 @@ from gaze_explorer.core.errors import DiskSpaceError
 
 FORMAT_NAME = "gaze-explorer-session"
 SCHEMA_VERSION = 2
-# What a version-1 file lacks (docs/session_schema.md, "Version 1 files"); the reader reports it
-# (SessionReader.missing) and the app shows it as a note when such a file is opened.
-V1_MISSING = (
-    "discovery parameters, time stamp, ranking and criteria (only the newest discovery's arrays)",
-    "user-given run names",
-    "the selection on screen when it was saved (the last run is shown)",
+# What an older file may lack (docs/session_schema.md, "Version 1 files"). SessionReader.missing
+# checks the file's data for each (an upgraded version-1 file still lacks most of them) and the app
+# shows what it finds as a note when such a file is opened.
+MISSING_DISCOVERY_V1 = (
+    "discovery parameters, source, time stamp, ranking and criteria (a version-1 file keeps only the "
+    "newest discovery's arrays)"
 )
-
+MISSING_DISCOVERY_PARAMS = "the parameters, source and time stamp of discovery {keys} (version 1 kept none)"
+MISSING_HEAD_CHOICE = (
+    "how the heads of {runs} were chosen (criterion, K, seed, pool: their steering plans have no 'choice')"
+)
+MISSING_FIRST_IMAGE_NAME = "the first image's name (the session file's name is shown instead)"
+MISSING_RUN_NAMES = "user-given run names (runs show their derived label)"
+MISSING_SELECTION = "the selection on screen when it was saved (the last run is shown)"
 # Run status codes, stored in the run's one-element ``status`` dataset (int8) so that it can be
 # overwritten while the file is in SWMR mode (attributes cannot be).
 STATUS_RUNNING = 0
@@ -53,6 +59,8 @@ DISCOVERIES_GROUP = "discoveries"
 USER_NAME_ATTR = "user_name"  # a run's name as the user typed it ("" = show the derived label)
 IMAGES_GROUP = "images"  # the session's further images: /images/img_001... (img_000 is the root's)
 FIRST_IMAGE = "img_000"  # the root /image, /grid, /regions; a run without image_key was made on it
+IMAGE_NAME_ATTR = "image_name"  # root attribute: the first image's name (files before it: none)
+UPGRADED_ATTR = "upgraded_from"  # root (and disc_000) attribute: the schema version a file was upgraded from
 UI_ATTR = "ui_json"  # root attribute: the selection on screen (shown/compare run ids, step, ...)
 SPANS_ATTR = "spans_json"  # a run's named spans: [{"name", "start", "end"}] (core.spans), additive
 RUN_DATASETS = (

@@ -5,7 +5,8 @@ file as it is (its one discovery from ``/derived``) and says what it lacks
 (:data:`~gaze_explorer.storage.schema.V1_MISSING`). A file is upgraded in place only when it is
 written to again (a new run, a discovery, a rename, the saved selection): the version-1 discovery
 arrays move from ``/derived`` into ``/discoveries/disc_000`` (marked ``upgraded_from`` = 1, with no
-parameters or time stamp, which version 1 did not record) and ``schema_version`` becomes 2.
+parameters or time stamp, which version 1 did not record) and ``schema_version`` becomes 2 (the root
+keeps ``upgraded_from`` = 1, so the reader still reports what version 1 never recorded).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gaze_explorer.storage.schema import (
     DISCOVERIES_GROUP,
     DISCOVERY_ARRAYS,
     SCHEMA_VERSION,
+    UPGRADED_ATTR,
     discovery_key,
 )
 
@@ -46,11 +48,12 @@ def upgrade_in_place(f: h5py.File) -> bool:
         g.attrs["created"] = ""  # version 1 recorded no time stamp, source or parameters
         g.attrs["source"] = ""
         g.attrs["params_json"] = "{}"
-        g.attrs["upgraded_from"] = version
+        g.attrs[UPGRADED_ATTR] = version
         for name in names:
             g.create_dataset(name, data=derived[name][()], compression="gzip", compression_opts=1)
             del derived[name]
         g.create_dataset("ranking", data=ranking_array(g["gaze_scores"][()]))
     f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs[UPGRADED_ATTR] = version  # SessionReader.missing: what version 1 never recorded stays missing
     f.flush()
     return True

@@ -92,7 +92,8 @@ class SessionWriter:
 
     ``meta`` is the model description (``LoadedModel.describe()``): ``model_id``, ``revision``,
     ``family``, ``dtype``, ``device`` and anything else (kept as JSON). ``image`` is ``[H, W, 3]``
-    uint8. Errors of the thread (a full disk) come back as ``DiskSpaceError`` / ``SessionFileError``
+    uint8; ``image_name`` its name (a file name, a strip's name), stored when the file is created (an
+    existing file keeps its own). Errors of the thread (a full disk) come back as ``DiskSpaceError`` / ``SessionFileError``
     from the producer's next call.
 
     Test seam: a subclass may override ``_write_step`` (called on the writer thread with the
@@ -110,6 +111,7 @@ class SessionWriter:
         regions: Sequence[Region],
         queue_size: int = 16,
         compression: str = DEFAULT_COMPRESSION,
+        image_name: str = "",
     ) -> None:
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
@@ -119,7 +121,9 @@ class SessionWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._state = handles.claim_writer(self.path, self)
         try:
-            self._ops = FileOps.open(self.path, meta, image, grid, regions, compression, self._state)
+            self._ops = FileOps.open(
+                self.path, meta, image, grid, regions, compression, self._state, image_name=image_name
+            )
         except BaseException:
             handles.release_writer(self.path, self)
             raise
