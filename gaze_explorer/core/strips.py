@@ -11,8 +11,9 @@
   ``comicN/p1.png .. pN.png`` with optional ``captions.json`` / ``attributes.json``, either in the
   strip folder (a list, one entry per panel) or at the root (a dict: strip name -> list).
 - :func:`raw_comics_windows` reads the COMICS corpus layout ``<comic_id>/<page>_<panel>.jpg``.
-- :func:`detect_panel_gutters` proposes panel boundaries from an image's gutters (white or flat
-  full-height bands), for panels of unequal widths; the user confirms the proposal.
+- :func:`detect_panel_gutters` proposes panel boundaries from an image's gutters (white, black or
+  flat separators, or the colour change between two flat panel backgrounds), for panels of unequal
+  widths; the user confirms the proposal.
 """
 
 from __future__ import annotations
@@ -155,9 +156,10 @@ def compose_strip(
 class GutterProposal:
     """Panel boundaries proposed from an image's gutters, for the user to confirm.
 
-    ``gutters`` are the uniform vertical bands ``(x0, x1)`` (pixel columns, end exclusive) taken as
-    panel separators, left to right; ``boundaries`` their centres (the x-positions between panels);
-    ``widths`` the resulting panel widths in pixels (``len(boundaries) + 1`` panels).
+    ``gutters`` are the separators ``(x0, x1)`` (pixel columns, end exclusive) taken as panel
+    boundaries, left to right: a gutter or separator line, or an empty span ``(x, x)`` where two flat
+    panel backgrounds meet with nothing between them; ``boundaries`` their centres (the x-positions
+    between panels); ``widths`` the resulting panel widths in pixels (``len(boundaries) + 1`` panels).
     """
 
     gutters: list[tuple[int, int]]
@@ -169,6 +171,59 @@ class GutterProposal:
         return len(self.widths)
 
 
+def _trim_uniform_rows(arr: np.ndarray, tolerance: float) -> np.ndarray:
+    """``arr`` without the uniform rows at its top and bottom (an outer margin).
+
+    A margin row crosses every column, so a panel's flat background column would not read as flat
+    with a margin above it; a row that is the same colour all the way across tells no column apart.
+    """
+    busy = np.flatnonzero(arr.std(axis=1).max(axis=-1) > tolerance)  # rows that are not uniform
+    if busy.size == 0:
+        return arr
+    return arr[busy[0] : busy[-1] + 1]
+
+
+def _colour_runs(means: np.ndarray, tolerance: float) -> list[tuple[int, int]]:
+    """Split a band's column colours ``[n, 3]`` into runs ``(i0, i1)`` of one colour (a step between
+    neighbouring columns above ``tolerance`` starts a new run)."""
+    steps = np.flatnonzero(np.abs(np.diff(means, axis=0)).max(axis=-1) > tolerance) + 1
+    starts = [0, *steps.tolist()]
+    return list(zip(starts, [*starts[1:], len(means)], strict=True))
+
+
+def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float) -> list[tuple[int, int]]:
+    """The separators ``(x0, x1)`` inside one flat band starting at column ``a``.
+
+    A flat band between two panels holds the separator and, beside it, any flat background of the
+    two panels. Split into runs of one colour, a run is part of a separator when it is white or black
+    (ink) and narrower than a panel, or when it lies between two other runs and is either ink or
+    narrower than a panel (a separator line, or the blended column of an anti-aliased edge).
+    Neighbouring separator runs make one separator. Two touching runs that are both backgrounds
+    meet at a cut of zero width (panels with no gutter). A band of one colour is a gutter as a whole.
+    """
+    runs = _colour_runs(means, tolerance)
+    if len(runs) == 1:
+        return [(a, a + len(means))]
+    ink_level = 3 * tolerance  # how far from pure white or black a gutter may be
+    separators: list[tuple[int, int]] = []
+    previous_was_separator = True  # the band's first run has no background to its left in the band
+    for k, (i0, i1) in enumerate(runs):
+        colour = means[i0:i1].mean(axis=0)
+        ink = bool((colour >= 255 - ink_level).all() or (colour <= ink_level).all())
+        narrow = i1 - i0 < min_gap
+        interior = 0 < k < len(runs) - 1
+        is_separator = (ink and narrow) or (interior and (ink or narrow))
+        if is_separator:
+            if separators and previous_was_separator and separators[-1][1] == a + i0:
+                separators[-1] = (separators[-1][0], a + i1)  # one separator of several runs
+            else:
+                separators.append((a + i0, a + i1))
+        elif not previous_was_separator:
+            separators.append((a + i0, a + i0))  # two backgrounds meet: cut at the colour change
+        previous_was_separator = is_separator
+    return separators
+
+
 def detect_panel_gutters(
     image: Image.Image,
     n_panels: int | None = None,
@@ -178,31 +233,39 @@ def detect_panel_gutters(
 ) -> GutterProposal:
     """Propose panel boundaries from the gutters of a side-by-side strip (a proposal, not a fact).
 
-    A gutter is a band of full-height columns that are each nearly uniform (per-channel standard
-    deviation down the column at most ``tolerance`` on 0..255: white gaps, black borders, any flat
-    colour), not touching the image's left or right edge (those are margins). Bands closer than
-    ``min_panel_fraction`` of the width to an edge or to a wider band are dropped (a thin sliver is
-    not a panel). With ``n_panels``, the ``n_panels - 1`` widest gutters are kept, and too few raise
-    :class:`RegionError`; without it, every gutter is a boundary.
+    Flat columns are full-height columns that are each nearly uniform (per-channel standard
+    deviation down the column at most ``tolerance`` on 0..255, after uniform rows at the top and
+    bottom, an outer margin, are set aside). Neighbouring flat columns form bands; a band touching
+    the image's left or right edge is a margin, not a boundary. A band between two panels also holds
+    the flat background beside each panel's content, so its centre is not the boundary: the
+    separator inside it is found from its runs of one colour (see :func:`_band_separators`): a
+    white, black or thin separator line, else the colour change between two backgrounds, else (a
+    band of one colour) the whole band. Boundaries closer than ``min_panel_fraction`` of the width
+    to an edge or to a boundary from a wider band are dropped (a thin sliver is not a panel). With
+    ``n_panels``, the ``n_panels - 1`` boundaries from the widest bands are kept, and too few raise
+    :class:`RegionError`; without it, every boundary found is kept.
     """
     from gaze_explorer.core.errors import RegionError
 
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32)  # [height, width, 3]
+    arr = _trim_uniform_rows(np.asarray(image.convert("RGB"), dtype=np.float32), tolerance)  # [h, w, 3]
     width = arr.shape[1]
     uniform = arr.std(axis=0).max(axis=-1) <= tolerance  # [width] flat columns
+    means = arr.mean(axis=0)  # [width, 3] each column's colour
     edges = np.flatnonzero(np.diff(np.concatenate([[0], uniform.astype(np.int8), [0]])))
     bands = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
     min_gap = min_panel_fraction * width
-    inner = [
-        (a, b)
+    candidates = [  # (band width, separator), ranked widest band first, then widest separator
+        (b - a, sep)
         for a, b in bands
-        if a > 0 and b < width and (a + b) / 2 >= min_gap and width - (a + b) / 2 >= min_gap
+        if a > 0 and b < width
+        for sep in _band_separators(a, means[a:b], tolerance, min_gap)
+        if min_gap <= sum(sep) / 2 <= width - min_gap
     ]
     kept: list[tuple[int, int]] = []
-    for band in sorted(inner, key=lambda ab: (ab[0] - ab[1], ab[0])):  # widest first
-        centre = sum(band) / 2
+    for _, sep in sorted(candidates, key=lambda c: (-c[0], c[1][0] - c[1][1], c[1][0])):
+        centre = sum(sep) / 2
         if all(abs(centre - sum(k) / 2) >= min_gap for k in kept):
-            kept.append(band)
+            kept.append(sep)
     if n_panels is not None:
         if n_panels < 1:
             raise RegionError(f"a strip needs at least 1 panel, got {n_panels}")
