@@ -1,8 +1,9 @@
 """Opening an image asks how many side-by-side panels it has, with a preview the user confirms.
 
-The proposal comes from ``core.strips.detect_panel_gutters`` (white or flat full-height bands
-between panels, unequal widths allowed); without gutters the panels are equal-width. The preview
-draws the image with the cuts the chosen answer makes, so a wrong guess is seen before any run.
+The proposal comes from ``core.strips.detect_panel_gutters`` (white, black or flat separators
+between panels, or the colour change between two flat panel backgrounds; unequal widths allowed);
+without any the panels are equal-width. The preview draws the image with the cuts the chosen
+answer makes, so a wrong guess is seen before any run.
 """
 
 from __future__ import annotations
