@@ -88,16 +88,31 @@ class DiscoveryControl(QtCore.QObject):
         status = self.state.status
         worker = Worker("discover", stream, classify=classify)
         status.set_progress("discovery", 0, total)
+        running = [True]  # until its own end handler runs (the pool forgets it only on ``done``)
+
+        def ended() -> None:
+            running[0] = False
+
         worker.progress.connect(lambda p: status.set_progress("discovery", getattr(p, "done", 0), total))
+        worker.finished.connect(ended)
         worker.finished.connect(self._on_discovered)
-        worker.errored.connect(lambda *_: status.set_progress("discovery", 0, 0))
+        worker.errored.connect(ended)
+        worker.errored.connect(self._on_failed)
         status.set_busy(True)
-        return self.pool.start(worker)
+        what = f"discovering gaze heads on {total} strip(s)"
+        self.pool.start(worker, activity=lambda: what if running[0] else None)
+        status.update(activity=self.session.ready_text())
+        return worker
+
+    def _on_failed(self) -> None:
+        self.state.status.set_progress("discovery", 0, 0)
+        self.state.status.update(activity=self.session.ready_text())
 
     def _on_discovered(self, result) -> None:
         state = self.state
         state.status.set_progress("discovery", 0, 0)
         if result is None or not hasattr(result, "scores"):
+            state.status.update(activity=self.session.ready_text())
             state.status.post("discovery cancelled; the grid is unchanged")
             return
         image_mass = getattr(result, "image_mass", None)
@@ -129,5 +144,6 @@ class DiscoveryControl(QtCore.QObject):
         except GazeExplorerError as err:
             state.status.post(f"the discovery is shown but could not be saved: {err}", error=True)
         state.grid_score_mode.set_mode("gaze")
+        state.status.update(activity=session.ready_text())  # names the session file, if it was just made
         state.status.post(f"discovery done on {result.n_strips} strip(s)")
         self.discovery_finished.emit()

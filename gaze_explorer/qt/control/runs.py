@@ -159,9 +159,14 @@ class RunControl(QtCore.QObject):
         worker.finished.connect(lambda ev: self._on_finished(index, ev))
         worker.errored.connect(lambda msg, _u: self._on_failed(index, msg))
         state.status.set_busy(True)
-        state.status.update(activity=f"generating '{run.name}'")
         self._t0 = time.perf_counter()
-        return self.pool.start(worker)
+        # the run's current label (it follows live switches and a rename) until its end handler
+        # marks it ended
+        self.pool.start(
+            worker, activity=lambda: f"generating '{run.name}'" if run.status == "running" else None
+        )
+        state.status.update(activity=session.ready_text())
+        return worker
 
     # ---- stream events -------------------------------------------------------------------------
     def _on_prefill(self, index: int, event: object) -> None:
@@ -176,7 +181,8 @@ class RunControl(QtCore.QObject):
         run.targets.append(event.target)
         if event.switch is not None:
             run.switches.append(event.switch)
-            run.name = run_name(run)  # the label follows the switches as they happen
+            run.name = run_name(run)  # the label follows the switches as they happen, in the status too
+            self.state.status.update(activity=self.session.ready_text())
         self._pending_runs.add(index)
         if not self._notify_timer.isActive():
             self._notify_timer.start()
@@ -256,6 +262,8 @@ class RunControl(QtCore.QObject):
         run = self.state.session.runs[index]
         run.params["user_name"] = name.strip()
         run.name = run_name(run)
+        if run.status == "running":  # the status bar names the streaming run as the list does
+            self.state.status.update(activity=self.session.ready_text())
         if run.run_id is not None:
             try:
                 self.session.recorder.rename_run(run.run_id, name.strip())

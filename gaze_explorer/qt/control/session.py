@@ -23,7 +23,13 @@ from gaze_explorer.core.heads import default_control_pool
 from gaze_explorer.core.regions import coverage_warning, panel_regions
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.control.worker_pool import WorkerPool
-from gaze_explorer.qt.session_io import SessionRecorder, discovery_ui, inspected_ui
+from gaze_explorer.qt.session_io import (
+    SessionRecorder,
+    discovery_ui,
+    heads_ui,
+    inspected_ui,
+    selected_ui,
+)
 from gaze_explorer.qt.workers import Worker
 
 
@@ -64,7 +70,7 @@ class SessionControl(QtCore.QObject):
         ``trust_remote_code`` stays off unless the user passed ``--trust-remote-code``;
         ``input_policy`` is ``--input-policy`` (None: the family's default).
         """
-        self.state.status.update(activity=f"loading {spec}…")
+        loading = [True]  # until its own end handler runs (the pool forgets it only on ``done``)
 
         def stream(cancel: threading.Event):
             from gaze_explorer.inference.loading import load_model
@@ -89,13 +95,22 @@ class SessionControl(QtCore.QObject):
             ) as err:  # torch asserts on CUDA
                 raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
+        def ended() -> None:
+            loading[0] = False
+
         worker = Worker("load-model", stream, classify=lambda _item: "finished")
+        worker.finished.connect(ended)
         worker.finished.connect(self.use_model)
+        worker.errored.connect(ended)
         worker.errored.connect(lambda *_: self._on_model_failed(spec))
-        return self.pool.start(worker)
+        self.pool.start(worker, activity=lambda: f"loading {spec}…" if loading[0] else None)
+        # a run streaming meanwhile is still said first ("generating '…' · loading …")
+        self.state.status.update(activity=self.ready_text())
+        return worker
 
     def _on_model_failed(self, spec: str) -> None:
-        """A failed load leaves the model that was loaded (if any) in place: say which."""
+        """A failed load leaves the model that was loaded (if any) in place: say which, and what
+        is still running (a run streaming meanwhile goes on with the loaded model)."""
         if self.loaded is None:
             self.state.status.update(activity="no model loaded")
         else:
@@ -114,9 +129,8 @@ class SessionControl(QtCore.QObject):
             device=str(getattr(loaded, "device", "-")),
             dtype=str(getattr(loaded, "dtype", "-")).replace("torch.", ""),
             memory_mb=memory,
-            activity="ready",
+            activity=self.ready_text(),
         )
-        self.state.status.update(activity=self.ready_text())
         self.state.heads.set_shape(loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
         # K and the control pool as the CLI's evaluation defaults them: 10 % of the heads on the demo
         # model, the paper's 100 otherwise (at most half the heads)
@@ -139,7 +153,11 @@ class SessionControl(QtCore.QObject):
         return self.loaded
 
     def ready_text(self) -> str:
-        """The idle status: ready, and on which session file (the next run's)."""
+        """The status bar's activity: what runs (a generation with its current label, a discovery,
+        a model load), else ready, and on which session file (the next run's)."""
+        running = self.pool.activity()
+        if running:
+            return running
         path = self.recorder.current_path
         return f"ready · session {Path(path).name}" if path else "ready"
 
@@ -236,9 +254,11 @@ class SessionControl(QtCore.QObject):
         panels = [r for r in self.state.session.regions if r.kind == "panel" and r.box is not None]
         self.panel_widths = [round(r.box[2] - r.box[0]) for r in panels] or None
         if self.loaded is not None:
-            shown, compare, step = self.state.session.shown, self.state.session.compare, self.state.step.step
-            self._rebuild_grid(len(panels), self.state.session.image_name)  # the loaded model's grid
-            restore_view(self.state, shown, compare, step)
+            session = self.state.session
+            shown, compare, step = session.shown, session.compare, self.state.step.step
+            selected = list(session.selected)
+            self._rebuild_grid(len(panels), session.image_name)  # the loaded model's grid
+            restore_view(self.state, shown, compare, step, selected)
             self.state.status.update(activity=f"{self.ready_text()} (opened)")
         self._saved_view = self._view()
         missing = reader.missing()
@@ -278,15 +298,17 @@ class SessionControl(QtCore.QObject):
         if ids[0] is None and inspected is None and discovery is None:
             return None
         return {
-            "shown": ids[0],
+            "shown": ids[0],  # shown and compare are kept for older readers: "selected" ends with them
             "compare": ids[1],
+            "selected": selected_ui(self.state),  # every selected run (the comparison), in pick order
             "step": int(self.state.step.step),
             "inspected": inspected,
             "discovery": discovery,
+            "heads": heads_ui(self.state),  # the head-set control (a baseline shown keeps it)
         }
 
     def save_view(self) -> None:
-        """Save the selection on screen (shown and compared runs, step) in the session file, when
+        """Save the selection on screen (selected runs, step, head set...) in the session file, when
         it changed since the file was opened (only looking at a file does not write to it)."""
         view = self._view()
         if view is None or view == self._saved_view:

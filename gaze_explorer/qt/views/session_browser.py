@@ -1,6 +1,8 @@
 """Session browser: the runs of the open session; pick one to show, or two to compare; double-click
 a run to rename it (the name is saved in the session file; an empty name brings its label back).
-Every selected run (two or more: Ctrl/Shift+click) is listed in ``runs_selected`` for the comparison."""
+Every selected run (two or more: Ctrl/Shift+click) is listed in ``runs_selected`` for the comparison.
+A run that did not finish says so in front of its label, and its tooltip says why; the path label
+names the session file as soon as it exists (a run started, or a discovery saved)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,20 @@ from PySide6 import QtCore, QtWidgets
 from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.widgets.signals import signals_blocked
 
-STATUS_MARK = {"running": "● ", "finished": "", "cancelled": "✕ cancelled · ", "failed": "⚠ failed · "}
+STATUS_MARK = {
+    "running": "● ",
+    "finished": "",
+    "cancelled": "✕ cancelled · ",
+    "failed": "⚠ failed · ",
+    "unfinished": "⚠ unfinished · ",  # the reader's word for a run whose process was killed mid-run
+}
+STATUS_TIP = {
+    "running": "generating",
+    "cancelled": "stopped before its end (Stop); the tokens made until then are kept",
+    "failed": "the run failed; the tokens made until then are kept",
+    "unfinished": "unfinished: the process writing it was killed before the run ended; "
+    "the tokens stored until then are kept",
+}
 
 
 class SessionBrowserView(QtWidgets.QWidget):
@@ -37,12 +52,14 @@ class SessionBrowserView(QtWidgets.QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.path_label)
         layout.addWidget(self.list, 1)
-        self._order: list[int] = []  # run indices in the order the user selected them
-        self._picked: list[int] = []  # the same, not cut to the two the timeline draws
         state.session.runs_changed.connect(self.refresh)
         state.session.run_updated.connect(self._update_item)
         state.session.shown_runs_changed.connect(self._select_from_model)
+        # every selection (a click here, or a reopened session's saved one) is announced by the model
+        state.session.runs_selected.connect(self._announce_selection)
         state.session.image_changed.connect(self._show_path)
+        # a discovery saved before any run creates the session file: its stored list changes then
+        state.discovery.stored_changed.connect(self._show_path)
         self.refresh()
 
     def _label(self, index: int) -> str:
@@ -50,9 +67,12 @@ class SessionBrowserView(QtWidgets.QWidget):
         return f"{STATUS_MARK.get(run.status, '')}{run.name} · {run.n_steps} tok · {run.text[:40]!r}"
 
     def _tooltip(self, index: int) -> str:
-        """The run's capture scope: which attention rows its file holds (issue 20)."""
-        scope = self.state.session.runs[index].params.get("capture_scope") or "full"
-        return f"capture scope: {scope}"
+        """The run's status when it did not finish, and its capture scope: which attention rows
+        its file holds (issue 20)."""
+        run = self.state.session.runs[index]
+        scope = run.params.get("capture_scope") or "full"
+        status = STATUS_TIP.get(run.status)
+        return (f"{status}\n" if status else "") + f"capture scope: {scope}"
 
     def _show_path(self) -> None:
         self.path_label.setText(self.state.session.path or "no session file")
@@ -70,31 +90,24 @@ class SessionBrowserView(QtWidgets.QWidget):
         item = self.list.item(index)
         if item is not None:
             item.setText(self._label(index))
+            item.setToolTip(self._tooltip(index))
 
-    def _select_from_model(self) -> None:
-        session = self.state.session
-        model = [i for i in (session.compare, session.shown) if i is not None]
-        if not model or not set(model) <= set(self._picked):  # the model changed it: forget the picks
-            self._picked = model
+    def _select_from_model(self, *_: object) -> None:
         with signals_blocked(self.list):
             self.list.clearSelection()
-            self._order = [i for i in (session.shown, session.compare) if i is not None]
-            for i in self._picked:  # every run picked stays selected (the comparison shows them)
+            for i in self.state.session.selected:  # every run picked stays selected (the comparison)
                 if self.list.item(i) is not None:
                     self.list.item(i).setSelected(True)
 
+    def _announce_selection(self, indices: list) -> None:
+        self._select_from_model()
+        self.runs_selected.emit(list(indices))
+
     def _selection_from_ui(self) -> None:
         selected = {self.list.row(item) for item in self.list.selectedItems()}
-        self._picked = [i for i in self._picked if i in selected] + sorted(selected - set(self._picked))
-        self.runs_selected.emit(list(self._picked))
         # keep the user's order: the newest pick is shown, the previous one compared
-        self._order = [i for i in self._order if i in selected] + sorted(selected - set(self._order))
-        self._order = self._order[-2:]
-        if not self._order:
-            return
-        shown = self._order[-1]
-        compare = self._order[-2] if len(self._order) == 2 else None
-        self.state.session.show_runs(shown, compare)
+        picked = [i for i in self.state.session.selected if i in selected]
+        self.state.session.select_runs(picked + sorted(selected - set(picked)))
 
     def rename_dialog(self, index: int) -> None:
         """Ask for a run's new name (empty: its derived label) and hand it to ``on_rename``."""
