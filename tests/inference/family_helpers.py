@@ -396,10 +396,12 @@ def check_checkpoint_round_trip(model, adapter, tmp_path, image, *, legacy_templ
     assert torch.allclose(a, b, atol=1e-6)
 
 
-def check_greedy_matches_generate(model, adapter, image, *, n_tokens: int = 6) -> None:
+def check_greedy_matches_generate(model, adapter, image, *, n_tokens: int = 6, atol: float = 1e-4) -> None:
     """The project's greedy loop (``generate_stream``, nothing steered or captured) gives the same
     tokens as transformers' ``model.generate`` on the adapter's inputs (end-of-sequence ignored by
-    both, so all ``n_tokens`` are compared): prefill inputs, decode positions and cache agree."""
+    both, so all ``n_tokens`` are compared), and the same LOGITS at every step (fp32, within
+    ``atol``): prefill inputs, decode positions and cache agree. Tokens alone cannot see a wrong
+    decode position on a tiny random model (its argmax hardly depends on it); the logits do."""
     from gaze_explorer.core.options import CaptureSpec, GenerationOptions
     from gaze_explorer.inference.generation import TokenEvent, generate_stream
     from gaze_explorer.inference.loading import loaded_from_parts
@@ -407,15 +409,23 @@ def check_greedy_matches_generate(model, adapter, image, *, n_tokens: int = 6) -
     prompt = "describe the fifth panel ."
     loaded = loaded_from_parts(model, adapter)
     regions = panel_regions(adapter.build_inputs(image, prompt).grid, 6)
-    events = generate_stream(
-        loaded,
-        image,
-        prompt,
-        regions=regions,
-        capture=CaptureSpec(decode=False, prefill="none"),
-        options=GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True),
+    # each forward of our loop (the prefill, then one per decode step): the next-token logits
+    step_logits: list[torch.Tensor] = []
+    hook = model.register_forward_hook(
+        lambda _m, _a, out: step_logits.append(out.logits[0, -1].float().clone())
     )
-    ours = [e.token_id for e in events if isinstance(e, TokenEvent)]
+    try:
+        events = generate_stream(
+            loaded,
+            image,
+            prompt,
+            regions=regions,
+            capture=CaptureSpec(decode=False, prefill="none"),
+            options=GenerationOptions(max_new_tokens=n_tokens, ignore_eos=True),
+        )
+        ours = [e.token_id for e in events if isinstance(e, TokenEvent)]
+    finally:
+        hook.remove()
     prepared = adapter.build_inputs(image, prompt)
     with torch.inference_mode():
         ref = model.generate(
@@ -424,14 +434,21 @@ def check_greedy_matches_generate(model, adapter, image, *, n_tokens: int = 6) -
             min_new_tokens=n_tokens,
             do_sample=False,
             pad_token_id=adapter.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
         )
-    assert len(ours) == n_tokens
-    theirs = ref[0, prepared.prompt_len :].tolist()
+    assert len(ours) == n_tokens and len(step_logits) == n_tokens
+    theirs = ref.sequences[0, prepared.prompt_len :].tolist()
     # generate's min_new_tokens masks end-of-sequence, while our loop (ignore_eos) may choose it: the
     # tokens agree up to our first end-of-sequence, after which the two legitimately differ
     first_eos = next((i for i, t in enumerate(ours) if t in adapter.eos_token_ids), n_tokens)
     assert first_eos >= 2, "the check would compare almost nothing; use another prompt or image"
     assert ours[:first_eos] == theirs[:first_eos]
+    # the raw logits (before generate's processors) of every step whose prefix the two share: the
+    # prefill and at least two decode steps
+    for step in range(min(first_eos + 1, n_tokens)):
+        diff = (step_logits[step] - ref.logits[step][0].float()).abs().max().item()
+        assert diff <= atol, f"step {step}: logits differ from model.generate by {diff:g}"
 
 
 def check_discovery_batched_equals_unbatched(model, adapter, image, *, n_panels: int = 6) -> None:

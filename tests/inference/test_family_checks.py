@@ -34,6 +34,7 @@ from test_family_ovis2 import tiny_ovis2
 from test_family_paligemma import tiny_paligemma
 from test_family_qwen2_vl import tiny_qwen2_vl
 from test_family_qwen3_5 import tiny_qwen
+from test_geometry_truth import tiny_qwen3_vl
 
 BUILDERS = {
     "aya_vision": tiny_aya_vision,
@@ -48,10 +49,12 @@ BUILDERS = {
     "llava_next": tiny_llava_next,
     "llava_onevision": tiny_llava_onevision,
     "mistral3": tiny_mistral3,
+    "pixtral": partial(tiny_mistral3, "pixtral"),  # Pixtral-12B: llava + Pixtral tower
     "ovis2": tiny_ovis2,
     "paligemma": tiny_paligemma,
     "qwen2_vl": tiny_qwen2_vl,
     **{f: partial(tiny_qwen, f) for f in ("qwen3_5", "qwen3_5_moe", "qwen3_vl_moe")},
+    "qwen3_vl": tiny_qwen3_vl,  # in memory; the conftest's tiny_qwen is the same geometry from disk
 }
 # Qwen3.5 steers its last softmax-attention layer (layers 0 and 2 are linear attention); Gemma 4's
 # layer 3 is a global layer that reuses layer 1's K/V
@@ -67,10 +70,11 @@ PARITY_AND_STEERING = [
     ("llava_next", 300, 60),
     ("mistral3", 336, 56),
     ("ovis2", 336, 56),
+    ("pixtral", 336, 56),
     ("qwen2_vl", 336, 60),
 ]
-# GLM: explicit decode positions (text position + rope delta); Qwen3.5-MoE runs Qwen3.5's decode and
-# discovery paths with MoE MLPs, so only parity, steering and the round trip list it
+# the greedy check compares every step's logits with model.generate's, so a wrong decode position
+# (GLM's and the Qwen M-RoPE families' text position + rope delta) fails it, not only a wrong token
 GREEDY_MATCHES_GENERATE = [
     ("aya_vision", 336, 56),
     ("gemma3", 384, 64),
@@ -86,8 +90,11 @@ GREEDY_MATCHES_GENERATE = [
     ("mistral3", 336, 56),
     ("ovis2", 336, 56),
     ("paligemma", 300, 60),
+    ("pixtral", 336, 56),
     ("qwen2_vl", 336, 56),
     ("qwen3_5", 384, 64),
+    ("qwen3_5_moe", 384, 64),
+    ("qwen3_vl", 384, 64),
     ("qwen3_vl_moe", 384, 64),
 ]
 GENERATE_STREAM_STEERS = [
@@ -103,8 +110,10 @@ GENERATE_STREAM_STEERS = [
     ("mistral3", 336, 56, {}),
     ("ovis2", 336, 56, {}),
     ("paligemma", 300, 60, {}),
+    ("pixtral", 336, 56, {}),
     ("qwen2_vl", 336, 60, {}),
     ("qwen3_5", 384, 64, LAST_LAYER),
+    ("qwen3_5_moe", 384, 64, LAST_LAYER),
     ("qwen3_vl_moe", 384, 64, LAST_LAYER),
 ]
 DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
@@ -112,6 +121,8 @@ DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
     ("gemma3", 384, 64),
     ("gemma4", 384, 64),
     ("glm4v", 336, 56),
+    ("glm4v_moe", 336, 56),
+    ("glm46v", 336, 56),
     ("idefics3", 336, 56),
     ("internvl", 336, 56),
     ("llava", 336, 56),
@@ -120,8 +131,10 @@ DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
     ("mistral3", 336, 56),
     ("ovis2", 336, 56),
     ("paligemma", 300, 60),
+    ("pixtral", 336, 56),
     ("qwen2_vl", 336, 56),
     ("qwen3_5", 384, 64),
+    ("qwen3_5_moe", 384, 64),
     ("qwen3_vl_moe", 384, 64),
 ]
 # legacy: the chat template kept only in the processor's chat_template.json (older llava-hf and
@@ -131,6 +144,8 @@ CHECKPOINT_ROUND_TRIP = [
     ("aya_vision", 336, 56, {}),
     ("gemma3", 300, 60, {}),
     ("gemma4", 384, 64, {}),
+    ("glm4v", 336, 56, {}),
+    ("glm4v_moe", 336, 56, {}),
     ("glm46v", 336, 56, {}),
     ("idefics3", 300, 60, {}),
     ("smolvlm", 300, 60, LEGACY),
@@ -139,6 +154,7 @@ CHECKPOINT_ROUND_TRIP = [
     ("mistral3", 336, 56, {}),
     ("ovis2", 336, 56, {}),
     ("paligemma", 300, 60, {}),
+    ("pixtral", 336, 56, {}),
     ("qwen2_vl", 336, 60, {}),
     ("qwen3_5", 384, 64, {}),
     ("qwen3_5_moe", 384, 64, {}),

@@ -167,6 +167,10 @@ def tiny_qwen3_5():
     return tiny_qwen("qwen3_5")
 
 
+def tiny_qwen3_5_moe():
+    return tiny_qwen("qwen3_5_moe")
+
+
 def tiny_qwen3_vl_moe():
     return tiny_qwen("qwen3_vl_moe")
 

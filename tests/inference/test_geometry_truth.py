@@ -8,7 +8,8 @@ centre is in the box. The harness itself is tested first: it restores the model,
 what makes flips local, and it catches a wrong map.
 
 New families: add ``"family": ("test_module", "builder")`` to ``FAMILIES`` (the builder returns
-``(model, adapter)``); the images and checks are shared.
+``(model, adapter)``); the images and checks are shared. A non-default input policy of a family is
+a row of ``POLICIES``: ``"family:policy"`` builds that family's model and sets the policy.
 """
 
 from __future__ import annotations
@@ -38,15 +39,21 @@ FAMILIES = {
     "llava_onevision": ("test_family_llava", "tiny_llava_onevision"),
     "gemma3": ("test_family_gemma3", "tiny_gemma3"),
     "idefics3": ("test_family_idefics3", "tiny_idefics3"),
-    "qwen3_5": ("test_family_qwen3_5", "tiny_qwen3_5"),  # Qwen3-VL-MoE's tower is Qwen3-VL's: not repeated
+    "qwen3_5": ("test_family_qwen3_5", "tiny_qwen3_5"),
+    "qwen3_5_moe": ("test_family_qwen3_5", "tiny_qwen3_5_moe"),  # Qwen3.5-MoE / Qwen3.6
+    "qwen3_vl_moe": ("test_family_qwen3_5", "tiny_qwen3_vl_moe"),
     "gemma4": ("test_family_gemma4", "tiny_gemma4"),
     "paligemma": ("test_family_paligemma", "tiny_paligemma"),
     "aya_vision": ("test_family_aya_vision", "tiny_aya_vision"),  # native tiles + global tile
     "internvl": ("test_family_internvl", "tiny_internvl"),  # squash (default); native tiles in its own test
     "glm4v": ("test_family_glm4v", "tiny_glm"),  # GLM-4.5V / 4.6V share the tower and processor
     "mistral3": ("test_family_mistral3", "tiny_mistral3"),
+    "pixtral": ("test_family_mistral3", "tiny_pixtral"),  # llava + Pixtral tower, no merge
     "ovis2": ("test_family_ovis2", "tiny_ovis2"),  # squash (default); native tiles in its own test
 }
+# the non-default input policies (LLaVA-1.5's three and LLaVA-NeXT's squash have their own tests
+# in test_family_llava.py; InternVL's and Ovis2's native tiles in their files)
+POLICIES = ["aya_vision:squash", "llava_onevision:squash"]
 
 # OneVision shrinks a large feature grid with bilinear interpolation: a shrunk cell is computed
 # from the two nearest features on each axis, not an equal share of the area, so its true
@@ -80,8 +87,14 @@ def tiny_qwen3_vl():
 
 
 def build(family: str):
+    """``(model, adapter)`` of a ``FAMILIES`` key, or of ``"family:policy"`` with that input policy."""
+    family, _, policy = family.partition(":")
     module, builder = FAMILIES[family]
-    return getattr(importlib.import_module(module), builder)()
+    model, adapter = getattr(importlib.import_module(module), builder)()
+    if policy:
+        adapter.set_input_policy(policy)
+        assert adapter.input_policy == policy
+    return model, adapter
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +193,7 @@ def test_a_zero_initialised_projection_is_caught():
 
 
 # ----- every family -----------------------------------------------------------------------------
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", [*sorted(FAMILIES), *POLICIES])
 def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
     model, adapter = build(family)
     oracle = GeometryOracle(model, adapter)
@@ -193,7 +206,8 @@ def test_family_token_boxes_and_regions_match_the_measured_geometry(family):
                 comparison.claimed[:, 3] - comparison.claimed[:, 1],
             ]
         )
-        tolerance = comparison.tolerance_px + LOOSE_FAMILIES.get(family, 0.0) * float(sizes.max())
+        loose = LOOSE_FAMILIES.get(family.partition(":")[0], 0.0)
+        tolerance = comparison.tolerance_px + loose * float(sizes.max())
         assert comparison.max_error_px <= tolerance, f"{family} {name}: {comparison.worst()}"
         assert min_embedding_distance(oracle.embeddings(image)[0]) > 1e-6, f"{family} {name}: degenerate"
         prepared = adapter.build_inputs(image, "describe the image .")
