@@ -67,6 +67,10 @@ def tiny_qwen2_vl(family: str = "qwen2_vl"):
     return model, adapter_cls.from_parts(config, tok, small_qwen_processor(adapter_cls))
 
 
+def tiny_qwen2_5_vl():
+    return tiny_qwen2_vl("qwen2_5_vl")
+
+
 @pytest.fixture(scope="module")
 def qwen2_vl():
     return tiny_qwen2_vl()

@@ -34,6 +34,7 @@ from gaze_explorer.core.regions import box_region, panel_edges, panel_regions
 FAMILIES = {
     "qwen3_vl": ("test_geometry_truth", "tiny_qwen3_vl"),
     "qwen2_vl": ("test_family_qwen2_vl", "tiny_qwen2_vl"),
+    "qwen2_5_vl": ("test_family_qwen2_vl", "tiny_qwen2_5_vl"),  # window attention in the tower
     "llava": ("test_family_llava", "tiny_llava"),
     "llava_next": ("test_family_llava", "tiny_llava_next"),
     "llava_onevision": ("test_family_llava", "tiny_llava_onevision"),
