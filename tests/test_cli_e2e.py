@@ -209,9 +209,17 @@ def test_export_writes_every_figure_and_the_head_lists(pipeline, capsys):
     session, tmp = str(pipeline["session"]), pipeline["tmp"]
     figs = tmp / "figs"
     assert main(["export", "--session", session, "--out", str(figs)]) == 0
-    printed = capsys.readouterr().out.split()
-    assert sorted(Path(p).name for p in printed) == ["grid.png", "heads.json", "overlay.png", "timeline.png"]
-    for name in ("grid.png", "overlay.png", "timeline.png"):
+    lines = capsys.readouterr().out.splitlines()
+    printed = [line for line in lines if not line.startswith("matrix:")]  # the matrix's head is said
+    assert sorted(Path(p).name for p in printed) == [
+        "grid.png",
+        "heads.json",
+        "matrix.png",
+        "overlay.png",
+        "timeline.png",
+    ]
+    assert any(line.startswith("matrix: L") for line in lines)
+    for name in ("grid.png", "matrix.png", "overlay.png", "timeline.png"):
         w, h = _png_size(figs / name)
         assert w >= 300 and h >= 200 and (figs / name).stat().st_size > 5000
     heads = json.loads((figs / "heads.json").read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaze_explorer.cli.args import REAL_PANEL_HEIGHT
 from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import DiscoveryInterrupted, load, load_strips, run_discovery
 from gaze_explorer.core.criteria import criteria_report, image_head_scores
@@ -91,7 +92,8 @@ def write_discovery_session(path: str, loaded, strip: Strip, result, params: dic
     else:
         grid = loaded.adapter.build_inputs(strip.image, "discovery").grids[0]
         regions = panel_regions(grid, strip.n_panels, strip.panel_widths)
-        header = dict(meta=loaded.describe(), image=np.asarray(strip.image), grid=grid, regions=regions)
+        image = np.asarray(strip.image)
+        header = dict(meta=loaded.describe(), image=image, grid=grid, regions=regions, image_name=strip.name)
     writer = SessionWriter(path, **header)
     try:
         writer.write_discovery(result, source="cli", params=params)
@@ -101,13 +103,26 @@ def write_discovery_session(path: str, loaded, strip: Strip, result, params: dic
 
 
 def session_params(args: argparse.Namespace, result) -> dict:
-    """How the discovery stored in a session was made (also by a sharded run's merge)."""
+    """How the discovery stored in a session was made (also by a sharded run's merge): every
+    parameter that changes its result, with the questions asked as they were (one per panel)."""
+    from gaze_explorer.cli.helpers import DEMO_PANEL_HEIGHT
+    from gaze_explorer.inference.discovery import PAPER_PROMPT, panel_prompt
+
+    n_panels = int(result.n_panels)
+    demo = args.comics == "demo"
     return {
         "comics": str(args.comics),
-        "n_panels": int(args.n_panels),
+        "use_raw": bool(getattr(args, "use_raw", False)),
+        "seed": int(getattr(args, "seed", 0)),  # raw-corpus windows
+        "n_panels": n_panels,
+        "panel_height": int(args.panel_height or (DEMO_PANEL_HEIGHT if demo else REAL_PANEL_HEIGHT)),
         "n_strips": int(result.n_strips),
+        "shard": None if getattr(args, "shard", None) is None else str(args.shard),
         "model": str(args.model),
         "dtype": str(getattr(args, "dtype", "")),
+        "input_policy": getattr(args, "input_policy", None),
+        "prompt": PAPER_PROMPT,  # the template; ``prompts``: the questions it made
+        "prompts": [panel_prompt(PAPER_PROMPT, k, n_panels) for k in range(1, n_panels + 1)],
         "criteria": ["gaze", "image", "localization"],
     }
 

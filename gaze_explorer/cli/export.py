@@ -1,7 +1,9 @@
 """``gaze-explorer export``: figures and head lists from a session file, with the app's renderers,
 without a window. The grid, the matrix and the default heads come from one of the session's
 discoveries: ``--discovery KEY``, by default the one the app showed when it saved the session, else
-the newest."""
+the newest. With only ``--session`` every figure is written: the grid, the panel matrix (of the head
+inspected when the session was saved, else the discovery's top gaze head), the shown run's overlay and
+timeline, and its head list."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from gaze_explorer.core.heads import (
     default_control_pool,
     load_head_list,
     parse_head_spec,
+    ranking,
 )
 from gaze_explorer.core.run_label import heads_label
 
@@ -44,19 +47,51 @@ def export_heads(args: argparse.Namespace, reader, discovery: str | None = None)
 
 
 def pick_run(reader, wanted: str | None) -> str | None:
-    """The run id for ``--run`` (a run id, a run name or the label shown in the app; the last run of
-    that name), default the run the app showed when the session was saved, else the last run."""
+    """The run id for ``--run``: a run id, the name the user gave a run, or its current derived label
+    (``RunInfo.label``: the one the app shows, with every switch as it happened); the last run that
+    matches. The name a run was started under (``baseline``, ``steered``) is taken when nothing else
+    matches. Default: the run the app showed when the session was saved, else the last run."""
     runs = reader.runs()
     if wanted is None:
         shown = reader.ui_state().get("shown")
         if shown in [r.run_id for r in runs]:
             return shown
         return runs[-1].run_id if runs else None
-    for info in reversed(runs):
-        if wanted in (info.run_id, info.name, info.display_name):
-            return info.run_id
-    have = ", ".join(f"{r.run_id} ({r.name})" for r in runs) or "none"
+    for names in (
+        lambda info: (info.run_id,),
+        lambda info: (info.user_name.strip(), info.label),
+        lambda info: (info.name,),
+    ):
+        for info in reversed(runs):
+            if wanted.strip() in names(info):
+                return info.run_id
+    have = ", ".join(run_choice(r) for r in runs) or "none"
     raise GazeExplorerError(f"the session has no run {wanted!r} (it has: {have})")
+
+
+def run_choice(info) -> str:
+    """A run as ``--run`` takes it: ``run_001 (top-10 gaze → 4 → 2 (live @7))``, with the user's name
+    first when it was renamed: ``run_001 "mine" (top-10 gaze → 4)``."""
+    named = f' "{info.user_name.strip()}"' if info.user_name.strip() else ""
+    return f"{info.run_id}{named} ({info.label})"
+
+
+def matrix_head(args: argparse.Namespace, reader, discovery: str | None) -> tuple[tuple[int, int], str]:
+    """The head of the panel-matrix figure and why it is that one: ``--layer``/``--head``, else the
+    head that was open in the head inspector when the session was saved, else the top gaze head of
+    the discovery ``discovery``."""
+    if args.layer is not None and args.head is not None:
+        return (args.layer, args.head), "--layer/--head"
+    inspected = reader.inspected_head()
+    if inspected is not None:
+        return inspected, "the head inspected when the session was saved"
+    scores = reader.discovery_array("gaze_scores", discovery)
+    ranked = ranking(np.asarray(scores)) if scores is not None else []
+    if not ranked:
+        raise GazeExplorerError(
+            "the session has no gaze scores to choose the matrix's head: pass --layer and --head"
+        )
+    return (ranked[0]["layer"], ranked[0]["head"]), f"the top gaze head of discovery {discovery}"
 
 
 def pick_discovery(reader, wanted: str | None) -> str | None:
@@ -132,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if step is None:
         ui = reader.ui_state()
         step = int(ui.get("step", 0)) if ui.get("shown") == run_id else 0
-    wanted = ("grid", "overlay", "timeline", "heads") if args.figure == "all" else (args.figure,)
+    wanted = ("grid", "matrix", "overlay", "timeline", "heads") if args.figure == "all" else (args.figure,)
     single = len(wanted) == 1 and out.suffix != ""
     if not single:
         out.mkdir(parents=True, exist_ok=True)
@@ -146,9 +181,14 @@ def run(args: argparse.Namespace) -> int:
                 continue
             written.append(ex.export_grid(reader, target, heads=heads, discovery=key))
         elif what == "matrix":
-            written.append(
-                ex.export_panel_matrix(reader, target, layer=args.layer, head=args.head, discovery=key)
-            )
+            if reader.discovery_array("panel_matrices", key) is None:
+                if args.figure == "all":
+                    print("matrix: skipped, the session holds no panel matrices (no discovery)")
+                    continue
+                raise GazeExplorerError("the session has no panel matrices (run discovery first)")
+            (layer, head), why = matrix_head(args, reader, key)
+            written.append(ex.export_panel_matrix(reader, target, layer=layer, head=head, discovery=key))
+            print(f"matrix: L{layer}H{head}, {why}")
         elif what == "heads":
             chosen = ex.heads_or_top(reader, heads or fallback_heads(reader, run_id, key), discovery=key)
             written.append(ex.write_head_list(target, chosen, None if scores is None else np.asarray(scores)))

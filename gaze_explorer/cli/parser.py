@@ -256,7 +256,7 @@ def build_parsers() -> Parsers:
     x.add_argument(
         "--run",
         default=None,
-        help="run id or name for overlay/timeline (default: the run the app showed, else the last)",
+        help="run id, user name or label for overlay/timeline (default: the run the app showed, else the last)",
     )
     x.add_argument(
         "--step",
@@ -270,8 +270,13 @@ def build_parsers() -> Parsers:
         default=None,
         help="head set (default: the run's own heads; a baseline: top:10 of the session's scores)",
     )
-    x.add_argument("--layer", type=non_negative_int, default=None, help="matrix: the head's layer")
-    x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head")
+    x.add_argument(
+        "--layer",
+        type=non_negative_int,
+        default=None,
+        help="matrix: the head's layer (default: the head inspected when saved, else the top gaze head)",
+    )
+    x.add_argument("--head", type=non_negative_int, default=None, help="matrix: the head (with --layer)")
     x.add_argument(
         "--discovery",
         default=None,
@@ -408,8 +413,8 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
         check_coco(sub, args)
         if args.protocol == "dynamic" and args.n_panels < 2:
             sub.error("dynamic narration needs at least 2 panels")
-    if args.command == "export" and args.figure == "matrix" and (args.layer is None or args.head is None):
-        sub.error("--figure matrix needs --layer and --head")
+    if args.command == "export" and (args.layer is None) != (args.head is None):
+        sub.error("--layer and --head name the matrix's head together: give both, or neither")
     if (
         args.command == "export"
         and args.spans is not None

@@ -344,9 +344,12 @@ def export_overlay(
 ) -> Path:
     """The image the run was made on, with the heads' attention at ``step`` of ``run``."""
     heads = heads_or_top(reader, heads, discovery=discovery)
-    image, grid, regions, _ = reader.image_set(reader.run_info(run).image_key)  # the run's own image
+    info = reader.run_info(run)
+    image, grid, regions, _ = reader.image_set(info.image_key)  # the run's own image
     heat = overlay_heat(reader.step_rows(run, step), grid, heads)
-    title = f"{reader.meta.get('model_id', 'model')} · run {run} · step {step} · {heads.name} ({len(heads)} heads)"
+    model = reader.meta.get("model_id", "model")
+    # the run as the app names it: the user's name, else the label derived from what happened
+    title = f"{model} · {info.display_name} · step {step} · {heads.name} ({len(heads)} heads)"
     return save_figure(overlay_figure(np.asarray(image), grid, heat, regions, title, colormap), out)
 
 
@@ -361,7 +364,7 @@ def export_timeline(
     regions = [r for r in image_regions if r.kind == "panel"] or list(image_regions)
     traj = step_trajectory(lambda s: reader.step_rows(run, s), len(tokens), grid, regions, heads)
     switches = [(s.step, s.source) for s in getattr(info, "switches", [])]
-    title = f"Trajectory · run {run} · {heads.name} ({len(heads)} heads)"
+    title = f"Trajectory · {info.display_name} · {heads.name} ({len(heads)} heads)"
     return save_figure(
         trajectory_figure(traj, title, [f"P{i + 1}" for i in range(len(regions))], tokens, switches), out
     )

@@ -142,7 +142,7 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
     ]
     assert main(["export", "--session", path, "--out", str(tmp_path / "cli")]) == 0
     cli = sorted((tmp_path / "cli").iterdir())
-    assert [p.name for p in cli] == ["grid.png", "heads.json", "overlay.png", "timeline.png"]
+    assert [p.name for p in cli] == ["grid.png", "heads.json", "matrix.png", "overlay.png", "timeline.png"]
     for p in [*written, *cli]:
         if p.suffix == ".json":
             listed = json.loads(p.read_text())
