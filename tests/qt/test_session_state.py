@@ -119,22 +119,24 @@ def test_discovery_in_the_app_is_saved_before_any_run(qtbot, demo_window):
 
 
 def test_prompt_dock_follows_the_selected_run(qtbot, demo_window):
+    """Two baselines (the same name) on different prompts: selecting each run in the list shows
+    its own prompt tokens in the dock, in the list the dock keeps and in the chips it draws."""
+    from gaze_explorer.qt.views.prompt_tokens import fold_repeats
+
     win, c, s = demo_window, demo_window.controller, demo_window.state
-    s.heads.set_kind("all")
-    for plan in (None, "steer"):  # a baseline and a steered run with the same prompt
-        if plan is None:
-            c.generate("what happens", GenerationOptions(max_new_tokens=3))
-        else:
-            win.steering_panel.prompt_edit.setPlainText("what happens")
-            win.steering_panel.max_tokens.setValue(3)
-            qtbot.mouseClick(win.steering_panel.steer_button, QtCore.Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: s.session.runs[-1].status != "running", timeout=60000)
-    base, steered = s.session.runs
-    assert base.prompt_tokens == steered.prompt_tokens and base.name != steered.name
-    win.session_view.select_run(0)
-    assert win.prompt_view.header.text().startswith(base.name + ":")
-    win.session_view.select_run(1)
-    assert win.prompt_view.header.text().startswith(steered.name + ":")
+    for prompt in ("what happens", NARRATION_PROMPT):
+        c.generate(prompt, GenerationOptions(max_new_tokens=3))
+        qtbot.waitUntil(lambda: s.session.runs[-1].status != "running" and not c.busy, timeout=60000)
+    runs = s.session.runs
+    assert runs[0].name == runs[1].name  # the header cannot tell them apart: the tokens must
+    assert "describe" in runs[1].prompt_tokens and "describe" not in runs[0].prompt_tokens
+    for index in (0, 1, 0):
+        win.session_view.select_run(index)
+        tokens = runs[index].prompt_tokens
+        assert s.session.shown == index and win.prompt_view.tokens == tokens
+        # the chips drawn: one per token (the image placeholders folded into one), '\n' is blank
+        chips = [t.replace(" ", "·") for t in fold_repeats(tokens) if t.strip()]
+        assert win.prompt_view.text.toPlainText().split() == chips
 
 
 def test_a_version1_session_opens_with_a_note_of_what_it_lacks(qtbot, tmp_path):
