@@ -549,7 +549,7 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     """A RunData whose rows are read on demand from the session file."""
     run_id = info.run_id
     tokens = list(reader.tokens(run_id))
-    grid, image_name = reader.grid, ""
+    grid, image_name = reader.grid, reader.image_name
     if info.image_key != reader.image_keys()[0]:  # a run on another image of the session
         _, grid, session_regions, image_name = reader.image_set(info.image_key)
     regions = [r for r in session_regions if r.kind == "panel"]
@@ -560,7 +560,7 @@ def run_from_reader(reader, info, session_regions) -> RunData:
     params = dict(info.params)
     params["user_name"] = info.user_name
     params["image"] = info.image_key
-    params["image_name"] = image_name  # "" for the session's first image (the file keeps no name)
+    params["image_name"] = image_name  # "" for a first image of a file that keeps no name
     # what the run's file holds (full, image-keys, heads (N)); older files have no scope: full
     params["capture_scope"] = info.capture_scope.label() if info.capture_scope is not None else "full"
     return RunData(
