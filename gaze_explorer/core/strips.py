@@ -195,32 +195,55 @@ def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float
     """The separators ``(x0, x1)`` inside one flat band starting at column ``a``.
 
     A flat band between two panels holds the separator and, beside it, any flat background of the
-    two panels. Split into runs of one colour, a run is part of a separator when it is white or black
-    (ink) and narrower than a panel, or when it lies between two other runs and is either ink or
-    narrower than a panel (a separator line, or the blended column of an anti-aliased edge).
-    Neighbouring separator runs make one separator. Two touching runs that are both backgrounds
-    meet at a cut of zero width (panels with no gutter). A band of one colour is a gutter as a whole.
+    two panels. The band is split into runs of one colour, each of which is:
+
+    - a gutter: white or black (ink), and narrower than a panel or lying between two non-ink
+      backgrounds (a wide white run at the band's end is a white panel background, not a gutter);
+    - a background: any other run at least ``thin`` wide;
+    - thin: a narrower one (a coloured separator line, or the blended columns of an anti-aliased or
+      JPEG-compressed edge).
+
+    Between two backgrounds the separator spans the gutter runs there, else the thin runs (a line,
+    or nothing: two backgrounds that touch are cut at the colour change). Before the first and after
+    the last background, gutter runs count, and a thin run that steps sharply to the background is
+    a sliver of the other panel's background (cut at the step); other thin runs there are the blur
+    of a panel's content. A band of one colour, or of thin runs only, is a separator as a whole.
     """
     runs = _colour_runs(means, tolerance)
     if len(runs) == 1:
         return [(a, a + len(means))]
     ink_level = 3 * tolerance  # how far from pure white or black a gutter may be
-    separators: list[tuple[int, int]] = []
-    previous_was_separator = True  # the band's first run has no background to its left in the band
-    for k, (i0, i1) in enumerate(runs):
+    thin = max(3.0, min_gap / 4)
+    kinds = []
+    for i0, i1 in runs:
         colour = means[i0:i1].mean(axis=0)
         ink = bool((colour >= 255 - ink_level).all() or (colour <= ink_level).all())
-        narrow = i1 - i0 < min_gap
-        interior = 0 < k < len(runs) - 1
-        is_separator = (ink and narrow) or (interior and (ink or narrow))
-        if is_separator:
-            if separators and previous_was_separator and separators[-1][1] == a + i0:
-                separators[-1] = (separators[-1][0], a + i1)  # one separator of several runs
-            else:
-                separators.append((a + i0, a + i1))
-        elif not previous_was_separator:
-            separators.append((a + i0, a + i0))  # two backgrounds meet: cut at the colour change
-        previous_was_separator = is_separator
+        kinds.append(("wide ink" if i1 - i0 >= min_gap else "gutter") if ink else "background")
+        if kinds[-1] == "background" and i1 - i0 < thin:
+            kinds[-1] = "thin"
+    for k, kind in enumerate(kinds):
+        if kind == "wide ink":  # a gutter only with non-ink backgrounds on both sides
+            between = "background" in kinds[:k] and "background" in kinds[k + 1 :]
+            kinds[k] = "gutter" if between else "background"
+    backgrounds = [k for k, kind in enumerate(kinds) if kind == "background"]
+    if not backgrounds and "gutter" not in kinds:
+        return [(a, a + len(means))]  # thin runs only: a coloured separator, blurred
+    colours = [means[i0:i1].mean(axis=0) for i0, i1 in runs]
+
+    def steps_apart(j: int, k: int) -> bool:  # more than blur between two neighbouring runs
+        return bool(np.abs(colours[j] - colours[k]).max() > ink_level)
+
+    separators = []
+    for left, right in pairwise([-1, *backgrounds, len(runs)]):
+        gutters = [k for k in range(left + 1, right) if kinds[k] == "gutter"]
+        if gutters:
+            separators.append((a + runs[gutters[0]][0], a + runs[gutters[-1]][1]))
+        elif left >= 0 and right < len(runs):  # between two backgrounds: a thin line, or the change
+            separators.append((a + runs[left][1], a + runs[right][0]))
+        elif left == -1 and 0 < right < len(runs) and steps_apart(right - 1, right):
+            separators.append((a + runs[right][0],) * 2)  # a thin sliver of the left panel's background
+        elif right == len(runs) and 0 <= left < right - 1 and steps_apart(left, left + 1):
+            separators.append((a + runs[left][1],) * 2)  # a thin sliver of the right panel's background
     return separators
 
 

@@ -8,6 +8,8 @@ textured-panel cases (white gutters, margins, unequal widths) are in test_strips
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
@@ -113,3 +115,14 @@ def test_a_bordered_gutter_is_one_separator():
     arr[:, 134:136] = 0
     proposal = detect_panel_gutters(Image.fromarray(arr))
     assert proposal.gutters == [(120, 136)] and proposal.boundaries == [128.0]
+
+
+def test_jpeg_compressed_demo_strips_are_cut_within_two_pixels_of_their_edges():
+    """JPEG blurs colour edges into runs of one or two columns beside each gutter and each square:
+    they are blur, not separators, so each strip still gives its five cuts, each at most 2 px off."""
+    for strip in iter_strip_folders(demo_comics_dir()):
+        buffer = io.BytesIO()
+        strip.image.save(buffer, "JPEG", quality=85)
+        proposal = detect_panel_gutters(Image.open(buffer))
+        assert len(proposal.boundaries) == 5, (strip.name, proposal.boundaries)
+        assert np.abs(np.subtract(proposal.boundaries, _edges(strip.panel_widths))).max() <= 2, strip.name
