@@ -5,7 +5,8 @@ show, and write back only through the models' setters; they never call each othe
 imports Qt, torch or h5py, so the models are tested without a display.
 
 Sub-models:
-- :class:`SessionModel` - image, token grid, regions and the runs of the open session.
+- :class:`SessionModel` - image, token grid, regions and the runs of the open session, and which of
+  them are selected (shown, compared).
 - :class:`StepModel` - the current decode step, shared by every view.
 - :class:`HeadSelectionModel` - per-head scores, the custom picks and the active head set.
 - :class:`TargetModel` - the steering target (panel, box or schedule).
@@ -14,6 +15,11 @@ Sub-models:
 - :class:`DiscoveryModel` - the last discovery (scores, panel matrices) and its summary.
 - :class:`InspectorModel` - the head open in the head inspector.
 - ``core.spans.SpanModel`` - the span on screen, the raw / value-weighted switch, the named spans.
+
+:class:`AppState` wires the rules that tie the models together, once: the step range follows the
+shown run (:meth:`AppState._step_follows_shown_run`), and selecting runs (the session browser, or a
+reopened session's saved selection) makes the shown run's own head set the active one
+(:meth:`HeadSelectionModel.use_run_heads`).
 """
 
 from __future__ import annotations
@@ -81,12 +87,19 @@ class RunData:
 
 
 class SessionModel:
-    """The open session: image (``[H, W, 3]`` uint8), token grid, regions and runs."""
+    """The open session: image (``[H, W, 3]`` uint8), token grid, regions and runs.
+
+    ``selected`` lists every selected run in the order it was picked (the comparison draws them
+    all); the last is ``shown``, the one before it ``compare``. :meth:`select_runs` (a user's pick,
+    or a reopened session's saved selection) announces it with ``runs_selected``; :meth:`show_runs`
+    (a new run, a new image) only moves shown / compare, and ``selected`` follows them.
+    """
 
     image_changed = Signal()
     runs_changed = Signal()
     run_updated = Signal(int)  # index of a run that got new tokens or a new status
     shown_runs_changed = Signal()
+    runs_selected = Signal(list)  # select_runs: every selected run's index, in the order picked
 
     def __init__(self) -> None:
         self.path: str | None = None
@@ -98,6 +111,7 @@ class SessionModel:
         self.runs: list[RunData] = []
         self.shown: int | None = None  # index of the run on display
         self.compare: int | None = None  # index of a second run shown under it
+        self.selected: list[int] = []  # every selected run, in the order picked (shown is the last)
 
     def set_image(
         self,
@@ -121,6 +135,7 @@ class SessionModel:
         self.runs = []
         self.shown = None
         self.compare = None
+        self.selected = []
         self.runs_changed.emit()
         self.shown_runs_changed.emit()
 
@@ -137,13 +152,33 @@ class SessionModel:
         self.run_updated.emit(index)
 
     def show_runs(self, shown: int | None, compare: int | None = None) -> None:
+        """Show run ``shown`` (and ``compare`` under it); the selection keeps its other runs while
+        it still holds both, else it becomes these two."""
         for i in (shown, compare):
             if i is not None and not 0 <= i < len(self.runs):
                 raise IndexError(f"no run {i}; the session has {len(self.runs)}")
         if compare == shown:
             compare = None
         self.shown, self.compare = shown, compare
+        pair = [i for i in (compare, shown) if i is not None]
+        if not pair or not set(pair) <= set(self.selected):
+            self.selected = pair
         self.shown_runs_changed.emit()
+
+    def select_runs(self, indices: Sequence[int]) -> None:
+        """Select runs ``indices`` (in the order picked): the last is shown, the one before it
+        compared, all of them listed in ``runs_selected``. An empty selection shows what it showed."""
+        picked: list[int] = []
+        for i in indices:
+            i = int(i)
+            if not 0 <= i < len(self.runs):
+                raise IndexError(f"no run {i}; the session has {len(self.runs)}")
+            if i not in picked:
+                picked.append(i)
+        if picked:
+            self.show_runs(picked[-1], picked[-2] if len(picked) >= 2 else None)
+        self.selected = picked
+        self.runs_selected.emit(list(picked))
 
     @property
     def shown_run(self) -> RunData | None:
@@ -165,7 +200,14 @@ class SessionModel:
 
 
 class StepModel:
-    """The current decode step and how many there are; shared by every view."""
+    """The current decode step and how many there are; shared by every view.
+
+    The range is the shown run's token count (``AppState`` wires it: every change of the shown run
+    sets it, clamping the step into it; a streaming run grows it). The step indexes the shown run:
+    the step label, the token chips, the overlay, the grid and the inspector all show that run's
+    token. A compared run longer than the shown one is drawn whole on the timeline's shared axis,
+    but the step stops at the shown run's last token (there is no shown token past it).
+    """
 
     step_changed = Signal(int)
     range_changed = Signal(int)
@@ -221,6 +263,9 @@ class HeadSelectionModel:
         self.seed = DEFAULT_CONTROL_SEED
         self.pool = DEFAULT_CONTROL_POOL  # the random control's pool (core.heads.ControlPool)
         self.file_set: HeadSet | None = None
+        # where the fixed set came from: "" a head-list file, else the run whose own set it is
+        # ("heads of run 'top-10 gaze → 4'", set by use_run_heads)
+        self.file_source = ""
         self.active = HeadSet("none", ())
         self.problem = ""  # why the active set is empty when it could not be chosen
         self.choice: HeadChoice | None = None  # how the active set was chosen (runs record it)
@@ -301,12 +346,133 @@ class HeadSelectionModel:
             self.pool = str(ControlPool.parse(pool))
         self._recompute()
 
-    def set_file_set(self, heads: HeadSet) -> None:
-        """Use a head list loaded from a file (raises HeadSpecError if out of range)."""
+    def set_file_set(self, heads: HeadSet, source: str = "") -> None:
+        """Use a fixed head list (raises HeadSpecError if out of range): loaded from a file, or
+        (``source``, e.g. "heads of run 'top-10 gaze → 4'") a run's own set."""
         if self.n_layers:
             heads.validate(self.n_layers, self.n_heads)
         self.file_set = heads
+        self.file_source = str(source)
         self.set_kind("file")
+
+    def recorded_kind(self, plan: dict | None) -> dict | None:
+        """The head-set kind and boxes (``set_kind``'s arguments) that give a steered run's own set
+        under the scores on screen: its recorded choice (``plan['choice']``: top-K by a criterion,
+        random control, all heads) when ``core.heads.choose_heads`` gives exactly the run's heads;
+        None when it does not (another discovery, a custom pick, a file) or the plan has no heads."""
+        heads = tuple(sorted((int(ly), int(h)) for ly, h in (plan or {}).get("heads") or ()))
+        choice = (plan or {}).get("choice") or {}
+        spec = str(choice.get("spec") or "")
+        if not heads or not self.n_layers:
+            return None
+        try:
+            parsed = HeadSpec.parse(spec) if spec else None
+        except HeadSpecError:
+            return None
+        if parsed is None or parsed.kind not in ("top", "random", "all"):
+            return None
+        seed = self.seed if choice.get("seed") is None else int(choice["seed"])
+        pool = self.pool if choice.get("pool") is None else str(choice["pool"])
+        try:
+            got = choose_heads(
+                parsed,
+                self.n_layers,
+                self.n_heads,
+                scores=self.scores,
+                seed=seed,
+                pool=pool,
+                attention_layers=self.attention_layers,
+            )
+        except HeadSpecError:  # no scores on screen, another model's, a pool too small
+            return None
+        if got.heads.heads != heads:
+            return None
+        kind = {"top": dict(kind="top", k=parsed.k, criterion=parsed.criterion)}.get(parsed.kind)
+        if parsed.kind == "random":
+            kind = dict(kind="random", k=parsed.k, seed=seed, pool=pool)
+        return kind or dict(kind="all")
+
+    def use_run_heads(self, plan: dict | None, run_name: str = "") -> bool:
+        """Make a steered run's own head set the active one (``plan``: the run's stored steering
+        plan); a baseline (no plan, no heads) keeps the current set. The set is shown as the kind
+        its recorded choice gives (:meth:`recorded_kind`), else as a fixed set named for the run
+        (``file_source``), with the boxes (K, criterion, seed, pool) its choice recorded. A set the
+        model's grid cannot hold (a run of another model) keeps the current one. True if it changed
+        what is active. The one path for a reopened session and a selected run."""
+        if not plan or not plan.get("heads"):
+            return False
+        kind = self.recorded_kind(plan)
+        if kind is not None:
+            self.set_kind(**kind)
+            return True
+        from gaze_explorer.core.run_label import heads_label
+
+        heads = HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
+        if self.n_layers:
+            try:
+                heads.validate(self.n_layers, self.n_heads)
+            except HeadSpecError:
+                return False
+        choice = plan.get("choice") or {}
+        self.file_set = heads
+        self.file_source = f"heads of run '{run_name}'" if run_name else "heads of the shown run"
+        criterion = choice.get("criterion")
+        self.set_kind(
+            "file",
+            k=choice.get("k"),
+            seed=choice.get("seed"),
+            pool=choice.get("pool"),
+            criterion=criterion if criterion in CRITERIA else None,
+        )
+        return True
+
+    def ui_state(self) -> dict:
+        """The head-set control as the saved selection holds it (``ui_json``'s ``heads``): kind, K,
+        criterion, seed, pool, the custom picks, and the fixed set (name, heads, where from)."""
+        state = {
+            "kind": self.kind,
+            "k": int(self.k),
+            "criterion": self.criterion,
+            "seed": int(self.seed),
+            "pool": str(self.pool),
+            "custom": [[int(ly), int(h)] for ly, h in sorted(self.custom)],
+        }
+        if self.file_set is not None:
+            state["file"] = {
+                "name": self.file_set.name,
+                "heads": [[int(ly), int(h)] for ly, h in self.file_set.heads],
+                "source": self.file_source,
+            }
+        return state
+
+    def restore_ui(self, saved: dict) -> None:
+        """Set the head-set control from :meth:`ui_state`'s dict (a saved session). Raises
+        HeadSpecError (or ValueError) for an entry that is not one; nothing is changed then."""
+        if not isinstance(saved, dict):
+            raise HeadSpecError(f"the saved head set should be an object, got {saved!r}")
+        try:
+            kind = str(saved.get("kind", self.kind))
+            criterion = saved.get("criterion")
+            k = None if saved.get("k") is None else int(saved["k"])
+            seed = None if saved.get("seed") is None else int(saved["seed"])
+            pool = None if saved.get("pool") is None else str(ControlPool.parse(saved["pool"]))
+            custom = [(int(ly), int(h)) for ly, h in saved.get("custom") or ()]
+            fixed = saved.get("file")
+            file_set = None
+            if fixed is not None:
+                file_set = HeadSet(str(fixed["name"]), tuple((int(ly), int(h)) for ly, h in fixed["heads"]))
+                if self.n_layers:
+                    file_set.validate(self.n_layers, self.n_heads)
+        except (TypeError, ValueError, KeyError) as err:
+            raise HeadSpecError(f"the saved head set is damaged: {saved!r} ({err})") from err
+        if kind not in HEAD_SET_KINDS or (kind == "file" and file_set is None):
+            raise HeadSpecError(f"the saved head set's kind {kind!r} is not one of {HEAD_SET_KINDS}")
+        if criterion is not None and criterion not in CRITERIA:
+            raise HeadSpecError(f"the saved head set's criterion {criterion!r} is not one of {CRITERIA}")
+        if file_set is not None:
+            self.file_set, self.file_source = file_set, str(fixed.get("source") or "")
+        self.set_custom(custom)
+        self.set_kind(kind, k=k, seed=seed, pool=pool, criterion=criterion)
 
     def _recompute(self) -> None:
         self.active = self._build()
@@ -497,6 +663,22 @@ class AppState:
         self.discovery = DiscoveryModel()
         self.inspector = InspectorModel()
         self.spans = SpanModel()
+        # the rules that tie the models together, wired once (the views only follow the models)
+        self.session.shown_runs_changed.connect(self._step_follows_shown_run)
+        self.session.runs_selected.connect(self._heads_follow_selected_run)
+
+    def _step_follows_shown_run(self) -> None:
+        """The step range is the shown run's token count, the step clamped into it (StepModel)."""
+        run = self.session.shown_run
+        n = 0 if run is None else run.n_steps
+        if n != self.step.n_steps:
+            self.step.set_n_steps(n)
+
+    def _heads_follow_selected_run(self, _indices: list) -> None:
+        """Selecting runs shows the shown run's own head set (a baseline keeps the current set)."""
+        run = self.session.shown_run
+        if run is not None:
+            self.heads.use_run_heads(run.params.get("plan"), run.name)
 
 
 class GridScoreMode:

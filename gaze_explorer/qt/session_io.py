@@ -12,7 +12,6 @@ the reader's LRU cache, so a 1,000-token run costs no more memory than a 10-toke
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import functools
 import threading
@@ -25,7 +24,7 @@ import numpy as np
 
 from gaze_explorer.core.errors import GazeExplorerError, SessionFileError
 from gaze_explorer.core.events import TokenEvent
-from gaze_explorer.core.heads import CRITERIA, default_top_k
+from gaze_explorer.core.heads import default_top_k
 from gaze_explorer.core.options import CaptureSpec
 from gaze_explorer.core.run_spec import RunSpec
 from gaze_explorer.core.state import AppState, RunData
@@ -392,10 +391,13 @@ def open_session(path: str | Path, state: AppState):
     for info in runs:
         session.add_run(run_from_reader(reader, info, regions), show=False)
     ui = reader.ui_state()
+    restore_heads(state, ui.get("heads"))  # the head-set control; a steered shown run's own set wins
     ids = [r.run_id for r in session.runs]
     shown = ids.index(ui["shown"]) if ui.get("shown") in ids else (len(ids) - 1 if ids else None)
     compare = ids.index(ui["compare"]) if ui.get("compare") in ids else None
-    restore_view(state, shown, compare, ui.get("step"))
+    saved = ui.get("selected")
+    selected = [ids.index(i) for i in saved if i in ids] if isinstance(saved, list) else None
+    restore_view(state, shown, compare, ui.get("step"), selected)
     restore_inspected(state, reader)
     state.status.update(
         model=str(model_meta.get("model_id", "session")),
@@ -470,35 +472,49 @@ def run_image(recorder: SessionRecorder, reader, key: str):
     return None
 
 
-def restore_view(state: AppState, shown: int | None, compare: int | None, step: int | None) -> None:
-    """Show runs ``shown`` (and ``compare``) at ``step`` (default: the last), with the shown run's
-    own head set outlined on the grid (a baseline keeps the current set)."""
-    session = state.session
+def restore_view(
+    state: AppState,
+    shown: int | None,
+    compare: int | None,
+    step: int | None,
+    selected: list[int] | None = None,
+) -> None:
+    """Select the runs the session was saved with, as a user's pick would: ``selected`` (every
+    selected run in the order picked, ending with ``shown``; default ``compare``, ``shown``) at
+    ``step`` (default: the last). ``SessionModel.select_runs`` announces it, so the comparison shows
+    the runs and the shown run's own head set is outlined (``AppState``: a baseline keeps the
+    current set), exactly as when the user selects them."""
     if shown is None:
         return
-    session.show_runs(shown, compare)
-    run = session.runs[shown]
-    n = run.n_steps
-    state.step.set_n_steps(n)
+    picked = [int(i) for i in selected or () if i is not None]
+    if not picked or picked[-1] != shown:  # an older file (no "selected"), or one that disagrees
+        picked = [i for i in (compare, shown) if i is not None]
+    state.session.select_runs(picked)
+    n = state.session.runs[shown].n_steps
     state.step.set_step(max(0, min(n - 1, n - 1 if step is None else int(step))))
-    plan = run.params.get("plan") or {}
-    if plan.get("heads"):
-        from gaze_explorer.core.heads import HeadSet
-        from gaze_explorer.core.run_label import heads_label
 
-        heads = HeadSet(heads_label(plan), tuple((int(ly), int(h)) for ly, h in plan["heads"]))
-        with contextlib.suppress(GazeExplorerError):  # a run of another model size: keep the grid's set
-            state.heads.set_file_set(heads)
-            # the boxes say how the run's set was chosen (K, criterion, seed, pool), so a top-K
-            # set drawn from them is the run's own
-            choice = plan.get("choice") or {}
-            state.heads.set_kind(
-                "file",
-                k=choice.get("k"),
-                seed=choice.get("seed"),
-                pool=choice.get("pool"),
-                criterion=choice.get("criterion") if choice.get("criterion") in CRITERIA else None,
-            )
+
+def restore_heads(state: AppState, saved: dict | None) -> None:
+    """Set the head-set control (kind, K, criterion, seed, pool, custom picks, fixed set) from the
+    saved selection's ``heads`` entry (``HeadSelectionModel.ui_state``); none saved (older files)
+    keeps it. A damaged entry is said in the status bar (the session itself opened)."""
+    if saved is None:
+        return
+    try:
+        state.heads.restore_ui(saved)
+    except GazeExplorerError as err:
+        state.status.post(f"{err}; the head set is not restored")
+
+
+def heads_ui(state: AppState) -> dict:
+    """The head-set control as the saved selection holds it (``ui_json``'s ``heads``)."""
+    return state.heads.ui_state()
+
+
+def selected_ui(state: AppState) -> list[str | None]:
+    """Every selected run's id, in the order picked (``ui_json``'s ``selected``)."""
+    session = state.session
+    return [session.runs[i].run_id for i in session.selected if 0 <= i < len(session.runs)]
 
 
 def restore_inspected(state: AppState, reader) -> None:

@@ -11,8 +11,9 @@ Each run's staircase is read on the run's own image (its token grid and panels, 
 ``regions``): runs of a session may be on different images, with different panel counts; then each
 run's title names its image and its panels.
 
-The runs come from the session browser's selection (``set_runs``) or from "Compare conditions"
-(the button asks the main window, which runs the four conditions through the controller).
+The runs come from the session's selection (``SessionModel.runs_selected``: two or more runs picked
+in the session browser, or a reopened session's saved selection) or from "Compare conditions" (the
+button asks the main window, which runs the four conditions through the controller: ``set_runs``).
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ class ComparisonView(QtWidgets.QWidget):
         self._redraw = FrameCoalescer(self.refresh, min_gap_ms=100, parent=self)
         state.session.runs_changed.connect(self._on_runs_changed)
         state.session.run_updated.connect(self._on_run_updated)
+        state.session.runs_selected.connect(self._on_runs_selected)
         state.heads.selection_changed.connect(self._redraw.request)
         self.refresh()
 
@@ -227,6 +229,11 @@ class ComparisonView(QtWidgets.QWidget):
         """Show runs ``indices`` of the session (in this order)."""
         self.indices = [int(i) for i in indices]
         self.refresh()
+
+    def _on_runs_selected(self, indices: list) -> None:
+        """Two or more runs selected (one run shows in the timeline; the comparison keeps its runs)."""
+        if len(indices) >= 2 and list(indices) != self.indices:
+            self.set_runs(indices)
 
     def _on_runs_changed(self) -> None:
         n = len(self.state.session.runs)

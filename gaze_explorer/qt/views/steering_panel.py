@@ -20,6 +20,8 @@ from gaze_explorer.core.steering import DEFAULT_STRENGTH, SteeringMode, Steering
 from gaze_explorer.qt.widgets.signals import signals_blocked
 
 DEFAULT_PROMPT = "What is happening in this panel of the comic strip?"
+FILE_SET_TEXT = "from file"  # the fixed-set radio for a loaded head list
+RUN_SET_TEXT = "run's own heads"  # the same radio for a shown run's own set (HeadSelectionModel.file_source)
 
 # The protocol each target kind runs (issue 17): one panel is static steering, a drawn box is region
 # steering, a schedule is dynamic narration. DEFAULT_BIAS_ON says when each one's bias applies.
@@ -96,7 +98,7 @@ class SteeringPanel(QtWidgets.QWidget):
                 ("random", "random control"),
                 ("all", "all heads"),
                 ("custom", "custom picks"),
-                ("file", "from file"),
+                ("file", FILE_SET_TEXT),
             )
         ):
             b = QtWidgets.QRadioButton(label)
@@ -287,9 +289,15 @@ class SteeringPanel(QtWidgets.QWidget):
             self.seed_spin.setValue(heads.seed)
             self.criterion_combo.setCurrentText(heads.criterion)
         self.pool_label.setText(self._pool_text())
+        # a fixed set is a loaded file's, or a shown run's own (use_run_heads: its recorded choice
+        # does not give it under the discovery on screen); the radio says which
+        source = heads.file_source
+        self.head_buttons["file"].setText(RUN_SET_TEXT if source else FILE_SET_TEXT)
+        self.head_buttons["file"].setToolTip(source or "a head list loaded from a JSON or CSV file (Load list…)")
         shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
         more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
-        self.heads_label.setText(f"{heads.active.name}: {len(heads.active)} head(s) {shown}{more}")
+        name = f"{source}, {heads.active.name}" if heads.kind == "file" and source else heads.active.name
+        self.heads_label.setText(f"{name}: {len(heads.active)} head(s) {shown}{more}")
 
     def _pool_text(self) -> str:
         """Where the random control draws from: its pool and size, or why it cannot be drawn."""
