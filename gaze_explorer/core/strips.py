@@ -214,9 +214,9 @@ def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float
         return [(a, a + len(means))]
     ink_level = 3 * tolerance  # how far from pure white or black a gutter may be
     thin = max(3.0, min_gap / 4)
+    colours = [means[i0:i1].mean(axis=0) for i0, i1 in runs]
     kinds = []
-    for i0, i1 in runs:
-        colour = means[i0:i1].mean(axis=0)
+    for (i0, i1), colour in zip(runs, colours, strict=True):
         ink = bool((colour >= 255 - ink_level).all() or (colour <= ink_level).all())
         kinds.append(("wide ink" if i1 - i0 >= min_gap else "gutter") if ink else "background")
         if kinds[-1] == "background" and i1 - i0 < thin:
@@ -228,7 +228,6 @@ def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float
     backgrounds = [k for k, kind in enumerate(kinds) if kind == "background"]
     if not backgrounds and "gutter" not in kinds:
         return [(a, a + len(means))]  # thin runs only: a coloured separator, blurred
-    colours = [means[i0:i1].mean(axis=0) for i0, i1 in runs]
 
     def steps_apart(j: int, k: int) -> bool:  # more than blur between two neighbouring runs
         return bool(np.abs(colours[j] - colours[k]).max() > ink_level)
