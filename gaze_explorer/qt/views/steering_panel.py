@@ -293,7 +293,9 @@ class SteeringPanel(QtWidgets.QWidget):
         # does not give it under the discovery on screen); the radio says which
         source = heads.file_source
         self.head_buttons["file"].setText(RUN_SET_TEXT if source else FILE_SET_TEXT)
-        self.head_buttons["file"].setToolTip(source or "a head list loaded from a JSON or CSV file (Load list…)")
+        self.head_buttons["file"].setToolTip(
+            source or "a head list loaded from a JSON or CSV file (Load list…)"
+        )
         shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
         more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
         name = f"{source}, {heads.active.name}" if heads.kind == "file" and source else heads.active.name
