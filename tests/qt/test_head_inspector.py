@@ -114,8 +114,11 @@ def test_discovery_summary_shows_the_agreement_between_criteria(qtbot, state):
     table = state.discovery.agreement()
     assert table and "Agreement between criteria" in view.summary_label.text()
     first = table[0]
-    row = "".join(f"<td>{p['overlap']} ({p['chance_overlap']:.1f})</td>" for p in first["pairs"])
-    assert f"<tr><td>{first['k_used']}</td>{row}<td>{first['common']}</td></tr>" in view.summary_label.text()
+    row = "".join(
+        f"<td>{p['overlap']} ({p['chance_overlap']:.1f}) J {p['jaccard']:.2f}</td>" for p in first["pairs"]
+    )
+    common = f"{first['common']} ({first['chance_common']:.1f})"
+    assert f"<tr><td>{first['k_used']}</td>{row}<td>{common}</td></tr>" in view.summary_label.text()
     assert "<th>gaze∩img</th><th>gaze∩loc</th><th>img∩loc</th>" in view.summary_label.text()
 
 

@@ -191,10 +191,15 @@ class DiscoveryView(QtWidgets.QWidget):
             )
             rows = [f"<tr><th>K</th>{head}<th>all</th></tr>"]
             for row in agreement:
-                cells = "".join(f"<td>{p['overlap']} ({p['chance_overlap']:.1f})</td>" for p in row["pairs"])
-                rows.append(f"<tr><td>{row['k_used']}</td>{cells}<td>{row['common']}</td></tr>")
+                cells = "".join(
+                    f"<td>{p['overlap']} ({p['chance_overlap']:.1f}) J {p['jaccard']:.2f}</td>"
+                    for p in row["pairs"]
+                )
+                common = f"{row['common']} ({row['chance_common']:.1f})"
+                rows.append(f"<tr><td>{row['k_used']}</td>{cells}<td>{common}</td></tr>")
             lines.append(
-                "<b>Agreement between criteria</b>: top-K overlap (chance in brackets)"
+                "<b>Agreement between criteria</b>: top-K overlap (chance in brackets) and Jaccard J; "
+                "the heads common to all"
                 f"<table cellspacing=6 cellpadding=0>{''.join(rows)}</table>"
             )
         lines.append(f"Histogram of gaze scores; where the top-{k} sit by layer:")
