@@ -15,7 +15,13 @@ import numpy as np
 
 from gaze_explorer.cli.args import REAL_PANEL_HEIGHT
 from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
-from gaze_explorer.cli.helpers import DiscoveryInterrupted, load, load_strips, run_discovery
+from gaze_explorer.cli.helpers import (
+    DiscoveryInterrupted,
+    discovery_input_params,
+    load,
+    load_strips,
+    run_discovery,
+)
 from gaze_explorer.core.criteria import criteria_report, image_head_scores
 from gaze_explorer.core.errors import DatasetError
 from gaze_explorer.core.heads import ranking
@@ -37,6 +43,7 @@ def write_discovery(out: Path, result, model_name: str, partial: bool = False) -
         "n_strips": int(result.n_strips),
         "n_panels": int(result.n_panels),
         "partial": partial,
+        **discovery_input_params(result),  # input_policy, image_coverage (min over the strips)
     }
     report = None
     if getattr(result, "image_mass", None) is not None and getattr(result, "image_maps", None) is not None:
@@ -124,6 +131,7 @@ def session_params(args: argparse.Namespace, result) -> dict:
         "prompt": PAPER_PROMPT,  # the template; ``prompts``: the questions it made
         "prompts": [panel_prompt(PAPER_PROMPT, k, n_panels) for k in range(1, n_panels + 1)],
         "criteria": ["gaze", "image", "localization"],
+        **discovery_input_params(result),  # the policy the model used (not only the flag), coverage
     }
 
 

@@ -39,6 +39,7 @@ def write_discovery_partial(
 ) -> Path:
     """Run discovery's per-strip passes on ``strips`` (indices ``indices`` of ``total``) and write
     the partial result atomically (a killed shard leaves no file)."""
+    from gaze_explorer.cli.helpers import discovery_inputs
     from gaze_explorer.core.criteria import MapAverage
     from gaze_explorer.inference.discovery import PAPER_PROMPT, strip_attention
 
@@ -58,6 +59,8 @@ def write_discovery_partial(
         "image_mass": np.stack(masses),  # [strip, layer, head]
         "n_total": np.asarray(total),
         "n_panels": np.asarray(n_panels.pop()),
+        # input_policy, image_coverage: merged as one run records them (one policy, the min coverage)
+        **{key: np.asarray(value) for key, value in discovery_inputs(loaded, strips).items()},
     }
     for (rows, cols), total_map in maps.sums().items():
         arrays[f"maps_sum_{rows}x{cols}"] = total_map  # [layer, head, rows, cols], float64 sum
@@ -84,21 +87,26 @@ def merge_discovery(paths: list[Path]):
 
     by_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     maps = MapAverage()
-    totals, panels = set(), set()
+    totals, panels, policies, coverages = set(), set(), set(), []
     for path in paths:
         with np.load(path) as z:
             if str(z.get("format", "")) != FORMAT:
                 raise GazeExplorerError(f"{path} is not a discovery partial result")
             totals.add(int(z["n_total"]))
             panels.add(int(z["n_panels"]))
+            if "input_policy" in z.files:  # partials written before issue 19 lack it
+                policies.add(str(z["input_policy"]))
+                coverages.append(float(z["image_coverage"]))
             for k, i in enumerate(z["strip_indices"]):
                 by_index[int(i)] = (z["matrices"][k], z["image_mass"][k])
             for name in z.files:
                 if name.startswith("maps_sum_"):
                     shape = name[len("maps_sum_") :]
                     maps.add_sum(z[name], int(z[f"maps_count_{shape}"]))
-    if len(totals) != 1 or len(panels) != 1:
-        raise GazeExplorerError("the partial results come from different runs (strip or panel counts differ)")
+    if len(totals) != 1 or len(panels) != 1 or len(policies) > 1:
+        raise GazeExplorerError(
+            "the partial results come from different runs (strip or panel counts or input policies differ)"
+        )
     total = totals.pop()
     missing = sorted(set(range(total)) - set(by_index))
     if missing:
@@ -121,6 +129,8 @@ def merge_discovery(paths: list[Path]):
         cancelled=False,
         image_mass=(mass_sum / total).astype(np.float32),
         image_maps=maps.mean().astype(np.float32),
+        input_policy=policies.pop() if policies else None,
+        image_coverage=min(coverages) if coverages else None,
     )
 
 

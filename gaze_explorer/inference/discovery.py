@@ -92,6 +92,10 @@ class DiscoveryResult:
     cancelled: bool = False
     image_mass: np.ndarray | None = None  # [layer, head] attention on all image tokens, mean over questions
     image_maps: np.ndarray | None = None  # [layer, head, rows, cols] attention over the token grid, mean
+    # how the strips reached the model (filled by the CLI's run_discovery): the adapter's input
+    # policy and the smallest fraction of a strip that reached the language model (1 = all of it)
+    input_policy: str | None = None
+    image_coverage: float | None = None
 
 
 @dataclass
