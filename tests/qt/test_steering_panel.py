@@ -86,3 +86,26 @@ def test_target_controls_and_buttons(qtbot, state):
     panel.rep_penalty.setValue(1.3)
     opts = panel.generation_options()
     assert opts.max_new_tokens == 7 and abs(opts.repetition_penalty - 1.3) < 1e-9
+
+
+def test_the_control_pool_is_chosen_in_the_panel(qtbot, state):
+    """The random control's pool is picked (or typed, percentile:P) in the panel; a bad one is said
+    and changes nothing; a pool set on the model shows in the box."""
+    panel = _panel(qtbot, state)
+    panel.k_spin.setValue(3)
+    qtbot.mouseClick(panel.head_buttons["random"], QtCore.Qt.MouseButton.LeftButton)
+    assert state.heads.pool == "band" and len(state.heads.active) == 0  # the band holds 1 head
+    panel.pool_combo.setCurrentText("all-non-gaze")
+    panel.pool_combo.activated.emit(panel.pool_combo.currentIndex())
+    assert state.heads.pool == "all-non-gaze" and len(state.heads.active) == 3
+    assert "all-non-gaze" in panel.pool_label.text()
+    edit = panel.pool_combo.lineEdit()
+    edit.setText("percentile:250")
+    edit.editingFinished.emit()
+    assert state.heads.pool == "all-non-gaze" and "from 0 to 100" in panel.pool_label.text()
+    assert panel.pool_combo.currentText() == "all-non-gaze"
+    edit.setText("percentile:50")
+    edit.editingFinished.emit()
+    assert state.heads.pool == "percentile:50" and len(state.heads.active) == 3
+    state.heads.set_kind("random", pool="band")
+    assert panel.pool_combo.currentText() == "band"

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gaze_explorer.core.errors import GazeExplorerError
-from gaze_explorer.core.heads import CRITERIA, load_head_list
+from gaze_explorer.core.errors import GazeExplorerError, HeadSpecError
+from gaze_explorer.core.heads import (
+    AUTHORS_CONTROL_POOL,
+    CRITERIA,
+    DEFAULT_CONTROL_POOL,
+    ControlPool,
+    load_head_list,
+)
 from gaze_explorer.core.options import GenerationOptions
 from gaze_explorer.core.protocol_choices import DEFAULT_BIAS_ON
 from gaze_explorer.core.state import AppState
@@ -20,6 +26,12 @@ from gaze_explorer.core.steering import DEFAULT_STRENGTH, SteeringMode, Steering
 from gaze_explorer.qt.widgets.signals import signals_blocked
 
 DEFAULT_PROMPT = "What is happening in this panel of the comic strip?"
+POOL_CHOICES = (DEFAULT_CONTROL_POOL, AUTHORS_CONTROL_POOL, "all-non-gaze")  # ControlPool's kinds
+POOL_TIP = (
+    "where the random control draws its K heads from, never the top-K gaze heads: band = the layers "
+    "the top-K gaze heads occupy (the paper's headline control); percentile:P = heads scoring at or "
+    "below the P-th percentile (the authors' code: percentile:5); all-non-gaze = every other head"
+)
 FILE_SET_TEXT = "from file"  # the fixed-set radio for a loaded head list
 RUN_SET_TEXT = "run's own heads"  # the same radio for a shown run's own set (HeadSelectionModel.file_source)
 
@@ -87,7 +99,13 @@ class SteeringPanel(QtWidgets.QWidget):
         self.criterion_combo.addItems(list(CRITERIA))
         self.criterion_combo.setCurrentText(state.heads.criterion)
         self.criterion_combo.setToolTip("top-K ranks the heads by this criterion's discovery scores")
-        # where the random control draws from, and how many heads that pool holds (issue 16)
+        # where the random control draws from (issue 17: band, the paper's headline; percentile:5,
+        # the authors' code; all-non-gaze), and how many heads that pool holds (issue 16)
+        self.pool_combo = QtWidgets.QComboBox()
+        self.pool_combo.setEditable(True)  # percentile:P for any P
+        self.pool_combo.addItems(list(POOL_CHOICES))
+        self.pool_combo.setCurrentText(state.heads.pool)
+        self.pool_combo.setToolTip(POOL_TIP)
         self.pool_label = QtWidgets.QLabel("")
         self.pool_label.setWordWrap(True)
         self.head_group = QtWidgets.QButtonGroup(self)
@@ -111,7 +129,8 @@ class SteeringPanel(QtWidgets.QWidget):
         heads_box.addWidget(self.k_spin, 3, 0)
         heads_box.addWidget(self.seed_spin, 3, 1)
         heads_box.addWidget(self.criterion_combo, 4, 0)
-        heads_box.addWidget(self.pool_label, 4, 1)
+        heads_box.addWidget(self.pool_combo, 4, 1)
+        heads_box.addWidget(self.pool_label, 5, 0, 1, 2)
         heads_box.setColumnStretch(2, 1)  # the radio buttons as wide as their text (their click area)
         form.addRow("heads", heads_box)
         self.heads_label = QtWidgets.QLabel("")
@@ -121,6 +140,8 @@ class SteeringPanel(QtWidgets.QWidget):
         self.k_spin.valueChanged.connect(self._head_kind_from_ui)
         self.seed_spin.valueChanged.connect(self._head_kind_from_ui)
         self.criterion_combo.currentTextChanged.connect(self._head_kind_from_ui)
+        self.pool_combo.activated.connect(self._pool_from_ui)
+        self.pool_combo.lineEdit().editingFinished.connect(self._pool_from_ui)
         self.load_heads_button.clicked.connect(self._load_heads_dialog)
 
         # mode, strength
@@ -226,6 +247,22 @@ class SteeringPanel(QtWidgets.QWidget):
         self._show_target()
 
     # ---- view -> model -----------------------------------------------------------------------
+    def _pool_from_ui(self, *_: object) -> None:
+        """The control pool typed or picked: checked by ``ControlPool.parse``; a bad one is said in
+        the label and the box goes back to the pool in use."""
+        heads = self.state.heads
+        text = self.pool_combo.currentText().strip()
+        if text == heads.pool:
+            return
+        try:
+            pool = str(ControlPool.parse(text))
+        except HeadSpecError as err:
+            self.pool_label.setText(str(err))
+            with signals_blocked(self.pool_combo):
+                self.pool_combo.setCurrentText(heads.pool)
+            return
+        heads.set_kind(heads.kind, pool=pool)
+
     def _head_kind_from_ui(self, *_: object) -> None:
         kind = next((k for k, b in self.head_buttons.items() if b.isChecked()), "top")
         if kind == "file" and self.state.heads.file_set is None:
@@ -283,11 +320,14 @@ class SteeringPanel(QtWidgets.QWidget):
         heads = self.state.heads
         # the group blocked too: checking one button unchecks another, and the group's signal would
         # otherwise write the boxes' old K and seed back into the model
-        with signals_blocked(self.head_group, self.k_spin, self.seed_spin, self.criterion_combo):
+        with signals_blocked(
+            self.head_group, self.k_spin, self.seed_spin, self.criterion_combo, self.pool_combo
+        ):
             self.head_buttons[heads.kind].setChecked(True)
             self.k_spin.setValue(heads.k)
             self.seed_spin.setValue(heads.seed)
             self.criterion_combo.setCurrentText(heads.criterion)
+            self.pool_combo.setCurrentText(heads.pool)
         self.pool_label.setText(self._pool_text())
         # a fixed set is a loaded file's, or a shown run's own (use_run_heads: its recorded choice
         # does not give it under the discovery on screen); the radio says which
