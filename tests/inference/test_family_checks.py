@@ -84,6 +84,7 @@ GREEDY_MATCHES_GENERATE = [
     ("glm4v_moe", 336, 56),
     ("glm46v", 336, 56),
     ("idefics3", 336, 56),
+    ("smolvlm", 336, 56),
     ("internvl", 336, 56),
     ("llava", 336, 56),
     ("llava_next", 300, 60),
@@ -107,6 +108,7 @@ GENERATE_STREAM_STEERS = [
     ("glm4v_moe", 336, 56, {}),
     ("glm46v", 336, 56, {}),
     ("idefics3", 300, 60, {}),
+    ("smolvlm", 300, 60, {}),
     ("internvl", 336, 56, {}),
     ("llava", 336, 56, {}),
     ("llava_next", 300, 60, {}),
@@ -119,6 +121,7 @@ GENERATE_STREAM_STEERS = [
     ("qwen2_5_vl", 336, 60, {}),
     ("qwen3_5", 384, 64, LAST_LAYER),
     ("qwen3_5_moe", 384, 64, LAST_LAYER),
+    ("qwen3_vl", 384, 64, {}),
     ("qwen3_vl_moe", 384, 64, LAST_LAYER),
 ]
 DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
@@ -129,6 +132,7 @@ DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
     ("glm4v_moe", 336, 56),
     ("glm46v", 336, 56),
     ("idefics3", 336, 56),
+    ("smolvlm", 336, 56),
     ("internvl", 336, 56),
     ("llava", 336, 56),
     ("llava_next", 300, 60),
@@ -141,6 +145,7 @@ DISCOVERY_BATCHED_EQUALS_UNBATCHED = [
     ("qwen2_5_vl", 336, 56),
     ("qwen3_5", 384, 64),
     ("qwen3_5_moe", 384, 64),
+    ("qwen3_vl", 384, 64),
     ("qwen3_vl_moe", 384, 64),
 ]
 # legacy: the chat template kept only in the processor's chat_template.json (older llava-hf and

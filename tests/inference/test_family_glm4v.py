@@ -103,6 +103,14 @@ def tiny_glm(family: str = "glm4v"):
     return model, adapter_cls.from_parts(config, tok, small_qwen_processor(adapter_cls))
 
 
+def tiny_glm4v_moe():
+    return tiny_glm("glm4v_moe")
+
+
+def tiny_glm46v():
+    return tiny_glm("glm46v")
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def glm(request):
     return tiny_glm(request.param)

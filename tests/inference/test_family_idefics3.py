@@ -79,6 +79,10 @@ def tiny_idefics3(family: str = "idefics3"):
     return model_cls(config).eval(), adapter_cls.from_parts(config, tok)
 
 
+def tiny_smolvlm():
+    return tiny_idefics3("smolvlm")
+
+
 @pytest.fixture(scope="module")
 def idefics3():
     return tiny_idefics3()

@@ -40,6 +40,7 @@ FAMILIES = {
     "llava_onevision": ("test_family_llava", "tiny_llava_onevision"),
     "gemma3": ("test_family_gemma3", "tiny_gemma3"),
     "idefics3": ("test_family_idefics3", "tiny_idefics3"),
+    "smolvlm": ("test_family_idefics3", "tiny_smolvlm"),
     "qwen3_5": ("test_family_qwen3_5", "tiny_qwen3_5"),
     "qwen3_5_moe": ("test_family_qwen3_5", "tiny_qwen3_5_moe"),  # Qwen3.5-MoE / Qwen3.6
     "qwen3_vl_moe": ("test_family_qwen3_5", "tiny_qwen3_vl_moe"),
@@ -47,7 +48,9 @@ FAMILIES = {
     "paligemma": ("test_family_paligemma", "tiny_paligemma"),
     "aya_vision": ("test_family_aya_vision", "tiny_aya_vision"),  # native tiles + global tile
     "internvl": ("test_family_internvl", "tiny_internvl"),  # squash (default); native tiles in its own test
-    "glm4v": ("test_family_glm4v", "tiny_glm"),  # GLM-4.5V / 4.6V share the tower and processor
+    "glm4v": ("test_family_glm4v", "tiny_glm"),
+    "glm4v_moe": ("test_family_glm4v", "tiny_glm4v_moe"),  # GLM-4.5V: 4.1V's tower and processor
+    "glm46v": ("test_family_glm4v", "tiny_glm46v"),  # its own class and Glm46VImageProcessorPil
     "mistral3": ("test_family_mistral3", "tiny_mistral3"),
     "pixtral": ("test_family_mistral3", "tiny_pixtral"),  # llava + Pixtral tower, no merge
     "ovis2": ("test_family_ovis2", "tiny_ovis2"),  # squash (default); native tiles in its own test
