@@ -52,6 +52,28 @@ def test_a_failed_model_load_mid_run_leaves_the_status_generating(qtbot, demo_wi
     assert "ready" in win.status_label.text() and "generating" not in win.status_label.text()
 
 
+def test_a_model_loaded_mid_run_takes_over_when_the_run_ends(qtbot, demo_window):
+    """The run keeps the model it started with and the screen keeps its grid while it streams; the
+    new model is used once the run has ended."""
+    win, c, s = demo_window, demo_window.controller, demo_window.state
+    before = c.loaded
+    worker = c.generate("what happens", GenerationOptions(max_new_tokens=300, ignore_eos=True))
+    run = s.session.runs[-1]
+    release = hold_at(worker, 3)
+    try:
+        qtbot.waitUntil(lambda: run.n_steps >= 3, timeout=60000)
+        c.load_model("demo")
+        qtbot.waitUntil(lambda: not any(w.name == "load-model" for w in c.workers), timeout=60000)
+        assert c.loaded is before and run.status == "running"  # not swapped under the run
+        assert any("takes over when the current run ends" in m for m, _err in win.messages), win.messages
+    finally:
+        release.set()
+    c.stop()
+    qtbot.waitUntil(lambda: run.status != "running" and not c.busy, timeout=60000)
+    qtbot.waitUntil(lambda: c.loaded is not before, timeout=10000)
+    assert "ready" in win.status_label.text()
+
+
 def test_the_status_bar_names_the_run_by_its_label_after_a_live_switch(qtbot, demo_window):
     win, s = demo_window, demo_window.state
     s.heads.set_kind("all")

@@ -54,6 +54,10 @@ class SessionControl(QtCore.QObject):
         self._reader = None  # the reopened session's reader (its other images are read from it)
         self._saved_view: dict | None = None  # the selection as the session file last held it
         state.session.shown_runs_changed.connect(self._follow_run_image)
+        # a model loaded while a run or discovery goes on waits for it to end: swapping the grid's
+        # shape, K and the image's grid under a streaming run would mix two models on screen
+        self._pending_model = None
+        state.status.busy_changed.connect(self._take_pending_model)
 
     # ---- model ---------------------------------------------------------------------------------
     def load_model(
@@ -100,13 +104,28 @@ class SessionControl(QtCore.QObject):
 
         worker = Worker("load-model", stream, classify=lambda _item: "finished")
         worker.finished.connect(ended)
-        worker.finished.connect(self.use_model)
+        worker.finished.connect(self._use_when_idle)
         worker.errored.connect(ended)
         worker.errored.connect(lambda *_: self._on_model_failed(spec))
         self.pool.start(worker, activity=lambda: f"loading {spec}…" if loading[0] else None)
         # a run streaming meanwhile is still said first ("generating '…' · loading …")
         self.state.status.update(activity=self.ready_text())
         return worker
+
+    def _use_when_idle(self, loaded: object) -> None:
+        """Use a freshly loaded model now, or, while a run or discovery goes on (it keeps the model
+        it started with), once it has ended."""
+        if not self.state.status.busy:
+            self.use_model(loaded)
+            return
+        self._pending_model = loaded
+        name = getattr(loaded, "model_id", "the model")
+        self.state.status.post(f"{name} is loaded; it takes over when the current run ends")
+
+    def _take_pending_model(self, busy: bool) -> None:
+        if not busy and self._pending_model is not None:
+            loaded, self._pending_model = self._pending_model, None
+            self.use_model(loaded)
 
     def _on_model_failed(self, spec: str) -> None:
         """A failed load leaves the model that was loaded (if any) in place: say which, and what
