@@ -159,6 +159,7 @@ def test_a_version1_session_opens_with_a_note_of_what_it_lacks(qtbot, tmp_path):
     assert len(s.heads.active.heads) == 10  # the scheduled run's own heads, outlined
     notes = [m for m, err in win.messages if "older gaze-explorer" in m]
     assert notes and "discovery parameters" in notes[0] and "run names" in notes[0]
+    assert "(session schema 1)" in notes[0]
     win.controller.shutdown()
     with SessionReader(path) as r:  # only looking at it does not write to it
         assert r.schema_version == 1

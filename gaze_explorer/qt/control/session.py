@@ -282,9 +282,12 @@ class SessionControl(QtCore.QObject):
         self._saved_view = self._view()
         missing = reader.missing()
         if missing:
+            # a version-1 file says its schema; an upgraded or early version-2 file has the current
+            # schema but still lacks what was never recorded in it
+            schema = f" (session schema {reader.schema_version})" if reader.schema_version < 2 else ""
             self.state.status.post(
-                f"{Path(path).name} was saved by an older gaze-explorer (session schema "
-                f"{reader.schema_version}); it does not hold: " + "; ".join(missing)
+                f"{Path(path).name} was written by an older gaze-explorer{schema}; it does not hold: "
+                + "; ".join(missing)
             )
         return reader
 
