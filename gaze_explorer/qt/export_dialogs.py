@@ -2,7 +2,7 @@
 
 The dialogs propose a file name from the figure and the run, take the extension from the chosen
 filter when the name has none, remember the last folder (QSettings), and confirm in the status bar.
-The panel-matrix export asks which head, the best-scoring one first.
+The panel-matrix export asks which head, the inspected one (else the best-scoring one) first.
 """
 
 from __future__ import annotations
@@ -71,7 +71,11 @@ def current_figure(window, kind: str, head: tuple[int, int] | None = None):
 
 
 def default_matrix_head(window) -> tuple[int, int]:
-    """The head a panel-matrix export shows unless told: the best-scoring one."""
+    """The head a panel-matrix export shows unless told: the one open in the head inspector, else
+    the best-scoring one (as ``gaze-explorer export`` defaults it)."""
+    inspected = window.state.inspector.head
+    if inspected is not None:
+        return int(inspected[0]), int(inspected[1])
     best = window.state.discovery.best_head()
     if best is None:
         raise GazeExplorerError("no gaze scores yet: run discovery first")
@@ -160,18 +164,21 @@ def save_path(window, title: str, what: str, filters: str) -> str | None:
 
 
 def ask_matrix_head(window) -> tuple[int, int] | None:
-    """Which head's panel matrix to export: the ranked heads, best first (the default)."""
+    """Which head's panel matrix to export: the ranked heads, best first; the one proposed is
+    :func:`default_matrix_head` (the inspected head, else the best)."""
     ranked = window.state.discovery.ranked()
     if not ranked:
         raise GazeExplorerError("no panel matrices yet: run discovery first")
     items = [f"L{r['layer']}H{r['head']}  (gaze score {r['score']:.3f})" for r in ranked]
     inspected = window.state.inspector.head
+    proposed = default_matrix_head(window)
+    current = next((i for i, r in enumerate(ranked) if (r["layer"], r["head"]) == proposed), 0)
     item, ok = QtWidgets.QInputDialog.getItem(
         window,
         "Export panel matrix",
         "Head (best first" + (f"; inspecting L{inspected[0]}H{inspected[1]}" if inspected else "") + "):",
         items,
-        0,
+        current,
         False,
     )
     if not ok:

@@ -123,7 +123,8 @@ def test_discovery_summary_shows_the_agreement_between_criteria(qtbot, state):
 
 
 def test_panel_matrix_export_defaults_to_the_best_head(qtbot, state, tmp_path, monkeypatch):
-    """The export asks which head, offering the best-scoring one first (was: the first active head)."""
+    """The export asks which head, offering the best-scoring one first (was: the first active head),
+    or the head open in the inspector."""
     from gaze_explorer.qt import export_dialogs
     from gaze_explorer.qt.main_window import MainWindow
 
@@ -146,6 +147,12 @@ def test_panel_matrix_export_defaults_to_the_best_head(qtbot, state, tmp_path, m
     assert export_dialogs.ask_matrix_head(win) == (2, 0)
     assert asked["current"] == 0 and asked["items"][0].startswith("L2H0") and "0.900" in asked["items"][0]
     assert len(asked["items"]) == state.heads.n_layers * state.heads.n_heads
+    # a head open in the inspector is what the export proposes (as `gaze-explorer export` does)
+    state.inspector.set_head((0, 1))
+    assert export_dialogs.default_matrix_head(win) == (0, 1)
+    assert export_dialogs.ask_matrix_head(win) == (0, 1) and asked["items"][asked["current"]].startswith(
+        "L0H1"
+    )
 
 
 def test_export_file_names_and_suffixes(qtbot, state):
