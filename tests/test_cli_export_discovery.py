@@ -60,3 +60,22 @@ def test_export_refuses_a_discovery_the_session_does_not_hold(tmp_path, capsys):
     assert main(["export", "--session", str(path), "--figure", "heads", "--discovery", "disc_009"]) == 1
     err = capsys.readouterr().err
     assert "no discovery 'disc_009'" in err and "disc_000 · folder · 5 strips" in err
+
+
+@pytest.mark.parametrize("criterion", ["image", "localization"])
+def test_export_heads_by_another_criterion_ranks_by_the_stored_image_attention(tmp_path, criterion):
+    """``--heads image:K`` / ``localization:K`` rank by the discovery's stored image mass and maps
+    (core.criteria), as the app and ``generate`` do; a gaze-only ranking would differ."""
+    from gaze_explorer.core.criteria import criterion_scores
+
+    path = write_session(tmp_path / "s.h5", (OLD, NEW), second_image=False)
+    got = [(r["layer"], r["head"]) for r in _head_list(path, "--heads", f"{criterion}:5")]
+    with SessionReader(path) as r:
+        grids = criterion_scores(
+            np.asarray(r.discovery_array("gaze_scores")),
+            np.asarray(r.discovery_array("image_mass")),
+            np.asarray(r.discovery_array("image_maps")),
+        )
+    want = choose_heads(f"{criterion}:5", *grids["gaze"].shape, scores=grids).heads.heads
+    assert sorted(got) == sorted(want) and len(got) == 5
+    assert sorted(got) != sorted(choose_heads("gaze:5", *grids["gaze"].shape, scores=grids).heads.heads)

@@ -35,6 +35,20 @@ def export_heads(args: argparse.Namespace, reader, discovery: str | None = None)
     scores = reader.discovery_array("gaze_scores", discovery)
     if spec.kind in ("top", "random") and scores is None:
         raise HeadSpecError(f"--heads {args.heads} needs gaze scores, and the session has none")
+    grids = scores
+    if scores is not None and spec.kind == "top" and spec.criterion != "gaze":
+        # image:K and localization:K rank by the discovery's image mass and maps, stored beside
+        # its gaze scores (core.criteria, as the app and `generate` do)
+        from gaze_explorer.core.criteria import criterion_scores
+
+        mass = reader.discovery_array("image_mass", discovery)
+        maps = reader.discovery_array("image_maps", discovery)
+        if mass is None or (spec.criterion == "localization" and maps is None):
+            raise HeadSpecError(
+                f"--heads {args.heads} needs the discovery's image attention, which this session's "
+                "discovery did not store (made before the criteria existed): run discover --session again"
+            )
+        grids = criterion_scores(np.asarray(scores), np.asarray(mass), maps)
     try:
         n_layers, n_heads = np.asarray(scores).shape if scores is not None else session_shape(reader)
     except GazeExplorerError:
@@ -43,7 +57,7 @@ def export_heads(args: argparse.Namespace, reader, discovery: str | None = None)
         return load_head_list(spec.path)  # no model size to check the file against
     pool = args.control_pool or default_control_pool(reader.meta.get("model_id") == "demo")
     layers = reader.attention_layers()
-    return choose_heads(spec, n_layers, n_heads, scores=scores, pool=pool, attention_layers=layers).heads
+    return choose_heads(spec, n_layers, n_heads, scores=grids, pool=pool, attention_layers=layers).heads
 
 
 def pick_run(reader, wanted: str | None) -> str | None:
