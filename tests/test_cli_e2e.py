@@ -153,6 +153,9 @@ def test_generate_appends_baseline_and_scheduled_runs_with_tokens_and_switches(p
         "seed": None,
         "pool": None,
         "pool_size": None,
+        "pool_layers": None,
+        "n_selected": None,  # the gaze score has no selection of its own: top-K is the definition
+        "criterion_params": None,
     }  # how the heads were chosen is recorded with the run
     # the schedule, 0-based: one switch at the start of every segment after the first
     assert [(s.previous, s.to) for s in steered.switches] == [

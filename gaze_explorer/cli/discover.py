@@ -20,6 +20,7 @@ from gaze_explorer.cli.helpers import (
     discovery_input_params,
     load,
     load_strips,
+    localization_options,
     run_discovery,
 )
 from gaze_explorer.core.criteria import criteria_report, image_head_scores
@@ -28,7 +29,9 @@ from gaze_explorer.core.heads import ranking
 from gaze_explorer.core.strips import Strip
 
 
-def write_discovery(out: Path, result, model_name: str, partial: bool = False) -> dict | None:
+def write_discovery(
+    out: Path, result, model_name: str, partial: bool = False, localization: dict | None = None
+) -> dict | None:
     """``ranking.json``, ``gaze_scores.npy``, ``panel_matrices.npy`` and ``discovery.json`` under ``out``;
     with the criteria's inputs also ``image_mass.npy``, ``image_maps.npy``, ``image_scores.npy``
     (per-layer z), ``image_ranking.json``, ``localization.json``, and the criteria and their agreement
@@ -53,7 +56,8 @@ def write_discovery(out: Path, result, model_name: str, partial: bool = False) -
             out / "image_maps.npy", np.asarray(result.image_maps, dtype=np.float32)
         )  # [layer, head, r, c]
         np.save(out / "image_scores.npy", image_head_scores(mass))
-        report = criteria_report(scores, mass, result.image_maps)
+        # localization: the Localization Heads variants (--loc-entropy, --loc-bottom-row)
+        report = criteria_report(scores, mass, result.image_maps, **(localization or {}))
         _write_json(out / "image_ranking.json", report["image"]["ranking"])
         _write_json(out / "localization.json", report["localization"])
         meta["criteria"] = {
@@ -166,13 +170,15 @@ def run(args: argparse.Namespace) -> int:
         result = run_discovery(loaded, strips)
     except DiscoveryInterrupted as stop:
         if stop.partial is not None:
-            write_discovery(out, stop.partial, args.model, partial=True)
+            write_discovery(
+                out, stop.partial, args.model, partial=True, localization=localization_options(args)
+            )
             print(
                 f"interrupted: partial ranking ({stop.partial.n_strips} strips) saved in {out}",
                 file=sys.stderr,
             )
         raise
-    report = write_discovery(out, result, args.model)
+    report = write_discovery(out, result, args.model, localization=localization_options(args))
     if args.session:
         write_discovery_session(args.session, loaded, strips[0], result, session_params(args, result))
     ranked = ranking(np.asarray(result.scores))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
-    criterion_grids,
+    criterion_inputs,
     drive_evaluation,
     finish_evaluation,
     gaze_scores,
@@ -36,6 +37,20 @@ def read_boxes(path: str | None, strips) -> list | None:
     if missing:
         raise DatasetError(f"boxes file {path} has no boxes for strip(s) {', '.join(missing[:5])}")
     return [data[s.name] for s in strips]
+
+
+def n_resamples(args: argparse.Namespace) -> dict:
+    """``EvalConfig``'s ``n_resamples`` when ``--n-resamples`` is given (else its default, 10,000)."""
+    given = getattr(args, "n_resamples", None)
+    return {} if given is None else {"n_resamples": int(given)}
+
+
+def print_fill_in_notes(choices) -> None:
+    """One line per criterion choice whose K exceeds the heads its own selection keeps."""
+    for choice in choices:
+        note = choice.fill_in_note()
+        if note:
+            print(note, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))
     # every shard discovers on the same (unsharded) strips, so all shards steer the same heads
     criteria = [c for c in args.conditions if c in ("image", "localization")]
+    selection = None
     if criteria:
-        grids = criterion_grids(args, loaded, lambda: all_strips)
+        grids, selection = criterion_inputs(args, loaded, lambda: all_strips)
         missing = [c for c in criteria if c not in grids]
         if missing:
             raise GazeExplorerError(
@@ -105,13 +121,21 @@ def run(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         conditions=tuple(args.conditions),
+        **n_resamples(args),
     )
+    heads = HeadConditions.from_scores(
+        grids,
+        top_k,
+        seed=args.seed,
+        pool=args.control_pool or EVAL_CONTROL_POOL,
+        criteria=criteria,
+        selection=selection,
+    )
+    print_fill_in_notes(heads.choices.values())
     evaluation = Evaluation(
         loaded,
         all_strips,  # planned in full, run for --shard only (the same schedules as one run)
-        HeadConditions.from_scores(
-            grids, top_k, seed=args.seed, pool=args.control_pool or EVAL_CONTROL_POOL, criteria=criteria
-        ),
+        heads,
         config,
         boxes=read_boxes(args.boxes, all_strips),
         judge=judge,

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from gaze_explorer.cli.coverage import warn_partial_coverage
-from gaze_explorer.cli.helpers import criterion_grids, demo_discovery_strips, is_demo, load, switch_every
+from gaze_explorer.cli.helpers import criterion_inputs, demo_discovery_strips, is_demo, load, switch_every
 from gaze_explorer.core.capture_scope import parse_capture_scope
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.events import FinishedEvent, TokenEvent
 from gaze_explorer.core.heads import HeadChoice, choose_heads, default_control_pool, parse_head_spec
 from gaze_explorer.core.options import CaptureSpec, GenerationOptions
+from gaze_explorer.core.protocol_choices import DEFAULT_BIAS_ON
 from gaze_explorer.core.regions import box_region, panel_regions, widths_from_boundaries
 from gaze_explorer.core.run_spec import RunSpec
-from gaze_explorer.core.steering import FixedTarget, Schedule, SteeringMode, SteeringPlan
+from gaze_explorer.core.steering import SWITCH_ALIGNMENTS, FixedTarget, Schedule, SteeringMode, SteeringPlan
 from gaze_explorer.core.strips import load_image
 
 
@@ -27,13 +28,13 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadChoice:
     """The head set of ``--heads`` and how it was chosen (ranked by ``--ranking``, or discovered on
     the demo)."""
     spec = parse_head_spec(args.heads)
-    scores = None
+    scores = selection = None
     if spec.kind in ("top", "random"):
         if not args.ranking and not is_demo(args):
             raise HeadSpecError(f"--heads {args.heads} needs --ranking FILE (from gaze-explorer discover)")
         # every criterion's scores: image:K and localization:K read image_mass/image_maps beside
         # --ranking (written by discover --out), or come from the same on-the-fly discovery
-        scores = criterion_grids(args, loaded, demo_discovery_strips)
+        scores, selection = criterion_inputs(args, loaded, demo_discovery_strips)
     pool = args.control_pool or default_control_pool(is_demo(args))
     return choose_heads(
         spec,
@@ -43,7 +44,18 @@ def heads_for(args: argparse.Namespace, loaded) -> HeadChoice:
         seed=args.seed,
         pool=pool,
         attention_layers=loaded.adapter.attention_layers,
+        selection=selection,
     )
+
+
+def bias_on(args: argparse.Namespace) -> str:
+    """When the steering bias applies: ``--bias-on``, else the paper's default for what is steered
+    (``core.protocol_choices.DEFAULT_BIAS_ON``): a --schedule is dynamic narration (decode steps
+    only), a --target panel static steering and a --box region steering (prefill and decode)."""
+    if args.bias_on:
+        return args.bias_on
+    protocol = "dynamic" if args.schedule is not None else "region" if args.box is not None else "static"
+    return DEFAULT_BIAS_ON[protocol]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +81,13 @@ def run(args: argparse.Namespace) -> int:
     plan = target = None
     if args.heads is not None:
         choice = heads_for(args, loaded)
-        plan = SteeringPlan(choice.heads, SteeringMode.parse(args.mode), args.strength, choice=choice)
+        decode_only = bias_on(args) == "decode"  # recorded in the run's plan (decode_only)
+        plan = SteeringPlan(
+            choice.heads, SteeringMode.parse(args.mode), args.strength, decode_only=decode_only, choice=choice
+        )
         if args.schedule is not None:
-            target = Schedule(tuple(p - 1 for p in args.schedule), switch_every(args))
+            delay = SWITCH_ALIGNMENTS[args.switch_alignment or "project"]
+            target = Schedule(tuple(p - 1 for p in args.schedule), switch_every(args), delay)
         else:
             target = FixedTarget((args.target or 1) - 1)
     options = GenerationOptions(
@@ -83,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     )
     capture = CaptureSpec(scope=scope) if args.session else CaptureSpec(decode=False, prefill="none")
     if plan is not None:
+        where = "decode steps only" if plan.decode_only else "prefill and decode"
         print(
-            f"steering {len(plan.heads)} heads ({plan.heads.name}), {plan.mode.value} at {plan.strength:g}",
+            f"steering {len(plan.heads)} heads ({plan.heads.name}), {plan.mode.value} at {plan.strength:g}, "
+            f"on {where}",
             file=sys.stderr,
         )
+        note = plan.choice.fill_in_note() if plan.choice is not None else None
+        if note:
+            print(note, file=sys.stderr)
 
     cancel = threading.Event()
     writer = recorder = None

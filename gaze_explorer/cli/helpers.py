@@ -240,16 +240,34 @@ def criterion_grids(args, loaded, strips_for_discovery) -> dict[str, np.ndarray]
     ``gaze`` always; ``image`` and ``localization`` from the discovery's image mass and maps. With
     ``--heads-file``/``--ranking``, those are read beside it (``image_mass.npy``, ``image_maps.npy``,
     written by ``discover --out``) when present; else discovery runs once on the fly."""
-    from gaze_explorer.core.criteria import criterion_scores
+    return criterion_inputs(args, loaded, strips_for_discovery)[0]
 
+
+def localization_options(args) -> dict:
+    """The Localization Heads variants given by ``--loc-entropy`` / ``--loc-bottom-row``, for
+    ``core.criteria.localization_heads`` (a flag left out, or a command without it: its default)."""
+    given = {
+        "entropy_variant": getattr(args, "loc_entropy", None),
+        "bottom_row": getattr(args, "loc_bottom_row", None),
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def criterion_inputs(args, loaded, strips_for_discovery) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """:func:`criterion_grids` and what each criterion's own selection keeps, with its parameters
+    (``core.criteria.criterion_scores_and_selection``)."""
+    from gaze_explorer.core.criteria import criterion_scores_and_selection
+
+    options = localization_options(args)
     path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
     if path:
         gaze = scores_from_ranking(path, loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
         folder = Path(path).parent
         arrays = [folder / name for name in ("image_mass.npy", "image_maps.npy")]
         mass, maps = (np.load(a) if a.exists() else None for a in arrays)
-        return criterion_scores(gaze, mass, maps if mass is not None else None)
+        return criterion_scores_and_selection(gaze, mass, maps if mass is not None else None, **options)
     strips = strips_for_discovery()
     print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
     result = run_discovery(loaded, strips)
-    return criterion_scores(np.asarray(result.scores, dtype=np.float64), result.image_mass, result.image_maps)
+    scores = np.asarray(result.scores, dtype=np.float64)
+    return criterion_scores_and_selection(scores, result.image_mass, result.image_maps, **options)

@@ -31,7 +31,13 @@ from gaze_explorer.cli.args import (
     schedule,
     shard,
 )
-from gaze_explorer.core.protocol_choices import BASELINE_RULES, BIAS_ON, DEFAULT_BASELINE_RULE
+from gaze_explorer.core.protocol_choices import (
+    BASELINE_RULES,
+    BIAS_ON,
+    BOTTOM_ROW_RULES,
+    DEFAULT_BASELINE_RULE,
+    ENTROPY_VARIANTS,
+)
 
 
 class Parsers(NamedTuple):
@@ -67,6 +73,7 @@ def build_parsers() -> Parsers:
     d.add_argument("--session", default=None, help="also store scores and matrices in this session file")
     d.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
     d.add_argument("--partial", default=None, help=argparse.SUPPRESS)  # a shard's partial result (executor)
+    add_localization_args(d)
     add_executor_args(d)
 
     g = sub.add_parser(
@@ -95,7 +102,12 @@ def build_parsers() -> Parsers:
         default=None,
         help="unequal panels: x pixel positions of the boundaries between them, e.g. 300,900,1100",
     )
-    g.add_argument("--heads", type=head_spec, default=None, help="top:K, random:K, all, or a head-list file")
+    g.add_argument(
+        "--heads",
+        type=head_spec,
+        default=None,
+        help="gaze:K (or top:K), image:K, localization:K, random:K, all, or a head-list file",
+    )
     g.add_argument(
         "--ranking", default=None, help="gaze ranking JSON for top:K / random:K (default: discover on demo)"
     )
@@ -107,6 +119,20 @@ def build_parsers() -> Parsers:
         type=positive_int,
         default=None,
         help=f"tokens per schedule step (default 50; demo {SENTENCE_TOKENS}, one sentence)",
+    )
+    g.add_argument(
+        "--switch-alignment",
+        choices=SWITCH_ALIGNMENT_CHOICES,
+        default=None,
+        help="--schedule: when each switch lands: project (default; the token at k x every is the first "
+        "under the k-th panel) or authors (their script's timing, one token later)",
+    )
+    g.add_argument(
+        "--bias-on",
+        choices=BIAS_ON,
+        default=None,
+        help="when the steering bias applies: prefill+decode (default for a --target panel or a --box, as "
+        "in the paper's static protocols) or decode (default for a --schedule, as in dynamic narration)",
     )
     add_steering_args(g)
     g.add_argument(
@@ -184,7 +210,7 @@ def build_parsers() -> Parsers:
     )
     e.add_argument(
         "--switch-alignment",
-        choices=("project", "authors"),
+        choices=SWITCH_ALIGNMENT_CHOICES,
         default=None,
         help="dynamic: when each switch lands: project (default; the token at k x every is the first "
         "under the k-th panel) or authors (their script's timing, one token later)",
@@ -203,6 +229,13 @@ def build_parsers() -> Parsers:
         help="static and narration: a steered answer like the unsteered one is a miss: jaccard (default, "
         "the paper: word Jaccard > 0.9), authors (their code), exact, off",
     )
+    e.add_argument(
+        "--n-resamples",
+        type=positive_int,
+        default=None,
+        help="bootstrap resamples of the 95%% CIs (default 10,000, the paper's)",
+    )
+    add_localization_args(e)
     e.add_argument("--judge", choices=("auto", "attributes", "captions"), default="auto")
     e.add_argument("--max-strips", type=positive_int, default=None, help="evaluate only the first N strips")
     e.add_argument("--shard", type=shard, default=None, help="i/n: this job's share of the strips (1-based)")
@@ -341,6 +374,28 @@ def add_control_pool_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+SWITCH_ALIGNMENT_CHOICES = ("project", "authors")  # core.steering.SWITCH_ALIGNMENTS (kept cheap here)
+
+
+def add_localization_args(p: argparse.ArgumentParser) -> None:
+    """``--loc-entropy`` / ``--loc-bottom-row``: the Localization Heads variants (``core.criteria``),
+    where the paper's text and the authors' code differ."""
+    p.add_argument(
+        "--loc-entropy",
+        choices=ENTROPY_VARIANTS,
+        default=None,
+        help="Localization Heads' spatial entropy: paper (default; sizes of the map's components above its "
+        "mean) or code (the authors' code: components of the map above 2x its mean, by attention mass)",
+    )
+    p.add_argument(
+        "--loc-bottom-row",
+        choices=BOTTOM_ROW_RULES,
+        default=None,
+        help="Localization Heads' bottom-row filter: code (default, the authors' code: any bottom-row cell "
+        "above 0.05), peak (the map's maximum in the bottom row) or off",
+    )
+
+
 def sweep_ks_arg(text: str) -> tuple[int, ...]:
     """``report --sweep-ks``: whole numbers >= 1 separated by commas."""
     return tuple(positive_int(part.strip()) for part in text.split(","))
@@ -361,6 +416,10 @@ def check_generate_targets(parser: argparse.ArgumentParser, args: argparse.Names
     """``generate``'s rules on heads, regions, target and schedule; violations exit with code 2."""
     if args.switch_every is not None and args.schedule is None:
         parser.error("--switch-every needs --schedule")
+    if args.switch_alignment is not None and args.schedule is None:
+        parser.error("--switch-alignment needs --schedule")
+    if args.bias_on is not None and args.heads is None:
+        parser.error("--bias-on needs --heads (it says when the steering bias applies)")
     if (args.target is not None or args.schedule is not None) and args.heads is None:
         parser.error("--target/--schedule need --heads (top:K, random:K, all or a file)")
     shape = args.panel_widths or args.panel_bounds

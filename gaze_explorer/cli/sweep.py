@@ -16,7 +16,7 @@ from pathlib import Path
 from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
-    criterion_grids,
+    criterion_inputs,
     is_demo,
     load,
     load_strips,
@@ -25,6 +25,9 @@ from gaze_explorer.cli.helpers import (
 )
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError, SweepError
 from gaze_explorer.core.evaluation_report import format_percent, write_json
+from gaze_explorer.core.heads import choose_heads
+from gaze_explorer.core.protocol_choices import DEFAULT_BASELINE_RULE
+from gaze_explorer.core.stats import DEFAULT_RESAMPLES
 from gaze_explorer.core.steering import SteeringMode
 from gaze_explorer.core.sweep import (
     ALL_HEADS,
@@ -51,8 +54,26 @@ def _over(args: argparse.Namespace, default_k: int) -> dict[str, tuple]:
     return over
 
 
+# settings a sweep JSON written before they were recorded was run with (every sweep then used them)
+UNRECORDED_SETTINGS = {"baseline_rule": DEFAULT_BASELINE_RULE, "n_resamples": DEFAULT_RESAMPLES}
+
+
+def fill_in_notes(criteria, ks, n_layers: int, n_heads: int, grids, selection) -> list[str]:
+    """Per criterion, one line when the sweep's largest K exceeds the heads its own selection keeps."""
+    notes = []
+    for criterion in criteria:
+        if criterion not in (selection or {}):
+            continue
+        choice = choose_heads(f"{criterion}:{max(ks)}", n_layers, n_heads, scores=grids, selection=selection)
+        note = choice.fill_in_note()
+        if note:
+            notes.append(note.replace(f"{choice.spec}:", f"{criterion} (K up to {max(ks)}):", 1))
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; returns the exit code (130 when interrupted, finished cells kept)."""
+    from gaze_explorer.cli.evaluate import n_resamples
     from gaze_explorer.inference.evaluation import (
         DEFAULT_MAX_NEW_TOKENS,
         EVAL_CONTROL_POOL,
@@ -89,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     default_prompt = DEMO_PROMPTS.get(protocol) if is_demo(args) else None
     prompts = [p or default_prompt or PAPER_PROMPTS[protocol] for p in prompts_in]
     cells = sweep_cells(criteria, over["k"], over["strength"], prompts)
-    grids = criterion_grids(args, loaded, lambda: strips)
+    grids, selection = criterion_inputs(args, loaded, lambda: strips)
     missing = [c for c in criteria if c not in grids]
     if missing:
         raise SweepError(
@@ -108,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         bias_on=getattr(args, "bias_on", None),
+        baseline_rule=args.baseline_rule,
+        **n_resamples(args),
     )
+    for note in fill_in_notes(criteria, over["k"], loaded.n_layers, loaded.n_heads, grids, selection):
+        print(note, file=sys.stderr)
     sweep = Sweep(
         loaded,
         strips,
@@ -119,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         model_name=args.model,
         shard=args.shard,
+        selection=selection,
     )
+    localization = (selection or {}).get("localization", {}).get("params", {})
     settings = {
         "mode": config.mode.value,
         "bias_on": config.effective_bias_on,
@@ -132,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
         "switch_alignment": config.switch_alignment if protocol == "dynamic" else None,
         "seed": args.seed,
         "control_pool": sweep.pool,
+        "baseline_rule": config.baseline_rule,
+        "n_resamples": config.n_resamples,
+        "loc_entropy": localization.get("entropy_variant"),
+        "loc_bottom_row": localization.get("bottom_row"),
         "repetition_penalty": args.repetition_penalty,
         "no_repeat_ngram_size": args.no_repeat_ngram_size,
         "n_strips": len(strips),
@@ -139,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if resumed is not None:
         # cells measured under other settings (strips, bias, answer length, pool...) cannot be mixed
-        old = resumed.get("settings", {})
+        old = {**UNRECORDED_SETTINGS, **resumed.get("settings", {})}
         changed = sorted(k for k in settings if k in old and old[k] != settings[k])
         if changed:
             shown = ", ".join(f"{k} {old[k]!r} -> {settings[k]!r}" for k in changed)
@@ -222,14 +253,35 @@ def format_sweep_table(report: dict) -> str:
         lo, hi = rec["ci95"]
         k = "-" if rec["k"] is None else rec["k"]
         extra = f"  ({rec['error']})" if "error" in rec else ""
-        rho = (rec.get("spearman") or {}).get("mean")
-        extra += "" if rho is None else f"  rho {rho:+.2f}"
+        extra += dynamic_columns(rec)
         which = f"prompt {prompts.index(rec['prompt']) + 1} " if len(prompts) > 1 else ""
         lines.append(
             f"{which}{rec['criterion']:<13} K={k!s:<4} strength={rec['strength']:<8g} "
             f"{format_percent(rec['accuracy'], 0):>5} % [{format_percent(lo, 0)}, {format_percent(hi, 0)}] n={rec['n']}{extra}"
         )
     return "\n".join(lines)
+
+
+def dynamic_columns(rec: dict) -> str:
+    """A dynamic cell's rho vs the schedule and its schedule-blind trajectory results (rho vs the
+    schedule and vs the reading order, starts-correct rate, strips excluded); "" for other cells."""
+
+    def rho(value) -> str:
+        return "n/a" if value is None else f"{value:+.2f}"
+
+    text = ""
+    if "spearman" in rec:
+        text += f"  rho {rho((rec['spearman'] or {}).get('mean'))}"
+    t = rec.get("trajectory")
+    if t:
+        starts = (t.get("starts_correct") or {}).get("mean")
+        text += (
+            f"  blind rho {rho((t.get('rho_schedule') or {}).get('mean'))}"
+            f" order {rho((t.get('rho_natural') or {}).get('mean'))}"
+            f" starts-correct {format_percent(starts, 0)} %"
+            f" excluded {t.get('n_excluded', 0)}/{t.get('n_strips', 0)}"
+        )
+    return text
 
 
 def draw_prompt_bars(ax, report: dict) -> None:
@@ -270,11 +322,22 @@ def draw_prompt_bars(ax, report: dict) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
+def _draw_curves(ax, cells: list, parameter: str, metric: str, scale: float) -> None:
+    """One line per curve of ``core.sweep.curves`` (``metric`` times ``scale``), its CI as a band."""
+    for name, points in curves(cells, parameter, metric).items():
+        xs, ys, lo, hi = (list(v) for v in zip(*points, strict=True))
+        style = "--" if name.startswith(CONTROL) else ":" if name.startswith(ALL_HEADS) else "-"
+        line = ax.plot(xs, [scale * y for y in ys], style, marker="o", label=name)[0]
+        ax.fill_between(
+            xs, [scale * v for v in lo], [scale * v for v in hi], color=line.get_color(), alpha=0.15
+        )
+
+
 def save_sweep_figure(report: dict, path: str | Path) -> Path:
     """Accuracy against K (or the strength, when only it varies) with 95% CI bands, one curve per
     criterion and the control, all heads as a dashed line (grouped bars per prompt when only the
-    prompt varies); matplotlib (``pip install
-    gaze-explorer[report]``)."""
+    prompt varies); a dynamic sweep adds a second panel below, rho vs the schedule with its CI;
+    matplotlib (``pip install gaze-explorer[report]``)."""
     try:
         import matplotlib
 
@@ -288,19 +351,20 @@ def save_sweep_figure(report: dict, path: str | Path) -> Path:
     if not p.parent.exists():
         raise GazeExplorerError(f"folder {p.parent} does not exist")
     over = report["over"]
-    fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=120)
     if len(over.get("k", ())) <= 1 and len(over.get("strength", ())) <= 1 and len(report["prompts"]) > 1:
+        fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=120)
         draw_prompt_bars(ax, report)  # only the prompt varies: no axis to draw a curve along
         fig.tight_layout()
         fig.savefig(p)
         plt.close(fig)
         return p
     parameter = "k" if len(over.get("k", ())) > 1 or len(over.get("strength", ())) <= 1 else "strength"
-    for name, points in curves(report["cells"], parameter).items():
-        xs, ys, lo, hi = (list(v) for v in zip(*points, strict=True))
-        style = "--" if name.startswith(CONTROL) else ":" if name.startswith(ALL_HEADS) else "-"
-        line = ax.plot(xs, [100 * y for y in ys], style, marker="o", label=name)[0]
-        ax.fill_between(xs, [100 * v for v in lo], [100 * v for v in hi], color=line.get_color(), alpha=0.15)
+    dynamic = report["protocol"] == "dynamic"
+    if dynamic:  # a second panel below: rho vs the schedule, the paper's dynamic measure
+        fig, (ax, ax_rho) = plt.subplots(2, 1, figsize=(7.6, 7.0), dpi=120, sharex=True)
+    else:
+        fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=120)
+    _draw_curves(ax, report["cells"], parameter, "accuracy", 100.0)
     if parameter == "k":  # all heads has no K: a level line per strength and prompt
         alls = [r for r in report["cells"] if r["criterion"] == ALL_HEADS and r["accuracy"] is not None]
         for i, rec in enumerate(alls):
@@ -315,12 +379,28 @@ def save_sweep_figure(report: dict, path: str | Path) -> Path:
         ax.axhline(100 / n_panels, color="grey", linewidth=0.6, label=f"chance (1/{n_panels})")
     if parameter == "strength":
         ax.set_xscale("log")
-    ax.set_xlabel("K (heads steered)" if parameter == "k" else "bias strength")
-    ax.set_ylabel("accuracy % (95% CI)")
+    xlabel = "K (heads steered)" if parameter == "k" else "bias strength"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("per-segment accuracy % (95% CI)" if dynamic else "accuracy % (95% CI)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{report['protocol']} on {report['model']} ({report['settings'].get('n_strips')} strips)")
     # outside the axes: inside, it hid the points where the curves fall at large K
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if dynamic:
+        _draw_curves(ax_rho, report["cells"], parameter, "spearman", 1.0)
+        if parameter == "k":
+            alls = [r for r in report["cells"] if r["criterion"] == ALL_HEADS and r.get("spearman")]
+            for i, rec in enumerate(alls):
+                if rec["spearman"].get("mean") is not None:
+                    ax_rho.axhline(
+                        rec["spearman"]["mean"], color="k", linestyle=":", label=None if i else "all heads"
+                    )
+        ax_rho.axhline(0.0, color="grey", linewidth=0.6)
+        ax_rho.set_ylim(-1.05, 1.05)
+        ax_rho.set_ylabel("Spearman rho vs schedule (95% CI)")
+        ax_rho.set_xlabel(xlabel)
+        ax.set_xlabel("")
+        ax_rho.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(p)
     plt.close(fig)

@@ -40,13 +40,12 @@ import numpy as np
 
 from gaze_explorer.core.errors import HeadSpecError
 from gaze_explorer.core.heads import Head, ranking
+from gaze_explorer.core.protocol_choices import BOTTOM_ROW_RULES, ENTROPY_VARIANTS
 
 MASKCD_Z = 2.5  # MaskCD's flag: z-score above 2.5 within the layer
 MIN_LAYER = 2  # Kang et al. drop layers 0 and 1
 BOTTOM_ROW_THRESHOLD = 0.05  # the authors' code: any bottom-row cell above this (raw attention)
 CODE_BINARY_THRESHOLD = 1e-3  # the authors' code binarises relu(map - 2 * mean) at this
-ENTROPY_VARIANTS = ("paper", "code")
-BOTTOM_ROW_RULES = ("code", "peak", "off")
 AGREEMENT_KS = (10, 100)
 
 
@@ -419,14 +418,47 @@ def criterion_scores(
     """``[layer, head]`` scores per criterion, higher = better, for ``core.heads.choose_heads``:
     ``gaze``; with the image mass ``image`` (its per-layer z-score); with the maps too
     ``localization`` (rank scores of :func:`localization_heads`' order)."""
+    return criterion_scores_and_selection(gaze_scores, image_mass, image_maps, **localization_options)[0]
+
+
+def criterion_scores_and_selection(
+    gaze_scores: np.ndarray,
+    image_mass: np.ndarray | None = None,
+    image_maps: np.ndarray | None = None,
+    **localization_options,
+) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """:func:`criterion_scores` and, per criterion beside the gaze score, what its own selection
+    keeps and with which parameters (``{"n_selected", "params"}``, ``core.heads.choose_heads``'s
+    ``selection``): Image Heads: the heads MaskCD flags (z > 2.5); Localization Heads: the heads that
+    pass both of Kang et al.'s criteria and filters. A top-K beyond ``n_selected`` is filled by the
+    ranking (``params["fill_in"]`` says how)."""
     out = {"gaze": _grid(gaze_scores, "gaze scores")}
+    selection: dict[str, dict] = {}
     if image_mass is not None:
         out["image"] = image_head_scores(image_mass)
+        selection["image"] = {
+            "n_selected": int((out["image"] > MASKCD_Z).sum()),
+            "params": {
+                "score": "image mass z-scored within each layer",
+                "flag_z": MASKCD_Z,
+                "fill_in": "the next heads by z-score (the paper ranks every head by it)",
+            },
+        }
         if image_maps is not None:
-            loc = localization_heads(image_mass, image_maps, **localization_options).scores()
+            found = localization_heads(image_mass, image_maps, **localization_options)
+            loc = found.scores()
             loc[np.isnan(out["image"])] = np.nan  # not applicable (linear attention): no rank
             out["localization"] = loc
-    return out
+            selection["localization"] = {
+                "n_selected": found.n_selected,
+                "params": {
+                    **found.params,
+                    "elbow_threshold": _json_float(found.threshold),
+                    "fill_in": "the project's order (heads failing only the mass criterion by ascending "
+                    "entropy, then the filtered ones by descending mass)",
+                },
+            }
+    return out, selection
 
 
 def _json_float(x: float) -> float | None:

@@ -16,7 +16,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -218,10 +218,18 @@ class ControlPool:
             threshold = float(np.nanpercentile(scores, self.percentile))
             return [hd for hd in candidates if scores[hd] <= threshold]
         if self.kind == "band":
-            layers = [layer for layer, _ in excluded]
-            lo, hi = (min(layers), max(layers)) if layers else (0, -1)
+            lo, hi = self.band_layers(excluded) or (0, -1)
             return [hd for hd in candidates if lo <= hd[0] <= hi]
         return candidates
+
+    def band_layers(self, top: Iterable[Head]) -> tuple[int, int] | None:
+        """The layers ``(lo, hi)`` a ``band`` pool spans: from the lowest to the highest layer that the
+        gaze heads ``top`` occupy (the paper's band: "the layer range of the top-K gaze heads"); None for
+        the other pools and for no heads."""
+        layers = [int(layer) for layer, _ in top]
+        if self.kind != "band" or not layers:
+            return None
+        return min(layers), max(layers)
 
 
 def default_top_k(n_layers: int, n_heads: int, demo: bool) -> int:
@@ -248,6 +256,12 @@ class HeadChoice:
     seed: int | None = None  # random controls only
     pool: str | None = None  # random controls only
     pool_size: int | None = None  # random controls only: how many heads the draw was made from
+    pool_layers: tuple[int, int] | None = None  # a band pool: the first and last layer it spans
+    # image / localization top-K: how many heads pass the criterion's own selection (MaskCD's z > 2.5,
+    # Kang et al.'s two criteria and filters) and the parameters it ran with; beyond n_selected,
+    # the top-K is filled by the project's order (core.criteria.criterion_selection)
+    n_selected: int | None = None
+    criterion_params: Mapping | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict:
         return {
@@ -258,8 +272,22 @@ class HeadChoice:
             "seed": self.seed,
             "pool": self.pool,
             "pool_size": self.pool_size,
+            "pool_layers": None if self.pool_layers is None else list(self.pool_layers),
+            "n_selected": self.n_selected,
+            "criterion_params": None if self.criterion_params is None else dict(self.criterion_params),
             "heads": [list(hd) for hd in self.heads.heads],
         }
+
+    def fill_in_note(self) -> str | None:
+        """One line when K exceeds the heads that pass the criterion's own selection (the rest are
+        fill-ins by the project's order), else None."""
+        if self.n_selected is None or self.k is None or self.k <= self.n_selected:
+            return None
+        beyond = (self.criterion_params or {}).get("fill_in", "the project's order")
+        return (
+            f"note: {self.spec}: only {self.n_selected} head(s) pass the {self.criterion} criterion's own "
+            f"selection; the other {self.k - self.n_selected} are fill-ins by {beyond}"
+        )
 
 
 def random_control(
@@ -291,7 +319,9 @@ def random_control(
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(candidates), size=k, replace=False)
     heads = HeadSet(f"random-{k}", tuple(candidates[i] for i in sorted(picked)))
-    return HeadChoice(heads, f"random:{k}", "gaze", k, int(seed), str(pool), len(candidates))
+    return HeadChoice(
+        heads, f"random:{k}", "gaze", k, int(seed), str(pool), len(candidates), pool.band_layers(top.heads)
+    )
 
 
 def choose_heads(
@@ -304,6 +334,7 @@ def choose_heads(
     pool: str | ControlPool = DEFAULT_CONTROL_POOL,
     custom: Iterable[Head] = (),
     attention_layers: Iterable[int] | None = None,
+    selection: Mapping[str, Mapping] | None = None,
 ) -> HeadChoice:
     """The head set of ``spec`` for a model of ``n_layers`` x ``n_heads`` heads: the one policy.
 
@@ -315,7 +346,9 @@ def choose_heads(
     applicable with NaN: linear-attention layers); ``custom`` is ``custom``; a file is read and checked against
     the model. ``attention_layers`` (the model's softmax-attention layers, when it has others:
     Qwen3.5) narrows ``all`` to them and refuses custom or listed heads outside them, with or
-    without scores. Raises HeadSpecError when the scores a spec needs are missing or the wrong shape.
+    without scores. ``selection`` (``core.criteria.criterion_selection``: per criterion
+    ``{"n_selected", "params"}``) is recorded in a criterion's top-K choice. Raises HeadSpecError
+    when the scores a spec needs are missing or the wrong shape.
     """
     spec = spec if isinstance(spec, HeadSpec) else HeadSpec.parse(spec)
     layers = None if attention_layers is None else frozenset(int(x) for x in attention_layers)
@@ -352,7 +385,11 @@ def choose_heads(
     heads = top_k_heads(grid, spec.k)
     if criterion != "gaze":
         heads = HeadSet(f"{criterion}-{spec.k}", heads.heads)
-    return HeadChoice(heads, str(spec), criterion, spec.k)
+    own = (selection or {}).get(criterion)
+    if own is None:
+        return HeadChoice(heads, str(spec), criterion, spec.k)
+    n_selected, params = int(own["n_selected"]), dict(own["params"])
+    return HeadChoice(heads, str(spec), criterion, spec.k, n_selected=n_selected, criterion_params=params)
 
 
 def _head_from_record(rec: object, where: str) -> tuple[Head, float | None]:

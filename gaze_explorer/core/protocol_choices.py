@@ -35,3 +35,10 @@ BASELINE_RULE_PROTOCOLS = ("static", "narration")
 # Localization Heads (Kang et al.); ``top:K`` is ``gaze:K``. Here, beside the other protocol
 # choices, so the CLI's parser names them without importing numpy.
 CRITERIA = ("gaze", "image", "localization")  # dynamic and region have no unsteered twin rule
+
+# Localization Heads (Kang et al.): where the paper's text and the authors' code differ
+# (core.criteria): the spatial entropy ("paper": component sizes of the map above its mean; "code":
+# components of relu(map - 2 x mean) weighted by their mass) and the bottom-row filter ("code": any
+# bottom-row cell above 0.05; "peak": the map's maximum in the bottom row; "off"). First = default.
+ENTROPY_VARIANTS = ("paper", "code")
+BOTTOM_ROW_RULES = ("code", "peak", "off")

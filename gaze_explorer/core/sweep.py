@@ -184,8 +184,30 @@ def load_resume(path: str | Path, *, protocol: str, model: str) -> dict:
     return data
 
 
-def curves(cells: Sequence[Mapping], parameter: str) -> dict[str, list[tuple[float, float, float, float]]]:
-    """The points ``(x, accuracy, lo, hi)`` along ``parameter`` (``k`` or ``strength``), sorted by
+CURVE_METRICS = ("accuracy", "spearman")
+
+
+def _metric(rec: Mapping, metric: str) -> tuple[float, float, float] | None:
+    """A cell's ``(value, lo, hi)`` of ``metric``: its accuracy, or (dynamic) the mean Spearman rho
+    between the schedule and the judged panels; None when the cell has none (refused)."""
+    if metric == "accuracy":
+        value, ci = rec.get("accuracy"), rec.get("ci95") or [None, None]
+    elif metric == "spearman":
+        rho = rec.get("spearman") or {}
+        value, ci = rho.get("mean"), rho.get("ci95") or [None, None]
+    else:
+        raise SweepError(f"unknown curve metric {metric!r}; choose one of {', '.join(CURVE_METRICS)}")
+    if value is None:
+        return None
+    lo, hi = ci
+    return float(value), (math.nan if lo is None else float(lo)), (math.nan if hi is None else float(hi))
+
+
+def curves(
+    cells: Sequence[Mapping], parameter: str, metric: str = "accuracy"
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """The points ``(x, value, lo, hi)`` of ``metric`` (``accuracy``, or ``spearman``: dynamic's rho
+    vs the schedule) along ``parameter`` (``k`` or ``strength``), sorted by
     x, one curve per criterion, and per prompt and per value of the other parameter when those vary
     (named ``"gaze, prompt 2, strength=10"``). All heads (no K) only has a curve along the strength.
     A refused cell (no accuracy, e.g. a control pool smaller than K) is a NaN point, so a line drawn
@@ -203,10 +225,7 @@ def curves(cells: Sequence[Mapping], parameter: str) -> dict[str, list[tuple[flo
             label += f", prompt {prompts.index(rec['prompt']) + 1}"
         if len(others) > 1 and rec[other] is not None:
             label += f", {other}={rec[other]:g}"
-        if rec.get("accuracy") is None:
-            point = (float(x), math.nan, math.nan, math.nan)
-        else:
-            lo, hi = rec["ci95"]
-            point = (float(x), rec["accuracy"], lo, hi)
+        value = _metric(rec, metric)
+        point = (float(x), math.nan, math.nan, math.nan) if value is None else (float(x), *value)
         out.setdefault(label, []).append(point)
     return {name: sorted(points) for name, points in out.items()}

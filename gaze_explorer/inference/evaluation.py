@@ -138,15 +138,19 @@ class HeadConditions:
         seed: int = DEFAULT_CONTROL_SEED,
         pool: str = EVAL_CONTROL_POOL,
         criteria: Sequence[str] = (),
+        selection: Mapping[str, Mapping] | None = None,
     ) -> HeadConditions:
         """``scores``: the gaze grid, or a grid per criterion (``core.criteria.criterion_scores``);
-        ``criteria`` (``image``, ``localization``) adds their top-K sets to the gaze set."""
+        ``criteria`` (``image``, ``localization``) adds their top-K sets to the gaze set;
+        ``selection`` (``core.criteria.criterion_scores_and_selection``) is recorded in their choices."""
         grids = {"gaze": scores} if isinstance(scores, np.ndarray) else dict(scores)
         n_layers, n_heads = np.asarray(grids["gaze"]).shape
         specs = [("gaze", f"gaze:{k}"), ("random", f"random:{k}"), ("all", "all")]
         specs += [(c, f"{c}:{k}") for c in criteria if c != "gaze"]
         choices = {
-            name: choose_heads(spec, n_layers, n_heads, scores=grids, seed=seed, pool=pool)
+            name: choose_heads(
+                spec, n_layers, n_heads, scores=grids, seed=seed, pool=pool, selection=selection
+            )
             for name, spec in specs
         }
         return cls(choices["gaze"].heads, choices["random"].heads, choices["all"].heads, choices)

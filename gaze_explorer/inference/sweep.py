@@ -112,6 +112,8 @@ class Sweep:
     # a shard's results: prompt -> [[strip index, generation]], cell index -> heads/error/generations
     shard_baselines: dict[str, list] = field(default_factory=dict)
     shard_cells: dict[int, dict] = field(default_factory=dict)
+    # per criterion, what its own selection keeps (core.criteria.criterion_scores_and_selection)
+    selection: Mapping[str, Mapping] | None = None
 
     def todo(self) -> list[SweepCell]:
         return [c for c in self.cells if c.key() not in self.done]
@@ -159,7 +161,15 @@ class Sweep:
         the evaluation runs one condition)."""
         n_layers, n_heads = np.asarray(self.grids["gaze"]).shape
         spec = ALL_HEADS if cell.criterion == ALL_HEADS else f"{cell.criterion}:{cell.k}"
-        choice = choose_heads(spec, n_layers, n_heads, scores=self.grids, seed=self.seed, pool=self.pool)
+        choice = choose_heads(
+            spec,
+            n_layers,
+            n_heads,
+            scores=self.grids,
+            seed=self.seed,
+            pool=self.pool,
+            selection=self.selection,
+        )
         return HeadConditions(choice.heads, choice.heads, choice.heads, {cell.criterion: choice})
 
     def _evaluation(self, heads: HeadConditions, config: EvalConfig, only=None) -> Evaluation:

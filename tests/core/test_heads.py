@@ -133,6 +133,9 @@ def test_choose_heads_takes_scores_per_criterion(tmp_path):
         "seed": 3,
         "pool": "percentile:10",
         "pool_size": 4,
+        "pool_layers": None,  # a band's layers only
+        "n_selected": None,
+        "criterion_params": None,
         "heads": [list(h) for h in rand.heads.heads],
     }
     with pytest.raises(HeadSpecError, match="needs localization scores"):
@@ -193,3 +196,27 @@ def test_all_and_custom_respect_the_attention_layers_without_scores():
     assert len(choose_heads("all", 4, 3).heads) == 12  # not given: every layer
     with pytest.raises(HeadSpecError, match="linear-attention layers"):
         choose_heads(HeadSpec("custom"), 4, 3, custom=[(0, 1)], attention_layers=(1, 3))
+
+
+def test_a_band_control_names_its_layers_and_a_criterion_records_its_own_selection():
+    """The band's first and last layer go with the draw (the layers of the top-K gaze heads); a
+    criterion's top-K records how many heads its own selection keeps, its parameters, and says so
+    when K goes beyond them."""
+    scores = np.zeros((4, 10))
+    scores[1, 0], scores[3, 5], scores[3, 6] = 3.0, 2.0, 1.0  # the top 3 span layers 1..3
+    band = choose_heads("random:3", 4, 10, scores=scores, pool="band", seed=1)
+    assert band.pool_layers == (1, 3) and band.to_dict()["pool_layers"] == [1, 3]
+    assert band.pool_size == 27 and all(1 <= layer <= 3 for layer, _ in band.heads.heads)
+    assert choose_heads("random:1", 4, 10, scores=scores, pool="band").pool_layers == (1, 1)
+    assert choose_heads("random:3", 4, 10, scores=scores, pool="all-non-gaze").pool_layers is None
+    selection = {"image": {"n_selected": 1, "params": {"flag_z": 2.5, "fill_in": "the z order"}}}
+    grids = {"gaze": scores, "image": scores}
+    three = choose_heads("image:3", 4, 10, scores=grids, selection=selection)
+    assert three.n_selected == 1 and three.to_dict()["criterion_params"]["flag_z"] == 2.5
+    assert three.fill_in_note() == (
+        "note: image:3: only 1 head(s) pass the image criterion's own selection; "
+        "the other 2 are fill-ins by the z order"
+    )
+    assert choose_heads("image:1", 4, 10, scores=grids, selection=selection).fill_in_note() is None
+    gaze = choose_heads("gaze:3", 4, 10, scores=grids, selection=selection)
+    assert gaze.n_selected is None and gaze.fill_in_note() is None
