@@ -277,12 +277,17 @@ def _dynamic_report() -> dict:
             "spearman": {"mean": rho, "ci95": [rho - 0.1, rho + 0.1]},
             "trajectory": {
                 "n_strips": 2,
-                "n_excluded": 1 if c.criterion == "all" else 0,
+                "n_excluded": 0,
                 "rho_schedule": {"mean": rho / 2, "ci95": [0.0, 0.0]},
                 "rho_natural": {"mean": -0.25, "ci95": [0.0, 0.0]},
                 "starts_correct": {"mean": 0.5, "ci95": [0.0, 1.0], "n": 2},
             },
         }
+        if c.criterion == "all":  # every strip excluded: nothing to average
+            nothing = {"mean": None, "ci95": [None, None]}
+            condition["trajectory"].update(
+                n_excluded=2, rho_schedule=nothing, rho_natural=nothing, starts_correct={**nothing, "n": 0}
+            )
         recs.append(cell_record(c, condition))
     return {
         "protocol": "dynamic",
@@ -305,7 +310,8 @@ def test_a_dynamic_sweeps_table_prints_rho_and_the_trajectory_results():
     gaze4 = next(line for line in lines if line.startswith("gaze") and "K=4" in line)
     assert "rho +0.90" in gaze4 and "blind rho +0.45" in gaze4 and "order -0.25" in gaze4
     assert "starts-correct 50.0 %" in gaze4 and "excluded 0/2" in gaze4
-    assert "excluded 1/2" in next(line for line in lines if line.startswith("all"))
+    all_heads = next(line for line in lines if line.startswith("all"))
+    assert "blind rho n/a order n/a starts-correct n/a excluded 2/2" in all_heads
 
 
 def test_a_dynamic_sweeps_figure_draws_rho_against_the_schedule(tmp_path, monkeypatch):
@@ -357,3 +363,19 @@ def test_evaluation_json_points_its_demo_numbers_to_the_measured_tables():
     text = (ROOT / "docs" / "evaluation_json.md").read_text(encoding="utf-8")
     closing = text.rsplit("\n## ", 1)[1]
     assert "paper_protocol.md" in closing
+
+
+def test_a_sweep_notes_each_criterion_whose_largest_k_exceeds_its_selection():
+    from gaze_explorer.cli.sweep import fill_in_notes
+
+    grid = np.arange(40, dtype=float).reshape(4, 10)
+    grids = {"gaze": grid, "image": grid, "localization": grid}
+    selection = {
+        "image": {"n_selected": 8, "params": {"fill_in": "z order"}},
+        "localization": {"n_selected": 1, "params": {"fill_in": "the project's order"}},
+    }
+    notes = fill_in_notes(("gaze", "image", "localization"), (2, 5), 4, 10, grids, selection)
+    assert notes == [
+        "note: localization (K up to 5): only 1 head(s) pass the localization criterion's own selection; "
+        "the other 4 are fill-ins by the project's order"
+    ]

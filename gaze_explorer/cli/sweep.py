@@ -278,7 +278,7 @@ def dynamic_columns(rec: dict) -> str:
         text += (
             f"  blind rho {rho((t.get('rho_schedule') or {}).get('mean'))}"
             f" order {rho((t.get('rho_natural') or {}).get('mean'))}"
-            f" starts-correct {format_percent(starts, 0)} %"
+            f" starts-correct {'n/a' if starts is None else format_percent(starts, 0) + ' %'}"
             f" excluded {t.get('n_excluded', 0)}/{t.get('n_strips', 0)}"
         )
     return text
