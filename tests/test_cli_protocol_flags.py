@@ -379,3 +379,13 @@ def test_a_sweep_notes_each_criterion_whose_largest_k_exceeds_its_selection():
         "note: localization (K up to 5): only 1 head(s) pass the localization criterion's own selection; "
         "the other 4 are fill-ins by the project's order"
     ]
+
+
+@needs_demo
+def test_evaluate_region_on_coco_takes_n_resamples(discovery, tmp_path):
+    coco = ROOT / "tests" / "data" / "coco_tiny"
+    out = tmp_path / "coco.json"
+    argv = ["evaluate", "region", *CPU, "--heads-file", str(discovery / "ranking.json"), "--top-k", "4"]
+    argv += ["--coco-annotations", str(coco / "instances.json"), "--images", str(coco), "--max-images", "1"]
+    assert main([*argv, "--max-new-tokens", "2", "--n-resamples", "123", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["n_resamples"] == 123

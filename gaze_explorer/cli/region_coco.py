@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         from gaze_explorer.cli import executor
 
         return executor.run(args)
+    from gaze_explorer.cli.evaluate import n_resamples
     from gaze_explorer.inference.coco_region import CocoRegionEvaluation, image_paths
     from gaze_explorer.inference.evaluation import (
         EVAL_CONTROL_POOL,
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         conditions=tuple(args.conditions),
+        **n_resamples(args),
     )
     evaluation = CocoRegionEvaluation(
         loaded,
