@@ -17,7 +17,6 @@ from gaze_explorer.cli.args import REAL_PANEL_HEIGHT
 from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     DiscoveryInterrupted,
-    discovery_input_params,
     load,
     load_strips,
     localization_options,
@@ -36,6 +35,8 @@ def write_discovery(
     with the criteria's inputs also ``image_mass.npy``, ``image_maps.npy``, ``image_scores.npy``
     (per-layer z), ``image_ranking.json``, ``localization.json``, and the criteria and their agreement
     in ``discovery.json``. Returns the criteria report (None without the inputs)."""
+    from gaze_explorer.inference.discovery import discovery_input_params
+
     out.mkdir(parents=True, exist_ok=True)
     scores = np.asarray(result.scores, dtype=np.float64)  # [layer, head]
     _write_json(out / "ranking.json", ranking(scores))
@@ -117,7 +118,7 @@ def session_params(args: argparse.Namespace, result) -> dict:
     """How the discovery stored in a session was made (also by a sharded run's merge): every
     parameter that changes its result, with the questions asked as they were (one per panel)."""
     from gaze_explorer.cli.helpers import DEMO_PANEL_HEIGHT
-    from gaze_explorer.inference.discovery import PAPER_PROMPT, panel_prompt
+    from gaze_explorer.inference.discovery import PAPER_PROMPT, discovery_input_params, panel_prompt
 
     n_panels = int(result.n_panels)
     demo = args.comics == "demo"

@@ -12,7 +12,6 @@ import json
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +156,6 @@ def run_discovery(loaded, strips: list[Strip], cancel: threading.Event | None = 
     from gaze_explorer.inference.discovery import DiscoveryResult, discover
 
     warn_partial_coverage(loaded, strip_sizes(strips))  # every discovery, on the fly or not
-    inputs = discovery_inputs(loaded, strips)
     cancel = cancel or threading.Event()
     result = None
     bar = progress_bar(len(strips), "discover")
@@ -176,30 +174,12 @@ def run_discovery(loaded, strips: list[Strip], cancel: threading.Event | None = 
         for event in stream:
             if isinstance(event, DiscoveryResult):
                 result = event
-        raise DiscoveryInterrupted(None if result is None else replace(result, **inputs)) from None
+        raise DiscoveryInterrupted(result) from None
     finally:
         bar.close()
     if result is None:
         raise GazeExplorerError("discovery produced no result")
-    return replace(result, **inputs)
-
-
-def discovery_inputs(loaded, strips: list[Strip]) -> dict:
-    """How a discovery's strips reach the model: the adapter's input policy and the smallest
-    fraction of a strip that reaches the language model (``cli.coverage.image_coverage``, once per
-    size), for ``DiscoveryResult.input_policy`` / ``image_coverage``."""
-    from gaze_explorer.cli.coverage import image_coverage
-
-    sizes = {tuple(strip.image.size) for strip in strips}
-    coverage = min((image_coverage(loaded, size) for size in sizes), default=1.0)
-    return {"input_policy": str(loaded.adapter.input_policy), "image_coverage": float(coverage)}
-
-
-def discovery_input_params(result) -> dict:
-    """``input_policy`` and ``image_coverage`` of a discovery, for discovery.json and the session's
-    discovery params (empty when unknown: partials of a sharded run written before they were kept)."""
-    keys = ("input_policy", "image_coverage")
-    return {key: getattr(result, key) for key in keys if getattr(result, key, None) is not None}
+    return result
 
 
 def scores_from_ranking(

@@ -39,11 +39,10 @@ def write_discovery_partial(
 ) -> Path:
     """Run discovery's per-strip passes on ``strips`` (indices ``indices`` of ``total``) and write
     the partial result atomically (a killed shard leaves no file)."""
-    from gaze_explorer.cli.helpers import discovery_inputs
     from gaze_explorer.core.criteria import MapAverage
     from gaze_explorer.inference.discovery import PAPER_PROMPT, strip_attention
 
-    mats, masses = [], []
+    mats, masses, coverages = [], [], []
     maps = MapAverage()
     n_panels = {len(s.panel_widths) for s in strips}
     if len(n_panels) != 1:
@@ -53,6 +52,7 @@ def write_discovery_partial(
         mats.append(np.asarray(att.matrix))
         masses.append(np.asarray(att.image_mass))
         maps.add(att.image_map)
+        coverages.append(att.coverage)
     arrays = {
         "strip_indices": np.asarray(indices, dtype=np.int64),
         "matrices": np.stack(mats),  # [strip, layer, head, N, N], as each strip gave it
@@ -60,7 +60,8 @@ def write_discovery_partial(
         "n_total": np.asarray(total),
         "n_panels": np.asarray(n_panels.pop()),
         # input_policy, image_coverage: merged as one run records them (one policy, the min coverage)
-        **{key: np.asarray(value) for key, value in discovery_inputs(loaded, strips).items()},
+        "input_policy": np.asarray(str(getattr(loaded.adapter, "input_policy", "native"))),
+        "image_coverage": np.asarray(min(coverages, default=1.0)),
     }
     for (rows, cols), total_map in maps.sums().items():
         arrays[f"maps_sum_{rows}x{cols}"] = total_map  # [layer, head, rows, cols], float64 sum

@@ -92,8 +92,8 @@ class DiscoveryResult:
     cancelled: bool = False
     image_mass: np.ndarray | None = None  # [layer, head] attention on all image tokens, mean over questions
     image_maps: np.ndarray | None = None  # [layer, head, rows, cols] attention over the token grid, mean
-    # how the strips reached the model (filled by the CLI's run_discovery): the adapter's input
-    # policy and the smallest fraction of a strip that reached the language model (1 = all of it)
+    # how the strips reached the model: the adapter's input policy and the smallest fraction of a
+    # strip that reached the language model (1 = all of it); None in a result built elsewhere
     input_policy: str | None = None
     image_coverage: float | None = None
 
@@ -105,6 +105,14 @@ class StripAttention:
     matrix: np.ndarray  # [layer, head, N, N] queried x attended panel sums
     image_mass: np.ndarray  # [layer, head] sum over all image tokens, mean over the N questions
     image_map: np.ndarray  # [layer, head, rows, cols] attention per image token, mean over the questions
+    coverage: float = 1.0  # the fraction of the strip that reached the LM (the input policy's)
+
+
+def discovery_input_params(result) -> dict:
+    """``input_policy`` and ``image_coverage`` of a discovery, for discovery.json and the session's
+    discovery params (empty when unknown: partials of a sharded run written before they were kept)."""
+    keys = ("input_policy", "image_coverage")
+    return {key: getattr(result, key) for key in keys if getattr(result, key, None) is not None}
 
 
 def strip_matrix(
@@ -154,6 +162,7 @@ def strip_attention(
         matrix=panel_matrix(rows_np, positions),
         image_mass=np.mean([row.sum(axis=-1) for row in on_image], axis=0),
         image_map=image_map,
+        coverage=float(prepared.info.get("vision", {}).get("coverage", 1.0)),
     )
 
 
@@ -184,6 +193,7 @@ def _discover(loaded, strips, n_panels, template, cancel):
     mats: list[np.ndarray] = []
     mass_sum: np.ndarray | None = None  # [layer, head]
     maps = MapAverage()  # [layer, head, rows, cols]; strips of other widths have other grids
+    coverage = 1.0  # the smallest fraction of a strip that reached the LM
     cancelled = False
     yield DiscoveryProgress(0, len(strips))
     for i, strip in enumerate(strips):
@@ -194,6 +204,7 @@ def _discover(loaded, strips, n_panels, template, cancel):
         mats.append(att.matrix)
         mass_sum = att.image_mass if mass_sum is None else mass_sum + att.image_mass
         maps.add(att.image_map)
+        coverage = min(coverage, att.coverage)
         yield DiscoveryProgress(i + 1, len(strips), str(getattr(strip, "name", "") or f"strip {i + 1}"))
     if not mats:
         return  # cancelled before the first strip finished: nothing to report
@@ -209,4 +220,6 @@ def _discover(loaded, strips, n_panels, template, cancel):
         cancelled=cancelled,
         image_mass=(mass_sum / len(mats)).astype(np.float32),  # every strip asks N questions: equal weights
         image_maps=maps.mean().astype(np.float32),
+        input_policy=str(getattr(loaded.adapter, "input_policy", "native")),
+        image_coverage=float(coverage),
     )

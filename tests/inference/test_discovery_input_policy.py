@@ -14,7 +14,7 @@ from family_helpers import input_policy, strip_image
 from test_family_llava import tiny_llava
 
 from gaze_explorer.cli import main
-from gaze_explorer.cli.helpers import discovery_inputs
+from gaze_explorer.inference.discovery import DiscoveryResult, discover
 from gaze_explorer.inference.loading import loaded_from_parts
 from gaze_explorer.storage import SessionReader
 
@@ -43,14 +43,23 @@ def test_discover_records_the_input_policy_and_coverage(llava_checkpoint, tmp_pa
     assert (discovery.params["input_policy"], discovery.params["image_coverage"]) == (policy, 1.0)
 
 
-def test_discovery_inputs_report_the_smallest_coverage_of_the_strips():
+def _discovered(loaded, strips) -> DiscoveryResult:
+    return next(e for e in discover(loaded, strips) if isinstance(e, DiscoveryResult))
+
+
+def test_discovery_reports_the_smallest_coverage_of_the_strips():
     """Under ``native`` the centre crop keeps 1/6 of a 384 x 64 strip, all of a square one: the
-    discovery records the smaller."""
+    discovery result (app and CLI alike) records the smaller. One panel per strip, so the cropped
+    strip still has image tokens in its panel."""
     model, adapter = tiny_llava()
     loaded = loaded_from_parts(model, adapter)
-    strips = [type("S", (), {"image": image})() for image in (strip_image(64, 64), strip_image(384, 64))]
+    strips = [
+        type("S", (), {"image": strip_image(w, 64), "panel_widths": [w], "name": f"w{w}"})()
+        for w in (64, 384)
+    ]
     with input_policy(adapter, "native"):
-        inputs = discovery_inputs(loaded, strips)
-    assert inputs["input_policy"] == "native"
-    assert inputs["image_coverage"] == pytest.approx(1 / 6, abs=1e-3)
-    assert discovery_inputs(loaded, strips) == {"input_policy": "squash", "image_coverage": 1.0}
+        result = _discovered(loaded, strips)
+    assert result.input_policy == "native"
+    assert result.image_coverage == pytest.approx(1 / 6, abs=1e-3)
+    result = _discovered(loaded, strips)
+    assert (result.input_policy, result.image_coverage) == ("squash", 1.0)

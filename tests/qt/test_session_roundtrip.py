@@ -132,6 +132,9 @@ def test_session_round_trip_restores_the_screen_and_exports(qtbot, demo_window, 
     from gaze_explorer.qt import export as ex
 
     reader, heads = other.reader, other.state.heads.active
+    # the app's discovery records how the strip reached the model, as `discover` does
+    params = reader.discoveries()[-1].params
+    assert (params["input_policy"], params["image_coverage"]) == ("native", 1.0)
     out = tmp_path / "app"
     out.mkdir()
     written = [

@@ -123,9 +123,10 @@ class DiscoveryControl(QtCore.QObject):
         state.heads.set_kind(state.heads.kind if state.heads.kind != "file" else "top")
         params = dict(self._params)
         params["n_strips"] = int(result.n_strips)
-        from gaze_explorer.inference.discovery import PAPER_PROMPT
+        from gaze_explorer.inference.discovery import PAPER_PROMPT, discovery_input_params
 
         params["prompt"] = PAPER_PROMPT  # the template every discovery in the app asks
+        params.update(discovery_input_params(result))  # the input policy, the smallest coverage
         params["criteria"] = ["gaze"] + (["image", "localization"] if image_maps is not None else [])
         session = self.session
         try:
