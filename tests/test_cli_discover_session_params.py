@@ -28,3 +28,43 @@ def test_discover_session_stores_its_parameters_and_the_strips_name(tmp_path):
     assert "dtype" in params and params["criteria"] == ["gaze", "image", "localization"]
     assert image_name == demo_discovery_strips()[0].name != ""
     assert missing == []
+
+
+def test_the_localization_variants_reach_the_session_and_the_app(tmp_path, qtbot):
+    """``discover --session --loc-entropy code --loc-bottom-row off``: the session's discovery records
+    the variants, its stored criteria were computed with them, and the app that reopens it ranks
+    Localization Heads and draws the agreement table with them (not the defaults)."""
+    import numpy as np
+
+    from gaze_explorer.core.criteria import criteria_report, criterion_scores
+    from gaze_explorer.qt.main_window import MainWindow
+
+    path = tmp_path / "loc.h5"
+    argv = [
+        "discover",
+        "--model",
+        "demo",
+        "--n-strips",
+        "2",
+        "--out",
+        str(tmp_path / "d"),
+        "--session",
+        str(path),
+    ]
+    assert main([*argv, "--loc-entropy", "code", "--loc-bottom-row", "off"]) == 0
+    options = {"entropy_variant": "code", "bottom_row": "off"}
+    with SessionReader(path) as r:
+        (disc,) = r.discoveries()
+        arrays = [np.asarray(r.discovery_array(n)) for n in ("gaze_scores", "image_mass", "image_maps")]
+    assert disc.params["localization"] == options and disc.source == "demo"
+    want = criteria_report(*arrays, **options)
+    assert disc.criteria["localization"] == want["localization"]
+    assert want["localization"] != criteria_report(*arrays)["localization"]  # the variants matter here
+    win = MainWindow()
+    qtbot.addWidget(win)
+    assert win.open_session(str(path))
+    np.testing.assert_array_equal(
+        win.state.heads.scores["localization"], criterion_scores(*arrays, **options)["localization"]
+    )
+    assert win.state.discovery.agreement() == want["agreement"]
+    win.controller.shutdown()

@@ -107,8 +107,11 @@ def write_discovery_session(path: str, loaded, strip: Strip, result, params: dic
         image = np.asarray(strip.image)
         header = dict(meta=loaded.describe(), image=image, grid=grid, regions=regions, image_name=strip.name)
     writer = SessionWriter(path, **header)
+    params = dict(params or {})
+    # where the strips came from, as the app names it ("demo", "folder"; the path is in the params)
+    source = "demo" if params.get("comics") == "demo" else "folder"
     try:
-        writer.write_discovery(result, source="cli", params=params)
+        writer.write_discovery(result, source=source, params=params, localization=params.get("localization"))
     finally:
         writer.close()
     print(f"session: {path}")
@@ -136,6 +139,7 @@ def session_params(args: argparse.Namespace, result) -> dict:
         "prompt": PAPER_PROMPT,  # the template; ``prompts``: the questions it made
         "prompts": [panel_prompt(PAPER_PROMPT, k, n_panels) for k in range(1, n_panels + 1)],
         "criteria": ["gaze", "image", "localization"],
+        "localization": localization_options(args),  # the Localization Heads variants given
         **discovery_input_params(result),  # the policy the model used (not only the flag), coverage
     }
 

@@ -24,7 +24,7 @@ reopened session's saved selection) makes the shown run's own head set the activ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -292,9 +292,11 @@ class HeadSelectionModel:
         scores: np.ndarray | None,
         image_mass: np.ndarray | None = None,
         image_maps: np.ndarray | None = None,
+        localization: Mapping | None = None,
     ) -> None:
         """The discovery's gaze scores, and with its image mass (and maps) the image (and
-        localization) criteria's scores too (``core.criteria.criterion_scores``)."""
+        localization) criteria's scores too (``core.criteria.criterion_scores``; ``localization``:
+        the Localization Heads variants the discovery was made with, default the paper's)."""
         if scores is not None:
             scores = np.asarray(scores, dtype=np.float64)
             if scores.shape != (self.n_layers, self.n_heads):
@@ -302,7 +304,8 @@ class HeadSelectionModel:
                 self.attention_layers = None  # another model's discovery: its NaN rows say which
                 self.custom = set()
         self.gaze_scores = scores
-        self.scores = {} if scores is None else criterion_scores(scores, image_mass, image_maps)
+        options = dict(localization or {})
+        self.scores = {} if scores is None else criterion_scores(scores, image_mass, image_maps, **options)
         self.scores_changed.emit()
         self._recompute()
 
@@ -712,6 +715,7 @@ class DiscoveryModel:
         self.n_strips = 0
         self.image_mass: np.ndarray | None = None  # [layer, head], for the other criteria
         self.image_maps: np.ndarray | None = None  # [layer, head, rows, cols]
+        self.localization: dict = {}  # the Localization Heads variants the discovery was made with
         self._agreement: list[dict] | None = None
         self._agreement_done = False
         self.stored: list[tuple[str, str]] = []  # (key, label) of the session's discoveries, oldest first
@@ -735,8 +739,10 @@ class DiscoveryModel:
         n_strips: int = 0,
         image_mass: np.ndarray | None = None,
         image_maps: np.ndarray | None = None,
+        localization: Mapping | None = None,
     ) -> None:
         self.scores = None if scores is None else np.asarray(scores, dtype=np.float64)
+        self.localization = dict(localization or {})  # the Localization Heads variants (agreement)
         self.matrices = None if matrices is None else np.asarray(matrices)
         self.n_strips = int(n_strips)
         self.image_mass, self.image_maps = image_mass, image_maps
@@ -782,7 +788,8 @@ class DiscoveryModel:
             if self.scores is not None and self.image_mass is not None and self.image_maps is not None:
                 from gaze_explorer.core.criteria import criteria_report
 
-                self._agreement = criteria_report(self.scores, self.image_mass, self.image_maps)["agreement"]
+                report = criteria_report(self.scores, self.image_mass, self.image_maps, **self.localization)
+                self._agreement = report["agreement"]
         return self._agreement
 
 

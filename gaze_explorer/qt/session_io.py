@@ -438,10 +438,16 @@ def show_discovery(state: AppState, reader, key: str | None) -> None:
     names = DISCOVERY_ARRAYS.values()
     arrays = {name: None if key is None else reader.discovery_array(name, key) for name in names}
     scores, mass, maps = arrays["gaze_scores"], arrays["image_mass"], arrays["image_maps"]
+    # the Localization Heads variants it was made with (discover --loc-entropy/--loc-bottom-row)
+    from gaze_explorer.core.protocol_choices import BOTTOM_ROW_RULES, ENTROPY_VARIANTS
+
+    raw = (info.params if info is not None else {}).get("localization")
+    allowed = {"entropy_variant": ENTROPY_VARIANTS, "bottom_row": BOTTOM_ROW_RULES}
+    localization = {k: v for k, v in raw.items() if v in allowed.get(k, ())} if isinstance(raw, dict) else {}
     if scores is not None:
-        state.heads.set_gaze_scores(np.asarray(scores), mass, maps)
+        state.heads.set_gaze_scores(np.asarray(scores), mass, maps, localization)
     n_strips = 0 if info is None else info.n_strips
-    state.discovery.set_result(scores, arrays["panel_matrices"], n_strips, mass, maps)
+    state.discovery.set_result(scores, arrays["panel_matrices"], n_strips, mass, maps, localization)
     state.discovery.set_stored([(d.key, d.label) for d in found], key)
 
 

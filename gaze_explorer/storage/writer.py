@@ -279,14 +279,23 @@ class SessionWriter:
             self._run(run, allow_ended=True)
         self._submit(("derived", str(name), np.asarray(array), dict(attrs or {}), run))
 
-    def write_discovery(self, result, *, source: str = "", params: dict | None = None) -> None:
+    def write_discovery(
+        self,
+        result,
+        *,
+        source: str = "",
+        params: dict | None = None,
+        localization: dict | None = None,
+    ) -> None:
         """Store a discovery result (``inference.discovery.DiscoveryResult``, duck-typed: storage
         never imports the inference layer) as a new group ``/discoveries/disc_NNN``: every array of
         :data:`~gaze_explorer.storage.schema.DISCOVERY_ARRAYS` that the result holds (float32), the
         ranking (``[n, 2]`` layer, head, best gaze score first), and the attributes ``n_strips``,
         ``n_panels``, ``cancelled`` (a partial discovery), ``created``, ``source`` (demo, folder,
         current image...), ``params_json`` (strips, prompt, panels, dtype, criterion...) and
-        ``criteria_json`` (core.criteria.criteria_report, when the result holds the image arrays).
+        ``criteria_json`` (core.criteria.criteria_report, when the result holds the image arrays;
+        ``localization``: the Localization Heads variants it was computed with, e.g.
+        ``{"entropy_variant": "code"}``, also kept in the params as ``localization`` when given).
         A session may hold several; the newest is the one readers serve by default."""
         self._raise_if_failed()
         arrays = {}
@@ -303,13 +312,17 @@ class SessionWriter:
             "cancelled": int(bool(getattr(result, "cancelled", False))),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source": str(source),
-            "params_json": dumps(params or {}),
+            "params_json": dumps(
+                {**(params or {}), **({"localization": dict(localization)} if localization else {})}
+            ),
         }
         if "image_mass" in arrays and "image_maps" in arrays:
             from gaze_explorer.core.criteria import criteria_report
 
             try:
-                report = criteria_report(arrays["gaze_scores"], arrays["image_mass"], arrays["image_maps"])
+                report = criteria_report(
+                    arrays["gaze_scores"], arrays["image_mass"], arrays["image_maps"], **(localization or {})
+                )
                 attrs["criteria_json"] = json.dumps(report, default=float)
             except (ValueError, GazeExplorerError):  # arrays too small for a criterion: recomputable later
                 pass

@@ -76,4 +76,4 @@ def test_discover_adds_its_discovery_to_an_app_session(new_writer, tmp_path):
         (disc,) = r.discoveries()
         assert (r.image == image).all() and len(r.runs()) == 1
         assert r.gaze_scores().shape == (6, 16)
-    assert disc.source == "cli" and disc.params["n_strips"] == 1 and disc.params["model"] == "demo"
+    assert disc.source == "demo" and disc.params["n_strips"] == 1 and disc.params["model"] == "demo"
