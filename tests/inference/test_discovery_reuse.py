@@ -88,7 +88,7 @@ FAMILIES = {
     "qwen2_vl": lambda: tiny_qwen2_vl(),
     "qwen2_5_vl": lambda: tiny_qwen2_vl("qwen2_5_vl"),
     "llava": lambda: tiny_llava(),
-    "llava_next": lambda: tiny_llava_next(),
+    "llava_next": lambda: tiny_llava_next(tile=56),  # squash (default): 8 columns for 6 panels
     "gemma3": lambda: tiny_gemma3(),
     "idefics3": lambda: tiny_idefics3(),
     "internvl": lambda: tiny_internvl(),

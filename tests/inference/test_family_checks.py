@@ -5,7 +5,8 @@ steered generation, discovery batched vs one question at a time, and the checkpo
 The checks themselves are in family_helpers.py; each family's builder and its family-specific
 tests (layout, published geometry, sliding window, soft cap, tiles, linear-attention layers) stay in
 its own ``test_family_*.py``. Each row below is (family, strip width, strip height[, keyword
-arguments of the check]): the strip each family has always been checked on.
+arguments of the check]): the strip each family has always been checked on. A family under a
+non-default input policy is the row ``"family:policy"``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ BUILDERS = {
     "smolvlm": partial(tiny_idefics3, "smolvlm"),
     "internvl": tiny_internvl,
     "llava": tiny_llava,
-    "llava_next": tiny_llava_next,
+    # 56 px tiles (8 x 8 features): under NeXT's default squash a strip becomes one square, 8 token
+    # columns wide (28 px tiles leave 4, too few for 6 panels); native anyres runs on it too
+    "llava_next": partial(tiny_llava_next, tile=56),
     "llava_onevision": tiny_llava_onevision,
     "mistral3": tiny_mistral3,
     "pixtral": partial(tiny_mistral3, "pixtral"),  # Pixtral-12B: llava + Pixtral tower
@@ -69,6 +72,7 @@ PARITY_AND_STEERING = [
     ("internvl", 336, 56),
     ("llava", 336, 56),
     ("llava_next", 300, 60),
+    ("llava_next:native", 300, 60),  # anyres: base view and newline tokens outside the grid
     ("mistral3", 336, 56),
     ("ovis2", 336, 56),
     ("pixtral", 336, 56),
@@ -112,6 +116,7 @@ GENERATE_STREAM_STEERS = [
     ("internvl", 336, 56, {}),
     ("llava", 336, 56, {}),
     ("llava_next", 300, 60, {}),
+    ("llava_next:native", 300, 60, {}),
     ("llava_onevision", 300, 60, {}),
     ("mistral3", 336, 56, {}),
     ("ovis2", 336, 56, {}),
@@ -177,8 +182,13 @@ CHECKPOINT_ROUND_TRIP = [
 
 @pytest.fixture(scope="module")
 def family(request):
-    """``(model, adapter)`` of the row's family, built once for this module (rows are grouped)."""
-    return BUILDERS[request.param]()
+    """``(model, adapter)`` of the row's family (``"family:policy"``: under that input policy), built
+    once for this module (rows are grouped)."""
+    family, _, policy = request.param.partition(":")
+    model, adapter = BUILDERS[family]()
+    if policy:
+        adapter.set_input_policy(policy)
+    return model, adapter
 
 
 def _rows(table):

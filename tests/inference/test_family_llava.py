@@ -1,8 +1,10 @@
-"""LLaVA-1.5 and LLaVA-NeXT adapters on tiny random-initialised models (CLIP + Llama, offline)."""
+"""LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision adapters on tiny random-initialised models (offline).
+
+Input policies: LLaVA-1.5 and NeXT squash by default (the paper's setting), OneVision keeps its own
+anyres (``native``); each test that checks another policy's geometry asks for it explicitly.
+"""
 
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 import pytest
@@ -14,10 +16,12 @@ from family_helpers import (
     check_checkpoint_round_trip,
     check_parity,
     check_parity_and_steering,
+    input_policy,
     padded_batch,
     strip_image,
     word_tokenizer,
 )
+from PIL import Image
 
 from gaze_explorer.core.errors import ModelLoadError, PromptError
 from gaze_explorer.inference.adapters import adapter_for
@@ -99,17 +103,22 @@ def tiny_llava(
     return LlavaForConditionalGeneration(config).eval(), LlavaAdapter.from_parts(config, tok)
 
 
-def tiny_llava_next():
-    """LLaVA-NeXT layout: 28 px CLIP tiles (4 x 4 features), wide pinpoints for a strip."""
+def tiny_llava_next(tile: int = 28):
+    """LLaVA-NeXT layout: ``tile`` px CLIP tiles of 7 px patches (28 px: 4 x 4 features), wide
+    pinpoints for a strip (``PINPOINTS`` scaled to the tile).
+
+    Under the default ``squash`` policy a strip becomes one square whose unpadded high-res view is
+    ``tile / 7`` features wide: 4 columns with 28 px tiles, too few for 6 panels; ``tile=56``
+    gives 8 (the published 336 px tiles give 24, 4 per panel, as in the paper)."""
     from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
 
     tok = _tokenizer()
-    vision, text = _configs(tok, 28)
+    vision, text = _configs(tok, tile)
     config = LlavaNextConfig(
         vision_config=vision,
         text_config=text,
         image_token_index=tok.convert_tokens_to_ids("<image>"),
-        image_grid_pinpoints=PINPOINTS,
+        image_grid_pinpoints=[[side * tile // 28 for side in p] for p in PINPOINTS],
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
     )
@@ -132,17 +141,10 @@ def test_llava_registry_finds_adapters(llava, llava_next):
     assert adapter_for(llava_next[0].config) is LlavaNextAdapter
 
 
-def with_policy(adapter, policy: str):
-    """A copy of ``adapter`` using input policy ``policy`` (the fixtures' adapters stay as they are)."""
-    other = copy.copy(adapter)
-    other.set_input_policy(policy)
-    return other
-
-
 def test_llava_padded_strip_grid_is_the_band_that_holds_the_image(llava):
     model, adapter = llava
-    adapter = with_policy(adapter, "pad")
-    prepared = adapter.build_inputs(strip_image(336, 56), "describe the third panel .")
+    with input_policy(adapter, "pad"):
+        prepared = adapter.build_inputs(strip_image(336, 56), "describe the third panel .")
     grid = prepared.grid
     # 336 x 56 padded to 336 x 336: of the 8 x 8 cells only the middle rows hold pixels (140..196)
     assert (grid.rows, grid.cols) == (2, 8)
@@ -160,8 +162,8 @@ def test_llava_padded_strip_grid_is_the_band_that_holds_the_image(llava):
 
 
 def test_llava_tall_image_keeps_a_band_of_columns(llava):
-    adapter = with_policy(llava[1], "pad")
-    grid = adapter.build_inputs(strip_image(50, 300, n_panels=1), "describe the image .").grid
+    with input_policy(llava[1], "pad") as adapter:
+        grid = adapter.build_inputs(strip_image(50, 300, n_panels=1), "describe the image .").grid
     assert grid.rows == 8 and grid.cols < 8
     assert_grid_covers_image(grid, 50, 300)
 
@@ -187,8 +189,11 @@ def test_llava_next_geometry_unpads_the_strip():
 
 
 def test_llava_next_grid_skips_base_view_and_newlines(llava_next):
+    """Native anyres: a base view, then the unpadded high-res rows, each followed by a newline."""
     model, adapter = llava_next
-    prepared = padded_batch(adapter, 300, 60)
+    with input_policy(adapter, "native"):
+        prepared = padded_batch(adapter, 300, 60)
+    assert prepared.info["vision"]["input_policy"] == "native"
     grid = prepared.grids[1]
     assert (grid.rows, grid.cols) == (4, 20)
     assert_grid_covers_image(grid, 300, 60)
@@ -209,13 +214,16 @@ def test_llava_next_grid_skips_base_view_and_newlines(llava_next):
 
 
 def test_llava_inputs_match_the_stock_processors(llava, llava_next):
-    """Our layouts equal LlavaProcessor's (with pad-to-square) and LlavaNextProcessor's."""
+    """Our layouts equal LlavaProcessor's (with pad-to-square) and LlavaNextProcessor's (anyres: the
+    native policy; the squash policy gives the stock processor the squashed image)."""
     from transformers import LlavaNextProcessor, LlavaProcessor
 
     image = strip_image(300, 60)
-    for (_, adapter), processor_cls, extra in (
-        ((None, with_policy(llava[1], "pad")), LlavaProcessor, {"do_pad": True}),
-        (llava_next, LlavaNextProcessor, {}),
+    squashed = image.resize((28, 28), Image.Resampling.BICUBIC)
+    for adapter, policy, stock_image, processor_cls, extra in (
+        (llava[1], "pad", image, LlavaProcessor, {"do_pad": True}),
+        (llava_next[1], "native", image, LlavaNextProcessor, {}),
+        (llava_next[1], "squash", squashed, LlavaNextProcessor, {}),
     ):
         processor = processor_cls(
             image_processor=adapter.image_processor,
@@ -225,10 +233,13 @@ def test_llava_inputs_match_the_stock_processors(llava, llava_next):
             num_additional_image_tokens=1,
         )
         text = adapter.format_prompt("describe the panel .")
-        stock = processor(images=image, text=text, return_tensors="pt", add_special_tokens=False, **extra)
-        ours = adapter.build_inputs(image, "describe the panel .").tensors
+        stock = processor(
+            images=stock_image, text=text, return_tensors="pt", add_special_tokens=False, **extra
+        )
+        with input_policy(adapter, policy):
+            ours = adapter.build_inputs(image, "describe the panel .").tensors
         for key in ("input_ids", "pixel_values", *(["image_sizes"] if extra == {} else [])):
-            assert torch.equal(stock[key], ours[key]), (processor_cls.__name__, key)
+            assert torch.equal(stock[key], ours[key]), (processor_cls.__name__, policy, key)
 
 
 def tiny_llava_onevision():
@@ -315,19 +326,27 @@ def test_llava_onevision_token_count_matches_the_stock_processor(llava_onevision
 
 
 @pytest.mark.parametrize(
-    ("adapter_cls", "expected"),
+    ("adapter_cls", "policy", "used", "expected"),
     [
-        # 336 px CLIP, squashed (the default): all 24 x 24 cells hold the strip
-        (LlavaAdapter, (24, 24)),
-        # 336 x 1008 pinpoint: 3 tiles of 24 x 24 features; 11.8 rows of image -> unpad keeps 12
-        (LlavaNextAdapter, (12, 72)),
-        # 384 x 1920 pinpoint (wastes less than 2304): 5 SigLIP tiles of 27 x 27; 22 rows + 1 kept
-        (LlavaOnevisionAdapter, (23, 135)),
+        # 336 px CLIP, squashed (the default): all 24 x 24 cells hold the strip, 4 columns a panel
+        (LlavaAdapter, None, "squash", (24, 24)),
+        # squashed (the default, as the paper ran NeXT): the 336 x 336 square goes into the 336 x 672
+        # pinpoint (2 tiles, 24 x 48 features) and unpads to 24 x 24, 4 columns a panel
+        (LlavaNextAdapter, None, "squash", (24, 24)),
+        # native anyres: 336 x 1008 pinpoint, 3 tiles of 24 x 24 features; 11.8 rows of image ->
+        # unpad keeps 12
+        (LlavaNextAdapter, "native", "native", (12, 72)),
+        # native (OneVision's default): 384 x 1920 pinpoint (wastes less than 2304), 5 SigLIP tiles
+        # of 27 x 27; 22 rows + 1 kept
+        (LlavaOnevisionAdapter, None, "native", (23, 135)),
     ],
 )
-def test_llava_published_geometry_on_a_real_size_strip(llava, adapter_cls, expected):
-    """The published configs' geometry (transformers' defaults are the released checkpoints')."""
+def test_llava_published_geometry_on_a_real_size_strip(llava, adapter_cls, policy, used, expected):
+    """The published configs' geometry (transformers' defaults are the released checkpoints'), under
+    each family's default input policy (``policy`` None) or the one named."""
     from transformers import LlavaConfig, LlavaNextConfig, LlavaOnevisionConfig
+
+    from gaze_explorer.core.regions import panel_regions
 
     config_cls = {
         LlavaAdapter: LlavaConfig,
@@ -337,10 +356,15 @@ def test_llava_published_geometry_on_a_real_size_strip(llava, adapter_cls, expec
     _, adapter = llava
     config = config_cls(image_token_index=adapter.image_token_id)
     published = adapter_cls.from_parts(config, adapter.tokenizer)
+    published.set_input_policy(policy)
     prepared = published.build_inputs(strip_image(1566, 256), "describe the panels .")
+    assert prepared.info["vision"]["input_policy"] == used
     assert (prepared.grid.rows, prepared.grid.cols) == expected
     assert_grid_covers_image(prepared.grid, 1566, 256, margin=1.0)
     assert_panels_partition(prepared.grid, 6)
+    if used == "squash":  # the paper's "24 columns -> 4 per panel"
+        columns = [np.unique(r.token_indices % 24).size for r in panel_regions(prepared.grid, 6)]
+        assert columns == [4] * 6
 
 
 def test_llava_checkpoint_without_tokenizer_template_round_trip(tmp_path):
@@ -368,7 +392,9 @@ def test_llava_next_extreme_aspect_falls_back_to_the_base_view(llava_next):
 
     model, adapter = llava_next
     image = strip_image(3000, 20)
-    prepared = adapter.build_inputs(image, "describe the panel .")
+    with input_policy(adapter, "native"):
+        prepared = adapter.build_inputs(image, "describe the panel .")
+    assert prepared.info["vision"]["input_policy"] == "native"
     assert (prepared.grid.rows, prepared.grid.cols) == (4, 4)
     assert_grid_covers_image(prepared.grid, 3000, 20)
     assert_panels_partition(prepared.grid, 4)
@@ -399,9 +425,11 @@ def test_llava_input_policies_squash_pad_and_crop(llava):
     assert (squashed.grid.rows, squashed.grid.cols) == (8, 8)
     assert_grid_covers_image(squashed.grid, 336, 56)
     assert squashed.info["vision"]["input_policy"] == "squash" and squashed.info["vision"]["coverage"] == 1.0
-    padded = with_policy(adapter, "pad").build_inputs(image, "describe the panel .")
+    with input_policy(adapter, "pad"):
+        padded = adapter.build_inputs(image, "describe the panel .")
     assert (padded.grid.rows, padded.grid.cols) == (2, 8) and padded.info["vision"]["coverage"] == 1.0
-    cropped = with_policy(adapter, "native").build_inputs(image, "describe the panel .")
+    with input_policy(adapter, "native"):
+        cropped = adapter.build_inputs(image, "describe the panel .")
     assert (cropped.grid.rows, cropped.grid.cols) == (8, 8)
     assert np.isclose(cropped.info["vision"]["coverage"], 1 / 6, atol=0.01)
     assert np.allclose(cropped.grid.token_boxes[:, [0, 2]].min(), 140) and np.allclose(
@@ -417,10 +445,16 @@ def test_llava_policies_match_the_measured_geometry(llava, policy):
     from geometry_truth import GeometryOracle, noise_image
 
     model, adapter = llava
-    oracle = GeometryOracle(model, with_policy(adapter, policy))
-    for width, height in ((168, 56), (60, 150)):
-        comparison = oracle.measure_boxes(noise_image(width, height))
-        assert comparison.max_error_px <= comparison.tolerance_px, (policy, width, height, comparison.worst())
+    with input_policy(adapter, policy):
+        oracle = GeometryOracle(model, adapter)
+        for width, height in ((168, 56), (60, 150)):
+            comparison = oracle.measure_boxes(noise_image(width, height))
+            assert comparison.max_error_px <= comparison.tolerance_px, (
+                policy,
+                width,
+                height,
+                comparison.worst(),
+            )
 
 
 def test_llava_padded_portrait_panels_follow_the_measured_column_widths():
@@ -453,20 +487,45 @@ def test_llava_padded_portrait_panels_follow_the_measured_column_widths():
         assert abs(truth[straddler, 0] - share) <= 0.04
 
 
-def test_llava_next_squash_policy_matches_the_measured_geometry(llava_next):
-    """NeXT's native anyres is the default (it keeps the whole strip); squash is the paper's setting:
-    the strip is one square, cut into the square pinpoint's tiles, boxes scaled back to the strip."""
+def test_llava_next_squashes_by_default_and_native_stays_available(llava_next):
+    """Squash is NeXT's default (the paper's setting): the strip is one square, cut into the square's
+    best pinpoint (28 x 56: 4 x 8 features, unpadded to 4 x 4), boxes scaled back to the strip and
+    checked against the geometry measured on the model. ``native`` (transformers' anyres) keeps the
+    strip's aspect: the 28 x 112 pinpoint, 4 x 16 features over the strip."""
     from geometry_truth import GeometryOracle, noise_image
 
     model, adapter = llava_next
-    assert adapter.input_policy == "native"
-    squash = with_policy(adapter, "squash")
     image = noise_image(168, 42)
-    prepared = squash.build_inputs(image, "describe the image .")
-    assert prepared.grid.rows == prepared.grid.cols  # a square view of the squashed strip
+    prepared = adapter.build_inputs(image, "describe the image .")
+    assert (prepared.grid.rows, prepared.grid.cols) == (4, 4)  # a square view of the squashed strip
     assert prepared.info["vision"]["input_policy"] == "squash" and prepared.info["vision"]["coverage"] == 1.0
-    comparison = GeometryOracle(model, squash).measure_boxes(image)
+    assert prepared.info["vision"]["best_resolution"] == [28, 56]
+    comparison = GeometryOracle(model, adapter).measure_boxes(image)
     assert comparison.max_error_px <= comparison.tolerance_px, comparison.worst()
+    with input_policy(adapter, "native"):
+        native = adapter.build_inputs(image, "describe the image .")
+    assert native.info["vision"]["input_policy"] == "native" and native.info["vision"]["coverage"] == 1.0
+    assert native.info["vision"]["best_resolution"] == [28, 112]
+    assert (native.grid.rows, native.grid.cols) == (4, 16)
+
+
+def test_llava_next_squash_gives_every_panel_of_a_strip_columns():
+    """With 56 px tiles (8 x 8 features, the family checks' NeXT model) a squashed 6-panel strip
+    spans 8 columns, and every panel gets its own; 28 px tiles (4 columns) cannot hold 6 panels."""
+    from gaze_explorer.core.errors import RegionError
+    from gaze_explorer.core.regions import panel_regions
+
+    model, adapter = tiny_llava_next(tile=56)
+    assert adapter.input_policy == "squash"
+    prepared = padded_batch(adapter, 300, 60)
+    grid = prepared.grids[1]  # the unpadded row
+    assert (grid.rows, grid.cols) == (8, 8)
+    assert_grid_covers_image(grid, 300, 60)
+    assert_panels_partition(grid, 6)
+    assert_positions_hold_image_tokens(grid, prepared.tensors["input_ids"][1:], model.config.image_token_id)
+    _, coarse = tiny_llava_next()
+    with pytest.raises(RegionError, match="6 panels cannot fit"):
+        panel_regions(coarse.build_inputs(strip_image(300, 60), "describe .").grid, 6)
 
 
 def test_generate_warns_when_the_input_policy_crops_the_image(tmp_path, capsys):

@@ -36,7 +36,7 @@ FAMILIES = {
     "qwen2_vl": ("test_family_qwen2_vl", "tiny_qwen2_vl"),
     "qwen2_5_vl": ("test_family_qwen2_vl", "tiny_qwen2_5_vl"),  # window attention in the tower
     "llava": ("test_family_llava", "tiny_llava"),
-    "llava_next": ("test_family_llava", "tiny_llava_next"),
+    "llava_next": ("test_family_llava", "tiny_llava_next"),  # squash (default); native in POLICIES
     "llava_onevision": ("test_family_llava", "tiny_llava_onevision"),
     "gemma3": ("test_family_gemma3", "tiny_gemma3"),
     "idefics3": ("test_family_idefics3", "tiny_idefics3"),
@@ -55,9 +55,9 @@ FAMILIES = {
     "pixtral": ("test_family_mistral3", "tiny_pixtral"),  # llava + Pixtral tower, no merge
     "ovis2": ("test_family_ovis2", "tiny_ovis2"),  # squash (default); native tiles in its own test
 }
-# the non-default input policies (LLaVA-1.5's three and LLaVA-NeXT's squash have their own tests
-# in test_family_llava.py; InternVL's and Ovis2's native tiles in their files)
-POLICIES = ["aya_vision:squash", "llava_onevision:squash"]
+# the non-default input policies (LLaVA-1.5's three have their own tests in test_family_llava.py;
+# InternVL's and Ovis2's native tiles in their files)
+POLICIES = ["aya_vision:squash", "llava_next:native", "llava_onevision:squash"]
 
 # OneVision shrinks a large feature grid with bilinear interpolation: a shrunk cell is computed
 # from the two nearest features on each axis, not an equal share of the area, so its true

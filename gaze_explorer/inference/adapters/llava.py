@@ -26,11 +26,17 @@ LLaVA-NeXT (``llava_next``)
     image edge by less than one cell (that sliver is seen only by the base view). Boxes are kept
     honest rather than stretched over it. For extreme aspect ratios (e.g. 3000 x 20 px) unpadding
     leaves no high-res feature at all; the base view is then the grid.
+    Input policies: ``squash`` (default, as the paper ran NeXT: the image is resized to ``S x S``
+    first; anyres puts that square in a 1 x 2 pinpoint and unpads it back to ``g x g``, so a strip
+    is a 24 x 24 grid at 336 px, 4 columns a panel) and ``native`` (anyres on the image itself: a
+    strip keeps its aspect at a higher resolution, e.g. 12 x 72 for a 1566 x 256 strip).
 
 LLaVA-OneVision (``llava_onevision``)
     NeXT's layout on a SigLIP tower (no CLS). When the unpadded feature grid holds more than
     about ``anyres_max_N`` tiles' worth of features, the model shrinks it bilinearly; each cell of
     the shrunk grid then covers an equal share of the unpadded area (its box in the grid).
+    Input policies: ``native`` (default: SigLIP anyres keeps the whole strip, no CLIP crop) and
+    ``squash``.
 
 ``vision_feature_select_strategy``: ``default`` drops CLIP's CLS token. LLaVA-1.5 with ``full``
 on a CLIP tower keeps the CLS as an extra token before the grid (it covers the whole image, so it
@@ -291,10 +297,12 @@ class LlavaNextAdapter(_ClipViewMixin, FamilyAdapter):
 
     family = "llava_next"
     model_types = ("llava_next",)
-    # anyres keeps the whole image (tiles at the best pinpoint, plus a squashed base view), so the
-    # family's own processing is the default; ``squash`` is the paper's setting
-    input_policies = ("native", "squash")
-    default_input_policy = "native"
+    # The paper's fix for fixed-resolution processors (PAPER_PROTOCOL): the strip squashed to one
+    # S x S square, so every panel is a contiguous block of token columns; it is the default, as
+    # the paper ran LLaVA-NeXT. ``native`` (transformers' anyres: tiles at the best pinpoint plus a
+    # squashed base view) keeps the whole image too, at a higher resolution.
+    input_policies = ("squash", "native")
+    default_input_policy = "squash"
 
     @classmethod
     def image_processor_class(cls) -> type:
@@ -373,6 +381,10 @@ class LlavaOnevisionAdapter(LlavaNextAdapter):
 
     family = "llava_onevision"
     model_types = ("llava_onevision",)
+    # its SigLIP anyres never centre-crops (it keeps the whole strip, at a higher resolution than a
+    # squash) and the paper did not use it, so the family's own processing stays the default
+    input_policies = ("native", "squash")
+    default_input_policy = "native"
 
     @classmethod
     def image_processor_class(cls) -> type:
