@@ -60,6 +60,16 @@ def test_three_local_shards_discover_what_one_run_does(unsharded, tmp_path):
     _same_discovery(unsharded, out)
 
 
+def test_sharded_discover_keeps_the_localization_variants(tmp_path):
+    """The merge applies the sharded command's --loc-entropy/--loc-bottom-row as one run does."""
+    argv = ["discover", *COMMON, "--n-strips", "2", "--loc-entropy", "code", "--loc-bottom-row", "off"]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "two"), "--executor", "local", "--jobs", "2"]) == 0
+    one, two = (json.loads((tmp_path / d / "discovery.json").read_text()) for d in ("one", "two"))
+    assert two["criteria"]["localization"] == one["criteria"]["localization"]
+    assert one["criteria"]["localization"]["entropy_variant"] == "code"
+
+
 @pytest.mark.parametrize("protocol", ["static", "dynamic"])
 def test_two_local_shards_evaluate_what_one_run_does(unsharded, tmp_path, protocol):
     """Per-pair judgements, accuracies and bootstrap CIs equal a single run's (dynamic: the

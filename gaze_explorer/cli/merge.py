@@ -322,11 +322,15 @@ def merge_dir(directory: str | Path, out: str | None = None, json_path: str | No
     paths = [directory / partial_name(command, i, n) for i in range(1, n + 1)]
     if command == "discover":
         from gaze_explorer.cli.discover import write_discovery
+        from gaze_explorer.cli.helpers import localization_options
+        from gaze_explorer.cli.parser import build_parsers
 
         result = merge_discovery(paths)
         target = Path(out or manifest["out"])
         model = _flag(manifest["argv"], "--model", "demo")
-        write_discovery(target, result, model)
+        # the sharded command's own flags: its Localization Heads variants, as one run applies them
+        args = build_parsers().main.parse_args(manifest["argv"])
+        write_discovery(target, result, model, localization=localization_options(args))
         print(f"merged {n} shards: {result.n_strips} strips -> {target}/ranking.json")
         if manifest.get("session"):
             _write_session(manifest, result)
