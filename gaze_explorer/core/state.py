@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from psygnal import Signal
 
-from gaze_explorer.core.criteria import criterion_scores
+from gaze_explorer.core.criteria import criterion_scores_and_selection
 from gaze_explorer.core.errors import HeadSpecError, RegionError, ScheduleError
 from gaze_explorer.core.heads import (
     CRITERIA,
@@ -256,6 +256,8 @@ class HeadSelectionModel:
         self.gaze_scores: np.ndarray | None = None  # [layer, head] from discovery
         # criterion -> [layer, head] scores (core.criteria.criterion_scores): what top-K ranks by
         self.scores: dict[str, np.ndarray] = {}
+        # criterion -> what its own selection keeps ({"n_selected", "params"}; image, localization)
+        self.selection: dict[str, dict] = {}
         self.criterion = "gaze"  # the top-K set's criterion (core.heads.CRITERIA)
         self.custom: set[Head] = set()
         self.kind = "top"
@@ -278,7 +280,7 @@ class HeadSelectionModel:
             self.n_layers, self.n_heads = n_layers, n_heads
             self.attention_layers = layers
             self.gaze_scores = None
-            self.scores = {}
+            self.scores, self.selection = {}, {}
             self.custom = set()
             self.scores_changed.emit()
             self.custom_changed.emit()
@@ -305,7 +307,11 @@ class HeadSelectionModel:
                 self.custom = set()
         self.gaze_scores = scores
         options = dict(localization or {})
-        self.scores = {} if scores is None else criterion_scores(scores, image_mass, image_maps, **options)
+        self.scores, self.selection = (
+            ({}, {})
+            if scores is None
+            else criterion_scores_and_selection(scores, image_mass, image_maps, **options)
+        )
         self.scores_changed.emit()
         self._recompute()
 
@@ -509,6 +515,7 @@ class HeadSelectionModel:
                 pool=self.pool,
                 custom=self.custom,
                 attention_layers=self.attention_layers,
+                selection=self.selection,
             )
         except HeadSpecError as err:  # e.g. a random control whose pool is smaller than K
             self.problem = str(err)

@@ -44,6 +44,10 @@ def test_criterion_combo_and_random_pool_label_after_discovery(qtbot, demo_windo
     assert set(s.heads.active.heads) != _top(expected["gaze"], 5)  # the choice changed something
     panel.criterion_combo.setCurrentText("localization")
     assert set(s.heads.active.heads) == _top(expected["localization"], 5)
+    # beyond the heads the criterion itself selects, the panel says the rest are fill-ins
+    n_sel = s.heads.choice.n_selected
+    assert n_sel is not None and s.heads.selection["localization"]["n_selected"] == n_sel
+    assert (f"only {n_sel} pass the localization criterion" in panel.heads_label.text()) == (n_sel < 5)
     panel.criterion_combo.setCurrentText("gaze")
     assert set(s.heads.active.heads) == _top(expected["gaze"], 5)
     assert panel.pool_label.text() == ""  # only the random control has a pool
@@ -60,8 +64,12 @@ def test_criterion_combo_and_random_pool_label_after_discovery(qtbot, demo_windo
     assert len(s.heads.active) == 5 and set(s.heads.active.heads) != first
     assert not set(s.heads.active.heads) & _top(expected["gaze"], 5)
 
+    s.heads.set_kind("random", k=5, pool="band")  # the band names its layers
+    lo, hi = s.heads.choice.pool_layers
+    assert panel.pool_label.text() == f"from band (layers {lo}–{hi}): {s.heads.choice.pool_size} heads"
+
     # a pool smaller than K: the label says why there is no set
-    s.heads.set_kind("random", k=choice.pool_size + 1)
+    s.heads.set_kind("random", k=choice.pool_size + 1, pool="all-non-gaze")
     assert len(s.heads.active) == 0 and s.heads.problem
     assert (
         panel.pool_label.text() == s.heads.problem

@@ -339,7 +339,12 @@ class SteeringPanel(QtWidgets.QWidget):
         shown = ", ".join(f"L{l}H{h}" for l, h in heads.active.heads[:8])  # noqa: E741
         more = f" … (+{len(heads.active) - 8})" if len(heads.active) > 8 else ""
         name = f"{source}, {heads.active.name}" if heads.kind == "file" and source else heads.active.name
-        self.heads_label.setText(f"{name}: {len(heads.active)} head(s) {shown}{more}")
+        text = f"{name}: {len(heads.active)} head(s) {shown}{more}"
+        choice = heads.choice
+        if choice is not None and heads.kind == "top" and choice.fill_in_note():
+            # image / localization top-K beyond what the criterion itself selects (issue 17)
+            text += f"\nonly {choice.n_selected} pass the {choice.criterion} criterion; the rest are fill-ins"
+        self.heads_label.setText(text)
 
     def _pool_text(self) -> str:
         """Where the random control draws from: its pool and size, or why it cannot be drawn."""
@@ -348,7 +353,12 @@ class SteeringPanel(QtWidgets.QWidget):
             return ""
         choice = heads.choice
         if choice is not None and choice.pool is not None:
-            return f"from {choice.pool}: {choice.pool_size} heads"
+            layers = (
+                ""
+                if choice.pool_layers is None
+                else f" (layers {choice.pool_layers[0]}–{choice.pool_layers[1]})"
+            )
+            return f"from {choice.pool}{layers}: {choice.pool_size} heads"
         return heads.problem  # e.g. the pool holds fewer heads than K
 
     def _show_target(self) -> None:
