@@ -112,7 +112,10 @@ BAD = [
     (["evaluate", "static", "--top-k", "0"], "at least 1"),
     (["export"], "--session"),
     (["export", "--session", "s.h5", "--spans", "0-3", "--step", "2"], "--spans"),
-    (["export", "--session", "s.h5", "--out", "o", "--figure", "matrix", "--layer", "2"], "--layer and --head"),
+    (
+        ["export", "--session", "s.h5", "--out", "o", "--figure", "matrix", "--layer", "2"],
+        "--layer and --head",
+    ),
     (["export", "--session", "s.h5", "--out", "o", "--format", "gif"], "invalid choice"),
     (["export", "--session", "s.h5", "--out", "o", "--step", "-2"], "0 or more"),
 ]
