@@ -5,6 +5,7 @@ all of them once it has ended. Scrubbing back while tokens stream stays where th
 from __future__ import annotations
 
 import numpy as np
+from pacing import pace
 
 from gaze_explorer.core.options import GenerationOptions
 from gaze_explorer.core.scoring import overlay_heat
@@ -27,6 +28,9 @@ def test_long_run_rows_come_from_the_file_with_a_bounded_window(qtbot, demo_wind
     assert worker is not None
     index = len(s.session.runs) - 1
     run, window = s.session.runs[index], c.run_control.handles[index].window
+    # the worker waits for the window (at most 2 steps ahead): on a busy machine the 110-token run
+    # could otherwise end before the scrub below has 10 more steps to stream
+    pace(worker, run)
     sizes: list[int] = []
     s.session.run_updated.connect(lambda i: sizes.append(len(window)) if i == index else None)
 
