@@ -115,7 +115,7 @@ def test_discovery_summary_shows_the_agreement_between_criteria(qtbot, state):
     assert table and "Agreement between criteria" in view.summary_label.text()
     first = table[0]
     row = "".join(
-        f"<td>{p['overlap']} ({p['chance_overlap']:.1f}) J {p['jaccard']:.2f}</td>" for p in first["pairs"]
+        f"<td>{p['overlap']} ({p['chance_overlap']:.1f})<br>J {p['jaccard']:.2f}</td>" for p in first["pairs"]
     )
     common = f"{first['common']} ({first['chance_common']:.1f})"
     assert f"<tr><td>{first['k_used']}</td>{row}<td>{common}</td></tr>" in view.summary_label.text()

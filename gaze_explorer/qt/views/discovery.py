@@ -191,8 +191,9 @@ class DiscoveryView(QtWidgets.QWidget):
             )
             rows = [f"<tr><th>K</th>{head}<th>all</th></tr>"]
             for row in agreement:
+                # Jaccard on a line of its own: the dock is narrow, and a wrapped cell split "J 0.05"
                 cells = "".join(
-                    f"<td>{p['overlap']} ({p['chance_overlap']:.1f}) J {p['jaccard']:.2f}</td>"
+                    f"<td>{p['overlap']} ({p['chance_overlap']:.1f})<br>J {p['jaccard']:.2f}</td>"
                     for p in row["pairs"]
                 )
                 common = f"{row['common']} ({row['chance_common']:.1f})"
