@@ -21,24 +21,26 @@ WARNING = (
 )
 
 
-def _tiny_llava():
+def _inference_helpers():
+    """The inference tests' tiny LLaVA-1.5 builder and checkpoint writer."""
     sys.path.insert(0, str(INFERENCE_TESTS))
     try:
+        from family_helpers import save_checkpoint
         from test_family_llava import tiny_llava
     finally:
         sys.path.remove(str(INFERENCE_TESTS))
-    return tiny_llava()
+    return tiny_llava, save_checkpoint
+
+
+def _tiny_llava():
+    return _inference_helpers()[0]()
 
 
 @pytest.fixture(scope="module")
 def llava_checkpoint(tmp_path_factory):
-    """The inference tests' tiny LLaVA-1.5, saved as a checkpoint folder the CLI loads by path."""
-    model, adapter = _tiny_llava()
-    path = tmp_path_factory.mktemp("tiny_llava") / "ckpt"
-    model.save_pretrained(path)
-    adapter.tokenizer.save_pretrained(path)
-    adapter.image_processor.save_pretrained(path)
-    return path
+    """The tiny LLaVA-1.5, saved as a checkpoint folder the CLI loads by path."""
+    tiny_llava, save_checkpoint = _inference_helpers()
+    return save_checkpoint(*tiny_llava(), tmp_path_factory.mktemp("tiny_llava"))
 
 
 def _model_args(checkpoint: Path, policy: str) -> list[str]:

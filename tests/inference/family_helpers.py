@@ -358,6 +358,25 @@ def check_generate_stream(model, adapter, image, *, target: int = 4, head: tuple
             assert row[panel].sum() / row[grid.positions].sum() >= 0.99
 
 
+def save_checkpoint(model, adapter, path, *, legacy_template: bool = False):
+    """The tiny model as a checkpoint directory ``path`` that ``load_model(path)`` and the CLI's
+    ``--model PATH`` load: safetensors, tokenizer, preprocessor. ``legacy_template``: the chat
+    template in a processor-style ``chat_template.json`` instead of the tokenizer (older llava-hf /
+    SmolVLM snapshots). Returns ``path``."""
+    import copy
+    import json
+
+    model.save_pretrained(path)
+    tokenizer = adapter.tokenizer
+    if legacy_template:
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.chat_template = None
+        (path / "chat_template.json").write_text(json.dumps({"chat_template": adapter.tokenizer.chat_template}))
+    tokenizer.save_pretrained(path)
+    adapter.image_processor.save_pretrained(path)
+    return path
+
+
 def check_checkpoint_round_trip(model, adapter, tmp_path, image, *, legacy_template: bool = False) -> None:
     """Save the tiny model as a checkpoint directory (safetensors, tokenizer, preprocessor) and
     load it with ``load_model``: same family, same inputs, same logits.
@@ -365,21 +384,9 @@ def check_checkpoint_round_trip(model, adapter, tmp_path, image, *, legacy_templ
     ``legacy_template``: save the tokenizer WITHOUT its chat template and put the template in a
     processor-style ``chat_template.json`` instead (older llava-hf / SmolVLM snapshots).
     """
-    import copy
-    import json
-
     from gaze_explorer.inference.loading import load_model
 
-    model.save_pretrained(tmp_path)
-    tokenizer = adapter.tokenizer
-    if legacy_template:
-        tokenizer = copy.deepcopy(tokenizer)
-        tokenizer.chat_template = None
-        (tmp_path / "chat_template.json").write_text(
-            json.dumps({"chat_template": adapter.tokenizer.chat_template})
-        )
-    tokenizer.save_pretrained(tmp_path)
-    adapter.image_processor.save_pretrained(tmp_path)
+    save_checkpoint(model, adapter, tmp_path, legacy_template=legacy_template)
     loaded = load_model(tmp_path, device="cpu", dtype="float32")
     assert type(loaded.adapter) is type(adapter) and loaded.family == adapter.family
     ours = adapter.build_inputs(image, "describe the third panel .")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from family_helpers import input_policy, strip_image
+from family_helpers import input_policy, save_checkpoint, strip_image
 from test_family_llava import tiny_llava
 
 from gaze_explorer.cli import main
@@ -22,12 +22,7 @@ from gaze_explorer.storage import SessionReader
 @pytest.fixture(scope="module")
 def llava_checkpoint(tmp_path_factory):
     """The tiny LLaVA-1.5, saved as a checkpoint folder the CLI loads by path."""
-    model, adapter = tiny_llava()
-    path = tmp_path_factory.mktemp("tiny_llava") / "ckpt"
-    model.save_pretrained(path)
-    adapter.tokenizer.save_pretrained(path)
-    adapter.image_processor.save_pretrained(path)
-    return path
+    return save_checkpoint(*tiny_llava(), tmp_path_factory.mktemp("tiny_llava"))
 
 
 @pytest.mark.parametrize(("flag", "policy"), [(None, "squash"), ("pad", "pad")])
