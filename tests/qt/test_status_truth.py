@@ -28,13 +28,24 @@ def hold_at(worker, step: int) -> threading.Event:
     return release
 
 
+def _held_run(qtbot, win, step: int = 3):
+    """A 300-token baseline held on its worker thread once it has produced ``step``: ``(run,
+    release)``; the run certainly still streams until ``release`` is set."""
+    worker = win.controller.generate("what happens", GenerationOptions(max_new_tokens=300, ignore_eos=True))
+    run = win.state.session.runs[-1]
+    release = hold_at(worker, step)
+    try:
+        qtbot.waitUntil(lambda: run.n_steps >= step, timeout=60000)
+    except BaseException:
+        release.set()
+        raise
+    return run, release
+
+
 def test_a_failed_model_load_mid_run_leaves_the_status_generating(qtbot, demo_window):
     win, c, s = demo_window, demo_window.controller, demo_window.state
-    worker = c.generate("what happens", GenerationOptions(max_new_tokens=300, ignore_eos=True))
-    run = s.session.runs[-1]
-    release = hold_at(worker, 3)
+    run, release = _held_run(qtbot, demo_window)
     try:
-        qtbot.waitUntil(lambda: run.n_steps >= 3, timeout=60000)
         c.load_model("/nonexistent/model")
         assert "loading /nonexistent/model" in s.status.activity and "generating" in s.status.activity
         qtbot.waitUntil(lambda: not any(w.name == "load-model" for w in c.workers), timeout=60000)
@@ -55,13 +66,10 @@ def test_a_failed_model_load_mid_run_leaves_the_status_generating(qtbot, demo_wi
 def test_a_model_loaded_mid_run_takes_over_when_the_run_ends(qtbot, demo_window):
     """The run keeps the model it started with and the screen keeps its grid while it streams; the
     new model is used once the run has ended."""
-    win, c, s = demo_window, demo_window.controller, demo_window.state
+    win, c = demo_window, demo_window.controller
     before = c.loaded
-    worker = c.generate("what happens", GenerationOptions(max_new_tokens=300, ignore_eos=True))
-    run = s.session.runs[-1]
-    release = hold_at(worker, 3)
+    run, release = _held_run(qtbot, demo_window)
     try:
-        qtbot.waitUntil(lambda: run.n_steps >= 3, timeout=60000)
         c.load_model("demo")
         qtbot.waitUntil(lambda: not any(w.name == "load-model" for w in c.workers), timeout=60000)
         assert c.loaded is before and run.status == "running"  # not swapped under the run
