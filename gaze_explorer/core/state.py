@@ -100,6 +100,7 @@ class SessionModel:
     run_updated = Signal(int)  # index of a run that got new tokens or a new status
     shown_runs_changed = Signal()
     runs_selected = Signal(list)  # select_runs: every selected run's index, in the order picked
+    compared_changed = Signal(list)  # set_compared: the runs the Comparison dock shows, in order
 
     def __init__(self) -> None:
         self.path: str | None = None
@@ -112,6 +113,9 @@ class SessionModel:
         self.shown: int | None = None  # index of the run on display
         self.compare: int | None = None  # index of a second run shown under it
         self.selected: list[int] = []  # every selected run, in the order picked (shown is the last)
+        # the runs the Comparison dock shows: the selected ones, or those of "Compare conditions"
+        # (shown there without being selected: their staircases use the heads selected now)
+        self.compared: list[int] = []
 
     def set_image(
         self,
@@ -136,6 +140,7 @@ class SessionModel:
         self.shown = None
         self.compare = None
         self.selected = []
+        self.compared = []
         self.runs_changed.emit()
         self.shown_runs_changed.emit()
 
@@ -179,6 +184,14 @@ class SessionModel:
             self.show_runs(picked[-1], picked[-2] if len(picked) >= 2 else None)
         self.selected = picked
         self.runs_selected.emit(list(picked))
+
+    def set_compared(self, indices: Sequence[int]) -> None:
+        """The runs the Comparison dock shows (in this order); out-of-range indices are dropped (a
+        saved comparison of a file whose runs changed)."""
+        compared = list(dict.fromkeys(int(i) for i in indices if 0 <= int(i) < len(self.runs)))
+        if compared != self.compared:
+            self.compared = compared
+            self.compared_changed.emit(list(compared))
 
     @property
     def shown_run(self) -> RunData | None:

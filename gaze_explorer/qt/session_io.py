@@ -398,6 +398,7 @@ def open_session(path: str | Path, state: AppState):
     saved = ui.get("selected")
     selected = [ids.index(i) for i in saved if i in ids] if isinstance(saved, list) else None
     restore_view(state, shown, compare, ui.get("step"), selected)
+    restore_comparison(state, ui.get("comparison"))
     restore_inspected(state, reader)
     state.status.update(
         model=str(model_meta.get("model_id", "session")),
@@ -515,6 +516,23 @@ def restore_heads(state: AppState, saved: dict | None) -> None:
 def heads_ui(state: AppState) -> dict:
     """The head-set control as the saved selection holds it (``ui_json``'s ``heads``)."""
     return state.heads.ui_state()
+
+
+def comparison_ui(state: AppState) -> list[str]:
+    """The runs the Comparison dock shows, as run ids (``ui_json``'s ``comparison``)."""
+    session = state.session
+    return [session.runs[i].run_id for i in session.compared if 0 <= i < len(session.runs)]
+
+
+def restore_comparison(state: AppState, saved) -> None:
+    """Show the saved comparison again (e.g. the four runs of Compare conditions, which are not
+    selected); without one (older files) the restored selection's comparison stays."""
+    if not isinstance(saved, list):
+        return
+    ids = [r.run_id for r in state.session.runs]
+    picked = [ids.index(i) for i in saved if i in ids]
+    if len(picked) >= 2:
+        state.session.set_compared(picked)
 
 
 def selected_ui(state: AppState) -> list[str | None]:

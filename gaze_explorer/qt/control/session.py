@@ -25,6 +25,7 @@ from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.control.worker_pool import WorkerPool
 from gaze_explorer.qt.session_io import (
     SessionRecorder,
+    comparison_ui,
     discovery_ui,
     heads_ui,
     inspected_ui,
@@ -275,9 +276,10 @@ class SessionControl(QtCore.QObject):
         if self.loaded is not None:
             session = self.state.session
             shown, compare, step = session.shown, session.compare, self.state.step.step
-            selected = list(session.selected)
+            selected, compared = list(session.selected), list(session.compared)
             self._rebuild_grid(len(panels), session.image_name)  # the loaded model's grid
             restore_view(self.state, shown, compare, step, selected)
+            session.set_compared(compared)
             self.state.status.update(activity=f"{self.ready_text()} (opened)")
         self._saved_view = self._view()
         missing = reader.missing()
@@ -322,7 +324,8 @@ class SessionControl(QtCore.QObject):
         return {
             "shown": ids[0],  # shown and compare are kept for older readers: "selected" ends with them
             "compare": ids[1],
-            "selected": selected_ui(self.state),  # every selected run (the comparison), in pick order
+            "selected": selected_ui(self.state),  # every selected run, in pick order
+            "comparison": comparison_ui(self.state),  # what the Comparison dock shows
             "step": int(self.state.step.step),
             "inspected": inspected,
             "discovery": discovery,

@@ -222,13 +222,20 @@ class ComparisonView(QtWidgets.QWidget):
         state.session.runs_changed.connect(self._on_runs_changed)
         state.session.run_updated.connect(self._on_run_updated)
         state.session.runs_selected.connect(self._on_runs_selected)
+        state.session.compared_changed.connect(self._on_compared)
         state.heads.selection_changed.connect(self._redraw.request)
         self.refresh()
 
     def set_runs(self, indices: Sequence[int]) -> None:
-        """Show runs ``indices`` of the session (in this order)."""
-        self.indices = [int(i) for i in indices]
-        self.refresh()
+        """Show runs ``indices`` of the session (in this order): the session model keeps them (a
+        reopened session shows them again)."""
+        self.state.session.set_compared(indices)
+        self._on_compared(self.state.session.compared)
+
+    def _on_compared(self, indices: list) -> None:
+        if list(indices) != self.indices:
+            self.indices = [int(i) for i in indices]
+            self.refresh()
 
     def _on_runs_selected(self, indices: list) -> None:
         """Two or more runs selected (one run shows in the timeline; the comparison keeps its runs)."""
