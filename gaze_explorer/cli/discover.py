@@ -83,10 +83,12 @@ def agreement_lines(report: dict) -> list[str]:
         k = f"K={row['k_used']}" + (
             f" (of {row['k']}: the model has {report['n_heads']} heads)" if row["clipped"] else ""
         )
-        pairs = ", ".join(f"{p['a']}&{p['b']} {p['overlap']} (J {p['jaccard']:.2f})" for p in row["pairs"])
-        lines.append(
-            f"{k}: {pairs}; common to all {row['common']} (chance {row['pairs'][0]['chance_overlap']:.1f})"
+        pairs = ", ".join(
+            f"{p['a']}&{p['b']} {p['overlap']} (chance {p['chance_overlap']:.1f}, J {p['jaccard']:.2f})"
+            for p in row["pairs"]
         )
+        # the common core's own chance (K^3 / n^2 for three criteria), not a pair's
+        lines.append(f"{k}: {pairs}; common to all {row['common']} (chance {row['chance_common']:.1f})")
     return lines
 
 

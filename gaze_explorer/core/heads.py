@@ -308,7 +308,7 @@ def random_control(
     candidates = pool.heads(gaze_scores, top.heads)
     if len(candidates) < k:
         advice = {  # what is wider than the pool that was too small
-            "percentile": "a smaller K or a wider pool (a higher percentile, band or all-non-gaze)",
+            "percentile": "a smaller K or a wider pool (a higher percentile, or all-non-gaze)",
             "band": "a smaller K or a wider pool (all-non-gaze, or percentile:P)",
             "all-non-gaze": "a smaller K (no pool is wider than all-non-gaze)",
         }[pool.kind]

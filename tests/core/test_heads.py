@@ -103,6 +103,7 @@ def test_a_pool_smaller_than_k_is_an_error_never_the_lowest_heads():
     with pytest.raises(ControlPoolError, match=r"percentile:5\) holds 2 head\(s\), fewer than K=3") as err:
         random_control(SCORES, 3, pool="percentile:5")  # the 5th percentile of 0..39 is 1.95: two heads
     assert isinstance(err.value, GazeExplorerError)
+    assert "band" not in str(err.value)  # the band follows K and can be smaller: not offered as wider
     with pytest.raises(ControlPoolError) as band_err:
         choose_heads("random:8", 4, 10, scores=SCORES, pool="band")  # the top 8 fill layer 3 but for 2 heads
     # the advice names only pools wider than the one that was too small
