@@ -45,6 +45,16 @@ def n_resamples(args: argparse.Namespace) -> dict:
     return {} if given is None else {"n_resamples": int(given)}
 
 
+def chosen_judge(args: argparse.Namespace, strips) -> AttributeJudge | CaptionJudge | None:
+    """The judge of ``--judge`` (None for ``auto``: per strip, the best it can have), refused when a
+    strip lacks what it judges against."""
+    judge = {"auto": None, "attributes": AttributeJudge(), "captions": CaptionJudge()}[args.judge]
+    need = {"attributes": "attributes", "captions": "captions"}.get(args.judge)
+    if need and not all(getattr(s, need) for s in strips):
+        raise DatasetError(f"--judge {args.judge} needs {need}.json for every strip")
+    return judge
+
+
 def print_fill_in_notes(choices) -> None:
     """One line per criterion choice whose K exceeds the heads its own selection keeps."""
     for choice in choices:
@@ -81,10 +91,7 @@ def run(args: argparse.Namespace) -> int:
     strips = shard(all_strips, args.shard)
     if not strips:
         raise DatasetError(f"shard {args.shard} of {len(all_strips)} strips is empty")
-    judge = {"auto": None, "attributes": AttributeJudge(), "captions": CaptionJudge()}[args.judge]
-    need = {"attributes": "attributes", "captions": "captions"}.get(args.judge)
-    if need and not all(getattr(s, need) for s in strips):
-        raise DatasetError(f"--judge {args.judge} needs {need}.json for every strip")
+    judge = chosen_judge(args, strips)
     loaded = load(args)
     warn_partial_coverage(loaded, strip_sizes(strips))  # before any pass: a discovery warns for its own
     top_k = args.top_k or default_top_k(loaded.n_layers, loaded.n_heads, is_demo(args))

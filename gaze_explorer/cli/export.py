@@ -48,7 +48,10 @@ def export_heads(args: argparse.Namespace, reader, discovery: str | None = None)
                 f"--heads {args.heads} needs the discovery's image attention, which this session's "
                 "discovery did not store (made before the criteria existed): run discover --session again"
             )
-        grids = criterion_scores(np.asarray(scores), np.asarray(mass), maps)
+        # the Localization Heads variants the discovery was made with (its params), as the app uses
+        found = [d for d in reader.discoveries() if discovery is None or d.key == discovery]
+        recorded = (found[-1].params.get("localization") if found else None) or {}
+        grids = criterion_scores(np.asarray(scores), np.asarray(mass), maps, **recorded)
     try:
         n_layers, n_heads = np.asarray(scores).shape if scores is not None else session_shape(reader)
     except GazeExplorerError:

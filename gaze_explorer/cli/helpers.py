@@ -223,14 +223,38 @@ def criterion_grids(args, loaded, strips_for_discovery) -> dict[str, np.ndarray]
     return criterion_inputs(args, loaded, strips_for_discovery)[0]
 
 
-def localization_options(args) -> dict:
-    """The Localization Heads variants given by ``--loc-entropy`` / ``--loc-bottom-row``, for
-    ``core.criteria.localization_heads`` (a flag left out, or a command without it: its default)."""
+def localization_options(args, recorded: dict | None = None) -> dict:
+    """The Localization Heads variants for ``core.criteria.localization_heads``: those given by
+    ``--loc-entropy`` / ``--loc-bottom-row`` over ``recorded`` (the ones the discovery whose results
+    are reused recorded); a variant in neither, or a command without the flags: its default."""
     given = {
         "entropy_variant": getattr(args, "loc_entropy", None),
         "bottom_row": getattr(args, "loc_bottom_row", None),
     }
-    return {key: value for key, value in given.items() if value is not None}
+    return {**(recorded or {}), **{key: value for key, value in given.items() if value is not None}}
+
+
+LOCALIZATION_VARIANTS = ("entropy_variant", "bottom_row")  # the variants the --loc flags choose
+
+
+def recorded_localization(folder: Path) -> dict:
+    """The Localization Heads variants a ``discover --out`` folder was made with: ``localization.json``,
+    else ``discovery.json``'s criteria; {} when it recorded none (an older folder, or no image maps)."""
+    for name in ("localization.json", "discovery.json"):
+        p = folder / name
+        if not p.exists():
+            continue
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HeadSpecError(f"{p} is not valid JSON: {exc}") from exc
+        if isinstance(data, dict) and name == "discovery.json":
+            data = (data.get("criteria") or {}).get("localization")
+        if isinstance(data, dict):
+            found = {key: data[key] for key in LOCALIZATION_VARIANTS if isinstance(data.get(key), str)}
+            if found:
+                return found
+    return {}
 
 
 def criterion_inputs(args, loaded, strips_for_discovery) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
@@ -238,14 +262,16 @@ def criterion_inputs(args, loaded, strips_for_discovery) -> tuple[dict[str, np.n
     (``core.criteria.criterion_scores_and_selection``)."""
     from gaze_explorer.core.criteria import criterion_scores_and_selection
 
-    options = localization_options(args)
     path = getattr(args, "heads_file", None) or getattr(args, "ranking", None)
     if path:
         gaze = scores_from_ranking(path, loaded.n_layers, loaded.n_heads, loaded.adapter.attention_layers)
         folder = Path(path).parent
+        # the variants the discovery recorded, unless a --loc flag overrides them (as the app does)
+        options = localization_options(args, recorded_localization(folder))
         arrays = [folder / name for name in ("image_mass.npy", "image_maps.npy")]
         mass, maps = (np.load(a) if a.exists() else None for a in arrays)
         return criterion_scores_and_selection(gaze, mass, maps if mass is not None else None, **options)
+    options = localization_options(args)
     strips = strips_for_discovery()
     print(f"no ranking given: discovering gaze heads on {len(strips)} strips", file=sys.stderr)
     result = run_discovery(loaded, strips)

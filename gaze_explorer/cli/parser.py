@@ -9,7 +9,6 @@ import argparse
 from typing import NamedTuple
 
 from gaze_explorer.cli.args import (
-    CRITERIA,
     DEFAULT_CONDITIONS,
     FIGURES,
     PROTOCOLS,
@@ -142,6 +141,7 @@ def build_parsers() -> Parsers:
     )
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of random:K heads")
     add_control_pool_arg(g)
+    add_localization_args(g)
     g.add_argument("--session", default=None, help="append the run to this session file (.h5)")
     g.add_argument(
         "--capture",
@@ -196,7 +196,7 @@ def build_parsers() -> Parsers:
     sw.add_argument(
         "--criteria",
         type=criteria,
-        default=CRITERIA,
+        default=None,
         help="comma list of gaze,image,localization (default all three; random and all are always run)",
     )
     sw.add_argument("--resume", default=None, help="continue this sweep JSON, skipping its finished cells")
@@ -264,6 +264,9 @@ def build_parsers() -> Parsers:
     )
     co.add_argument("--max-images", type=positive_int, default=None, help="only the first N images")
     add_steering_args(e)
+    # None: tells an explicit --strength (refused beside --over strength=...) from the default,
+    # filled in by check_args
+    e.set_defaults(strength=None)
 
     add_executor_args(e)
 
@@ -463,6 +466,8 @@ def check_args(parsers: Parsers, args: argparse.Namespace) -> None:
         sub.error("--use-raw needs --comics DIR (the COMICS corpus folder)")
     if args.command == "evaluate":
         check_sweep(sub, args)
+        if args.strength is None:  # the default of --strength, shared with generate
+            args.strength = parsers.commands["generate"].get_default("strength")
         if args.switch_every is not None and args.protocol != "dynamic":
             sub.error("--switch-every only applies to evaluate dynamic")
         if args.switch_alignment is not None and args.protocol != "dynamic":
@@ -519,7 +524,7 @@ def check_executor(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error("report cannot --detach: each stage needs the one before it merged")
 
 
-SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure")
+SWEEP_ONLY = ("sweep_protocol", "over", "prompts", "resume", "figure", "criteria")
 
 
 def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -533,6 +538,11 @@ def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 f"--{given[0].replace('sweep_', '').replace('_', '-')} only applies to evaluate sweep"
             )
         return
+    swept = {text.partition("=")[0].strip() for text in args.over or ()}
+    if "k" in swept and args.top_k is not None:
+        parser.error("--top-k does not apply with --over k=...: the --over axis gives the K values")
+    if "strength" in swept and args.strength is not None:
+        parser.error("--strength does not apply with --over strength=...: the --over axis gives the values")
     args.sweep_protocol = args.sweep_protocol or "static"
     args.protocol = args.sweep_protocol
     if args.boxes is not None:

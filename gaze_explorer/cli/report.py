@@ -136,8 +136,7 @@ def stage_argv(args: argparse.Namespace, stage: str, out: Path, ks: tuple[int, .
             "static",
             *_common(args),
             *_comics(args),
-            *ranking,
-            *top_k,
+            *ranking,  # no --top-k: the --over k axis gives the K values
             *_cap(args, "sweep"),
             "--over",
             "k=" + ",".join(map(str, ks)),

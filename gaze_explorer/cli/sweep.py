@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gaze_explorer.cli.coverage import strip_sizes, warn_partial_coverage
+from gaze_explorer.cli.coverage import image_coverage, strip_sizes, warn_partial_coverage
 from gaze_explorer.cli.helpers import (
     DEMO_PROMPTS,
     criterion_inputs,
@@ -26,7 +26,8 @@ from gaze_explorer.cli.helpers import (
 from gaze_explorer.core.errors import DatasetError, GazeExplorerError, SweepError
 from gaze_explorer.core.evaluation_report import format_percent, write_json
 from gaze_explorer.core.heads import choose_heads
-from gaze_explorer.core.protocol_choices import DEFAULT_BASELINE_RULE
+from gaze_explorer.core.judges import PanelTruth, judge_for
+from gaze_explorer.core.protocol_choices import CRITERIA, DEFAULT_BASELINE_RULE
 from gaze_explorer.core.stats import DEFAULT_RESAMPLES
 from gaze_explorer.core.steering import SteeringMode
 from gaze_explorer.core.sweep import (
@@ -58,6 +59,18 @@ def _over(args: argparse.Namespace, default_k: int) -> dict[str, tuple]:
 UNRECORDED_SETTINGS = {"baseline_rule": DEFAULT_BASELINE_RULE, "n_resamples": DEFAULT_RESAMPLES}
 
 
+def judge_name(judge, strip) -> str:
+    """The name of the judge a sweep records: ``--judge``'s, or for ``auto`` the best the first
+    strip has (as ``evaluate`` records it)."""
+    if judge is not None:
+        return judge.name
+    if not (strip.attributes or strip.captions):
+        raise DatasetError(
+            f"strip {strip.name} has neither attributes.json nor captions.json: nothing to judge"
+        )
+    return judge_for(PanelTruth(strip.attributes, strip.captions)).name
+
+
 def fill_in_notes(criteria, ks, n_layers: int, n_heads: int, grids, selection) -> list[str]:
     """Per criterion, one line when the sweep's largest K exceeds the heads its own selection keeps."""
     notes = []
@@ -73,7 +86,7 @@ def fill_in_notes(criteria, ks, n_layers: int, n_heads: int, grids, selection) -
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; returns the exit code (130 when interrupted, finished cells kept)."""
-    from gaze_explorer.cli.evaluate import n_resamples
+    from gaze_explorer.cli.evaluate import chosen_judge, n_resamples
     from gaze_explorer.inference.evaluation import (
         DEFAULT_MAX_NEW_TOKENS,
         EVAL_CONTROL_POOL,
@@ -91,12 +104,13 @@ def run(args: argparse.Namespace) -> int:
     out = args.json or args.resume
     if args.shard and args.resume:
         raise SweepError("a sweep shard resumes by running again: leave out --resume with --shard")
-    criteria = tuple(args.criteria)
+    criteria = tuple(args.criteria or CRITERIA)
     prompts_in = read_prompts(args.prompts) if args.prompts else [args.prompt]
     limit = args.max_strips if args.max_strips is not None else args.n_strips
     strips = load_strips(args, limit)
     if not strips:
         raise DatasetError("no strips to evaluate")
+    judge = chosen_judge(args, strips)
     resumed = load_resume(args.resume, protocol=protocol, model=args.model) if args.resume else None
     _over(args, 1)  # a malformed --over fails here, before the model loads (K's default needs it)
     loaded = load(args)
@@ -142,12 +156,19 @@ def run(args: argparse.Namespace) -> int:
         config,
         pool=args.control_pool or EVAL_CONTROL_POOL,
         seed=args.seed,
+        judge=judge,
         model_name=args.model,
         shard=args.shard,
         selection=selection,
     )
     localization = (selection or {}).get("localization", {}).get("params", {})
     settings = {
+        # how strips were fitted to the model, and the least of a strip that reached it (as evaluate)
+        "input_policy": str(getattr(loaded.adapter, "input_policy", "native")),
+        "image_coverage_min": min(image_coverage(loaded, size) for size in {s.image.size for s in strips}),
+        # the judge used (auto: the best the first strip has, as evaluate records it)
+        "judge": judge_name(judge, strips[0]),
+        "heads_file": str(Path(args.heads_file).resolve()) if args.heads_file else None,
         "mode": config.mode.value,
         "bias_on": config.effective_bias_on,
         "top_k_default": top_k,
@@ -159,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         "switch_alignment": config.switch_alignment if protocol == "dynamic" else None,
         "seed": args.seed,
         "control_pool": sweep.pool,
-        "baseline_rule": config.baseline_rule,
+        "baseline_rule": config.baseline_rule if protocol != "dynamic" else None,  # static and narration
         "n_resamples": config.n_resamples,
         "loc_entropy": localization.get("entropy_variant"),
         "loc_bottom_row": localization.get("bottom_row"),
@@ -171,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
     if resumed is not None:
         # cells measured under other settings (strips, bias, answer length, pool...) cannot be mixed
         old = {**UNRECORDED_SETTINGS, **resumed.get("settings", {})}
+        if protocol == "dynamic":
+            old["baseline_rule"] = None  # the rule does not apply to dynamic runs (older files recorded it)
         changed = sorted(k for k in settings if k in old and old[k] != settings[k])
         if changed:
             shown = ", ".join(f"{k} {old[k]!r} -> {settings[k]!r}" for k in changed)
