@@ -85,6 +85,17 @@ class RunData:
     def text(self) -> str:
         return "".join(self.tokens)
 
+    @property
+    def derived_label(self) -> str:
+        """The label derived from the run's head set, target and switches so far
+        (``core.run_label``: "top-10 gaze → 4 → 2 (live @7)"), whatever name the user gave it."""
+        from gaze_explorer.core.run_label import run_label
+
+        p = self.params
+        return run_label(
+            p.get("plan"), p.get("schedule"), p.get("target"), self.switches, [r.name for r in self.regions]
+        )
+
 
 class SessionModel:
     """The open session: image (``[H, W, 3]`` uint8), token grid, regions and runs.

@@ -174,9 +174,12 @@ def test_renaming_a_run_is_saved(qtbot, tmp_path, monkeypatch):
     win = MainWindow()
     qtbot.addWidget(win)
     assert win.open_session(str(path))
+    derived = "top-10 gaze → schedule 4,2,6 every 3"
+    assert "renamed" not in win.session_view.list.item(1).toolTip()  # its name is its label
     monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText", lambda *a, **k: ("four, two, six", True))
     win.session_view.rename_dialog(1)
     assert win.session_view.list.item(1).text().startswith("four, two, six ·")
+    assert win.session_view.list.item(1).toolTip().startswith(f"{derived} (renamed")  # still to be seen
     win.controller.shutdown()
     with SessionReader(path) as r:
         assert [i.display_name for i in r.runs()] == ["baseline", "four, two, six"]

@@ -19,7 +19,7 @@ import time
 from PySide6 import QtCore
 
 from gaze_explorer.core.errors import GazeExplorerError, PromptError
-from gaze_explorer.core.run_label import display_name, run_label
+from gaze_explorer.core.run_label import display_name
 from gaze_explorer.core.state import AppState, RunData
 from gaze_explorer.core.steering import LiveSchedule, LiveTarget, Schedule, check_steering, check_targets
 from gaze_explorer.qt.control.session import SessionControl
@@ -30,11 +30,7 @@ from gaze_explorer.qt.workers import Worker
 def run_name(run: RunData) -> str:
     """The run's name in the app: the user's, else the label derived from its head set, target and
     switches so far (``core.run_label``, as a reopened session names it)."""
-    p = run.params
-    label = run_label(
-        p.get("plan"), p.get("schedule"), p.get("target"), run.switches, [r.name for r in run.regions]
-    )
-    return display_name(str(p.get("user_name", "")), label)
+    return display_name(str(run.params.get("user_name", "")), run.derived_label)
 
 
 class RunControl(QtCore.QObject):

@@ -67,12 +67,14 @@ class SessionBrowserView(QtWidgets.QWidget):
         return f"{STATUS_MARK.get(run.status, '')}{run.name} · {run.n_steps} tok · {run.text[:40]!r}"
 
     def _tooltip(self, index: int) -> str:
-        """The run's status when it did not finish, and its capture scope: which attention rows
-        its file holds (issue 20)."""
+        """The run's derived label when the user renamed it, its status when it did not finish, and
+        its capture scope: which attention rows its file holds (issue 20)."""
         run = self.state.session.runs[index]
         scope = run.params.get("capture_scope") or "full"
         status = STATUS_TIP.get(run.status)
-        return (f"{status}\n" if status else "") + f"capture scope: {scope}"
+        derived = run.derived_label
+        renamed = f"{derived} (renamed; export --run takes either name)\n" if run.name != derived else ""
+        return renamed + (f"{status}\n" if status else "") + f"capture scope: {scope}"
 
     def _show_path(self) -> None:
         self.path_label.setText(self.state.session.path or "no session file")
