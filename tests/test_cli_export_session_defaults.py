@@ -161,3 +161,15 @@ def test_an_unknown_run_lists_each_runs_id_and_current_label(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "t.png")]) == 1
     err = capsys.readouterr().err
     assert f"run_000 ({LIVE})" in err and f'run_001 "favourite" ({RENAMED_LABEL})' in err, err
+
+
+def test_a_label_several_runs_share_exports_the_newest_and_says_so(tmp_path, capsys):
+    from handmade_sessions import write_session
+
+    path = write_session(tmp_path / "two.h5", (discovery(0, 5),))  # two baselines: one label
+    with SessionReader(path) as r:
+        assert [info.label for info in r.runs()] == ["baseline", "baseline"]
+    argv = ["export", "--session", str(path), "--figure", "timeline", "--run", "baseline"]
+    assert main([*argv, "--out", str(tmp_path / "t.png")]) == 0
+    err = capsys.readouterr().err
+    assert "names 2 runs; exporting the newest, run_001" in err and "run_000" in err, err

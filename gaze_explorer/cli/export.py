@@ -67,7 +67,8 @@ def pick_run(reader, wanted: str | None) -> str | None:
     """The run id for ``--run``: a run id, the name the user gave a run, or its current derived label
     (``RunInfo.label``: the one the app shows, with every switch as it happened); the last run that
     matches. The name a run was started under (``baseline``, ``steered``) is taken when nothing else
-    matches. Default: the run the app showed when the session was saved, else the last run."""
+    matches. Several runs of the same name or label: the newest, said on stderr with the others' ids.
+    Default: the run the app showed when the session was saved, else the last run."""
     runs = reader.runs()
     if wanted is None:
         shown = reader.ui_state().get("shown")
@@ -79,9 +80,16 @@ def pick_run(reader, wanted: str | None) -> str | None:
         lambda info: (info.user_name.strip(), info.label),
         lambda info: (info.name,),
     ):
-        for info in reversed(runs):
-            if wanted.strip() in names(info):
-                return info.run_id
+        matching = [info for info in runs if wanted.strip() in names(info)]
+        if matching:
+            if len(matching) > 1:
+                others = ", ".join(run_choice(info) for info in matching[:-1])
+                print(
+                    f"note: --run {wanted!r} names {len(matching)} runs; exporting the newest, "
+                    f"{run_choice(matching[-1])} (the others: {others}; give a run id to choose)",
+                    file=sys.stderr,
+                )
+            return matching[-1].run_id
     have = ", ".join(run_choice(r) for r in runs) or "none"
     raise GazeExplorerError(f"the session has no run {wanted!r} (it has: {have})")
 
