@@ -191,7 +191,9 @@ def _colour_runs(means: np.ndarray, tolerance: float) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], len(means)], strict=True))
 
 
-def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float) -> list[tuple[int, int]]:
+def _band_separators(
+    a: int, means: np.ndarray, tolerance: float, min_gap: float, edges: tuple[bool, bool] = (False, False)
+) -> list[tuple[int, int]]:
     """The separators ``(x0, x1)`` inside one flat band starting at column ``a``.
 
     A flat band between two panels holds the separator and, beside it, any flat background of the
@@ -208,10 +210,19 @@ def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float
     the last background, gutter runs count, and a thin run that steps sharply to the background is
     a sliver of the other panel's background (cut at the step); other thin runs there are the blur
     of a panel's content. A band of one colour, or of thin runs only, is a separator as a whole.
+
+    ``edges`` says whether the band touches the image's left / right edge. Such a band is an outer
+    margin, or (when panels are flat through and through) holds whole panels with their gutters
+    between them, so it is read more strictly: what lies before the first background at a touching
+    edge (and after the last) is margin, not a separator; a band of one colour or of thin runs only
+    is all margin; and between two backgrounds only a gutter, or a thin line whose colour is not a
+    blend of the two backgrounds, is a separator. Two backgrounds that touch, or are blurred into
+    each other, are not cut there: they may be the margin beside a panel, or one picture's stripes.
     """
+    at_edge = any(edges)
     runs = _colour_runs(means, tolerance)
     if len(runs) == 1:
-        return [(a, a + len(means))]
+        return [] if at_edge else [(a, a + len(means))]
     ink_level = 3 * tolerance  # how far from pure white or black a gutter may be
     thin = max(3.0, min_gap / 4)
     colours = [means[i0:i1].mean(axis=0) for i0, i1 in runs]
@@ -226,19 +237,30 @@ def _band_separators(a: int, means: np.ndarray, tolerance: float, min_gap: float
             between = "background" in kinds[:k] and "background" in kinds[k + 1 :]
             kinds[k] = "gutter" if between else "background"
     backgrounds = [k for k, kind in enumerate(kinds) if kind == "background"]
-    if not backgrounds and "gutter" not in kinds:
-        return [(a, a + len(means))]  # thin runs only: a coloured separator, blurred
+    if not backgrounds and "gutter" not in kinds:  # thin runs only: a coloured separator, blurred
+        return [] if at_edge else [(a, a + len(means))]
 
     def steps_apart(j: int, k: int) -> bool:  # more than blur between two neighbouring runs
         return bool(np.abs(colours[j] - colours[k]).max() > ink_level)
 
+    def a_line_between(left: int, right: int) -> bool:  # thin runs not a blend of the two backgrounds
+        if right - left < 2:
+            return False
+        line = means[runs[left + 1][0] : runs[right - 1][1]].mean(axis=0)
+        low = np.minimum(colours[left], colours[right]) - ink_level
+        high = np.maximum(colours[left], colours[right]) + ink_level
+        return bool(((line < low) | (line > high)).any())
+
     separators = []
     for left, right in pairwise([-1, *backgrounds, len(runs)]):
+        if (left == -1 and edges[0]) or (right == len(runs) and edges[1]):
+            continue  # at the image's edge: the margin
         gutters = [k for k in range(left + 1, right) if kinds[k] == "gutter"]
         if gutters:
             separators.append((a + runs[gutters[0]][0], a + runs[gutters[-1]][1]))
         elif left >= 0 and right < len(runs):  # between two backgrounds: a thin line, or the change
-            separators.append((a + runs[left][1], a + runs[right][0]))
+            if not at_edge or a_line_between(left, right):  # (in a band of whole panels: a line only)
+                separators.append((a + runs[left][1], a + runs[right][0]))
         elif left == -1 and 0 < right < len(runs) and steps_apart(right - 1, right):
             separators.append((a + runs[right][0],) * 2)  # a thin sliver of the left panel's background
         elif right == len(runs) and 0 <= left < right - 1 and steps_apart(left, left + 1):
@@ -258,7 +280,9 @@ def detect_panel_gutters(
     Flat columns are full-height columns that are each nearly uniform (per-channel standard
     deviation down the column at most ``tolerance`` on 0..255, after uniform rows at the top and
     bottom, an outer margin, are set aside). Neighbouring flat columns form bands; a band touching
-    the image's left or right edge is a margin, not a boundary. A band between two panels also holds
+    the image's left or right edge is a margin there, but when the panels are flat through and
+    through it also holds whole panels and the gutters between them (read strictly, see
+    :func:`_band_separators`). A band between two panels also holds
     the flat background beside each panel's content, so its centre is not the boundary: the
     separator inside it is found from its runs of one colour (see :func:`_band_separators`): a
     white, black or thin separator line, else the colour change between two backgrounds, else (a
@@ -279,8 +303,7 @@ def detect_panel_gutters(
     candidates = [  # (band width, separator), ranked widest band first, then widest separator
         (b - a, sep)
         for a, b in bands
-        if a > 0 and b < width
-        for sep in _band_separators(a, means[a:b], tolerance, min_gap)
+        for sep in _band_separators(a, means[a:b], tolerance, min_gap, (a == 0, b == width))
         if min_gap <= sum(sep) / 2 <= width - min_gap
     ]
     kept: list[tuple[int, int]] = []

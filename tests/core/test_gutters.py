@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from gaze_explorer.core.errors import RegionError
 from gaze_explorer.core.paths import demo_comics_dir
 from gaze_explorer.core.strips import compose_strip, detect_panel_gutters, iter_strip_folders
 
@@ -126,3 +127,67 @@ def test_jpeg_compressed_demo_strips_are_cut_within_two_pixels_of_their_edges():
         proposal = detect_panel_gutters(Image.open(buffer))
         assert len(proposal.boundaries) == 5, (strip.name, proposal.boundaries)
         assert np.abs(np.subtract(proposal.boundaries, _edges(strip.panel_widths))).max() <= 2, strip.name
+
+
+def _solid_strip(spans, colours, width: int, height: int, ground) -> Image.Image:
+    """Solid-colour panels at ``spans`` (x0, x1) on a ``ground`` colour (the gutters between them,
+    and any margin): every column is flat, so the whole image is one flat band."""
+    img = Image.new("RGB", (width, height), ground)
+    draw = ImageDraw.Draw(img)
+    for (x0, x1), colour in zip(spans, colours, strict=True):
+        draw.rectangle([x0, 0, x1 - 1, height - 1], fill=colour)
+    return img
+
+
+AUDIT_SPANS = [(0, 150), (160, 450), (460, 620), (630, 1000)]  # 10-px gutters at 155, 455, 625
+
+
+@pytest.mark.parametrize("ground", [(255, 255, 255), (0, 0, 0)], ids=["white gutters", "black gutters"])
+def test_solid_panels_are_cut_at_their_gutters(ground):
+    """The flat columns of solid panels merge with the gutters into one band touching both edges:
+    the gutters inside it are still the cuts (the audit's geometry)."""
+    image = _solid_strip(AUDIT_SPANS, BACKGROUNDS[:4], 1000, 300, ground)
+    proposal = detect_panel_gutters(image)
+    assert proposal.gutters == [(150, 160), (450, 460), (620, 630)]
+    assert proposal.widths == [155.0, 300.0, 170.0, 375.0]
+    assert detect_panel_gutters(image, n_panels=4).boundaries == [155.0, 455.0, 625.0]
+
+
+@pytest.mark.parametrize("ground", [(255, 255, 255), (0, 0, 0)], ids=["white", "black"])
+def test_solid_panels_on_a_background_all_round_are_cut_at_their_gutters(ground):
+    """The background is also a margin on all four sides: the margin is not a cut, the gutters are."""
+    spans = [(x0 + 20, x1 + 20) for x0, x1 in AUDIT_SPANS]
+    framed = ImageOps.expand(
+        _solid_strip(spans, BACKGROUNDS[:4], 1040, 300, ground), border=(0, 15), fill=ground
+    )
+    proposal = detect_panel_gutters(framed)
+    assert proposal.boundaries == [175.0, 475.0, 645.0]
+    assert proposal.n_panels == 4 and sum(proposal.widths) == framed.width
+
+
+def test_solid_panels_of_one_colour_are_cut_at_their_white_gutters():
+    image = _solid_strip(AUDIT_SPANS, [BACKGROUNDS[1]] * 4, 1000, 300, (255, 255, 255))
+    assert detect_panel_gutters(image).boundaries == [155.0, 455.0, 625.0]
+
+
+def test_a_thin_grey_line_between_solid_panels_is_a_cut():
+    image = _solid_strip([(0, 398), (402, 800)], BACKGROUNDS[:2], 800, 200, (128, 128, 128))
+    assert detect_panel_gutters(image).gutters == [(398, 402)]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("RGB", (600, 200), BACKGROUNDS[2]),
+        ImageOps.expand(Image.new("RGB", (600, 200), BACKGROUNDS[2]), border=20, fill=(255, 255, 255)),
+        ImageOps.expand(Image.new("RGB", (600, 200), BACKGROUNDS[2]), border=60, fill=(0, 0, 0)),
+        _solid_strip([(30, 570)], BACKGROUNDS[:1], 600, 200, (255, 255, 255)),  # margin left and right only
+    ],
+    ids=["flat image", "white margin all round", "wide black margin all round", "white side margins"],
+)
+def test_a_single_flat_image_stays_one_panel(image):
+    """A margin beside a flat panel is not a gutter: nothing lies between two panel backgrounds."""
+    proposal = detect_panel_gutters(image)
+    assert proposal.gutters == [] and proposal.widths == [float(image.width)]
+    with pytest.raises(RegionError):
+        detect_panel_gutters(image, n_panels=2)
