@@ -7,6 +7,7 @@ dynamic sweep records no same-as-unsteered rule and does not compare it on ``--r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -121,7 +122,8 @@ def test_a_sweep_honours_the_judge_records_its_settings_and_resume_refuses_anoth
     settings = report["settings"]
     assert settings["judge"] == "captions"
     assert settings["input_policy"] == "native" and settings["image_coverage_min"] == pytest.approx(1.0)
-    assert settings["heads_file"] == str((out / "ranking.json").resolve())
+    assert settings["heads_file"] == "ranking.json"
+    assert settings["heads_sha256"] == hashlib.sha256((out / "ranking.json").read_bytes()).hexdigest()
     assert (settings["loc_entropy"], settings["loc_bottom_row"]) == ("code", "off")  # the recorded ones
 
     def scores(rep: dict) -> list[float]:
@@ -143,6 +145,12 @@ def test_a_sweep_honours_the_judge_records_its_settings_and_resume_refuses_anoth
     captions.write_text(json.dumps(report))
     assert _sweep(out, tmp_path / "y.json", "--judge", "captions", "--resume", str(captions)) == 1
     assert "input_policy 'squash' -> 'native'" in capsys.readouterr().err
+    # and one whose heads came from another ranking
+    report["settings"]["input_policy"] = "native"
+    report["settings"]["heads_sha256"] = "0" * 64
+    captions.write_text(json.dumps(report))
+    assert _sweep(out, tmp_path / "z.json", "--judge", "captions", "--resume", str(captions)) == 1
+    assert "heads_sha256 '000" in capsys.readouterr().err
 
 
 @needs_demo

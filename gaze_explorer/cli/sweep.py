@@ -10,6 +10,7 @@ writes only its partial result, once it is done, and ``cli.merge`` builds the sw
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -57,6 +58,17 @@ def _over(args: argparse.Namespace, default_k: int) -> dict[str, tuple]:
 
 # settings a sweep JSON written before they were recorded was run with (every sweep then used them)
 UNRECORDED_SETTINGS = {"baseline_rule": DEFAULT_BASELINE_RULE, "n_resamples": DEFAULT_RESAMPLES}
+
+
+def heads_file_settings(path: str | None) -> dict:
+    """``heads_file`` (its file name) and ``heads_sha256`` (of its bytes) for a sweep's settings."""
+    if not path:
+        return {"heads_file": None, "heads_sha256": None}
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise SweepError(f"cannot read --heads-file {path}: {exc}") from exc
+    return {"heads_file": Path(path).name, "heads_sha256": digest}
 
 
 def judge_name(judge, strip) -> str:
@@ -168,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
         "image_coverage_min": min(image_coverage(loaded, size) for size in {s.image.size for s in strips}),
         # the judge used (auto: the best the first strip has, as evaluate records it)
         "judge": judge_name(judge, strips[0]),
-        "heads_file": str(Path(args.heads_file).resolve()) if args.heads_file else None,
+        # the ranking the cells' heads came from, by name and content (a copied or moved run folder
+        # resumes; another ranking is refused); null when discovered on the fly
+        **heads_file_settings(args.heads_file),
         "mode": config.mode.value,
         "bias_on": config.effective_bias_on,
         "top_k_default": top_k,
