@@ -1,6 +1,6 @@
 """Child processes forked from one pre-imported Python, for the tests that start a process only to
 SIGKILL it or to fill its disk (tests/robustness/test_kills.py, tests/storage/test_crash_model.py,
-tests/robustness/test_disk_full.py).
+tests/robustness/test_disk_full.py, tests/storage/test_app_kill.py).
 
 A fresh ``python`` that loads a model spends ~6 s of CPU importing torch, transformers' Qwen3-VL
 code and Qt before it does anything; these tests start 17 such processes. multiprocessing's
