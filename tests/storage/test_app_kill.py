@@ -3,8 +3,10 @@ model) and its SessionRecorder, records a finished run and then a long one, and 
 the writer has flushed some steps of the second. The session must open with both runs, the second
 unfinished with at least the steps flushed before the kill, readable.
 
-(The storage kill tests kill a CLI or a bare writer; this one goes through the app's own recorder,
-its flush-tracking writer, its same-process reader and its saved selection between runs.)"""
+The storage kill tests kill a CLI or a bare writer, and tests/robustness/test_kills.py (slow) kills
+the app during its first run; this one kills the app's second run, which starts from the file as
+the first run's end left it (normal mode, the app's own reader of it open, the selection saved),
+and waits on the writer's flushed steps rather than the tokens shown."""
 
 from __future__ import annotations
 
