@@ -371,7 +371,9 @@ def save_checkpoint(model, adapter, path, *, legacy_template: bool = False):
     if legacy_template:
         tokenizer = copy.deepcopy(tokenizer)
         tokenizer.chat_template = None
-        (path / "chat_template.json").write_text(json.dumps({"chat_template": adapter.tokenizer.chat_template}))
+        (path / "chat_template.json").write_text(
+            json.dumps({"chat_template": adapter.tokenizer.chat_template})
+        )
     tokenizer.save_pretrained(path)
     adapter.image_processor.save_pretrained(path)
     return path
