@@ -18,6 +18,41 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _qtbot_keeps_its_widgets(request):
+    """Keep every widget given to ``qtbot.addWidget`` alive until the test's teardown, then close and
+    delete it through Qt (close, deleteLater, the deferred deletes sent).
+
+    pytest-qt holds those widgets by weak reference only, so a widget kept in a test's local
+    variable was destroyed by Python's garbage collection when the test function returned, inside
+    pytest-qt's event processing: Qt then still sent events to the view while Python had already
+    cleared its attributes, and a pyqtgraph item change during that teardown crashed a loaded
+    full run (segfault after "'TokenTimelineView' object has no attribute 'state'")."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    qtbot = request.getfixturevalue("qtbot")
+    kept: list = []
+    add = qtbot.addWidget
+
+    def add_and_keep(widget, *args, **kwargs):
+        kept.append(widget)
+        return add(widget, *args, **kwargs)
+
+    qtbot.addWidget = add_and_keep
+    yield
+    from window_leaks import dispose
+
+    dispose([w for w in kept if _alive(w)])
+    kept.clear()
+
+
+def _alive(widget) -> bool:
+    import shiboken6
+
+    return shiboken6.isValid(widget)
+
+
+@pytest.fixture(autouse=True)
 def _no_leaked_threads():
     """Fail any test that leaves a worker thread of ours running."""
     before = set(threading.enumerate())

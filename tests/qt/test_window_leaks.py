@@ -55,3 +55,21 @@ def test_closing_the_main_window_closes_its_message_box_and_stops_its_redraws(qt
     win.close()
     assert not box.isVisible() and visible_top_level_widgets() == []
     assert not coalescer.isActive()  # it would redraw a hidden window from a closed session
+
+
+def test_a_widget_given_to_qtbot_outlives_its_local_variable(qtbot):
+    """pytest-qt keeps only a weak reference: without tests/conftest.py's _qtbot_keeps_its_widgets,
+    dropping the test's own reference destroyed the widget there and then, in the middle of the
+    test (or of pytest-qt's event processing when the test returned); it is kept until teardown."""
+    import weakref
+
+    from PySide6 import QtWidgets
+
+    widget = QtWidgets.QLabel("kept")
+    qtbot.addWidget(widget)
+    ref = weakref.ref(widget)
+    del widget
+    import gc
+
+    gc.collect()
+    assert ref() is not None and ref().text() == "kept"

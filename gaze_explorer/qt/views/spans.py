@@ -199,7 +199,9 @@ class SpanListView(QtWidgets.QWidget):
         s.status.post(f"proposed {len(added)} span(s)")
 
     def event(self, event: QtCore.QEvent) -> bool:
-        return claim_span_escape(event, self.state) or super().event(event)
+        # getattr: Qt may still send events while the view is destroyed, after Python has cleared
+        # its attributes (an exception there, inside pyqtgraph's item changes, crashed a test run)
+        return claim_span_escape(event, getattr(self, "state", None)) or super().event(event)
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
         if is_span_escape(event, self.state):

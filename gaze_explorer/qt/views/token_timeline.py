@@ -393,7 +393,9 @@ class TokenTimelineView(QtWidgets.QWidget):
             self.state.step.set_step(min(max(step, 0), n - 1))
 
     def event(self, event: QtCore.QEvent) -> bool:
-        return claim_span_escape(event, self.state) or super().event(event)
+        # getattr: Qt may still send events while the view is destroyed, after Python has cleared
+        # its attributes (an exception there, inside pyqtgraph's item changes, crashed a test run)
+        return claim_span_escape(event, getattr(self, "state", None)) or super().event(event)
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
         if is_span_escape(event, self.state):

@@ -20,8 +20,11 @@ def is_span_escape(event: QtCore.QEvent, state: AppState) -> bool:
     )
 
 
-def claim_span_escape(event: QtCore.QEvent, state: AppState) -> bool:
-    """For a view's ``event()``: accept the ShortcutOverride of a span Esc (True: handled)."""
+def claim_span_escape(event: QtCore.QEvent, state: AppState | None) -> bool:
+    """For a view's ``event()``: accept the ShortcutOverride of a span Esc (True: handled). ``state``
+    None: a view being torn down (its Python attributes already gone) claims nothing."""
+    if state is None:
+        return False
     if event.type() == QtCore.QEvent.Type.ShortcutOverride and is_span_escape(event, state):
         event.accept()
         return True
