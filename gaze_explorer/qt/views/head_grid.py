@@ -22,8 +22,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from gaze_explorer.core.head_selection import HeadSelectionModel
 from gaze_explorer.core.scoring import head_region_mass
-from gaze_explorer.core.state import AppState, HeadSelectionModel
+from gaze_explorer.core.state import AppState
 from gaze_explorer.qt.widgets.coalesce import FrameCoalescer, streaming
 from gaze_explorer.qt.widgets.plot_style import IntegerAxis, plain_axis
 
