@@ -19,18 +19,24 @@ from gaze_explorer.core.regions import coverage_warning
 # Past this many sizes the rest are summed up in one line (a COCO folder has dozens of sizes).
 MAX_DETAILED_SIZES = 3
 
-# (input policy, (width, height)) already checked, per loaded model's adapter
+# (input policy, (width, height)) -> coverage already measured (None: the processor refused the
+# size), per loaded model's adapter
 _checked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def image_coverage(loaded, size: tuple[int, int]) -> float:
     """The fraction of a ``size`` (width, height) image that reaches the language model under the
     model's input policy. The processors look at the size only, never at the pixels, so a blank
-    image of that size is measured (``FamilyAdapter.coverage``)."""
+    image of that size is measured once per size and policy (``FamilyAdapter.coverage``)."""
     from PIL import Image
 
-    prepared = loaded.adapter.build_inputs(Image.new("RGB", tuple(size)), "describe the image")
-    return float(prepared.info["vision"].get("coverage", 1.0))
+    size = (int(size[0]), int(size[1]))
+    measured = _checked.setdefault(loaded.adapter, {})
+    key = (loaded.adapter.input_policy, size)
+    if measured.get(key) is None:  # not measured, or refused by the processor (it says why again)
+        prepared = loaded.adapter.build_inputs(Image.new("RGB", size), "describe the image")
+        measured[key] = float(prepared.info["vision"].get("coverage", 1.0))
+    return measured[key]
 
 
 def warn_partial_coverage(
@@ -41,21 +47,21 @@ def warn_partial_coverage(
     """Print a warning on stderr for each image size not checked yet on ``loaded`` that loses part
     of the image (``images``: (name, (width, height)) in the order they are fed); returns the lines
     printed. ``known`` maps a size to a coverage already measured (``generate``'s own inputs)."""
-    adapter = loaded.adapter
-    policy = adapter.input_policy
-    checked = _checked.setdefault(adapter, set())
+    policy = loaded.adapter.input_policy
+    measured = _checked.setdefault(loaded.adapter, {})
     cropped: list[tuple[str, tuple[int, int], float]] = []
     for name, size in images:
         size = (int(size[0]), int(size[1]))
-        if (policy, size) in checked:
-            continue
-        checked.add((policy, size))
+        if (policy, size) in measured:
+            continue  # said (or not) when first seen
         try:
             coverage = (known or {}).get(size)
             if coverage is None:
                 coverage = image_coverage(loaded, size)
+            measured[(policy, size)] = coverage
         except GazeExplorerError:
-            continue  # an image the processor refuses fails with its own message when it is fed
+            measured[(policy, size)] = None  # refused: fails with its own message when it is fed
+            continue
         if coverage < 0.999:
             cropped.append((name, size, coverage))
     lines = []
