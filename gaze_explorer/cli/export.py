@@ -8,7 +8,6 @@ timeline, and its head list."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def export_heads(args: argparse.Namespace, reader, discovery: str | None = None)
             )
         # the Localization Heads variants the discovery was made with (its params), as the app uses
         found = [d for d in reader.discoveries() if discovery is None or d.key == discovery]
-        recorded = (found[-1].params.get("localization") if found else None) or {}
+        recorded = found[-1].localization if found else {}
         grids = criterion_scores(np.asarray(scores), np.asarray(mass), maps, **recorded)
     try:
         n_layers, n_heads = np.asarray(scores).shape if scores is not None else session_shape(reader)
@@ -123,14 +122,9 @@ def pick_discovery(reader, wanted: str | None) -> str | None:
     """The key of the discovery for ``--discovery`` (a key of ``SessionReader.discoveries``),
     default the one the app showed when it saved the session, else the newest (None: none)."""
     if wanted is None:
-        key = reader.chosen_discovery()
-        with contextlib.suppress(GazeExplorerError):  # a damaged entry: the newest, as with none
-            saved = reader.saved_discovery()
-            if saved is not None and saved != key:
-                print(
-                    f"the session's chosen discovery {saved} is not in it any more; using the newest, {key}",
-                    file=sys.stderr,
-                )
+        key, note = reader.chosen_discovery_with_note()
+        if note:
+            print(note, file=sys.stderr)
         return key
     found = reader.discoveries()
     if wanted not in [d.key for d in found]:

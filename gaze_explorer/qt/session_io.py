@@ -412,16 +412,9 @@ def open_session(path: str | Path, state: AppState):
 def restore_discovery(state: AppState, reader) -> None:
     """Show the discovery the session was saved with (``SessionReader.chosen_discovery``: the
     newest when none was saved); a saved one the file no longer holds is said in the status bar."""
-    key = reader.chosen_discovery()
-    try:
-        saved = reader.saved_discovery()
-    except GazeExplorerError as err:
-        state.status.post(f"{err}; showing the newest discovery, {key}")
-        saved = key
-    if saved is not None and saved != key:
-        state.status.post(
-            f"the session's chosen discovery {saved} is not in it any more; showing the newest, {key}"
-        )
+    key, note = reader.chosen_discovery_with_note()
+    if note:
+        state.status.post(note)
     show_discovery(state, reader, key)
 
 
@@ -440,11 +433,7 @@ def show_discovery(state: AppState, reader, key: str | None) -> None:
     arrays = {name: None if key is None else reader.discovery_array(name, key) for name in names}
     scores, mass, maps = arrays["gaze_scores"], arrays["image_mass"], arrays["image_maps"]
     # the Localization Heads variants it was made with (discover --loc-entropy/--loc-bottom-row)
-    from gaze_explorer.core.protocol_choices import BOTTOM_ROW_RULES, ENTROPY_VARIANTS
-
-    raw = (info.params if info is not None else {}).get("localization")
-    allowed = {"entropy_variant": ENTROPY_VARIANTS, "bottom_row": BOTTOM_ROW_RULES}
-    localization = {k: v for k, v in raw.items() if v in allowed.get(k, ())} if isinstance(raw, dict) else {}
+    localization = info.localization if info is not None else {}
     if scores is not None:
         state.heads.set_gaze_scores(np.asarray(scores), mass, maps, localization)
     n_strips = 0 if info is None else info.n_strips

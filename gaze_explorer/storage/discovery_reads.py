@@ -44,6 +44,17 @@ class DiscoveryInfo:
     criteria: dict | None = None  # core.criteria.criteria_report, when stored
 
     @property
+    def localization(self) -> dict:
+        """The Localization Heads variants the discovery was made with (its params' ``localization``:
+        ``discover --loc-entropy/--loc-bottom-row``), unknown names or values left out; {} for the
+        defaults."""
+        from gaze_explorer.core.protocol_choices import BOTTOM_ROW_RULES, ENTROPY_VARIANTS
+
+        raw = self.params.get("localization")
+        allowed = {"entropy_variant": ENTROPY_VARIANTS, "bottom_row": BOTTOM_ROW_RULES}
+        return {k: v for k, v in raw.items() if v in allowed.get(k, ())} if isinstance(raw, dict) else {}
+
+    @property
     def label(self) -> str:
         """How a discovery is named where one is chosen: key, source, strips, time (to the minute),
         e.g. ``disc_002 · demo · 24 strips · 2026-12-01 21:03``; what the file does not record is
@@ -182,6 +193,21 @@ class DiscoveryReads:
                 f"{self.path}: the saved discovery should be a key like disc_000, got {raw!r}"
             )
         return raw
+
+    def chosen_discovery_with_note(self) -> tuple[str | None, str | None]:
+        """:meth:`chosen_discovery`, and a note when it is not the one the file saved as chosen (a
+        saved key the file no longer holds, or a damaged entry); None when it is."""
+        key = self.chosen_discovery()
+        try:
+            saved = self.saved_discovery()
+        except SessionFileError as err:
+            return key, f"{err}; using the newest discovery, {key}"
+        if saved is not None and saved != key:
+            return (
+                key,
+                f"the session's chosen discovery {saved} is not in it any more; using the newest, {key}",
+            )
+        return key, None
 
     def chosen_discovery(self) -> str | None:
         """The key of the discovery to show: the one saved as chosen (:meth:`saved_discovery`) while
